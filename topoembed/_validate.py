@@ -1,0 +1,87 @@
+"""Shared validators for user input: each raises with a message naming the problem and the fix.
+
+The core array functions assume valid input; the shells (``tl``, ``cli``, ``pipeline``)
+call these first so that a bad input fails before any work is done.
+"""
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import scipy.sparse as sp
+
+
+class InputError(ValueError):
+    """Bad user input. The message says what is wrong and how to fix it."""
+
+
+def check_points(X, *, name: str = "X", min_points: int = 2) -> np.ndarray:
+    """Return X as a 2-D float array after checking shape, dtype and finiteness."""
+    if sp.issparse(X):
+        X = X.toarray()
+    try:
+        X = np.asarray(X)
+    except Exception as exc:  # pragma: no cover - exotic inputs
+        raise InputError(f"{name} could not be read as a numeric array ({exc})") from None
+    if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
+        raise InputError(f"{name} is not numeric (dtype {X.dtype}); pass a numeric matrix of points x features")
+    if X.ndim == 1:
+        raise InputError(f"{name} is 1-D with shape {X.shape}; pass a 2-D matrix (points x features), "
+                         "e.g. X.reshape(-1, 1) for one feature")
+    if X.ndim != 2:
+        raise InputError(f"{name} has {X.ndim} dimensions; pass a 2-D matrix (points x features)")
+    n = X.shape[0]
+    if n == 0:
+        raise InputError(f"{name} has 0 points; pass a non-empty matrix")
+    if X.shape[1] == 0:
+        raise InputError(f"{name} has 0 features; pass a matrix with at least one column")
+    if n < min_points:
+        raise InputError(f"{name} has {n} points but at least {min_points} are needed; pass more points or lower k")
+    X = X.astype(np.float64, copy=False) if not np.issubdtype(X.dtype, np.floating) else X
+    bad = ~np.isfinite(X)
+    if bad.any():
+        rows = np.unique(np.nonzero(bad)[0])
+        kind = "NaN" if np.isnan(X).any() else "infinite"
+        raise InputError(f"{name} contains {kind} values in {len(rows)} row(s) (first: {rows[:5].tolist()}); "
+                         "drop or impute those rows before running")
+    return X
+
+
+def check_k(k, n: int) -> int:
+    """k must be an integer with 1 <= k < n."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InputError(f"k={k!r} must be a positive integer (number of nearest neighbours)")
+    if k >= n:
+        raise InputError(f"k={k} must be smaller than the number of points n={n}; choose k <= {n - 1} "
+                         "or pass more points")
+    return int(k)
+
+
+def check_choice(value, choices, name: str):
+    if value not in choices:
+        raise InputError(f"{name}={value!r} is not one of {sorted(choices)}")
+    return value
+
+
+def check_positive(value, name: str, *, integer: bool = False, allow_zero: bool = False):
+    ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.integer, np.floating))
+    if isinstance(value, bool) or not ok_type or not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
+        what = "integer" if integer else "number"
+        bound = ">= 0" if allow_zero else "> 0"
+        raise InputError(f"{name}={value!r} must be a finite {what} {bound}")
+    return value
+
+
+def available_memory_bytes() -> int:
+    """Memory available to this process now (MemAvailable on Linux), else a 4 GiB guess."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):  # pragma: no cover
+        return 4 * 1024**3

@@ -1,0 +1,187 @@
+"""Synthetic shapes with known topology, placed in R^d with isotropic noise.
+
+Each generator returns a :class:`Synthetic` holding the noisy points and the ground
+truth (true number of loops/voids, the intrinsic coordinates, and which circle a
+point lies on). The protocol follows the benchmark of Damrich, Berens and Kobak,
+*Persistent homology for high-dimensional data based on spectral methods*
+(NeurIPS 2024): points are equally spaced along 1-D curves (circle, linked circles,
+eyeglasses) and uniform on surfaces (sphere, torus); the shape is embedded into R^d
+through a random orthonormal basis and Gaussian noise of scale ``sigma`` is added in
+all d dimensions.
+
+The command line reads them as ``synthetic:NAME?n=1000&d=50&sigma=0.25&seed=0``.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl
+
+import numpy as np
+
+__all__ = ["Synthetic", "make", "SHAPES", "parse_spec", "from_spec"]
+
+
+@dataclass
+class Synthetic:
+    """Noisy points and what is true about them.
+
+    Attributes
+    ----------
+    X : (n, d) float array, the noisy points in R^d.
+    clean : (n, d) float array, the same points before noise.
+    name : shape name.
+    betti : true Betti numbers ``{1: loops, 2: voids}``.
+    angle : (n,) intrinsic circular coordinate in [0, 2π) of each point along its
+        loop (NaN where the shape has no such coordinate).
+    label : (n,) int, which component/circle a point belongs to (0 if one).
+    params : the generator's parameters, for provenance.
+    """
+
+    X: np.ndarray
+    clean: np.ndarray
+    name: str
+    betti: dict
+    angle: np.ndarray
+    label: np.ndarray
+    params: dict = field(default_factory=dict)
+
+
+def _circle(n, rng):
+    theta = 2 * np.pi * np.arange(n) / n
+    Y = np.c_[np.cos(theta), np.sin(theta)]
+    return Y, theta, np.zeros(n, int), {1: 1, 2: 0}
+
+
+def _linked_circles(n, rng):
+    """Two unit circles forming a Hopf link in R^3 (n/2 equally spaced points each)."""
+    n1 = n // 2
+    n2 = n - n1
+    t1 = 2 * np.pi * np.arange(n1) / n1
+    t2 = 2 * np.pi * np.arange(n2) / n2
+    c1 = np.c_[np.cos(t1), np.sin(t1), np.zeros(n1)]
+    c2 = np.c_[1 + np.cos(t2), np.zeros(n2), np.sin(t2)]
+    Y = np.vstack([c1, c2])
+    return Y, np.r_[t1, t2], np.r_[np.zeros(n1, int), np.ones(n2, int)], {1: 2, 2: 0}
+
+
+# Eyeglasses: two unit circles centred at (±C, 0), cut where |y| = H, joined by two
+# horizontal bridges at y = ±H. The bridge length is 2 (C - sqrt(1 - H^2)).
+_EYE_C, _EYE_H = 1.1, 0.4
+
+
+def _eyeglasses_outline(s):
+    """Map arc-length fraction s in [0, 1) to a point on the eyeglasses outline."""
+    C, H = _EYE_C, _EYE_H
+    a = np.arcsin(H)  # angle (from the inner axis) where an arc meets a bridge
+    arc = 2 * (np.pi - a)  # length of each lens arc (radius 1)
+    bridge = 2 * (C - np.sqrt(1 - H**2))
+    total = 2 * arc + 2 * bridge
+    u = np.asarray(s) * total
+    out = np.empty((len(u), 2))
+    # piece 1: right lens arc, from angle π - a (top inner end) going clockwise...
+    # Walk counter-clockwise: right arc from angle -(π - a) to (π - a) around (C, 0),
+    # top bridge from right to left, left arc, bottom bridge from left to right.
+    m1 = u < arc
+    ang = -(np.pi - a) + u[m1]
+    out[m1] = np.c_[C + np.cos(ang), np.sin(ang)]
+    m2 = (u >= arc) & (u < arc + bridge)
+    x = (C - np.sqrt(1 - H**2)) - (u[m2] - arc)
+    out[m2] = np.c_[x, np.full(m2.sum(), H)]
+    m3 = (u >= arc + bridge) & (u < 2 * arc + bridge)
+    ang = a + (u[m3] - arc - bridge)
+    out[m3] = np.c_[-C + np.cos(ang), np.sin(ang)]
+    m4 = u >= 2 * arc + bridge
+    x = -(C - np.sqrt(1 - H**2)) + (u[m4] - 2 * arc - bridge)
+    out[m4] = np.c_[x, np.full(m4.sum(), -H)]
+    return out
+
+
+def _eyeglasses(n, rng):
+    s = np.arange(n) / n
+    return _eyeglasses_outline(s), 2 * np.pi * s, np.zeros(n, int), {1: 1, 2: 0}
+
+
+def _sphere(n, rng):
+    Y = rng.standard_normal((n, 3))
+    Y /= np.linalg.norm(Y, axis=1, keepdims=True)
+    return Y, np.full(n, np.nan), np.zeros(n, int), {1: 0, 2: 1}
+
+
+def _torus(n, rng, R=2.0, r=1.0):
+    """Uniform by area: the tube angle φ is accepted with probability (R + r cos φ)/(R + r)."""
+    phis = []
+    while sum(len(p) for p in phis) < n:
+        phi = rng.uniform(0, 2 * np.pi, 2 * n)
+        keep = rng.uniform(0, 1, 2 * n) < (R + r * np.cos(phi)) / (R + r)
+        phis.append(phi[keep])
+    phi = np.concatenate(phis)[:n]
+    theta = rng.uniform(0, 2 * np.pi, n)
+    Y = np.c_[(R + r * np.cos(phi)) * np.cos(theta), (R + r * np.cos(phi)) * np.sin(theta), r * np.sin(phi)]
+    return Y, theta, np.zeros(n, int), {1: 2, 2: 1}
+
+
+def _blob(n, rng):
+    """Standard Gaussian in 2-D: no loop."""
+    return rng.standard_normal((n, 2)), np.full(n, np.nan), np.zeros(n, int), {1: 0, 2: 0}
+
+
+SHAPES = {
+    "circle": _circle,
+    "linked_circles": _linked_circles,
+    "eyeglasses": _eyeglasses,
+    "sphere": _sphere,
+    "torus": _torus,
+    "blob": _blob,
+}
+
+
+def make(name: str = "circle", n: int = 1000, d: int = 50, sigma: float = 0.0, seed: int = 0) -> Synthetic:
+    """Generate shape ``name`` with ``n`` points in R^``d`` plus N(0, sigma^2 I_d) noise.
+
+    The shape (intrinsic dimension 2 or 3) is mapped isometrically into R^d by a random
+    orthonormal basis drawn from ``seed``; the same seed always gives the same points.
+    """
+    if name not in SHAPES:
+        raise ValueError(f"unknown synthetic shape {name!r}; choose one of {sorted(SHAPES)}")
+    n, d = int(n), int(d)
+    if n < 3:
+        raise ValueError(f"n={n}: a synthetic shape needs at least 3 points")
+    if sigma < 0 or not np.isfinite(sigma):
+        raise ValueError(f"sigma={sigma}: the noise scale must be a finite number >= 0")
+    rng = np.random.default_rng(seed)
+    Y, angle, label, betti = SHAPES[name](n, rng)
+    if d < Y.shape[1]:
+        raise ValueError(f"d={d} is smaller than the intrinsic dimension {Y.shape[1]} of {name!r}")
+    Q, _ = np.linalg.qr(rng.standard_normal((d, Y.shape[1])))
+    clean = Y @ Q.T
+    X = clean + sigma * rng.standard_normal((n, d))
+    params = dict(n=n, d=d, sigma=float(sigma), seed=int(seed))
+    return Synthetic(X=X, clean=clean, name=name, betti=betti, angle=angle, label=label, params=params)
+
+
+_SPEC_TYPES = {"n": int, "d": int, "sigma": float, "seed": int}
+
+
+def parse_spec(spec: str) -> tuple[str, dict]:
+    """Parse ``synthetic:NAME?n=..&d=..&sigma=..&seed=..`` into (name, kwargs)."""
+    if not spec.startswith("synthetic:"):
+        raise ValueError(f"{spec!r} is not a synthetic spec; write synthetic:NAME?n=1000&d=50&sigma=0.1&seed=0")
+    body = spec[len("synthetic:"):]
+    name, _, query = body.partition("?")
+    kwargs = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        if key not in _SPEC_TYPES:
+            raise ValueError(f"unknown parameter {key!r} in {spec!r}; allowed: {sorted(_SPEC_TYPES)}")
+        try:
+            kwargs[key] = _SPEC_TYPES[key](value)
+        except ValueError:
+            raise ValueError(f"parameter {key}={value!r} in {spec!r} is not a valid {_SPEC_TYPES[key].__name__}") from None
+    if name not in SHAPES:
+        raise ValueError(f"unknown synthetic shape {name!r} in {spec!r}; choose one of {sorted(SHAPES)}")
+    return name, kwargs
+
+
+def from_spec(spec: str) -> Synthetic:
+    """Generate the dataset a ``synthetic:...`` spec describes."""
+    name, kwargs = parse_spec(spec)
+    return make(name, **kwargs)

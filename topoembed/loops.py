@@ -1,0 +1,88 @@
+"""Stage 4: loop detection from the H1 persistence diagram.
+
+Detection score (Damrich, Berens and Kobak, NeurIPS 2024). Keep the H1 features whose
+death/birth ratio exceeds ``min_ratio`` (1.25), sort their lifetimes
+p_1 ≥ p_2 ≥ … (p = death − birth), and for m loops define
+
+    s_m = (p_m − p_{m+1}) / p_m,
+
+with p_{m+1} = 0 when exactly m features pass the filter (s_m = 1) and s_m = 0 when fewer
+than m pass. A feature born at 0 has an infinite ratio and always passes.
+
+Number of loops (``n_loops="auto"``): among the m in 1..5 whose m-th lifetime is at least
+``min_persistence`` (0.05) of the filtration scale (the enclosing radius, where every
+class has died) and whose s_m ≥ ``min_score`` (0.5: the m-th lifetime is at least twice
+the next one), report the one with the largest s_m (the smallest m on ties); 0 if there
+is none. The scale condition stops tiny features that pass the ratio filter by chance
+(s_m = 1 whenever exactly m features pass) from counting as loops. With 0 loops the
+reported ``score`` is 1 − max_m s_m (how clearly no loop stands out).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+__all__ = ["filtered_lifetimes", "detection_scores", "detect", "MIN_RATIO", "MAX_LOOPS"]
+
+MIN_RATIO = 1.25
+MAX_LOOPS = 5
+MIN_SCORE = 0.5
+MIN_PERSISTENCE = 0.05
+
+
+def filtered_lifetimes(dgm: np.ndarray, min_ratio: float = MIN_RATIO) -> tuple[np.ndarray, np.ndarray]:
+    """Lifetimes of the features with death/birth > min_ratio, sorted descending, and their rows."""
+    dgm = np.asarray(dgm, dtype=np.float64).reshape(-1, 2)
+    birth, death = dgm[:, 0], dgm[:, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(birth > 0, death / birth, np.inf)
+    keep = np.flatnonzero((ratio > min_ratio) & np.isfinite(death))
+    life = death[keep] - birth[keep]
+    order = np.argsort(-life, kind="stable")
+    return life[order], keep[order]
+
+
+def detection_scores(dgm: np.ndarray, max_loops: int = MAX_LOOPS, min_ratio: float = MIN_RATIO) -> dict:
+    """{m: s_m} for m = 1..max_loops (see module docstring)."""
+    life, _ = filtered_lifetimes(dgm, min_ratio)
+    scores = {}
+    for m in range(1, max_loops + 1):
+        if len(life) < m:
+            scores[m] = 0.0
+        else:
+            nxt = life[m] if len(life) > m else 0.0
+            scores[m] = float((life[m - 1] - nxt) / life[m - 1]) if life[m - 1] > 0 else 0.0
+    return scores
+
+
+def detect(dgm: np.ndarray, n_loops="auto", scale: float | None = None, max_loops: int = MAX_LOOPS,
+           min_ratio: float = MIN_RATIO, min_score: float = MIN_SCORE,
+           min_persistence: float = MIN_PERSISTENCE) -> dict:
+    """Detection result for one H1 diagram.
+
+    Parameters
+    ----------
+    dgm : (m, 2) H1 diagram.
+    n_loops : "auto" or a fixed number m ≥ 0 (then ``score`` is s_m).
+    scale : filtration scale (the enclosing radius) for the ``min_persistence`` rule;
+        default: the largest finite death in ``dgm``.
+
+    Returns ``{"n_loops", "scores", "score", "features"}`` where ``features`` are the row
+    indices into ``dgm`` of the m detected loops, longest first.
+    """
+    scores = detection_scores(dgm, max_loops, min_ratio)
+    life, rows = filtered_lifetimes(dgm, min_ratio)
+    if n_loops == "auto":
+        if scale is None:
+            finite = np.asarray(dgm, dtype=float).reshape(-1, 2)[:, 1]
+            finite = finite[np.isfinite(finite)]
+            scale = float(finite.max()) if len(finite) else 0.0
+        # candidates: m such that the m-th lifetime is a sizeable part of the scale
+        n_big = int(np.sum(life >= min_persistence * scale)) if scale > 0 else len(life)
+        candidates = [j for j in range(1, min(n_big, max_loops) + 1) if scores[j] >= min_score]
+        m = max(candidates, key=lambda j: (scores[j], -j)) if candidates else 0
+    else:
+        m = int(n_loops)
+        if m < 0:
+            raise ValueError(f"n_loops={n_loops!r} must be 'auto' or an integer >= 0")
+    score = scores.get(m, 0.0) if m > 0 else (1.0 - max(scores.values()) if scores else 1.0)
+    return {"n_loops": m, "scores": scores, "score": float(score), "features": rows[:m].tolist()}
