@@ -29,6 +29,7 @@ class Synthetic:
     ----------
     X : (n, d) float array, the noisy points in R^d.
     clean : (n, d) float array, the same points before noise.
+    intrinsic : (n, 2 or 3) the shape in its own coordinates, before the random basis.
     name : shape name.
     betti : true Betti numbers ``{1: loops, 2: voids}``.
     angle : (n,) intrinsic circular coordinate in [0, 2π) of each point along its
@@ -39,6 +40,7 @@ class Synthetic:
 
     X: np.ndarray
     clean: np.ndarray
+    intrinsic: np.ndarray
     name: str
     betti: dict
     angle: np.ndarray
@@ -156,7 +158,7 @@ def make(name: str = "circle", n: int = 1000, d: int = 50, sigma: float = 0.0, s
     clean = Y @ Q.T
     X = clean + sigma * rng.standard_normal((n, d))
     params = dict(n=n, d=d, sigma=float(sigma), seed=int(seed))
-    return Synthetic(X=X, clean=clean, name=name, betti=betti, angle=angle, label=label, params=params)
+    return Synthetic(X=X, clean=clean, intrinsic=Y, name=name, betti=betti, angle=angle, label=label, params=params)
 
 
 _SPEC_TYPES = {"n": int, "d": int, "sigma": float, "seed": int}

@@ -9,13 +9,14 @@ p_1 ≥ p_2 ≥ … (p = death − birth), and for m loops define
 with p_{m+1} = 0 when exactly m features pass the filter (s_m = 1) and s_m = 0 when fewer
 than m pass. A feature born at 0 has an infinite ratio and always passes.
 
-Number of loops (``n_loops="auto"``): among the m in 1..5 whose m-th lifetime is at least
-``min_persistence`` (0.05) of the filtration scale (the enclosing radius, where every
-class has died) and whose s_m ≥ ``min_score`` (0.5: the m-th lifetime is at least twice
-the next one), report the one with the largest s_m (the smallest m on ties); 0 if there
-is none. The scale condition stops tiny features that pass the ratio filter by chance
-(s_m = 1 whenever exactly m features pass) from counting as loops. With 0 loops the
-reported ``score`` is 1 − max_m s_m (how clearly no loop stands out).
+Number of loops (``n_loops="auto"``): take the m in 1..5 with the largest absolute drop
+p_m − p_{m+1} between consecutive filtered lifetimes (the smallest m on ties). Report m
+loops if that drop is also large in relative terms, s_m ≥ ``min_score`` (0.5: p_m is at
+least twice p_{m+1}), and p_m is at least ``min_persistence`` (0.05) of the filtration
+scale (the enclosing radius, at which every class has died); otherwise report 0. Using
+the absolute drop to pick m, rather than the largest s_m, matters because s_m = 1
+whenever exactly m features pass the ratio filter, however tiny the m-th one is. With 0
+loops the reported ``score`` is 1 − max_m s_m (how clearly no loop stands out).
 """
 from __future__ import annotations
 
@@ -76,10 +77,11 @@ def detect(dgm: np.ndarray, n_loops="auto", scale: float | None = None, max_loop
             finite = np.asarray(dgm, dtype=float).reshape(-1, 2)[:, 1]
             finite = finite[np.isfinite(finite)]
             scale = float(finite.max()) if len(finite) else 0.0
-        # candidates: m such that the m-th lifetime is a sizeable part of the scale
-        n_big = int(np.sum(life >= min_persistence * scale)) if scale > 0 else len(life)
-        candidates = [j for j in range(1, min(n_big, max_loops) + 1) if scores[j] >= min_score]
-        m = max(candidates, key=lambda j: (scores[j], -j)) if candidates else 0
+        # the largest drop between consecutive filtered lifetimes (p_{m+1} = 0 past the end)
+        gaps = [life[j - 1] - (life[j] if len(life) > j else 0.0) for j in range(1, min(len(life), max_loops) + 1)]
+        m = int(np.argmax(gaps)) + 1 if gaps else 0
+        if m and (scores[m] < min_score or life[m - 1] < min_persistence * scale):
+            m = 0
     else:
         m = int(n_loops)
         if m < 0:

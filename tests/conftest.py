@@ -1,0 +1,19 @@
+import os
+from pathlib import Path
+
+import matplotlib
+import pytest
+
+matplotlib.use("Agg")
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+IPC_H5AD = SHARED_DATA / "neural_ipc_scvi.h5ad"
+
+
+@pytest.fixture
+def ipc_path():
+    if not IPC_H5AD.exists():
+        pytest.skip(f"real data not found at {IPC_H5AD} (the ../shared folder beside the repo); "
+                    "this test needs neural_ipc_scvi.h5ad")
+    return IPC_H5AD

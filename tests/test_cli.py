@@ -1,0 +1,116 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from topoembed import cli, datasets
+
+SPEC = "synthetic:circle?n=200&d=10&sigma=0.05&seed=0"
+
+
+def _w(path, text):
+    path.write_text(text)
+    return path
+
+
+def run_cli(*args):
+    return cli.main([str(a) for a in args])
+
+
+def test_run_end_to_end_contract(tmp_path, capsys):
+    out = tmp_path / "res"
+    assert run_cli("run", SPEC, "--out", out, "-q") == 0
+    printed = capsys.readouterr().out
+    assert "loops found   1" in printed and "time (s)" in printed
+    assert sorted(p.name for p in out.iterdir()) == ["diagrams.npz", "report.html", "summary.json"]
+    s = json.loads((out / "summary.json").read_text())
+    assert set(s) >= {"version", "input", "n_points", "params", "distance", "diagrams", "detection", "loops", "timings_s"}
+    assert s["input"] == SPEC and s["n_points"] == 200
+    assert s["params"]["k"] == 15 and s["params"]["distance"] == "effective_resistance"
+    assert set(s["detection"]) == {"n_loops", "scores", "score"}
+    assert set(s["detection"]["scores"]) == {"1", "2", "3", "4", "5"}
+    assert s["detection"]["n_loops"] == len(s["loops"]) == 1
+    assert set(s["loops"][0]) >= {"birth", "death", "persistence", "birth_edge"}
+    assert all(len(bar) == 2 for bar in s["diagrams"]["H1"])
+    assert s["diagrams"]["H0"][-1][1] is None
+    assert set(s["timings_s"]) >= {"graph", "distances", "homology", "detection", "total"}
+    with np.load(out / "diagrams.npz") as z:
+        np.testing.assert_allclose(z["H1"][:, 0], [b for b, _ in s["diagrams"]["H1"]])
+    html = (out / "report.html").read_text()
+    assert html.count("data:image/png;base64,") == 4 and "<table>" in html
+
+
+def test_run_on_files(tmp_path):
+    X = datasets.make("circle", n=150, d=4, sigma=0.02, seed=1).X
+    np.save(tmp_path / "x.npy", X)
+    np.savetxt(tmp_path / "x.csv", X, delimiter=",", header="a,b,c,d", comments="")
+    np.savetxt(tmp_path / "x.tsv", X, delimiter="\t")
+    results = []
+    for name in ["x.npy", "x.csv", "x.tsv"]:
+        out = tmp_path / ("out_" + name)
+        assert run_cli("run", tmp_path / name, "--out", out, "--k", 10, "-q") == 0
+        results.append(json.loads((out / "summary.json").read_text())["diagrams"])
+    assert results[0] == results[1] == results[2]
+
+
+def test_stage_commands_chain(tmp_path):
+    g, d, h, j = (tmp_path / f for f in ["g.npz", "d.npy", "h.npz", "det.json"])
+    assert run_cli("graph", SPEC, "--out", g, "--k", 12) == 0
+    assert run_cli("distances", SPEC, "--graph", g, "--out", d) == 0
+    assert run_cli("homology", d, "--out", h) == 0
+    assert run_cli("detect", h, "--out", j) == 0
+    det = json.loads(j.read_text())["detection"]
+    assert run_cli("run", SPEC, "--k", 12, "--out", tmp_path / "r", "-q") == 0
+    full = json.loads((tmp_path / "r" / "summary.json").read_text())["detection"]
+    assert det == full
+
+
+@pytest.mark.parametrize("make_input,extra,message", [
+    (lambda p: p / "missing.npy", [], "does not exist"),
+    (lambda p: _w(p / "x.txtx", "1 2"), [], "unsupported file type"),
+    (lambda p: _w(p / "bad.csv", "a,b\n1,x\n2,3\n"), [], "non-numeric"),
+    (lambda p: np.save(p / "nan.npy", np.r_[np.random.rand(20, 3), [[np.nan] * 3]]) or p / "nan.npy", [], "NaN"),
+    (lambda p: np.save(p / "inf.npy", np.r_[np.random.rand(20, 3), [[np.inf] * 3]]) or p / "inf.npy", [], "infinite"),
+    (lambda p: np.save(p / "few.npy", np.random.rand(10, 3)) or p / "few.npy", ["--k", "15"], "smaller than the number of points"),
+    (lambda p: np.save(p / "ok.npy", np.random.rand(30, 3)) or p / "ok.npy", ["--k", "0"], "positive integer"),
+    (lambda p: np.save(p / "ok.npy", np.random.rand(30, 3)) or p / "ok.npy", ["--use-rep", "X_pca"], "only applies to .h5ad"),
+    (lambda p: _w(p / "x.h5ad", "not hdf5"), [], "could not be read as an .h5ad"),
+    (lambda p: "synthetic:square", [], "unknown synthetic shape"),
+])
+def test_bad_inputs_fail_cleanly_without_outputs(tmp_path, capsys, make_input, extra, message):
+    src = make_input(tmp_path)
+    out = tmp_path / "out"
+    code = run_cli("run", src, "--out", out, "-q", *extra)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert message in err
+    assert not out.exists()
+
+
+def test_failure_midway_leaves_no_file(tmp_path, monkeypatch):
+    from topoembed import report
+
+    def boom(*a, **k):
+        raise RuntimeError("report failed")
+
+    monkeypatch.setattr(report, "render_html", boom)
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError):
+        run_cli("run", SPEC, "--out", out, "-q")
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_bad_choice_is_argparse_error(tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        run_cli("run", SPEC, "--distance", "manhattan", "--out", tmp_path / "o")
+    assert exc.value.code == 2
+
+
+def test_console_script_demo(tmp_path):
+    """`topoembed run` with no input runs the built-in demo (installed entry point)."""
+    proc = subprocess.run([sys.executable, "-m", "topoembed", "run", "--out", str(tmp_path / "demo"), "-q"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    assert "loops found   1" in proc.stdout

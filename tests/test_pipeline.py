@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+from topoembed import datasets, pipeline
+from topoembed._validate import InputError
+
+
+def test_paper_central_effect():
+    """Damrich et al. 2024: corrected effective resistance (k=100) finds the loop of a noisy
+    circle in R^50 (sigma=0.25) where the Euclidean distance fails."""
+    er, eu = [], []
+    for seed in range(3):
+        X = datasets.make("circle", n=1000, d=50, sigma=0.25, seed=seed).X
+        er.append(pipeline.run(X, k=100, distance="effective_resistance", n_loops=1).detection["score"])
+        eu.append(pipeline.run(X, distance="euclidean", n_loops=1).detection["score"])
+    assert np.mean(er) >= 0.8, er
+    assert np.mean(eu) <= 0.3, eu
+
+
+def test_run_result_and_summary_contract():
+    X = datasets.make("circle", n=300, d=10, sigma=0.05, seed=0).X
+    r = pipeline.run(X, k=15)
+    s = pipeline.summary(r, "test")
+    for key in ["version", "input", "n_points", "params", "distance", "diagrams", "detection", "loops", "timings_s"]:
+        assert key in s
+    assert set(s["timings_s"]) == {"graph", "distances", "homology", "detection", "total"}
+    assert s["detection"]["n_loops"] == 1 and len(s["loops"]) == 1
+    lp = s["loops"][0]
+    a, b = lp["birth_edge"]
+    assert np.float32(r.D[a, b]) == pytest.approx(lp["birth"], rel=1e-6)
+    assert s["diagrams"]["H0"][-1][1] is None  # one infinite H0 bar
+
+
+def test_subsample_maps_ids_back_and_is_seeded():
+    X = datasets.make("circle", n=600, d=5, sigma=0.05, seed=0).X
+    r1 = pipeline.run(X, subsample=250, seed=1)
+    r2 = pipeline.run(X, subsample=250, seed=1)
+    np.testing.assert_array_equal(r1.index, r2.index)
+    assert r1.loops == r2.loops
+    a, b = r1.loops[0]["birth_edge"]
+    pos = {v: i for i, v in enumerate(r1.index)}
+    assert np.float32(r1.D[pos[a], pos[b]]) == pytest.approx(r1.loops[0]["birth"], rel=1e-6)
+
+
+@pytest.mark.parametrize("bad,match", [
+    (dict(k=300), "smaller than the number of points"),
+    (dict(k=0), "positive integer"),
+    (dict(distance="nope"), "distance"),
+    (dict(maxdim=3), "maxdim"),
+    (dict(n_loops=-2), "n_loops"),
+    (dict(t=-1.0), "t="),
+    (dict(max_points=100), "dense limit"),
+])
+def test_bad_parameters_fail_early(bad, match):
+    X = np.random.default_rng(0).normal(size=(200, 3))
+    with pytest.raises(InputError, match=match):
+        pipeline.run(X, **bad)
+
+
+def test_bad_points():
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    X[3, 1] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        pipeline.run(X)
+    X[3, 1] = np.inf
+    with pytest.raises(InputError, match="infinite"):
+        pipeline.run(X)
+    with pytest.raises(InputError, match="at least"):
+        pipeline.run(np.zeros((2, 3)))
+    with pytest.raises(InputError, match="not numeric"):
+        pipeline.run(np.array([["a", "b"], ["c", "d"], ["e", "f"]]))
+
+
+def test_precomputed_graph_is_used():
+    from topoembed import graph
+
+    X = datasets.make("circle", n=200, d=5, sigma=0.05, seed=0).X
+    A = graph.knn_graph(X, 12)
+    r = pipeline.run(X, A=A)
+    assert (r.A != A).nnz == 0
+    np.testing.assert_allclose(r.D, pipeline.run(X, k=12).D)
+
+
+def test_defaults_come_from_core_signatures():
+    import inspect
+
+    from topoembed import graph, spectral
+
+    assert pipeline.Params().k == inspect.signature(graph.knn_graph).parameters["k"].default
+    assert pipeline.Params().distance == spectral.DEFAULT_DISTANCE == "effective_resistance"

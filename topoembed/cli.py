@@ -1,0 +1,268 @@
+"""The ``topoembed`` command line: one subcommand per stage, and ``run`` for all of them.
+
+Every option of :class:`topoembed.pipeline.Params` is an option here with the same name
+(``--k``, ``--distance``, ``--t``, ...) and the same default. Errors in the input or
+the options stop the command before any work, with exit status 2 and a message that
+says what to fix; outputs are written atomically, so a failed run leaves no file.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, graph, homology, io, loops, pipeline, report, spectral
+from ._validate import InputError, check_points
+
+log = logging.getLogger("topoembed")
+
+DEMO_INPUT = "synthetic:circle?n=1000&d=50&sigma=0.25&seed=0"
+
+_HELP = {
+    "k": "neighbours per point in the kNN graph",
+    "metric": "metric of the kNN search (euclidean, cosine, ...)",
+    "symmetrize": "'or' (union) or 'and' (mutual kNN graph)",
+    "weights": "edge weights: binary, distance or gaussian",
+    "distance": "distance for persistent homology: " + ", ".join(spectral.DISTANCES),
+    "t": "diffusion time (distance=diffusion)",
+    "n_components": "eigenvectors used (distance=laplacian_eigenmaps)",
+    "maxdim": "highest homology dimension (2 = voids, small n only)",
+    "n_loops": "'auto' or a fixed number of loops to score",
+    "subsample": "run on a random subset of this many points (seeded)",
+    "seed": "random seed (subsampling, approximate kNN)",
+    "max_points": "refuse inputs with more points than this (dense n×n stages)",
+}
+_CHOICES = {"distance": sorted(spectral.DISTANCES), "symmetrize": ["or", "and"], "weights": list(graph.WEIGHTS)}
+
+
+def _n_loops(value: str):
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is neither 'auto' nor an integer") from None
+
+
+def _add_params(parser, names=None):
+    """Add the Params fields (or the subset ``names``) as --options with their defaults."""
+    for f in dataclasses.fields(pipeline.Params):
+        if names is not None and f.name not in names:
+            continue
+        default = f.default
+        typ = {"n_loops": _n_loops, "t": float}.get(f.name) or (int if isinstance(default, int) else str)
+        if f.name == "subsample":
+            typ = int
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=typ, default=default,
+                            choices=_CHOICES.get(f.name), help=f"{_HELP.get(f.name, '')} (default: {default})")
+
+
+def _params_from(args) -> pipeline.Params:
+    names = {f.name for f in dataclasses.fields(pipeline.Params)}
+    return pipeline.Params(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def _input_args(parser):
+    parser.add_argument("input", nargs="?", default=DEMO_INPUT,
+                        help=f"points: .npy, .csv/.tsv, .h5ad, or synthetic:NAME?n=..&d=..&sigma=..&seed=.. "
+                             f"(default: the demo {DEMO_INPUT})")
+    parser.add_argument("--use-rep", default=None, help="for .h5ad input: obsm key to use (default: X)")
+
+
+def _load(args):
+    X, meta = io.load_points(args.input, use_rep=args.use_rep)
+    return check_points(X, min_points=3), meta
+
+
+# ---------------------------------------------------------------- run
+def cmd_run(args) -> int:
+    X, meta = _load(args)
+    params = _params_from(args)
+    params.validate(X.shape[0])
+    out = Path(args.out)
+    with io.OutputSet(out) as outputs:
+        result = pipeline.run(X, params, progress=not args.quiet)
+        summ = pipeline.summary(result, input_desc=str(args.input))
+        outputs.path("summary.json").write_text(io.dumps_json(summ))
+        _write_diagrams(outputs.path("diagrams.npz"), result.ph)
+        html = report.render_html(summ, points=X[result.index], index=result.index)
+        outputs.path("report.html").write_text(html)
+        outputs.commit()
+    _print_table(summ, out)
+    return 0
+
+
+def _write_diagrams(path, ph):
+    arrays = {f"H{d}": dgm for d, dgm in enumerate(ph["dgms"])}
+    arrays["birth_edges_H1"] = ph["birth_edges"]
+    arrays["thresh"] = np.array(ph["thresh"])
+    with open(path, "wb") as fh:
+        np.savez_compressed(fh, **arrays)
+
+
+def _print_table(summ, out):
+    det = summ["detection"]
+    lines = [
+        f"topoembed {summ['version']}: {summ['input']}",
+        f"  points        {summ['n_points']}" + (f" (of {summ['n_input']})" if summ["n_input"] != summ["n_points"] else ""),
+        f"  distance      {summ['distance']} (k={summ['params']['k']})",
+        f"  loops found   {det['n_loops']}",
+        f"  score         {det['score']:.3f}   (s_m: " + ", ".join(f"{m}:{s:.2f}" for m, s in det["scores"].items()) + ")",
+        "  time (s)      " + "  ".join(f"{k} {v:.2f}" for k, v in summ["timings_s"].items()),
+        f"  written to    {out}/ (summary.json, diagrams.npz, report.html)",
+    ]
+    sys.stdout.write("\n".join(lines) + "\n")
+
+
+# ---------------------------------------------------------------- stage commands
+def cmd_graph(args) -> int:
+    X, _ = _load(args)
+    p = _params_from(args)
+    pipeline.Params(**{**dataclasses.asdict(pipeline.Params()), "k": p.k}).validate(X.shape[0])
+    A = graph.knn_graph(X, k=p.k, metric=p.metric, symmetrize=p.symmetrize, weights=p.weights, random_state=p.seed)
+    import scipy.sparse as sp
+
+    with io.atomic_path(args.out) as tmp:
+        with open(tmp, "wb") as fh:
+            sp.save_npz(fh, A)
+    n_comp, _ = graph.components(A)
+    sys.stdout.write(f"graph: {A.shape[0]} points, {A.nnz // 2} edges, {n_comp} component(s) -> {args.out}\n")
+    return 0
+
+
+def _load_graph(path, n):
+    import scipy.sparse as sp
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"graph file {path!r} does not exist; make it with `topoembed graph INPUT --out {path}`")
+    try:
+        A = sp.load_npz(p).tocsr()
+    except Exception as exc:
+        raise InputError(f"{path} is not a scipy sparse .npz graph ({exc}); make it with `topoembed graph`") from None
+    if A.shape != (n, n):
+        raise InputError(f"graph {path} is {A.shape[0]}×{A.shape[1]} but the input has {n} points")
+    return A
+
+
+def cmd_distances(args) -> int:
+    X, _ = _load(args)
+    p = _params_from(args)
+    p.validate(X.shape[0])
+    A = None
+    if p.distance != "euclidean":
+        A = _load_graph(args.graph, X.shape[0]) if args.graph else graph.knn_graph(
+            X, k=p.k, metric=p.metric, symmetrize=p.symmetrize, weights=p.weights, random_state=p.seed)
+    D = spectral.distance_matrix(p.distance, X=X, A=A, t=p.t, n_components=p.n_components)
+    with io.atomic_path(args.out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, D)
+    sys.stdout.write(f"distances: {p.distance}, {D.shape[0]}×{D.shape[1]} -> {args.out}\n")
+    return 0
+
+
+def _load_distance_matrix(path):
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"distance file {path!r} does not exist; make it with `topoembed distances`")
+    if p.suffix != ".npy":
+        raise InputError(f"{path} must be a .npy distance matrix (from `topoembed distances`)")
+    D = np.load(p, allow_pickle=False)
+    if D.ndim != 2 or D.shape[0] != D.shape[1]:
+        raise InputError(f"{path} holds an array of shape {D.shape}, not a square distance matrix")
+    if np.isnan(D).any():
+        raise InputError(f"{path} contains NaN distances; recompute it")
+    if not np.allclose(D, D.T, equal_nan=True):
+        raise InputError(f"{path} is not symmetric; pass a distance matrix")
+    return D
+
+
+def cmd_homology(args) -> int:
+    D = _load_distance_matrix(args.input)
+    if args.maxdim == 2 and D.shape[0] > pipeline.H2_MAX_N:
+        raise InputError(f"maxdim=2 on {D.shape[0]} points is too slow (limit {pipeline.H2_MAX_N}); subsample first")
+    ph = homology.persistence(D, maxdim=args.maxdim)
+    with io.atomic_path(args.out) as tmp:
+        _write_diagrams(tmp, ph)
+    sys.stdout.write(f"homology: " + ", ".join(f"H{d}: {len(g)} bars" for d, g in enumerate(ph["dgms"]))
+                     + f" -> {args.out}\n")
+    return 0
+
+
+def cmd_detect(args) -> int:
+    p = Path(args.input)
+    if not p.exists() or p.suffix != ".npz":
+        raise InputError(f"{args.input!r} must be an existing diagrams .npz file (from `topoembed homology`)")
+    with np.load(p) as z:
+        if "H1" not in z:
+            raise InputError(f"{args.input} has no H1 diagram; run `topoembed homology` with --maxdim 1 or 2")
+        dgm1, thresh = z["H1"], float(z["thresh"]) if "thresh" in z else None
+    det = loops.detect(dgm1, n_loops=args.n_loops, scale=thresh)
+    io.write_json(args.out, {"detection": {"n_loops": det["n_loops"], "scores": det["scores"], "score": det["score"]},
+                             "features": det["features"]})
+    sys.stdout.write(f"detect: {det['n_loops']} loop(s), score {det['score']:.3f} -> {args.out}\n")
+    return 0
+
+
+# ---------------------------------------------------------------- entry point
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="topoembed", description=__doc__.splitlines()[0])
+    parser.add_argument("--version", action="version", version=f"topoembed {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("run", help="all stages: graph, distances, homology, loops, report")
+    _input_args(p)
+    p.add_argument("--out", default="topoembed_results", help="output folder (default: topoembed_results)")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    _add_params(p)
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("graph", help="stage 1: kNN graph -> sparse .npz")
+    _input_args(p)
+    p.add_argument("--out", required=True, help="output .npz")
+    _add_params(p, {"k", "metric", "symmetrize", "weights", "seed"})
+    p.set_defaults(func=cmd_graph)
+
+    p = sub.add_parser("distances", help="stage 2: distance matrix -> .npy")
+    _input_args(p)
+    p.add_argument("--graph", default=None, help="kNN graph .npz from `topoembed graph` (default: build it)")
+    p.add_argument("--out", required=True, help="output .npy")
+    _add_params(p, {"k", "metric", "symmetrize", "weights", "distance", "t", "n_components", "seed", "max_points"})
+    p.set_defaults(func=cmd_distances)
+
+    p = sub.add_parser("homology", help="stage 3: persistence diagrams of a distance matrix -> .npz")
+    p.add_argument("input", help="distance matrix .npy")
+    p.add_argument("--out", required=True, help="output diagrams .npz")
+    _add_params(p, {"maxdim"})
+    p.set_defaults(func=cmd_homology)
+
+    p = sub.add_parser("detect", help="stage 4: loop detection scores from diagrams -> .json")
+    p.add_argument("input", help="diagrams .npz from `topoembed homology`")
+    p.add_argument("--out", required=True, help="output .json")
+    _add_params(p, {"n_loops"})
+    p.set_defaults(func=cmd_detect)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except InputError as exc:
+        sys.stderr.write(f"topoembed {args.command}: error: {exc}\n")
+        return 2
+    except MemoryError:
+        sys.stderr.write(f"topoembed {args.command}: error: out of memory; subsample the input (--subsample)\n")
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,229 @@
+"""Reading inputs and writing outputs, atomically.
+
+Inputs: ``.npy``, ``.csv``/``.tsv`` (numeric, optional header row), ``.h5ad`` (its ``X``
+or an ``obsm`` key named by ``use_rep``), or a ``synthetic:NAME?...`` spec.
+Outputs are written to a temporary file in the target folder and renamed into place
+(``os.replace`` is atomic on POSIX), so a failed run never leaves a half-written file.
+"""
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ._validate import InputError
+
+__all__ = ["load_points", "read_h5ad", "atomic_path", "write_json", "write_npz", "write_text",
+           "OutputSet", "to_jsonable", "dumps_json", "INPUT_SUFFIXES"]
+
+INPUT_SUFFIXES = (".npy", ".csv", ".tsv", ".txt", ".h5ad")
+
+
+def read_h5ad(path):
+    import anndata
+
+    path = Path(path)
+    _check_file(path)
+    try:
+        return anndata.read_h5ad(path)
+    except Exception as exc:
+        raise InputError(f"{path} could not be read as an .h5ad file ({type(exc).__name__}: {exc}); "
+                         "check that it was written by anndata/scanpy (adata.write_h5ad)") from None
+
+
+def _umask_mode() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return 0o666 & ~mask
+
+
+def _new_temp(final: Path) -> Path:
+    """An empty temporary file beside ``final`` with the mode a normal open() would give."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".tmp" + final.suffix, dir=final.parent)
+    os.close(fd)
+    os.chmod(tmp, _umask_mode())
+    return Path(tmp)
+
+
+def _check_file(path: Path):
+    if not path.exists():
+        raise InputError(f"input file {str(path)!r} does not exist; check the path")
+    if path.is_dir():
+        raise InputError(f"input {str(path)!r} is a folder; pass a file ({', '.join(INPUT_SUFFIXES)})")
+
+
+def _read_table(path: Path) -> np.ndarray:
+    delim = "\t" if path.suffix == ".tsv" else ("," if path.suffix == ".csv" else None)
+    with open(path, "r", errors="replace") as fh:
+        first = fh.readline()
+    if delim is None:
+        delim = "\t" if "\t" in first else ("," if "," in first else None)
+    fields = [f.strip() for f in (first.split(delim) if delim else first.split())]
+    try:
+        [float(f) for f in fields if f != ""]
+        skip = 0
+    except ValueError:
+        skip = 1  # header row
+    try:
+        X = np.loadtxt(path, delimiter=delim, skiprows=skip, dtype=np.float64, ndmin=2)
+    except ValueError as exc:
+        raise InputError(f"{path} has non-numeric values ({exc}); the table must hold numbers only, "
+                         "with at most one header row") from None
+    return X
+
+
+def load_points(source: str | os.PathLike, use_rep: str | None = None) -> tuple[np.ndarray, dict]:
+    """Read points (n × p float array) and a small dict describing where they came from.
+
+    ``source`` is a file path or ``synthetic:NAME?n=..&d=..&sigma=..&seed=..``.
+    For ``.h5ad`` input, ``use_rep`` names an ``obsm`` key (default: ``X``).
+    """
+    s = str(source)
+    if s.startswith("synthetic:"):
+        from .datasets import from_spec
+
+        try:
+            ds = from_spec(s)
+        except ValueError as exc:
+            raise InputError(str(exc)) from None
+        return ds.X, {"source": s, "kind": "synthetic", "synthetic": ds}
+    path = Path(s)
+    _check_file(path)
+    suffix = path.suffix.lower()
+    if suffix not in INPUT_SUFFIXES:
+        raise InputError(f"{path} has an unsupported file type {suffix or '(none)'!r}; use one of "
+                         f"{', '.join(INPUT_SUFFIXES)} or synthetic:NAME")
+    meta = {"source": str(path), "kind": suffix.lstrip(".")}
+    if suffix == ".npy":
+        try:
+            X = np.load(path, allow_pickle=False)
+        except Exception as exc:
+            raise InputError(f"{path} is not a valid .npy array ({exc}); save it with numpy.save") from None
+    elif suffix == ".h5ad":
+        adata = read_h5ad(path)
+        X = points_from_adata(adata, use_rep)
+        meta["use_rep"] = use_rep or "X"
+        meta["adata"] = adata
+    else:
+        X = _read_table(path)
+    if use_rep is not None and suffix != ".h5ad":
+        raise InputError(f"--use-rep {use_rep!r} only applies to .h5ad input, not {suffix}")
+    return X, meta
+
+
+def points_from_adata(adata, use_rep: str | None = None) -> np.ndarray:
+    """The matrix a stage runs on: ``adata.obsm[use_rep]`` or ``adata.X``."""
+    if use_rep is None or use_rep == "X":
+        X = adata.X
+    else:
+        if use_rep not in adata.obsm:
+            keys = list(adata.obsm.keys())
+            raise InputError(f"obsm key {use_rep!r} not found; available: {keys or 'none'} "
+                             "(or use 'X'; run sc.pp.pca first to get X_pca)")
+        X = adata.obsm[use_rep]
+    if hasattr(X, "toarray"):
+        X = X.toarray()
+    return np.asarray(X)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike):
+    """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _new_temp(path)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def to_jsonable(obj):
+    """Convert numpy scalars/arrays and non-finite floats (-> None) for JSON."""
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return to_jsonable(obj.tolist())
+    if isinstance(obj, (np.bool_,)):
+        return bool(obj)
+    if isinstance(obj, (np.integer,)):
+        return int(obj)
+    if isinstance(obj, (float, np.floating)):
+        return float(obj) if np.isfinite(obj) else None
+    return obj
+
+
+_SHORT_LIST = re.compile(r"\[\s*([^\[\]{}]*?)\s*\]", re.S)
+
+
+def dumps_json(obj) -> str:
+    """JSON with indentation, but lists of scalars (e.g. one diagram bar) kept on one line."""
+    text = json.dumps(to_jsonable(obj), indent=2)
+    return _SHORT_LIST.sub(lambda m: "[" + re.sub(r"\s*\n\s*", " ", m.group(1)) + "]", text) + "\n"
+
+
+def write_json(path, obj) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(dumps_json(obj))
+
+
+def write_text(path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_npz(path, **arrays) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez_compressed(fh, **arrays)
+
+
+class OutputSet:
+    """Stage several output files and publish them together.
+
+    Files are first written under temporary names in the output folder; ``commit``
+    renames them all into place. If anything fails before that, the temporaries are
+    removed and no output file appears (a folder the run created is removed too).
+    """
+
+    def __init__(self, out_dir):
+        self.out_dir = Path(out_dir)
+        self._created_dir = not self.out_dir.exists()
+        self._staged: list[tuple[Path, Path]] = []
+
+    def __enter__(self):
+        if self.out_dir.exists() and not self.out_dir.is_dir():
+            raise InputError(f"--out {str(self.out_dir)!r} exists and is not a folder; choose another path")
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        return self
+
+    def path(self, name: str) -> Path:
+        """A temporary path to write ``name`` to; published on commit."""
+        final = self.out_dir / name
+        tmp = _new_temp(final)
+        self._staged.append((tmp, final))
+        return tmp
+
+    def commit(self):
+        for tmp, final in self._staged:
+            os.replace(tmp, final)
+        self._staged = []
+
+    def __exit__(self, exc_type, exc, tb):
+        for tmp, _ in self._staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
+        if exc_type is not None and self._created_dir:
+            with contextlib.suppress(OSError):
+                self.out_dir.rmdir()  # only if empty
+        return False

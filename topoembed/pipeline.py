@@ -1,0 +1,203 @@
+"""The chained run: points → kNN graph → distances → persistence → loops.
+
+:class:`Params` holds every setting that shapes a result; each default is read from the
+signature of the core function that uses it, so a parameter has one default
+everywhere (Python API, command line, workflow config). :func:`run` validates the
+input and the parameters *before* any work, then calls the core stages in order and
+times each one. :func:`summary` turns a :class:`Result` into the ``summary.json``
+contract.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Union
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import __version__, graph, homology, loops, spectral
+from ._validate import InputError, check_choice, check_k, check_points, check_positive
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Params", "Result", "run", "summary", "subsample_index", "H2_MAX_N"]
+
+#: Largest n for which H2 (maxdim=2) is allowed by default: ripser's cost grows ~n^3 there.
+H2_MAX_N = 1000
+
+
+def _default(func, name):
+    return inspect.signature(func).parameters[name].default
+
+
+@dataclass
+class Params:
+    """Every setting of a pipeline run (names are the same in ``tl``, the CLI and YAML)."""
+
+    k: int = _default(graph.knn_graph, "k")
+    metric: str = _default(graph.knn_graph, "metric")
+    symmetrize: str = _default(graph.knn_graph, "symmetrize")
+    weights: str = _default(graph.knn_graph, "weights")
+    distance: str = spectral.DEFAULT_DISTANCE
+    t: float = _default(spectral.distance_matrix, "t")
+    n_components: int = _default(spectral.distance_matrix, "n_components")
+    maxdim: int = _default(homology.persistence, "maxdim")
+    n_loops: Union[str, int] = _default(loops.detect, "n_loops")
+    subsample: Union[int, None] = None
+    seed: int = 0
+    max_points: int = spectral.DENSE_MAX_N
+
+    def validate(self, n: int) -> "Params":
+        """Check every setting against the number of input points n; raise InputError."""
+        check_choice(self.distance, spectral.DISTANCES, "distance")
+        check_choice(self.symmetrize, ("or", "and"), "symmetrize")
+        check_choice(self.weights, graph.WEIGHTS, "weights")
+        check_positive(self.t, "t", allow_zero=True)
+        check_positive(self.n_components, "n_components", integer=True)
+        check_positive(self.max_points, "max_points", integer=True)
+        if self.maxdim not in (0, 1, 2):
+            raise InputError(f"maxdim={self.maxdim!r} must be 0, 1 or 2")
+        if self.n_loops != "auto":
+            check_positive(self.n_loops, "n_loops", integer=True, allow_zero=True)
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
+            raise InputError(f"seed={self.seed!r} must be an integer")
+        n_used = n
+        if self.subsample is not None:
+            check_positive(self.subsample, "subsample", integer=True)
+            if self.subsample < 3:
+                raise InputError(f"subsample={self.subsample} is too small; use at least k + 1 points")
+            n_used = min(n, int(self.subsample))
+        check_k(self.k, n_used)
+        if self.distance == "laplacian_eigenmaps" and self.n_components >= n_used - 1:
+            raise InputError(f"n_components={self.n_components} must be < n - 1 = {n_used - 1}")
+        if self.maxdim == 2 and n_used > H2_MAX_N:
+            raise InputError(f"maxdim=2 (voids) on {n_used} points would take very long (limit {H2_MAX_N}); "
+                             f"subsample, e.g. --subsample {H2_MAX_N}")
+        spectral.check_dense_feasible(n_used, max_n=self.max_points)
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class Result:
+    """Everything a run produced (array objects; no AnnData, no files)."""
+
+    params: Params
+    n_input: int
+    index: np.ndarray            # rows of the input the run used (all, or the subsample)
+    A: sp.csr_matrix             # kNN adjacency on the used points
+    D: np.ndarray                # distance matrix the persistence ran on
+    ph: dict                     # homology.persistence output
+    detection: dict              # loops.detect output
+    loops: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)
+    n_components: int = 1        # connected components of the kNN graph
+
+
+def subsample_index(n: int, size: int | None, seed: int = 0) -> np.ndarray:
+    """Sorted random subset of range(n) of the given size (all rows if size is None or >= n)."""
+    if size is None or size >= n:
+        return np.arange(n)
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(n, size=int(size), replace=False))
+
+
+def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatrix | None = None,
+        **overrides) -> Result:
+    """Run every stage on points X (n × p) and return a :class:`Result`.
+
+    ``params`` or keyword overrides (``k=30, distance="diffusion"``) set the options.
+    ``A`` may pass a precomputed adjacency on the same points (e.g. scanpy's graph); it
+    is then used instead of building a kNN graph (``subsample`` must be None).
+    """
+    params = dataclasses.replace(params or Params(), **overrides)
+    X = check_points(X, min_points=3)
+    params.validate(X.shape[0])
+    index = subsample_index(X.shape[0], params.subsample, params.seed)
+    if A is not None and len(index) != X.shape[0]:
+        raise InputError("a precomputed graph A cannot be combined with subsample; subsample the data first")
+    Xs = X[index]
+    n = Xs.shape[0]
+    timings: dict[str, float] = {}
+    stages = ["graph", "distances", "homology", "detection"]
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=len(stages), desc="topoembed", unit="stage", leave=False, disable=None)
+
+    def tick(name, t0):
+        timings[name] = time.perf_counter() - t0
+        log.info("%s: %.2f s", name, timings[name])
+        if bar is not None:
+            bar.set_postfix_str(name)
+            bar.update(1)
+
+    t_all = time.perf_counter()
+    t0 = time.perf_counter()
+    if A is None:
+        A = graph.knn_graph(Xs, k=params.k, metric=params.metric, symmetrize=params.symmetrize,
+                            weights=params.weights, random_state=params.seed)
+    else:
+        A = sp.csr_matrix(A, dtype=np.float64)
+        if A.shape != (n, n):
+            raise InputError(f"the graph has shape {A.shape} but there are {n} points")
+    n_comp, _ = graph.components(A)
+    tick("graph", t0)
+
+    t0 = time.perf_counter()
+    D = spectral.distance_matrix(params.distance, X=Xs, A=A, t=params.t, n_components=params.n_components)
+    tick("distances", t0)
+
+    t0 = time.perf_counter()
+    ph = homology.persistence(D, maxdim=params.maxdim)
+    if n_comp > 1 and params.distance != "euclidean":
+        log.warning("H0 has %d infinite bars, one per connected component of the kNN graph", n_comp)
+    tick("homology", t0)
+
+    t0 = time.perf_counter()
+    dgm1 = ph["dgms"][1] if params.maxdim >= 1 else np.zeros((0, 2))
+    detection = loops.detect(dgm1, n_loops=params.n_loops, scale=ph["thresh"])
+    found = []
+    for row in detection["features"]:
+        b, d = dgm1[row]
+        a_, b_ = ph["birth_edges"][row]
+        found.append({"birth": float(b), "death": float(d), "persistence": float(d - b),
+                      "birth_edge": [int(index[a_]), int(index[b_])]})
+    tick("detection", t0)
+    timings["total"] = time.perf_counter() - t_all
+    if bar is not None:
+        bar.close()
+    return Result(params=params, n_input=X.shape[0], index=index, A=A, D=D, ph=ph, detection=detection,
+                  loops=found, timings=timings, n_components=int(n_comp))
+
+
+def _diagram_lists(dgms) -> dict:
+    return {f"H{dim}": [[float(b), (float(d) if np.isfinite(d) else None)] for b, d in dgm]
+            for dim, dgm in enumerate(dgms)}
+
+
+def summary(result: Result, input_desc: str = "") -> dict:
+    """The ``summary.json`` contract (see README: Output)."""
+    det = result.detection
+    return {
+        "version": __version__,
+        "input": input_desc,
+        "n_points": int(len(result.index)),
+        "n_input": int(result.n_input),
+        "params": result.params.to_dict(),
+        "distance": result.params.distance,
+        "graph": {"n_edges": int(result.A.nnz // 2), "n_components": result.n_components},
+        "diagrams": _diagram_lists(result.ph["dgms"]),
+        "detection": {"n_loops": int(det["n_loops"]),
+                      "scores": {str(m): float(s) for m, s in det["scores"].items()},
+                      "score": float(det["score"])},
+        "loops": result.loops,
+        "timings_s": {k: float(v) for k, v in result.timings.items()},
+    }

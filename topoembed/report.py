@@ -1,0 +1,111 @@
+"""Stage 6: the human report, one self-contained HTML file with embedded PNG figures.
+
+It shows the persistence diagram, the barcode, a 2-D PCA view of the points with each
+detected loop's birth edge marked, the detection-score table and the run's parameters
+and timings. Everything it prints comes from the ``summary.json`` dict, so the two
+never disagree.
+"""
+from __future__ import annotations
+
+import base64
+import html
+import io
+
+import numpy as np
+
+from . import plotting
+
+__all__ = ["render_html", "figure_png"]
+
+
+def figure_png(draw, figsize=(5, 4)) -> str:
+    """Run ``draw(ax)`` on a new figure and return the PNG as base64 text."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=figsize)
+    try:
+        draw(ax)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=100)
+    finally:
+        plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def _img(b64, alt):
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
+
+
+def _table(rows, header):
+    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _dgms_from_summary(summary):
+    out = []
+    for dim in range(len(summary["diagrams"])):
+        bars = summary["diagrams"][f"H{dim}"]
+        out.append(np.array([[b, np.inf if d is None else d] for b, d in bars], dtype=float).reshape(-1, 2))
+    return out
+
+
+def render_html(summary: dict, points=None, index=None, extra_sections: list[tuple[str, str]] = ()) -> str:
+    """The report as an HTML string.
+
+    ``points``: the (n_points × p) points the run used, for the 2-D view; ``index``: their
+    row ids in the input (the ids the summary's birth edges use; default 0..n-1).
+    ``extra_sections``: (title, html) pairs appended by later stages (embedding, phase).
+    """
+    dgms = _dgms_from_summary(summary)
+    det = summary["detection"]
+    # H1 rows of the detected loops: match by (birth, death)
+    h1 = dgms[1] if len(dgms) > 1 else np.zeros((0, 2))
+    highlight = []
+    for lp in summary["loops"]:
+        hit = np.flatnonzero(np.isclose(h1[:, 0], lp["birth"]) & np.isclose(h1[:, 1], lp["death"]))
+        if len(hit):
+            highlight.append(int(hit[0]))
+    figs = [
+        _img(figure_png(lambda ax: plotting.diagram(ax, dgms, highlight)), "persistence diagram"),
+        _img(figure_png(lambda ax: plotting.barcode(ax, dgms, dims=tuple(range(1, len(dgms))) or (0,))), "barcode"),
+        _img(figure_png(lambda ax: plotting.detection_scores(ax, det["scores"], det["n_loops"])), "detection scores"),
+    ]
+    if points is not None:
+        Y = plotting.pca_2d(points)
+        pos = {int(v): i for i, v in enumerate(index if index is not None else range(len(points)))}
+        edges = [(pos[a], pos[b]) for a, b in (lp["birth_edge"] for lp in summary["loops"])
+                 if a in pos and b in pos]
+        figs.append(_img(figure_png(lambda ax: plotting.points_2d(ax, Y, edges=edges,
+                                                                  title="PCA of the points"), (5, 5)), "PCA view"))
+    verdict = {0: "no loop detected"}.get(det["n_loops"], f"{det['n_loops']} loop(s) detected")
+    score_rows = [(m, f"{s:.3f}", "←" if int(m) == det["n_loops"] else "") for m, s in det["scores"].items()]
+    loop_rows = [(i + 1, f"{lp['birth']:.4g}", f"{lp['death']:.4g}", f"{lp['persistence']:.4g}",
+                  f"{lp['birth_edge'][0]}–{lp['birth_edge'][1]}") for i, lp in enumerate(summary["loops"])]
+    param_rows = sorted(summary["params"].items())
+    time_rows = [(k, f"{v:.2f}") for k, v in summary["timings_s"].items()]
+    sections = [
+        ("Result", f"<p class='verdict'>{html.escape(verdict)} — detection score "
+                   f"{det['score']:.3f} with the {html.escape(summary['distance'])} distance on "
+                   f"{summary['n_points']} points.</p>"),
+        ("Detection scores", _table(score_rows, ["m", "s_m", "chosen"])),
+        ("Detected loops", _table(loop_rows, ["loop", "birth", "death", "persistence", "birth edge"])
+         if loop_rows else "<p>none</p>"),
+        ("Figures", "<div class='figs'>" + "".join(figs) + "</div>"),
+        *extra_sections,
+        ("Parameters", _table(param_rows, ["parameter", "value"])),
+        ("Timings (s)", _table(time_rows, ["stage", "seconds"])),
+    ]
+    body = "".join(f"<h2>{html.escape(t)}</h2>{h}" for t, h in sections)
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>topoembed report: {html.escape(str(summary['input']))}</title>
+<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}}
+table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:left}}
+.figs img{{max-width:48%;margin:.3em}}.verdict{{font-size:1.2em}}</style></head>
+<body><h1>topoembed report</h1><p>Input: <code>{html.escape(str(summary['input']))}</code> ·
+topoembed {html.escape(str(summary['version']))}</p>{body}</body></html>
+"""
