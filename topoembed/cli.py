@@ -246,6 +246,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .json")
     _add_params(p, {"n_loops"})
     p.set_defaults(func=cmd_detect)
+
+    # Subcommands that live beside their stage (each module offers add_subcommand(sub)).
+    import importlib.util
+
+    for name in ("benchmark",):
+        if importlib.util.find_spec(f"{__package__}.{name}") is not None:
+            importlib.import_module(f"{__package__}.{name}").add_subcommand(sub)
     return parser
 
 
