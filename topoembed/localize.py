@@ -1,0 +1,494 @@
+"""Stage 4b: where is the loop? Representative cycles, loop membership and a circular
+coordinate (phase) for every point, for each detected H1 class.
+
+Input: the dense distance matrix ``D`` the persistent homology ran on, the kNN adjacency
+``A`` on the same points, ``ph = homology.persistence(D, cocycles=True, coeff=p)`` with a
+prime p > 2 (:data:`DEFAULT_COEFF` = 47) and ``detection = loops.detect(...)``.
+:func:`localize_loops` returns one dict per detected loop.
+
+Notation: for a filtration value r, the Rips graph G_r has an edge {i, j} when
+D_ij ≤ r (compared in float32, as ripser does). A class of the H1 diagram is born at b
+and dies at d. Its representative cocycle (ripser, Z_p coefficients) is lifted to the
+integers by taking each value in (−p/2, p/2]; α(u, v) is the lifted value on the edge
+oriented from the smaller to the larger vertex id (α(v, u) = −α(u, v)).
+
+1. Representative cycle (at r = b, the smallest complex holding the class).
+   The shortest closed walk through the birth-edge vertex a whose cocycle sum
+   Σ α = ±1, found by Dijkstra (edge length D_ij) in the integer cover of G_b: vertices
+   (v, w) with winding w ∈ {−2, …, 2}, edges (u, w) → (v, w + α(u, v)). The walk from
+   (a, 0) to (a, ±1) is projected to G_b and cut at repeated vertices, keeping the
+   simple piece with winding ±1. A cocycle evaluates to 0 on every boundary, so a cycle
+   with Σ α ≠ 0 (mod p) is *not* a boundary at any r in [b, d): it provably winds around
+   the hole the cocycle detects. This uses the cohomology representative rather than the
+   plain "birth edge + shortest path" construction, which can return a cycle that
+   bounds when several classes are alive.
+
+2. Membership. ``loop_distance[i] = min_{c ∈ cycle} D[i, c]``, in the units of D (so it
+   compares directly with b and d). Rule (``on_loop_rule="birth"``, the default):
+   ``on_loop = loop_distance ≤ b``. The birth value is the longest edge the loop needs
+   to close, i.e. the sampling gap along the loop; a point within one such gap of the
+   cycle is on the loop. ``"theta"`` uses the filtration value r_θ of step 3 instead
+   (a wider tube); a float is an absolute threshold in the units of D.
+
+3. Circular coordinate (de Silva, Morozov and Vejdemo-Johansson, *Persistent
+   cohomology and circular coordinates*, DCG 45, 2011). At r_θ = b + f·(d − b)
+   (``theta_filtration`` = f, default 0.5) take the edges E of G_{r_θ} (strictly below
+   r_θ) and solve the least-squares problem
+
+       z* = argmin_z Σ_{(u,v) ∈ E} (α(u, v) − (z_v − z_u))²
+
+   with scipy's ``lsmr`` (minimum-norm solution; z is defined up to a constant per
+   component). Then θ = 2π (z* mod 1). The residual ᾱ = α − δz* is the harmonic
+   cocycle: the smoothest circle-valued map in the class, with all edges weighted
+   equally. Points outside the G_{r_θ}-component of the cycle get θ by extension over
+   the kNN graph A (:func:`extend_phase`); points A cannot reach get NaN.
+
+Extension to points outside the complex (:func:`extend_phase`): the harmonic
+(Dirichlet) extension of the unit complex number e^{iθ} over the graph: with L = Deg − A,
+known set K and unknown set U, solve L_UU x_U = A_UK x_K (a sparse SPD system), then
+θ_U = arg x_U. Each extended point's e^{iθ} is the weighted average of its neighbours'
+(the circular mean, iterated to convergence); |x_U| < 1 measures how much they agree.
+
+Circular correlation: :func:`circular_correlation` (Fisher and Lee 1983, default;
+Jammalamadaka and SenGupta 1988 on request).
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import scipy.sparse as sp
+from scipy.sparse.csgraph import connected_components, dijkstra
+from scipy.sparse.linalg import lsmr, spsolve
+
+log = logging.getLogger(__name__)
+
+__all__ = [
+    "localize_loops", "representative_cycle", "circular_coordinate", "loop_membership",
+    "extend_phase", "extend_loop_distance", "harmonic_extension", "lift_cocycle",
+    "circular_correlation", "circular_alignment", "cycle_winding", "smooth_phase", "DEFAULT_COEFF",
+    "THETA_FILTRATION", "ON_LOOP_RULES", "MAX_STEP",
+]
+
+#: Prime coefficient field for the cocycles (must be > 2 so that the lift to Z is faithful).
+DEFAULT_COEFF = 47
+#: Default position of r_θ in [b, d): r_θ = b + THETA_FILTRATION · (d − b).
+THETA_FILTRATION = 0.5
+ON_LOOP_RULES = ("theta", "birth")
+#: Largest phase change along one edge of the representative cycle (radians): 5°.
+MAX_STEP = 2 * np.pi / 72
+_MAX_WINDING = 2
+_CYCLE_FILTRATIONS = (0.0, 0.25, 0.5, 0.75, 0.9)
+
+
+# ---------------------------------------------------------------------------- cochains
+def lift_cocycle(cocycle: np.ndarray, coeff: int) -> tuple[np.ndarray, np.ndarray]:
+    """Integer lift of a ripser Z_p 1-cocycle.
+
+    Returns ``edges`` (m, 2) with u < v and ``values`` (m,) in (−p/2, p/2], the value on
+    the edge oriented u → v. Zero values are dropped.
+    """
+    cocycle = np.asarray(cocycle).reshape(-1, 3)
+    u = np.minimum(cocycle[:, 0], cocycle[:, 1]).astype(np.int64)
+    v = np.maximum(cocycle[:, 0], cocycle[:, 1]).astype(np.int64)
+    val = np.mod(cocycle[:, 2].astype(np.int64), coeff)
+    val = np.where(val > coeff // 2, val - coeff, val)
+    keep = val != 0
+    return np.c_[u[keep], v[keep]], val[keep].astype(np.float64)
+
+
+def _cochain_on(edges_u: np.ndarray, edges_v: np.ndarray, n: int, co_edges: np.ndarray,
+                co_vals: np.ndarray) -> np.ndarray:
+    """Values of the cochain (co_edges, co_vals) on the edges (u < v); 0 off its support."""
+    out = np.zeros(len(edges_u))
+    if len(co_edges) == 0 or len(edges_u) == 0:
+        return out
+    keys = np.asarray(edges_u, dtype=np.int64) * n + np.asarray(edges_v, dtype=np.int64)
+    ckeys = co_edges[:, 0].astype(np.int64) * n + co_edges[:, 1]
+    order = np.argsort(ckeys, kind="stable")
+    ckeys, cvals = ckeys[order], co_vals[order]
+    pos = np.minimum(np.searchsorted(ckeys, keys), len(ckeys) - 1)
+    hit = ckeys[pos] == keys
+    out[hit] = cvals[pos[hit]]
+    return out
+
+
+def _rips_edges(D32: np.ndarray, r: float, strict: bool) -> tuple[np.ndarray, np.ndarray]:
+    """Edges u < v of the Rips graph at r (D_uv < r if strict, else ≤ r; float32)."""
+    r32 = np.float32(r)
+    mask = (D32 < r32) if strict else (D32 <= r32)
+    u, v = np.nonzero(np.triu(mask, 1))
+    return u.astype(np.int64), v.astype(np.int64)
+
+
+def cycle_winding(cycle, co_edges: np.ndarray, co_vals: np.ndarray, n: int) -> float:
+    """Σ α over the closed walk ``cycle`` (c_0 → c_1 → … → c_0), with α(v, u) = −α(u, v)."""
+    c = np.asarray(cycle, dtype=np.int64)
+    a, b = c, np.roll(c, -1)
+    lo, hi = np.minimum(a, b), np.maximum(a, b)
+    vals = _cochain_on(lo, hi, n, co_edges, co_vals)
+    return float(np.sum(np.where(a < b, vals, -vals)))
+
+
+# ---------------------------------------------------------------------------- cycle
+def _split_walk(walk: list[int], wind: np.ndarray) -> tuple[list[int], float]:
+    """Cut a closed walk (vertex list, per-step windings) at repeated vertices.
+
+    Returns the simple cycle piece with winding ±1 (or the piece with the largest |winding|).
+    """
+    pieces = []
+    stack_v: list[int] = []  # open path; stack_w[k] is the winding of the step leaving stack_v[k]
+    stack_w: list[float] = []
+    seen: dict[int, int] = {}
+    for v, w in zip(walk, wind):
+        if v in seen:  # the walk returned to v: cut out the closed piece v -> ... -> v
+            j = seen[v]
+            pieces.append((stack_v[j:], float(np.sum(stack_w[j:]))))
+            for x in stack_v[j + 1:]:
+                del seen[x]
+            del stack_v[j + 1:], stack_w[j + 1:]
+            stack_w[j] = w
+            continue
+        seen[v] = len(stack_v)
+        stack_v.append(v)
+        stack_w.append(w)
+    pieces.append((stack_v, float(np.sum(stack_w))))
+    pieces = [p for p in pieces if len(p[0]) >= 3 or abs(p[1]) > 0]
+    good = [p for p in pieces if abs(abs(p[1]) - 1) < 1e-9]
+    best = good if good else sorted(pieces, key=lambda p: -abs(p[1]))
+    return best[0]
+
+
+def _delta(u: np.ndarray, v: np.ndarray, n: int, weights: np.ndarray | None = None) -> sp.csr_matrix:
+    """Coboundary (m × n): (δz)(u, v) = z_v − z_u, rows scaled by √weights when given."""
+    m = len(u)
+    s = np.ones(m) if weights is None else np.sqrt(np.asarray(weights, dtype=np.float64))
+    rows = np.r_[np.arange(m), np.arange(m)]
+    return sp.csr_matrix((np.r_[-s, s], (rows, np.r_[u, v])), shape=(m, n))
+
+
+def _wrap(x: np.ndarray) -> np.ndarray:
+    """Angle differences wrapped into [−π, π)."""
+    return np.mod(np.asarray(x) + np.pi, 2 * np.pi) - np.pi
+
+
+def representative_cycle(D: np.ndarray, co_edges: np.ndarray, co_vals: np.ndarray, r: float,
+                         start: int, phase: np.ndarray | None = None, max_step: float | None = None,
+                         power: float = 2.0) -> tuple[list[int], float]:
+    """Shortest closed walk through ``start`` in G_r whose cocycle sum is ±1 (module doc, step 2).
+
+    Edge cost (D_uv / r)^power (power 2 favours chains of short steps). With ``phase``
+    and ``max_step`` only edges whose wrapped phase change |θ_v − θ_u| ≤ max_step are used,
+    so the cycle samples the loop at least every ``max_step`` radians of phase.
+
+    Returns (cycle, winding): vertex ids (first != last; consecutive ids, and last → first,
+    joined by edges of length ≤ r) and Σ α along it. ([], 0.0) if no such walk exists.
+    """
+    n = D.shape[0]
+    D32 = np.asarray(D, dtype=np.float32)
+    u, v = _rips_edges(D32, r, strict=False)
+    if phase is not None and max_step is not None:
+        ok = np.abs(_wrap(phase[v] - phase[u])) <= max_step
+        ok &= ~(np.isnan(phase[u]) | np.isnan(phase[v]))
+        u, v = u[ok], v[ok]
+    alpha = np.rint(_cochain_on(u, v, n, co_edges, co_vals)).astype(np.int64)
+    scale = float(r) if r > 0 else 1.0
+    w = (np.asarray(D[u, v], dtype=np.float64) / scale) ** power + 1e-12  # zero-length edges must stay edges
+    L = _MAX_WINDING
+    rows, cols, data = [], [], []
+    for k in range(-L, L + 1):  # integer cover: layer k holds the walks with winding k so far
+        for src, dst, step in ((u, v, alpha), (v, u, -alpha)):
+            k2 = k + step
+            ok = (k2 >= -L) & (k2 <= L)
+            rows.append((k + L) * n + src[ok])
+            cols.append((k2[ok] + L) * n + dst[ok])
+            data.append(w[ok])
+    size = (2 * L + 1) * n
+    G = sp.csr_matrix((np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))), shape=(size, size))
+    source = L * n + start
+    dist, pred = dijkstra(G, directed=True, indices=source, return_predecessors=True)
+    target = min(((L + 1) * n + start, (L - 1) * n + start), key=lambda t: (dist[t], t))
+    if not np.isfinite(dist[target]):
+        return [], 0.0
+    path = [target]
+    while path[-1] != source:
+        path.append(int(pred[path[-1]]))
+    path = path[::-1]
+    verts = [p % n for p in path]
+    steps = np.diff([p // n for p in path]).astype(float)
+    cycle, winding = _split_walk(verts[:-1], steps)
+    return [int(x) for x in cycle], winding
+
+
+# ---------------------------------------------------------------------------- membership
+def loop_membership(D: np.ndarray, cycle, threshold: float) -> tuple[np.ndarray, np.ndarray]:
+    """``loop_distance[i] = min_{c ∈ cycle} D[i, c]`` and ``on_loop = loop_distance ≤ threshold``."""
+    if len(cycle) == 0:
+        dist = np.full(D.shape[0], np.inf)
+    else:
+        dist = np.asarray(D)[:, np.asarray(cycle, dtype=np.int64)].min(axis=1).astype(np.float64)
+    return dist, dist <= threshold
+
+
+# ---------------------------------------------------------------------------- coordinate
+def _harmonic_lift(delta: sp.csr_matrix, target: np.ndarray, tol: float) -> tuple[np.ndarray, dict]:
+    """Minimum-norm least-squares z* = argmin ‖target − δz‖ (scipy lsmr) and diagnostics."""
+    res = lsmr(delta, target, atol=tol, btol=tol, maxiter=20 * delta.shape[1])
+    z = res[0]
+    norm_t = float(np.linalg.norm(target))
+    resid = float(np.linalg.norm(target - delta @ z) / norm_t) if norm_t > 0 else float("nan")
+    return z, {"residual": resid, "lsmr_istop": int(res[1]), "lsmr_iters": int(res[2])}
+
+
+def circular_coordinate(D: np.ndarray, co_edges: np.ndarray, co_vals: np.ndarray, r: float,
+                        tol: float = 1e-10) -> tuple[np.ndarray, dict]:
+    """de Silva et al. circular coordinate on the Rips graph G_r (module docstring, step 3a).
+
+    z* = argmin_z Σ_{(u,v) ∈ G_r} (α(u, v) − (z_v − z_u))² (edges D_uv < r, lsmr,
+    minimum-norm), θ = 2π (z* mod 1). Returns θ (n,) and ``info`` with ``n_edges``,
+    ``residual`` (‖α − δz*‖ / ‖α‖: the share of the cocycle that is harmonic, not
+    smoothed away), ``labels`` (components of G_r) and lsmr's stopping code.
+    θ is only meaningful on the component(s) of G_r where α is supported.
+    """
+    n = D.shape[0]
+    u, v = _rips_edges(np.asarray(D, dtype=np.float32), r, strict=True)
+    alpha = _cochain_on(u, v, n, co_edges, co_vals)
+    z, info = _harmonic_lift(_delta(u, v, n), alpha, tol)
+    theta = np.mod(2 * np.pi * z, 2 * np.pi)
+    adj = sp.csr_matrix((np.ones(len(u)), (u, v)), shape=(n, n))
+    info["labels"] = connected_components(adj, directed=False)[1]
+    info["n_edges"] = int(len(u))
+    return theta, info
+
+
+def smooth_phase(A: sp.spmatrix, phase: np.ndarray, tol: float = 1e-10) -> tuple[np.ndarray, dict]:
+    """Harmonic circle map on the graph A in the homotopy class of ``phase`` (step 3b).
+
+    The class is pulled back from θ itself: on each edge (u < v) of A the integer jump
+    β(u, v) = (θ_v − θ_u − wrap(θ_v − θ_u)) / 2π (wrap into [−π, π)), i.e. θ*[S¹]. Then
+    z* = argmin Σ_{(u,v) ∈ A} w_uv (β(u, v) − (z_v − z_u))² (lsmr, minimum norm, A's
+    weights w) and θ' = 2π (z* mod 1): every point's phase becomes the (weighted) mean of
+    its neighbours' in the lifted sense, with the winding of θ kept. Points with NaN
+    phase are left out (and stay NaN).
+    """
+    phase = np.asarray(phase, dtype=np.float64)
+    n = len(phase)
+    C = sp.triu(sp.csr_matrix(A), 1).tocoo()
+    u, v, w = C.row.astype(np.int64), C.col.astype(np.int64), C.data.astype(np.float64)
+    ok = ~(np.isnan(phase[u]) | np.isnan(phase[v])) & (w > 0)
+    u, v, w = u[ok], v[ok], w[ok]
+    dth = phase[v] - phase[u]
+    beta = np.rint((dth - _wrap(dth)) / (2 * np.pi))
+    sw = np.sqrt(w)
+    z, info = _harmonic_lift(_delta(u, v, n, w), beta * sw, tol)
+    out = np.mod(2 * np.pi * z, 2 * np.pi)
+    out[np.isnan(phase)] = np.nan
+    info["n_edges"] = int(len(u))
+    return out, info
+
+
+# ---------------------------------------------------------------------------- extension
+def harmonic_extension(A: sp.spmatrix, known: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Dirichlet harmonic extension of ``values`` (real or complex) given on ``known`` ids.
+
+    With L = Deg − A (A's weights), unknown set U: solve L_UU x_U = A_UK x_K, i.e. every
+    unknown value is the A-weighted mean of its neighbours'. Known ids with a NaN value
+    are treated as unknown; unknown ids in a component of A without a known id get NaN.
+    """
+    A = sp.csr_matrix(A)
+    n = A.shape[0]
+    known = np.asarray(known, dtype=np.int64)
+    values = np.asarray(values)
+    ok = ~np.isnan(values)
+    known, values = known[ok], values[ok]
+    out = np.full(n, np.nan, dtype=np.result_type(values.dtype, np.float64))
+    out[known] = values
+    is_known = np.zeros(n, bool)
+    is_known[known] = True
+    _, labels = connected_components(A, directed=False)
+    reach = np.isin(labels, np.unique(labels[known]))
+    unk = np.flatnonzero(~is_known & reach)
+    if len(unk) == 0:
+        return out
+    deg = np.asarray(A.sum(axis=1)).ravel()
+    A_uu = A[unk][:, unk]
+    L_uu = (sp.diags(deg[unk]) - A_uu).tocsc()
+    rhs = A[unk][:, known] @ values
+    out[unk] = spsolve(L_uu, rhs) if len(unk) > 1 else rhs / L_uu.toarray().ravel()
+    return out
+
+
+def extend_phase(A_full: sp.spmatrix, idx_sub, phase_sub) -> np.ndarray:
+    """θ for all points of A_full from θ on the points ``idx_sub`` (phase_sub, radians).
+
+    Harmonic extension of e^{iθ} (:func:`harmonic_extension`), then θ = arg. Points with a
+    known θ keep it exactly; points A_full cannot connect to a known one get NaN.
+    """
+    z = harmonic_extension(A_full, idx_sub, np.exp(1j * np.asarray(phase_sub, dtype=np.float64)))
+    theta = np.mod(np.angle(z), 2 * np.pi)
+    theta[np.isnan(z)] = np.nan
+    known = np.asarray(idx_sub, dtype=np.int64)
+    ph = np.asarray(phase_sub, dtype=np.float64)
+    theta[known[~np.isnan(ph)]] = np.mod(ph[~np.isnan(ph)], 2 * np.pi)
+    return theta
+
+
+def extend_loop_distance(A_full: sp.spmatrix, idx_sub, dist_sub) -> np.ndarray:
+    """loop_distance for all points by harmonic extension of the known values (real Dirichlet problem).
+
+    Infinite known values (other component) are treated as unknown. The extension is an
+    interpolation (a neighbour-weighted mean), so it never exceeds the known range; apply the
+    same ``on_loop`` threshold to it.
+    """
+    d = np.asarray(dist_sub, dtype=np.float64).copy()
+    d[~np.isfinite(d)] = np.nan
+    out = harmonic_extension(A_full, idx_sub, d)
+    return out
+
+
+# ---------------------------------------------------------------------------- statistics
+def circular_correlation(a, b, method: str = "fisher_lee") -> float:
+    """Circular–circular correlation of two angle arrays (radians), in [−1, 1].
+
+    ``"fisher_lee"`` (Fisher and Lee, Biometrika 70, 1983):
+        ρ = Σ_{i<j} sin(a_i − a_j) sin(b_i − b_j) / √(Σ_{i<j} sin²(a_i − a_j) Σ_{i<j} sin²(b_i − b_j)),
+    computed in O(n) from Σ_{i,j} sin(a_i−a_j) sin(b_i−b_j) = 2[(Σ s_a s_b)(Σ c_a c_b) − (Σ s_a c_b)(Σ c_a s_b)]
+    (s = sin, c = cos). It needs no mean direction, so it is stable for uniformly spread
+    angles (a cell cycle), is invariant to rotating either variable, and changes sign under
+    reflection; ρ = ±1 iff b = ±a + const.
+
+    ``"js"`` (Jammalamadaka and SenGupta 1988):
+        ρ = Σ sin(a_i − ā) sin(b_i − b̄) / √(Σ sin²(a_i − ā) Σ sin²(b_i − b̄)), ā, b̄ circular means.
+    Unreliable when the angles are near-uniform (the means are then ill-defined).
+    NaNs are dropped pairwise.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    ok = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[ok], b[ok]
+    if method == "fisher_lee":
+        sa, ca, sb, cb = np.sin(a), np.cos(a), np.sin(b), np.cos(b)
+        num = (sa @ sb) * (ca @ cb) - (sa @ cb) * (ca @ sb)
+        va = (sa @ sa) * (ca @ ca) - (sa @ ca) ** 2
+        vb = (sb @ sb) * (cb @ cb) - (sb @ cb) ** 2
+    elif method == "js":
+        ma = np.angle(np.mean(np.exp(1j * a)))
+        mb = np.angle(np.mean(np.exp(1j * b)))
+        xa, xb = np.sin(a - ma), np.sin(b - mb)
+        num, va, vb = xa @ xb, xa @ xa, xb @ xb
+    else:
+        raise ValueError(f"method={method!r} must be 'fisher_lee' or 'js'")
+    den = np.sqrt(va * vb)
+    return float(num / den) if den > 0 else 0.0
+
+
+def circular_alignment(a, b) -> tuple[float, int, float]:
+    """Best rotation/reflection of b onto a: returns (R, sign, shift) maximising
+    R = |mean e^{i(a − sign·b)}|, with a ≈ sign·b + shift. R = 1 iff a = ±b + const exactly.
+    """
+    a = np.asarray(a, dtype=np.float64)
+    b = np.asarray(b, dtype=np.float64)
+    ok = ~(np.isnan(a) | np.isnan(b))
+    a, b = a[ok], b[ok]
+    best = None
+    for sign in (1, -1):
+        z = np.mean(np.exp(1j * (a - sign * b)))
+        cand = (float(np.abs(z)), sign, float(np.angle(z)))
+        if best is None or cand[0] > best[0]:
+            best = cand
+    return best
+
+
+# ---------------------------------------------------------------------------- entry point
+def _threshold(rule, birth: float, r_theta: float) -> float:
+    if isinstance(rule, str):
+        if rule == "birth":
+            return float(birth)
+        if rule == "theta":
+            return float(r_theta)
+        raise ValueError(f"on_loop_rule={rule!r} must be one of {ON_LOOP_RULES} or a number")
+    return float(rule)
+
+
+def localize_loops(D: np.ndarray, A: sp.spmatrix, ph: dict, detection: dict, *,
+                   theta_filtration: float = THETA_FILTRATION, smooth: str = "knn",
+                   on_loop_rule="theta", max_step: float = MAX_STEP, coeff: int | None = None) -> list[dict]:
+    """Cycle, membership and circular coordinate of every detected loop.
+
+    Parameters
+    ----------
+    D : (n, n) the distance matrix the persistence ran on (inf between components allowed).
+    A : (n, n) kNN adjacency on the same points.
+    ph : ``homology.persistence(D, cocycles=True, coeff=p)``, p prime > 2.
+    detection : ``loops.detect(ph["dgms"][1], scale=ph["thresh"])``.
+    theta_filtration : f in [0, 1): the Rips solve uses r_θ = b + f (d − b).
+    smooth : "knn" (default: refine θ by :func:`smooth_phase` on A) or "rips" (θ of the
+        Rips solve only, de Silva et al. as published).
+    on_loop_rule : "theta" (loop_distance ≤ r_θ, default), "birth" (≤ b) or a number.
+    max_step : largest phase change (radians) along one cycle edge (see step 2).
+    coeff : the prime ph was computed with (default :data:`DEFAULT_COEFF`).
+
+    Returns one dict per entry of ``detection["features"]`` (same order) with ``cycle``
+    (list[int]), ``phase`` (n,) in [0, 2π) (NaN where undefined: points in another
+    component of A), ``loop_distance`` (n,), ``on_loop`` (n,) bool, ``n_on_loop`` and
+    provenance: ``feature`` (row in dgms[1]), ``birth``, ``death``, ``theta_filtration``
+    (r_θ), ``cycle_filtration`` (r of the cycle), ``cycle_max_step``, ``on_loop_threshold``,
+    ``winding`` (Σ α along the cycle, ±1), ``cycle_length`` (Σ D along it), ``n_edges``
+    (of G_{r_θ}), ``harmonic_residual``, ``smooth``, ``coeff``.
+    """
+    p = DEFAULT_COEFF if coeff is None else int(coeff)
+    if "cocycles" not in ph:
+        raise ValueError("ph has no cocycles: run homology.persistence(D, cocycles=True, coeff=47)")
+    if not 0 <= theta_filtration < 1:
+        raise ValueError(f"theta_filtration={theta_filtration!r} must be in [0, 1)")
+    if smooth not in ("knn", "rips"):
+        raise ValueError(f"smooth={smooth!r} must be 'knn' or 'rips'")
+    D = np.asarray(D, dtype=np.float64)
+    n = D.shape[0]
+    dgm1 = ph["dgms"][1]
+    out = []
+    for row in detection["features"]:
+        b, d_raw = (float(x) for x in dgm1[row])
+        d = d_raw if np.isfinite(d_raw) else float(ph["thresh"])
+        co_edges, co_vals = lift_cocycle(ph["cocycles"][1][row], p)
+        anchor = int(ph["birth_edges"][row][0])
+        # 3a. harmonic coordinate on the Rips graph at r_θ
+        r_theta = b + theta_filtration * (d - b)
+        if theta_filtration == 0:  # edges strictly below r_θ: step past b so the birth edge is in
+            r_theta = float(np.nextafter(np.float32(b), np.float32(np.inf)))
+        theta, info = circular_coordinate(D, co_edges, co_vals, r_theta)
+        inside = info["labels"] == info["labels"][anchor]
+        if not inside.all():  # points off the anchor's component of G_r: extend over A
+            theta = extend_phase(A, np.flatnonzero(inside), theta[inside])
+        # 3b. refine on the kNN graph in the same class
+        if smooth == "knn":
+            theta, _ = smooth_phase(A, theta)
+        # 2. cycle: smallest r in [b, d) and phase step allowing a winding-±1 walk
+        cycle, winding, r_cyc, step = [], 0.0, b, max_step
+        for step in (max_step, 2 * max_step, 4 * max_step, None):
+            for f in _CYCLE_FILTRATIONS:
+                r_cyc = b + f * (d - b)
+                cycle, winding = representative_cycle(D, co_edges, co_vals, r_cyc, anchor, phase=theta,
+                                                      max_step=step)
+                if cycle:
+                    break
+            if cycle:
+                break
+        if not cycle:
+            log.warning("no cycle with winding ±1 found for H1 feature %d (birth %.4g)", row, b)
+        thr = _threshold(on_loop_rule, b, r_theta)
+        dist, on_loop = loop_membership(D, cycle, thr)
+        cyc = np.asarray(cycle, dtype=np.int64)
+        cyc_len = float(D[cyc, np.roll(cyc, -1)].sum()) if len(cyc) else 0.0
+        log.info("loop %d (H1 feature %d, [%.4g, %.4g)): cycle of %d points at r=%.4g, winding %+g; θ from %d "
+                 "edges at r=%.4g (harmonic residual %.3f); %d/%d points on the loop", len(out), row, b, d,
+                 len(cycle), r_cyc, winding, info["n_edges"], r_theta, info["residual"], int(on_loop.sum()), n)
+        out.append({
+            "cycle": [int(x) for x in cycle], "phase": theta, "loop_distance": dist, "on_loop": on_loop,
+            "n_on_loop": int(on_loop.sum()), "feature": int(row), "birth": b, "death": d_raw,
+            "theta_filtration": float(r_theta), "cycle_filtration": float(r_cyc),
+            "cycle_max_step": None if step is None else float(step), "on_loop_threshold": thr,
+            "winding": float(winding), "cycle_length": cyc_len, "n_edges": info["n_edges"],
+            "harmonic_residual": info["residual"], "smooth": smooth, "coeff": p,
+        })
+    return out
