@@ -80,20 +80,55 @@ def _load(args):
 
 # ---------------------------------------------------------------- run
 def cmd_run(args) -> int:
+    if args.recipe and not str(args.input).endswith(".h5ad"):
+        raise InputError("--recipe needs .h5ad input with raw counts in X")
+    if str(args.input).endswith(".h5ad"):
+        return _run_h5ad(args)
     X, meta = _load(args)
     params = _params_from(args)
     params.validate(X.shape[0])
-    out = Path(args.out)
-    with io.OutputSet(out) as outputs:
+    with io.OutputSet(args.out) as outputs:
         result = pipeline.run(X, params, progress=not args.quiet)
-        summ = pipeline.summary(result, input_desc=str(args.input))
-        outputs.path("summary.json").write_text(io.dumps_json(summ))
-        _write_diagrams(outputs.path("diagrams.npz"), result.ph)
-        html = report.render_html(summ, points=X[result.index], index=result.index)
-        outputs.path("report.html").write_text(html)
+        summ = _write_run_outputs(outputs, args, result, X)
         outputs.commit()
-    _print_table(summ, out)
+    _print_table(summ, args.out)
     return 0
+
+
+def _run_h5ad(args) -> int:
+    """h5ad in: results go into a copy of the AnnData (``result.h5ad``) under --key-added."""
+    from . import pp, tl
+
+    adata = io.read_h5ad(args.input)
+    use_rep = args.use_rep
+    if args.recipe == "cell_cycle":
+        pp.recipe_cell_cycle(adata)
+        use_rep = "X_pca_cell_cycle"
+    params = _params_from(args)
+    X = _anndata_points(adata, use_rep)
+    params.validate(X.shape[0])
+    with io.OutputSet(args.out) as outputs:
+        result = tl.run_result(adata, use_rep=use_rep, key_added=args.key_added, progress=not args.quiet,
+                               **dataclasses.asdict(params))
+        summ = _write_run_outputs(outputs, args, result, X)
+        adata.write_h5ad(outputs.path("result.h5ad"))
+        outputs.commit()
+    _print_table(summ, args.out, extra="result.h5ad")
+    return 0
+
+
+def _anndata_points(adata, use_rep):
+    from ._anndata import points
+
+    return points(adata, use_rep)
+
+
+def _write_run_outputs(outputs, args, result, X) -> dict:
+    summ = pipeline.summary(result, input_desc=str(args.input))
+    outputs.path("summary.json").write_text(io.dumps_json(summ))
+    _write_diagrams(outputs.path("diagrams.npz"), result.ph)
+    outputs.path("report.html").write_text(report.render_html(summ, points=X[result.index], index=result.index))
+    return summ
 
 
 def _write_diagrams(path, ph):
@@ -104,7 +139,7 @@ def _write_diagrams(path, ph):
         np.savez_compressed(fh, **arrays)
 
 
-def _print_table(summ, out):
+def _print_table(summ, out, extra=None):
     det = summ["detection"]
     lines = [
         f"topoembed {summ['version']}: {summ['input']}",
@@ -113,7 +148,7 @@ def _print_table(summ, out):
         f"  loops found   {det['n_loops']}",
         f"  score         {det['score']:.3f}   (s_m: " + ", ".join(f"{m}:{s:.2f}" for m, s in det["scores"].items()) + ")",
         "  time (s)      " + "  ".join(f"{k} {v:.2f}" for k, v in summ["timings_s"].items()),
-        f"  written to    {out}/ (summary.json, diagrams.npz, report.html)",
+        f"  written to    {out}/ (summary.json, diagrams.npz, report.html{', ' + extra if extra else ''})",
     ]
     sys.stdout.write("\n".join(lines) + "\n")
 
@@ -219,6 +254,9 @@ def build_parser() -> argparse.ArgumentParser:
     _input_args(p)
     p.add_argument("--out", default="topoembed_results", help="output folder (default: topoembed_results)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--recipe", choices=["cell_cycle"], default=None,
+                   help="for .h5ad raw counts: run te.pp.recipe_cell_cycle first and use its PCA")
+    p.add_argument("--key-added", default="topoembed", help="for .h5ad input: key of the results in result.h5ad")
     _add_params(p)
     p.set_defaults(func=cmd_run)
 

@@ -1,0 +1,187 @@
+import anndata
+import numpy as np
+import pandas as pd
+import pytest
+import scanpy as sc
+
+import topoembed as te
+from topoembed import datasets, pipeline
+from topoembed._validate import InputError
+
+
+@pytest.fixture
+def circle_adata():
+    ds = datasets.make("circle", n=250, d=10, sigma=0.05, seed=0)
+    a = anndata.AnnData(X=ds.X.astype(np.float32))
+    a.obsm["X_rep"] = ds.X
+    a.obsm["X_umap"] = ds.X[:, :2]
+    return a
+
+
+def test_stepwise_api_writes_keys_and_matches_pipeline(circle_adata):
+    a = circle_adata
+    te.pp.neighbors(a, k=15, use_rep="X_rep")
+    te.tl.spectral_distances(a)
+    te.tl.persistent_homology(a)
+    te.tl.detect_loops(a)
+    assert "topoembed_graph" in a.obsp and "topoembed_distances" in a.obsp
+    entry = a.uns["topoembed"]
+    assert set(entry) >= {"graph", "distances", "diagrams", "detection", "loops", "thresh"}
+    ref = pipeline.run(a.obsm["X_rep"], k=15)
+    np.testing.assert_allclose(a.obsp["topoembed_distances"], ref.D)
+    np.testing.assert_allclose(entry["diagrams"]["H1"], ref.ph["dgms"][1])
+    assert entry["detection"]["n_loops"] == ref.detection["n_loops"] == 1
+    assert te.tl.get_loops(a)[0]["birth_edge"].tolist() == ref.loops[0]["birth_edge"]
+
+
+def test_run_copy_semantics_and_key_added(circle_adata):
+    a = circle_adata
+    before = set(a.uns), set(a.obsp)
+    b = te.tl.run(a, use_rep="X_rep", key_added="cc", copy=True)
+    assert (set(a.uns), set(a.obsp)) == before  # original untouched
+    assert "cc" in b.uns and "cc_graph" in b.obsp and "cc_distances" in b.obsp
+    assert te.tl.run(a, use_rep="X_rep") is None
+    assert "topoembed" in a.uns
+    assert a.uns["topoembed"]["params"]["k"] == 15 and a.uns["topoembed"]["params"]["use_rep"] == "X_rep"
+
+
+def test_reuse_scanpy_neighbors_gives_same_distances(circle_adata):
+    a = circle_adata
+    k = 12
+    sc.pp.neighbors(a, n_neighbors=k + 1, use_rep="X_rep", random_state=0)  # scanpy counts the cell itself
+    te.pp.neighbors(a, neighbors_key="neighbors", binarize=True, key_added="reuse")
+    te.pp.neighbors(a, k=k, use_rep="X_rep", key_added="own")
+    assert (a.obsp["reuse_graph"] != a.obsp["own_graph"]).nnz == 0
+    te.tl.spectral_distances(a, key_added="reuse")
+    te.tl.spectral_distances(a, key_added="own")
+    np.testing.assert_allclose(a.obsp["reuse_distances"], a.obsp["own_distances"], atol=1e-10)
+    # weighted reuse keeps scanpy's connectivities
+    te.pp.neighbors(a, neighbors_key="neighbors", binarize=False, key_added="w")
+    assert not np.allclose(a.obsp["w_graph"].data, 1.0)
+    # and tl.run can reuse it directly
+    te.tl.run(a, neighbors_key="neighbors", key_added="r2")
+    np.testing.assert_allclose(a.obsp["r2_distances"], a.obsp["reuse_distances"], atol=1e-10)
+
+
+def test_large_n_distances_not_stored(circle_adata, monkeypatch, caplog):
+    from topoembed import tl
+
+    monkeypatch.setattr(tl, "OBSP_DENSE_MAX_N", 100)
+    a = circle_adata
+    te.pp.neighbors(a, use_rep="X_rep")
+    with caplog.at_level("INFO"):
+        te.tl.spectral_distances(a)
+    assert "topoembed_distances" not in a.obsp
+    assert "not stored" in caplog.text and a.uns["topoembed"]["distances"]["stored_in"] == "not stored"
+    te.tl.persistent_homology(a)  # recomputed from the graph
+    te.tl.detect_loops(a)
+    assert a.uns["topoembed"]["detection"]["n_loops"] == 1
+
+
+def test_subsample_run_marks_cells(circle_adata):
+    a = circle_adata
+    te.tl.run(a, use_rep="X_rep", subsample=150, seed=3)
+    assert a.obs["topoembed_subsample"].sum() == 150
+    edge = te.tl.get_loops(a)[0]["birth_edge"]
+    assert a.obs["topoembed_subsample"].iloc[edge].all()
+
+
+def test_h5ad_round_trip_and_plots(circle_adata, tmp_path):
+    import matplotlib.pyplot as plt
+
+    a = circle_adata
+    te.tl.run(a, use_rep="X_rep")
+    path = tmp_path / "r.h5ad"
+    a.write_h5ad(path)
+    b = anndata.read_h5ad(path)
+    assert te.tl.get_loops(b)[0]["birth_edge"].tolist() == te.tl.get_loops(a)[0]["birth_edge"].tolist()
+    np.testing.assert_allclose(b.uns["topoembed"]["diagrams"]["H1"], a.uns["topoembed"]["diagrams"]["H1"])
+    for fn in (te.pl.diagram, te.pl.barcode, te.pl.detection):
+        ax = fn(b)
+        assert ax is not None and len(ax.get_children()) > 0
+    out = tmp_path / "loop.png"
+    ax = te.pl.loop(b, basis="umap", save=out)
+    assert out.stat().st_size > 1000
+    fig, ax0 = plt.subplots()
+    assert te.pl.diagram(b, ax=ax0) is ax0
+    plt.close("all")
+
+
+def _cyclic_counts(n_cells=300, n_genes=200, seed=0):
+    """Counts with a cyclic programme: genes 0-59 ('MCM5'-like names) peak at staggered phases."""
+    rng = np.random.default_rng(seed)
+    theta = rng.uniform(0, 2 * np.pi, n_cells)
+    cyc_genes = te.pp.cell_cycle_genes("mouse")[:60]
+    names = cyc_genes + [f"Gene{i}" for i in range(n_genes - 60)]
+    peaks = np.linspace(0, 2 * np.pi, 60, endpoint=False)
+    rate = np.full((n_cells, n_genes), 2.0)
+    rate[:, :60] = 1 + 20 * np.exp(2 * (np.cos(theta[:, None] - peaks[None]) - 1))
+    X = rng.poisson(rate).astype(np.float32)
+    a = anndata.AnnData(X=X, var=pd.DataFrame(index=names))
+    return a, theta
+
+
+def test_recipe_on_cyclic_counts_finds_the_loop():
+    a, _ = _cyclic_counts()
+    x_before = a.X.copy()
+    te.pp.recipe_cell_cycle(a, n_comps=10)
+    assert a.obsm["X_pca_cell_cycle"].shape == (300, 10)
+    np.testing.assert_array_equal(a.X, x_before)  # counts untouched
+    info = a.uns["topoembed_recipe"]
+    assert info["n_genes"] == 60 and "Tirosh" in info["genes"]
+    te.tl.run(a, use_rep="X_pca_cell_cycle", k=15)
+    assert a.uns["topoembed"]["detection"]["n_loops"] == 1
+
+
+def test_recipe_variants_and_errors():
+    a, _ = _cyclic_counts()
+    te.pp.recipe_cell_cycle(a, genes="hvg", n_top_genes=100, key_added="X_hvg")
+    assert a.obsm["X_hvg"].shape[0] == 300
+    te.pp.recipe_cell_cycle(a, genes=[f"Gene{i}" for i in range(30)], key_added="X_mine")
+    with pytest.raises(InputError, match="none of the"):
+        te.pp.recipe_cell_cycle(a, genes=["NOTAGENE1", "NOTAGENE2"])
+    b = a.copy()
+    sc.pp.normalize_total(b)
+    sc.pp.log1p(b)
+    with pytest.raises(InputError, match="expects raw counts"):
+        te.pp.recipe_cell_cycle(b)
+
+
+def test_counts_where_representation_expected():
+    a, _ = _cyclic_counts()
+    with pytest.raises(InputError, match="looks like raw counts"):
+        te.tl.run(a)
+
+
+def test_missing_keys_and_empty():
+    a = anndata.AnnData(X=np.random.rand(30, 3))
+    with pytest.raises(InputError, match="obsm key 'X_pca' not found"):
+        te.tl.run(a, use_rep="X_pca")
+    with pytest.raises(InputError, match="run te.pp.neighbors"):
+        te.tl.spectral_distances(a)
+    with pytest.raises(InputError, match="run sc.pp.neighbors"):
+        te.pp.neighbors(a, neighbors_key="neighbors")
+    with pytest.raises(InputError, match="persistent_homology"):
+        te.tl.detect_loops(a)
+    with pytest.raises(InputError, match="0 cells"):
+        te.tl.run(anndata.AnnData(X=np.zeros((0, 3))))
+    with pytest.raises(InputError, match="te.tl.run"):
+        te.pl.diagram(a)
+
+
+def test_cli_h5ad_round_trip_input_untouched(tmp_path):
+    from topoembed import cli
+
+    a, _ = _cyclic_counts()
+    src = tmp_path / "counts.h5ad"
+    a.write_h5ad(src)
+    before = src.read_bytes()
+    out = tmp_path / "out"
+    assert cli.main(["run", str(src), "--recipe", "cell_cycle", "--out", str(out), "-q"]) == 0
+    assert src.read_bytes() == before
+    res = anndata.read_h5ad(out / "result.h5ad")
+    assert "X_pca_cell_cycle" in res.obsm and res.uns["topoembed"]["detection"]["n_loops"] == 1
+    assert {p.name for p in out.iterdir()} == {"summary.json", "diagrams.npz", "report.html", "result.h5ad"}
+    # counts without the recipe: a clear error, no output
+    code = cli.main(["run", str(src), "--out", str(tmp_path / "bad"), "-q"])
+    assert code == 2 and not (tmp_path / "bad").exists()

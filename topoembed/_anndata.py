@@ -1,0 +1,57 @@
+"""Small AnnData helpers shared by ``pp``, ``tl`` and ``pl`` (no mathematics here)."""
+from __future__ import annotations
+
+import numpy as np
+
+from ._validate import InputError, check_points
+
+
+def check_adata(adata) -> None:
+    try:
+        import anndata
+    except ImportError:  # pragma: no cover
+        raise InputError("anndata is not installed; pip install anndata") from None
+    if not isinstance(adata, anndata.AnnData):
+        raise InputError(f"expected an AnnData object, got {type(adata).__name__}; "
+                         "for arrays use the functions in topoembed.graph/spectral/pipeline")
+    if adata.n_obs == 0:
+        raise InputError("the AnnData has 0 cells; filter less strictly or check the input file")
+
+
+def points(adata, use_rep: str | None = None, *, expect_representation: bool = True) -> np.ndarray:
+    """The matrix to analyse: ``obsm[use_rep]`` or ``X``, validated.
+
+    With ``expect_representation``, raw counts (non-negative integers over many genes)
+    are refused: persistent homology should run on a representation (PCA, scVI, ...).
+    """
+    from .io import points_from_adata
+    from .pp import looks_like_counts
+
+    check_adata(adata)
+    X = points_from_adata(adata, use_rep)
+    where = f"adata.obsm[{use_rep!r}]" if use_rep not in (None, "X") else "adata.X"
+    if expect_representation and X.shape[1] > 100 and looks_like_counts(X):
+        raise InputError(f"{where} looks like raw counts ({X.shape[1]} columns of non-negative integers); "
+                         "run te.pp.recipe_cell_cycle(adata) (or sc.pp.normalize_total, sc.pp.log1p and "
+                         "sc.pp.pca) first and pass use_rep='X_pca_cell_cycle' / 'X_pca'")
+    return check_points(X, name=where, min_points=3)
+
+
+def uns_entry(adata, key: str) -> dict:
+    """``adata.uns[key]`` as a dict, created if missing."""
+    if key not in adata.uns or not isinstance(adata.uns[key], dict):
+        adata.uns[key] = {}
+    return adata.uns[key]
+
+
+def h5ad_safe(obj):
+    """Convert a result dict so that anndata can write it: drop None, str keys, arrays."""
+    if isinstance(obj, dict):
+        return {str(k): h5ad_safe(v) for k, v in obj.items() if v is not None}
+    if isinstance(obj, (list, tuple)):
+        if obj and all(isinstance(v, dict) for v in obj):
+            return {str(i): h5ad_safe(v) for i, v in enumerate(obj)}
+        return np.asarray(obj)
+    if isinstance(obj, (np.bool_, bool)):
+        return bool(obj)
+    return obj

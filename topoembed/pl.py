@@ -1,0 +1,108 @@
+"""Plotting on AnnData (scanpy style): each function takes ``ax=``, ``show=`` and ``save=``.
+
+They read what ``te.tl`` stored under ``key`` (also after ``write_h5ad``/``read_h5ad``) and
+draw with :mod:`topoembed.plotting`, the same drawings the HTML report uses.
+``show=True`` calls ``plt.show()`` and returns None; otherwise the axes are returned.
+``save`` is a file name (any format matplotlib knows, e.g. ``"diagram.pdf"``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import plotting
+from ._anndata import uns_entry
+from ._validate import InputError
+from .pp import DEFAULT_KEY
+from .tl import get_loops
+
+__all__ = ["diagram", "barcode", "detection", "loop"]
+
+
+def _entry(adata, key, need):
+    entry = uns_entry(adata, key) if key in adata.uns else None
+    if not entry or need not in entry:
+        step = {"diagrams": "te.tl.persistent_homology", "detection": "te.tl.detect_loops"}[need]
+        raise InputError(f"adata.uns[{key!r}][{need!r}] not found: run te.tl.run(adata) or {step}(adata) first")
+    return entry
+
+
+def _dgms(entry):
+    d = entry["diagrams"]
+    return [np.asarray(d[f"H{i}"]).reshape(-1, 2) for i in range(len(d))]
+
+
+def _finish(ax, show, save):
+    import matplotlib.pyplot as plt
+
+    if save:
+        ax.figure.savefig(save, bbox_inches="tight")
+    if show:
+        plt.show()
+        return None
+    return ax
+
+
+def _ax(ax, figsize=(4.5, 4)):
+    if ax is not None:
+        return ax
+    import matplotlib.pyplot as plt
+
+    return plt.subplots(figsize=figsize)[1]
+
+
+def _highlight(adata, key, dgm1):
+    rows = []
+    for lp in get_loops(adata, key):
+        hit = np.flatnonzero(np.isclose(dgm1[:, 0], lp["birth"]) & np.isclose(dgm1[:, 1], lp["death"]))
+        rows += hit[:1].tolist()
+    return rows
+
+
+def diagram(adata, key: str = DEFAULT_KEY, *, ax=None, show: bool | None = None, save: str | None = None):
+    """Persistence diagram (H0, H1, ...), detected loops circled."""
+    entry = _entry(adata, key, "diagrams")
+    dgms = _dgms(entry)
+    hl = _highlight(adata, key, dgms[1]) if len(dgms) > 1 else None
+    return _finish(plotting.diagram(_ax(ax), dgms, hl), show, save)
+
+
+def barcode(adata, key: str = DEFAULT_KEY, *, dims=(1,), max_bars: int = 40, ax=None,
+            show: bool | None = None, save: str | None = None):
+    """Barcode of the longest bars in the given dimensions."""
+    dgms = _dgms(_entry(adata, key, "diagrams"))
+    return _finish(plotting.barcode(_ax(ax), dgms, dims=dims, max_bars=max_bars), show, save)
+
+
+def detection(adata, key: str = DEFAULT_KEY, *, ax=None, show: bool | None = None, save: str | None = None):
+    """Detection scores s_1..s_5, the chosen number of loops highlighted."""
+    det = _entry(adata, key, "detection")["detection"]
+    scores = {int(m): float(s) for m, s in det["scores"].items()}
+    return _finish(plotting.detection_scores(_ax(ax), scores, int(det["n_loops"])), show, save)
+
+
+def loop(adata, basis: str = "umap", key: str = DEFAULT_KEY, *, color: str | None = None, ax=None,
+         show: bool | None = None, save: str | None = None):
+    """Cells on ``obsm[f"X_{basis}"]`` with each detected loop's birth edge (and cycle, once
+    loops are localised); coloured by ``obs[color]`` or, if present, the loop phase."""
+    entry = _entry(adata, key, "detection")
+    obsm_key = basis if basis in adata.obsm else f"X_{basis}"
+    if obsm_key not in adata.obsm:
+        raise InputError(f"basis {basis!r} not found in adata.obsm ({list(adata.obsm.keys())}); "
+                         "compute it first, e.g. sc.tl.umap(adata)")
+    Y = np.asarray(adata.obsm[obsm_key])[:, :2]
+    found = get_loops(adata, key)
+    edges = [tuple(int(v) for v in lp["birth_edge"]) for lp in found]
+    cycles = [np.asarray(lp["cycle"], dtype=int) for lp in found if "cycle" in lp]
+    col = None
+    label = None
+    if color is not None:
+        if color not in adata.obs:
+            raise InputError(f"color {color!r} is not a column of adata.obs")
+        col, label = adata.obs[color].to_numpy(), color
+    elif f"{key}_phase" in adata.obs:
+        col, label = adata.obs[f"{key}_phase"].to_numpy(), "loop phase θ"
+    a = _ax(ax, (5, 5))
+    cmap = "twilight" if label == "loop phase θ" else "viridis"
+    plotting.points_2d(a, Y, color=col, edges=edges, cycles=cycles, cmap=cmap, title=f"{obsm_key}: loops",
+                       colorbar_label=label)
+    return _finish(a, show, save)

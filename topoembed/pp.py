@@ -1,0 +1,193 @@
+"""Preprocessing on AnnData (scanpy style): the raw-counts recipe and the kNN graph.
+
+``te.pp.recipe_cell_cycle`` turns raw counts into a representation in which the cell
+cycle is visible; ``te.pp.neighbors`` builds (or reuses scanpy's) kNN graph. Both call
+scanpy/the core and hold no mathematics of their own.
+"""
+from __future__ import annotations
+
+import logging
+from importlib import resources
+
+import numpy as np
+import scipy.sparse as sp
+
+from . import graph
+from ._anndata import check_adata, points, uns_entry
+from ._validate import InputError, check_k
+
+log = logging.getLogger(__name__)
+
+__all__ = ["cell_cycle_genes", "recipe_cell_cycle", "neighbors", "looks_like_counts"]
+
+DEFAULT_KEY = "topoembed"
+
+
+def cell_cycle_genes(organism: str = "human", phase: str | None = None) -> list[str]:
+    """The bundled cell-cycle genes: S and G2/M markers of Tirosh et al., Science 2016.
+
+    ``organism="mouse"`` gives the mouse orthologues, which for these genes are the human
+    symbols in title case (Mcm5, Pcna, ...). ``phase``: "S", "G2M" or None (both).
+    """
+    if organism not in ("human", "mouse"):
+        raise InputError(f"organism={organism!r} must be 'human' or 'mouse' (or pass your own gene list)")
+    text = resources.files("topoembed").joinpath("data/cell_cycle_genes.txt").read_text()
+    rows = [line.split("\t") for line in text.splitlines() if line and not line.startswith("#")]
+    genes = [g.strip() for p, g in rows if phase is None or p == phase]
+    return genes if organism == "human" else [g[0] + g[1:].lower() for g in genes]
+
+
+def looks_like_counts(X, sample: int = 20000, seed: int = 0) -> bool:
+    """True if X is non-negative and integer-valued (checked on a random sample of entries)."""
+    data = X.data if sp.issparse(X) else np.asarray(X).ravel()
+    if data.size == 0:
+        return False
+    if data.size > sample:
+        data = data[np.random.default_rng(seed).choice(data.size, sample, replace=False)]
+    data = np.asarray(data, dtype=np.float64)
+    return bool(np.all(data >= 0) and np.all(data == np.round(data)) and data.max() > 1)
+
+
+def _match_genes(var_names, genes, organism):
+    upper = {str(v).upper(): v for v in var_names}
+    found = [upper[g.upper()] for g in genes if g.upper() in upper]
+    return list(dict.fromkeys(found))
+
+
+def recipe_cell_cycle(adata, *, genes="cell_cycle", organism: str = "auto", n_comps: int = 20,
+                      n_top_genes: int = 2000, target_sum: float = 1e4, layer: str | None = None,
+                      min_genes: int = 10, key_added: str = "X_pca_cell_cycle", random_state: int = 0,
+                      copy: bool = False):
+    """Raw counts → library-size normalisation → log1p → gene restriction → PCA.
+
+    Parameters
+    ----------
+    genes : "cell_cycle" (the bundled Tirosh et al. 2016 list, human or mouse symbols,
+        matched case-insensitively), "hvg" (``n_top_genes`` highly variable genes,
+        ``sc.pp.highly_variable_genes`` with flavor "seurat" on the log data), or a list
+        of gene names.
+    layer : take counts from ``adata.layers[layer]`` instead of ``adata.X``.
+    n_comps : PCA components (fewer if there are fewer genes or cells).
+
+    Writes ``adata.obsm[key_added]`` and ``adata.uns["topoembed_recipe"]`` (what was
+    done); ``adata.X`` is left as it was. Uses scanpy's own functions throughout.
+    """
+    import anndata
+    import scanpy as sc
+
+    adata = adata.copy() if copy else adata
+    check_adata(adata)
+    counts = adata.layers[layer] if layer is not None else adata.X
+    if layer is not None and layer not in adata.layers:
+        raise InputError(f"layer {layer!r} not found; available: {list(adata.layers.keys()) or 'none'}")
+    if not looks_like_counts(counts):
+        raise InputError("the recipe expects raw counts (non-negative integers) but "
+                         f"{'adata.layers[' + repr(layer) + ']' if layer else 'adata.X'} holds non-integer or "
+                         "negative values (already normalised or a representation?). Pass the raw counts "
+                         "(e.g. layer='counts'), or skip the recipe and use use_rep='X_pca' / 'X_scVI'.")
+    work = anndata.AnnData(X=counts.copy() if sp.issparse(counts) else np.array(counts, dtype=np.float32),
+                           obs=adata.obs[[]].copy(), var=adata.var[[]].copy())
+    sc.pp.normalize_total(work, target_sum=target_sum)
+    sc.pp.log1p(work)
+    if isinstance(genes, str) and genes == "hvg":
+        sc.pp.highly_variable_genes(work, n_top_genes=min(n_top_genes, work.n_vars), flavor="seurat")
+        chosen = list(work.var_names[work.var["highly_variable"]])
+        source = f"{len(chosen)} highly variable genes (scanpy, flavor='seurat')"
+    else:
+        if isinstance(genes, str) and genes == "cell_cycle":
+            if organism == "auto":
+                glist = cell_cycle_genes("human")  # matching is case-insensitive: covers mouse too
+            else:
+                glist = cell_cycle_genes(organism)
+            source = "cell-cycle genes of Tirosh et al., Science 2016"
+        elif isinstance(genes, str):
+            raise InputError(f"genes={genes!r} must be 'cell_cycle', 'hvg' or a list of gene names")
+        else:
+            glist = [str(g) for g in genes]
+            source = "user gene list"
+        chosen = _match_genes(work.var_names, glist, organism)
+        if not chosen:
+            raise InputError(f"none of the {len(glist)} genes ({source}) is in adata.var_names "
+                             f"(e.g. {list(adata.var_names[:3])}); check the organism and that var_names "
+                             "hold gene symbols (not Ensembl ids), or pass genes='hvg' or your own list")
+        if len(chosen) < min_genes:
+            raise InputError(f"only {len(chosen)} of {len(glist)} genes found in adata.var_names (need "
+                             f"{min_genes}); pass genes='hvg', your own list, or lower min_genes")
+    sub = work[:, chosen].copy()
+    n_comps_used = int(min(n_comps, sub.n_vars - 1, sub.n_obs - 1))
+    if n_comps_used < 2:
+        raise InputError(f"{sub.n_obs} cells × {sub.n_vars} genes are too few for PCA; pass more cells or genes")
+    sc.pp.pca(sub, n_comps=n_comps_used, random_state=random_state)
+    adata.obsm[key_added] = sub.obsm["X_pca"]
+    adata.uns["topoembed_recipe"] = {
+        "steps": ["normalize_total", "log1p", "gene subset", "pca"],
+        "target_sum": float(target_sum), "genes": source, "n_genes": len(chosen),
+        "gene_names": np.array(chosen, dtype=object).astype(str), "n_comps": n_comps_used,
+        "layer": layer or "X", "key_added": key_added,
+        "variance_ratio": sub.uns["pca"]["variance_ratio"],
+    }
+    log.info("recipe_cell_cycle: %s (%d genes) -> obsm[%r] with %d PCs", source, len(chosen), key_added, n_comps_used)
+    return adata if copy else None
+
+
+def _binarized(M, symmetrize):
+    P = sp.csr_matrix(M, copy=True)
+    P.data[:] = 1.0
+    P.setdiag(0)
+    P.eliminate_zeros()
+    if symmetrize == "or":
+        S = ((P + P.T) > 0).astype(np.float64)
+    else:
+        S = P.multiply(P.T)
+    return sp.csr_matrix(S, dtype=np.float64)
+
+
+def neighbors(adata, k: int = graph.knn_graph.__defaults__[0], *, use_rep: str | None = None,
+              neighbors_key: str | None = None, binarize: bool = True,
+              symmetrize: str = graph.knn_graph.__defaults__[2], weights: str = graph.knn_graph.__defaults__[3],
+              metric: str = graph.knn_graph.__defaults__[1], random_state: int = 0,
+              key_added: str = DEFAULT_KEY, copy: bool = False):
+    """The kNN graph of the cells → ``adata.obsp[f"{key_added}_graph"]``.
+
+    With ``neighbors_key`` (e.g. "neighbors", what ``sc.pp.neighbors`` writes), reuse
+    scanpy's graph instead of searching again: ``binarize=True`` takes the pattern of its
+    kNN ``distances`` and symmetrises it like :func:`topoembed.graph.knn_graph`
+    (``symmetrize``), so ``sc.pp.neighbors(n_neighbors=k + 1)`` (scanpy counts the cell
+    itself) gives the same graph as ``te.pp.neighbors(k=k)``; ``binarize=False`` keeps
+    scanpy's symmetric ``connectivities`` weights.
+    Otherwise the graph is built on ``adata.obsm[use_rep]`` (or ``X``) with ``k``
+    neighbours. Parameters go to ``adata.uns[key_added]["graph"]``.
+    """
+    adata = adata.copy() if copy else adata
+    check_adata(adata)
+    if neighbors_key is not None:
+        if neighbors_key not in adata.uns:
+            raise InputError(f"adata.uns[{neighbors_key!r}] not found: run sc.pp.neighbors(adata"
+                             f"{'' if neighbors_key == 'neighbors' else ', key_added=' + repr(neighbors_key)}) first, "
+                             "or leave neighbors_key=None to build the graph here")
+        info = adata.uns[neighbors_key]
+        dkey = info.get("distances_key", "distances")
+        ckey = info.get("connectivities_key", "connectivities")
+        if binarize:
+            A = _binarized(adata.obsp[dkey], symmetrize)
+        else:
+            A = sp.csr_matrix(adata.obsp[ckey], dtype=np.float64)
+            A.setdiag(0)
+            A.eliminate_zeros()
+        scanpy_params = dict(info.get("params", {}))
+        k_used = int(scanpy_params.get("n_neighbors", 0)) - 1
+        meta = {"source": f"scanpy:{neighbors_key}", "binarize": bool(binarize), "symmetrize": symmetrize,
+                "k": k_used, "use_rep": str(scanpy_params.get("use_rep", "X_pca"))}
+    else:
+        X = points(adata, use_rep)
+        check_k(k, X.shape[0])
+        A = graph.knn_graph(X, k=k, metric=metric, symmetrize=symmetrize, weights=weights, random_state=random_state)
+        meta = {"source": "topoembed", "k": int(k), "metric": metric, "symmetrize": symmetrize,
+                "weights": weights, "use_rep": use_rep or "X"}
+    n_comp, _ = graph.components(A)
+    meta["n_components"] = int(n_comp)
+    if n_comp > 1:
+        log.warning("the graph has %d connected components; increase k to connect them", n_comp)
+    adata.obsp[f"{key_added}_graph"] = A
+    uns_entry(adata, key_added)["graph"] = meta
+    return adata if copy else None

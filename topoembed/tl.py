@@ -1,0 +1,199 @@
+"""Tools on AnnData (scanpy style): distances, persistent homology, loop detection, run.
+
+Each function reads what earlier steps stored under ``key_added`` (default
+``"topoembed"``) and writes its own results there:
+
+* ``adata.obsp[f"{key}_graph"]``: kNN adjacency (``te.pp.neighbors``);
+* ``adata.obsp[f"{key}_distances"]``: the dense distance matrix, only if n ≤
+  ``OBSP_DENSE_MAX_N`` (2,000 cells: 32 MB) or ``store_distances=True``; otherwise it is
+  recomputed from the graph when needed (a log message says so);
+* ``adata.uns[key]``: ``graph``/``distances`` parameters, ``diagrams`` (``H0``, ``H1``
+  arrays of (birth, death), death inf for infinite bars), ``thresh``, ``birth_edges``,
+  ``detection`` (``n_loops``, ``scores`` {"1": s_1, ...}, ``score``), ``loops``
+  ({"0": {birth, death, persistence, birth_edge}, ...}: a dict with string keys so that
+  it survives ``write_h5ad``; :func:`get_loops` returns it as a list), ``params``,
+  ``timings_s``;
+* ``adata.obs[f"{key}_subsample"]``: which cells a subsampled run used.
+
+All mathematics lives in the core modules; these functions only move data.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import numpy as np
+
+from . import homology, loops, pipeline, spectral
+from ._anndata import check_adata, h5ad_safe, points, uns_entry
+from ._validate import InputError, check_choice
+from .pp import DEFAULT_KEY, neighbors
+
+log = logging.getLogger(__name__)
+
+__all__ = ["spectral_distances", "persistent_homology", "detect_loops", "run", "get_loops", "OBSP_DENSE_MAX_N"]
+
+#: Largest n for which the n×n distance matrix is kept in ``adata.obsp`` by default.
+OBSP_DENSE_MAX_N = 2000
+
+
+def _graph(adata, key):
+    name = f"{key}_graph"
+    if name not in adata.obsp:
+        raise InputError(f"adata.obsp[{name!r}] not found: run te.pp.neighbors(adata, key_added={key!r}) first")
+    return adata.obsp[name]
+
+
+def _compute_distances(adata, key, kind, t, n_components, use_rep):
+    spectral.check_dense_feasible(adata.n_obs)
+    if kind == "euclidean":
+        return spectral.distance_matrix(kind, X=points(adata, use_rep))
+    return spectral.distance_matrix(kind, A=_graph(adata, key), t=t, n_components=n_components)
+
+
+def spectral_distances(adata, kind: str = spectral.DEFAULT_DISTANCE, *, t: float = pipeline.Params.t,
+                       n_components: int = pipeline.Params.n_components, use_rep: str | None = None,
+                       store_distances: bool | None = None, key_added: str = DEFAULT_KEY, copy: bool = False):
+    """Spectral (or Euclidean) distances between cells, from the graph of ``te.pp.neighbors``.
+
+    ``kind``: one of :data:`topoembed.spectral.DISTANCES`. ``store_distances``: None keeps
+    the n×n matrix in ``obsp[f"{key_added}_distances"]`` only for n ≤ OBSP_DENSE_MAX_N.
+    """
+    adata = adata.copy() if copy else adata
+    check_adata(adata)
+    check_choice(kind, spectral.DISTANCES, "kind")
+    D = _compute_distances(adata, key_added, kind, t, n_components, use_rep)
+    store = adata.n_obs <= OBSP_DENSE_MAX_N if store_distances is None else bool(store_distances)
+    name = f"{key_added}_distances"
+    if store:
+        adata.obsp[name] = D
+    else:
+        adata.obsp.pop(name, None)
+        log.info("distances (%d × %d) not stored in obsp (n > %d); te.tl.persistent_homology recomputes them "
+                 "from obsp[%r]. Pass store_distances=True to keep them.", D.shape[0], D.shape[1],
+                 OBSP_DENSE_MAX_N, f"{key_added}_graph")
+    uns_entry(adata, key_added)["distances"] = {"kind": kind, "t": float(t), "n_components": int(n_components),
+                                                "use_rep": use_rep or "X",
+                                                "stored_in": f"obsp/{name}" if store else "not stored"}
+    return adata if copy else None
+
+
+def _distances_for(adata, key):
+    info = uns_entry(adata, key).get("distances")
+    if info is None:
+        raise InputError(f"no distances under key {key!r}: run te.tl.spectral_distances(adata, key_added={key!r}) first")
+    name = f"{key}_distances"
+    if name in adata.obsp:
+        return np.asarray(adata.obsp[name])
+    log.info("recomputing %s distances from obsp[%r]", info["kind"], f"{key}_graph")
+    return _compute_distances(adata, key, info["kind"], info["t"], info["n_components"], info.get("use_rep"))
+
+
+def _write_homology(adata, key, ph):
+    entry = uns_entry(adata, key)
+    entry["diagrams"] = {f"H{d}": np.asarray(g, dtype=np.float64) for d, g in enumerate(ph["dgms"])}
+    entry["thresh"] = float(ph["thresh"])
+    entry["birth_edges"] = np.asarray(ph["birth_edges"], dtype=np.int64).reshape(-1, 2)
+
+
+def persistent_homology(adata, *, maxdim: int = pipeline.Params.maxdim, key_added: str = DEFAULT_KEY,
+                        copy: bool = False):
+    """Vietoris–Rips persistence diagrams (ripser) of the stored distances → ``uns[key]["diagrams"]``."""
+    adata = adata.copy() if copy else adata
+    check_adata(adata)
+    if maxdim not in (0, 1, 2):
+        raise InputError(f"maxdim={maxdim!r} must be 0, 1 or 2")
+    if maxdim == 2 and adata.n_obs > pipeline.H2_MAX_N:
+        raise InputError(f"maxdim=2 on {adata.n_obs} cells is too slow (limit {pipeline.H2_MAX_N}); subsample first")
+    ph = homology.persistence(_distances_for(adata, key_added), maxdim=maxdim)
+    _write_homology(adata, key_added, ph)
+    return adata if copy else None
+
+
+def _write_detection(adata, key, det, dgm1, birth_edges, index=None):
+    index = np.arange(adata.n_obs) if index is None else index
+    found = []
+    for row in det["features"]:
+        b, d = dgm1[row]
+        a_, b_ = birth_edges[row]
+        found.append({"birth": float(b), "death": float(d), "persistence": float(d - b),
+                      "birth_edge": np.array([int(index[a_]), int(index[b_])])})
+    entry = uns_entry(adata, key)
+    entry["detection"] = {"n_loops": int(det["n_loops"]), "score": float(det["score"]),
+                          "scores": {str(m): float(s) for m, s in det["scores"].items()}}
+    entry["loops"] = h5ad_safe(found) if found else {}
+    return found
+
+
+def detect_loops(adata, n_loops="auto", *, key_added: str = DEFAULT_KEY, copy: bool = False):
+    """Detection scores s_1..s_5 and the number of loops from ``uns[key]["diagrams"]["H1"]``."""
+    adata = adata.copy() if copy else adata
+    check_adata(adata)
+    entry = uns_entry(adata, key_added)
+    if "diagrams" not in entry or "H1" not in entry["diagrams"]:
+        raise InputError(f"no H1 diagram under key {key_added!r}: run te.tl.persistent_homology(adata) first")
+    dgm1 = np.asarray(entry["diagrams"]["H1"])
+    det = loops.detect(dgm1, n_loops=n_loops, scale=entry.get("thresh"))
+    _write_detection(adata, key_added, det, dgm1, np.asarray(entry["birth_edges"]).reshape(-1, 2))
+    return adata if copy else None
+
+
+def get_loops(adata, key: str = DEFAULT_KEY) -> list[dict]:
+    """The detected loops as a list (``uns[key]["loops"]`` is stored as {"0": ..., "1": ...})."""
+    stored = uns_entry(adata, key).get("loops", {})
+    if isinstance(stored, list):
+        return stored
+    return [stored[k] for k in sorted(stored, key=int)]
+
+
+def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, binarize: bool = True,
+               key_added: str = DEFAULT_KEY, progress: bool = False, **params) -> pipeline.Result:
+    """Like :func:`run` but returns the :class:`topoembed.pipeline.Result` (used by the CLI)."""
+    check_adata(adata)
+    X = points(adata, use_rep)
+    p = pipeline.Params(**params)
+    A = None
+    if neighbors_key is not None:
+        if p.subsample is not None:
+            raise InputError("neighbors_key (reuse of scanpy's graph) cannot be combined with subsample")
+        neighbors(adata, neighbors_key=neighbors_key, binarize=binarize, symmetrize=p.symmetrize, key_added=key_added)
+        A = adata.obsp[f"{key_added}_graph"]
+    result = pipeline.run(X, p, A=A, progress=progress)
+    entry = uns_entry(adata, key_added)
+    full = len(result.index) == adata.n_obs
+    if full:
+        adata.obsp[f"{key_added}_graph"] = result.A
+        if neighbors_key is None:
+            entry["graph"] = {"source": "topoembed", "k": p.k, "metric": p.metric, "symmetrize": p.symmetrize,
+                              "weights": p.weights, "use_rep": use_rep or "X", "n_components": result.n_components}
+        if adata.n_obs <= OBSP_DENSE_MAX_N:
+            adata.obsp[f"{key_added}_distances"] = result.D
+    else:
+        in_sub = np.zeros(adata.n_obs, dtype=bool)
+        in_sub[result.index] = True
+        adata.obs[f"{key_added}_subsample"] = in_sub
+        entry["subsample_index"] = result.index
+    entry["distances"] = {"kind": p.distance, "t": float(p.t), "n_components": int(p.n_components),
+                          "use_rep": use_rep or "X",
+                          "stored_in": f"obsp/{key_added}_distances" if full and adata.n_obs <= OBSP_DENSE_MAX_N
+                          else "not stored"}
+    _write_homology(adata, key_added, result.ph)
+    _write_detection(adata, key_added, result.detection,
+                     result.ph["dgms"][1] if p.maxdim >= 1 else np.zeros((0, 2)), result.ph["birth_edges"],
+                     index=result.index)
+    entry["params"] = h5ad_safe({**dataclasses.asdict(p), "use_rep": use_rep or "X",
+                                 "neighbors_key": neighbors_key, "binarize": binarize})
+    entry["timings_s"] = {k: float(v) for k, v in result.timings.items()}
+    return result
+
+
+def run(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, binarize: bool = True,
+        key_added: str = DEFAULT_KEY, copy: bool = False, progress: bool = False, **params):
+    """All stages in one call: graph (or scanpy's, via ``neighbors_key``), distances,
+    persistent homology and loop detection, with the options of
+    :class:`topoembed.pipeline.Params` (``k``, ``distance``, ``t``, ``subsample``, ...).
+    """
+    adata = adata.copy() if copy else adata
+    run_result(adata, use_rep=use_rep, neighbors_key=neighbors_key, binarize=binarize, key_added=key_added,
+               progress=progress, **params)
+    return adata if copy else None
