@@ -1,0 +1,222 @@
+"""Label-free choice of the distance, its hyperparameters and the number of loops.
+
+``select(X)`` runs persistent homology on a small grid of spectral distances (the
+*candidates*, :data:`DEFAULT_GRID`) and chooses one setting and the number of loops m
+from the diagrams alone; it never sees a ground truth.
+
+The rule (agreement between distances)
+--------------------------------------
+1. For every candidate c, apply the package's own detection rule
+   (:func:`topoembed.loops.detect` with ``n_loops="auto"``): it proposes m_c loops
+   (0 if no gap in the H1 barcode is clear enough) with detection score s_c = s_{m_c}.
+2. A candidate's graph is its k-nearest-neighbour graph; candidates on the same graph
+   (diffusion at t = 8 and t = 64 on the k = 15 graph, say) are not independent
+   evidence. The *support* of a number m > 0 is therefore the number of distinct
+   (distance kind, k) *families* with at least one candidate proposing m.
+3. A number m > 0 is accepted if its support is at least ``min_support`` (2): two
+   different distances, or the same distance on two different graphs, see the same
+   number of loops. A gap that a single family reports on its own is treated as chance.
+   Among the accepted m, the one with the largest support wins (ties: the largest
+   summed score). If no m > 0 is accepted, m = 0.
+4. The chosen setting is the candidate with the highest s_m among those proposing the
+   winning m (for m = 0: the candidate with the highest no-loop score 1 − max_j s_j).
+
+Why this rule: a real loop is a property of the data, so it should appear under
+several reasonable distances and neighbourhood sizes, whereas a chance gap in the
+barcode of noise depends on the particular graph and distance. Requiring agreement
+between families is a stability test across the hyperparameter grid, and choosing
+the most confident candidate among those that agree picks the setting that resolves
+the loop best at the current noise level (the best k and t change with the noise).
+Nothing here uses the true number of loops.
+
+Cost: one dense eigendecomposition per distinct k and one ripser run per candidate
+(:data:`DEFAULT_GRID`: 2 graphs, 6 ripser runs; ≈ 6× a single pipeline run).
+
+``choose(candidates)`` is the rule on precomputed candidate summaries (see
+:func:`summarize`); the benchmark stores those summaries and applies the same function.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import defaultdict
+
+import numpy as np
+
+from . import graph, homology, loops, spectral
+from ._validate import InputError, check_points
+
+log = logging.getLogger(__name__)
+
+__all__ = ["Config", "DEFAULT_GRID", "MIN_SUPPORT", "select", "choose", "summarize", "compute_candidates",
+           "config_key"]
+
+#: One candidate setting: (distance kind, k, t, n_components). t / n_components are
+#: None where the distance does not use them; euclidean has k = None.
+Config = tuple
+
+#: The candidates of :func:`select`: corrected effective resistance and diffusion
+#: distance on a sparse (k = 15) and a dense (k = 100) kNN graph, diffusion at a short
+#: (t = 8) and a long (t = 64) time. These are the spectral settings of the benchmark.
+DEFAULT_GRID: tuple = (
+    ("effective_resistance", 15, None, None),
+    ("effective_resistance", 100, None, None),
+    ("diffusion", 15, 8, None),
+    ("diffusion", 15, 64, None),
+    ("diffusion", 100, 8, None),
+    ("diffusion", 100, 64, None),
+)
+
+MIN_SUPPORT = 2
+#: Lifetimes kept per candidate summary: detection needs p_1 .. p_{MAX_LOOPS+1}.
+KEEP_LIFETIMES = 2 * loops.MAX_LOOPS
+
+
+def config_key(cfg: Config) -> str:
+    """Short stable name of a setting: ``euclidean``, ``er_k15``, ``diff_k15_t8``, ``le_k15_p2``."""
+    kind, k, t, p = cfg
+    if kind == "euclidean":
+        return "euclidean"
+    short = {"effective_resistance": "er", "effective_resistance_uncorrected": "eru", "diffusion": "diff",
+             "laplacian_eigenmaps": "le"}[kind]
+    key = f"{short}_k{k}"
+    if kind == "diffusion":
+        key += f"_t{t:g}"
+    if kind == "laplacian_eigenmaps":
+        key += f"_p{p}"
+    return key
+
+
+def summarize(ph: dict, maxdim: int = 1) -> dict:
+    """What the rule (and the benchmark) needs from one persistence result.
+
+    ``life1``/``life2``: the filtered H1/H2 lifetimes (death/birth > 1.25), longest
+    first, at most :data:`KEEP_LIFETIMES`; ``thresh``: the filtration scale.
+    """
+    out = {"thresh": float(ph["thresh"])}
+    for dim in range(1, maxdim + 1):
+        life, _ = loops.filtered_lifetimes(ph["dgms"][dim])
+        out[f"life{dim}"] = [float(x) for x in life[:KEEP_LIFETIMES]]
+    return out
+
+
+def lifetimes_diagram(life) -> np.ndarray:
+    """A diagram (births 0) with exactly these filtered lifetimes, for :func:`loops.detect`."""
+    life = np.asarray(life, dtype=np.float64).reshape(-1)
+    return np.c_[np.zeros(len(life)), life]
+
+
+def _distance(kind, X, A, spec, t, p):
+    """Distance matrix; reuses the eigendecomposition ``spec`` of a connected graph."""
+    if kind == "euclidean" or spec is None:
+        return spectral.distance_matrix(kind, X=X, A=A, t=t if t is not None else 8,
+                                        n_components=p if p is not None else 2)
+    Y = spectral.spectral_coordinates(spec, kind, t=t if t is not None else 8, n_components=p if p is not None else 2)
+    return spectral.pairwise_euclidean(Y, squared=kind.startswith("effective_resistance"))
+
+
+def compute_candidates(X: np.ndarray, configs, *, maxdim: int = 1, seed: int = 0) -> dict:
+    """Persistence summaries of every setting in ``configs`` on the points X.
+
+    The kNN graph and its Laplacian eigendecomposition are computed once per k and
+    shared by all distances on that graph. Returns ``{key: summary}`` where each
+    summary (:func:`summarize`) also holds ``distance``, ``k``, ``t``, ``n_components`` and
+    ``time_s`` (the seconds this setting costs on its own: its graph, eigendecomposition,
+    distance and persistence).
+    """
+    by_k = defaultdict(list)
+    for cfg in configs:
+        by_k[cfg[1]].append(tuple(cfg))
+    out = {}
+    for k, cfgs in by_k.items():
+        t0 = time.perf_counter()
+        A = spec = None
+        if k is not None:
+            A = graph.knn_graph(X, k=k, random_state=seed)
+            n_comp, _ = graph.components(A)
+            if any(c[0] != "euclidean" for c in cfgs) and n_comp == 1:
+                spec = spectral.laplacian_spectrum(A)
+        shared = time.perf_counter() - t0
+        for cfg in cfgs:
+            kind, _, t, p = cfg
+            t1 = time.perf_counter()
+            D = _distance(kind, X, A, spec, t, p)
+            ph = homology.persistence(D, maxdim=maxdim)
+            summ = summarize(ph, maxdim)
+            summ.update(distance=kind, k=k, t=t, n_components=p,
+                        time_s=shared + time.perf_counter() - t1)
+            out[config_key(cfg)] = summ
+            log.debug("%s: %.2f s", config_key(cfg), summ["time_s"])
+    return out
+
+
+def _family(c: dict) -> tuple:
+    return (c["distance"], c["k"])
+
+
+def choose(candidates: dict, *, min_support: int = MIN_SUPPORT) -> dict:
+    """Apply the selection rule (module docstring) to candidate summaries ``{key: summary}``.
+
+    Returns ``{"n_loops", "key", "distance", "k", "t", "score", "support", "candidates"}``
+    where ``candidates`` lists, per candidate, its proposed m and score.
+    """
+    if not candidates:
+        raise InputError("auto selection needs at least one candidate setting")
+    rows = []
+    for key, c in candidates.items():
+        det = loops.detect(lifetimes_diagram(c["life1"]), n_loops="auto", scale=c["thresh"])
+        rows.append({"key": key, "distance": c["distance"], "k": c["k"], "t": c.get("t"),
+                     "n_loops": int(det["n_loops"]), "score": float(det["score"]),
+                     "scores": {int(m): float(s) for m, s in det["scores"].items()},
+                     "family": _family(c)})
+    families = defaultdict(set)
+    total = defaultdict(float)
+    for r in rows:
+        if r["n_loops"] > 0:
+            families[r["n_loops"]].add(r["family"])
+            total[r["n_loops"]] += r["score"]
+    accepted = [m for m, fam in families.items() if len(fam) >= min_support]
+    if accepted:
+        m = max(accepted, key=lambda m: (len(families[m]), total[m], -m))
+    else:
+        m = 0
+    pool = [r for r in rows if r["n_loops"] == m] or rows
+    best = max(pool, key=lambda r: r["score"])  # for m = 0, score is the no-loop score
+    support = len(families[m]) if m else sum(r["n_loops"] == 0 for r in rows)
+    for r in rows:
+        r.pop("family")
+    return {"n_loops": m, "key": best["key"], "distance": best["distance"], "k": best["k"], "t": best["t"],
+            "score": best["score"], "support": support, "candidates": rows}
+
+
+def select(X, *, grid=DEFAULT_GRID, seed: int = 0, min_support: int = MIN_SUPPORT) -> dict:
+    """Choose the distance, k, t and the number of loops for the points X without labels.
+
+    Parameters
+    ----------
+    X : (n, p) points.
+    grid : candidate settings ``(distance, k, t, n_components)``; default
+        :data:`DEFAULT_GRID`. Settings with k ≥ n are dropped.
+    seed : seed of the (approximate, large n only) kNN search.
+    min_support : number of distinct (distance, k) families that must agree on m > 0.
+
+    Returns
+    -------
+    dict with ``distance``, ``k``, ``t`` (the chosen setting; ``t`` None unless
+    diffusion), ``n_loops`` (predicted number of loops), ``score`` (that setting's
+    detection score s_m, or its no-loop score for m = 0), ``support`` and
+    ``candidates`` (per setting: ``key``, ``n_loops``, ``score``, ``scores``, ``time_s``).
+    The rule is described in the module docstring.
+    """
+    X = check_points(X, min_points=3)
+    n = X.shape[0]
+    usable = [tuple(c) for c in grid if c[1] is None or c[1] < n]
+    if not usable:
+        raise InputError(f"every candidate k in the grid is >= the number of points n={n}; pass a grid with smaller k")
+    cands = compute_candidates(X, usable, maxdim=1, seed=seed)
+    out = choose(cands, min_support=min_support)
+    for r in out["candidates"]:
+        r["time_s"] = cands[r["key"]]["time_s"]
+    log.info("auto: %s with %d loop(s) (score %.2f, support %d)", out["key"], out["n_loops"], out["score"],
+             out["support"])
+    return out

@@ -1,0 +1,440 @@
+"""The noise benchmark of Damrich, Berens and Kobak (NeurIPS 2024), and ``auto`` on it.
+
+Protocol
+--------
+* Datasets (:func:`topoembed.datasets.make`): n = 1,000 points in R^50, isotropic
+  Gaussian noise σ ∈ linspace(0, 0.35, 29) (eyeglasses: σ ≤ 0.15), seeds 0, 1, 2.
+  True number of holes: circle 1, linked circles 2, eyeglasses 1, torus 2 (H1),
+  sphere 1 void (scored in H2), blob 0 (the false-loop check).
+* Score: the detection score s_m (:func:`topoembed.loops.detection_scores`, features
+  with death/birth > 1.25) at the TRUE m for every fixed method; for the sphere s_1 of
+  the H2 diagram. AUC = mean over σ of the seed-averaged score. The blob has no true
+  loop; its reported "score" is the fraction of runs in which a method's own
+  ``n_loops="auto"`` rule says 0 loops (1 = never a false loop).
+* Methods (:data:`METHODS`): Euclidean; corrected effective resistance k ∈ {15, 100};
+  diffusion k ∈ {15, 100} × t ∈ {8, 64}; 2-D Laplacian eigenmaps k = 15; ``default``
+  (the settings of ``pipeline.Params()``, which coincide with one of the above and
+  are then computed once); ``auto`` (:mod:`topoembed.auto`, no labels).
+  ``auto`` is scored like the fixed methods, at the true m of the setting it chose,
+  and in addition ``auto_m`` scores s_m only when its predicted m is right (0 otherwise);
+  ``m_accuracy`` is the fraction of runs whose predicted m equals the truth.
+
+Task unit: one (dataset, σ, seed). A task builds each kNN graph and its Laplacian
+eigendecomposition once per k and runs every method on it (:func:`run_task`), and
+writes one JSON file. :func:`aggregate` turns the task files into the tables and plots.
+The local runner (:func:`run_grid`, ``--jobs``) and the Snakemake workflow
+(``workflows/Snakefile``) both run the same task command.
+
+Command line::
+
+    topoembed benchmark --quick --out benchmarks/results/quick      # coarse grid, minutes to an hour
+    topoembed benchmark --out benchmarks/results/full --jobs 32     # the whole published grid
+    topoembed benchmark --task circle 0.1 0 --out task.json         # one task (what the workflow runs)
+    topoembed benchmark --aggregate --out DIR                       # tables/plots from DIR/tasks/*.json
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import dataclasses
+import io as _io
+import json
+import logging
+import platform
+import sys
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__, auto, datasets, io, loops, pipeline
+from ._validate import InputError
+
+log = logging.getLogger(__name__)
+
+__all__ = ["METHODS", "DATASETS", "sigma_grid", "grid", "run_task", "task_filename", "run_grid", "aggregate",
+           "auc_table", "add_subcommand", "PUBLISHED"]
+
+#: Noise levels of the paper: linspace(0, 0.35, 29), rounded so that file names and
+#: command lines reproduce them exactly; the eyeglasses stop at 0.15.
+SIGMAS = tuple(round(float(s), 4) for s in np.linspace(0.0, 0.35, 29))
+SIGMA_MAX = {"eyeglasses": 0.15}
+#: True holes per dataset: (homology dimension scored, number of holes).
+TRUTH = {"circle": (1, 1), "linked_circles": (1, 2), "eyeglasses": (1, 1), "sphere": (2, 1), "torus": (1, 2),
+         "blob": (1, 0)}
+#: True number of H1 loops (what ``n_loops`` should predict; the sphere has none).
+LOOPS_H1 = {"circle": 1, "linked_circles": 2, "eyeglasses": 1, "sphere": 0, "torus": 2, "blob": 0}
+DATASETS = ("circle", "linked_circles", "eyeglasses", "sphere", "torus", "blob")
+SEEDS = (0, 1, 2)
+#: --quick: every 4th σ of the published grid (8 values, 4 for the eyeglasses), seed 0,
+#: and the three datasets with published figures plus the blob.
+QUICK = {"datasets": ("circle", "linked_circles", "eyeglasses", "blob"), "sigma_step": 4, "seeds": (0,)}
+
+
+def _default_config() -> auto.Config:
+    p = pipeline.Params()
+    return (p.distance, None if p.distance == "euclidean" else p.k,
+            p.t if p.distance == "diffusion" else None,
+            p.n_components if p.distance == "laplacian_eigenmaps" else None)
+
+
+#: The fixed methods of the published benchmark: name -> (distance, k, t, n_components).
+METHODS = {
+    "euclidean": ("euclidean", None, None, None),
+    "er_k15": ("effective_resistance", 15, None, None),
+    "er_k100": ("effective_resistance", 100, None, None),
+    "diff_k15_t8": ("diffusion", 15, 8, None),
+    "diff_k15_t64": ("diffusion", 15, 64, None),
+    "diff_k100_t8": ("diffusion", 100, 8, None),
+    "diff_k100_t64": ("diffusion", 100, 64, None),
+    "le_k15_p2": ("laplacian_eigenmaps", 15, None, 2),
+    "default": _default_config(),
+}
+#: Method families for the "best per family" columns (the paper's figures report the
+#: best hyperparameters per method and dataset).
+FAMILY = {"euclidean": "euclidean", "er_k15": "effective_resistance", "er_k100": "effective_resistance",
+          "diff_k15_t8": "diffusion", "diff_k15_t64": "diffusion", "diff_k100_t8": "diffusion",
+          "diff_k100_t64": "diffusion", "le_k15_p2": "laplacian_eigenmaps", "default": "default",
+          "auto": "auto", "auto_m": "auto"}
+
+#: Read off the paper's figures (approximate; best hyperparameters per method and dataset).
+PUBLISHED = {
+    "circle": {"euclidean": (0.46, 0.46), "effective_resistance": (0.88, 0.88), "diffusion": (0.93, 0.93)},
+    "linked_circles": {"euclidean": (0.23, 0.23), "effective_resistance": (0.42, 0.50), "diffusion": (0.55, 0.55)},
+    "eyeglasses": {"euclidean": (0.11, 0.11), "effective_resistance": (0.52, 0.52), "diffusion": (0.55, 0.65)},
+}
+
+
+def sigma_grid(dataset: str, step: int = 1) -> list[float]:
+    """The σ values of ``dataset`` (every ``step``-th of the published grid)."""
+    top = SIGMA_MAX.get(dataset, np.inf)
+    return [s for s in SIGMAS[::step] if s <= top + 1e-12]
+
+
+def grid(quick: bool = False, datasets_=None, seeds=None, sigma_step=None) -> list[tuple[str, float, int]]:
+    """All tasks (dataset, σ, seed) of the full grid or of ``--quick``; overrides narrow it."""
+    ds = datasets_ or (QUICK["datasets"] if quick else DATASETS)
+    sd = seeds if seeds is not None else (QUICK["seeds"] if quick else SEEDS)
+    step = sigma_step or (QUICK["sigma_step"] if quick else 1)
+    return [(d, s, int(seed)) for d in ds for seed in sd for s in sigma_grid(d, step)]
+
+
+def task_filename(dataset: str, sigma: float, seed: int) -> str:
+    return f"{dataset}_s{sigma:.4f}_seed{int(seed)}.json"
+
+
+def _score(summary: dict, dim: int, m: int) -> float:
+    """s_m of the stored filtered lifetimes in dimension ``dim`` (0 for m = 0)."""
+    if m == 0:
+        return float("nan")
+    return float(loops.detection_scores(auto.lifetimes_diagram(summary[f"life{dim}"]))[m])
+
+
+def _predicted_m(summary: dict) -> int:
+    return int(loops.detect(auto.lifetimes_diagram(summary["life1"]), "auto", scale=summary["thresh"])["n_loops"])
+
+
+def run_task(dataset: str, sigma: float, seed: int, *, n: int = 1000, d: int = 50, methods=None,
+             auto_grid=auto.DEFAULT_GRID) -> dict:
+    """One benchmark task: every method (and the auto candidates) on one noisy dataset.
+
+    Returns a JSON-able dict with ``rows`` (one per method: score at the true m,
+    predicted m, time) and ``candidates`` (the persistence summaries they come from).
+    """
+    methods = METHODS if methods is None else methods
+    dim, m_true = TRUTH[dataset]
+    maxdim = max(1, dim)
+    t0 = time.perf_counter()
+    data = datasets.make(dataset, n=n, d=d, sigma=sigma, seed=seed)
+    configs = list(dict.fromkeys([tuple(c) for c in methods.values()] + [tuple(c) for c in auto_grid]))
+    cands = auto.compute_candidates(data.X, configs, maxdim=maxdim, seed=seed)
+    rows = []
+    base = {"dataset": dataset, "sigma": float(sigma), "seed": int(seed), "m_true": m_true,
+            "loops_true": LOOPS_H1[dataset]}
+    for name, cfg in methods.items():
+        c = cands[auto.config_key(tuple(cfg))]
+        m_pred = _predicted_m(c)
+        score = _score(c, dim, m_true) if m_true else float(m_pred == 0)
+        rows.append({**base, "method": name, "setting": auto.config_key(tuple(cfg)), "score": score,
+                     "m_pred": m_pred, "time_s": c["time_s"]})
+    rows.extend(_auto_rows(cands, auto_grid, base, dim))
+    return {"dataset": dataset, "sigma": float(sigma), "seed": int(seed), "n": n, "d": d, "version": __version__,
+            "wall_s": time.perf_counter() - t0, "rows": rows, "candidates": cands}
+
+
+def _auto_rows(cands: dict, auto_grid, base: dict, dim: int) -> list[dict]:
+    sub = {auto.config_key(tuple(c)): cands[auto.config_key(tuple(c))] for c in auto_grid}
+    choice = auto.choose(sub)
+    chosen = cands[choice["key"]]
+    m_true = base["m_true"]
+    time_s = sum(c["time_s"] for c in sub.values())
+    if m_true:
+        score = _score(chosen, dim, m_true)
+        strict = score if choice["n_loops"] == base["loops_true"] else 0.0
+    else:
+        score = strict = float(choice["n_loops"] == 0)
+    common = {"setting": choice["key"], "m_pred": choice["n_loops"], "time_s": time_s}
+    return [{**base, "method": "auto", "score": score, **common},
+            {**base, "method": "auto_m", "score": strict, **common}]
+
+
+def _task_worker(args) -> dict:
+    dataset, sigma, seed, n, d, path = args
+    result = run_task(dataset, sigma, seed, n=n, d=d)
+    io.write_json(path, result)
+    return {"dataset": dataset, "sigma": sigma, "seed": seed, "wall_s": result["wall_s"]}
+
+
+def run_grid(tasks, out_dir, *, n: int = 1000, d: int = 50, jobs: int = 1, progress: bool = True) -> list[Path]:
+    """Run the tasks (skipping those whose file already exists) into ``out_dir/tasks``.
+
+    ``jobs`` > 1 runs tasks in that many worker processes. Returns all task files.
+    """
+    tdir = Path(out_dir) / "tasks"
+    tdir.mkdir(parents=True, exist_ok=True)
+    paths = [tdir / task_filename(*t) for t in tasks]
+    todo = [(*t, n, d, str(p)) for t, p in zip(tasks, paths) if not p.exists()]
+    log.info("%d tasks, %d already done, %d to run with %d job(s)", len(tasks), len(tasks) - len(todo), len(todo), jobs)
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=len(todo), desc="benchmark", unit="task", disable=not progress or None)
+    if jobs <= 1:
+        for args in todo:
+            done = _task_worker(args)
+            bar.set_postfix_str(f"{done['dataset']} σ={done['sigma']:.4f}")
+            bar.update(1)
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = [pool.submit(_task_worker, a) for a in todo]
+            for fut in as_completed(futures):
+                done = fut.result()
+                bar.set_postfix_str(f"{done['dataset']} σ={done['sigma']:.4f}")
+                bar.update(1)
+    bar.close()
+    return paths
+
+
+# ---------------------------------------------------------------- aggregation
+def load_rows(task_files) -> list[dict]:
+    """Rows of all task files. The ``auto`` rows are re-derived from the stored candidate
+    summaries with the current :func:`topoembed.auto.choose` (a pure function of them), so
+    that the tables always show the rule as it is in the code."""
+    rows = []
+    for f in task_files:
+        with open(f) as fh:
+            task = json.load(fh)
+        fixed = [r for r in task["rows"] if r["method"] not in ("auto", "auto_m")]
+        rows.extend(fixed)
+        if fixed:
+            base = {k: fixed[0][k] for k in ("dataset", "sigma", "seed", "m_true", "loops_true")}
+            rows.extend(_auto_rows(task["candidates"], auto.DEFAULT_GRID, base, TRUTH[base["dataset"]][0]))
+    return rows
+
+
+def auc_table(rows: list[dict]) -> list[dict]:
+    """Per (dataset, method): AUC (mean over σ of the seed-mean score), m accuracy, mean time."""
+    by = {}
+    for r in rows:
+        by.setdefault((r["dataset"], r["method"]), []).append(r)
+    out = []
+    for (ds, method), rs in by.items():
+        sig = np.array([r["sigma"] for r in rs])
+        score = np.array([r["score"] for r in rs], dtype=float)
+        levels = np.unique(sig)
+        curve = np.array([score[sig == s].mean() for s in levels])
+        m_ok = np.array([r["m_pred"] == r["loops_true"] for r in rs], dtype=float)
+        out.append({"dataset": ds, "method": method, "auc": float(curve.mean()), "m_accuracy": float(m_ok.mean()),
+                    "n_sigma": int(len(levels)), "n_runs": int(len(rs)),
+                    "seeds": " ".join(str(s) for s in sorted({r["seed"] for r in rs})),
+                    "time_s": float(np.mean([r["time_s"] for r in rs]))})
+    order = {m: i for i, m in enumerate(list(METHODS) + ["auto", "auto_m"])}
+    dorder = {d: i for i, d in enumerate(DATASETS)}
+    out.sort(key=lambda r: (dorder.get(r["dataset"], 99), order.get(r["method"], 99)))
+    return out
+
+
+def curves(rows: list[dict]) -> dict:
+    """{dataset: {method: (σ values, seed-mean scores)}}."""
+    out = {}
+    for r in rows:
+        out.setdefault(r["dataset"], {}).setdefault(r["method"], []).append((r["sigma"], r["score"]))
+    res = {}
+    for ds, per in out.items():
+        res[ds] = {}
+        for m, pts in per.items():
+            a = np.array(pts)
+            levels = np.unique(a[:, 0])
+            res[ds][m] = (levels, np.array([a[a[:, 0] == s, 1].mean() for s in levels]))
+    return res
+
+
+def _csv_text(table: list[dict]) -> str:
+    buf = _io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=list(table[0]), lineterminator="\n")
+    w.writeheader()
+    for r in table:
+        w.writerow({k: (f"{v:.4f}" if isinstance(v, float) else v) for k, v in r.items()})
+    return buf.getvalue()
+
+
+def markdown_table(table: list[dict]) -> str:
+    """AUC per dataset (rows) and method (columns), plus m accuracy of auto."""
+    dss = list(dict.fromkeys(r["dataset"] for r in table))
+    methods = list(dict.fromkeys(r["method"] for r in table))
+    cell = {(r["dataset"], r["method"]): r for r in table}
+    lines = ["| dataset | " + " | ".join(methods) + " | auto m correct |",
+             "|---|" + "---|" * (len(methods) + 1)]
+    for ds in dss:
+        vals = [f"{cell[(ds, m)]['auc']:.2f}" if (ds, m) in cell else "" for m in methods]
+        acc = f"{cell[(ds, 'auto')]['m_accuracy']:.0%}" if (ds, "auto") in cell else ""
+        lines.append(f"| {ds} | " + " | ".join(vals) + f" | {acc} |")
+    times = {m: np.mean([r["time_s"] for r in table if r["method"] == m]) for m in methods}
+    lines.append("| time per run (s) | " + " | ".join(f"{times[m]:.1f}" for m in methods) + " | |")
+    return "\n".join(lines) + "\n"
+
+
+def comparison_table(table: list[dict]) -> str:
+    """Best AUC per family next to the published figures (datasets with published figures)."""
+    cell = {(r["dataset"], r["method"]): r["auc"] for r in table}
+    lines = ["| dataset | family | published | this package (best setting) | difference |", "|---|---|---|---|---|"]
+    for ds, fams in PUBLISHED.items():
+        for fam, (lo, hi) in fams.items():
+            cands = [(a, m) for (d, m), a in cell.items() if d == ds and FAMILY.get(m) == fam]
+            if not cands:
+                continue
+            a, m = max(cands)
+            diff = 0.0 if lo <= a <= hi else (a - hi if a > hi else a - lo)
+            pub = f"{lo:.2f}" if lo == hi else f"{lo:.2f}–{hi:.2f}"
+            lines.append(f"| {ds} | {fam} | {pub} | {a:.2f} ({m}) | {diff:+.2f} |")
+    return "\n".join(lines) + "\n"
+
+
+def plot_curves(rows: list[dict], path) -> None:
+    """Score against σ, one panel per dataset, one line per method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cur = curves(rows)
+    dss = [d for d in DATASETS if d in cur] + [d for d in cur if d not in DATASETS]
+    fig, axes = plt.subplots(1, len(dss), figsize=(3.6 * len(dss), 3.4), squeeze=False, sharey=True)
+    cmap = plt.get_cmap("tab10")
+    names = [m for m in list(METHODS) + ["auto", "auto_m"] if any(m in cur[d] for d in dss)]
+    for ax, ds in zip(axes[0], dss):
+        for i, m in enumerate(names):
+            if m not in cur[ds]:
+                continue
+            s, y = cur[ds][m]
+            style = dict(lw=2.5, color="k") if m == "auto" else dict(lw=1.2, color=cmap(i % 10))
+            if m == "auto_m":
+                style = dict(lw=1.5, color="k", ls="--")
+            ax.plot(s, y, marker=".", label=m, **style)
+        dim, m_true = TRUTH.get(ds, (1, 0))
+        ax.set_title(f"{ds} ({m_true} in H{dim})" if m_true else f"{ds} (no loop)")
+        ax.set_xlabel("noise σ")
+        ax.set_ylim(-0.03, 1.03)
+    axes[0][0].set_ylabel("detection score (blob: fraction with 0 loops)")
+    axes[0][-1].legend(fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5))
+    fig.tight_layout()
+    with io.atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+
+
+def machine() -> str:
+    import os
+
+    return f"{platform.node() or 'unknown'} ({platform.machine()}, {os.cpu_count()} CPUs, {platform.system()})"
+
+
+def aggregate(task_files, out_dir, *, command: str = "") -> list[dict]:
+    """Write ``runs.csv``, ``auc.csv``, ``auc.md``, ``scores.png`` and ``meta.json`` into ``out_dir``."""
+    task_files = sorted(task_files)
+    if not task_files:
+        raise InputError(f"no task files to aggregate in {out_dir}; run tasks first (topoembed benchmark --task ...)")
+    rows = load_rows(task_files)
+    table = auc_table(rows)
+    out = Path(out_dir)
+    io.write_text(out / "runs.csv", _csv_text(rows))
+    io.write_text(out / "auc.csv", _csv_text(table))
+    md = ("## AUC per dataset and method\n\n" + markdown_table(table)
+          + "\n## Best setting per family vs the published figures\n\n" + comparison_table(table))
+    io.write_text(out / "auc.md", md)
+    plot_curves(rows, out / "scores.png")
+    walls = []
+    for f in task_files:
+        with open(f) as fh:
+            walls.append(json.load(fh)["wall_s"])
+    io.write_json(out / "meta.json", {"command": command, "machine": machine(), "version": __version__,
+                                     "n_tasks": len(task_files), "task_wall_s_total": float(np.sum(walls)),
+                                     "python": platform.python_version()})
+    return table
+
+
+# ---------------------------------------------------------------- command line
+def _cmd(args) -> int:
+    command = "topoembed benchmark " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["benchmark"] else ""
+    if args.n < 10 or args.d < 3:
+        raise InputError(f"--n {args.n} / --d {args.d} too small; use n >= 10 and d >= 3")
+    if args.jobs < 1:
+        raise InputError(f"--jobs {args.jobs} must be >= 1")
+    if args.task:
+        ds, sigma, seed = args.task
+        if ds not in TRUTH:
+            raise InputError(f"unknown dataset {ds!r}; choose one of {list(TRUTH)}")
+        try:
+            sigma, seed = float(sigma), int(seed)
+        except ValueError:
+            raise InputError(f"--task {ds} {sigma} {seed}: sigma must be a number and seed an integer") from None
+        if not np.isfinite(sigma) or sigma < 0:
+            raise InputError(f"sigma={sigma} must be a finite number >= 0")
+        result = run_task(ds, sigma, seed, n=args.n, d=args.d)
+        io.write_json(args.out, result)
+        sys.stdout.write(f"task {ds} σ={sigma} seed={seed}: {result['wall_s']:.1f} s -> {args.out}\n")
+        return 0
+    out = Path(args.out)
+    if args.aggregate:
+        files = sorted((out / "tasks").glob("*.json"))
+        table = aggregate(files, out, command=command)
+        sys.stdout.write(markdown_table(table))
+        return 0
+    for ds in args.datasets or ():
+        if ds not in TRUTH:
+            raise InputError(f"unknown dataset {ds!r}; choose one of {list(TRUTH)}")
+    tasks = grid(args.quick, args.datasets, args.seeds, args.sigma_step)
+    if args.max_sigma is not None:
+        tasks = [t for t in tasks if t[1] <= args.max_sigma + 1e-12]
+    # slow ties: σ = 0 runs (equally spaced points) last, so that a cut-off run has the rest
+    tasks.sort(key=lambda t: (t[1] == 0.0, ))
+    if args.list:
+        sys.stdout.write("".join(f"{d} {s:.4f} {seed}\n" for d, s, seed in tasks))
+        return 0
+    files = run_grid(tasks, out, n=args.n, d=args.d, jobs=args.jobs, progress=not args.quiet)
+    table = aggregate([f for f in files if f.exists()], out, command=command)
+    sys.stdout.write(markdown_table(table))
+    return 0
+
+
+def add_subcommand(subparsers) -> argparse.ArgumentParser:
+    """Register ``topoembed benchmark`` on the CLI's subparsers."""
+    p = subparsers.add_parser("benchmark", help="the noise benchmark (Damrich et al. 2024) with auto selection",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--out", required=True, help="output folder (grid, --aggregate) or task .json (--task)")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--quick", action="store_true",
+                      help="coarse grid: every 4th σ, seed 0, circle/linked_circles/eyeglasses/blob")
+    mode.add_argument("--task", nargs=3, metavar=("DATASET", "SIGMA", "SEED"), help="run one task into --out")
+    mode.add_argument("--aggregate", action="store_true", help="only aggregate OUT/tasks/*.json into OUT")
+    p.add_argument("--datasets", nargs="+", default=None, help=f"subset of {list(DATASETS)}")
+    p.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds (default 0 1 2; --quick: 0)")
+    p.add_argument("--sigma-step", type=int, default=None, help="use every N-th σ of the published grid")
+    p.add_argument("--max-sigma", type=float, default=None, help="drop σ above this value")
+    p.add_argument("--n", type=int, default=1000, help="points per dataset (default 1000, as published)")
+    p.add_argument("--d", type=int, default=50, help="ambient dimension (default 50)")
+    p.add_argument("--jobs", type=int, default=1, help="worker processes (default 1)")
+    p.add_argument("--list", action="store_true", help="print the tasks of the grid and exit")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd)
+    return p
