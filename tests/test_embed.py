@@ -1,0 +1,330 @@
+"""Tests of the embedding stage: losses against hand/numpy oracles and finite differences,
+determinism, transform, devices, input errors, and small behavioural checks."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from scipy.optimize import linear_sum_assignment
+from scipy.spatial.distance import cdist
+from sklearn.datasets import make_blobs
+
+from topoembed._validate import InputError
+from topoembed.embed import (ContrastiveEmbedding, SCANClustering, SketchMap, TripletEmbedding, cluster, embed,
+                             embedding_topology, resolve_device)
+from topoembed.embed import losses as L
+
+FAST = dict(verbose=False, device="cpu")
+
+
+def t64(a, grad=False):
+    return torch.tensor(np.asarray(a, dtype=np.float64), requires_grad=grad)
+
+
+def finite_diff(f, x, eps=1e-6):
+    """Central differences of the scalar f(x) for every entry of the numpy array x."""
+    g = np.zeros_like(x)
+    for ix in np.ndindex(x.shape):
+        xp, xm = x.copy(), x.copy()
+        xp[ix] += eps
+        xm[ix] -= eps
+        g[ix] = (f(xp) - f(xm)) / (2 * eps)
+    return g
+
+
+# ----------------------------------------------------------------------------- contrastive
+
+rng = np.random.default_rng(0)
+YI, YJ, YN = rng.normal(size=(3, 2)), rng.normal(size=(3, 2)), rng.normal(size=(3, 4, 2))
+
+
+def np_q(a, b):
+    return 1.0 / (1.0 + ((a - b) ** 2).sum(-1))
+
+
+def np_infonce(yi, yj, yn, rho=1.0):
+    q = np_q(yi, yj)
+    qn = np_q(yi[:, None], yn)
+    return -rho * np.log(q) + np.log(q + qn.sum(1))
+
+
+def np_nce(yi, yj, yn, c):
+    q = np_q(yi, yj)
+    qn = np_q(yi[:, None], yn)
+    return -np.log(q / (q + c)) - np.log(1 - qn / (qn + c)).sum(1)
+
+
+def test_infonce_value_matches_formula():
+    got = L.contrastive_loss(t64(YI), t64(YJ), t64(YN), "infonce").numpy()
+    q, qn = np_q(YI, YJ), np_q(YI[:, None], YN)
+    assert np.allclose(got, -np.log(q / (q + qn.sum(1))))
+    got_rho = L.contrastive_loss(t64(YI), t64(YJ), t64(YN), "infonce", rho=4.0).numpy()
+    assert np.allclose(got_rho, np_infonce(YI, YJ, YN, 4.0))
+
+
+def test_infonce_hand_case():
+    # y_i = 0, y_j at distance 1 (q = 1/2), one negative at distance sqrt(3) (q = 1/4)
+    got = L.contrastive_loss(t64([[0.0, 0.0]]), t64([[1.0, 0.0]]), t64([[[0.0, math.sqrt(3)]]]), "infonce")
+    assert float(got) == pytest.approx(-math.log(0.5 / 0.75))
+
+
+@pytest.mark.parametrize("mode", ["infonce", "neg"])
+def test_contrastive_gradient_finite_differences(mode):
+    c = 0.3
+    yi = t64(YI, grad=True)
+    L.contrastive_loss(yi, t64(YJ), t64(YN), mode, log_c=math.log(c)).sum().backward()
+    f = (lambda a: np_infonce(a, YJ, YN).sum()) if mode == "infonce" else (lambda a: np_nce(a, YJ, YN, c).sum())
+    assert np.allclose(yi.grad.numpy(), finite_diff(f, YI.copy()), atol=1e-6)
+
+
+def test_neg_nce_value_and_umap_end():
+    c = 0.7
+    got = L.contrastive_loss(t64(YI), t64(YJ), t64(YN), "nce", log_c=math.log(c)).numpy()
+    assert np.allclose(got, np_nce(YI, YJ, YN, c))
+    # c = 1 is UMAP's q/(q+1): -log(q/(1+q)) - sum log(1/(1+qn))
+    q, qn = np_q(YI, YJ), np_q(YI[:, None], YN)
+    got1 = L.contrastive_loss(t64(YI), t64(YJ), t64(YN), "neg", log_c=0.0).numpy()
+    assert np.allclose(got1, -np.log(q / (1 + q)) + np.log(1 + qn).sum(1))
+
+
+def test_neg_normaliser_anchors():
+    n = 10_000
+    assert L.neg_normaliser(0.0, n) == pytest.approx(math.log(100 * n))
+    assert L.neg_normaliser(1.0, n) == pytest.approx(math.log(n ** 2 / 5))
+    assert L.neg_normaliser(0.5, n) == pytest.approx(0.5 * (math.log(100 * n) + math.log(n ** 2 / 5)))
+
+
+def test_cosine_kernel_value():
+    got = L.contrastive_loss(t64([[1.0, 0.0]]), t64([[2.0, 0.0]]), t64([[[0.0, 3.0]]]), "infonce",
+                             kernel="cosine", temperature=0.5)
+    # cos = 1 -> log q = 2; cos = 0 -> log q = 0
+    assert float(got) == pytest.approx(-2 + math.log(math.exp(2) + 1))
+
+
+def test_contrastive_unknown_mode():
+    with pytest.raises(ValueError, match="mode"):
+        L.contrastive_loss(t64(YI), t64(YJ), t64(YN), "tsne")
+
+
+# ----------------------------------------------------------------------------- sketch-map
+
+
+def np_sig(r, s, a, b):
+    return 1 - (1 + (2 ** (a / b) - 1) * (r / s) ** a) ** (-b / a)
+
+
+def test_sig_fixed_points_and_derivative():
+    for (s, a, b) in [(4.5, 12, 6), (1.0, 2, 6)]:
+        assert float(L.sig(t64(0.0), s, a, b)) == 0.0
+        assert float(L.sig(t64(s), s, a, b)) == pytest.approx(0.5)
+        assert float(L.sig(t64(1e3 * s), s, a, b)) == pytest.approx(1.0, abs=1e-6)
+        r = np.array([0.3, 0.9, 1.7]) * s
+        num = (np_sig(r + 1e-6, s, a, b) - np_sig(r - 1e-6, s, a, b)) / 2e-6
+        assert np.allclose(L.sig_prime(t64(r), s, a, b).numpy(), num, rtol=1e-5)
+
+
+def test_sketchmap_value_and_symmetrised_gradient():
+    high, low = (4.5, 12.0, 6.0), (1.0, 2.0, 6.0)
+    R = np.array([2.0, 4.0, 4.5, 5.0, 9.0])
+    r0 = np.array([0.1, 3.0, 1.0, 0.5, 6.0])
+    classic = L.sketchmap_loss(t64(R), t64(r0), high, low).numpy()
+    assert np.allclose(classic, (np_sig(R, *high) - np_sig(r0, *low)) ** 2)
+    r = t64(r0, grad=True)
+    L.sketchmap_loss(t64(R), r, high, low, symmetrised=True).sum().backward()
+    diff = np_sig(R, *high) - np_sig(r0, *low)
+    sh_prime = (np_sig(R + 1e-6, *high) - np_sig(R - 1e-6, *high)) / 2e-6
+    sl_prime = (np_sig(r0 + 1e-6, *low) - np_sig(r0 - 1e-6, *low)) / 2e-6
+    assert np.allclose(r.grad.numpy(), -2 * (sl_prime + sh_prime) * diff, rtol=1e-5, atol=1e-9)
+    # the classic gradient is the chain rule of the stress alone
+    r2 = t64(r0, grad=True)
+    L.sketchmap_loss(t64(R), r2, high, low).sum().backward()
+    assert np.allclose(r2.grad.numpy(), -2 * sl_prime * diff, rtol=1e-5, atol=1e-9)
+    # where R is mid-range but r = 3 saturates SIG_l, the extra term dominates
+    assert abs(r.grad[1]) > 10 * abs(r2.grad[1])  # R mid-range, r saturated: only the new term acts
+
+
+# ----------------------------------------------------------------------------- SCAN
+
+
+def test_scan_loss_hand_case():
+    p = t64([[1.0, 0.0], [0.5, 0.5]])
+    p_nb = t64([[[0.0, 1.0]], [[0.5, 0.5]]])      # cos 0 and cos 1
+    p_far = t64([[[1.0, 0.0]], [[1.0, 0.0]]])     # cos 1 and cos 1/sqrt2
+    loss, (near, far, ent) = L.scan_loss(p, p_nb, p_far, entropy_weight=2.0)
+    pbar = np.array([0.75, 0.25])
+    H = -(pbar * np.log(pbar)).sum()
+    assert float(near) == pytest.approx((1.0 + 0.0) / 2)
+    assert float(far) == pytest.approx((1.0 + 0.5) / 2)
+    assert float(ent) == pytest.approx(H)
+    assert float(loss) == pytest.approx(0.5 + 0.75 - 2 * H)
+
+
+def test_scan_loss_gradient_finite_differences():
+    r = np.random.default_rng(1)
+    P, Pn, Pf = r.dirichlet([1, 1, 1], 4), r.dirichlet([1, 1, 1], (4, 2)), r.dirichlet([1, 1, 1], (4, 3))
+
+    def np_loss(P):
+        u = P / np.linalg.norm(P, axis=1, keepdims=True)
+        cn = (u[:, None] * Pn / np.linalg.norm(Pn, axis=2, keepdims=True)).sum(-1)
+        cf = (u[:, None] * Pf / np.linalg.norm(Pf, axis=2, keepdims=True)).sum(-1)
+        pbar = P.mean(0)
+        return ((1 - cn) ** 2).mean() + (cf ** 2).mean() + 0.5 * (pbar * np.log(pbar)).sum()
+
+    p = t64(P, grad=True)
+    loss = L.scan_loss(p, t64(Pn), t64(Pf), 0.5)[0]
+    assert loss.item() == pytest.approx(np_loss(P))
+    loss.backward()
+    assert np.allclose(p.grad.numpy(), finite_diff(np_loss, P.copy()), atol=1e-6)
+
+
+# ----------------------------------------------------------------------------- triplet
+
+
+def test_triplet_value_gradient_and_mining():
+    d_ap, d_an = t64([1.0, 0.5, 2.0], grad=True), t64([1.5, 3.0, 1.0], grad=True)
+    out = L.triplet_loss(d_ap, d_an, margin=1.0)
+    assert np.allclose(out.detach().numpy(), [0.5, 0.0, 2.0])
+    out.sum().backward()
+    assert np.allclose(d_ap.grad.numpy(), [1, 0, 1]) and np.allclose(d_an.grad.numpy(), [-1, 0, -1])
+    # anchor with d(a,p) = 1: candidates at 0.5 (hard), 1.4 (semi-hard), 1.2 (semi-hard, closest), 3 (easy), 0.1 invalid
+    d_cand = t64([[0.5, 1.4, 1.2, 3.0, 0.1], [0.5, 0.7, 5.0, 6.0, 0.2]])
+    valid = torch.tensor([[True, True, True, True, False], [True, True, False, False, False]])
+    semi = L.mine_negatives(t64([1.0, 1.0]), d_cand, valid, margin=1.0, mining="semihard")
+    hard = L.mine_negatives(t64([1.0, 1.0]), d_cand, valid, margin=1.0, mining="hard")
+    assert semi.tolist() == [2, 0]       # second anchor: no negative farther than the positive -> hardest
+    assert hard.tolist() == [0, 0]
+    none = L.mine_negatives(t64([1.0]), t64([[1.0, 2.0]]), torch.tensor([[False, False]]))
+    assert none.tolist() == [-1]
+
+
+# ----------------------------------------------------------------------------- engine
+
+
+@pytest.fixture(scope="module")
+def blobs():
+    X, y = make_blobs(300, centers=3, n_features=5, random_state=0)
+    return X, y
+
+
+def test_same_seed_same_result_and_other_seed_differs(blobs):
+    X, _ = blobs
+    a, _ = embed(X, "infonce", n_epochs=3, seed=3, **FAST)
+    b, _ = embed(X, "infonce", n_epochs=3, seed=3, **FAST)
+    c, _ = embed(X, "infonce", n_epochs=3, seed=4, **FAST)
+    assert np.array_equal(a, b)
+    assert not np.allclose(a, c)
+    p1, _ = embed(X, "sketchmap_sym", n_epochs=2, parametric=True, seed=1, **FAST)
+    p2, _ = embed(X, "sketchmap_sym", n_epochs=2, parametric=True, seed=1, **FAST)
+    assert np.array_equal(p1, p2)
+
+
+def test_device_cpu_forced_and_auto(blobs):
+    X, _ = blobs
+    _, info = embed(X, "neg", n_epochs=1, **FAST)
+    assert info["device"] == "cpu"
+    expected = "cuda" if torch.cuda.is_available() else ("mps" if torch.backends.mps.is_available() else "cpu")
+    assert resolve_device("auto").type == expected
+
+
+def test_transform_new_points(blobs):
+    X, y = blobs
+    model = ContrastiveEmbedding(parametric=True, n_epochs=3, **FAST).fit(X)
+    Y_new = model.transform(X[:10] + 0.01)
+    assert Y_new.shape == (10, 2)
+    assert np.allclose(model.transform(X[:10]), model.embedding_[:10], atol=1e-5)
+    assert model.norms_.shape == (300,) and (model.norms_ > 0).all()
+    # non-parametric: kNN interpolation lands next to the training points' cluster
+    model = ContrastiveEmbedding(n_epochs=5, **FAST).fit(X)
+    Yn = model.transform(X[:5])
+    centroid = model.embedding_[y == y[0]].mean(0)
+    assert np.linalg.norm(Yn[0] - centroid) < np.linalg.norm(model.embedding_ - centroid, axis=1).max()
+    sm = SketchMap(parametric=True, n_epochs=2, **FAST).fit(X)
+    assert sm.transform(X[:4]).shape == (4, 2)
+    with pytest.raises(InputError, match="features"):
+        sm.transform(X[:4, :3])
+    with pytest.raises(InputError, match="not fitted"):
+        TripletEmbedding(**FAST).transform(X)
+
+
+def test_bad_input_errors(blobs):
+    X, _ = blobs
+    bad = X.copy()
+    bad[3, 1] = np.nan
+    with pytest.raises(InputError, match="NaN"):
+        embed(bad, "infonce", **FAST)
+    with pytest.raises(InputError, match="n_components"):
+        embed(X, "infonce", n_components=0, **FAST)
+    with pytest.raises(InputError, match="at least 16"):
+        embed(X[:10], "infonce", k=15, **FAST)
+    with pytest.raises(InputError, match="loss"):
+        embed(X, "tsne", **FAST)
+    with pytest.raises(InputError, match="fixes"):
+        embed(X, "infonce", mode="neg", **FAST)
+    with pytest.raises(InputError, match="valid"):
+        embed(X, "infonce", n_epoch=3, **FAST)
+    with pytest.raises(InputError, match="n_classes"):
+        SCANClustering(n_classes=400, **FAST).fit(X)
+    with pytest.raises(InputError, match="shape"):
+        embed(X, "sketchmap", D=np.zeros((5, 5)), **FAST)
+    with pytest.raises(InputError, match="init"):
+        embed(X, "infonce", init=np.zeros((3, 2)), **FAST)
+
+
+def test_s_moves_cluster_tightness_monotonically():
+    """NEG along the spectrum: within/between cluster distance ratio falls as s grows."""
+    X, y = make_blobs(800, centers=4, n_features=10, random_state=0, cluster_std=2.0)
+    same = (y[:, None] == y[None]) & ~np.eye(len(y), dtype=bool)
+    ratios = []
+    for s in (0.0, 1.0, 2.0):
+        Y, _ = embed(X, "neg", s=s, n_epochs=10, early_exaggeration=False, **FAST)
+        D = cdist(Y, Y)
+        ratios.append(D[same].mean() / D[y[:, None] != y[None]].mean())
+    assert ratios[0] > ratios[1] > ratios[2], ratios
+
+
+def test_scan_clusters_blobs():
+    X, y = make_blobs(200, centers=4, n_features=6, random_state=2)
+    labels, P, info = cluster(X, 4, n_restarts=2, n_epochs=30, **FAST)
+    assert P.shape == (200, 4) and np.allclose(P.sum(1), 1)
+    C = np.zeros((4, 4))
+    np.add.at(C, (y, labels), 1)
+    r, c = linear_sum_assignment(-C)
+    assert C[r, c].sum() / 200 >= 0.98
+    assert len(info["restart_losses"]) == 2 and info["loss"] == min(info["restart_losses"])
+
+
+def test_triplet_with_labels_separates_classes(blobs):
+    X, y = blobs
+    Y, _ = embed(X, "triplet", y=y, n_epochs=5, **FAST)
+    from sklearn.neighbors import KNeighborsClassifier
+    assert KNeighborsClassifier(5).fit(Y[::2], y[::2]).score(Y[1::2], y[1::2]) > 0.95
+
+
+# ----------------------------------------------------------------------------- loop check
+
+
+def _circle(n=200, seed=0):
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    return np.c_[np.cos(t), np.sin(t)] + np.random.default_rng(seed).normal(0, 0.02, (n, 2))
+
+
+def test_embedding_topology_verdicts():
+    circle = _circle()
+    blob = np.random.default_rng(0).normal(size=(200, 2))
+    assert embedding_topology(circle, {"n_loops": 1, "score": 0.9})["verdict"] == "shows"
+    assert embedding_topology(blob, {"n_loops": 1})["verdict"] == "hides"
+    res = embedding_topology(circle, {"n_loops": 0})
+    assert res["verdict"] == "spurious" and res["message"] == "it shows a loop the data does not support"
+    assert embedding_topology(blob, {"n_loops": 0})["verdict"] == "none"
+    big = embedding_topology(_circle(1500), {"n_loops": 1}, max_points=300)
+    assert big["subsampled"] and big["n_points"] == 300 and big["verdict"] == "shows"
+    with pytest.raises(InputError, match="n_loops"):
+        embedding_topology(circle, {})
+
+
+def test_contrastive_keeps_a_circle():
+    """A noisy circle in 20-D: the InfoNCE embedding shows one loop."""
+    from topoembed import datasets
+    syn = datasets.make("circle", n=300, d=20, sigma=0.05, seed=0)
+    Y, _ = embed(syn.X, "infonce", n_epochs=15, **FAST)
+    assert embedding_topology(Y, {"n_loops": 1})["verdict"] == "shows"

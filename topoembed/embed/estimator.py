@@ -1,0 +1,537 @@
+"""scikit-learn-style estimators of the embedding stage (``fit``, ``fit_transform``, ``transform``).
+
+* :class:`ContrastiveEmbedding`: InfoNCE / NCE / NEG neighbour embedding (t-SNE ↔ UMAP).
+* :class:`SketchMap`: sketch-map (classic or symmetrised) on any distance matrix.
+* :class:`TripletEmbedding`: triplet loss with semi-hard or hard in-batch mining.
+* :class:`SCANClustering`: min–max self-supervised clustering (``fit``, ``predict``, ``predict_proba``).
+
+All of them train with :func:`topoembed.embed.train.train`, keep data, edges and sampling on
+the device, and are deterministic on CPU for a given ``seed``. Non-parametric models
+optimise the embedding table itself; their ``transform`` places new points at the mean
+embedding of their ``k`` nearest training points. Parametric models (an MLP encoder, an
+autoencoder for sketch-map) map new points with the network.
+"""
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+
+from .._validate import InputError, check_points
+from . import losses as L
+from .models import AutoEncoder, mlp, pca_init, spectral_init
+from .sampling import edge_list, far_thresholds, n_far_points, sample_far
+from .train import make_generator, resolve_device, train
+
+log = logging.getLogger(__name__)
+
+__all__ = ["ContrastiveEmbedding", "SketchMap", "TripletEmbedding", "SCANClustering", "choose_sigma"]
+
+
+def _check_int(value, name, low=1):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise InputError(f"{name}={value!r} must be an integer >= {low}")
+    return int(value)
+
+
+class _Base:
+    """Shared plumbing: validation, device, seed, standardisation, transform."""
+
+    parametric = False
+
+    def get_params(self, deep=True):
+        return {k: getattr(self, k) for k in self._param_names}
+
+    def set_params(self, **params):
+        for k, v in params.items():
+            if k not in self._param_names:
+                raise InputError(f"unknown parameter {k!r}; valid: {sorted(self._param_names)}")
+            setattr(self, k, v)
+        return self
+
+    def __repr__(self):
+        return f"{type(self).__name__}({', '.join(f'{k}={getattr(self, k)!r}' for k in self._param_names)})"
+
+    def _prepare(self, X, min_points: int):
+        X = check_points(X, name="X", min_points=min_points)
+        _check_int(self.n_components, "n_components (embedding dimension)")
+        _check_int(self.n_epochs, "n_epochs", 0)
+        _check_int(self.batch_size, "batch_size")
+        self.device_ = resolve_device(self.device)
+        self.generator_ = make_generator(self.seed, self.device_)
+        self.mean_ = X.mean(0)
+        self.scale_ = float(X.std()) or 1.0
+        Xt = torch.as_tensor((X - self.mean_) / self.scale_, dtype=torch.float32, device=self.device_)
+        return X, Xt
+
+    def _encode(self, Xt):
+        return self.model_(Xt)
+
+    def transform(self, X) -> np.ndarray:
+        """Embedding of new points: the network (parametric) or the mean embedding of the
+        k nearest training points (non-parametric)."""
+        if not hasattr(self, "embedding_"):
+            raise InputError(f"{type(self).__name__} is not fitted yet; call fit(X) first")
+        X = check_points(X, name="X", min_points=1)
+        if X.shape[1] != self.mean_.shape[0]:
+            raise InputError(f"X has {X.shape[1]} features but the model was fitted on {self.mean_.shape[0]}")
+        if self.parametric:
+            Xt = torch.as_tensor((X - self.mean_) / self.scale_, dtype=torch.float32, device=self.device_)
+            with torch.no_grad():
+                return self._encode(Xt).cpu().numpy().astype(np.float64)
+        from sklearn.neighbors import NearestNeighbors
+
+        k = min(getattr(self, "k", 15), len(self.train_X_))
+        idx = NearestNeighbors(n_neighbors=k).fit(self.train_X_).kneighbors(X, return_distance=False)
+        return self.embedding_[idx].mean(1)
+
+    def fit_transform(self, X, y=None, **fit_params) -> np.ndarray:
+        return self.fit(X, y, **fit_params).embedding_
+
+    def _finish(self, Y: torch.Tensor, X: np.ndarray):
+        self.embedding_ = Y.detach().cpu().numpy().astype(np.float64)
+        if not self.parametric:
+            self.train_X_ = X
+        return self
+
+    def _init_table(self, X, A, init):
+        d = self.n_components
+        if isinstance(init, np.ndarray) or sp.issparse(init) or isinstance(init, (list, tuple)):
+            Y0 = np.asarray(init, dtype=np.float64)
+            if Y0.shape != (X.shape[0], d):
+                raise InputError(f"init has shape {Y0.shape}; expected ({X.shape[0]}, {d})")
+        elif init == "pca":
+            if d > min(X.shape):
+                raise InputError(f"init='pca' needs n_components <= number of features ({X.shape[1]}); "
+                                 "use init='spectral' or 'random'")
+            Y0 = pca_init(X, d)
+        elif init == "spectral":
+            Y0 = spectral_init(A, d, seed=self.seed)
+        elif init == "random":
+            Y0 = np.random.default_rng(self.seed).standard_normal((X.shape[0], d))
+        else:
+            raise InputError(f"init={init!r} must be 'pca', 'spectral', 'random' or an (n, {d}) array")
+        return torch.nn.Parameter(torch.as_tensor(Y0, dtype=torch.float32, device=self.device_).clone())
+
+
+# ---------------------------------------------------------------------------------------
+
+
+class ContrastiveEmbedding(_Base):
+    """Contrastive neighbour embedding (Damrich et al., ICLR 2023); see
+    :func:`topoembed.embed.losses.contrastive_loss` for the formulas.
+
+    Positives are the directed edges of the symmetric kNN graph (one epoch = every edge
+    once); for each edge ``n_negatives`` points are drawn uniformly. ``s`` places the
+    result on the t-SNE (0) ↔ UMAP (1) spectrum: for ``mode="neg"`` through the fixed
+    normaliser Z̄(s) (:func:`~topoembed.embed.losses.neg_normaliser`), for ``"infonce"``
+    through the attraction weight ρ = 4^s; ``"nce"`` learns its normaliser and ignores s.
+    ``early_exaggeration``: the first third of the epochs uses s = max(s, 1).
+
+    Defaults: non-parametric, SGD with the loss summed over the batch (so a point's
+    step does not depend on the batch size), learning rate 1, linearly annealed;
+    parametric: Adam, mean loss, learning rate 1e-3.
+    """
+
+    _param_names = ("n_components", "k", "mode", "s", "n_negatives", "kernel", "temperature", "parametric",
+                    "hidden", "init", "n_epochs", "batch_size", "optimizer", "lr", "schedule",
+                    "early_exaggeration", "device", "seed", "verbose")
+
+    def __init__(self, n_components=2, k=15, mode="infonce", s=0.0, n_negatives=5, kernel="cauchy",
+                 temperature=0.5, parametric=False, hidden=(128, 128), init="pca", n_epochs=100,
+                 batch_size=1024, optimizer=None, lr=None, schedule="linear", early_exaggeration=True,
+                 device="auto", seed=0, verbose=True):
+        self.n_components, self.k, self.mode, self.s = n_components, k, mode, s
+        self.n_negatives, self.kernel, self.temperature = n_negatives, kernel, temperature
+        self.parametric, self.hidden, self.init, self.n_epochs = parametric, hidden, init, n_epochs
+        self.batch_size, self.optimizer, self.lr, self.schedule = batch_size, optimizer, lr, schedule
+        self.early_exaggeration, self.device, self.seed, self.verbose = early_exaggeration, device, seed, verbose
+
+    def fit(self, X, y=None, A=None, init=None):
+        """Fit on points X (n, p). ``A``: a symmetric kNN adjacency to use instead of building
+        one with ``k``; ``init``: an (n, n_components) array overriding ``self.init``."""
+        if self.mode not in L.CONTRASTIVE_MODES:
+            raise InputError(f"mode={self.mode!r} must be one of {L.CONTRASTIVE_MODES}")
+        _check_int(self.n_negatives, "n_negatives")
+        if not np.isfinite(self.s):
+            raise InputError(f"s={self.s!r} must be a finite number (0 = t-SNE-like, 1 = UMAP-like)")
+        X, Xt = self._prepare(X, min_points=max(3, self.k + 1))
+        n = X.shape[0]
+        if A is None:
+            from ..graph import knn_graph
+            A = knn_graph(X, k=_check_int(self.k, "k"))
+        elif A.shape != (n, n):
+            raise InputError(f"A has shape {A.shape}; expected ({n}, {n}) for {n} points")
+        heads, tails = edge_list(A, self.device_)
+        if len(heads) == 0:
+            raise InputError("the kNN graph has no edges; increase k")
+        m = self.n_negatives
+        g = self.generator_
+        if self.parametric:
+            self.model_ = mlp(X.shape[1], self.n_components, self.hidden).to(self.device_)
+            params = list(self.model_.parameters())
+            embed_rows = lambda idx: self.model_(Xt[idx])  # noqa: E731
+        else:
+            table = self._init_table(X, A, init if init is not None else self.init)
+            params = [table]
+            embed_rows = lambda idx: table[idx]  # noqa: E731
+        opt = self.optimizer or ("adam" if self.parametric else "sgd")
+        lr = self.lr if self.lr is not None else (1e-3 if self.parametric else 1.0)
+        reduce_sum = not self.parametric
+        log_z = None
+        if self.mode == "nce":  # learnable normaliser, started at the t-SNE end
+            log_z = torch.nn.Parameter(torch.tensor(L.neg_normaliser(0.0, n), device=self.device_))
+            # with a summed loss its gradient grows with the batch: scale its step back
+            params = [{"params": params}, {"params": [log_z], "lr": lr / self.batch_size if reduce_sum else lr}]
+        log_nm = float(np.log(m) - 2 * np.log(n))
+
+        def spectrum(progress):
+            s = max(self.s, 1.0) if (self.early_exaggeration and progress < 1 / 3) else self.s
+            if self.mode == "infonce":
+                return 0.0, L.infonce_exaggeration(s)
+            if self.mode == "neg":
+                return L.neg_normaliser(s, n) + log_nm, 1.0
+            return log_z + log_nm, 1.0
+
+        def batch_loss(idx, gen, progress):
+            i, j = heads[idx], tails[idx]
+            neg = torch.randint(n, (len(idx), m), generator=gen, device=self.device_)
+            rows = embed_rows(torch.cat([i, j, neg.reshape(-1)]))
+            b = len(idx)
+            log_c, rho = spectrum(progress)
+            per_edge = L.contrastive_loss(rows[:b], rows[b:2 * b], rows[2 * b:].reshape(b, m, -1), self.mode,
+                                          log_c=log_c, rho=rho, kernel=self.kernel, temperature=self.temperature)
+            return per_edge.sum() if reduce_sum else per_edge.mean()
+
+        self.history_ = train(params, batch_loss, len(heads), n_epochs=self.n_epochs, batch_size=self.batch_size,
+                              generator=g, optimizer=opt, lr=lr, schedule=self.schedule, momentum=0.0 if
+                              opt == "sgd" and not self.parametric else 0.9, verbose=self.verbose,
+                              desc=f"contrastive {self.mode}")
+        self.log_z_ = float(log_z.detach()) if log_z is not None else None
+        with torch.no_grad():
+            Y = self.model_(Xt) if self.parametric else table
+        self.norms_ = None
+        if self.parametric and (self.kernel == "cosine" or self.mode == "infonce"):
+            self.norms_ = torch.linalg.vector_norm(Y, dim=1).cpu().numpy().astype(np.float64)
+        self.n_edges_ = int(len(heads))
+        return self._finish(Y, X)
+
+
+# ---------------------------------------------------------------------------------------
+
+
+def choose_sigma(R: np.ndarray, bins: int = 100, max_pairs: int = 200_000, seed: int = 0) -> float:
+    """σ_h for sketch-map from the histogram of the high-dimensional distances R.
+
+    Off-diagonal finite distances (a seeded sample of at most ``max_pairs``) are
+    histogrammed on [0, q99] and smoothed (Gaussian, 2 bins). σ_h is the first local
+    minimum after the first peak that drops below 80 % of that peak (the gap between the
+    within-structure and between-structure distances); without such a gap it is the
+    location of the first peak (the dominant distance scale).
+    """
+    R = np.asarray(R, dtype=np.float64)
+    n = R.shape[0]
+    rng = np.random.default_rng(seed)
+    if n * (n - 1) > max_pairs:
+        i = rng.integers(0, n, max_pairs)
+        j = (i + rng.integers(1, n, max_pairs)) % n
+        vals = R[i, j]
+    else:
+        vals = R[~np.eye(n, dtype=bool)]
+    vals = vals[np.isfinite(vals)]
+    if len(vals) == 0 or vals.max() <= 0:
+        raise InputError("R has no positive finite off-diagonal distances; cannot choose sigma")
+    hist, edges = np.histogram(vals, bins=bins, range=(0.0, float(np.quantile(vals, 0.99))))
+    x = np.arange(-6, 7)
+    kern = np.exp(-0.5 * (x / 2.0) ** 2)
+    h = np.convolve(hist.astype(float), kern / kern.sum(), mode="same")
+    centres = 0.5 * (edges[1:] + edges[:-1])
+    peaks = [t for t in range(1, bins - 1) if h[t] >= h[t - 1] and h[t] > h[t + 1]]
+    if not peaks:
+        return float(np.median(vals))
+    p = peaks[0]
+    for t in range(p + 1, bins - 1):
+        if h[t] <= h[t - 1] and h[t] < h[t + 1] and h[t] < 0.8 * h[p]:
+            return float(centres[t])
+    return float(centres[p])
+
+
+class SketchMap(_Base):
+    """Sketch-map (Ceriotti, Tribello and Parrinello, PNAS 2011) on a distance matrix.
+
+    Minimises C = mean over pairs i ≠ j of (SIG_h(R_ij) − SIG_l(r_ij))² (see
+    :func:`topoembed.embed.losses.sketchmap_loss`; ``symmetrised=True`` adds the term that
+    also corrects pairs in the sensitive range of R). R is a dense (n, n) matrix passed to
+    ``fit(X, D=R)`` (any distance of stage 2; effective resistance works) or, without D, the
+    Euclidean distance of X computed per batch. An epoch is ``pairs_per_point``·n pairs
+    drawn uniformly with i ≠ j. ``sigma_h="auto"`` uses :func:`choose_sigma`.
+
+    Parametric mode is an autoencoder (EncoderMap, Lemke and Peter, JCTC 2019): the loss
+    adds ``recon_weight``·mean squared reconstruction error of the standardised input.
+    """
+
+    _param_names = ("n_components", "sigma_h", "a_h", "b_h", "sigma_l", "a_l", "b_l", "symmetrised",
+                    "parametric", "hidden", "recon_weight", "init", "n_epochs", "pairs_per_point",
+                    "batch_size", "optimizer", "lr", "schedule", "device", "seed", "verbose", "k")
+
+    def __init__(self, n_components=2, sigma_h="auto", a_h=12.0, b_h=6.0, sigma_l=1.0, a_l=2.0, b_l=6.0,
+                 symmetrised=False, parametric=False, hidden=(128, 128), recon_weight=1.0, init="pca",
+                 n_epochs=100, pairs_per_point=64, batch_size=4096, optimizer="adam", lr=None,
+                 schedule="cosine", device="auto", seed=0, verbose=True, k=15):
+        self.n_components, self.sigma_h, self.a_h, self.b_h = n_components, sigma_h, a_h, b_h
+        self.sigma_l, self.a_l, self.b_l, self.symmetrised = sigma_l, a_l, b_l, symmetrised
+        self.parametric, self.hidden, self.recon_weight, self.init = parametric, hidden, recon_weight, init
+        self.n_epochs, self.pairs_per_point, self.batch_size = n_epochs, pairs_per_point, batch_size
+        self.optimizer, self.lr, self.schedule = optimizer, lr, schedule
+        self.device, self.seed, self.verbose, self.k = device, seed, verbose, k
+
+    def fit(self, X, y=None, D=None, init=None):
+        """Fit on points X (n, p) and optionally their precomputed distances D (n, n)."""
+        X, Xt = self._prepare(X, min_points=3)
+        n = X.shape[0]
+        if D is not None:
+            D = np.asarray(D, dtype=np.float64)
+            if D.shape != (n, n):
+                raise InputError(f"D has shape {D.shape}; expected ({n}, {n}) for {n} points")
+            if not np.isfinite(D).all():
+                raise InputError("D has non-finite entries (a disconnected graph?); increase k or pass a finite D")
+            Dt = torch.as_tensor(D, dtype=torch.float32, device=self.device_)
+            dist = lambda i, j: Dt[i, j]  # noqa: E731
+        else:
+            Xraw = torch.as_tensor(X, dtype=torch.float32, device=self.device_)
+            dist = lambda i, j: torch.linalg.vector_norm(Xraw[i] - Xraw[j], dim=-1)  # noqa: E731
+        if self.sigma_h == "auto":
+            if D is None:
+                from ..spectral import pairwise_euclidean
+                sub = np.random.default_rng(self.seed).choice(n, min(n, 2000), replace=False)
+                D_for_sigma = pairwise_euclidean(X[sub])
+            else:
+                D_for_sigma = D
+            self.sigma_h_ = choose_sigma(D_for_sigma, seed=self.seed)
+        else:
+            self.sigma_h_ = float(self.sigma_h)
+        high = (self.sigma_h_, float(self.a_h), float(self.b_h))
+        low = (float(self.sigma_l), float(self.a_l), float(self.b_l))
+        g = self.generator_
+        if self.parametric:
+            self.model_ = AutoEncoder(X.shape[1], self.n_components, self.hidden).to(self.device_)
+            params = list(self.model_.parameters())
+        else:
+            table = self._init_table(X, None, init if init is not None else self.init)
+            with torch.no_grad():  # start at the scale where SIG_l is sensitive
+                table.mul_(float(self.sigma_l))
+            params = [table]
+
+        def batch_loss(idx, gen, progress):
+            b = len(idx)
+            i = torch.randint(n, (b,), generator=gen, device=self.device_)
+            j = (i + torch.randint(1, n, (b,), generator=gen, device=self.device_)) % n
+            R = dist(i, j)
+            if self.parametric:
+                z = self.model_.encoder(Xt[torch.cat([i, j])])
+                yi, yj = z[:b], z[b:]
+            else:
+                yi, yj = table[i], table[j]
+            r = torch.sqrt(L.sq_dist(yi, yj) + 1e-12)
+            loss = L.sketchmap_loss(R, r, high, low, self.symmetrised).mean()
+            if self.parametric and self.recon_weight > 0:
+                xi = Xt[i]
+                loss = loss + self.recon_weight * ((self.model_.decoder(yi) - xi) ** 2).mean()
+            return loss
+
+        lr = self.lr if self.lr is not None else (1e-3 if self.parametric else 0.05)
+        self.history_ = train(params, batch_loss, n * int(self.pairs_per_point), n_epochs=self.n_epochs,
+                              batch_size=self.batch_size, generator=g, optimizer=self.optimizer, lr=lr,
+                              schedule=self.schedule, verbose=self.verbose,
+                              desc="sketch-map" + (" (symmetrised)" if self.symmetrised else ""))
+        with torch.no_grad():
+            Y = self.model_.encoder(Xt) if self.parametric else params[0]
+        self.high_, self.low_ = high, low
+        return self._finish(Y, X)
+
+    def _encode(self, Xt):
+        return self.model_.encoder(Xt)
+
+
+# ---------------------------------------------------------------------------------------
+
+
+class TripletEmbedding(_Base):
+    """Triplet-loss embedding with in-batch mining (see :func:`topoembed.embed.losses.triplet_loss`).
+
+    Each epoch visits every point once as an anchor a. Positive p: a random kNN neighbour
+    of a (unsupervised) or a random point with a's label (``fit(X, y)``). Negative: mined
+    in the batch among the other anchors and positives that are valid negatives of a:
+    another label, or (unsupervised) one of the ``n_far`` points farthest from a in the data.
+    ``mining``: "semihard" (default) or "hard". Parametric by default (MLP encoder), so
+    ``transform`` maps new points.
+    """
+
+    _param_names = ("n_components", "k", "margin", "mining", "n_far", "parametric", "hidden", "init",
+                    "n_epochs", "batch_size", "optimizer", "lr", "schedule", "device", "seed", "verbose")
+
+    def __init__(self, n_components=2, k=15, margin=1.0, mining="semihard", n_far=0.5, parametric=True,
+                 hidden=(128, 128), init="pca", n_epochs=100, batch_size=256, optimizer="adam", lr=1e-3,
+                 schedule="cosine", device="auto", seed=0, verbose=True):
+        self.n_components, self.k, self.margin, self.mining, self.n_far = n_components, k, margin, mining, n_far
+        self.parametric, self.hidden, self.init, self.n_epochs = parametric, hidden, init, n_epochs
+        self.batch_size, self.optimizer, self.lr, self.schedule = batch_size, optimizer, lr, schedule
+        self.device, self.seed, self.verbose = device, seed, verbose
+
+    def fit(self, X, y=None):
+        """Fit on points X (n, p); with labels y (n,) positives/negatives come from the labels."""
+        if self.mining not in ("semihard", "hard"):
+            raise InputError(f"mining={self.mining!r} must be 'semihard' or 'hard'")
+        X, Xt = self._prepare(X, min_points=max(4, self.k + 1))
+        n = X.shape[0]
+        if self.batch_size < 2:
+            raise InputError("batch_size must be >= 2 for in-batch negative mining")
+        g, dev = self.generator_, self.device_
+        if y is not None:
+            y = np.asarray(y)
+            if y.shape != (n,):
+                raise InputError(f"y has shape {y.shape}; expected ({n},)")
+            codes, lab = np.unique(y, return_inverse=True)
+            if len(codes) < 2:
+                raise InputError("y has a single label; the triplet loss needs at least two classes")
+            lab_t = torch.as_tensor(lab, device=dev)
+            order = torch.argsort(lab_t, stable=True)
+            counts = torch.bincount(lab_t)
+            starts = torch.cumsum(counts, 0) - counts
+
+            def positives(a, gen):
+                c = lab_t[a]
+                r = (torch.rand(len(a), generator=gen, device=dev) * counts[c]).long()
+                return order[starts[c] + r]
+
+            def valid_neg(a, cand):
+                return lab_t[a][:, None] != lab_t[cand][None, :]
+        else:
+            from ..graph import knn_search
+            nb, _ = knn_search(X, _check_int(self.k, "k"))
+            nb_t = torch.as_tensor(nb.astype(np.int64), device=dev)
+            tau = far_thresholds(Xt, n_far_points(self.n_far, n))
+
+            def positives(a, gen):
+                col = torch.randint(nb_t.shape[1], (len(a),), generator=gen, device=dev)
+                return nb_t[a, col]
+
+            def valid_neg(a, cand):
+                return torch.cdist(Xt[a], Xt[cand]) >= tau[a][:, None]
+
+        if self.parametric:
+            self.model_ = mlp(X.shape[1], self.n_components, self.hidden).to(dev)
+            params = list(self.model_.parameters())
+            rows = lambda idx: self.model_(Xt[idx])  # noqa: E731
+        else:
+            table = self._init_table(X, None, self.init)
+            params = [table]
+            rows = lambda idx: table[idx]  # noqa: E731
+
+        def batch_loss(a, gen, progress):
+            p = positives(a, gen)
+            cand = torch.cat([a, p])
+            z = rows(cand)
+            b = len(a)
+            d_ap = torch.linalg.vector_norm(z[:b] - z[b:], dim=1)
+            d_cand = torch.cdist(z[:b], z)
+            pick = L.mine_negatives(d_ap, d_cand, valid_neg(a, cand), self.margin, self.mining)
+            has = pick >= 0
+            d_an = torch.gather(d_cand, 1, pick.clamp_min(0)[:, None]).squeeze(1)
+            per = L.triplet_loss(d_ap, d_an, self.margin) * has
+            return per.sum() / has.sum().clamp_min(1)
+
+        self.history_ = train(params, batch_loss, n, n_epochs=self.n_epochs, batch_size=self.batch_size,
+                              generator=g, optimizer=self.optimizer, lr=self.lr, schedule=self.schedule,
+                              verbose=self.verbose, desc=f"triplet ({self.mining})")
+        with torch.no_grad():
+            Y = self.model_(Xt) if self.parametric else params[0]
+        return self._finish(Y, X)
+
+
+# ---------------------------------------------------------------------------------------
+
+
+class SCANClustering(_Base):
+    """Min–max self-supervised clustering with a softmax head (see
+    :func:`topoembed.embed.losses.scan_loss`).
+
+    ψ = softmax(MLP(x)) ∈ Δ^C. For each anchor in a batch, all its ``k`` nearest
+    neighbours N_x and ``n_far_samples`` points drawn uniformly among its ``n_far``
+    farthest points F_x enter the loss. ``n_restarts`` initialisations (seeds seed,
+    seed + 1, …) are trained; the one with the lowest loss on all points (all neighbours,
+    a fixed seeded far sample) is kept.
+    """
+
+    _param_names = ("n_classes", "k", "n_far", "n_far_samples", "entropy_weight", "n_restarts", "hidden",
+                    "n_epochs", "batch_size", "optimizer", "lr", "schedule", "device", "seed", "verbose")
+    parametric = True
+    n_components = 1
+
+    def __init__(self, n_classes=10, k=10, n_far=0.9, n_far_samples=10, entropy_weight=2.0, n_restarts=5,
+                 hidden=(64,), n_epochs=60, batch_size=128, optimizer="adam", lr=3e-3, schedule="cosine",
+                 device="auto", seed=0, verbose=True):
+        self.n_classes, self.k, self.n_far, self.n_far_samples = n_classes, k, n_far, n_far_samples
+        self.entropy_weight, self.n_restarts, self.hidden = entropy_weight, n_restarts, hidden
+        self.n_epochs, self.batch_size, self.optimizer, self.lr = n_epochs, batch_size, optimizer, lr
+        self.schedule, self.device, self.seed, self.verbose = schedule, device, seed, verbose
+
+    def fit(self, X, y=None):
+        _check_int(self.n_classes, "n_classes", 2)
+        _check_int(self.n_restarts, "n_restarts")
+        n_points = np.shape(X)[0] if np.ndim(X) == 2 else 0
+        if n_points and self.n_classes > n_points:
+            raise InputError(f"n_classes={self.n_classes} exceeds the number of points ({n_points}); lower n_classes")
+        X, Xt = self._prepare(X, min_points=max(self.n_classes, self.k + 2))
+        n, dev = X.shape[0], self.device_
+        from ..graph import knn_search
+        nb, _ = knn_search(X, _check_int(self.k, "k"))
+        nb_t = torch.as_tensor(nb.astype(np.int64), device=dev)
+        tau = far_thresholds(Xt, n_far_points(self.n_far, n))
+        f = _check_int(self.n_far_samples, "n_far_samples")
+
+        def full_loss(model, gen):
+            with torch.no_grad():
+                P = torch.softmax(model(Xt), dim=1)
+                far = sample_far(Xt, torch.arange(n, device=dev), tau, f, gen)
+                return float(L.scan_loss(P, P[nb_t], P[far], self.entropy_weight)[0])
+
+        best = None
+        self.restart_losses_ = []
+        for r in range(self.n_restarts):
+            gen = make_generator(self.seed + r, dev)
+            model = mlp(X.shape[1], self.n_classes, self.hidden).to(dev)
+
+            def batch_loss(a, g, progress, model=model):
+                far = sample_far(Xt, a, tau, f, g)
+                P = torch.softmax(model(Xt[torch.cat([a, nb_t[a].reshape(-1), far.reshape(-1)])]), dim=1)
+                b, k = len(a), nb_t.shape[1]
+                return L.scan_loss(P[:b], P[b:b + b * k].reshape(b, k, -1), P[b + b * k:].reshape(b, f, -1),
+                                   self.entropy_weight)[0]
+
+            train(model.parameters(), batch_loss, n, n_epochs=self.n_epochs, batch_size=self.batch_size,
+                  generator=gen, optimizer=self.optimizer, lr=self.lr, schedule=self.schedule,
+                  verbose=self.verbose, desc=f"SCAN restart {r + 1}/{self.n_restarts}")
+            loss = full_loss(model, make_generator(self.seed, dev))
+            self.restart_losses_.append(loss)
+            if best is None or loss < best[0]:
+                best = (loss, model)
+        self.model_ = best[1]
+        self.loss_ = best[0]
+        with torch.no_grad():
+            P = torch.softmax(self.model_(Xt), dim=1)
+        self.probabilities_ = P.cpu().numpy().astype(np.float64)
+        self.labels_ = self.probabilities_.argmax(1)
+        self.embedding_ = self.probabilities_
+        return self
+
+    def predict_proba(self, X) -> np.ndarray:
+        return self.transform(X)
+
+    def predict(self, X) -> np.ndarray:
+        return self.transform(X).argmax(1)
+
+    def _encode(self, Xt):
+        return torch.softmax(self.model_(Xt), dim=1)

@@ -1,0 +1,214 @@
+"""Loss functions of the embedding stage (pure torch, batched, no state).
+
+Every function takes tensors of one minibatch and returns a tensor of per-item losses
+(the training loop sums or averages them). Formulas and references are in each
+docstring; ``tests/test_embed.py`` checks values and gradients against independent
+numpy formulas and finite differences.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = [
+    "sq_dist", "log_cauchy", "neg_normaliser", "infonce_exaggeration", "contrastive_loss",
+    "sig", "sig_prime", "sketchmap_loss", "scan_loss", "triplet_loss", "mine_negatives",
+    "CONTRASTIVE_MODES", "Z_TSNE_PER_POINT", "UMAP_NEGATIVES",
+]
+
+CONTRASTIVE_MODES = ("infonce", "nce", "neg")
+
+#: t-SNE end of the NEG spectrum: Z̄_tSNE = 100·n (the order of t-SNE's partition
+#: function on real data reported by Damrich et al. 2023).
+Z_TSNE_PER_POINT = 100.0
+#: UMAP end of the NEG spectrum: Z̄_UMAP = n²/5 (UMAP's 5 negative samples, so that
+#: m·Z̄/n² = 1 gives UMAP's q/(q + 1) for m = 5).
+UMAP_NEGATIVES = 5.0
+
+
+def sq_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Squared Euclidean distance along the last axis (broadcasting)."""
+    return ((a - b) ** 2).sum(-1)
+
+
+def log_cauchy(d2: torch.Tensor) -> torch.Tensor:
+    """log q for the Cauchy kernel q = 1/(1 + d²), i.e. −log1p(d²)."""
+    return -torch.log1p(d2)
+
+
+def neg_normaliser(s: float, n: int) -> float:
+    """log Z̄(s) of the NEG spectrum: log-linear between the t-SNE and UMAP ends.
+
+    log Z̄(s) = (1 − s)·log Z̄_tSNE + s·log Z̄_UMAP, Z̄_tSNE = 100·n, Z̄_UMAP = n²/5.
+
+    s = 0 is t-SNE-like, s = 1 UMAP-like, s > 1 goes beyond UMAP (more attraction, tighter
+    clusters) and s < 0 beyond t-SNE. The two anchors are the ones of Damrich et al.
+    (ICLR 2023); note that Z̄_UMAP > Z̄_tSNE only for n > 500, so on smaller data sets the
+    spectrum is short (and reversed below n = 500).
+    """
+    log_t = math.log(Z_TSNE_PER_POINT * n)
+    log_u = 2.0 * math.log(n) - math.log(UMAP_NEGATIVES)
+    return (1.0 - s) * log_t + s * log_u
+
+
+def infonce_exaggeration(s: float) -> float:
+    """ρ(s) = 4^s, the attraction weight of InfoNCE at spectrum position s (see contrastive_loss)."""
+    return 4.0 ** s
+
+
+def contrastive_loss(y_i: torch.Tensor, y_j: torch.Tensor, y_neg: torch.Tensor, mode: str = "infonce",
+                     log_c: torch.Tensor | float = 0.0, rho: float = 1.0, kernel: str = "cauchy",
+                     temperature: float = 0.5) -> torch.Tensor:
+    """Per-edge contrastive neighbour-embedding loss (Damrich, Böhm, Hamprecht and Kobak,
+    *From t-SNE to UMAP with contrastive learning*, ICLR 2023).
+
+    y_i, y_j: (b, d) embeddings of the two ends of b positive (kNN) edges; y_neg: (b, m, d)
+    the embeddings of m negatives l per edge, drawn uniformly. Similarity:
+    ``kernel="cauchy"``: q_ij = 1/(1 + ‖y_i − y_j‖²);
+    ``kernel="cosine"``: q_ij = exp(cos(y_i, y_j)/τ) (τ = ``temperature``).
+
+    * ``"infonce"``: ℓ = −ρ·log q_ij + log(q_ij + Σ_l q_il). With ρ = 1 this is
+      −log(q_ij / (q_ij + Σ_l q_il)) (InfoNCE, van den Oord et al. 2018). ρ > 1 weights the
+      attraction up, like t-SNE's exaggeration (Böhm, Berens and Kobak, JMLR 2022):
+      ρ = 4^s moves InfoNCE from t-SNE-like (s = 0) towards UMAP-like (s = 1).
+    * ``"nce"`` and ``"neg"`` (noise-contrastive estimation, Gutmann and Hyvärinen 2010;
+      negative sampling, Mikolov et al. 2013): with c = m·Z/n² (uniform noise over the n²
+      pairs, Z the normaliser; pass ``log_c`` = log c),
+      ℓ = −log(q_ij/(q_ij + c)) − Σ_l log(1 − q_il/(q_il + c))
+        = log(1 + c/q_ij) + Σ_l log(1 + q_il/c).
+      ``"nce"`` learns log Z (so ``log_c`` is a tensor with grad); ``"neg"`` fixes it to Z̄(s)
+      of :func:`neg_normaliser`; c = 1 is UMAP's q/(q + 1).
+    """
+    if kernel == "cauchy":
+        log_q = log_cauchy(sq_dist(y_i, y_j))                       # (b,)
+        log_qn = log_cauchy(sq_dist(y_i[:, None, :], y_neg))        # (b, m)
+    elif kernel == "cosine":
+        a = torch.nn.functional.normalize(y_i, dim=-1)
+        log_q = (a * torch.nn.functional.normalize(y_j, dim=-1)).sum(-1) / temperature
+        log_qn = (a[:, None, :] * torch.nn.functional.normalize(y_neg, dim=-1)).sum(-1) / temperature
+    else:
+        raise ValueError(f"kernel={kernel!r} must be 'cauchy' or 'cosine'")
+    if mode == "infonce":
+        all_logs = torch.cat([log_q[:, None], log_qn], dim=1)
+        return -rho * log_q + torch.logsumexp(all_logs, dim=1)
+    if mode in ("nce", "neg"):
+        log_c = torch.as_tensor(log_c, dtype=log_q.dtype, device=log_q.device)
+        # log(1 + c/q) = softplus(log c − log q); log(1 + q/c) = softplus(log q − log c)
+        attract = torch.nn.functional.softplus(log_c - log_q)
+        repel = torch.nn.functional.softplus(log_qn - log_c).sum(1)
+        return attract + repel
+    raise ValueError(f"mode={mode!r} must be one of {CONTRASTIVE_MODES}")
+
+
+# ---------------------------------------------------------------------------------------
+# sketch-map
+
+
+def sig(r: torch.Tensor, sigma: float, a: float, b: float) -> torch.Tensor:
+    """Sketch-map sigmoid SIG_{σ,a,b}(r) = 1 − (1 + (2^{a/b} − 1)(r/σ)^a)^{−b/a}.
+
+    SIG(0) = 0, SIG(σ) = 1/2, SIG(∞) = 1 (Ceriotti, Tribello and Parrinello, PNAS 2011).
+    """
+    c = 2.0 ** (a / b) - 1.0
+    return 1.0 - (1.0 + c * (r / sigma) ** a) ** (-b / a)
+
+
+def sig_prime(r: torch.Tensor, sigma: float, a: float, b: float) -> torch.Tensor:
+    """dSIG/dr = (b·c/σ)·x^{a−1}·(1 + c·x^a)^{−b/a−1}, x = r/σ, c = 2^{a/b} − 1."""
+    c = 2.0 ** (a / b) - 1.0
+    x = r / sigma
+    return (b * c / sigma) * x ** (a - 1.0) * (1.0 + c * x ** a) ** (-b / a - 1.0)
+
+
+def sketchmap_loss(R: torch.Tensor, r: torch.Tensor, high=(4.5, 12.0, 6.0), low=(1.0, 2.0, 6.0),
+                   symmetrised: bool = False) -> torch.Tensor:
+    """Per-pair sketch-map stress (SIG_h(R_ij) − SIG_l(r_ij))².
+
+    R: high-dimensional distances of b pairs (any distance of stage 2); r: their
+    embedding distances; ``high`` = (σ_h, a_h, b_h), ``low`` = (σ_l, a_l, b_l), defaults of
+    EncoderMap (Lemke and Peter, JCTC 2019). Cost C = mean over pairs i ≠ j.
+
+    The plain gradient ∂C/∂r = −2·SIG_l′(r)·(SIG_h(R) − SIG_l(r)) vanishes when r is far from
+    σ_l whatever R is. ``symmetrised=True`` adds the surrogate term
+
+        −2·SIG_h′(R)·stopgrad(SIG_h(R) − SIG_l(r))·r,
+
+    whose value is not a stress but whose gradient in r is exactly −2·SIG_h′(R)·(SIG_h(R) −
+    SIG_l(r)), so that the total gradient is −2·(SIG_l′(r) + SIG_h′(R))·(SIG_h(R) − SIG_l(r)):
+    pairs in the sensitive range of R are corrected even when r is saturated.
+    """
+    sh = sig(R, *high)
+    diff = sh - sig(r, *low)
+    loss = diff ** 2
+    if symmetrised:
+        loss = loss - 2.0 * sig_prime(R, *high) * diff.detach() * r
+    return loss
+
+
+# ---------------------------------------------------------------------------------------
+# SCAN-style clustering
+
+
+def scan_loss(p: torch.Tensor, p_nb: torch.Tensor, p_far: torch.Tensor, entropy_weight: float = 1.0):
+    """Min–max SCAN-style clustering loss of one batch (a scalar) and its three parts.
+
+    p: (b, C) softmax outputs ψ(x) of b anchors; p_nb: (b, k, C) of neighbours from N_x;
+    p_far: (b, f, C) of far points F_x. With cos the cosine similarity,
+
+        L = mean_{x, j∈N_x} (1 − cos(ψ_x, ψ_j))² + mean_{x, f∈F_x} cos(ψ_x, ψ_f)² − λ·H(mean_x ψ(x)),
+
+    H(p̄) = −Σ_c p̄_c log p̄_c, λ = ``entropy_weight`` (the entropy over the batch mean keeps
+    all C classes in use). After SCAN (Van Gansbeke et al., ECCV 2020), with the
+    neighbour term squared and a far-point term that pushes far pairs to orthogonal
+    (different-class) outputs.
+    """
+    u = torch.nn.functional.normalize(p, dim=-1)
+    cos_nb = (u[:, None, :] * torch.nn.functional.normalize(p_nb, dim=-1)).sum(-1)
+    cos_far = (u[:, None, :] * torch.nn.functional.normalize(p_far, dim=-1)).sum(-1)
+    near = ((1.0 - cos_nb) ** 2).mean()
+    far = (cos_far ** 2).mean()
+    pbar = p.mean(0)
+    ent = -(pbar * torch.log(pbar.clamp_min(1e-12))).sum()
+    return near + far - entropy_weight * ent, (near, far, ent)
+
+
+# ---------------------------------------------------------------------------------------
+# triplet
+
+
+def triplet_loss(d_ap: torch.Tensor, d_an: torch.Tensor, margin: float = 1.0) -> torch.Tensor:
+    """Per-triplet hinge max(0, margin + d(a, p) − d(a, n)) (Schroff, Kalenichenko and
+    Philbin, FaceNet, CVPR 2015); d are Euclidean embedding distances."""
+    return torch.clamp(margin + d_ap - d_an, min=0.0)
+
+
+def mine_negatives(d_ap: torch.Tensor, d_cand: torch.Tensor, valid: torch.Tensor, margin: float = 1.0,
+                   mining: str = "semihard") -> torch.Tensor:
+    """Index (into the candidates) of each anchor's mined negative from the batch.
+
+    d_ap: (b,) anchor–positive distances; d_cand: (b, c) anchor–candidate distances;
+    valid: (b, c) bool, which candidates are negatives of the anchor (another label, or
+    far in the data). ``"hard"``: the closest valid negative. ``"semihard"`` (FaceNet):
+    the closest valid negative with d(a, p) < d(a, n) < d(a, p) + margin; anchors without
+    one fall back to the closest valid negative farther than the positive, then to the
+    hardest. ``"random"``: a valid candidate at random (the first valid one after a shuffle
+    done by the caller). Anchors without any valid candidate get index −1.
+    """
+    inf = torch.tensor(float("inf"), dtype=d_cand.dtype, device=d_cand.device)
+    d = d_cand.detach()
+    masked = torch.where(valid, d, inf)
+    hard = masked.argmin(1)
+    if mining == "hard":
+        out = hard
+    elif mining == "semihard":
+        farther = valid & (d > d_ap.detach()[:, None])
+        semi = farther & (d < d_ap.detach()[:, None] + margin)
+        d_semi = torch.where(semi, d, inf)
+        d_far = torch.where(farther, d, inf)
+        out = torch.where(semi.any(1), d_semi.argmin(1), torch.where(farther.any(1), d_far.argmin(1), hard))
+    elif mining == "random":
+        out = valid.to(torch.int8).argmax(1)
+    else:
+        raise ValueError(f"mining={mining!r} must be 'semihard', 'hard' or 'random'")
+    return torch.where(valid.any(1), out, torch.full_like(out, -1))
