@@ -395,8 +395,11 @@ def _cmd(args) -> int:
         sys.stdout.write(f"task {ds} σ={sigma} seed={seed}: {result['wall_s']:.1f} s -> {args.out}\n")
         return 0
     out = Path(args.out)
-    if args.aggregate:
-        files = sorted((out / "tasks").glob("*.json"))
+    if args.aggregate is not None:
+        files = [Path(f) for f in args.aggregate] or sorted((out / "tasks").glob("*.json"))
+        missing = [str(f) for f in files if not f.exists()]
+        if missing:
+            raise InputError(f"task files not found: {missing[:3]}; run them with topoembed benchmark --task")
         table = aggregate(files, out, command=command)
         sys.stdout.write(markdown_table(table))
         return 0
@@ -426,7 +429,8 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
     mode.add_argument("--quick", action="store_true",
                       help="coarse grid: every 4th σ, seed 0, circle/linked_circles/eyeglasses/blob")
     mode.add_argument("--task", nargs=3, metavar=("DATASET", "SIGMA", "SEED"), help="run one task into --out")
-    mode.add_argument("--aggregate", action="store_true", help="only aggregate OUT/tasks/*.json into OUT")
+    mode.add_argument("--aggregate", nargs="*", metavar="TASK_JSON", default=None,
+                      help="only aggregate these task files (default: OUT/tasks/*.json) into OUT")
     p.add_argument("--datasets", nargs="+", default=None, help=f"subset of {list(DATASETS)}")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds (default 0 1 2; --quick: 0)")
     p.add_argument("--sigma-step", type=int, default=None, help="use every N-th σ of the published grid")
