@@ -28,7 +28,7 @@ def test_run_end_to_end_contract(tmp_path, capsys):
     s = json.loads((out / "summary.json").read_text())
     assert set(s) >= {"version", "input", "n_points", "params", "distance", "diagrams", "detection", "loops", "timings_s"}
     assert s["input"] == SPEC and s["n_points"] == 200
-    assert s["params"]["k"] == 15 and s["params"]["distance"] == "effective_resistance"
+    assert s["params"]["k"] == 100 and s["params"]["symmetrize"] == "and" and s["params"]["distance"] == "effective_resistance"
     assert set(s["detection"]) == {"n_loops", "scores", "score"}
     assert set(s["detection"]["scores"]) == {"1", "2", "3", "4", "5"}
     assert s["detection"]["n_loops"] == len(s["loops"]) == 1

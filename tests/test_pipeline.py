@@ -78,7 +78,7 @@ def test_precomputed_graph_is_used():
     A = graph.knn_graph(X, 12)
     r = pipeline.run(X, A=A)
     assert (r.A != A).nnz == 0
-    np.testing.assert_allclose(r.D, pipeline.run(X, k=12).D)
+    np.testing.assert_allclose(r.D, pipeline.run(X, k=12, symmetrize="or").D)
 
 
 def test_defaults_come_from_core_signatures():
@@ -86,5 +86,11 @@ def test_defaults_come_from_core_signatures():
 
     from topoembed import graph, spectral
 
-    assert pipeline.Params().k == inspect.signature(graph.knn_graph).parameters["k"].default
+    assert pipeline.Params().metric == inspect.signature(graph.knn_graph).parameters["metric"].default
+    assert pipeline.Params().t == inspect.signature(spectral.distance_matrix).parameters["t"].default
     assert pipeline.Params().distance == spectral.DEFAULT_DISTANCE == "effective_resistance"
+    # the pipeline's own graph defaults (see Params docstring), shared by te.pp.neighbors
+    import topoembed as te
+
+    assert (pipeline.Params().k, pipeline.Params().symmetrize) == (100, "and")
+    assert inspect.signature(te.pp.neighbors).parameters["k"].default == 100

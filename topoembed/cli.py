@@ -135,6 +135,7 @@ def _write_diagrams(path, ph):
     arrays = {f"H{d}": dgm for d, dgm in enumerate(ph["dgms"])}
     arrays["birth_edges_H1"] = ph["birth_edges"]
     arrays["thresh"] = np.array(ph["thresh"])
+    arrays["scale"] = np.array(ph["scale"])
     with open(path, "wb") as fh:
         np.savez_compressed(fh, **arrays)
 
@@ -235,8 +236,8 @@ def cmd_detect(args) -> int:
     with np.load(p) as z:
         if "H1" not in z:
             raise InputError(f"{args.input} has no H1 diagram; run `topoembed homology` with --maxdim 1 or 2")
-        dgm1, thresh = z["H1"], float(z["thresh"]) if "thresh" in z else None
-    det = loops.detect(dgm1, n_loops=args.n_loops, scale=thresh)
+        dgm1, scale = z["H1"], float(z["scale"]) if "scale" in z else None
+    det = loops.detect(dgm1, n_loops=args.n_loops, scale=scale)
     io.write_json(args.out, {"detection": {"n_loops": det["n_loops"], "scores": det["scores"], "score": det["score"]},
                              "features": det["features"]})
     sys.stdout.write(f"detect: {det['n_loops']} loop(s), score {det['score']:.3f} -> {args.out}\n")

@@ -23,13 +23,22 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["persistence", "enclosing_radius", "birth_edge"]
+__all__ = ["persistence", "enclosing_radius", "birth_edge", "distance_scale"]
 
 
 def enclosing_radius(D: np.ndarray) -> float:
     """min_i max_j D_ij over finite entries (inf if no point reaches all others)."""
     rowmax = np.max(D, axis=1)
     return float(np.min(rowmax))
+
+
+def distance_scale(D: np.ndarray) -> float:
+    """The median of the finite off-diagonal distances: a scale for lifetimes that, unlike
+    the enclosing radius, is not set by a few outlying points."""
+    iu = np.triu_indices(D.shape[0], 1)
+    vals = D[iu]
+    vals = vals[np.isfinite(vals)]
+    return float(np.median(vals)) if len(vals) else 0.0
 
 
 def birth_edge(D32: np.ndarray, birth: float, cocycle: np.ndarray | None = None) -> tuple[int, int]:
@@ -55,7 +64,7 @@ def persistence(D: np.ndarray, maxdim: int = 1, cocycles: bool = False, coeff: i
     """Vietoris–Rips persistence diagrams of the distance matrix ``D``.
 
     Returns a dict with ``dgms`` (list, one (m, 2) float64 array per dimension 0..maxdim),
-    ``thresh`` (the truncation value used), ``birth_edges`` (for H1: one (a, b) pair per
+    ``thresh`` (the truncation value used), ``scale`` (:func:`distance_scale`), ``birth_edges`` (for H1: one (a, b) pair per
     bar, in diagram order) and, when ``cocycles=True``, ``cocycles`` (ripser's
     representative cocycles per dimension: arrays of (i, j, value) rows for H1).
     """
@@ -81,7 +90,7 @@ def persistence(D: np.ndarray, maxdim: int = 1, cocycles: bool = False, coeff: i
     if maxdim >= 1:
         for (b, _), cocycle in zip(dgms[1], res["cocycles"][1]):
             edges.append(birth_edge(D32, b, cocycle))
-    out = {"dgms": dgms, "thresh": float(thresh), "birth_edges": np.array(edges, dtype=np.int64).reshape(-1, 2)}
+    out = {"dgms": dgms, "thresh": float(thresh), "scale": distance_scale(D), "birth_edges": np.array(edges, dtype=np.int64).reshape(-1, 2)}
     if cocycles:
         out["cocycles"] = res["cocycles"]
     return out

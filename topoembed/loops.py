@@ -12,8 +12,9 @@ than m pass. A feature born at 0 has an infinite ratio and always passes.
 Number of loops (``n_loops="auto"``): take the m in 1..5 with the largest absolute drop
 p_m − p_{m+1} between consecutive filtered lifetimes (the smallest m on ties). Report m
 loops if that drop is also large in relative terms, s_m ≥ ``min_score`` (0.5: p_m is at
-least twice p_{m+1}), and p_m is at least ``min_persistence`` (0.05) of the filtration
-scale (the enclosing radius, at which every class has died); otherwise report 0. Using
+least twice p_{m+1}), and p_m is at least ``min_persistence`` (0.05) of the distance
+scale (the median pairwise distance, :func:`topoembed.homology.distance_scale`, which a
+few outlying points cannot inflate); otherwise report 0. Using
 the absolute drop to pick m, rather than the largest s_m, matters because s_m = 1
 whenever exactly m features pass the ratio filter, however tiny the m-th one is. With 0
 loops the reported ``score`` is 1 − max_m s_m (how clearly no loop stands out).
@@ -64,8 +65,8 @@ def detect(dgm: np.ndarray, n_loops="auto", scale: float | None = None, max_loop
     ----------
     dgm : (m, 2) H1 diagram.
     n_loops : "auto" or a fixed number m ≥ 0 (then ``score`` is s_m).
-    scale : filtration scale (the enclosing radius) for the ``min_persistence`` rule;
-        default: the largest finite death in ``dgm``.
+    scale : distance scale (median pairwise distance, ``persistence(D)["scale"]``) for the
+        ``min_persistence`` rule; default: the largest finite death in ``dgm``.
 
     Returns ``{"n_loops", "scores", "score", "features"}`` where ``features`` are the row
     indices into ``dgm`` of the m detected loops, longest first.

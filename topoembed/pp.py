@@ -15,12 +15,14 @@ import scipy.sparse as sp
 from . import graph
 from ._anndata import check_adata, points, uns_entry
 from ._validate import InputError, check_k
+from .pipeline import Params
 
 log = logging.getLogger(__name__)
 
 __all__ = ["cell_cycle_genes", "recipe_cell_cycle", "neighbors", "looks_like_counts"]
 
 DEFAULT_KEY = "topoembed"
+_PARAMS = Params()  # the pipeline's defaults, shared by te.pp, te.tl and the CLI
 
 
 def cell_cycle_genes(organism: str = "human", phase: str | None = None) -> list[str]:
@@ -142,10 +144,10 @@ def _binarized(M, symmetrize):
     return sp.csr_matrix(S, dtype=np.float64)
 
 
-def neighbors(adata, k: int = graph.knn_graph.__defaults__[0], *, use_rep: str | None = None,
+def neighbors(adata, k: int = _PARAMS.k, *, use_rep: str | None = None,
               neighbors_key: str | None = None, binarize: bool = True,
-              symmetrize: str = graph.knn_graph.__defaults__[2], weights: str = graph.knn_graph.__defaults__[3],
-              metric: str = graph.knn_graph.__defaults__[1], random_state: int = 0,
+              symmetrize: str = _PARAMS.symmetrize, weights: str = _PARAMS.weights,
+              metric: str = _PARAMS.metric, random_state: int = 0,
               key_added: str = DEFAULT_KEY, copy: bool = False):
     """The kNN graph of the cells → ``adata.obsp[f"{key_added}_graph"]``.
 

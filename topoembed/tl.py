@@ -8,7 +8,8 @@ Each function reads what earlier steps stored under ``key_added`` (default
   ``OBSP_DENSE_MAX_N`` (2,000 cells: 32 MB) or ``store_distances=True``; otherwise it is
   recomputed from the graph when needed (a log message says so);
 * ``adata.uns[key]``: ``graph``/``distances`` parameters, ``diagrams`` (``H0``, ``H1``
-  arrays of (birth, death), death inf for infinite bars), ``thresh``, ``birth_edges``,
+  arrays of (birth, death), death inf for infinite bars), ``thresh`` (enclosing radius), ``scale`` (median
+  distance), ``birth_edges``,
   ``detection`` (``n_loops``, ``scores`` {"1": s_1, ...}, ``score``), ``loops``
   ({"0": {birth, death, persistence, birth_edge}, ...}: a dict with string keys so that
   it survives ``write_h5ad``; :func:`get_loops` returns it as a list), ``params``,
@@ -93,6 +94,7 @@ def _write_homology(adata, key, ph):
     entry = uns_entry(adata, key)
     entry["diagrams"] = {f"H{d}": np.asarray(g, dtype=np.float64) for d, g in enumerate(ph["dgms"])}
     entry["thresh"] = float(ph["thresh"])
+    entry["scale"] = float(ph["scale"])
     entry["birth_edges"] = np.asarray(ph["birth_edges"], dtype=np.int64).reshape(-1, 2)
 
 
@@ -133,7 +135,7 @@ def detect_loops(adata, n_loops="auto", *, key_added: str = DEFAULT_KEY, copy: b
     if "diagrams" not in entry or "H1" not in entry["diagrams"]:
         raise InputError(f"no H1 diagram under key {key_added!r}: run te.tl.persistent_homology(adata) first")
     dgm1 = np.asarray(entry["diagrams"]["H1"])
-    det = loops.detect(dgm1, n_loops=n_loops, scale=entry.get("thresh"))
+    det = loops.detect(dgm1, n_loops=n_loops, scale=entry.get("scale"))
     _write_detection(adata, key_added, det, dgm1, np.asarray(entry["birth_edges"]).reshape(-1, 2))
     return adata if copy else None
 
