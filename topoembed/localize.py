@@ -12,36 +12,49 @@ and dies at d. Its representative cocycle (ripser, Z_p coefficients) is lifted t
 integers by taking each value in (−p/2, p/2]; α(u, v) is the lifted value on the edge
 oriented from the smaller to the larger vertex id (α(v, u) = −α(u, v)).
 
-1. Representative cycle (at r = b, the smallest complex holding the class).
-   The shortest closed walk through the birth-edge vertex a whose cocycle sum
-   Σ α = ±1, found by Dijkstra (edge length D_ij) in the integer cover of G_b: vertices
-   (v, w) with winding w ∈ {−2, …, 2}, edges (u, w) → (v, w + α(u, v)). The walk from
-   (a, 0) to (a, ±1) is projected to G_b and cut at repeated vertices, keeping the
-   simple piece with winding ±1. A cocycle evaluates to 0 on every boundary, so a cycle
-   with Σ α ≠ 0 (mod p) is *not* a boundary at any r in [b, d): it provably winds around
-   the hole the cocycle detects. This uses the cohomology representative rather than the
-   plain "birth edge + shortest path" construction, which can return a cycle that
-   bounds when several classes are alive.
+The steps, in the order :func:`localize_loops` runs them:
 
-2. Membership. ``loop_distance[i] = min_{c ∈ cycle} D[i, c]``, in the units of D (so it
-   compares directly with b and d). Rule (``on_loop_rule="birth"``, the default):
-   ``on_loop = loop_distance ≤ b``. The birth value is the longest edge the loop needs
-   to close, i.e. the sampling gap along the loop; a point within one such gap of the
-   cycle is on the loop. ``"theta"`` uses the filtration value r_θ of step 3 instead
-   (a wider tube); a float is an absolute threshold in the units of D.
+1. Circular coordinate (de Silva, Morozov and Vejdemo-Johansson, *Persistent
+   cohomology and circular coordinates*, DCG 45, 2011).
+   a. At r_θ = b + f·(d − b) (``theta_filtration`` = f, default 0.5) take the edges E of
+      G_{r_θ} (strictly below r_θ) and solve the least-squares problem
 
-3. Circular coordinate (de Silva, Morozov and Vejdemo-Johansson, *Persistent
-   cohomology and circular coordinates*, DCG 45, 2011). At r_θ = b + f·(d − b)
-   (``theta_filtration`` = f, default 0.5) take the edges E of G_{r_θ} (strictly below
-   r_θ) and solve the least-squares problem
+          z* = argmin_z Σ_{(u,v) ∈ E} (α(u, v) − (z_v − z_u))²
 
-       z* = argmin_z Σ_{(u,v) ∈ E} (α(u, v) − (z_v − z_u))²
+      with scipy's ``lsmr`` (minimum-norm solution; z is defined up to a constant per
+      component); θ = 2π (z* mod 1). The residual ᾱ = α − δz* is the harmonic cocycle:
+      θ is the smoothest circle-valued map in the class, all edges weighted equally.
+      Points outside the anchor's component of G_{r_θ} get θ by :func:`extend_phase`
+      over A.
+   b. ``smooth="knn"`` (default): θ is refined to the harmonic circle map on the kNN
+      graph A in the same homotopy class (:func:`smooth_phase`). The Rips graph of a
+      spectral distance is uneven (hub points get many edges, others few), so the plain
+      Rips solution carries per-point scatter; on A every point has ≥ k neighbours.
+      Measured on the noisy circle (n = 1000, σ = 0.2, k = 15): |ρ| 0.88–0.93 (Rips
+      only) → 0.946–0.952 (refined), against ≈ 0.953 for the oracle that averages the
+      *true* angles over each point's kNN neighbourhood. ``smooth="rips"`` keeps 1a.
 
-   with scipy's ``lsmr`` (minimum-norm solution; z is defined up to a constant per
-   component). Then θ = 2π (z* mod 1). The residual ᾱ = α − δz* is the harmonic
-   cocycle: the smoothest circle-valued map in the class, with all edges weighted
-   equally. Points outside the G_{r_θ}-component of the cycle get θ by extension over
-   the kNN graph A (:func:`extend_phase`); points A cannot reach get NaN.
+2. Representative cycle. The shortest closed walk through the birth-edge vertex a whose
+   cocycle sum Σ α = ±1, found by Dijkstra in the integer cover of G_r (≤ r): vertices
+   (v, w), winding w ∈ {−2, …, 2}, edges (u, w) → (v, w + α(u, v)) of cost (D_uv/r)².
+   The walk from (a, 0) to (a, ±1) is projected to G_r and cut at repeated vertices,
+   keeping the simple piece with winding ±1. A cocycle vanishes on boundaries, so a
+   cycle with Σ α ≠ 0 (mod p) is not a boundary at r: it provably goes round the hole
+   the cocycle detects (the plain "birth edge + shortest path" can return a cycle that
+   bounds when several classes are alive). Only edges whose phase change
+   |θ_v − θ_u| ≤ ``max_step`` (5°) are allowed, so the cycle samples the loop at least
+   every 5° of phase rather than jumping across it on the noisy long edges of a spectral
+   Rips graph. r is the smallest of b + {0, .25, .5, .75, .9}(d − b) at which such a
+   walk exists (else the step is doubled, up to no limit); it is reported as
+   ``cycle_filtration``.
+
+3. Membership. ``loop_distance[i] = min_{c ∈ cycle} D[i, c]``, in the units of D (so it
+   compares directly with b and d). Rule (``on_loop_rule="theta"``, the default):
+   ``on_loop = loop_distance ≤ r_θ``, i.e. i is joined to the cycle by an edge of the
+   complex in which θ was computed: a tube around the cycle of the radius at which the
+   loop is firmly established but has not yet filled in (r_θ < d). ``"birth"`` uses b, the
+   sampling gap along the loop (a thin tube: right for noiseless data, misses most of a
+   noisy loop: 12–40 % on the σ = 0.1–0.2 circles); a float is an absolute threshold.
 
 Extension to points outside the complex (:func:`extend_phase`): the harmonic
 (Dirichlet) extension of the unit complex number e^{iθ} over the graph: with L = Deg − A,
