@@ -12,7 +12,7 @@ The rule (agreement between distances)
 2. A candidate's graph is its k-nearest-neighbour graph; candidates on the same graph
    (diffusion at t = 8 and t = 64 on the k = 15 graph, say) are not independent
    evidence. The *support* of a number m > 0 is therefore the number of distinct
-   (distance kind, k) *families* with at least one candidate proposing m.
+   (distance kind, k, graph rule) *families* with at least one candidate proposing m.
 3. A number m > 0 is accepted if its support is at least ``min_support`` (2): two
    different distances, or the same distance on two different graphs, see the same
    number of loops. A gap that a single family reports on its own is treated as chance.
@@ -30,7 +30,7 @@ the loop best at the current noise level (the best k and t change with the noise
 Nothing here uses the true number of loops.
 
 Cost: one dense eigendecomposition per distinct k and one ripser run per candidate
-(:data:`DEFAULT_GRID`: 2 graphs, 6 ripser runs; ≈ 6× a single pipeline run).
+(:data:`DEFAULT_GRID`: 3 graphs, 7 ripser runs; ≈ 7× a single pipeline run).
 
 ``choose(candidates)`` is the rule on precomputed candidate summaries (see
 :func:`summarize`); the benchmark stores those summaries and applies the same function.
@@ -49,15 +49,17 @@ from ._validate import InputError, check_points
 log = logging.getLogger(__name__)
 
 __all__ = ["Config", "DEFAULT_GRID", "MIN_SUPPORT", "select", "choose", "summarize", "compute_candidates",
-           "config_key"]
+           "config_key", "normalize"]
 
-#: One candidate setting: (distance kind, k, t, n_components). t / n_components are
-#: None where the distance does not use them; euclidean has k = None.
+#: One candidate setting: (distance kind, k, t, n_components[, symmetrize]). t /
+#: n_components are None where the distance does not use them; euclidean has k = None;
+#: symmetrize is the kNN graph's rule, "or" (union, the default) or "and" (mutual).
 Config = tuple
 
 #: The candidates of :func:`select`: corrected effective resistance and diffusion
 #: distance on a sparse (k = 15) and a dense (k = 100) kNN graph, diffusion at a short
-#: (t = 8) and a long (t = 64) time. These are the spectral settings of the benchmark.
+#: (t = 8) and a long (t = 64) time (the spectral settings of the published benchmark),
+#: and the pipeline's default, effective resistance on the mutual k = 100 graph.
 DEFAULT_GRID: tuple = (
     ("effective_resistance", 15, None, None),
     ("effective_resistance", 100, None, None),
@@ -65,6 +67,7 @@ DEFAULT_GRID: tuple = (
     ("diffusion", 15, 64, None),
     ("diffusion", 100, 8, None),
     ("diffusion", 100, 64, None),
+    ("effective_resistance", 100, None, None, "and"),
 )
 
 MIN_SUPPORT = 2
@@ -72,9 +75,16 @@ MIN_SUPPORT = 2
 KEEP_LIFETIMES = 2 * loops.MAX_LOOPS
 
 
+def normalize(cfg) -> tuple:
+    """The 5-tuple form (kind, k, t, n_components, symmetrize) of a setting."""
+    cfg = tuple(cfg)
+    return cfg + ("or",) * (5 - len(cfg))
+
+
 def config_key(cfg: Config) -> str:
-    """Short stable name of a setting: ``euclidean``, ``er_k15``, ``diff_k15_t8``, ``le_k15_p2``."""
-    kind, k, t, p = cfg
+    """Short stable name of a setting: ``euclidean``, ``er_k15``, ``diff_k15_t8``, ``le_k15_p2``,
+    ``er_k100_mutual`` (mutual kNN graph)."""
+    kind, k, t, p, sym = normalize(cfg)
     if kind == "euclidean":
         return "euclidean"
     short = {"effective_resistance": "er", "effective_resistance_uncorrected": "eru", "diffusion": "diff",
@@ -84,6 +94,8 @@ def config_key(cfg: Config) -> str:
         key += f"_t{t:g}"
     if kind == "laplacian_eigenmaps":
         key += f"_p{p}"
+    if sym == "and":
+        key += "_mutual"
     return key
 
 
@@ -91,9 +103,10 @@ def summarize(ph: dict, maxdim: int = 1) -> dict:
     """What the rule (and the benchmark) needs from one persistence result.
 
     ``life1``/``life2``: the filtered H1/H2 lifetimes (death/birth > 1.25), longest
-    first, at most :data:`KEEP_LIFETIMES`; ``thresh``: the filtration scale.
+    first, at most :data:`KEEP_LIFETIMES`; ``thresh``: the filtration's truncation value;
+    ``scale``: the distance scale of the loop-count rule (``persistence(D)["scale"]``).
     """
-    out = {"thresh": float(ph["thresh"])}
+    out = {"thresh": float(ph["thresh"]), "scale": float(ph.get("scale", ph["thresh"]))}
     for dim in range(1, maxdim + 1):
         life, _ = loops.filtered_lifetimes(ph["dgms"][dim])
         out[f"life{dim}"] = [float(x) for x in life[:KEEP_LIFETIMES]]
@@ -124,26 +137,27 @@ def compute_candidates(X: np.ndarray, configs, *, maxdim: int = 1, seed: int = 0
     ``time_s`` (the seconds this setting costs on its own: its graph, eigendecomposition,
     distance and persistence).
     """
-    by_k = defaultdict(list)
+    by_graph = defaultdict(list)
     for cfg in configs:
-        by_k[cfg[1]].append(tuple(cfg))
+        cfg = normalize(cfg)
+        by_graph[(cfg[1], cfg[4])].append(cfg)
     out = {}
-    for k, cfgs in by_k.items():
+    for (k, sym), cfgs in by_graph.items():
         t0 = time.perf_counter()
         A = spec = None
         if k is not None:
-            A = graph.knn_graph(X, k=k, random_state=seed)
+            A = graph.knn_graph(X, k=k, symmetrize=sym, random_state=seed)
             n_comp, _ = graph.components(A)
             if any(c[0] != "euclidean" for c in cfgs) and n_comp == 1:
                 spec = spectral.laplacian_spectrum(A)
         shared = time.perf_counter() - t0
         for cfg in cfgs:
-            kind, _, t, p = cfg
+            kind, _, t, p, _ = cfg
             t1 = time.perf_counter()
             D = _distance(kind, X, A, spec, t, p)
             ph = homology.persistence(D, maxdim=maxdim)
             summ = summarize(ph, maxdim)
-            summ.update(distance=kind, k=k, t=t, n_components=p,
+            summ.update(distance=kind, k=k, t=t, n_components=p, symmetrize=sym,
                         time_s=shared + time.perf_counter() - t1)
             out[config_key(cfg)] = summ
             log.debug("%s: %.2f s", config_key(cfg), summ["time_s"])
@@ -151,7 +165,7 @@ def compute_candidates(X: np.ndarray, configs, *, maxdim: int = 1, seed: int = 0
 
 
 def _family(c: dict) -> tuple:
-    return (c["distance"], c["k"])
+    return (c["distance"], c["k"], c.get("symmetrize", "or"))
 
 
 def choose(candidates: dict, *, min_support: int = MIN_SUPPORT) -> dict:
@@ -164,7 +178,7 @@ def choose(candidates: dict, *, min_support: int = MIN_SUPPORT) -> dict:
         raise InputError("auto selection needs at least one candidate setting")
     rows = []
     for key, c in candidates.items():
-        det = loops.detect(lifetimes_diagram(c["life1"]), n_loops="auto", scale=c["thresh"])
+        det = loops.detect(lifetimes_diagram(c["life1"]), n_loops="auto", scale=c.get("scale", c["thresh"]))
         rows.append({"key": key, "distance": c["distance"], "k": c["k"], "t": c.get("t"),
                      "n_loops": int(det["n_loops"]), "score": float(det["score"]),
                      "scores": {int(m): float(s) for m, s in det["scores"].items()},
@@ -195,7 +209,7 @@ def select(X, *, grid=DEFAULT_GRID, seed: int = 0, min_support: int = MIN_SUPPOR
     Parameters
     ----------
     X : (n, p) points.
-    grid : candidate settings ``(distance, k, t, n_components)``; default
+    grid : candidate settings ``(distance, k, t, n_components[, symmetrize])``; default
         :data:`DEFAULT_GRID`. Settings with k ≥ n are dropped.
     seed : seed of the (approximate, large n only) kNN search.
     min_support : number of distinct (distance, k) families that must agree on m > 0.
@@ -210,7 +224,7 @@ def select(X, *, grid=DEFAULT_GRID, seed: int = 0, min_support: int = MIN_SUPPOR
     """
     X = check_points(X, min_points=3)
     n = X.shape[0]
-    usable = [tuple(c) for c in grid if c[1] is None or c[1] < n]
+    usable = [normalize(c) for c in grid if c[1] is None or c[1] < n]
     if not usable:
         raise InputError(f"every candidate k in the grid is >= the number of points n={n}; pass a grid with smaller k")
     cands = compute_candidates(X, usable, maxdim=1, seed=seed)

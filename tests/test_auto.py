@@ -1,0 +1,110 @@
+"""auto.select / auto.choose: the label-free rule on hand-made summaries, and on data."""
+import numpy as np
+import pytest
+
+from topoembed import auto, datasets
+from topoembed._validate import InputError
+
+# the published grid (k = 15, 100) scaled to n = 300 points: k = 15, 50
+SMALL_GRID = (("effective_resistance", 15, None, None), ("effective_resistance", 50, None, None),
+              ("diffusion", 15, 8, None), ("diffusion", 50, 8, None))
+
+
+def cand(distance, k, life, t=None, thresh=1.0):
+    return {"distance": distance, "k": k, "t": t, "life1": list(life), "thresh": thresh}
+
+
+ONE = [1.0, 0.1, 0.05]        # one clear loop: s_1 = 0.9
+TWO = [1.0, 0.9, 0.1]         # two clear loops
+NONE = list(np.linspace(0.1, 0.01, 10))  # a gentle slope: no gap stands out
+
+
+def test_agreement_between_two_families_accepts_the_loop():
+    c = {"a": cand("effective_resistance", 15, ONE), "b": cand("diffusion", 15, ONE, t=8),
+         "c": cand("diffusion", 100, NONE, t=8)}
+    out = auto.choose(c)
+    assert out["n_loops"] == 1 and out["support"] == 2
+    assert out["key"] in ("a", "b")
+
+
+def test_a_single_family_is_not_enough_even_with_two_settings():
+    # two diffusion times on the same graph are one family: no independent evidence
+    c = {"a": cand("diffusion", 15, ONE, t=8), "b": cand("diffusion", 15, ONE, t=64),
+         "c": cand("effective_resistance", 15, NONE), "d": cand("effective_resistance", 100, NONE)}
+    out = auto.choose(c)
+    assert out["n_loops"] == 0
+    assert auto.choose(c, min_support=1)["n_loops"] == 1
+
+
+def test_most_supported_number_wins_and_most_confident_setting_is_chosen():
+    c = {"er15": cand("effective_resistance", 15, TWO), "er100": cand("effective_resistance", 100, [1.0, 0.95, 0.2]),
+         "d15": cand("diffusion", 15, TWO, t=8), "d100": cand("diffusion", 100, ONE, t=8),
+         "d100b": cand("diffusion", 100, [1.0, 0.3], t=64)}
+    out = auto.choose(c)
+    assert out["n_loops"] == 2 and out["support"] == 3
+    # s_2 = (0.9 - 0.1)/0.9 = 0.889 (er15, d15) beats (0.95 - 0.2)/0.95 = 0.789 (er100)
+    assert out["key"] in ("er15", "d15")
+    assert out["score"] == pytest.approx(0.8 / 0.9)
+    assert {r["key"]: r["n_loops"] for r in out["candidates"]}["d100"] == 1
+
+
+def test_choose_needs_candidates():
+    with pytest.raises(InputError):
+        auto.choose({})
+
+
+def test_lifetimes_diagram_reproduces_scores():
+    from topoembed import loops
+
+    rng = np.random.default_rng(0)
+    b = rng.uniform(0.1, 1, 40)
+    dgm = np.c_[b, b * rng.uniform(1.0, 3.0, 40)]
+    life, _ = loops.filtered_lifetimes(dgm)
+    assert loops.detection_scores(auto.lifetimes_diagram(life)) == loops.detection_scores(dgm)
+
+
+def test_select_finds_one_loop_on_a_noisy_circle_and_none_on_a_blob():
+    X = datasets.make("circle", n=300, d=20, sigma=0.1, seed=0).X
+    out = auto.select(X, grid=SMALL_GRID)
+    assert out["n_loops"] == 1
+    assert out["distance"] in ("effective_resistance", "diffusion") and out["k"] in (15, 50)
+    assert out["score"] > 0.5
+    assert len(out["candidates"]) == len(SMALL_GRID)
+    assert all(r["time_s"] >= 0 for r in out["candidates"])
+    blob = datasets.make("blob", n=300, d=20, sigma=0.1, seed=0).X
+    assert auto.select(blob, grid=SMALL_GRID)["n_loops"] == 0
+
+
+def test_select_is_deterministic_and_label_free():
+    X = datasets.make("linked_circles", n=200, d=20, sigma=0.1, seed=1).X
+    grid = SMALL_GRID[::2]
+    a = auto.select(X, grid=grid, seed=3, min_support=1)
+    b = auto.select(X, grid=grid, seed=3, min_support=1)
+    assert a == {**b, "candidates": a["candidates"]} and [r["scores"] for r in a["candidates"]] == \
+        [r["scores"] for r in b["candidates"]]
+    # the rows' order carries no label information: a permutation gives the same choice
+    perm = np.random.default_rng(0).permutation(len(X))
+    c = auto.select(X[perm], grid=grid, seed=3, min_support=1)
+    assert (c["n_loops"], c["key"]) == (a["n_loops"], a["key"])
+
+
+def test_select_drops_k_too_large_and_refuses_when_nothing_is_left():
+    X = datasets.make("circle", n=50, d=5, sigma=0.0, seed=0).X
+    out = auto.select(X, grid=(("effective_resistance", 10, None, None), ("diffusion", 100, 8, None)), min_support=1)
+    assert [r["key"] for r in out["candidates"]] == ["er_k10"]
+    with pytest.raises(InputError, match="k"):
+        auto.select(X, grid=(("diffusion", 100, 8, None),))
+
+
+def test_config_key():
+    assert auto.config_key(("diffusion", 15, 8, None)) == "diff_k15_t8"
+    assert auto.config_key(("euclidean", None, None, None)) == "euclidean"
+    assert auto.config_key(("laplacian_eigenmaps", 15, None, 2)) == "le_k15_p2"
+    assert auto.config_key(("effective_resistance", 100, None, None, "and")) == "er_k100_mutual"
+    assert auto.normalize(("diffusion", 15, 8, None)) == ("diffusion", 15, 8, None, "or")
+
+
+def test_same_distance_on_a_mutual_graph_is_another_family():
+    c = {"a": cand("effective_resistance", 100, ONE), "b": {**cand("effective_resistance", 100, ONE), "symmetrize": "and"},
+         "c": cand("diffusion", 15, NONE, t=8)}
+    assert auto.choose(c)["n_loops"] == 1 and auto.choose(c)["support"] == 2

@@ -1,0 +1,132 @@
+"""The benchmark: grid, one task, aggregation (AUC oracle), tables, plots and the CLI."""
+import csv
+import json
+
+import numpy as np
+import pytest
+
+from topoembed import benchmark as B
+from topoembed import pipeline
+from topoembed.cli import main
+
+N = 150  # smallest n for which k = 100 (a published setting) is valid and fast
+
+
+def test_grid_matches_the_published_protocol():
+    assert len(B.SIGMAS) == 29 and B.SIGMAS[0] == 0.0 and B.SIGMAS[-1] == 0.35
+    assert np.allclose(B.SIGMAS, np.linspace(0, 0.35, 29), atol=1e-9)
+    assert B.sigma_grid("eyeglasses")[-1] == 0.15 and len(B.sigma_grid("eyeglasses")) == 13
+    full = B.grid()
+    assert len(full) == (5 * 29 + 13) * 3 and len(set(full)) == len(full)
+    quick = B.grid(quick=True)
+    assert {t[0] for t in quick} == set(B.QUICK["datasets"]) and {t[2] for t in quick} == {0}
+    assert sorted({t[1] for t in quick if t[0] == "circle"}) == [round(x, 4) for x in np.linspace(0, 0.35, 8)]
+    assert B.grid(datasets_=["torus"], seeds=[1], sigma_step=14) == [("torus", 0.0, 1), ("torus", 0.175, 1),
+                                                                      ("torus", 0.35, 1)]
+
+
+def test_methods_cover_the_protocol_and_default_follows_params():
+    p = pipeline.Params()
+    assert B.METHODS["default"][:2] == (p.distance, p.k) and B.METHODS["default"][-1] == p.symmetrize
+    kinds = {(c[0], c[1], c[2]) for c in B.METHODS.values()}
+    for k in (15, 100):
+        assert ("effective_resistance", k, None) in kinds
+        for t in (8, 64):
+            assert ("diffusion", k, t) in kinds
+    assert ("euclidean", None, None) in kinds and B.METHODS["le_k15_p2"] == ("laplacian_eigenmaps", 15, None, 2)
+
+
+@pytest.fixture(scope="module")
+def circle_task():
+    return B.run_task("circle", 0.1, 0, n=N, d=10)
+
+
+def test_task_rows_scores_and_reproducibility(circle_task):
+    rows = {r["method"]: r for r in circle_task["rows"]}
+    assert set(rows) == set(B.METHODS) | {"auto", "auto_m"}
+    for r in rows.values():
+        assert 0.0 <= r["score"] <= 1.0 and r["m_true"] == 1 and r["time_s"] >= 0
+    # "default" is what pipeline.Params() runs, graph rule included
+    p = pipeline.Params()
+    assert rows["default"]["setting"] == "er_k100_mutual" if (p.k, p.symmetrize) == (100, "and") else True
+    assert circle_task["candidates"][rows["default"]["setting"]]["symmetrize"] == p.symmetrize
+    # the stored summaries reproduce the row scores
+    c = circle_task["candidates"]["er_k15"]
+    life = np.array(c["life1"])
+    assert rows["er_k15"]["score"] == pytest.approx((life[0] - life[1]) / life[0] if len(life) > 1 else 1.0)
+    # a clean-ish circle: the spectral methods see the loop
+    assert rows["er_k15"]["score"] > 0.8 and rows["auto"]["m_pred"] == 1
+    again = B.run_task("circle", 0.1, 0, n=N, d=10)
+    assert [r["score"] for r in again["rows"]] == [r["score"] for r in circle_task["rows"]]
+
+
+def _row(ds, method, sigma, seed, score, m_pred=1, m_true=1):
+    return {"dataset": ds, "method": method, "sigma": sigma, "seed": seed, "score": score, "m_pred": m_pred,
+            "m_true": m_true, "loops_true": m_true, "time_s": 1.0}
+
+
+def test_auc_is_mean_over_sigma_of_seed_means():
+    rows = [_row("circle", "x", 0.0, 0, 1.0), _row("circle", "x", 0.0, 1, 1.0),
+            _row("circle", "x", 0.1, 0, 0.5), _row("circle", "x", 0.1, 1, 0.0),
+            _row("circle", "x", 0.2, 0, 0.0, m_pred=0)]  # unequal seed counts per sigma
+    (t,) = B.auc_table(rows)
+    assert t["auc"] == pytest.approx((1.0 + 0.25 + 0.0) / 3)
+    assert t["m_accuracy"] == pytest.approx(4 / 5) and t["n_sigma"] == 3 and t["seeds"] == "0 1"
+
+
+def test_aggregate_writes_tables_and_plot(tmp_path, circle_task):
+    tdir = tmp_path / "tasks"
+    tdir.mkdir()
+    (tdir / B.task_filename("circle", 0.1, 0)).write_text(json.dumps(circle_task))
+    B.aggregate(sorted(tdir.glob("*.json")), tmp_path, command="test")
+    with open(tmp_path / "auc.csv") as fh:
+        table = list(csv.DictReader(fh))
+    assert {"dataset", "method", "auc", "m_accuracy", "time_s"} <= set(table[0])
+    assert {r["method"] for r in table} == set(B.METHODS) | {"auto", "auto_m"}
+    md = (tmp_path / "auc.md").read_text()
+    assert "| circle |" in md and "published" in md
+    assert (tmp_path / "scores.png").read_bytes()[:4] == b"\x89PNG"
+    assert json.loads((tmp_path / "meta.json").read_text())["n_tasks"] == 1
+
+
+def test_cli_task_and_aggregate(tmp_path, capsys):
+    out = tmp_path / "tasks" / B.task_filename("blob", 0.3, 2)
+    assert main(["benchmark", "--task", "blob", "0.3", "2", "--n", str(N), "--d", "10", "--out", str(out)]) == 0
+    task = json.loads(out.read_text())
+    assert task["sigma"] == 0.3 and task["seed"] == 2
+    blob = {r["method"]: r for r in task["rows"]}
+    assert all(r["score"] == float(r["m_pred"] == 0) for r in blob.values())
+    assert main(["benchmark", "--aggregate", "--out", str(tmp_path)]) == 0
+    assert "| blob |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv", [
+    ["--task", "donut", "0.1", "0"],
+    ["--task", "circle", "-0.1", "0"],
+    ["--task", "circle", "abc", "0"],
+    ["--aggregate"],                      # nothing to aggregate
+    ["--quick", "--jobs", "0"],
+    ["--datasets", "donut"],
+])
+def test_cli_bad_input_exits_2(tmp_path, argv, capsys):
+    assert main(["benchmark", "--out", str(tmp_path / "o"), *argv]) == 2
+    assert "error" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "auc.csv").exists()
+
+
+def test_cli_list_prints_the_grid(tmp_path, capsys):
+    assert main(["benchmark", "--quick", "--list", "--out", str(tmp_path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == len(B.grid(quick=True)) and lines[-1].split()[1] == "0.0000"
+
+
+def test_local_runner_parallel_equals_serial_and_resumes(tmp_path):
+    tasks = [("blob", 0.35, 0)]
+    serial = B.run_grid(tasks, tmp_path / "a", n=N, d=10, jobs=1, progress=False)
+    parallel = B.run_grid(tasks, tmp_path / "b", n=N, d=10, jobs=2, progress=False)
+    for s, p in zip(serial, parallel):
+        rs, rp = json.loads(s.read_text())["rows"], json.loads(p.read_text())["rows"]
+        assert [(r["method"], r["score"], r["m_pred"]) for r in rs] == [(r["method"], r["score"], r["m_pred"]) for r in rp]
+    stamp = serial[0].stat().st_mtime_ns
+    B.run_grid(tasks, tmp_path / "a", n=N, d=10, jobs=1, progress=False)  # done tasks are skipped
+    assert serial[0].stat().st_mtime_ns == stamp
