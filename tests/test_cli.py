@@ -24,7 +24,7 @@ def test_run_end_to_end_contract(tmp_path, capsys):
     assert run_cli("run", SPEC, "--out", out, "-q") == 0
     printed = capsys.readouterr().out
     assert "loops found   1" in printed and "time (s)" in printed
-    assert sorted(p.name for p in out.iterdir()) == ["diagrams.npz", "report.html", "summary.json"]
+    assert sorted(p.name for p in out.iterdir()) == ["cells.csv", "diagrams.npz", "report.html", "summary.json"]
     s = json.loads((out / "summary.json").read_text())
     assert set(s) >= {"version", "input", "n_points", "params", "distance", "diagrams", "detection", "loops", "timings_s"}
     assert s["input"] == SPEC and s["n_points"] == 200
@@ -32,14 +32,19 @@ def test_run_end_to_end_contract(tmp_path, capsys):
     assert set(s["detection"]) == {"n_loops", "scores", "score"}
     assert set(s["detection"]["scores"]) == {"1", "2", "3", "4", "5"}
     assert s["detection"]["n_loops"] == len(s["loops"]) == 1
-    assert set(s["loops"][0]) >= {"birth", "death", "persistence", "birth_edge"}
+    assert set(s["loops"][0]) >= {"birth", "death", "persistence", "birth_edge", "cycle", "n_on_loop"}
+    assert len(s["loops"][0]["cycle"]) >= 3 and 0 < s["loops"][0]["n_on_loop"] <= 200
+    cells = np.genfromtxt(out / "cells.csv", delimiter=",", names=True)
+    assert cells.dtype.names == ("id", "phase_1", "loop_distance_1", "on_loop_1") and len(cells) == 200
+    assert cells["on_loop_1"].sum() == s["loops"][0]["n_on_loop"]
+    assert np.all((cells["phase_1"] >= 0) & (cells["phase_1"] < 2 * np.pi))
     assert all(len(bar) == 2 for bar in s["diagrams"]["H1"])
     assert s["diagrams"]["H0"][-1][1] is None
     assert set(s["timings_s"]) >= {"graph", "distances", "homology", "detection", "total"}
     with np.load(out / "diagrams.npz") as z:
         np.testing.assert_allclose(z["H1"][:, 0], [b for b, _ in s["diagrams"]["H1"]])
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 4 and "<table>" in html
+    assert html.count("data:image/png;base64,") == 6 and "<table>" in html  # + θ view and θ histogram
 
 
 def test_run_on_files(tmp_path):

@@ -32,6 +32,12 @@ def test_stepwise_api_writes_keys_and_matches_pipeline(circle_adata):
     np.testing.assert_allclose(entry["diagrams"]["H1"], ref.ph["dgms"][1])
     assert entry["detection"]["n_loops"] == ref.detection["n_loops"] == 1
     assert te.tl.get_loops(a)[0]["birth_edge"].tolist() == ref.loops[0]["birth_edge"]
+    # localisation: the same cycle and phase as the array pipeline, per-cell columns in obs
+    assert te.tl.get_loops(a)[0]["cycle"].tolist() == ref.loops[0]["cycle"]
+    np.testing.assert_allclose(a.obs["topoembed_phase"], ref.loops[0]["phase"])
+    assert a.obs["topoembed_on_loop"].dtype == bool
+    assert a.obs["topoembed_on_loop"].sum() == ref.loops[0]["n_on_loop"] > 0.5 * a.n_obs
+    assert "topoembed_loop_distance" in a.obs
 
 
 def test_run_copy_semantics_and_key_added(circle_adata):
@@ -84,6 +90,14 @@ def test_subsample_run_marks_cells(circle_adata):
     assert a.obs["topoembed_subsample"].sum() == 150
     edge = te.tl.get_loops(a)[0]["birth_edge"]
     assert a.obs["topoembed_subsample"].iloc[edge].all()
+    # every cell gets a phase, the others by extension over the full kNN graph
+    phase = a.obs["topoembed_phase"].to_numpy()
+    assert np.all(np.isfinite(phase)) and np.all((phase >= 0) & (phase < 2 * np.pi))
+    truth = datasets.make("circle", n=250, d=10, sigma=0.05, seed=0).angle
+    from topoembed.localize import circular_correlation
+
+    assert abs(circular_correlation(phase[~a.obs["topoembed_subsample"].to_numpy()],
+                                    truth[~a.obs["topoembed_subsample"].to_numpy()])) > 0.9
 
 
 def test_h5ad_round_trip_and_plots(circle_adata, tmp_path):
@@ -95,6 +109,8 @@ def test_h5ad_round_trip_and_plots(circle_adata, tmp_path):
     a.write_h5ad(path)
     b = anndata.read_h5ad(path)
     assert te.tl.get_loops(b)[0]["birth_edge"].tolist() == te.tl.get_loops(a)[0]["birth_edge"].tolist()
+    assert te.tl.get_loops(b)[0]["cycle"].tolist() == te.tl.get_loops(a)[0]["cycle"].tolist()
+    np.testing.assert_array_equal(b.obs["topoembed_phase"], a.obs["topoembed_phase"])
     np.testing.assert_allclose(b.uns["topoembed"]["diagrams"]["H1"], a.uns["topoembed"]["diagrams"]["H1"])
     for fn in (te.pl.diagram, te.pl.barcode, te.pl.detection):
         ax = fn(b)
@@ -181,7 +197,8 @@ def test_cli_h5ad_round_trip_input_untouched(tmp_path):
     assert src.read_bytes() == before
     res = anndata.read_h5ad(out / "result.h5ad")
     assert "X_pca_cell_cycle" in res.obsm and res.uns["topoembed"]["detection"]["n_loops"] == 1
-    assert {p.name for p in out.iterdir()} == {"summary.json", "diagrams.npz", "report.html", "result.h5ad"}
+    assert {p.name for p in out.iterdir()} == {"summary.json", "diagrams.npz", "report.html", "result.h5ad",
+                                               "cells.csv"}
     # counts without the recipe: a clear error, no output
     code = cli.main(["run", str(src), "--out", str(tmp_path / "bad"), "-q"])
     assert code == 2 and not (tmp_path / "bad").exists()

@@ -127,8 +127,25 @@ def _write_run_outputs(outputs, args, result, X) -> dict:
     summ = pipeline.summary(result, input_desc=str(args.input))
     outputs.path("summary.json").write_text(io.dumps_json(summ))
     _write_diagrams(outputs.path("diagrams.npz"), result.ph)
-    outputs.path("report.html").write_text(report.render_html(summ, points=X[result.index], index=result.index))
+    per_point = [{f: lp[f] for f in pipeline.PER_POINT if f in lp} for lp in result.loops]
+    outputs.path("report.html").write_text(report.render_html(summ, points=X[result.index], index=result.index,
+                                                              per_point=per_point))
+    if any(per_point):
+        _write_cells_csv(outputs.path("cells.csv"), result)
     return summ
+
+
+def _write_cells_csv(path, result):
+    """One row per input point: id, and per loop phase_i, on_loop_i, loop_distance_i."""
+    cols = {"id": np.arange(result.n_input)}
+    for i, lp in enumerate(result.loops, start=1):
+        for f in pipeline.PER_POINT:
+            if f in lp:
+                cols[f"{f}_{i}"] = np.asarray(lp[f])
+    header = ",".join(cols)
+    table = np.column_stack([np.asarray(v, dtype=float) for v in cols.values()])
+    fmt = ["%d"] + ["%.6g"] * (table.shape[1] - 1)
+    np.savetxt(path, table, delimiter=",", header=header, comments="", fmt=fmt)
 
 
 def _write_diagrams(path, ph):
@@ -149,7 +166,8 @@ def _print_table(summ, out, extra=None):
         f"  loops found   {det['n_loops']}",
         f"  score         {det['score']:.3f}   (s_m: " + ", ".join(f"{m}:{s:.2f}" for m, s in det["scores"].items()) + ")",
         "  time (s)      " + "  ".join(f"{k} {v:.2f}" for k, v in summ["timings_s"].items()),
-        f"  written to    {out}/ (summary.json, diagrams.npz, report.html{', ' + extra if extra else ''})",
+        f"  written to    {out}/ (summary.json, diagrams.npz, report.html"
+        f"{', cells.csv' if summ['loops'] else ''}{', ' + extra if extra else ''})",
     ]
     sys.stdout.write("\n".join(lines) + "\n")
 

@@ -20,6 +20,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from . import __version__, graph, homology, loops, spectral
+from . import localize as localization
 from ._validate import InputError, check_choice, check_k, check_points, check_positive
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,8 @@ class Params:
     subsample: Union[int, None] = None
     seed: int = 0
     max_points: int = spectral.DENSE_MAX_N
+    localize: bool = True
+    theta_filtration: float = _default(localization.localize_loops, "theta_filtration")
 
     def validate(self, n: int) -> "Params":
         """Check every setting against the number of input points n; raise InputError."""
@@ -72,6 +75,8 @@ class Params:
             raise InputError(f"maxdim={self.maxdim!r} must be 0, 1 or 2")
         if self.n_loops != "auto":
             check_positive(self.n_loops, "n_loops", integer=True, allow_zero=True)
+        if not 0 <= self.theta_filtration < 1:
+            raise InputError(f"theta_filtration={self.theta_filtration!r} must be in [0, 1)")
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
             raise InputError(f"seed={self.seed!r} must be an integer")
         n_used = n
@@ -134,7 +139,7 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
     Xs = X[index]
     n = Xs.shape[0]
     timings: dict[str, float] = {}
-    stages = ["graph", "distances", "homology", "detection"]
+    stages = ["graph", "distances", "homology", "detection", "localization"]
     bar = None
     if progress:
         from tqdm.auto import tqdm
@@ -165,7 +170,8 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
     tick("distances", t0)
 
     t0 = time.perf_counter()
-    ph = homology.persistence(D, maxdim=params.maxdim)
+    # Z_47 coefficients: the cocycles lift to integers for the circular coordinates.
+    ph = homology.persistence(D, maxdim=params.maxdim, cocycles=params.localize, coeff=localization.DEFAULT_COEFF)
     if n_comp > 1 and params.distance != "euclidean":
         log.warning("H0 has %d infinite bars, one per connected component of the kNN graph", n_comp)
     tick("homology", t0)
@@ -173,18 +179,61 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
     t0 = time.perf_counter()
     dgm1 = ph["dgms"][1] if params.maxdim >= 1 else np.zeros((0, 2))
     detection = loops.detect(dgm1, n_loops=params.n_loops, scale=ph["scale"])
-    found = []
-    for row in detection["features"]:
-        b, d = dgm1[row]
-        a_, b_ = ph["birth_edges"][row]
-        found.append({"birth": float(b), "death": float(d), "persistence": float(d - b),
-                      "birth_edge": [int(index[a_]), int(index[b_])]})
+    found = describe_loops(ph, detection, index)
     tick("detection", t0)
+
+    t0 = time.perf_counter()
+    if params.localize and found:
+        localize_loops(found, X, index, A, D, ph, detection, params)
+    tick("localization", t0)
     timings["total"] = time.perf_counter() - t_all
     if bar is not None:
         bar.close()
     return Result(params=params, n_input=X.shape[0], index=index, A=A, D=D, ph=ph, detection=detection,
                   loops=found, timings=timings, n_components=int(n_comp))
+
+
+def describe_loops(ph: dict, detection: dict, index: np.ndarray) -> list[dict]:
+    """birth, death, persistence and birth edge (input ids via ``index``) per detected loop."""
+    found = []
+    for row in detection["features"]:
+        b, d = ph["dgms"][1][row]
+        a_, b_ = ph["birth_edges"][row]
+        found.append({"birth": float(b), "death": float(d), "persistence": float(d - b),
+                      "birth_edge": [int(index[a_]), int(index[b_])]})
+    return found
+
+
+def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None:
+    """Add cycle, phase, on_loop and loop_distance (per input point) to each found loop.
+
+    The circular coordinate and membership come from :func:`topoembed.localize.localize_loops`
+    on the points the persistence ran on; with a subsample, the other points get them by
+    harmonic extension over the kNN graph of all points (see :mod:`topoembed.localize`).
+    """
+    placed = localization.localize_loops(D, A, ph, detection, theta_filtration=params.theta_filtration)
+    n_in = len(index) if X is None else X.shape[0]
+    A_full = None
+    if len(index) < n_in:  # cells outside the subsample: extension over the full kNN graph
+        A_full = graph.knn_graph(X, k=params.k, metric=params.metric, symmetrize="or",
+                                 weights=params.weights, random_state=params.seed)
+    for lp, pl in zip(found, placed):
+        lp["cycle"] = [int(index[v]) for v in pl["cycle"]]
+        lp["n_on_loop"] = int(pl["n_on_loop"])
+        lp["theta_radius"] = float(pl["theta_filtration"])  # r_θ: the Rips value θ was solved at
+        lp["on_loop_threshold"] = float(pl["on_loop_threshold"])
+        if A_full is None:
+            phase, dist, on = pl["phase"], pl["loop_distance"], pl["on_loop"]
+        else:
+            phase = localization.extend_phase(A_full, index, pl["phase"])
+            dist = localization.extend_loop_distance(A_full, index, pl["loop_distance"])
+            on = dist <= pl["on_loop_threshold"]
+            lp["n_on_loop"] = int(on.sum())
+        lp["phase"], lp["loop_distance"], lp["on_loop"] = phase, dist, np.asarray(on, dtype=bool)
+
+
+#: Per-point arrays of each loop: kept on the Result, not written to summary.json.
+PER_POINT = ("phase", "loop_distance", "on_loop")
 
 
 def _diagram_lists(dgms) -> dict:
@@ -207,6 +256,6 @@ def summary(result: Result, input_desc: str = "") -> dict:
         "detection": {"n_loops": int(det["n_loops"]),
                       "scores": {str(m): float(s) for m, s in det["scores"].items()},
                       "score": float(det["score"])},
-        "loops": result.loops,
+        "loops": [{k: v for k, v in lp.items() if k not in PER_POINT} for lp in result.loops],
         "timings_s": {k: float(v) for k, v in result.timings.items()},
     }

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["diagram", "barcode", "points_2d", "detection_scores", "pca_2d"]
+__all__ = ["diagram", "barcode", "points_2d", "detection_scores", "pca_2d", "phase_histogram"]
 
 _COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"]
 
@@ -104,5 +104,24 @@ def detection_scores(ax, scores, n_loops=None, title="Detection scores s_m"):
     ax.set_xticks(ms)
     ax.set_xlabel("number of loops m")
     ax.set_ylabel("s_m")
+    ax.set_title(title)
+    return ax
+
+
+def phase_histogram(ax, phase, on_loop=None, bins=24, title="Circular coordinate θ"):
+    """Histogram of θ in [0, 2π) (all points, and those on the loop when given)."""
+    edges = np.linspace(0, 2 * np.pi, bins + 1)
+    phase = np.asarray(phase, dtype=float)
+    ok = np.isfinite(phase)
+    ax.hist(phase[ok], bins=edges, color="0.7", label="all points")
+    if on_loop is not None:
+        on = np.asarray(on_loop, dtype=bool) & ok
+        ax.hist(phase[on], bins=edges, color=_COLORS[0], alpha=0.8, label="on loop")
+        ax.legend(fontsize=8)
+    ax.set_xlim(0, 2 * np.pi)
+    ax.set_xticks(np.linspace(0, 2 * np.pi, 5))
+    ax.set_xticklabels(["0", "π/2", "π", "3π/2", "2π"])
+    ax.set_xlabel("θ")
+    ax.set_ylabel("points")
     ax.set_title(title)
     return ax

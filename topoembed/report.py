@@ -54,12 +54,16 @@ def _dgms_from_summary(summary):
     return out
 
 
-def render_html(summary: dict, points=None, index=None, extra_sections: list[tuple[str, str]] = ()) -> str:
+def render_html(summary: dict, points=None, index=None, per_point: list[dict] = (),
+                extra_sections: list[tuple[str, str]] = ()) -> str:
     """The report as an HTML string.
 
     ``points``: the (n_points × p) points the run used, for the 2-D view; ``index``: their
     row ids in the input (the ids the summary's birth edges use; default 0..n-1).
-    ``extra_sections``: (title, html) pairs appended by later stages (embedding, phase).
+    ``per_point``: for each loop, a dict with ``phase`` and ``on_loop`` arrays over the
+    input points (from the pipeline's localisation); adds the θ-coloured view with the
+    representative cycle and a θ histogram per loop.
+    ``extra_sections``: (title, html) pairs appended by later stages (e.g. embedding).
     """
     dgms = _dgms_from_summary(summary)
     det = summary["detection"]
@@ -82,10 +86,23 @@ def render_html(summary: dict, points=None, index=None, extra_sections: list[tup
                  if a in pos and b in pos]
         figs.append(_img(figure_png(lambda ax: plotting.points_2d(ax, Y, edges=edges,
                                                                   title="PCA of the points"), (5, 5)), "PCA view"))
+        sel = np.asarray(index if index is not None else range(len(points)))
+        for i, (lp, arrays) in enumerate(zip(summary["loops"], per_point)):
+            if "phase" not in arrays:
+                continue
+            cyc = [[pos[v] for v in lp.get("cycle", []) if v in pos]]
+            theta = np.asarray(arrays["phase"])[sel]
+            figs.append(_img(figure_png(lambda ax: plotting.points_2d(
+                ax, Y, color=theta, cycles=cyc, cmap="twilight", colorbar_label="θ",
+                title=f"loop {i + 1}: points coloured by θ, representative cycle"), (5.6, 5)), f"phase of loop {i + 1}"))
+            figs.append(_img(figure_png(lambda ax: plotting.phase_histogram(
+                ax, arrays["phase"], arrays.get("on_loop"), title=f"loop {i + 1}: θ of all input points")),
+                f"phase histogram of loop {i + 1}"))
     verdict = {0: "no loop detected"}.get(det["n_loops"], f"{det['n_loops']} loop(s) detected")
     score_rows = [(m, f"{s:.3f}", "←" if int(m) == det["n_loops"] else "") for m, s in det["scores"].items()]
     loop_rows = [(i + 1, f"{lp['birth']:.4g}", f"{lp['death']:.4g}", f"{lp['persistence']:.4g}",
-                  f"{lp['birth_edge'][0]}–{lp['birth_edge'][1]}") for i, lp in enumerate(summary["loops"])]
+                  f"{lp['birth_edge'][0]}–{lp['birth_edge'][1]}", len(lp.get("cycle", [])), lp.get("n_on_loop", ""))
+                 for i, lp in enumerate(summary["loops"])]
     param_rows = sorted(summary["params"].items())
     time_rows = [(k, f"{v:.2f}") for k, v in summary["timings_s"].items()]
     sections = [
@@ -93,7 +110,8 @@ def render_html(summary: dict, points=None, index=None, extra_sections: list[tup
                    f"{det['score']:.3f} with the {html.escape(summary['distance'])} distance on "
                    f"{summary['n_points']} points.</p>"),
         ("Detection scores", _table(score_rows, ["m", "s_m", "chosen"])),
-        ("Detected loops", _table(loop_rows, ["loop", "birth", "death", "persistence", "birth edge"])
+        ("Detected loops", _table(loop_rows, ["loop", "birth", "death", "persistence", "birth edge", "cycle length",
+                                    "points on loop"])
          if loop_rows else "<p>none</p>"),
         ("Figures", "<div class='figs'>" + "".join(figs) + "</div>"),
         *extra_sections,

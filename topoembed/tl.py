@@ -26,6 +26,7 @@ import logging
 import numpy as np
 
 from . import homology, loops, pipeline, spectral
+from . import localize as localization
 from ._anndata import check_adata, h5ad_safe, points, uns_entry
 from ._validate import InputError, check_choice
 from .pp import DEFAULT_KEY, neighbors
@@ -96,6 +97,21 @@ def _write_homology(adata, key, ph):
     entry["thresh"] = float(ph["thresh"])
     entry["scale"] = float(ph["scale"])
     entry["birth_edges"] = np.asarray(ph["birth_edges"], dtype=np.int64).reshape(-1, 2)
+    if "cocycles" in ph and len(ph["cocycles"]) > 1:
+        # H1 cocycles, concatenated (rows i, j, value) with offsets: compact in .h5ad
+        cocycles = [np.asarray(c, dtype=np.int64).reshape(-1, 3) for c in ph["cocycles"][1]]
+        entry["cocycles_H1"] = np.concatenate(cocycles) if cocycles else np.zeros((0, 3), np.int64)
+        entry["cocycle_offsets_H1"] = np.cumsum([0] + [len(c) for c in cocycles])
+
+
+def _ph_from_entry(entry) -> dict:
+    ph = {"dgms": [np.asarray(entry["diagrams"][f"H{d}"]).reshape(-1, 2) for d in range(len(entry["diagrams"]))],
+          "thresh": float(entry["thresh"]), "scale": float(entry["scale"]),
+          "birth_edges": np.asarray(entry["birth_edges"]).reshape(-1, 2)}
+    if "cocycles_H1" in entry:
+        rows, off = np.asarray(entry["cocycles_H1"]), np.asarray(entry["cocycle_offsets_H1"])
+        ph["cocycles"] = [[], [rows[off[i]:off[i + 1]] for i in range(len(off) - 1)]]
+    return ph
 
 
 def persistent_homology(adata, *, maxdim: int = pipeline.Params.maxdim, key_added: str = DEFAULT_KEY,
@@ -107,36 +123,61 @@ def persistent_homology(adata, *, maxdim: int = pipeline.Params.maxdim, key_adde
         raise InputError(f"maxdim={maxdim!r} must be 0, 1 or 2")
     if maxdim == 2 and adata.n_obs > pipeline.H2_MAX_N:
         raise InputError(f"maxdim=2 on {adata.n_obs} cells is too slow (limit {pipeline.H2_MAX_N}); subsample first")
-    ph = homology.persistence(_distances_for(adata, key_added), maxdim=maxdim)
+    ph = homology.persistence(_distances_for(adata, key_added), maxdim=maxdim, cocycles=True,
+                              coeff=localization.DEFAULT_COEFF)
     _write_homology(adata, key_added, ph)
     return adata if copy else None
 
 
-def _write_detection(adata, key, det, dgm1, birth_edges, index=None):
-    index = np.arange(adata.n_obs) if index is None else index
-    found = []
-    for row in det["features"]:
-        b, d = dgm1[row]
-        a_, b_ = birth_edges[row]
-        found.append({"birth": float(b), "death": float(d), "persistence": float(d - b),
-                      "birth_edge": np.array([int(index[a_]), int(index[b_])])})
+def _write_loops(adata, key, det, found):
+    """Detection and loops to ``uns[key]``; per-cell phase/membership to ``obs``.
+
+    Loop i (0-based) writes ``obs[f"{key}_phase"]``, ``_on_loop`` and ``_loop_distance``
+    for i = 0 and the same names with suffix ``_{i + 1}`` for further loops.
+    """
     entry = uns_entry(adata, key)
     entry["detection"] = {"n_loops": int(det["n_loops"]), "score": float(det["score"]),
                           "scores": {str(m): float(s) for m, s in det["scores"].items()}}
-    entry["loops"] = h5ad_safe(found) if found else {}
-    return found
+    stale = [c for c in adata.obs.columns
+             if any(c == f"{key}_{f}" or c.startswith(f"{key}_{f}_") for f in pipeline.PER_POINT)]
+    for col in stale:
+        del adata.obs[col]
+    stored = []
+    for i, lp in enumerate(found):
+        suffix = "" if i == 0 else f"_{i + 1}"
+        for field in pipeline.PER_POINT:
+            if field in lp:
+                adata.obs[f"{key}_{field}{suffix}"] = np.asarray(lp[field])
+        stored.append({k: (np.asarray(v) if isinstance(v, list) else v) for k, v in lp.items()
+                       if k not in pipeline.PER_POINT})
+    entry["loops"] = h5ad_safe(stored) if stored else {}
 
 
-def detect_loops(adata, n_loops="auto", *, key_added: str = DEFAULT_KEY, copy: bool = False):
-    """Detection scores s_1..s_5 and the number of loops from ``uns[key]["diagrams"]["H1"]``."""
+def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.localize,
+                 theta_filtration: float = pipeline.Params.theta_filtration, key_added: str = DEFAULT_KEY,
+                 copy: bool = False):
+    """Detection scores s_1..s_5 and the number of loops from ``uns[key]["diagrams"]["H1"]``.
+
+    With ``localize``, also each loop's representative cycle
+    (``uns[key]["loops"][str(i)]["cycle"]``) and per cell ``obs[f"{key}_phase"]`` (circular
+    coordinate θ in [0, 2π)), ``_on_loop`` and ``_loop_distance`` (see :mod:`topoembed.localize`).
+    """
     adata = adata.copy() if copy else adata
     check_adata(adata)
     entry = uns_entry(adata, key_added)
     if "diagrams" not in entry or "H1" not in entry["diagrams"]:
         raise InputError(f"no H1 diagram under key {key_added!r}: run te.tl.persistent_homology(adata) first")
-    dgm1 = np.asarray(entry["diagrams"]["H1"])
-    det = loops.detect(dgm1, n_loops=n_loops, scale=entry.get("scale"))
-    _write_detection(adata, key_added, det, dgm1, np.asarray(entry["birth_edges"]).reshape(-1, 2))
+    ph = _ph_from_entry(entry)
+    det = loops.detect(ph["dgms"][1], n_loops=n_loops, scale=ph["scale"])
+    index = np.arange(adata.n_obs)
+    found = pipeline.describe_loops(ph, det, index)
+    if localize and found:
+        if "cocycles" not in ph:
+            raise InputError("no cocycles stored: rerun te.tl.persistent_homology(adata) (it stores them)")
+        params = pipeline.Params(theta_filtration=theta_filtration)
+        pipeline.localize_loops(found, None, index, _graph(adata, key_added), _distances_for(adata, key_added),
+                                ph, det, params)
+    _write_loops(adata, key_added, det, found)
     return adata if copy else None
 
 
@@ -180,9 +221,7 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
                           "stored_in": f"obsp/{key_added}_distances" if full and adata.n_obs <= OBSP_DENSE_MAX_N
                           else "not stored"}
     _write_homology(adata, key_added, result.ph)
-    _write_detection(adata, key_added, result.detection,
-                     result.ph["dgms"][1] if p.maxdim >= 1 else np.zeros((0, 2)), result.ph["birth_edges"],
-                     index=result.index)
+    _write_loops(adata, key_added, result.detection, result.loops)
     entry["params"] = h5ad_safe({**dataclasses.asdict(p), "use_rep": use_rep or "X",
                                  "neighbors_key": neighbors_key, "binarize": binarize})
     entry["timings_s"] = {k: float(v) for k, v in result.timings.items()}
