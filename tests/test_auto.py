@@ -108,3 +108,15 @@ def test_same_distance_on_a_mutual_graph_is_another_family():
     c = {"a": cand("effective_resistance", 100, ONE), "b": {**cand("effective_resistance", 100, ONE), "symmetrize": "and"},
          "c": cand("diffusion", 15, NONE, t=8)}
     assert auto.choose(c)["n_loops"] == 1 and auto.choose(c)["support"] == 2
+
+
+def test_without_an_accepted_loop_the_package_default_is_reported():
+    from topoembed import pipeline
+
+    p = pipeline.Params()
+    assert auto.FALLBACK == (p.distance, p.k, None, None, p.symmetrize)
+    assert auto.FALLBACK in auto.DEFAULT_GRID
+    c = {"er_k100_mutual": {**cand("effective_resistance", 100, [1.0, 0.9]), "symmetrize": "and"},
+         "d": cand("diffusion", 15, ONE, t=8), "e": cand("effective_resistance", 15, NONE)}
+    out = auto.choose(c)
+    assert out["n_loops"] == 0 and out["key"] == "er_k100_mutual"

@@ -19,7 +19,10 @@ The rule (agreement between distances)
    Among the accepted m, the one with the largest support wins (ties: the largest
    summed score). If no m > 0 is accepted, m = 0.
 4. The chosen setting is the candidate with the highest s_m among those proposing the
-   winning m (for m = 0: the candidate with the highest no-loop score 1 − max_j s_j).
+   winning m. For m = 0 there is no evidence to prefer any setting, so the chosen one is
+   :data:`FALLBACK`, the package's default (corrected effective resistance on the mutual
+   k = 100 graph), when it is among the candidates (else the candidate with the highest
+   no-loop score 1 − max_j s_j).
 
 Why this rule: a real loop is a property of the data, so it should appear under
 several reasonable distances and neighbourhood sizes, whereas a chance gap in the
@@ -49,7 +52,7 @@ from ._validate import InputError, check_points
 log = logging.getLogger(__name__)
 
 __all__ = ["Config", "DEFAULT_GRID", "MIN_SUPPORT", "select", "choose", "summarize", "compute_candidates",
-           "config_key", "normalize"]
+           "config_key", "normalize", "FALLBACK"]
 
 #: One candidate setting: (distance kind, k, t, n_components[, symmetrize]). t /
 #: n_components are None where the distance does not use them; euclidean has k = None;
@@ -71,6 +74,8 @@ DEFAULT_GRID: tuple = (
 )
 
 MIN_SUPPORT = 2
+#: The setting reported when no loop is accepted: the pipeline's default.
+FALLBACK: tuple = ("effective_resistance", 100, None, None, "and")
 #: Lifetimes kept per candidate summary: detection needs p_1 .. p_{MAX_LOOPS+1}.
 KEEP_LIFETIMES = 2 * loops.MAX_LOOPS
 
@@ -168,8 +173,11 @@ def _family(c: dict) -> tuple:
     return (c["distance"], c["k"], c.get("symmetrize", "or"))
 
 
-def choose(candidates: dict, *, min_support: int = MIN_SUPPORT) -> dict:
+def choose(candidates: dict, *, min_support: int = MIN_SUPPORT, fallback: str | None = None) -> dict:
     """Apply the selection rule (module docstring) to candidate summaries ``{key: summary}``.
+
+    ``fallback`` is the key of the setting to report when no loop is accepted (default:
+    that of :data:`FALLBACK`, if present).
 
     Returns ``{"n_loops", "key", "distance", "k", "t", "score", "support", "candidates"}``
     where ``candidates`` lists, per candidate, its proposed m and score.
@@ -194,8 +202,12 @@ def choose(candidates: dict, *, min_support: int = MIN_SUPPORT) -> dict:
         m = max(accepted, key=lambda m: (len(families[m]), total[m], -m))
     else:
         m = 0
+    fallback = config_key(FALLBACK) if fallback is None else fallback
     pool = [r for r in rows if r["n_loops"] == m] or rows
-    best = max(pool, key=lambda r: r["score"])  # for m = 0, score is the no-loop score
+    if m == 0 and any(r["key"] == fallback for r in rows):
+        best = next(r for r in rows if r["key"] == fallback)
+    else:
+        best = max(pool, key=lambda r: r["score"])  # for m = 0, score is the no-loop score
     support = len(families[m]) if m else sum(r["n_loops"] == 0 for r in rows)
     for r in rows:
         r.pop("family")
