@@ -119,3 +119,20 @@ def test_console_script_demo(tmp_path):
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     assert "loops found   1" in proc.stdout
+
+
+def test_run_with_embedding_and_embed_command(tmp_path, capsys):
+    out = tmp_path / "e"
+    assert run_cli("run", SPEC, "--k", 30, "--embed", "infonce", "--n-epochs", 15, "--out", out, "-q") == 0
+    s = json.loads((out / "summary.json").read_text())
+    assert s["embedding"]["loss"] == "infonce" and s["embedding"]["device"] == "cpu"
+    assert s["embedding"]["verdict"] in {"the embedding shows the loop", "it hides it",
+                                         "it shows a loop the data does not support"}
+    Y = np.load(out / "embedding.npy")
+    assert Y.shape == (200, 2)
+    assert "Embedding" in (out / "report.html").read_text()
+    assert run_cli("embed", SPEC, "--loss", "neg", "--n-epochs", 5, "--device", "cpu", "--out", tmp_path / "y.npy") == 0
+    assert np.load(tmp_path / "y.npy").shape == (200, 2)
+    code = run_cli("run", SPEC, "--embed", "sketchmap", "--subsample", 100, "--k", 10, "--out", tmp_path / "bad", "-q")
+    assert code == 2 and not (tmp_path / "bad").exists()
+    assert run_cli("embed", SPEC, "--n-components", 0, "--out", tmp_path / "z.npy") == 2

@@ -202,3 +202,27 @@ def test_cli_h5ad_round_trip_input_untouched(tmp_path):
     # counts without the recipe: a clear error, no output
     code = cli.main(["run", str(src), "--out", str(tmp_path / "bad"), "-q"])
     assert code == 2 and not (tmp_path / "bad").exists()
+
+
+def test_embed_cluster_and_topology(circle_adata, tmp_path):
+    a = circle_adata
+    te.tl.run(a, use_rep="X_rep", k=30)
+    te.tl.embed(a, "infonce", use_rep="X_rep", n_epochs=20, verbose=False, seed=1)
+    assert a.obsm["X_topoembed_infonce"].shape == (250, 2)
+    again = te.tl.embed(a, "infonce", use_rep="X_rep", n_epochs=20, verbose=False, seed=1, copy=True)
+    np.testing.assert_array_equal(again.obsm["X_topoembed_infonce"], a.obsm["X_topoembed_infonce"])
+    res = te.tl.embedding_topology(a, "X_topoembed_infonce")
+    assert res["verdict"] in ("shows", "hides", "spurious", "none") and res["high"]["n_loops"] == 1
+    # sketch-map fitted to the stored effective-resistance distances
+    te.tl.embed(a, "sketchmap", use_rep="X_rep", distance_key="topoembed", n_epochs=10, verbose=False)
+    assert a.uns["X_topoembed_sketchmap"]["distance_key"] == "topoembed"
+    te.tl.cluster(a, n_classes=3, use_rep="X_rep", n_epochs=5, n_restarts=1, verbose=False)
+    assert a.obsm["topoembed_cluster_probabilities"].shape == (250, 3)
+    np.testing.assert_allclose(a.obsm["topoembed_cluster_probabilities"].sum(1), 1, atol=1e-5)
+    a.write_h5ad(tmp_path / "e.h5ad")
+    b = anndata.read_h5ad(tmp_path / "e.h5ad")
+    assert "X_topoembed_infonce" in b.uns["topoembed"]["embedding_topology"]
+    with pytest.raises(InputError, match="not one of"):
+        te.tl.embed(a, "umap")
+    with pytest.raises(InputError, match="run te.tl.embed"):
+        te.tl.embedding_topology(a, "X_nothing")

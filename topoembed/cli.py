@@ -87,12 +87,33 @@ def cmd_run(args) -> int:
     X, meta = _load(args)
     params = _params_from(args)
     params.validate(X.shape[0])
+    _check_embed_args(args, params)
     with io.OutputSet(args.out) as outputs:
         result = pipeline.run(X, params, progress=not args.quiet)
-        summ = _write_run_outputs(outputs, args, result, X)
+        emb = _embed_for_run(args, X, result)
+        summ = _write_run_outputs(outputs, args, result, X, emb)
         outputs.commit()
     _print_table(summ, args.out)
     return 0
+
+
+def _check_embed_args(args, params):
+    if args.embed and args.embed.startswith("sketchmap") and params.subsample is not None:
+        raise InputError("--embed sketchmap uses the run's distance matrix, which covers only the subsample; "
+                         "drop --subsample or use --embed infonce")
+
+
+def _embed_for_run(args, X, result):
+    """(Y, info, topology) for --embed LOSS, or None: embeds every input point."""
+    if not args.embed:
+        return None
+    from . import embed as embedding
+
+    D = result.D if args.embed.startswith("sketchmap") else None
+    Y, info = embedding.embed(X, args.embed, D=D, n_epochs=args.n_epochs, device=args.device, seed=args.seed,
+                              verbose=not args.quiet)
+    topo = embedding.embedding_topology(Y[result.index], result.detection, seed=args.seed)
+    return Y, info, topo
 
 
 def _run_h5ad(args) -> int:
@@ -107,10 +128,17 @@ def _run_h5ad(args) -> int:
     params = _params_from(args)
     X = _anndata_points(adata, use_rep)
     params.validate(X.shape[0])
+    _check_embed_args(args, params)
     with io.OutputSet(args.out) as outputs:
         result = tl.run_result(adata, use_rep=use_rep, key_added=args.key_added, progress=not args.quiet,
                                **dataclasses.asdict(params))
-        summ = _write_run_outputs(outputs, args, result, X)
+        emb = _embed_for_run(args, X, result)
+        if emb is not None:
+            from .embed import obsm_key
+
+            adata.obsm[obsm_key(args.embed)] = emb[0]
+            tl.embedding_topology(adata, obsm_key(args.embed), key=args.key_added, seed=args.seed)
+        summ = _write_run_outputs(outputs, args, result, X, emb)
         adata.write_h5ad(outputs.path("result.h5ad"))
         outputs.commit()
     _print_table(summ, args.out, extra="result.h5ad")
@@ -123,13 +151,22 @@ def _anndata_points(adata, use_rep):
     return points(adata, use_rep)
 
 
-def _write_run_outputs(outputs, args, result, X) -> dict:
+def _write_run_outputs(outputs, args, result, X, emb=None) -> dict:
     summ = pipeline.summary(result, input_desc=str(args.input))
+    extra = []
+    if emb is not None:
+        Y, info, topo = emb
+        summ["embedding"] = {"loss": info["loss"], "device": info["device"], "verdict": topo["message"],
+                             "n_loops_embedding": int(topo["low"]["n_loops"]),
+                             "score_embedding": float(topo["low"]["score"])}
+        with open(outputs.path("embedding.npy"), "wb") as fh:
+            np.save(fh, Y)
+        extra.append(("Embedding", report.embedding_section(Y, info["loss"], topo, result)))
     outputs.path("summary.json").write_text(io.dumps_json(summ))
     _write_diagrams(outputs.path("diagrams.npz"), result.ph)
     per_point = [{f: lp[f] for f in pipeline.PER_POINT if f in lp} for lp in result.loops]
     outputs.path("report.html").write_text(report.render_html(summ, points=X[result.index], index=result.index,
-                                                              per_point=per_point))
+                                                              per_point=per_point, extra_sections=extra))
     if any(per_point):
         _write_cells_csv(outputs.path("cells.csv"), result)
     return summ
@@ -167,8 +204,11 @@ def _print_table(summ, out, extra=None):
         f"  score         {det['score']:.3f}   (s_m: " + ", ".join(f"{m}:{s:.2f}" for m, s in det["scores"].items()) + ")",
         "  time (s)      " + "  ".join(f"{k} {v:.2f}" for k, v in summ["timings_s"].items()),
         f"  written to    {out}/ (summary.json, diagrams.npz, report.html"
-        f"{', cells.csv' if summ['loops'] else ''}{', ' + extra if extra else ''})",
+        f"{', cells.csv' if summ['loops'] else ''}{', embedding.npy' if 'embedding' in summ else ''}"
+        f"{', ' + extra if extra else ''})",
     ]
+    if "embedding" in summ:
+        lines.insert(-2, f"  embedding     {summ['embedding']['loss']}: {summ['embedding']['verdict']}")
     sys.stdout.write("\n".join(lines) + "\n")
 
 
@@ -262,6 +302,36 @@ def cmd_detect(args) -> int:
     return 0
 
 
+def _embed_args(p, with_loss):
+    from .embed import LOSSES
+
+    if with_loss:
+        p.add_argument("--loss", default="infonce", choices=sorted(LOSSES), help="embedding loss (default: infonce)")
+    else:
+        p.add_argument("--embed", default=None, choices=sorted(LOSSES),
+                       help="also embed the points with this loss and check that the embedding keeps the loops")
+    p.add_argument("--n-epochs", dest="n_epochs", type=int, default=100, help="training epochs (default: 100)")
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, ... (default: auto)")
+
+
+def cmd_embed(args) -> int:
+    from . import embed as embedding
+
+    X, _ = _load(args)
+    D = _load_distance_matrix(args.distances) if args.distances else None
+    if D is not None and D.shape[0] != X.shape[0]:
+        raise InputError(f"--distances is {D.shape[0]}×{D.shape[0]} but the input has {X.shape[0]} points")
+    if args.n_components < 1:
+        raise InputError(f"--n-components {args.n_components} must be >= 1")
+    Y, info = embedding.embed(X, args.loss, D=D, n_components=args.n_components, n_epochs=args.n_epochs,
+                              device=args.device, seed=args.seed, verbose=True)
+    with io.atomic_path(args.out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, Y)
+    sys.stdout.write(f"embed: {args.loss} on {info['device']}, {Y.shape[0]}×{Y.shape[1]} -> {args.out}\n")
+    return 0
+
+
 # ---------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="topoembed", description=__doc__.splitlines()[0])
@@ -276,6 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", choices=["cell_cycle"], default=None,
                    help="for .h5ad raw counts: run te.pp.recipe_cell_cycle first and use its PCA")
     p.add_argument("--key-added", default="topoembed", help="for .h5ad input: key of the results in result.h5ad")
+    _embed_args(p, with_loss=False)
     _add_params(p)
     p.set_defaults(func=cmd_run)
 
@@ -303,6 +374,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output .json")
     _add_params(p, {"n_loops"})
     p.set_defaults(func=cmd_detect)
+
+    p = sub.add_parser("embed", help="stage 5: 2-D embedding with a torch loss -> .npy (+ loop check)")
+    _input_args(p)
+    p.add_argument("--out", required=True, help="output .npy (n × n_components)")
+    _embed_args(p, with_loss=True)
+    p.add_argument("--n-components", dest="n_components", type=int, default=2, help="embedding dimension (default: 2)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--distances", default=None, help="for sketch-map: a .npy distance matrix from `topoembed distances`")
+    p.set_defaults(func=cmd_embed)
 
     # Subcommands that live beside their stage (each module offers add_subcommand(sub)).
     import importlib.util

@@ -127,3 +127,18 @@ table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padd
 <body><h1>topoembed report</h1><p>Input: <code>{html.escape(str(summary['input']))}</code> ·
 topoembed {html.escape(str(summary['version']))}</p>{body}</body></html>
 """
+
+
+def embedding_section(Y, loss: str, topology: dict, result) -> str:
+    """HTML for an embedding: the 2-D picture (coloured by the first loop's θ when there is
+    one) and the verdict of :func:`topoembed.embed.embedding_topology`."""
+    theta = result.loops[0].get("phase") if result.loops else None
+    edges = []
+    b64 = figure_png(lambda ax: plotting.points_2d(ax, np.asarray(Y)[:, :2], color=theta, edges=edges,
+                                                   cmap="twilight", colorbar_label="θ" if theta is not None else None,
+                                                   title=f"{loss} embedding"), (5.6, 5))
+    low, high = topology["low"], topology["high"]
+    rows = [("data (high-dimensional)", high["n_loops"], f"{high.get('score', float('nan')):.3f}"),
+            ("embedding (2-D, Euclidean)", low["n_loops"], f"{low['score']:.3f}")]
+    return (f"<p class='verdict'>{html.escape(topology['message'])}</p>"
+            + _table(rows, ["", "loops", "score"]) + "<div class='figs'>" + _img(b64, "embedding") + "</div>")
