@@ -81,7 +81,8 @@ def bench_contrastive(args, out):
         t0 = time.perf_counter()
         A = knn_graph(X, k=15, method="exact")
         Y, info = embed(X, "infonce", A=A, n_epochs=args.epochs, k=15, n_negatives=5, device=args.device,
-                        seed=seed, verbose=False, batch_size=args.batch_size)
+                        seed=seed, verbose=False,
+                        batch_size=args.batch_size if args.batch_size == "auto" else int(args.batch_size))
         t = time.perf_counter() - t0
         r = recall_at_k(X, Y, 15, true_idx)
         res["runs"].setdefault("topoembed", []).append({"seed": seed, "seconds": t, "recall15": r,
@@ -150,22 +151,23 @@ def bench_sketchmap(args, out):
         rows = []
         for seed in range(args.seeds):
             row = {"seed": seed}
-            for sym in (False, True):
-                m = SketchMap(symmetrised=sym, n_epochs=args.sketch_epochs, device=args.device, seed=seed,
+            for key, sym, units in (("classic", False, "raw"), ("sym", True, "raw"), ("sym_matched", True, "matched")):
+                m = SketchMap(symmetrised=sym, sym_units=units, n_epochs=args.sketch_epochs, device=args.device, seed=seed,
                               verbose=False).fit(Xc, D=D)
                 sh = sig(torch.as_tensor(D[iu]), *m.high_).numpy()
                 Y = m.embedding_
                 r = np.sqrt(((Y[iu[0]] - Y[iu[1]]) ** 2).sum(1))
                 sl = sig(torch.as_tensor(r), *m.low_).numpy()
                 mid_h, mid_l = (sh > lo) & (sh < hi), (sl > lo) & (sl < hi)
-                key = "sym" if sym else "classic"
                 row[key] = {"FN": int((mid_h & ~mid_l).sum()), "FP": int((mid_l & ~mid_h).sum()),
                             "mid_high": int(mid_h.sum()), "stress": float(((sh - sl) ** 2).mean()),
                             "sigma_h": m.sigma_h_}
             rows.append(row)
             print(f"{name} seed {seed}: classic FN {row['classic']['FN']} FP {row['classic']['FP']} "
                   f"stress {row['classic']['stress']:.4f} | symmetrised FN {row['sym']['FN']} FP {row['sym']['FP']} "
-                  f"stress {row['sym']['stress']:.4f} (of {row['classic']['mid_high']} medium pairs)", flush=True)
+                  f"stress {row['sym']['stress']:.4f} | matched FN {row['sym_matched']['FN']} FP "
+                  f"{row['sym_matched']['FP']} stress {row['sym_matched']['stress']:.4f} "
+                  f"(of {row['classic']['mid_high']} medium pairs, sigma_h {row['classic']['sigma_h']:.3g})", flush=True)
         res["cases"][name] = rows
     out["sketchmap"] = res
 
@@ -232,7 +234,7 @@ def main(argv=None):
     p.add_argument("--parts", default="contrastive,sketchmap,scan,triplet")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (recorded with the results)")
     p.add_argument("--epochs", type=int, default=100, help="contrastive epochs (both packages)")
-    p.add_argument("--batch-size", type=int, default=8192, help="topoembed contrastive batch (edges)")
+    p.add_argument("--batch-size", default="auto", help="topoembed contrastive batch (edges; auto: 32768 here)")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--sketch-epochs", type=int, default=60)
     p.add_argument("--triplet-epochs", type=int, default=60)

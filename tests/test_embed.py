@@ -139,6 +139,10 @@ def test_sketchmap_value_and_symmetrised_gradient():
     r2 = t64(r0, grad=True)
     L.sketchmap_loss(t64(R), r2, high, low).sum().backward()
     assert np.allclose(r2.grad.numpy(), -2 * sl_prime * diff, rtol=1e-5, atol=1e-9)
+    # sym_weight w scales only the added term
+    r3 = t64(r0, grad=True)
+    L.sketchmap_loss(t64(R), r3, high, low, symmetrised=True, sym_weight=4.5).sum().backward()
+    assert np.allclose(r3.grad.numpy(), -2 * (sl_prime + 4.5 * sh_prime) * diff, rtol=1e-5, atol=1e-9)
     # where R is mid-range but r = 3 saturates SIG_l, the extra term dominates
     assert abs(r.grad[1]) > 10 * abs(r2.grad[1])  # R mid-range, r saturated: only the new term acts
 

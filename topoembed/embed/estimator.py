@@ -58,7 +58,8 @@ class _Base:
         X = check_points(X, name="X", min_points=min_points)
         _check_int(self.n_components, "n_components (embedding dimension)")
         _check_int(self.n_epochs, "n_epochs", 0)
-        _check_int(self.batch_size, "batch_size")
+        if self.batch_size != "auto":
+            _check_int(self.batch_size, "batch_size")
         self.device_ = resolve_device(self.device)
         self.generator_ = make_generator(self.seed, self.device_)
         self.mean_ = X.mean(0)
@@ -108,6 +109,9 @@ class _Base:
                                  "use init='spectral' or 'random'")
             Y0 = pca_init(X, d)
         elif init == "spectral":
+            if A is None:
+                from ..graph import knn_graph
+                A = knn_graph(X, k=min(getattr(self, "k", 15), X.shape[0] - 1))
             Y0 = spectral_init(A, d, seed=self.seed)
         elif init == "random":
             Y0 = np.random.default_rng(self.seed).standard_normal((X.shape[0], d))
@@ -130,6 +134,10 @@ class ContrastiveEmbedding(_Base):
     through the attraction weight ρ = 4^s; ``"nce"`` learns its normaliser and ignores s.
     ``early_exaggeration``: the first third of the epochs uses s = max(s, 1).
 
+    ``batch_size="auto"``: n_edges/16 clipped to [1024, 32768] edges (few large batches:
+    the per-step overhead dominates on CPU; with the summed loss the step of a point does
+    not depend on the batch size).
+
     Defaults: non-parametric, SGD with the loss summed over the batch (so a point's
     step does not depend on the batch size), learning rate 1, linearly annealed;
     parametric: Adam, mean loss, learning rate 1e-3.
@@ -141,7 +149,7 @@ class ContrastiveEmbedding(_Base):
 
     def __init__(self, n_components=2, k=15, mode="infonce", s=0.0, n_negatives=5, kernel="cauchy",
                  temperature=0.5, parametric=False, hidden=(128, 128), init="pca", n_epochs=100,
-                 batch_size=1024, optimizer=None, lr=None, schedule="linear", early_exaggeration=True,
+                 batch_size="auto", optimizer=None, lr=None, schedule="linear", early_exaggeration=True,
                  device="auto", seed=0, verbose=True):
         self.n_components, self.k, self.mode, self.s = n_components, k, mode, s
         self.n_negatives, self.kernel, self.temperature = n_negatives, kernel, temperature
@@ -157,6 +165,7 @@ class ContrastiveEmbedding(_Base):
         _check_int(self.n_negatives, "n_negatives")
         if not np.isfinite(self.s):
             raise InputError(f"s={self.s!r} must be a finite number (0 = t-SNE-like, 1 = UMAP-like)")
+        auto_batch = self.batch_size == "auto"
         X, Xt = self._prepare(X, min_points=max(3, self.k + 1))
         n = X.shape[0]
         if A is None:
@@ -167,6 +176,8 @@ class ContrastiveEmbedding(_Base):
         heads, tails = edge_list(A, self.device_)
         if len(heads) == 0:
             raise InputError("the kNN graph has no edges; increase k")
+        batch = int(np.clip(len(heads) // 16, 1024, 32768)) if auto_batch else self.batch_size
+        self.batch_size_ = batch
         m = self.n_negatives
         g = self.generator_
         if self.parametric:
@@ -184,7 +195,7 @@ class ContrastiveEmbedding(_Base):
         if self.mode == "nce":  # learnable normaliser, started at the t-SNE end
             log_z = torch.nn.Parameter(torch.tensor(L.neg_normaliser(0.0, n), device=self.device_))
             # with a summed loss its gradient grows with the batch: scale its step back
-            params = [{"params": params}, {"params": [log_z], "lr": lr / self.batch_size if reduce_sum else lr}]
+            params = [{"params": params}, {"params": [log_z], "lr": lr / batch if reduce_sum else lr}]
         log_nm = float(np.log(m) - 2 * np.log(n))
 
         def spectrum(progress):
@@ -205,7 +216,7 @@ class ContrastiveEmbedding(_Base):
                                           log_c=log_c, rho=rho, kernel=self.kernel, temperature=self.temperature)
             return per_edge.sum() if reduce_sum else per_edge.mean()
 
-        self.history_ = train(params, batch_loss, len(heads), n_epochs=self.n_epochs, batch_size=self.batch_size,
+        self.history_ = train(params, batch_loss, len(heads), n_epochs=self.n_epochs, batch_size=batch,
                               generator=g, optimizer=opt, lr=lr, schedule=self.schedule, momentum=0.0 if
                               opt == "sgd" and not self.parametric else 0.9, verbose=self.verbose,
                               desc=f"contrastive {self.mode}")
@@ -268,20 +279,26 @@ class SketchMap(_Base):
     Euclidean distance of X computed per batch. An epoch is ``pairs_per_point``·n pairs
     drawn uniformly with i ≠ j. ``sigma_h="auto"`` uses :func:`choose_sigma`.
 
+    ``sym_units``: "raw" adds SIG_h′(R) to SIG_l′(r) as they are (the formula of the issue);
+    "matched" scales SIG_h′ by σ_h/σ_l first (derivatives with respect to R/σ_h and r/σ_l),
+    see :func:`~topoembed.embed.losses.sketchmap_loss` and benchmarks/EMBED.md.
+
     Parametric mode is an autoencoder (EncoderMap, Lemke and Peter, JCTC 2019): the loss
     adds ``recon_weight``·mean squared reconstruction error of the standardised input.
     """
 
-    _param_names = ("n_components", "sigma_h", "a_h", "b_h", "sigma_l", "a_l", "b_l", "symmetrised",
+    _param_names = ("n_components", "sigma_h", "a_h", "b_h", "sigma_l", "a_l", "b_l", "symmetrised", "sym_units",
                     "parametric", "hidden", "recon_weight", "init", "n_epochs", "pairs_per_point",
                     "batch_size", "optimizer", "lr", "schedule", "device", "seed", "verbose", "k")
 
     def __init__(self, n_components=2, sigma_h="auto", a_h=12.0, b_h=6.0, sigma_l=1.0, a_l=2.0, b_l=6.0,
-                 symmetrised=False, parametric=False, hidden=(128, 128), recon_weight=1.0, init="pca",
+                 symmetrised=False, sym_units="raw", parametric=False, hidden=(128, 128), recon_weight=1.0,
+                 init="pca",
                  n_epochs=100, pairs_per_point=64, batch_size=4096, optimizer="adam", lr=None,
                  schedule="cosine", device="auto", seed=0, verbose=True, k=15):
         self.n_components, self.sigma_h, self.a_h, self.b_h = n_components, sigma_h, a_h, b_h
         self.sigma_l, self.a_l, self.b_l, self.symmetrised = sigma_l, a_l, b_l, symmetrised
+        self.sym_units = sym_units
         self.parametric, self.hidden, self.recon_weight, self.init = parametric, hidden, recon_weight, init
         self.n_epochs, self.pairs_per_point, self.batch_size = n_epochs, pairs_per_point, batch_size
         self.optimizer, self.lr, self.schedule = optimizer, lr, schedule
@@ -312,6 +329,9 @@ class SketchMap(_Base):
             self.sigma_h_ = choose_sigma(D_for_sigma, seed=self.seed)
         else:
             self.sigma_h_ = float(self.sigma_h)
+        if self.sym_units not in ("raw", "matched"):
+            raise InputError(f"sym_units={self.sym_units!r} must be 'raw' or 'matched'")
+        sym_w = self.sigma_h_ / float(self.sigma_l) if self.sym_units == "matched" else 1.0
         high = (self.sigma_h_, float(self.a_h), float(self.b_h))
         low = (float(self.sigma_l), float(self.a_l), float(self.b_l))
         g = self.generator_
@@ -335,7 +355,7 @@ class SketchMap(_Base):
             else:
                 yi, yj = table[i], table[j]
             r = torch.sqrt(L.sq_dist(yi, yj) + 1e-12)
-            loss = L.sketchmap_loss(R, r, high, low, self.symmetrised).mean()
+            loss = L.sketchmap_loss(R, r, high, low, self.symmetrised, sym_w).mean()
             if self.parametric and self.recon_weight > 0:
                 xi = Xt[i]
                 loss = loss + self.recon_weight * ((self.model_.decoder(yi) - xi) ** 2).mean()

@@ -122,7 +122,7 @@ def sig_prime(r: torch.Tensor, sigma: float, a: float, b: float) -> torch.Tensor
 
 
 def sketchmap_loss(R: torch.Tensor, r: torch.Tensor, high=(4.5, 12.0, 6.0), low=(1.0, 2.0, 6.0),
-                   symmetrised: bool = False) -> torch.Tensor:
+                   symmetrised: bool = False, sym_weight: float = 1.0) -> torch.Tensor:
     """Per-pair sketch-map stress (SIG_h(R_ij) − SIG_l(r_ij))².
 
     R: high-dimensional distances of b pairs (any distance of stage 2); r: their
@@ -137,12 +137,18 @@ def sketchmap_loss(R: torch.Tensor, r: torch.Tensor, high=(4.5, 12.0, 6.0), low=
     whose value is not a stress but whose gradient in r is exactly −2·SIG_h′(R)·(SIG_h(R) −
     SIG_l(r)), so that the total gradient is −2·(SIG_l′(r) + SIG_h′(R))·(SIG_h(R) − SIG_l(r)):
     pairs in the sensitive range of R are corrected even when r is saturated.
+
+    ``sym_weight`` w multiplies the surrogate (gradient −2·(SIG_l′(r) + w·SIG_h′(R))·(…)).
+    w = 1 is the formula above. SIG_h′ is in units of 1/R and SIG_l′ of 1/r, so when σ_h
+    and σ_l differ by orders of magnitude (effective resistances are small numbers) the
+    added term swamps the stress gradient; w = σ_h/σ_l puts both derivatives in the units
+    of the normalised distances R/σ_h and r/σ_l (see ``SketchMap(sym_units=...)``).
     """
     sh = sig(R, *high)
     diff = sh - sig(r, *low)
     loss = diff ** 2
     if symmetrised:
-        loss = loss - 2.0 * sig_prime(R, *high) * diff.detach() * r
+        loss = loss - 2.0 * sym_weight * sig_prime(R, *high) * diff.detach() * r
     return loss
 
 
