@@ -28,20 +28,25 @@ def test_agreement_between_two_families_accepts_the_loop():
 
 
 def test_a_single_family_is_not_enough_even_with_two_settings():
-    # two diffusion times on the same graph are one family: no independent evidence
-    c = {"a": cand("diffusion", 15, ONE, t=8), "b": cand("diffusion", 15, ONE, t=64),
+    # two diffusion settings are one family: no independent evidence
+    c = {"a": cand("diffusion", 15, ONE, t=8), "b": cand("diffusion", 100, ONE, t=64),
          "c": cand("effective_resistance", 15, NONE), "d": cand("effective_resistance", 100, NONE)}
     out = auto.choose(c)
     assert out["n_loops"] == 0
     assert auto.choose(c, min_support=1)["n_loops"] == 1
+    # counted per graph, the two diffusion settings are two families
+    assert auto.choose(c, family="graph")["n_loops"] == 1
+    same_graph = {**c, "b": cand("diffusion", 15, ONE, t=64)}
+    assert auto.choose(same_graph, family="graph")["n_loops"] == 0
 
 
 def test_most_supported_number_wins_and_most_confident_setting_is_chosen():
     c = {"er15": cand("effective_resistance", 15, TWO), "er100": cand("effective_resistance", 100, [1.0, 0.95, 0.2]),
          "d15": cand("diffusion", 15, TWO, t=8), "d100": cand("diffusion", 100, ONE, t=8),
          "d100b": cand("diffusion", 100, [1.0, 0.3], t=64)}
-    out = auto.choose(c)
+    out = auto.choose(c, family="graph")
     assert out["n_loops"] == 2 and out["support"] == 3
+    assert auto.choose(c)["n_loops"] == 2 and auto.choose(c)["support"] == 2
     # s_2 = (0.9 - 0.1)/0.9 = 0.889 (er15, d15) beats (0.95 - 0.2)/0.95 = 0.789 (er100)
     assert out["key"] in ("er15", "d15")
     assert out["score"] == pytest.approx(0.8 / 0.9)
@@ -107,7 +112,8 @@ def test_config_key():
 def test_same_distance_on_a_mutual_graph_is_another_family():
     c = {"a": cand("effective_resistance", 100, ONE), "b": {**cand("effective_resistance", 100, ONE), "symmetrize": "and"},
          "c": cand("diffusion", 15, NONE, t=8)}
-    assert auto.choose(c)["n_loops"] == 1 and auto.choose(c)["support"] == 2
+    assert auto.choose(c, family="graph")["n_loops"] == 1 and auto.choose(c, family="graph")["support"] == 2
+    assert auto.choose(c)["n_loops"] == 0  # by distance kind: one family
 
 
 def test_without_an_accepted_loop_the_package_default_is_reported():

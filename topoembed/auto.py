@@ -9,13 +9,16 @@ The rule (agreement between distances)
 1. For every candidate c, apply the package's own detection rule
    (:func:`topoembed.loops.detect` with ``n_loops="auto"``): it proposes m_c loops
    (0 if no gap in the H1 barcode is clear enough) with detection score s_c = s_{m_c}.
-2. A candidate's graph is its k-nearest-neighbour graph; candidates on the same graph
-   (diffusion at t = 8 and t = 64 on the k = 15 graph, say) are not independent
-   evidence. The *support* of a number m > 0 is therefore the number of distinct
-   (distance kind, k, graph rule) *families* with at least one candidate proposing m.
-3. A number m > 0 is accepted if its support is at least ``min_support`` (2): two
-   different distances, or the same distance on two different graphs, see the same
-   number of loops. A gap that a single family reports on its own is treated as chance.
+2. Settings of the same distance kind are not independent evidence: effective
+   resistance on a k = 15 and on a mutual k = 100 graph share their way of stretching
+   the data, and so share its artefacts (on a Gaussian blob both report the same spurious
+   loop in up to half of the noise levels). The *support* of a number m > 0 is therefore
+   the number of distinct *families* with at least one candidate proposing m, a family
+   being a distance kind (``family="kind"``, the default: effective resistance,
+   diffusion), or a (kind, k, graph rule) triple (``family="graph"``).
+3. A number m > 0 is accepted if its support is at least ``min_support`` (2): with the
+   default grid, effective resistance AND diffusion must both see the same number of
+   loops. A gap that only one distance reports is treated as that distance's artefact.
    Among the accepted m, the one with the largest support wins (ties: the largest
    summed score). If no m > 0 is accepted, m = 0.
 4. The chosen setting is the candidate with the highest s_m among those proposing the
@@ -52,7 +55,7 @@ from ._validate import InputError, check_points
 log = logging.getLogger(__name__)
 
 __all__ = ["Config", "DEFAULT_GRID", "MIN_SUPPORT", "select", "choose", "summarize", "compute_candidates",
-           "config_key", "normalize", "FALLBACK"]
+           "config_key", "normalize", "FALLBACK", "total_time"]
 
 #: One candidate setting: (distance kind, k, t, n_components[, symmetrize]). t /
 #: n_components are None where the distance does not use them; euclidean has k = None;
@@ -140,7 +143,8 @@ def compute_candidates(X: np.ndarray, configs, *, maxdim: int = 1, seed: int = 0
     shared by all distances on that graph. Returns ``{key: summary}`` where each
     summary (:func:`summarize`) also holds ``distance``, ``k``, ``t``, ``n_components`` and
     ``time_s`` (the seconds this setting costs on its own: its graph, eigendecomposition,
-    distance and persistence).
+    distance and persistence) and ``graph_s`` (the part spent on the shared graph and
+    eigendecomposition; see :func:`total_time`).
     """
     by_graph = defaultdict(list)
     for cfg in configs:
@@ -162,18 +166,36 @@ def compute_candidates(X: np.ndarray, configs, *, maxdim: int = 1, seed: int = 0
             D = _distance(kind, X, A, spec, t, p)
             ph = homology.persistence(D, maxdim=maxdim)
             summ = summarize(ph, maxdim)
+            own = time.perf_counter() - t1
             summ.update(distance=kind, k=k, t=t, n_components=p, symmetrize=sym,
-                        time_s=shared + time.perf_counter() - t1)
+                        time_s=shared + own, graph_s=shared)
             out[config_key(cfg)] = summ
             log.debug("%s: %.2f s", config_key(cfg), summ["time_s"])
     return out
 
 
-def _family(c: dict) -> tuple:
+def total_time(candidates: dict) -> float:
+    """Seconds all these settings cost together (each shared graph counted once)."""
+    graphs = {}
+    own = 0.0
+    for c in candidates.values():
+        g = c.get("graph_s", 0.0)
+        graphs[(c["k"], c.get("symmetrize", "or"))] = g
+        own += c["time_s"] - g
+    return own + sum(graphs.values())
+
+
+FAMILIES = ("kind", "graph")
+
+
+def _family(c: dict, by: str = "kind") -> tuple:
+    if by == "kind":
+        return (c["distance"],)
     return (c["distance"], c["k"], c.get("symmetrize", "or"))
 
 
-def choose(candidates: dict, *, min_support: int = MIN_SUPPORT, fallback: str | None = None) -> dict:
+def choose(candidates: dict, *, min_support: int = MIN_SUPPORT, family: str = "kind",
+           fallback: str | None = None) -> dict:
     """Apply the selection rule (module docstring) to candidate summaries ``{key: summary}``.
 
     ``fallback`` is the key of the setting to report when no loop is accepted (default:
@@ -190,7 +212,7 @@ def choose(candidates: dict, *, min_support: int = MIN_SUPPORT, fallback: str | 
         rows.append({"key": key, "distance": c["distance"], "k": c["k"], "t": c.get("t"),
                      "n_loops": int(det["n_loops"]), "score": float(det["score"]),
                      "scores": {int(m): float(s) for m, s in det["scores"].items()},
-                     "family": _family(c)})
+                     "family": _family(c, family)})
     families = defaultdict(set)
     total = defaultdict(float)
     for r in rows:
@@ -215,7 +237,7 @@ def choose(candidates: dict, *, min_support: int = MIN_SUPPORT, fallback: str | 
             "score": best["score"], "support": support, "candidates": rows}
 
 
-def select(X, *, grid=DEFAULT_GRID, seed: int = 0, min_support: int = MIN_SUPPORT) -> dict:
+def select(X, *, grid=DEFAULT_GRID, seed: int = 0, min_support: int = MIN_SUPPORT, family: str = "kind") -> dict:
     """Choose the distance, k, t and the number of loops for the points X without labels.
 
     Parameters
@@ -224,7 +246,9 @@ def select(X, *, grid=DEFAULT_GRID, seed: int = 0, min_support: int = MIN_SUPPOR
     grid : candidate settings ``(distance, k, t, n_components[, symmetrize])``; default
         :data:`DEFAULT_GRID`. Settings with k ≥ n are dropped.
     seed : seed of the (approximate, large n only) kNN search.
-    min_support : number of distinct (distance, k) families that must agree on m > 0.
+    min_support : number of distinct families that must agree on m > 0.
+    family : what counts as one family: ``"kind"`` (distance kind) or ``"graph"``
+        (distance kind, k and graph rule).
 
     Returns
     -------
@@ -240,7 +264,9 @@ def select(X, *, grid=DEFAULT_GRID, seed: int = 0, min_support: int = MIN_SUPPOR
     if not usable:
         raise InputError(f"every candidate k in the grid is >= the number of points n={n}; pass a grid with smaller k")
     cands = compute_candidates(X, usable, maxdim=1, seed=seed)
-    out = choose(cands, min_support=min_support)
+    if family not in FAMILIES:
+        raise InputError(f"family={family!r} must be one of {FAMILIES}")
+    out = choose(cands, min_support=min_support, family=family)
     for r in out["candidates"]:
         r["time_s"] = cands[r["key"]]["time_s"]
     log.info("auto: %s with %d loop(s) (score %.2f, support %d)", out["key"], out["n_loops"], out["score"],
