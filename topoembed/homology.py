@@ -13,7 +13,7 @@ never joined, so H0 has one infinite bar per component.
 ripser works in float32: births and deaths are float32 values stored as float64.
 Cost: memory ≈ 4·n² bytes for the float32 copy plus the reduction; time grows quickly
 with n and noise (H1 of n = 1,000 noisy points takes seconds; n = 2,000 up to a minute
-on 2 cores). H2 costs much more: keep n ≤ ~600 on a laptop.
+on 2 cores). H2 costs much more: 34 s at n = 500 (sphere, 2 cores); the pipeline refuses above 600.
 """
 from __future__ import annotations
 
