@@ -215,8 +215,9 @@ def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None
     n_in = len(index) if X is None else X.shape[0]
     A_full = None
     if len(index) < n_in:  # cells outside the subsample: extension over the full kNN graph
-        A_full = graph.knn_graph(X, k=params.k, metric=params.metric, symmetrize="or",
-                                 weights=params.weights, random_state=params.seed)
+        # an interpolation graph: the generic k (15) suffices and keeps the solve sparse
+        A_full = graph.knn_graph(X, k=min(params.k, _default(graph.knn_graph, "k")), metric=params.metric,
+                                 symmetrize="or", random_state=params.seed)
     for lp, pl in zip(found, placed):
         lp["cycle"] = [int(index[v]) for v in pl["cycle"]]
         lp["n_on_loop"] = int(pl["n_on_loop"])
