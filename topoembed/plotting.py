@@ -70,12 +70,18 @@ def pca_2d(X):
     return Y * np.where(signs == 0, 1, signs)
 
 
-def points_2d(ax, Y, color=None, edges=(), cycles=(), cmap="viridis", title="2-D view", s=6, colorbar_label=None):
-    """Scatter of 2-D points; ``edges`` (pairs) drawn as thick segments, ``cycles`` as closed paths."""
+def points_2d(ax, Y, color=None, edges=(), cycles=(), cmap="viridis", title="2-D view", s=6, colorbar_label=None,
+              vmin=None, vmax=None):
+    """Scatter of 2-D points; ``edges`` (pairs) drawn as thick segments, ``cycles`` as closed paths.
+
+    A cyclic ``cmap`` ("twilight", "hsv") gets the full circle [0, 2π] unless vmin/vmax say otherwise.
+    """
+    if cmap in ("twilight", "twilight_shifted", "hsv") and vmin is None and vmax is None:
+        vmin, vmax = 0.0, 2 * np.pi
     if color is None:
         sc = ax.scatter(Y[:, 0], Y[:, 1], c="0.5", s=s, lw=0)
     else:
-        sc = ax.scatter(Y[:, 0], Y[:, 1], c=color, s=s, cmap=cmap, lw=0)
+        sc = ax.scatter(Y[:, 0], Y[:, 1], c=color, s=s, cmap=cmap, lw=0, vmin=vmin, vmax=vmax)
     if color is not None and colorbar_label is not None:
         ax.figure.colorbar(sc, ax=ax, label=colorbar_label)
     for i, cyc in enumerate(cycles):
