@@ -332,3 +332,18 @@ def test_contrastive_keeps_a_circle():
     syn = datasets.make("circle", n=300, d=20, sigma=0.05, seed=0)
     Y, _ = embed(syn.X, "infonce", n_epochs=15, **FAST)
     assert embedding_topology(Y, {"n_loops": 1})["verdict"] == "shows"
+
+
+@pytest.mark.slow
+def test_scan_acceptance_ten_blobs():
+    """Issue 5 acceptance: 10 blobs x 100 points, 10 neighbours, far points from the farthest
+    900, restarts; median Hungarian-matched accuracy over 5 seeds >= 99 %."""
+    accs = []
+    for seed in range(5):
+        X, y = make_blobs(1000, centers=10, n_features=10, random_state=seed)
+        labels, _, _ = cluster(X, 10, k=10, n_far=900, n_restarts=5, seed=seed, **FAST)
+        C = np.zeros((10, 10))
+        np.add.at(C, (y, labels), 1)
+        r, c = linear_sum_assignment(-C)
+        accs.append(C[r, c].sum() / 1000)
+    assert np.median(accs) >= 0.99, accs
