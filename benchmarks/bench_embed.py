@@ -1,6 +1,6 @@
 """Benchmarks of the embedding stage (issue 5). One command, all ratios from the same run:
 
-    python benchmarks/bench_embed.py --device cpu --out benchmarks/embed_results.json
+    python benchmarks/bench_embed.py --epochs 30 --seeds 1 --sketch-epochs 30 [--device cpu] [--out results.json]
 
 Parts (``--parts``, default all):
 
@@ -238,7 +238,7 @@ def main(argv=None):
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--sketch-epochs", type=int, default=60)
     p.add_argument("--triplet-epochs", type=int, default=60)
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "embed_results.json"))
+    p.add_argument("--out", default=None, help="also write all figures to this JSON file")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     import torch
@@ -251,7 +251,8 @@ def main(argv=None):
         {"contrastive": bench_contrastive, "sketchmap": bench_sketchmap, "scan": bench_scan,
          "triplet": bench_triplet}[part](args, out)
         print(f"[{part}: {time.perf_counter() - t0:.0f} s]", flush=True)
-        Path(args.out).write_text(json.dumps(out, indent=1, default=float))
+        if args.out:
+            Path(args.out).write_text(json.dumps(out, indent=1, default=float))
     return out
 
 
