@@ -115,7 +115,7 @@ def bench_contrastive(args, out):
     sub = np.sort(np.random.default_rng(0).choice(n, 1000, replace=False))
     D = distance_matrix("effective_resistance", A=knn_graph(X[sub], k=15))
     ph = persistence(D)
-    high = detect(ph["dgms"][1], scale=ph["thresh"])
+    high = detect(ph["dgms"][1], scale=ph["scale"])
     res["loop_check"] = {"high": {"n_loops": high["n_loops"], "score": high["score"]}}
     print(f"high-dimensional (effective resistance, 1,000 cells): {high['n_loops']} loop(s), score {high['score']:.2f}")
     for name, Y in embeddings.items():

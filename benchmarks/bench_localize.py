@@ -31,7 +31,7 @@ def run(X, k=15, kind="effective_resistance", t=8, n_loops="auto", **kw):
     t1 = time.perf_counter()
     ph = homology.persistence(D, cocycles=True, coeff=P)
     t2 = time.perf_counter()
-    det = loops.detect(ph["dgms"][1], n_loops=n_loops, scale=ph["thresh"])
+    det = loops.detect(ph["dgms"][1], n_loops=n_loops, scale=ph["scale"])
     res = L.localize_loops(D, A, ph, det, **kw)
     t3 = time.perf_counter()
     return A, D, ph, det, res, {"graph_distance_s": t1 - t0, "ph_s": t2 - t1, "localize_s": t3 - t2}

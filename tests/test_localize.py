@@ -17,7 +17,7 @@ def _run(name, n, sigma, seed=0, k=15, kind="effective_resistance"):
     A = graph.knn_graph(s.X, k=k)
     D = spectral.distance_matrix(kind, X=s.X, A=A)
     ph = homology.persistence(D, cocycles=True, coeff=P)
-    det = loops.detect(ph["dgms"][1], scale=ph["thresh"])
+    det = loops.detect(ph["dgms"][1], scale=ph["scale"])
     return s, A, D, ph, det, L.localize_loops(D, A, ph, det)
 
 
@@ -224,7 +224,7 @@ def test_no_loop_gives_no_localisation():
     A = graph.knn_graph(s.X, k=15)
     D = spectral.distance_matrix(A=A)
     ph = homology.persistence(D, cocycles=True, coeff=P)
-    det = loops.detect(ph["dgms"][1], scale=ph["thresh"])
+    det = loops.detect(ph["dgms"][1], scale=ph["scale"])
     assert L.localize_loops(D, A, ph, {**det, "features": []}) == []
 
 
@@ -267,7 +267,7 @@ def test_subsample_then_extend():
     A = graph.knn_graph(s.X[idx], k=15)
     D = spectral.distance_matrix(A=A)
     ph = homology.persistence(D, cocycles=True, coeff=P)
-    det = loops.detect(ph["dgms"][1], scale=ph["thresh"])
+    det = loops.detect(ph["dgms"][1], scale=ph["scale"])
     r = L.localize_loops(D, A, ph, det)[0]
     full = L.extend_phase(A_full, idx, r["phase"])
     rest = np.setdiff1d(np.arange(600), idx)

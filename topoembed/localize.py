@@ -445,7 +445,7 @@ def localize_loops(D: np.ndarray, A: sp.spmatrix, ph: dict, detection: dict, *,
     D : (n, n) the distance matrix the persistence ran on (inf between components allowed).
     A : (n, n) kNN adjacency on the same points.
     ph : ``homology.persistence(D, cocycles=True, coeff=p)``, p prime > 2.
-    detection : ``loops.detect(ph["dgms"][1], scale=ph["thresh"])``.
+    detection : ``loops.detect(ph["dgms"][1], scale=ph["scale"])``.
     theta_filtration : f in [0, 1): the Rips solve uses r_θ = b + f (d − b).
     smooth : "knn" (default: refine θ by :func:`smooth_phase` on A) or "rips" (θ of the
         Rips solve only, de Silva et al. as published).

@@ -26,7 +26,7 @@ def embedding_topology(Y: np.ndarray, high_result: dict, max_points: int = MAX_P
 
     Runs Vietoris–Rips persistence (Euclidean) on Y, subsampled to ``max_points`` points
     (seeded) when larger, and :func:`topoembed.loops.detect` on its H1 diagram at the
-    enclosing radius. ``high_result`` is the high-dimensional detection result (a dict with
+    median distance scale. ``high_result`` is the high-dimensional detection result (a dict with
     at least ``n_loops``; ``score`` is carried over when present).
 
     Verdict (m_high, m_low the two loop counts):
@@ -48,7 +48,7 @@ def embedding_topology(Y: np.ndarray, high_result: dict, max_points: int = MAX_P
     sub = n > max_points
     idx = np.sort(np.random.default_rng(seed).choice(n, max_points, replace=False)) if sub else np.arange(n)
     ph = persistence(pairwise_euclidean(Y[idx]), maxdim=1)
-    low = detect(ph["dgms"][1], n_loops=n_loops, scale=ph["thresh"])
+    low = detect(ph["dgms"][1], n_loops=n_loops, scale=ph["scale"])
     m_high, m_low = int(high_result["n_loops"]), int(low["n_loops"])
     if m_high == 0 and m_low == 0:
         verdict = "none"
