@@ -130,3 +130,15 @@ def test_local_runner_parallel_equals_serial_and_resumes(tmp_path):
     stamp = serial[0].stat().st_mtime_ns
     B.run_grid(tasks, tmp_path / "a", n=N, d=10, jobs=1, progress=False)  # done tasks are skipped
     assert serial[0].stat().st_mtime_ns == stamp
+
+
+def test_loop_count_accuracy_where_the_best_fixed_method_detects():
+    rows = []
+    for sigma, (best, auto_m) in {0.0: (1.0, 1), 0.1: (0.9, 2), 0.2: (0.3, 0)}.items():
+        rows.append(_row("circle", "er_k15", sigma, 0, best))
+        rows.append(_row("circle", "euclidean", sigma, 0, 0.1))
+        rows.append(_row("circle", "auto", sigma, 0, best, m_pred=auto_m))
+    table = {t["method"]: t for t in B.auc_table(rows)}
+    # er_k15 is best and scores > 0.5 at sigma 0 and 0.1; auto is right at 0 only
+    assert table["auto"]["m_accuracy_detectable"] == pytest.approx(0.5)
+    assert table["auto"]["m_accuracy"] == pytest.approx(1 / 3)
