@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__, graph, homology, io, loops, pipeline, report, spectral
-from ._validate import InputError, check_points
+from ._validate import InputError, check_k, check_points
 
 log = logging.getLogger("topoembed")
 
@@ -216,7 +216,7 @@ def _print_table(summ, out, extra=None):
 def cmd_graph(args) -> int:
     X, _ = _load(args)
     p = _params_from(args)
-    pipeline.Params(**{**dataclasses.asdict(pipeline.Params()), "k": p.k}).validate(X.shape[0])
+    check_k(p.k, X.shape[0])
     A = graph.knn_graph(X, k=p.k, metric=p.metric, symmetrize=p.symmetrize, weights=p.weights, random_state=p.seed)
     import scipy.sparse as sp
 

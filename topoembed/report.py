@@ -133,8 +133,7 @@ def embedding_section(Y, loss: str, topology: dict, result) -> str:
     """HTML for an embedding: the 2-D picture (coloured by the first loop's θ when there is
     one) and the verdict of :func:`topoembed.embed.embedding_topology`."""
     theta = result.loops[0].get("phase") if result.loops else None
-    edges = []
-    b64 = figure_png(lambda ax: plotting.points_2d(ax, np.asarray(Y)[:, :2], color=theta, edges=edges,
+    b64 = figure_png(lambda ax: plotting.points_2d(ax, np.asarray(Y)[:, :2], color=theta,
                                                    cmap="twilight", colorbar_label="θ" if theta is not None else None,
                                                    title=f"{loss} embedding"), (5.6, 5))
     low, high = topology["low"], topology["high"]
