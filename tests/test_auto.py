@@ -125,4 +125,4 @@ def test_without_an_accepted_loop_the_package_default_is_reported():
     c = {"er_k100_mutual": {**cand("effective_resistance", 100, [1.0, 0.9]), "symmetrize": "and"},
          "d": cand("diffusion", 15, ONE, t=8), "e": cand("effective_resistance", 15, NONE)}
     out = auto.choose(c)
-    assert out["n_loops"] == 0 and out["key"] == "er_k100_mutual"
+    assert out["n_loops"] == 0 and out["key"] == "er_k100_mutual" and out["symmetrize"] == "and"
