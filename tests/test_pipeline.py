@@ -96,3 +96,18 @@ def test_defaults_come_from_core_signatures():
 
     assert (pipeline.Params().k, pipeline.Params().symmetrize) == (100, "and")
     assert inspect.signature(te.pp.neighbors).parameters["k"].default == 100
+
+
+def test_distance_auto_resolves_settings():
+    X = datasets.make("circle", n=300, d=10, sigma=0.1, seed=0).X
+    r = pipeline.run(X, distance="auto")
+    s = pipeline.summary(r)
+    assert s["auto"]["n_loops"] == 1 and s["auto"]["support"] >= 2
+    assert s["distance"] in ("effective_resistance", "diffusion") and s["params"]["distance"] == s["distance"]
+    assert s["detection"]["n_loops"] == 1 and "auto" in s["timings_s"]
+    # the chosen setting reproduces when given explicitly
+    p = s["params"]
+    again = pipeline.run(X, distance=p["distance"], k=p["k"], t=p["t"], symmetrize=p["symmetrize"], n_loops=1)
+    np.testing.assert_allclose(again.D, r.D)
+    with pytest.raises(InputError, match="at least 20"):
+        pipeline.run(np.random.default_rng(0).normal(size=(10, 3)), distance="auto")

@@ -27,7 +27,8 @@ _HELP = {
     "metric": "metric of the kNN search (euclidean, cosine, ...)",
     "symmetrize": "'or' (union) or 'and' (mutual kNN graph)",
     "weights": "edge weights: binary, distance or gaussian",
-    "distance": "distance for persistent homology: " + ", ".join(spectral.DISTANCES),
+    "distance": "distance for persistent homology: " + ", ".join(spectral.DISTANCES)
+                + ", or auto (label-free choice of distance, k, t and loop count; ~7x the time)",
     "t": "diffusion time (distance=diffusion)",
     "n_components": "eigenvectors used (distance=laplacian_eigenmaps)",
     "maxdim": "highest homology dimension (2 = voids, small n only)",
@@ -36,7 +37,7 @@ _HELP = {
     "seed": "random seed (subsampling, approximate kNN)",
     "max_points": "refuse inputs with more points than this (dense n×n stages)",
 }
-_CHOICES = {"distance": sorted(spectral.DISTANCES), "symmetrize": ["or", "and"], "weights": list(graph.WEIGHTS)}
+_CHOICES = {"distance": sorted(spectral.DISTANCES) + ["auto"], "symmetrize": ["or", "and"], "weights": list(graph.WEIGHTS)}
 
 
 def _n_loops(value: str):

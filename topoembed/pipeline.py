@@ -65,7 +65,7 @@ class Params:
 
     def validate(self, n: int) -> "Params":
         """Check every setting against the number of input points n; raise InputError."""
-        check_choice(self.distance, spectral.DISTANCES, "distance")
+        check_choice(self.distance, [*spectral.DISTANCES, "auto"], "distance")
         check_choice(self.symmetrize, ("or", "and"), "symmetrize")
         check_choice(self.weights, graph.WEIGHTS, "weights")
         check_positive(self.t, "t", allow_zero=True)
@@ -85,7 +85,11 @@ class Params:
             if self.subsample < 3:
                 raise InputError(f"subsample={self.subsample} is too small; use at least k + 1 points")
             n_used = min(n, int(self.subsample))
-        check_k(self.k, n_used)
+        if self.distance == "auto":
+            if n_used < 20:
+                raise InputError(f"distance='auto' needs at least 20 points, got {n_used}")
+        else:
+            check_k(self.k, n_used)
         if self.distance == "laplacian_eigenmaps" and self.n_components >= n_used - 1:
             raise InputError(f"n_components={self.n_components} must be < n - 1 = {n_used - 1}")
         if self.maxdim == 2 and n_used > H2_MAX_N:
@@ -112,6 +116,7 @@ class Result:
     loops: list = field(default_factory=list)
     timings: dict = field(default_factory=dict)
     n_components: int = 1        # connected components of the kNN graph
+    auto: dict | None = None     # topoembed.auto.select's choice when distance="auto"
 
 
 def subsample_index(n: int, size: int | None, seed: int = 0) -> np.ndarray:
@@ -154,6 +159,21 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
             bar.update(1)
 
     t_all = time.perf_counter()
+    chosen = None
+    if params.distance == "auto":
+        # label-free choice of distance, k, t, graph rule and number of loops (topoembed.auto)
+        from . import auto
+
+        t0 = time.perf_counter()
+        chosen = auto.select(Xs, seed=params.seed)
+        params = dataclasses.replace(params, distance=chosen["distance"], k=int(chosen["k"]),
+                                     t=params.t if chosen["t"] is None else chosen["t"],
+                                     symmetrize=chosen["symmetrize"] or params.symmetrize,
+                                     n_loops=int(chosen["n_loops"]) if params.n_loops == "auto" else params.n_loops)
+        if A is not None:
+            raise InputError("distance='auto' builds its own graphs; do not pass a precomputed graph A")
+        timings["auto"] = time.perf_counter() - t0
+        log.info("auto chose %s (%d loop(s), support %s)", chosen["key"], chosen["n_loops"], chosen["support"])
     t0 = time.perf_counter()
     if A is None:
         A = graph.knn_graph(Xs, k=params.k, metric=params.metric, symmetrize=params.symmetrize,
@@ -190,7 +210,9 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
     if bar is not None:
         bar.close()
     return Result(params=params, n_input=X.shape[0], index=index, A=A, D=D, ph=ph, detection=detection,
-                  loops=found, timings=timings, n_components=int(n_comp))
+                  loops=found, timings=timings, n_components=int(n_comp),
+                  auto=None if chosen is None else {"key": chosen["key"], "n_loops": int(chosen["n_loops"]),
+                                                    "support": chosen["support"]})
 
 
 def describe_loops(ph: dict, detection: dict, index: np.ndarray) -> list[dict]:
@@ -258,5 +280,6 @@ def summary(result: Result, input_desc: str = "") -> dict:
                       "scores": {str(m): float(s) for m, s in det["scores"].items()},
                       "score": float(det["score"])},
         "loops": [{k: v for k, v in lp.items() if k not in PER_POINT} for lp in result.loops],
+        **({"auto": result.auto} if result.auto is not None else {}),
         "timings_s": {k: float(v) for k, v in result.timings.items()},
     }
