@@ -254,3 +254,16 @@ def test_ipc_defaults_meet_the_target(ipc_path):
         eu.append(pipeline.run(X, n_loops=1, distance="euclidean", localize=False).detection["score"])
     assert np.mean(er) >= 0.75, er
     assert all(a > b for a, b in zip(er, eu)), (er, eu)
+
+
+def test_run_auto_stores_the_resolved_setting(circle_adata):
+    a = circle_adata
+    te.tl.run(a, use_rep="X_rep", distance="auto")
+    entry = a.uns["topoembed"]
+    assert entry["distances"]["kind"] in ("effective_resistance", "diffusion")
+    assert entry["params"]["distance"] == entry["distances"]["kind"] and entry["params"]["k"] in (15, 100)
+    # the stored setting is usable by the step-by-step functions
+    before = np.asarray(entry["diagrams"]["H1"]).copy()
+    del a.obsp["topoembed_distances"]
+    te.tl.persistent_homology(a)
+    np.testing.assert_allclose(a.uns["topoembed"]["diagrams"]["H1"], before)

@@ -75,10 +75,14 @@ def spectral_distances(adata, kind: str = spectral.DEFAULT_DISTANCE, *, t: float
         log.info("distances (%d × %d) not stored in obsp (n > %d); te.tl.persistent_homology recomputes them "
                  "from obsp[%r]. Pass store_distances=True to keep them.", D.shape[0], D.shape[1],
                  OBSP_DENSE_MAX_N, f"{key_added}_graph")
-    uns_entry(adata, key_added)["distances"] = {"kind": kind, "t": float(t), "n_components": int(n_components),
-                                                "use_rep": use_rep or "X",
-                                                "stored_in": f"obsp/{name}" if store else "not stored"}
+    _write_distances_info(adata, key_added, kind, t, n_components, use_rep, store)
     return adata if copy else None
+
+
+def _write_distances_info(adata, key, kind, t, n_components, use_rep, stored):
+    uns_entry(adata, key)["distances"] = {"kind": kind, "t": float(t), "n_components": int(n_components),
+                                          "use_rep": use_rep or "X",
+                                          "stored_in": f"obsp/{key}_distances" if stored else "not stored"}
 
 
 def _distances_for(adata, key):
@@ -203,24 +207,23 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
         neighbors(adata, neighbors_key=neighbors_key, binarize=binarize, symmetrize=p.symmetrize, key_added=key_added)
         A = adata.obsp[f"{key_added}_graph"]
     result = pipeline.run(X, p, A=A, progress=progress)
+    p = result.params  # resolved settings (distance="auto" picks distance, k, t and graph rule)
     entry = uns_entry(adata, key_added)
     full = len(result.index) == adata.n_obs
+    store = full and adata.n_obs <= OBSP_DENSE_MAX_N
     if full:
         adata.obsp[f"{key_added}_graph"] = result.A
         if neighbors_key is None:
             entry["graph"] = {"source": "topoembed", "k": p.k, "metric": p.metric, "symmetrize": p.symmetrize,
                               "weights": p.weights, "use_rep": use_rep or "X", "n_components": result.n_components}
-        if adata.n_obs <= OBSP_DENSE_MAX_N:
+        if store:
             adata.obsp[f"{key_added}_distances"] = result.D
     else:
         in_sub = np.zeros(adata.n_obs, dtype=bool)
         in_sub[result.index] = True
         adata.obs[f"{key_added}_subsample"] = in_sub
         entry["subsample_index"] = result.index
-    entry["distances"] = {"kind": p.distance, "t": float(p.t), "n_components": int(p.n_components),
-                          "use_rep": use_rep or "X",
-                          "stored_in": f"obsp/{key_added}_distances" if full and adata.n_obs <= OBSP_DENSE_MAX_N
-                          else "not stored"}
+    _write_distances_info(adata, key_added, p.distance, p.t, p.n_components, use_rep, store)
     _write_homology(adata, key_added, result.ph)
     _write_loops(adata, key_added, result.detection, result.loops)
     entry["params"] = h5ad_safe({**dataclasses.asdict(p), "use_rep": use_rep or "X",
