@@ -41,6 +41,15 @@ def test_eyeglasses_outline_is_closed_and_equally_spaced():
     assert steps.max() / steps.min() < 1.2  # chords cut the arc/bridge corners slightly
 
 
+def test_eyeglasses_have_the_published_geometry():
+    # Damrich et al. 2024: unit lenses centred at x = ±1.5, bridges at y = ±0.35.
+    P = datasets.make("eyeglasses", n=1000, d=2, seed=0).intrinsic
+    on_lens = np.isclose(np.hypot(np.abs(P[:, 0]) - 1.5, P[:, 1]), 1.0, atol=1e-9)
+    on_bridge = np.isclose(np.abs(P[:, 1]), 0.35, atol=1e-12) & (np.abs(P[:, 0]) <= 1.5 - np.sqrt(1 - 0.35**2) + 1e-9)
+    assert np.all(on_lens | on_bridge)
+    assert 0.12 < on_bridge.mean() < 0.2  # about 15 % of the points lie on the bridges, as published
+
+
 def test_sphere_and_torus_geometry():
     s = datasets.make("sphere", n=500, d=3, seed=0)
     np.testing.assert_allclose(np.linalg.norm(s.clean, axis=1), 1.0, atol=1e-12)
