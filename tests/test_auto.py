@@ -122,7 +122,37 @@ def test_without_an_accepted_loop_the_package_default_is_reported():
     p = pipeline.Params()
     assert auto.FALLBACK == (p.distance, p.k, None, None, p.symmetrize)
     assert auto.FALLBACK in auto.DEFAULT_GRID
-    c = {"er_k100_mutual": {**cand("effective_resistance", 100, [1.0, 0.9]), "symmetrize": "and"},
-         "d": cand("diffusion", 15, ONE, t=8), "e": cand("effective_resistance", 15, NONE)}
+    c = {"er_k100_mutual": {**cand("effective_resistance", 100, NONE), "symmetrize": "and"},
+         "d": cand("diffusion", 15, NONE, t=8), "e": cand("effective_resistance", 15, NONE)}
     out = auto.choose(c)
     assert out["n_loops"] == 0 and out["key"] == "er_k100_mutual" and out["symmetrize"] == "and"
+    assert out["unconfirmed"] is None
+    assert out["score"] == pytest.approx(1 - max(out["candidates"][0]["scores"].values()))
+
+
+def test_an_unconfirmed_reading_is_reported_but_not_counted():
+    # only diffusion sees a loop (two settings, one family): verdict 0 loops, but the
+    # strongest single reading is the setting reported, flagged as unconfirmed
+    weak = [1.0, 0.5, 0.45]  # s_1 = 0.5
+    c = {"er_k100_mutual": {**cand("effective_resistance", 100, NONE), "symmetrize": "and"},
+         "d8": cand("diffusion", 15, weak, t=8), "d64": cand("diffusion", 15, ONE, t=64),
+         "e": cand("effective_resistance", 15, NONE)}
+    out = auto.choose(c)
+    assert out["n_loops"] == 0 and out["key"] == "d64" and out["t"] == 64
+    assert out["unconfirmed"] == {"key": "d64", "n_loops": 1, "score": pytest.approx(0.9), "support": 1}
+    d64 = next(r for r in out["candidates"] if r["key"] == "d64")
+    assert out["score"] == pytest.approx(1 - max(d64["scores"].values()))  # its no-loop score
+    assert out["support"] == 2  # the two effective-resistance settings that say "no loop"
+
+
+def test_ties_in_support_go_to_the_more_confident_number_not_the_more_numerous():
+    # m = 1 (s_1 = 0.9) from one ER and one diffusion setting; m = 2 (s_2 ≈ 0.79) from
+    # two of each: equal support (2 kinds); the sum would pick m = 2, the mean picks m = 1
+    two = [1.0, 0.95, 0.2]
+    c = {"er15": cand("effective_resistance", 15, ONE), "d15": cand("diffusion", 15, ONE, t=8),
+         "er100": cand("effective_resistance", 100, two), "er100m": {**cand("effective_resistance", 100, two),
+                                                                     "symmetrize": "and"},
+         "d100": cand("diffusion", 100, two, t=8), "d100b": cand("diffusion", 100, two, t=64)}
+    out = auto.choose(c)
+    assert out["n_loops"] == 1 and out["support"] == 2 and out["key"] in ("er15", "d15")
+    assert out["score"] == pytest.approx(0.9)

@@ -111,3 +111,15 @@ def test_distance_auto_resolves_settings():
     np.testing.assert_allclose(again.D, r.D)
     with pytest.raises(InputError, match="at least 20"):
         pipeline.run(np.random.default_rng(0).normal(size=(10, 3)), distance="auto")
+
+
+def test_report_names_an_unconfirmed_reading():
+    from topoembed import report
+
+    X = datasets.make("circle", n=200, d=5, sigma=0.05, seed=0).X
+    s = pipeline.summary(pipeline.run(X, k=15, localize=False))
+    assert "alone proposes" not in report.render_html(s)
+    s["auto"] = {"key": "er_k15", "n_loops": 0, "support": 5,
+                 "unconfirmed": {"key": "er_k15", "n_loops": 2, "score": 0.8, "support": 1}}
+    html = report.render_html(s)
+    assert "er_k15 alone proposes 2 loop(s) (s = 0.80)" in html

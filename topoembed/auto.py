@@ -19,13 +19,19 @@ The rule (agreement between distances)
 3. A number m > 0 is accepted if its support is at least ``min_support`` (2): with the
    default grid, effective resistance AND diffusion must both see the same number of
    loops. A gap that only one distance reports is treated as that distance's artefact.
-   Among the accepted m, the one with the largest support wins (ties: the largest
-   summed score). If no m > 0 is accepted, m = 0.
+   Among the accepted m, the one with the largest support wins (ties: the largest mean
+   score of the settings proposing it; a mean, not a sum, so that a number is not
+   favoured just because the grid holds more settings of the kind that sees it). If no
+   m > 0 is accepted, m = 0.
 4. The chosen setting is the candidate with the highest s_m among those proposing the
-   winning m. For m = 0 there is no evidence to prefer any setting, so the chosen one is
-   :data:`FALLBACK`, the package's default (corrected effective resistance on the mutual
-   k = 100 graph), when it is among the candidates (else the candidate with the highest
-   no-loop score 1 − max_j s_j).
+   winning m. For m = 0 the verdict stays "no loop", but the setting reported is the
+   *strongest unconfirmed reading*: the candidate with the highest s_{m_c} among those
+   that proposed some m_c > 0 on their own (returned as ``unconfirmed``, so that reports
+   can say "effective resistance k = 15 alone sees 2 loops; diffusion does not
+   confirm"). Its diagram is the one worth inspecting by eye. When no candidate proposes
+   any loop, the setting is :data:`FALLBACK`, the package's default (corrected effective
+   resistance on the mutual k = 100 graph), when it is among the candidates (else the
+   candidate with the highest no-loop score 1 − max_j s_j).
 
 Why this rule: a real loop is a property of the data, so it should appear under
 several reasonable distances and neighbourhood sizes, whereas a chance gap in the
@@ -203,12 +209,13 @@ def choose(candidates: dict, *, min_support: int = MIN_SUPPORT, family: str = "k
            fallback: str | None = None) -> dict:
     """Apply the selection rule (module docstring) to candidate summaries ``{key: summary}``.
 
-    ``fallback`` is the key of the setting to report when no loop is accepted (default:
-    that of :data:`FALLBACK`, if present).
+    ``fallback`` is the key of the setting to report when no loop is accepted and no
+    candidate proposes one (default: that of :data:`FALLBACK`, if present).
 
     Returns ``{"n_loops", "key", "distance", "k", "t", "symmetrize", "score", "support",
-    "candidates"}``
-    where ``candidates`` lists, per candidate, its proposed m and score.
+    "unconfirmed", "candidates"}`` where ``candidates`` lists, per candidate, its proposed
+    m and score, and ``unconfirmed`` is None unless m = 0 while some candidate proposed
+    loops on its own (then that reading's key, n_loops, score and support).
     """
     if not candidates:
         raise InputError("auto selection needs at least one candidate setting")
@@ -221,28 +228,37 @@ def choose(candidates: dict, *, min_support: int = MIN_SUPPORT, family: str = "k
                      "scores": {int(m): float(s) for m, s in det["scores"].items()},
                      "family": _family(c, family)})
     families = defaultdict(set)
-    total = defaultdict(float)
+    proposed = defaultdict(list)
     for r in rows:
         if r["n_loops"] > 0:
             families[r["n_loops"]].add(r["family"])
-            total[r["n_loops"]] += r["score"]
+            proposed[r["n_loops"]].append(r["score"])
     accepted = [m for m, fam in families.items() if len(fam) >= min_support]
     if accepted:
-        m = max(accepted, key=lambda m: (len(families[m]), total[m], -m))
+        m = max(accepted, key=lambda m: (len(families[m]), float(np.mean(proposed[m])), -m))
     else:
         m = 0
     fallback = config_key(FALLBACK) if fallback is None else fallback
-    pool = [r for r in rows if r["n_loops"] == m] or rows
-    if m == 0 and any(r["key"] == fallback for r in rows):
+    proposing = [r for r in rows if r["n_loops"] > 0]
+    unconfirmed = None
+    if m == 0 and proposing:
+        # no agreement: report the strongest single reading, flagged as unconfirmed
+        best = max(proposing, key=lambda r: r["score"])
+        unconfirmed = {"key": best["key"], "n_loops": best["n_loops"], "score": best["score"],
+                       "support": len(families[best["n_loops"]])}
+    elif m == 0 and any(r["key"] == fallback for r in rows):
         best = next(r for r in rows if r["key"] == fallback)
     else:
+        pool = [r for r in rows if r["n_loops"] == m] or rows
         best = max(pool, key=lambda r: r["score"])  # for m = 0, score is the no-loop score
+    # s_m of the chosen setting, or for m = 0 its no-loop score 1 - max_j s_j
+    score = best["score"] if m or unconfirmed is None else 1.0 - max(best["scores"].values(), default=0.0)
     support = len(families[m]) if m else sum(r["n_loops"] == 0 for r in rows)
     for r in rows:
         r.pop("family")
     return {"n_loops": m, "key": best["key"], "distance": best["distance"], "k": best["k"], "t": best["t"],
-            "symmetrize": best["symmetrize"],
-            "score": best["score"], "support": support, "candidates": rows}
+            "symmetrize": best["symmetrize"], "score": score,
+            "support": support, "unconfirmed": unconfirmed, "candidates": rows}
 
 
 def select(X, *, grid=DEFAULT_GRID, seed: int = 0, min_support: int = MIN_SUPPORT, family: str = "kind") -> dict:

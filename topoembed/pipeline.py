@@ -174,6 +174,10 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
             raise InputError("distance='auto' builds its own graphs; do not pass a precomputed graph A")
         timings["auto"] = time.perf_counter() - t0
         log.info("auto chose %s (%d loop(s), support %s)", chosen["key"], chosen["n_loops"], chosen["support"])
+        if chosen.get("unconfirmed"):
+            u = chosen["unconfirmed"]
+            log.warning("auto: %s alone proposes %d loop(s) (s = %.2f), but no other distance kind agrees; "
+                        "reporting 0 loops with its diagram", u["key"], u["n_loops"], u["score"])
     t0 = time.perf_counter()
     if A is None:
         A = graph.knn_graph(Xs, k=params.k, metric=params.metric, symmetrize=params.symmetrize,
@@ -212,7 +216,8 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
     return Result(params=params, n_input=X.shape[0], index=index, A=A, D=D, ph=ph, detection=detection,
                   loops=found, timings=timings, n_components=int(n_comp),
                   auto=None if chosen is None else {"key": chosen["key"], "n_loops": int(chosen["n_loops"]),
-                                                    "support": chosen["support"]})
+                                                    "support": chosen["support"],
+                                                    "unconfirmed": chosen.get("unconfirmed")})
 
 
 def describe_loops(ph: dict, detection: dict, index: np.ndarray) -> list[dict]:

@@ -99,6 +99,11 @@ def render_html(summary: dict, points=None, index=None, per_point: list[dict] = 
                 ax, arrays["phase"], arrays.get("on_loop"), title=f"loop {i + 1}: θ of all input points")),
                 f"phase histogram of loop {i + 1}"))
     verdict = {0: "no loop detected"}.get(det["n_loops"], f"{det['n_loops']} loop(s) detected")
+    unconfirmed = (summary.get("auto") or {}).get("unconfirmed")
+    caveat = "" if not unconfirmed else (
+        f"<p>distance=auto: the setting {html.escape(unconfirmed['key'])} alone proposes "
+        f"{unconfirmed['n_loops']} loop(s) (s = {unconfirmed['score']:.2f}), but no other distance kind agrees, "
+        "so the verdict is no loop; its diagram is shown for inspection.</p>")
     score_rows = [(m, f"{s:.3f}", "←" if int(m) == det["n_loops"] else "") for m, s in det["scores"].items()]
     loop_rows = [(i + 1, f"{lp['birth']:.4g}", f"{lp['death']:.4g}", f"{lp['persistence']:.4g}",
                   f"{lp['birth_edge'][0]}–{lp['birth_edge'][1]}", len(lp.get("cycle", [])), lp.get("n_on_loop", ""))
@@ -108,7 +113,7 @@ def render_html(summary: dict, points=None, index=None, per_point: list[dict] = 
     sections = [
         ("Result", f"<p class='verdict'>{html.escape(verdict)} — detection score "
                    f"{det['score']:.3f} with the {html.escape(summary['distance'])} distance on "
-                   f"{summary['n_points']} points.</p>"),
+                   f"{summary['n_points']} points.</p>{caveat}"),
         ("Detection scores", _table(score_rows, ["m", "s_m", "chosen"])),
         ("Detected loops", _table(loop_rows, ["loop", "birth", "death", "persistence", "birth edge", "cycle length",
                                     "points on loop"])
