@@ -29,7 +29,8 @@ def test_run_end_to_end_contract(tmp_path, capsys):
     assert set(s) >= {"version", "input", "n_points", "params", "distance", "diagrams", "detection", "loops", "timings_s"}
     assert s["input"] == SPEC and s["n_points"] == 200
     assert s["params"]["k"] == 100 and s["params"]["symmetrize"] == "and" and s["params"]["distance"] == "effective_resistance"
-    assert set(s["detection"]) == {"n_loops", "scores", "score"}
+    assert set(s["detection"]) == {"n_loops", "scores", "score", "confirmation"}
+    assert s["detection"]["confirmation"]["distance"] == "diffusion" and s["detection"]["confirmation"]["n_loops"] == 1
     assert set(s["detection"]["scores"]) == {"1", "2", "3", "4", "5"}
     assert s["detection"]["n_loops"] == len(s["loops"]) == 1
     assert set(s["loops"][0]) >= {"birth", "death", "persistence", "birth_edge", "cycle", "n_on_loop"}
@@ -69,6 +70,8 @@ def test_stage_commands_chain(tmp_path):
     det = json.loads(j.read_text())["detection"]
     assert run_cli("run", SPEC, "--k", 12, "--out", tmp_path / "r", "-q") == 0
     full = json.loads((tmp_path / "r" / "summary.json").read_text())["detection"]
+    # run also confirms the count with diffusion on the same graph (the stage commands do not)
+    assert full.pop("confirmation")["n_loops"] == det["n_loops"] == 1
     assert det == full
 
 

@@ -123,3 +123,23 @@ def test_report_names_an_unconfirmed_reading():
                  "unconfirmed": {"key": "er_k15", "n_loops": 2, "score": 0.8, "support": 1}}
     html = report.render_html(s)
     assert "er_k15 alone proposes 2 loop(s) (s = 0.80)" in html
+
+
+def test_confirmation_rejects_a_loop_on_noise_and_keeps_a_real_one():
+    # Gaussian blob: effective resistance on the default graph sees a loop (s_1 = 0.85),
+    # diffusion on the same graph does not (noise benchmark, blob seed 0, sigma = 0.15)
+    X = datasets.make("blob", n=1000, d=50, sigma=0.15, seed=0).X
+    unchecked = pipeline.run(X, localize=False, confirm=False)
+    assert unchecked.detection["n_loops"] == 1 and "confirmation" not in unchecked.detection
+    r = pipeline.run(X, localize=False)
+    det = pipeline.summary(r)["detection"]
+    assert det["n_loops"] == 0 and r.loops == []
+    assert det["unconfirmed"] == {"distance": "effective_resistance", "n_loops": 1,
+                                  "score": pytest.approx(unchecked.detection["score"])}
+    assert det["confirmation"]["distance"] == "diffusion" and det["confirmation"]["n_loops"] == 0
+    np.testing.assert_array_equal(r.D, unchecked.D)  # same distances; only the verdict changes
+    # a real loop is confirmed, and a fixed n_loops is never second-guessed
+    C = datasets.make("circle", n=300, d=10, sigma=0.1, seed=0).X
+    c = pipeline.run(C, k=30, localize=False)
+    assert c.detection["n_loops"] == 1 and c.detection["confirmation"]["n_loops"] == 1
+    assert "confirmation" not in pipeline.run(X, localize=False, n_loops=1).detection

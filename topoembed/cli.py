@@ -36,6 +36,8 @@ _HELP = {
     "subsample": "run on a random subset of this many points (seeded)",
     "seed": "random seed (subsampling, approximate kNN)",
     "max_points": "refuse inputs with more points than this (dense n×n stages)",
+    "confirm": "1: a loop count must be confirmed by the other spectral distance on the same graph "
+               "(effective resistance <-> diffusion), else 0 loops are reported; 0: off",
 }
 _CHOICES = {"distance": sorted(spectral.DISTANCES) + ["auto"], "symmetrize": ["or", "and"], "weights": list(graph.WEIGHTS)}
 
