@@ -142,3 +142,30 @@ def test_loop_count_accuracy_where_the_best_fixed_method_detects():
     # er_k15 is best and scores > 0.5 at sigma 0 and 0.1; auto is right at 0 only
     assert table["auto"]["m_accuracy_detectable"] == pytest.approx(0.5)
     assert table["auto"]["m_accuracy"] == pytest.approx(1 / 3)
+
+
+def test_default_applies_the_pipelines_confirmation():
+    assert B.CONFIRM == (pipeline.CONFIRM_WITH[pipeline.Params().distance], pipeline.Params().k, pipeline.Params().t,
+                         None, pipeline.Params().symmetrize)
+    one = {"life1": [1.0, 0.1, 0.05], "thresh": 1.0}
+    none = {"life1": list(np.linspace(0.1, 0.01, 10)), "thresh": 1.0}
+    assert B._predicted_m(one) == 1 and B._predicted_m(one, confirm=one) == 1
+    assert B._predicted_m(one, confirm=none) == 0 and B._predicted_m(none, confirm=one) == 0
+
+
+def test_update_adds_only_missing_settings_and_reproduces_them(tmp_path, circle_task):
+    path = tmp_path / "tasks" / B.task_filename("circle", 0.1, 0)
+    path.parent.mkdir()
+    confirm_key = "diff_k100_t8_mutual"
+    assert confirm_key in circle_task["candidates"]
+    old = json.loads(json.dumps(circle_task))
+    for key in (confirm_key, "er_k15"):
+        del old["candidates"][key]
+    old["candidates"]["euclidean"]["life1"] = [9.0]  # kept as it is: not recomputed
+    path.write_text(json.dumps(old))
+    assert B.update_tasks([path]) == [path]
+    new = json.loads(path.read_text())
+    for key in (confirm_key, "er_k15"):
+        assert new["candidates"][key]["life1"] == pytest.approx(circle_task["candidates"][key]["life1"])
+    assert new["candidates"]["euclidean"]["life1"] == [9.0]
+    assert B.update_tasks([path]) == []  # nothing missing any more
