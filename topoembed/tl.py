@@ -166,6 +166,10 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
     With ``localize``, also each loop's representative cycle
     (``uns[key]["loops"][str(i)]["cycle"]``) and per cell ``obs[f"{key}_phase"]`` (circular
     coordinate θ in [0, 2π)), ``_on_loop`` and ``_loop_distance`` (see :mod:`topoembed.localize`).
+
+    This step reads only the stored diagram, so it does not confirm the count with a
+    second distance as :func:`run` does (``confirm=True``); a loop found here on noisy
+    data should be checked with ``te.tl.run`` or ``distance="auto"``.
     """
     adata = adata.copy() if copy else adata
     check_adata(adata)
