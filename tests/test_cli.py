@@ -23,7 +23,7 @@ def test_run_end_to_end_contract(tmp_path, capsys):
     out = tmp_path / "res"
     assert run_cli("run", SPEC, "--out", out, "-q") == 0
     printed = capsys.readouterr().out
-    assert "loops found   1" in printed and "time (s)" in printed
+    assert "loops found   1   (confirmed by diffusion on the same graph" in printed and "time (s)" in printed
     assert sorted(p.name for p in out.iterdir()) == ["cells.csv", "diagrams.npz", "report.html", "summary.json"]
     s = json.loads((out / "summary.json").read_text())
     assert set(s) >= {"version", "input", "n_points", "params", "distance", "diagrams", "detection", "loops", "timings_s"}
@@ -59,6 +59,17 @@ def test_run_on_files(tmp_path):
         assert run_cli("run", tmp_path / name, "--out", out, "--k", 10, "-q") == 0
         results.append(json.loads((out / "summary.json").read_text())["diagrams"])
     assert results[0] == results[1] == results[2]
+
+
+def test_run_says_when_a_loop_is_not_confirmed(tmp_path, capsys):
+    # Gaussian noise on which effective resistance alone sees a loop (see test_pipeline)
+    blob = "synthetic:blob?n=1000&d=50&sigma=0.15&seed=0"
+    assert run_cli("run", blob, "--out", tmp_path / "b", "--localize", 0, "-q") == 0
+    printed = capsys.readouterr().out
+    assert "loops found   0   (effective_resistance proposed 1, s = 0.85; diffusion on the same graph found 0: " \
+           "not confirmed)" in printed
+    assert run_cli("run", blob, "--out", tmp_path / "c", "--localize", 0, "--confirm", 0, "-q") == 0
+    assert "loops found   1\n" in capsys.readouterr().out
 
 
 def test_stage_commands_chain(tmp_path):
