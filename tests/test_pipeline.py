@@ -143,3 +143,9 @@ def test_confirmation_rejects_a_loop_on_noise_and_keeps_a_real_one():
     c = pipeline.run(C, k=30, localize=False)
     assert c.detection["n_loops"] == 1 and c.detection["confirmation"]["n_loops"] == 1
     assert "confirmation" not in pipeline.run(X, localize=False, n_loops=1).detection
+    # the report says which distance disagreed, or that the count was confirmed
+    from topoembed import report
+
+    assert "but diffusion on the same graph finds 0, so the verdict is no loop" in report.render_html(
+        pipeline.summary(r))
+    assert "Confirmed: diffusion on the same graph" in report.render_html(pipeline.summary(c))

@@ -104,6 +104,15 @@ def render_html(summary: dict, points=None, index=None, per_point: list[dict] = 
         f"<p>distance=auto: the setting {html.escape(unconfirmed['key'])} alone proposes "
         f"{unconfirmed['n_loops']} loop(s) (s = {unconfirmed['score']:.2f}), but no other distance kind agrees, "
         "so the verdict is no loop; its diagram is shown for inspection.</p>")
+    check = det.get("confirmation")
+    if check and "unconfirmed" in det:
+        u = det["unconfirmed"]
+        caveat += (f"<p>{html.escape(u['distance'])} proposes {u['n_loops']} loop(s) (s = {u['score']:.2f}), but "
+                   f"{html.escape(check['distance'])} on the same graph finds {check['n_loops']}, so the verdict is "
+                   "no loop (confirm=False keeps the first reading); the diagram shown is the first distance's.</p>")
+    elif check:
+        caveat += (f"<p>Confirmed: {html.escape(check['distance'])} on the same graph finds the same number of "
+                   f"loops (s = {check['score']:.2f}).</p>")
     score_rows = [(m, f"{s:.3f}", "←" if int(m) == det["n_loops"] else "") for m, s in det["scores"].items()]
     loop_rows = [(i + 1, f"{lp['birth']:.4g}", f"{lp['death']:.4g}", f"{lp['persistence']:.4g}",
                   f"{lp['birth_edge'][0]}–{lp['birth_edge'][1]}", len(lp.get("cycle", [])), lp.get("n_on_loop", ""))
