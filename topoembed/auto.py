@@ -44,7 +44,7 @@ Nothing here uses the true number of loops.
 On the noise benchmark (BENCHMARKS.md; n = 1,000, seeds 0-2) this rule scored AUC 0.97
 on the circle (best fixed setting 0.93), 0.57 on the linked circles (best fixed 0.58) and
 0.58 on the eyeglasses (best fixed 0.72, the 2-D eigenmap), and reported no loop on the
-Gaussian blob in 24 of 24 runs or, in H1, on the sphere. It fails on the torus (one loop
+Gaussian blob in 45 of 45 runs or, in H1, on the sphere. It fails on the torus (one loop
 predicted instead of two), as every spectral setting does at that sampling density.
 """
 from __future__ import annotations
