@@ -133,6 +133,11 @@ def lifetimes_diagram(life) -> np.ndarray:
     return np.c_[np.zeros(len(life)), life]
 
 
+def detect_summary(c: dict) -> dict:
+    """``loops.detect(n_loops="auto")`` on a stored summary (:func:`summarize`)."""
+    return loops.detect(lifetimes_diagram(c["life1"]), n_loops="auto", scale=c.get("scale", c["thresh"]))
+
+
 def _distance(kind, X, A, spec, t, p):
     """Distance matrix; reuses the eigendecomposition ``spec`` of a connected graph."""
     if kind == "euclidean" or spec is None:
@@ -216,7 +221,7 @@ def choose(candidates: dict, *, min_support: int = MIN_SUPPORT, family: str = "k
         raise InputError("auto selection needs at least one candidate setting")
     rows = []
     for key, c in candidates.items():
-        det = loops.detect(lifetimes_diagram(c["life1"]), n_loops="auto", scale=c.get("scale", c["thresh"]))
+        det = detect_summary(c)
         rows.append({"key": key, "distance": c["distance"], "k": c["k"], "t": c.get("t"),
                      "symmetrize": c.get("symmetrize", "or"),
                      "n_loops": int(det["n_loops"]), "score": float(det["score"]),

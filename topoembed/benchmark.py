@@ -95,6 +95,8 @@ METHODS = {
     "le_k15_p2": ("laplacian_eigenmaps", 15, None, 2),
     "default": _default_config(),
 }
+
+
 def _confirm_config():
     """The second distance ``pipeline.Params()`` confirms a loop count with (same graph), or None."""
     p = pipeline.Params()
@@ -151,11 +153,8 @@ def _predicted_m(summary: dict, confirm: dict | None = None) -> int:
     """The loop count of the rule ``loops.detect(n_loops="auto")``; with ``confirm`` (the
     summary of the confirming distance) 0 unless that distance finds the same count,
     as ``pipeline.run`` does with ``Params.confirm``."""
-    def count(c):
-        return int(loops.detect(auto.lifetimes_diagram(c["life1"]), "auto", scale=c.get("scale", c["thresh"]))["n_loops"])
-
-    m = count(summary)
-    if m and confirm is not None and count(confirm) != m:
+    m = int(auto.detect_summary(summary)["n_loops"])
+    if m and confirm is not None and int(auto.detect_summary(confirm)["n_loops"]) != m:
         return 0
     return m
 
@@ -175,11 +174,12 @@ def _method_rows(cands: dict, methods: dict, base: dict, dim: int) -> list[dict]
     rows = []
     for name, cfg in methods.items():
         c = cands[auto.config_key(cfg)]
-        m_pred = _predicted_m(c, confirm if name == "default" else None)
+        checked = confirm if name == "default" else None
+        m_pred = _predicted_m(c, checked)
         score = _score(c, dim, m_true) if m_true else float(m_pred == 0)
         time_s = c["time_s"]
-        if name == "default" and confirm is not None and _predicted_m(c):
-            time_s += confirm["time_s"] - confirm.get("graph_s", 0.0)  # the extra H1 run on the same graph
+        if checked is not None and _predicted_m(c):
+            time_s += checked["time_s"] - checked.get("graph_s", 0.0)  # the extra H1 run on the same graph
         rows.append({**base, "method": name, "setting": auto.config_key(cfg), "score": score,
                      "m_pred": m_pred, "time_s": time_s})
     return rows
@@ -193,15 +193,11 @@ def run_task(dataset: str, sigma: float, seed: int, *, n: int = 1000, d: int = 5
     predicted m, time) and ``candidates`` (the persistence summaries they come from).
     """
     methods = METHODS if methods is None else methods
-    dim, m_true = TRUTH[dataset]
-    maxdim = max(1, dim)
+    maxdim = max(1, TRUTH[dataset][0])
     t0 = time.perf_counter()
     data = datasets.make(dataset, n=n, d=d, sigma=sigma, seed=seed)
     cands = auto.compute_candidates(data.X, _task_configs(methods, auto_grid), maxdim=maxdim, seed=seed)
-    base = {"dataset": dataset, "sigma": float(sigma), "seed": int(seed), "m_true": m_true,
-            "loops_true": LOOPS_H1[dataset]}
-    rows = _method_rows(cands, methods, base, dim)
-    rows.extend(_auto_rows(cands, auto_grid, base, dim))
+    rows = _task_rows(cands, _task_base(dataset, sigma, seed), methods, auto_grid)
     return {"dataset": dataset, "sigma": float(sigma), "seed": int(seed), "n": n, "d": d, "version": __version__,
             "wall_s": time.perf_counter() - t0, "rows": rows, "candidates": cands}
 
@@ -260,10 +256,17 @@ def run_grid(tasks, out_dir, *, n: int = 1000, d: int = 50, jobs: int = 1, progr
 
 
 # ---------------------------------------------------------------- aggregation
-def _task_base(task: dict) -> dict:
-    ds = task["dataset"]
-    return {"dataset": ds, "sigma": float(task["sigma"]), "seed": int(task["seed"]), "m_true": TRUTH[ds][1],
-            "loops_true": LOOPS_H1[ds]}
+def _task_base(dataset: str, sigma: float, seed: int) -> dict:
+    """The fields every row of one task shares, the truth included."""
+    return {"dataset": dataset, "sigma": float(sigma), "seed": int(seed), "m_true": TRUTH[dataset][1],
+            "loops_true": LOOPS_H1[dataset]}
+
+
+def _task_rows(cands: dict, base: dict, methods=None, auto_grid=auto.DEFAULT_GRID) -> list[dict]:
+    """Every row of one task (fixed methods, auto, auto_m) from its candidate summaries."""
+    dim = TRUTH[base["dataset"]][0]
+    return (_method_rows(cands, METHODS if methods is None else methods, base, dim)
+            + _auto_rows(cands, auto_grid, base, dim))
 
 
 def load_rows(task_files) -> list[dict]:
@@ -274,10 +277,7 @@ def load_rows(task_files) -> list[dict]:
     for f in task_files:
         with open(f) as fh:
             task = json.load(fh)
-        base = _task_base(task)
-        dim = TRUTH[base["dataset"]][0]
-        rows.extend(_method_rows(task["candidates"], METHODS, base, dim))
-        rows.extend(_auto_rows(task["candidates"], auto.DEFAULT_GRID, base, dim))
+        rows.extend(_task_rows(task["candidates"], _task_base(task["dataset"], task["sigma"], task["seed"])))
     return rows
 
 
@@ -293,12 +293,11 @@ def update_tasks(task_files, *, methods=None, auto_grid=auto.DEFAULT_GRID) -> li
         missing = [c for c in _task_configs(methods, auto_grid) if auto.config_key(c) not in task["candidates"]]
         if not missing:
             continue
-        base = _task_base(task)
-        dim = TRUTH[base["dataset"]][0]
+        base = _task_base(task["dataset"], task["sigma"], task["seed"])
         data = datasets.make(base["dataset"], n=task["n"], d=task["d"], sigma=base["sigma"], seed=base["seed"])
-        task["candidates"].update(auto.compute_candidates(data.X, missing, maxdim=max(1, dim), seed=base["seed"]))
-        task["rows"] = _method_rows(task["candidates"], methods, base, dim) + _auto_rows(
-            task["candidates"], auto_grid, base, dim)
+        maxdim = max(1, TRUTH[base["dataset"]][0])
+        task["candidates"].update(auto.compute_candidates(data.X, missing, maxdim=maxdim, seed=base["seed"]))
+        task["rows"] = _task_rows(task["candidates"], base, methods, auto_grid)
         io.write_json(f, task)
         changed.append(Path(f))
         log.info("%s: added %s", Path(f).name, ", ".join(auto.config_key(c) for c in missing))
