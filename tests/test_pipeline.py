@@ -149,3 +149,10 @@ def test_confirmation_rejects_a_loop_on_noise_and_keeps_a_real_one():
     assert "but diffusion on the same graph finds 0, so the verdict is no loop" in report.render_html(
         pipeline.summary(r))
     assert "Confirmed: diffusion on the same graph" in report.render_html(pipeline.summary(c))
+
+
+@pytest.mark.parametrize("name", ["confirm", "localize"])
+def test_switches_must_be_on_or_off(name):
+    X = datasets.make("circle", n=60, d=3, sigma=0.0, seed=0).X
+    with pytest.raises(InputError, match=f"{name}=2 must be True/False"):
+        pipeline.run(X, k=10, **{name: 2})

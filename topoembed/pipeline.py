@@ -86,6 +86,9 @@ class Params:
             check_positive(self.n_loops, "n_loops", integer=True, allow_zero=True)
         if not 0 <= self.theta_filtration < 1:
             raise InputError(f"theta_filtration={self.theta_filtration!r} must be in [0, 1)")
+        for name in ("localize", "confirm"):
+            if getattr(self, name) not in (True, False):  # also accepts 0 and 1 (the CLI's form)
+                raise InputError(f"{name}={getattr(self, name)!r} must be True/False (on the command line 1 or 0)")
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
             raise InputError(f"seed={self.seed!r} must be an integer")
         n_used = n
