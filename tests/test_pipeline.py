@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from topoembed import datasets, pipeline
+from topoembed import datasets, pipeline, spectral
 from topoembed._validate import InputError
 
 
@@ -125,7 +125,7 @@ def test_report_names_an_unconfirmed_reading():
     assert "er_k15 alone proposes 2 loop(s) (s = 0.80)" in html
 
 
-def test_confirmation_rejects_a_loop_on_noise_and_keeps_a_real_one():
+def test_confirmation_rejects_a_loop_on_noise_and_keeps_a_real_one(monkeypatch):
     # Gaussian blob: effective resistance on the default graph sees a loop (s_1 = 0.85),
     # diffusion on the same graph does not (noise benchmark, blob seed 0, sigma = 0.15)
     X = datasets.make("blob", n=1000, d=50, sigma=0.15, seed=0).X
@@ -143,6 +143,12 @@ def test_confirmation_rejects_a_loop_on_noise_and_keeps_a_real_one():
     c = pipeline.run(C, k=30, localize=False)
     assert c.detection["n_loops"] == 1 and c.detection["confirmation"]["n_loops"] == 1
     assert "confirmation" not in pipeline.run(X, localize=False, n_loops=1).detection
+    # the confirmation reuses the eigendecomposition of the distance stage: one per run
+    calls = []
+    real = spectral.laplacian_spectrum
+    monkeypatch.setattr(spectral, "laplacian_spectrum", lambda *a, **kw: calls.append(1) or real(*a, **kw))
+    again = pipeline.run(X, localize=False)
+    assert len(calls) == 1 and again.detection["confirmation"] == r.detection["confirmation"]
     # the report says which distance disagreed, or that the count was confirmed
     from topoembed import report
 

@@ -103,6 +103,26 @@ def test_disconnected_graph_is_per_component_with_inf_between(caplog):
     assert np.all(np.isinf(R[:15, 15:]))
 
 
+@pytest.mark.parametrize("connected", [True, False])
+def test_precomputed_spectra_give_the_same_distances(connected):
+    _, A1 = random_connected_graph(0, n=15)
+    A = A1 if connected else sp.block_diag([A1, random_connected_graph(1, n=12)[1], sp.csr_matrix((1, 1))]).tocsr()
+    spectra = spectral.component_spectra(A)
+    assert sorted(np.concatenate([i for i, _ in spectra]).tolist()) == list(range(A.shape[0]))
+    for kind, kw in [("effective_resistance", {}), ("diffusion", {"t": 3}), ("diffusion", {"t": 64}),
+                     ("laplacian_eigenmaps", {"n_components": 2})]:
+        fresh = spectral.distance_matrix(kind, A=A, **kw)
+        np.testing.assert_array_equal(spectral.distance_matrix(kind, A=A, spectra=spectra, **kw), fresh)
+    # and against the oracle: the dense pseudo-inverse on the connected part
+    R = spectral.distance_matrix("effective_resistance_uncorrected", A=A, spectra=spectra)
+    L = np.diag(np.asarray(A1.sum(1)).ravel()) - A1.toarray()
+    Lp = np.linalg.pinv(L)
+    np.testing.assert_allclose(R[:15, :15], np.diag(Lp)[:, None] + np.diag(Lp)[None] - 2 * Lp, atol=1e-9)
+    with pytest.raises(InputError, match="spectra cover"):
+        spectral.distance_matrix("diffusion", A=A, spectra=spectral.component_spectra(A1) if not connected else
+                                 spectral.component_spectra(sp.block_diag([A1, A1]).tocsr()))
+
+
 def test_dense_limit_refuses_before_allocating():
     with pytest.raises(InputError, match="subsample"):
         spectral.check_dense_feasible(50_000)

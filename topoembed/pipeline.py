@@ -137,16 +137,19 @@ CONFIRM_WITH = {"effective_resistance": "diffusion", "effective_resistance_uncor
                 "diffusion": "effective_resistance"}
 
 
-def confirm_loops(detection: dict, A: sp.spmatrix, params: Params, dgm1: np.ndarray, scale: float) -> dict:
+def confirm_loops(detection: dict, A: sp.spmatrix, params: Params, dgm1: np.ndarray, scale: float,
+                  spectra: list | None = None) -> dict:
     """Second opinion on a loop count: rerun H1 with ``CONFIRM_WITH[params.distance]`` on
     the same graph ``A`` and keep the count only if that distance's own rule
     (:func:`topoembed.loops.detect`, ``n_loops="auto"``) finds the same number.
+    ``spectra`` (:func:`topoembed.spectral.component_spectra` of A) saves a second
+    eigendecomposition.
 
     Returns the detection to use; it carries ``confirmation`` (the other distance's
     reading) and, when rejected, ``unconfirmed`` (the first reading) with 0 loops.
     """
     other = CONFIRM_WITH[params.distance]
-    D2 = spectral.distance_matrix(other, A=A, t=params.t)
+    D2 = spectral.distance_matrix(other, A=A, t=params.t, spectra=spectra)
     ph2 = homology.persistence(D2, maxdim=1)
     det2 = loops.detect(ph2["dgms"][1], n_loops="auto", scale=ph2["scale"])
     check = {"distance": other, "n_loops": int(det2["n_loops"]), "score": float(det2["score"])}
@@ -231,7 +234,10 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
     tick("graph", t0)
 
     t0 = time.perf_counter()
-    D = spectral.distance_matrix(params.distance, X=Xs, A=A, t=params.t, n_components=params.n_components)
+    # one eigendecomposition per graph, shared with the confirmation below
+    spectra = spectral.component_spectra(A) if params.distance != "euclidean" else None
+    D = spectral.distance_matrix(params.distance, X=Xs, A=A, t=params.t, n_components=params.n_components,
+                                 spectra=spectra)
     tick("distances", t0)
 
     t0 = time.perf_counter()
@@ -246,7 +252,7 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
     detection = loops.detect(dgm1, n_loops=params.n_loops, scale=ph["scale"])
     if (params.confirm and params.n_loops == "auto" and detection["n_loops"] > 0 and chosen is None
             and params.distance in CONFIRM_WITH):
-        detection = confirm_loops(detection, A, params, dgm1, ph["scale"])
+        detection = confirm_loops(detection, A, params, dgm1, ph["scale"], spectra)
     found = describe_loops(ph, detection, index)
     tick("detection", t0)
 

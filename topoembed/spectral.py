@@ -53,7 +53,7 @@ from .graph import components
 log = logging.getLogger(__name__)
 
 __all__ = [
-    "Spectrum", "laplacian_spectrum", "spectral_coordinates", "distance_matrix",
+    "Spectrum", "laplacian_spectrum", "component_spectra", "spectral_coordinates", "distance_matrix",
     "effective_resistance", "diffusion_distance", "eigenmap_distance", "euclidean_distance",
     "pairwise_euclidean", "DISTANCES", "DEFAULT_DISTANCE", "dense_cost", "check_dense_feasible",
     "DENSE_MAX_N",
@@ -131,31 +131,44 @@ _SQUARED = {"effective_resistance": True, "effective_resistance_uncorrected": Tr
             "diffusion": False, "laplacian_eigenmaps": False}
 
 
-def _per_component(A, fn):
-    """Apply fn(A_c) -> D_c on each connected component; inf between components."""
-    n = A.shape[0]
+def component_spectra(A: sp.spmatrix) -> list[tuple[np.ndarray, Spectrum | None]]:
+    """(point indices, :class:`Spectrum`) per connected component of A (None for a lone point).
+
+    The eigendecomposition is the costly part of every spectral distance (O(n³)); compute
+    it once here and pass it as ``spectra`` to :func:`distance_matrix` for several kinds
+    or times t on the same graph.
+    """
+    A = sp.csr_matrix(A)
     n_comp, labels = components(A)
     if n_comp == 1:
-        return fn(A)
-    sizes = np.bincount(labels)
-    log.warning("the kNN graph has %d connected components (sizes %s); spectral distances are "
-                "computed per component and are inf between components. Increase k to connect them.",
-                n_comp, sorted(sizes.tolist(), reverse=True)[:10])
-    D = np.full((n, n), np.inf)
+        return [(np.arange(A.shape[0]), laplacian_spectrum(A))]
+    out = []
     for c in range(n_comp):
         idx = np.flatnonzero(labels == c)
-        if len(idx) == 1:
+        out.append((idx, laplacian_spectrum(A[idx][:, idx]) if len(idx) > 1 else None))
+    return out
+
+
+def _spectral_distance(A, kind, spectra=None, **params):
+    """Distances of ``kind`` per connected component; inf between components."""
+    spectra = component_spectra(A) if spectra is None else spectra
+
+    def one(spec):
+        return pairwise_euclidean(spectral_coordinates(spec, kind, **params), squared=_SQUARED[kind])
+
+    if len(spectra) == 1:
+        return one(spectra[0][1])
+    n = A.shape[0]
+    log.warning("the kNN graph has %d connected components (sizes %s); spectral distances are "
+                "computed per component and are inf between components. Increase k to connect them.",
+                len(spectra), sorted((len(i) for i, _ in spectra), reverse=True)[:10])
+    D = np.full((n, n), np.inf)
+    for idx, spec in spectra:
+        if spec is None:
             D[idx[0], idx[0]] = 0.0
-            continue
-        D[np.ix_(idx, idx)] = fn(A[idx][:, idx])
+        else:
+            D[np.ix_(idx, idx)] = one(spec)
     return D
-
-
-def _spectral_distance(A, kind, **params):
-    def one(Ac):
-        Y = spectral_coordinates(laplacian_spectrum(Ac), kind, **params)
-        return pairwise_euclidean(Y, squared=_SQUARED[kind])
-    return _per_component(sp.csr_matrix(A), one)
 
 
 def effective_resistance(A: sp.spmatrix, corrected: bool = True) -> np.ndarray:
@@ -190,10 +203,12 @@ DISTANCES = {
 
 
 def distance_matrix(kind: str = DEFAULT_DISTANCE, *, X: np.ndarray | None = None,
-                    A: sp.spmatrix | None = None, t: float = 8, n_components: int = 2) -> np.ndarray:
+                    A: sp.spmatrix | None = None, t: float = 8, n_components: int = 2,
+                    spectra: list | None = None) -> np.ndarray:
     """Dense n×n distance matrix of the given ``kind`` (see :data:`DISTANCES`).
 
-    ``euclidean`` needs the points ``X``; every other kind needs the kNN graph ``A``.
+    ``euclidean`` needs the points ``X``; every other kind needs the kNN graph ``A``, and
+    reuses ``spectra`` (:func:`component_spectra` of that same A) when given.
     """
     if kind not in DISTANCES:
         raise InputError(f"unknown distance {kind!r}; choose one of {sorted(DISTANCES)}")
@@ -203,11 +218,14 @@ def distance_matrix(kind: str = DEFAULT_DISTANCE, *, X: np.ndarray | None = None
         return euclidean_distance(X)
     if A is None:
         raise InputError(f"the {kind} distance needs the kNN graph A")
+    if spectra is not None and sum(len(i) for i, _ in spectra) != A.shape[0]:
+        raise InputError(f"spectra cover {sum(len(i) for i, _ in spectra)} points but the graph has "
+                         f"{A.shape[0]}; compute them with component_spectra(A) of this graph")
     if kind == "laplacian_eigenmaps":
-        return eigenmap_distance(A, n_components=n_components)
+        return _spectral_distance(A, kind, spectra, n_components=n_components)
     if kind == "diffusion":
-        return diffusion_distance(A, t=t)
-    return effective_resistance(A, corrected=(kind == "effective_resistance"))
+        return _spectral_distance(A, kind, spectra, t=t)
+    return _spectral_distance(A, kind, spectra)
 
 
 def dense_cost(n: int) -> dict:
