@@ -169,3 +169,90 @@ def test_update_adds_only_missing_settings_and_reproduces_them(tmp_path, circle_
         assert new["candidates"][key]["life1"] == pytest.approx(circle_task["candidates"][key]["life1"])
     assert new["candidates"]["euclidean"]["life1"] == [9.0]
     assert B.update_tasks([path]) == []  # nothing missing any more
+
+
+def test_sphere_h1_only_is_checked_for_false_loops_and_redone_when_h2_is_wanted(tmp_path, monkeypatch):
+    tasks = [("sphere", 0.05, 0)]
+    (path,) = B.run_grid(tasks, tmp_path, n=N, d=10, progress=False, h1_only=True)
+    task = json.loads(path.read_text())
+    assert task["maxdim"] == 1 and all("life2" not in c for c in task["candidates"].values())
+    rows = task["rows"]
+    # only the H1 check: rows "sphere_h1", scored like the blob (1 = the method's own rule saw no loop)
+    assert {r["dataset"] for r in rows} == {"sphere_h1"}
+    for r in rows:
+        assert r["m_true"] == 0 and r["score"] == float(r["m_pred"] == 0)
+    by = {r["method"]: r for r in rows}
+    assert by["er_k15"]["m_pred"] == B.auto.detect_summary(task["candidates"]["er_k15"])["n_loops"]
+    # S^2 has no H1 loop; auto must not report one (single settings may, at n = 150)
+    assert by["auto"]["m_pred"] == 0 and by["auto"]["score"] == 1.0
+    # the table lists the check after the sphere's own place
+    assert [t["dataset"] for t in B.auc_table(rows)][0] == "sphere_h1"
+    # an H1-only task is done for an H1-only run, but redone when H2 is wanted
+    assert B._task_done(path, "sphere", h1_only=True) and not B._task_done(path, "sphere", h1_only=False)
+    assert B._task_done(path, "circle", h1_only=False)
+    seen = []
+    monkeypatch.setattr(B, "_task_worker", lambda args: seen.append(args) or {"dataset": args[0], "sigma": args[1],
+                                                                                 "seed": args[2], "wall_s": 0.0})
+    B.run_grid(tasks, tmp_path, n=N, d=10, progress=False)
+    assert [a[:3] for a in seen] == tasks and seen[0][5] is False
+
+
+def _eff_ph_score(dgm, n_features):
+    """Independent oracle: the published scoring written out from its definition (all-or-
+    nothing death/birth > 1.25 filter, then the relative gap after the n-th lifetime)."""
+    dgm = np.asarray(dgm, float).reshape(-1, 2)
+    dgm = dgm[np.isfinite(dgm[:, 1])]
+    if not (dgm[:, 1] / (dgm[:, 0] + 1e-10) > 1.25).any():
+        dgm = dgm[:0]
+    if n_features == 0:
+        return 1 - _eff_ph_score(dgm, 1) if len(dgm) else 1.0
+    life = np.sort(dgm[:, 1] - dgm[:, 0])[::-1]
+    if len(life) == n_features:
+        return 1.0
+    if len(life) < n_features:
+        return 0.0
+    return (life[n_features - 1] - life[n_features]) / life[n_features - 1]
+
+
+@pytest.mark.parametrize("dgm", [
+    [[0.1, 1.0], [2.0, 2.4], [0.5, 0.55]],          # a loop and a long low-ratio feature
+    [[0.1, 1.0], [0.2, 0.9], [2.0, 2.3], [1.0, 1.1]],  # two loops
+    [[2.0, 2.4], [0.5, 0.55]],                      # nothing passes
+    [[0.0, 0.3]],                                   # born at 0: always passes
+    [],
+])
+def test_published_score_matches_the_published_definition(dgm):
+    dgm = np.array(dgm, float).reshape(-1, 2)
+    summ = B.auto.summarize({"dgms": [np.zeros((0, 2)), dgm], "thresh": 3.0}, maxdim=1)
+    for m in (0, 1, 2):
+        assert B._score_published(summ, 1, m) == pytest.approx(_eff_ph_score(dgm, m))
+    del summ["all1"]  # a summary stored before the unfiltered lifetimes were kept
+    assert np.isnan(B._score_published(summ, 1, 1))
+
+
+def test_published_scoring_in_rows_and_comparison(circle_task):
+    rows = {r["method"]: r for r in circle_task["rows"]}
+    c = circle_task["candidates"]["er_k100"]
+    assert rows["er_k100"]["score_published"] == pytest.approx(B._score_published(c, 1, 1))
+    assert rows["er_k100"]["score_published"] <= rows["er_k100"]["score"] + 1e-12  # more features, never higher here
+    table = B.auc_table(circle_task["rows"])
+    text = B.comparison_table(table)
+    er = next(line for line in text.splitlines() if "effective_resistance" in line)
+    best = max(t["auc_published"] for t in table if t["method"] in ("er_k15", "er_k100"))
+    assert f"{best:.2f}" in er and "0.88" in er
+
+
+def test_update_recomputes_published_settings_without_unfiltered_lifetimes(tmp_path, circle_task):
+    path = tmp_path / B.task_filename("circle", 0.1, 0)
+    old = json.loads(json.dumps(circle_task))
+    for key in ("er_k15", "diff_k15_t8"):
+        del old["candidates"][key]["all1"]
+    del old["candidates"]["le_k15_p2"]["all1"]  # not a published family: left alone
+    path.write_text(json.dumps(old))
+    assert B.update_tasks([path]) == [path]
+    new = json.loads(path.read_text())
+    for key in ("er_k15", "diff_k15_t8"):
+        assert new["candidates"][key]["all1"] == pytest.approx(circle_task["candidates"][key]["all1"])
+        assert new["candidates"][key]["time_s"] == old["candidates"][key]["time_s"]  # the original cost is kept
+    assert "all1" not in new["candidates"]["le_k15_p2"]
+    assert B.update_tasks([path]) == []

@@ -25,6 +25,19 @@ def test_scores_edge_cases():
     assert loops.detection_scores(np.array([[0.5, np.inf]]))[1] == 0.0
 
 
+def test_binary_filter_keeps_all_features_once_one_passes():
+    # the published benchmark's all-or-nothing filter (eff-ph filter_diagram(dob=1.25, binary=True)):
+    # one clear loop (ratio 10) and a long-lived feature with a low ratio (2.0 -> 2.4: ratio 1.2)
+    dgm = np.array([[0.1, 1.0], [2.0, 2.4], [0.5, 0.55], [0.3, np.inf]])
+    assert loops.detection_scores(dgm)[1] == 1.0  # only the loop passes
+    s = loops.detection_scores(dgm, binary=True)  # all three finite features count
+    assert s[1] == pytest.approx((0.9 - 0.4) / 0.9) and s[2] == pytest.approx((0.4 - 0.05) / 0.4)
+    assert s[3] == 1.0 and s[4] == 0.0
+    # nothing passes: both filters keep nothing
+    low = np.array([[2.0, 2.4], [0.5, 0.55]])
+    assert loops.detection_scores(low, binary=True) == loops.detection_scores(low) == {m: 0.0 for m in range(1, 6)}
+
+
 def test_fixed_n_loops():
     dgm = np.array([[0.1, 1.0], [0.2, 0.5], [0.35, 0.45]])
     det = loops.detect(dgm, n_loops=2)

@@ -117,13 +117,18 @@ def summarize(ph: dict, maxdim: int = 1) -> dict:
     """What the rule (and the benchmark) needs from one persistence result.
 
     ``life1``/``life2``: the filtered H1/H2 lifetimes (death/birth > 1.25), longest
-    first, at most :data:`KEEP_LIFETIMES`; ``thresh``: the filtration's truncation value;
-    ``scale``: the distance scale of the loop-count rule (``persistence(D)["scale"]``).
+    first, at most :data:`KEEP_LIFETIMES`; ``all1``/``all2``: the same for every finite
+    feature, filter or not (what the published benchmark's all-or-nothing filter scores,
+    :func:`topoembed.loops.filtered_lifetimes` with ``binary=True``); ``thresh``: the
+    filtration's truncation value; ``scale``: the distance scale of the loop-count rule
+    (``persistence(D)["scale"]``).
     """
     out = {"thresh": float(ph["thresh"]), "scale": float(ph.get("scale", ph["thresh"]))}
     for dim in range(1, maxdim + 1):
         life, _ = loops.filtered_lifetimes(ph["dgms"][dim])
         out[f"life{dim}"] = [float(x) for x in life[:KEEP_LIFETIMES]]
+        every, _ = loops.filtered_lifetimes(ph["dgms"][dim], min_ratio=-np.inf)
+        out[f"all{dim}"] = [float(x) for x in every[:KEEP_LIFETIMES]]
     return out
 
 
@@ -138,13 +143,10 @@ def detect_summary(c: dict) -> dict:
     return loops.detect(lifetimes_diagram(c["life1"]), n_loops="auto", scale=c.get("scale", c["thresh"]))
 
 
-def _distance(kind, X, A, spec, t, p):
-    """Distance matrix; reuses the eigendecomposition ``spec`` of a connected graph."""
-    if kind == "euclidean" or spec is None:
-        return spectral.distance_matrix(kind, X=X, A=A, t=t if t is not None else 8,
-                                        n_components=p if p is not None else 2)
-    Y = spectral.spectral_coordinates(spec, kind, t=t if t is not None else 8, n_components=p if p is not None else 2)
-    return spectral.pairwise_euclidean(Y, squared=kind.startswith("effective_resistance"))
+def _distance(kind, X, A, spectra, t, p):
+    """Distance matrix; reuses the eigendecompositions ``spectra`` of the graph A."""
+    return spectral.distance_matrix(kind, X=X, A=A, t=t if t is not None else 8,
+                                    n_components=p if p is not None else 2, spectra=spectra)
 
 
 def compute_candidates(X: np.ndarray, configs, *, maxdim: int = 1, seed: int = 0) -> dict:
@@ -164,17 +166,16 @@ def compute_candidates(X: np.ndarray, configs, *, maxdim: int = 1, seed: int = 0
     out = {}
     for (k, sym), cfgs in by_graph.items():
         t0 = time.perf_counter()
-        A = spec = None
+        A = spectra = None
         if k is not None:
             A = graph.knn_graph(X, k=k, symmetrize=sym, random_state=seed)
-            n_comp, _ = graph.components(A)
-            if any(c[0] != "euclidean" for c in cfgs) and n_comp == 1:
-                spec = spectral.laplacian_spectrum(A)
+            if any(c[0] != "euclidean" for c in cfgs):
+                spectra = spectral.component_spectra(A)
         shared = time.perf_counter() - t0
         for cfg in cfgs:
             kind, _, t, p, _ = cfg
             t1 = time.perf_counter()
-            D = _distance(kind, X, A, spec, t, p)
+            D = _distance(kind, X, A, spectra, t, p)
             ph = homology.persistence(D, maxdim=maxdim)
             summ = summarize(ph, maxdim)
             own = time.perf_counter() - t1

@@ -31,21 +31,33 @@ MIN_SCORE = 0.5
 MIN_PERSISTENCE = 0.05
 
 
-def filtered_lifetimes(dgm: np.ndarray, min_ratio: float = MIN_RATIO) -> tuple[np.ndarray, np.ndarray]:
-    """Lifetimes of the features with death/birth > min_ratio, sorted descending, and their rows."""
+def filtered_lifetimes(dgm: np.ndarray, min_ratio: float = MIN_RATIO,
+                       binary: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Lifetimes of the features with death/birth > min_ratio, sorted descending, and their rows.
+
+    ``binary=True`` is the all-or-nothing variant of the filter that the published
+    benchmark figures use (eff-ph, ``filter_diagram(..., dob=1.25, binary=True)``): if
+    any feature passes, *every* finite feature is kept, otherwise none. It scores lower
+    whenever short-ratio features outlive the (m+1)-th passing one.
+    """
     dgm = np.asarray(dgm, dtype=np.float64).reshape(-1, 2)
     birth, death = dgm[:, 0], dgm[:, 1]
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(birth > 0, death / birth, np.inf)
-    keep = np.flatnonzero((ratio > min_ratio) & np.isfinite(death))
+    passes = (ratio > min_ratio) & np.isfinite(death)
+    if binary and passes.any():
+        passes = np.isfinite(death)
+    keep = np.flatnonzero(passes)
     life = death[keep] - birth[keep]
     order = np.argsort(-life, kind="stable")
     return life[order], keep[order]
 
 
-def detection_scores(dgm: np.ndarray, max_loops: int = MAX_LOOPS, min_ratio: float = MIN_RATIO) -> dict:
-    """{m: s_m} for m = 1..max_loops (see module docstring)."""
-    life, _ = filtered_lifetimes(dgm, min_ratio)
+def detection_scores(dgm: np.ndarray, max_loops: int = MAX_LOOPS, min_ratio: float = MIN_RATIO,
+                     binary: bool = False) -> dict:
+    """{m: s_m} for m = 1..max_loops (see module docstring; ``binary`` as in
+    :func:`filtered_lifetimes`)."""
+    life, _ = filtered_lifetimes(dgm, min_ratio, binary)
     scores = {}
     for m in range(1, max_loops + 1):
         if len(life) < m:
