@@ -142,6 +142,12 @@ def test_loop_count_accuracy_where_the_best_fixed_method_detects():
     # er_k15 is best and scores > 0.5 at sigma 0 and 0.1; auto is right at 0 only
     assert table["auto"]["m_accuracy_detectable"] == pytest.approx(0.5)
     assert table["auto"]["m_accuracy"] == pytest.approx(1 / 3)
+    # under the published scoring er_k15 clears 0.5 at sigma 0 only (and euclidean never)
+    for r in rows:
+        r["score_published"] = {"er_k15": 0.6 if r["sigma"] == 0.0 else 0.4, "euclidean": 0.1}.get(r["method"], 0.0)
+    table = {t["method"]: t for t in B.auc_table(rows)}
+    assert table["auto"]["m_accuracy_detectable_published"] == pytest.approx(1.0)
+    assert table["auto"]["m_accuracy_detectable"] == pytest.approx(0.5)
 
 
 def test_default_applies_the_pipelines_confirmation():
@@ -256,3 +262,20 @@ def test_update_recomputes_published_settings_without_unfiltered_lifetimes(tmp_p
         assert new["candidates"][key]["time_s"] == old["candidates"][key]["time_s"]  # the original cost is kept
     assert "all1" not in new["candidates"]["le_k15_p2"]
     assert B.update_tasks([path]) == []
+
+
+def test_update_selection_and_published_auc_over_the_runs_that_have_it():
+    from pathlib import Path
+
+    assert B._selected(Path("t/linked_circles_s0.1000_seed2.json"), ["linked_circles"], [2])
+    assert not B._selected(Path("t/circle_s0.0000_seed0.json"), ["linked_circles"], None)
+    assert B._selected(Path("t/circle_s0.0000_seed0.json"), None, [0]) and not B._selected(Path("t/notes.json"), None, None)
+    rows = [_row("circle", "er_k15", s, seed, 1.0) for s in (0.0, 0.1) for seed in (0, 1)]
+    for r in rows:  # seed 0 has the published score everywhere, seed 1 only at sigma 0
+        r["score_published"] = {(0.0, 0): 0.8, (0.1, 0): 0.4, (0.0, 1): 0.6}.get((r["sigma"], r["seed"]), float("nan"))
+    (t,) = B.auc_table(rows)
+    assert t["auc_published"] == pytest.approx(((0.8 + 0.6) / 2 + 0.4) / 2) and t["n_runs_published"] == 3
+    rows[1]["score_published"] = float("nan")  # sigma 0.1 then has no published score at all
+    rows = [r for r in rows if not (r["sigma"] == 0.1 and r["seed"] == 0)] + [
+        {**_row("circle", "er_k15", 0.1, 0, 1.0), "score_published": float("nan")}]
+    assert np.isnan(B.auc_table(rows)[0]["auc_published"])
