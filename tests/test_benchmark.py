@@ -98,6 +98,13 @@ def test_cli_task_and_aggregate(tmp_path, capsys):
     assert all(r["score"] == float(r["m_pred"] == 0) for r in blob.values())
     assert main(["benchmark", "--aggregate", "--out", str(tmp_path)]) == 0
     assert "| blob |" in capsys.readouterr().out
+    # the sphere through the command line, H1 only: its H1 check joins the tables
+    sph = tmp_path / "tasks" / B.task_filename("sphere", 0.1, 0)
+    assert main(["benchmark", "--task", "sphere", "0.1", "0", "--n", str(N), "--d", "10", "--h1-only",
+                 "--out", str(sph)]) == 0
+    assert json.loads(sph.read_text())["maxdim"] == 1
+    assert main(["benchmark", "--aggregate", "--out", str(tmp_path)]) == 0
+    assert "| sphere_h1 |" in capsys.readouterr().out
 
 
 @pytest.mark.parametrize("argv", [
