@@ -71,3 +71,36 @@ def test_components():
     X = np.r_[np.zeros((10, 2)) + np.arange(10)[:, None] * 0.01, 100 + np.zeros((10, 2)) + np.arange(10)[:, None] * 0.01]
     n, labels = graph.components(graph.knn_graph(X, 3))
     assert n == 2 and len(set(labels[:10])) == 1 and labels[0] != labels[-1]
+
+
+def test_exact_search_on_tied_distances_does_not_depend_on_the_blas(monkeypatch):
+    # equally spaced points on a circle in R^10: every point has two neighbours at each
+    # distance, so the k-th neighbour is a tie that the matrix-product ranking of the
+    # brute-force search breaks by its rounding. The re-ranked search breaks it by index.
+    t = 2 * np.pi * np.arange(200) / 200
+    Q, _ = np.linalg.qr(np.random.default_rng(0).normal(size=(10, 10)))
+    X = np.c_[np.cos(t), np.sin(t)] @ Q[:2]
+    idx, dist = graph.knn_search(X, 3, method="exact")
+    oracle = np.sqrt(((X[:, None] - X[None]) ** 2).sum(-1))
+    np.testing.assert_allclose(dist, np.take_along_axis(oracle, idx, 1), rtol=1e-12)
+    assert np.all(np.diff(dist, axis=1) >= 0)
+    np.testing.assert_allclose(dist[:, 2], np.sort(oracle, 1)[:, 3], rtol=1e-9)  # the right distance ranks
+    # a perturbed candidate order (another BLAS's rounding) gives the same neighbours
+    from sklearn.neighbors import NearestNeighbors
+
+    real = NearestNeighbors.kneighbors
+
+    def shuffled(self, X_, n_neighbors=None, return_distance=True):
+        d, i = real(self, X_, n_neighbors)
+        perm = np.random.default_rng(1).permuted(np.tile(np.arange(i.shape[1]), (len(i), 1)), axis=1)
+        return np.take_along_axis(d, perm, 1), np.take_along_axis(i, perm, 1)
+
+    monkeypatch.setattr(NearestNeighbors, "kneighbors", shuffled)
+    idx2, _ = graph.knn_search(X, 3, method="exact")
+    np.testing.assert_array_equal(idx2, idx)
+    # small chunks give the same result as one block
+    monkeypatch.undo()
+    small_idx, small_dist = graph._exact_euclidean(X, 4, chunk_bytes=1)
+    big_idx, big_dist = graph._exact_euclidean(X, 4)
+    np.testing.assert_array_equal(small_idx, big_idx)
+    np.testing.assert_array_equal(small_dist, big_dist)

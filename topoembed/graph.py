@@ -9,7 +9,9 @@
   a self-tuning Gaussian affinity (a weighted graph for the Laplacian).
 
 Search is exact (scikit-learn, brute force / trees) for n <= ``EXACT_MAX_N`` and
-approximate (pynndescent, the index scanpy uses) above. Cost: exact O(n^2 p) time and
+approximate (pynndescent, the index scanpy uses) above. The exact Euclidean search
+re-ranks its candidates by coordinate differences, so tied distances are broken the same
+way whatever the BLAS and its thread count (smaller index first). Cost: exact O(n^2 p) time and
 O(n k) memory (the distance blocks are chunked); pynndescent is roughly O(n^1.14 p k).
 """
 from __future__ import annotations
@@ -41,8 +43,11 @@ def knn_search(X: np.ndarray, k: int, metric: str = "euclidean", method: str = "
     if method == "exact":
         from sklearn.neighbors import NearestNeighbors
 
-        nn = NearestNeighbors(n_neighbors=k + 1, metric=metric).fit(X)
-        dist, idx = nn.kneighbors(X)
+        if metric == "euclidean":
+            idx, dist = _exact_euclidean(X, k + 1)
+        else:
+            nn = NearestNeighbors(n_neighbors=k + 1, metric=metric).fit(X)
+            dist, idx = nn.kneighbors(X)
     elif method == "approx":
         from pynndescent import NNDescent
 
@@ -59,6 +64,43 @@ def knn_search(X: np.ndarray, k: int, metric: str = "euclidean", method: str = "
     keep[~has_self, -1] = False  # point not returned as its own neighbour: drop the farthest
     idx = idx[keep].reshape(n, k)
     dist = dist[keep].reshape(n, k)
+    return idx, dist
+
+
+#: Extra candidates the exact Euclidean search re-ranks (see :func:`_exact_euclidean`).
+RERANK_MARGIN = 8
+
+
+def _exact_euclidean(X: np.ndarray, k: int, chunk_bytes: int = 64 * 2**20) -> tuple[np.ndarray, np.ndarray]:
+    """Exact Euclidean kNN (the point itself included) whose result does not depend on the BLAS.
+
+    scikit-learn's brute-force search ranks by ‖x‖² + ‖y‖² − 2x·y, computed with a matrix
+    product whose rounding depends on the BLAS and its thread count; on tied distances
+    (equally spaced points, duplicates) the chosen neighbours then change with the
+    thread count. Here the k + :data:`RERANK_MARGIN` candidates of that search are
+    re-ranked by the distance computed from the coordinate differences (no BLAS, so no
+    dependence on its threads), ties going to the smaller index. Cost: O(n (k + margin) p)
+    on top of the search (1.8–2.4× the search alone, ``benchmarks/bench_knn.py``); the
+    differences are formed ``chunk_bytes`` at a time.
+    """
+    from sklearn.neighbors import NearestNeighbors
+
+    n = X.shape[0]
+    X = np.asarray(X, dtype=np.float64)
+    m = min(n, k + RERANK_MARGIN)
+    _, cand = NearestNeighbors(n_neighbors=m, metric="euclidean").fit(X).kneighbors(X)
+    chunk = max(1, int(chunk_bytes // (8 * m * max(1, X.shape[1]))))
+    idx = np.empty((n, k), dtype=np.int64)
+    dist = np.empty((n, k), dtype=np.float64)
+    for start in range(0, n, chunk):
+        rows = slice(start, min(n, start + chunk))
+        c = cand[rows]
+        diff = X[c]
+        diff -= X[rows, None, :]
+        d = np.sqrt(np.einsum("ijk,ijk->ij", diff, diff))
+        order = np.lexsort((c, d), axis=-1)[:, :k]
+        idx[rows] = np.take_along_axis(c, order, axis=1)
+        dist[rows] = np.take_along_axis(d, order, axis=1)
     return idx, dist
 
 
