@@ -121,6 +121,18 @@ def test_cli_bad_input_exits_2(tmp_path, argv, capsys):
     assert not (tmp_path / "o" / "auc.csv").exists()
 
 
+def test_cli_update_rejects_an_unknown_dataset(tmp_path, capsys, circle_task):
+    tasks = tmp_path / "tasks"
+    tasks.mkdir()
+    path = tasks / B.task_filename("circle", 0.1, 0)
+    path.write_text(json.dumps(circle_task))
+    before = path.read_text()
+    # a misspelt dataset would otherwise select no task file and only re-aggregate
+    assert main(["benchmark", "--update", "--datasets", "circel", "--out", str(tmp_path)]) == 2
+    assert "unknown dataset 'circel'" in capsys.readouterr().err
+    assert path.read_text() == before and not (tmp_path / "auc.csv").exists()
+
+
 def test_cli_list_prints_the_grid(tmp_path, capsys):
     assert main(["benchmark", "--quick", "--list", "--out", str(tmp_path)]) == 0
     lines = capsys.readouterr().out.splitlines()

@@ -150,6 +150,11 @@ def grid(quick: bool = False, datasets_=None, seeds=None, sigma_step=None) -> li
     return [(d, s, int(seed)) for d in ds for seed in sd for s in sigma_grid(d, step)]
 
 
+def _maxdim(dataset: str, h1_only: bool = False) -> int:
+    """Highest homology dimension a task of ``dataset`` computes (1 with ``h1_only``)."""
+    return 1 if h1_only else max(1, TRUTH[dataset][0])
+
+
 def task_filename(dataset: str, sigma: float, seed: int) -> str:
     return f"{dataset}_s{sigma:.4f}_seed{int(seed)}.json"
 
@@ -220,7 +225,7 @@ def run_task(dataset: str, sigma: float, seed: int, *, n: int = 1000, d: int = 5
     (rows ``sphere_h1``), not for its void.
     """
     methods = METHODS if methods is None else methods
-    maxdim = 1 if h1_only else max(1, TRUTH[dataset][0])
+    maxdim = _maxdim(dataset, h1_only)
     t0 = time.perf_counter()
     data = datasets.make(dataset, n=n, d=d, sigma=sigma, seed=seed)
     cands = auto.compute_candidates(data.X, _task_configs(methods, auto_grid), maxdim=maxdim, seed=seed)
@@ -255,12 +260,24 @@ def _task_worker(args) -> dict:
     return {"dataset": dataset, "sigma": sigma, "seed": seed, "wall_s": result["wall_s"]}
 
 
+def _imap(fn, args: list, jobs: int):
+    """Results of ``fn`` over ``args``: in this process for ``jobs`` <= 1, else in that many
+    worker processes (in completion order)."""
+    if jobs <= 1:
+        yield from map(fn, args)
+        return
+    # spawn, not fork: forking a process whose BLAS/OpenMP threads hold locks can deadlock
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        for fut in as_completed([pool.submit(fn, a) for a in args]):
+            yield fut.result()
+
+
 def _task_done(path: Path, dataset: str, h1_only: bool) -> bool:
     """Whether ``path`` holds a finished task with every homology dimension needed
     (a sphere task run with ``h1_only`` is redone when H2 is wanted)."""
     if not path.exists():
         return False
-    need = 1 if h1_only else max(1, TRUTH[dataset][0])
+    need = _maxdim(dataset, h1_only)
     if need == 1:
         return True
     with open(path) as fh:
@@ -282,19 +299,9 @@ def run_grid(tasks, out_dir, *, n: int = 1000, d: int = 50, jobs: int = 1, progr
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), desc="benchmark", unit="task", disable=not progress or None)
-    if jobs <= 1:
-        for args in todo:
-            done = _task_worker(args)
-            bar.set_postfix_str(f"{done['dataset']} σ={done['sigma']:.4f}")
-            bar.update(1)
-    else:
-        # spawn, not fork: forking a process whose BLAS/OpenMP threads hold locks can deadlock
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = [pool.submit(_task_worker, a) for a in todo]
-            for fut in as_completed(futures):
-                done = fut.result()
-                bar.set_postfix_str(f"{done['dataset']} σ={done['sigma']:.4f}")
-                bar.update(1)
+    for done in _imap(_task_worker, todo, jobs):
+        bar.set_postfix_str(f"{done['dataset']} σ={done['sigma']:.4f}")
+        bar.update(1)
     bar.close()
     return paths
 
@@ -352,12 +359,17 @@ def _stale_configs(task: dict, methods, auto_grid) -> list:
     """Settings a task file lacks, plus the published-comparison settings whose summaries
     predate the unfiltered lifetimes (``all1``) that the published score needs."""
     cands = task["candidates"]
-    dim = task.get("maxdim", max(1, TRUTH[task["dataset"]][0]))
+    dim = task.get("maxdim", _maxdim(task["dataset"]))
     stale = [c for c in _task_configs(methods, auto_grid) if auto.config_key(c) not in cands]
     stale += [c for c in _published_configs(task["dataset"], methods)
               if auto.config_key(c) in cands and any(f"all{d}" not in cands[auto.config_key(c)]
                                                       for d in range(1, dim + 1))]
     return list(dict.fromkeys(stale))
+
+
+def _same_lifetimes(a, b) -> bool:
+    """Whether two stored lifetime lists agree (same length, equal to float rounding)."""
+    return len(a) == len(b) and bool(np.allclose(a, b, rtol=1e-6, atol=1e-9))
 
 
 def _update_one(args) -> tuple[str, list[str], list[str]]:
@@ -371,14 +383,13 @@ def _update_one(args) -> tuple[str, list[str], list[str]]:
         return str(f), [], []
     base = _task_base(task["dataset"], task["sigma"], task["seed"])
     data = datasets.make(base["dataset"], n=task["n"], d=task["d"], sigma=base["sigma"], seed=base["seed"])
-    maxdim = task.get("maxdim", max(1, TRUTH[base["dataset"]][0]))
+    maxdim = task.get("maxdim", _maxdim(base["dataset"]))
     new = auto.compute_candidates(data.X, stale, maxdim=maxdim, seed=base["seed"])
     differ = []
     for key, summ in new.items():
         old = task["candidates"].get(key)
         if old is not None:
-            if any(not np.allclose(old[f"life{d}"], summ[f"life{d}"], rtol=1e-6, atol=1e-9)
-                   if len(old[f"life{d}"]) == len(summ[f"life{d}"]) else True for d in range(1, maxdim + 1)):
+            if not all(_same_lifetimes(old[f"life{d}"], summ[f"life{d}"]) for d in range(1, maxdim + 1)):
                 differ.append(key)
             summ["time_s"], summ["graph_s"] = old["time_s"], old.get("graph_s", 0.0)  # the original run's cost
         task["candidates"][key] = summ
@@ -400,15 +411,9 @@ def update_tasks(task_files, *, methods=None, auto_grid=auto.DEFAULT_GRID, jobs:
 
     bar = tqdm(total=len(args), desc="update", unit="task", disable=not progress or None)
     results = []
-    if jobs <= 1:
-        for a in args:
-            results.append(_update_one(a))
-            bar.update(1)
-    else:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for fut in as_completed([pool.submit(_update_one, a) for a in args]):
-                results.append(fut.result())
-                bar.update(1)
+    for result in _imap(_update_one, args, jobs):
+        results.append(result)
+        bar.update(1)
     bar.close()
     changed = []
     for f, added, differ in sorted(results):
@@ -654,6 +659,9 @@ def _cmd(args) -> int:
         sys.stdout.write(f"task {ds} σ={sigma} seed={seed}: {result['wall_s']:.1f} s -> {args.out}\n")
         return 0
     out = Path(args.out)
+    for ds in args.datasets or ():
+        if ds not in TRUTH:
+            raise InputError(f"unknown dataset {ds!r}; choose one of {list(TRUTH)}")
     if args.update:
         files = sorted((out / "tasks").glob("*.json"))
         # --datasets / --seeds narrow which task files are brought up to date (all are aggregated)
@@ -671,9 +679,6 @@ def _cmd(args) -> int:
         table = aggregate(files, out, command=command)
         sys.stdout.write(markdown_table(table))
         return 0
-    for ds in args.datasets or ():
-        if ds not in TRUTH:
-            raise InputError(f"unknown dataset {ds!r}; choose one of {list(TRUTH)}")
     tasks = grid(args.quick, args.datasets, args.seeds, args.sigma_step)
     if args.max_sigma is not None:
         tasks = [t for t in tasks if t[1] <= args.max_sigma + 1e-12]

@@ -40,14 +40,12 @@ def knn_search(X: np.ndarray, k: int, metric: str = "euclidean", method: str = "
     n = X.shape[0]
     if method == "auto":
         method = "exact" if n <= EXACT_MAX_N else "approx"
-    if method == "exact":
+    if method == "exact" and metric == "euclidean":
+        idx, dist = _exact_euclidean(X, k + 1)
+    elif method == "exact":
         from sklearn.neighbors import NearestNeighbors
 
-        if metric == "euclidean":
-            idx, dist = _exact_euclidean(X, k + 1)
-        else:
-            nn = NearestNeighbors(n_neighbors=k + 1, metric=metric).fit(X)
-            dist, idx = nn.kneighbors(X)
+        dist, idx = NearestNeighbors(n_neighbors=k + 1, metric=metric).fit(X).kneighbors(X)
     elif method == "approx":
         from pynndescent import NNDescent
 
