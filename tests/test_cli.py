@@ -23,7 +23,7 @@ def test_run_end_to_end_contract(tmp_path, capsys):
     out = tmp_path / "res"
     assert run_cli("run", SPEC, "--out", out, "-q") == 0
     printed = capsys.readouterr().out
-    assert "loops found   1   (confirmed by diffusion on the same graph" in printed and "time (s)" in printed
+    assert "loops found   1\n" in printed and "Confirmed: diffusion on the same graph" in printed and "time (s)" in printed
     assert sorted(p.name for p in out.iterdir()) == ["cells.csv", "diagrams.npz", "report.html", "summary.json"]
     s = json.loads((out / "summary.json").read_text())
     assert set(s) >= {"version", "input", "n_points", "params", "distance", "diagrams", "detection", "loops", "timings_s"}
@@ -66,8 +66,11 @@ def test_run_says_when_a_loop_is_not_confirmed(tmp_path, capsys):
     blob = "synthetic:blob?n=1000&d=50&sigma=0.15&seed=0"
     assert run_cli("run", blob, "--out", tmp_path / "b", "--localize", 0, "-q") == 0
     printed = capsys.readouterr().out
-    assert "loops found   0   (effective_resistance proposed 1, s = 0.85; diffusion on the same graph found 0: " \
-           "not confirmed)" in printed
+    note = ("Not confirmed: effective_resistance proposes 1 loop(s) (s = 0.85), but diffusion on the same graph "
+            "finds 0, so the verdict is no loop")
+    assert "loops found   0\n" in printed and note in printed
+    # the HTML report words it the same way (one source: report.verdict_notes)
+    assert note in (tmp_path / "b" / "report.html").read_text()
     assert run_cli("run", blob, "--out", tmp_path / "c", "--localize", 0, "--confirm", 0, "-q") == 0
     assert "loops found   1\n" in capsys.readouterr().out
 

@@ -42,18 +42,6 @@ _HELP = {
 _CHOICES = {"distance": sorted(spectral.DISTANCES) + ["auto"], "symmetrize": ["or", "and"], "weights": list(graph.WEIGHTS)}
 
 
-def _confirmation_text(det: dict) -> str:
-    """What the second distance said about the loop count (empty if it was not asked)."""
-    c = det.get("confirmation")
-    if not c:
-        return ""
-    if "unconfirmed" in det:
-        u = det["unconfirmed"]
-        return (f"   ({u['distance']} proposed {u['n_loops']}, s = {u['score']:.2f}; "
-                f"{c['distance']} on the same graph found {c['n_loops']}: not confirmed)")
-    return f"   (confirmed by {c['distance']} on the same graph, s = {c['score']:.2f})"
-
-
 def _n_loops(value: str):
     if value == "auto":
         return value
@@ -215,7 +203,8 @@ def _print_table(summ, out, extra=None):
         f"topoembed {summ['version']}: {summ['input']}",
         f"  points        {summ['n_points']}" + (f" (of {summ['n_input']})" if summ["n_input"] != summ["n_points"] else ""),
         f"  distance      {summ['distance']} (k={summ['params']['k']})",
-        f"  loops found   {det['n_loops']}" + _confirmation_text(det),
+        f"  loops found   {det['n_loops']}",
+        *(f"                {note}" for note in report.verdict_notes(summ)),
         f"  score         {det['score']:.3f}   (s_m: " + ", ".join(f"{m}:{s:.2f}" for m, s in det["scores"].items()) + ")",
         "  time (s)      " + "  ".join(f"{k} {v:.2f}" for k, v in summ["timings_s"].items()),
         f"  written to    {out}/ (summary.json, diagrams.npz, report.html"

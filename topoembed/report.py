@@ -15,7 +15,7 @@ import numpy as np
 
 from . import plotting
 
-__all__ = ["render_html", "figure_png"]
+__all__ = ["render_html", "figure_png", "verdict_notes"]
 
 
 def figure_png(draw, figsize=(5, 4)) -> str:
@@ -34,6 +34,29 @@ def figure_png(draw, figsize=(5, 4)) -> str:
     finally:
         plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def verdict_notes(summary: dict) -> list[str]:
+    """Plain sentences on how the loop count was checked: by ``distance="auto"``'s
+    agreement rule, or by the second distance of ``Params.confirm``. The command line and
+    the HTML report both print these, so they word the verdict the same way."""
+    det = summary["detection"]
+    notes = []
+    unconfirmed = (summary.get("auto") or {}).get("unconfirmed")
+    if unconfirmed:
+        notes.append(f"Not confirmed: the setting {unconfirmed['key']} alone proposes {unconfirmed['n_loops']} "
+                     f"loop(s) (s = {unconfirmed['score']:.2f}), but no other distance kind agrees, so the "
+                     "verdict is no loop; its diagram is shown for inspection.")
+    check = det.get("confirmation")
+    if check and "unconfirmed" in det:
+        u = det["unconfirmed"]
+        notes.append(f"Not confirmed: {u['distance']} proposes {u['n_loops']} loop(s) (s = {u['score']:.2f}), but "
+                     f"{check['distance']} on the same graph finds {check['n_loops']}, so the verdict is no loop "
+                     "(confirm=False keeps the first reading); the diagram shown is the first distance's.")
+    elif check:
+        notes.append(f"Confirmed: {check['distance']} on the same graph finds the same number of loops "
+                     f"(s = {check['score']:.2f}).")
+    return notes
 
 
 def _img(b64, alt):
@@ -99,20 +122,7 @@ def render_html(summary: dict, points=None, index=None, per_point: list[dict] = 
                 ax, arrays["phase"], arrays.get("on_loop"), title=f"loop {i + 1}: θ of all input points")),
                 f"phase histogram of loop {i + 1}"))
     verdict = {0: "no loop detected"}.get(det["n_loops"], f"{det['n_loops']} loop(s) detected")
-    unconfirmed = (summary.get("auto") or {}).get("unconfirmed")
-    caveat = "" if not unconfirmed else (
-        f"<p>distance=auto: the setting {html.escape(unconfirmed['key'])} alone proposes "
-        f"{unconfirmed['n_loops']} loop(s) (s = {unconfirmed['score']:.2f}), but no other distance kind agrees, "
-        "so the verdict is no loop; its diagram is shown for inspection.</p>")
-    check = det.get("confirmation")
-    if check and "unconfirmed" in det:
-        u = det["unconfirmed"]
-        caveat += (f"<p>{html.escape(u['distance'])} proposes {u['n_loops']} loop(s) (s = {u['score']:.2f}), but "
-                   f"{html.escape(check['distance'])} on the same graph finds {check['n_loops']}, so the verdict is "
-                   "no loop (confirm=False keeps the first reading); the diagram shown is the first distance's.</p>")
-    elif check:
-        caveat += (f"<p>Confirmed: {html.escape(check['distance'])} on the same graph finds the same number of "
-                   f"loops (s = {check['score']:.2f}).</p>")
+    caveat = "".join(f"<p>{html.escape(note)}</p>" for note in verdict_notes(summary))
     score_rows = [(m, f"{s:.3f}", "←" if int(m) == det["n_loops"] else "") for m, s in det["scores"].items()]
     loop_rows = [(i + 1, f"{lp['birth']:.4g}", f"{lp['death']:.4g}", f"{lp['persistence']:.4g}",
                   f"{lp['birth_edge'][0]}–{lp['birth_edge'][1]}", len(lp.get("cycle", [])), lp.get("n_on_loop", ""))
