@@ -3,7 +3,7 @@
 Every task file of ``topoembed benchmark`` keeps the persistence summaries of all its
 settings, so a selection rule that only chooses among those settings can be re-scored
 without recomputing any homology. This script does that for the package's rule
-(:func:`topoembed.auto.choose`) and for the alternatives we considered, and prints one
+(:func:`topoembed.auto.choose` on :data:`topoembed.auto.DEFAULT_GRID`) and for the alternatives we considered, and prints one
 Markdown table (AUC per dataset as in BENCHMARKS.md; for the blob and the sphere in H1
 the fraction of runs with no loop reported; and how often the loop count is right where
 the best fixed method scores > 0.5).
@@ -108,14 +108,25 @@ VARIANTS = {
 }
 
 
-def load_tasks(folders) -> list[dict]:
+def load_files(files) -> list[dict]:
+    """Task dicts whose rows are re-derived with the current rules (the stored rows are
+    those of the run that wrote the file)."""
     tasks = []
-    for folder in folders:
-        files = sorted(Path(folder).glob("*.json"))
-        if not files:
-            sys.exit(f"no task files (*.json) in {folder}; run `topoembed benchmark` first")
-        tasks += [json.loads(f.read_text()) for f in files]
+    for f in files:
+        task = json.loads(Path(f).read_text())
+        task["rows"] = benchmark.load_rows([f])
+        tasks.append(task)
     return tasks
+
+
+def load_tasks(folders) -> list[dict]:
+    files = []
+    for folder in folders:
+        found = sorted(Path(folder).glob("*.json"))
+        if not found:
+            sys.exit(f"no task files (*.json) in {folder}; run `topoembed benchmark` first")
+        files += found
+    return load_files(files)
 
 
 def _dataset(task: dict) -> str:
