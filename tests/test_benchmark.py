@@ -7,6 +7,7 @@ import pytest
 
 from topoembed import benchmark as B
 from topoembed import pipeline
+from topoembed._validate import InputError
 from topoembed.cli import main
 
 N = 150  # smallest n for which k = 100 (a published setting) is valid and fast
@@ -298,3 +299,31 @@ def test_update_selection_and_published_auc_over_the_runs_that_have_it():
     rows = [r for r in rows if not (r["sigma"] == 0.1 and r["seed"] == 0)] + [
         {**_row("circle", "er_k15", 0.1, 0, 1.0), "score_published": float("nan")}]
     assert np.isnan(B.auc_table(rows)[0]["auc_published"])
+
+
+def test_a_killed_worker_stops_the_run_with_a_message_that_says_how_to_resume():
+    # os._exit in a worker breaks the process pool, as the out-of-memory killer does
+    import os
+
+    with pytest.raises(InputError, match="fewer --jobs"):
+        list(B._imap(os._exit, [1, 1], jobs=2))
+
+
+def test_h2_tasks_run_with_as_many_jobs_as_fit_in_memory(caplog):
+    sphere = [("sphere", 0.1, 0, 1000, 50, False, "x.json")] * 3
+    gib = 2**30
+    assert B._jobs_that_fit(sphere, 4, available=int(2.5 * B.H2_TASK_GIB) * gib) == 2
+    assert "2 job(s) run instead of 4" in caplog.text
+    assert B._jobs_that_fit(sphere, 4, available=gib) == 1
+    # H1-only spheres, small n and other datasets are not limited
+    assert B._jobs_that_fit([("sphere", 0.1, 0, 1000, 50, True, "x.json")], 4, available=gib) == 4
+    assert B._jobs_that_fit([("sphere", 0.1, 0, 150, 10, False, "x.json")], 4, available=gib) == 4
+    assert B._jobs_that_fit([("circle", 0.1, 0, 1000, 50, False, "x.json")], 4, available=gib) == 4
+
+
+def test_task_resources_grow_with_h2_and_n():
+    assert B.task_resources("circle") == {"mem_mb": 4000, "runtime": 120}
+    assert B.task_resources("sphere", h1_only=True) == {"mem_mb": 4000, "runtime": 120}
+    one, two = B.task_resources("sphere", 1000), B.task_resources("sphere", 2000)
+    assert one["mem_mb"] > B.H2_TASK_GIB * 1024 and one["runtime"] > B.H2_TASK_MINUTES
+    assert two["mem_mb"] - 2000 == 4 * (one["mem_mb"] - 2000) and two["runtime"] - 30 == 8 * (one["runtime"] - 30)

@@ -45,3 +45,17 @@ def test_tiny_real_run_matches_the_local_runner(tmp_path):
     wf = json.loads(files[1].read_text())
     assert [(r["method"], r["score"], r["m_pred"]) for r in wf["rows"]] == \
         [(r["method"], r["score"], r["m_pred"]) for r in local["rows"]]
+
+
+def test_h2_tasks_ask_the_scheduler_for_their_memory_and_time(tmp_path):
+    res = _snakemake(tmp_path, {"out": str(tmp_path / "out"), "quick": False, "datasets": ["sphere", "blob"],
+                                "sigma_step": 28, "seeds": [0]}, "-n")
+    assert res.returncode == 0, res.stderr
+    text = res.stdout + res.stderr
+    asked = {}
+    for block in text.split("rule task:")[1:]:
+        name = block.split("wildcards: dataset=")[1].split(",")[0]
+        fields = dict(kv.split("=") for kv in block.split("resources: ")[1].splitlines()[0].split(", "))
+        asked[name] = (int(fields["mem_mb"]), int(fields["runtime"]))
+    assert asked["sphere"] == (B.task_resources("sphere")["mem_mb"], B.task_resources("sphere")["runtime"])
+    assert asked["sphere"][0] > B.H2_TASK_GIB * 1024 and asked["blob"] == (4000, 120)

@@ -55,12 +55,13 @@ import re
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__, auto, datasets, io, loops, pipeline
-from ._validate import InputError
+from ._validate import InputError, available_memory_bytes
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,12 @@ DATASETS = ("circle", "linked_circles", "eyeglasses", "sphere", "torus", "blob")
 #: blob is (row name ``<dataset>_h1``). This check needs only H1, so it also comes from
 #: tasks run with ``h1_only`` (the sphere's H2 takes minutes per setting at n = 1,000).
 H1_CHECK = ("sphere",)
+#: GiB and minutes one H2 task at n = 1,000 may take (see :data:`H2_TASK_BYTES`). Measured
+#: on the 2-core machine (2026-11-24): the sphere at σ = 0.175 took 24.5 min with a peak of
+#: 11.6 GiB; with two workers one task was killed by the out-of-memory killer at 15.5 GiB,
+#: still growing. Both are set with a margin.
+H2_TASK_GIB = 20
+H2_TASK_MINUTES = 60
 SEEDS = (0, 1, 2)
 #: --quick: every 4th σ of the published grid (8 values, 4 for the eyeglasses), seed 0,
 #: and the three datasets with published figures plus the blob.
@@ -260,16 +267,54 @@ def _task_worker(args) -> dict:
     return {"dataset": dataset, "sigma": sigma, "seed": seed, "wall_s": result["wall_s"]}
 
 
+#: Peak memory of one task that computes H2 at n = 1,000 (the sphere; ripser's H2
+#: reduction dominates), measured on the 2-core machine: see BENCHMARKS.md.
+H2_TASK_BYTES = H2_TASK_GIB * 2**30
+
+
 def _imap(fn, args: list, jobs: int):
     """Results of ``fn`` over ``args``: in this process for ``jobs`` <= 1, else in that many
-    worker processes (in completion order)."""
+    worker processes (in completion order). A worker that dies (the out-of-memory killer,
+    most often) stops the run with a message that says how to resume."""
     if jobs <= 1:
         yield from map(fn, args)
         return
     # spawn, not fork: forking a process whose BLAS/OpenMP threads hold locks can deadlock
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-        for fut in as_completed([pool.submit(fn, a) for a in args]):
-            yield fut.result()
+    try:
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            for fut in as_completed([pool.submit(fn, a) for a in args]):
+                yield fut.result()
+    except BrokenProcessPool as exc:
+        raise InputError(
+            f"a worker process was killed before its task finished, most likely by the out-of-memory killer "
+            f"(a task with H2 at n = 1,000 needs about {H2_TASK_GIB:g} GiB); the task files already written are "
+            f"kept: run the same command again with fewer --jobs (e.g. --jobs 1) to resume") from exc
+
+
+def task_resources(dataset: str, n: int = 1000, h1_only: bool = False) -> dict:
+    """Memory (MB) and run time (minutes) to ask a cluster scheduler for one task
+    (``workflows/Snakefile``): generous for H1 tasks, :data:`H2_TASK_GIB` and
+    :data:`H2_TASK_MINUTES` (scaled by (n/1000)^2 and ^3) for tasks with H2."""
+    if _maxdim(dataset, h1_only) < 2:
+        return {"mem_mb": 4000, "runtime": 120}
+    scale = max(n, 1) / 1000
+    return {"mem_mb": int(H2_TASK_GIB * 1024 * max(scale**2, 0.25)) + 2000,
+            "runtime": int(H2_TASK_MINUTES * max(scale**3, 0.1)) + 30}
+
+
+def _jobs_that_fit(todo: list, jobs: int, available: int | None = None) -> int:
+    """``jobs``, lowered (with a warning) so that the tasks that compute H2 at n ≥ 1,000
+    fit in the available memory, one :data:`H2_TASK_BYTES` per worker."""
+    heavy = [t for t in todo if _maxdim(t[0], t[5]) >= 2 and t[3] >= 1000]
+    if jobs <= 1 or not heavy:
+        return jobs
+    available = available_memory_bytes() if available is None else available
+    fit = max(1, int(available // H2_TASK_BYTES))
+    if fit < jobs:
+        log.warning("%d task(s) compute H2 at n >= 1,000 (about %g GiB each); %.0f GiB are available, so %d "
+                    "job(s) run instead of %d", len(heavy), H2_TASK_GIB, available / 2**30, fit, jobs)
+        return fit
+    return jobs
 
 
 def _task_done(path: Path, dataset: str, h1_only: bool) -> bool:
@@ -296,6 +341,7 @@ def run_grid(tasks, out_dir, *, n: int = 1000, d: int = 50, jobs: int = 1, progr
     paths = [tdir / task_filename(*t) for t in tasks]
     todo = [(*t, n, d, h1_only, str(p)) for t, p in zip(tasks, paths) if not _task_done(p, t[0], h1_only)]
     log.info("%d tasks, %d already done, %d to run with %d job(s)", len(tasks), len(tasks) - len(todo), len(todo), jobs)
+    jobs = _jobs_that_fit(todo, jobs)
     from tqdm.auto import tqdm
 
     bar = tqdm(total=len(todo), desc="benchmark", unit="task", disable=not progress or None)
