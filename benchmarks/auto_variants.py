@@ -39,8 +39,8 @@ LE, EUCLID = "le_k15_p2", "euclidean"
 
 
 def s_at(summary: dict, m: int) -> float:
-    """s_m of a stored H1 summary (package filter)."""
-    return float(loops.detection_scores(auto.lifetimes_diagram(summary["life1"]))[m])
+    """s_m (m ≥ 1) of a stored H1 summary, as the benchmark scores it (package filter)."""
+    return benchmark._score(summary, 1, m)
 
 
 def clear_counts(summary: dict) -> dict:
@@ -144,13 +144,7 @@ def _auc(per_run: dict) -> float:
 
 def best_fixed(tasks: list[dict]) -> dict:
     """{dataset: (method, AUC)} of the best fixed method, with the benchmark's own rows."""
-    rows = [r for t in tasks for r in t["rows"]]
-    table = benchmark.auc_table(rows)
-    best = {}
-    for r in table:
-        if r["method"] in benchmark.METHODS and r["auc"] > best.get(r["dataset"], ("", -1))[1]:
-            best[r["dataset"]] = (r["method"], r["auc"])
-    return best
+    return benchmark.best_fixed_methods(benchmark.auc_table([r for t in tasks for r in t["rows"]]))
 
 
 def evaluate(tasks: list[dict], keys: list[str], choose, best: dict) -> dict:

@@ -45,7 +45,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import dataclasses
 import io as _io
 import json
 import logging
@@ -82,7 +81,7 @@ DATASETS = ("circle", "linked_circles", "eyeglasses", "sphere", "torus", "blob")
 #: blob is (row name ``<dataset>_h1``). This check needs only H1, so it also comes from
 #: tasks run with ``h1_only`` (the sphere's H2 takes minutes per setting at n = 1,000).
 H1_CHECK = ("sphere",)
-#: GiB and minutes one H2 task at n = 1,000 may take (see :data:`H2_TASK_BYTES`). Measured
+#: GiB and minutes one H2 task at n = 1,000 may take (ripser's H2 reduction dominates). Measured
 #: on the 2-core machine (2026-11-24): the sphere at σ = 0.175 took 24.5 min with a peak of
 #: 11.6 GiB; with two workers one task was killed by the out-of-memory killer at 15.5 GiB,
 #: still growing. Both are set with a margin.
@@ -267,11 +266,6 @@ def _task_worker(args) -> dict:
     return {"dataset": dataset, "sigma": sigma, "seed": seed, "wall_s": result["wall_s"]}
 
 
-#: Peak memory of one task that computes H2 at n = 1,000 (the sphere; ripser's H2
-#: reduction dominates), measured on the 2-core machine: see BENCHMARKS.md.
-H2_TASK_BYTES = H2_TASK_GIB * 2**30
-
-
 def _imap(fn, args: list, jobs: int):
     """Results of ``fn`` over ``args``: in this process for ``jobs`` <= 1, else in that many
     worker processes (in completion order). A worker that dies (the out-of-memory killer,
@@ -304,12 +298,12 @@ def task_resources(dataset: str, n: int = 1000, h1_only: bool = False) -> dict:
 
 def _jobs_that_fit(todo: list, jobs: int, available: int | None = None) -> int:
     """``jobs``, lowered (with a warning) so that the tasks that compute H2 at n ≥ 1,000
-    fit in the available memory, one :data:`H2_TASK_BYTES` per worker."""
+    fit in the available memory, :data:`H2_TASK_GIB` per worker."""
     heavy = [t for t in todo if _maxdim(t[0], t[5]) >= 2 and t[3] >= 1000]
     if jobs <= 1 or not heavy:
         return jobs
     available = available_memory_bytes() if available is None else available
-    fit = max(1, int(available // H2_TASK_BYTES))
+    fit = max(1, int(available // (H2_TASK_GIB * 2**30)))
     if fit < jobs:
         log.warning("%d task(s) compute H2 at n >= 1,000 (about %g GiB each); %.0f GiB are available, so %d "
                     "job(s) run instead of %d", len(heavy), H2_TASK_GIB, available / 2**30, fit, jobs)
@@ -506,17 +500,24 @@ def _display_order() -> list[str]:
     return [x for d in DATASETS for x in ((d, f"{d}_h1") if d in H1_CHECK else (d,))]
 
 
+def best_fixed_methods(table: list[dict], key: str = "auc") -> dict:
+    """{dataset: (method, AUC)}: the fixed method (:data:`METHODS`) with the highest finite
+    ``key`` per dataset of an :func:`auc_table` (the first in table order on ties)."""
+    best = {}
+    for r in table:
+        if (r["method"] in METHODS and np.isfinite(r[key])
+                and (r["dataset"] not in best or r[key] > best[r["dataset"]][1])):
+            best[r["dataset"]] = (r["method"], r[key])
+    return best
+
+
 def _detectable_accuracy(rows: list[dict], table: list[dict]) -> None:
     """Add ``m_accuracy_detectable``: the fraction of runs with the right predicted m among
     the runs where the dataset's best fixed method (highest AUC) scores > 0.5 (NaN for
     datasets without a loop), and ``m_accuracy_detectable_published``: the same with the
     best method and its score under the published scoring (``auc_published``)."""
     for suffix, auc_key, score_key in (("", "auc", "score"), ("_published", "auc_published", "score_published")):
-        best = {}
-        for r in table:
-            if (r["method"] in METHODS and np.isfinite(r[auc_key])
-                    and (r["dataset"] not in best or r[auc_key] > best[r["dataset"]][1])):
-                best[r["dataset"]] = (r["method"], r[auc_key])
+        best = best_fixed_methods(table, auc_key)
         good = {(r["dataset"], r["sigma"], r["seed"]) for r in rows
                 if r["m_true"] and best.get(r["dataset"], (None,))[0] == r["method"] and r.get(score_key, 0) > 0.5}
         for t in table:
