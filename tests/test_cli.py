@@ -36,7 +36,9 @@ def test_run_end_to_end_contract(tmp_path, capsys):
     assert set(s["loops"][0]) >= {"birth", "death", "persistence", "birth_edge", "cycle", "n_on_loop"}
     assert len(s["loops"][0]["cycle"]) >= 3 and 0 < s["loops"][0]["n_on_loop"] <= 200
     cells = np.genfromtxt(out / "cells.csv", delimiter=",", names=True)
-    assert cells.dtype.names == ("id", "phase_1", "loop_distance_1", "on_loop_1") and len(cells) == 200
+    assert cells.dtype.names == ("id", "phase_1", "phase_confidence_1", "loop_distance_1", "on_loop_1") and len(cells) == 200
+    conf = cells["phase_confidence_1"]
+    assert np.all((conf[np.isfinite(conf)] >= 0) & (conf[np.isfinite(conf)] <= 1))
     assert cells["on_loop_1"].sum() == s["loops"][0]["n_on_loop"]
     assert np.all((cells["phase_1"] >= 0) & (cells["phase_1"] < 2 * np.pi))
     assert all(len(bar) == 2 for bar in s["diagrams"]["H1"])

@@ -36,10 +36,12 @@ _HELP = {
     "subsample": "run on a random subset of this many points (seeded)",
     "seed": "random seed (subsampling, approximate kNN)",
     "max_points": "refuse inputs with more points than this (dense n×n stages)",
+    "phase_method": "circular coordinate: cycle (evenly along the loop's representative cycle, then smoothed "
+                    "locally) or harmonic (de Silva et al.; collapses where the density along the loop varies)",
     "confirm": "1: a loop count must be confirmed by the other spectral distance on the same graph "
                "(effective resistance <-> diffusion), else 0 loops are reported; 0: off",
 }
-_CHOICES = {"distance": sorted(spectral.DISTANCES) + ["auto"], "symmetrize": ["or", "and"], "weights": list(graph.WEIGHTS)}
+_CHOICES = {"phase_method": list(pipeline.localization.PHASE_METHODS), "distance": sorted(spectral.DISTANCES) + ["auto"], "symmetrize": ["or", "and"], "weights": list(graph.WEIGHTS)}
 
 
 def _n_loops(value: str):
@@ -176,7 +178,7 @@ def _write_run_outputs(outputs, args, result, X, emb=None) -> dict:
 
 
 def _write_cells_csv(path, result):
-    """One row per input point: id, and per loop phase_i, on_loop_i, loop_distance_i."""
+    """One row per input point: id, and per loop phase_i, phase_confidence_i, loop_distance_i, on_loop_i."""
     cols = {"id": np.arange(result.n_input)}
     for i, lp in enumerate(result.loops, start=1):
         for f in pipeline.PER_POINT:

@@ -71,6 +71,7 @@ class Params:
     localize: bool = True
     confirm: bool = True
     theta_filtration: float = _default(localization.localize_loops, "theta_filtration")
+    phase_method: str = _default(localization.localize_loops, "phase_method")
 
     def validate(self, n: int) -> "Params":
         """Check every setting against the number of input points n; raise InputError."""
@@ -84,6 +85,7 @@ class Params:
             raise InputError(f"maxdim={self.maxdim!r} must be 0, 1 or 2")
         if self.n_loops != "auto":
             check_positive(self.n_loops, "n_loops", integer=True, allow_zero=True)
+        check_choice(self.phase_method, localization.PHASE_METHODS, "phase_method")
         if not 0 <= self.theta_filtration < 1:
             raise InputError(f"theta_filtration={self.theta_filtration!r} must be in [0, 1)")
         for name in ("localize", "confirm"):
@@ -282,13 +284,14 @@ def describe_loops(ph: dict, detection: dict, index: np.ndarray) -> list[dict]:
 
 
 def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None:
-    """Add cycle, phase, on_loop and loop_distance (per input point) to each found loop.
+    """Add cycle, phase, phase_confidence, on_loop and loop_distance (per input point) to each found loop.
 
     The circular coordinate and membership come from :func:`topoembed.localize.localize_loops`
     on the points the persistence ran on; with a subsample, the other points get them by
     harmonic extension over the kNN graph of all points (see :mod:`topoembed.localize`).
     """
-    placed = localization.localize_loops(D, A, ph, detection, theta_filtration=params.theta_filtration)
+    placed = localization.localize_loops(D, A, ph, detection, theta_filtration=params.theta_filtration,
+                                         phase_method=params.phase_method)
     n_in = len(index) if X is None else X.shape[0]
     A_full = None
     if len(index) < n_in:  # cells outside the subsample: extension over the full kNN graph
@@ -301,17 +304,21 @@ def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None
         lp["theta_radius"] = float(pl["theta_filtration"])  # r_θ: the Rips value θ was solved at
         lp["on_loop_threshold"] = float(pl["on_loop_threshold"])
         if A_full is None:
-            phase, dist, on = pl["phase"], pl["loop_distance"], pl["on_loop"]
+            phase, dist, on, conf = pl["phase"], pl["loop_distance"], pl["on_loop"], pl["phase_confidence"]
         else:
             phase = localization.extend_phase(A_full, index, pl["phase"])
             dist = localization.extend_loop_distance(A_full, index, pl["loop_distance"])
             on = dist <= pl["on_loop_threshold"]
+            conf = localization.phase_confidence(A_full, phase, dist, pl["on_loop_threshold"])
             lp["n_on_loop"] = int(on.sum())
         lp["phase"], lp["loop_distance"], lp["on_loop"] = phase, dist, np.asarray(on, dtype=bool)
+        lp["phase_confidence"] = conf
+        lp["phase_method"] = pl["phase_method"]
+        lp["median_phase_confidence"] = float(np.nanmedian(conf)) if np.isfinite(conf).any() else float("nan")
 
 
 #: Per-point arrays of each loop: kept on the Result, not written to summary.json.
-PER_POINT = ("phase", "loop_distance", "on_loop")
+PER_POINT = ("phase", "phase_confidence", "loop_distance", "on_loop")
 
 
 def _diagram_lists(dgms) -> dict:

@@ -137,7 +137,7 @@ def persistent_homology(adata, *, maxdim: int = pipeline.Params.maxdim, key_adde
 def _write_loops(adata, key, det, found):
     """Detection and loops to ``uns[key]``; per-cell phase/membership to ``obs``.
 
-    Loop i (0-based) writes ``obs[f"{key}_phase"]``, ``_on_loop`` and ``_loop_distance``
+    Loop i (0-based) writes ``obs[f"{key}_phase"]``, ``_phase_confidence``, ``_on_loop`` and ``_loop_distance``
     for i = 0 and the same names with suffix ``_{i + 1}`` for further loops.
     """
     entry = uns_entry(adata, key)
@@ -159,13 +159,15 @@ def _write_loops(adata, key, det, found):
 
 
 def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.localize,
-                 theta_filtration: float = pipeline.Params.theta_filtration, key_added: str = DEFAULT_KEY,
+                 theta_filtration: float = pipeline.Params.theta_filtration,
+                 phase_method: str = pipeline.Params.phase_method, key_added: str = DEFAULT_KEY,
                  copy: bool = False):
     """Detection scores s_1..s_5 and the number of loops from ``uns[key]["diagrams"]["H1"]``.
 
     With ``localize``, also each loop's representative cycle
     (``uns[key]["loops"][str(i)]["cycle"]``) and per cell ``obs[f"{key}_phase"]`` (circular
-    coordinate θ in [0, 2π)), ``_on_loop`` and ``_loop_distance`` (see :mod:`topoembed.localize`).
+    coordinate θ in [0, 2π)), ``_phase_confidence`` (in [0, 1]), ``_on_loop`` and ``_loop_distance``
+    (see :mod:`topoembed.localize`).
 
     This step reads only the stored diagram, so it does not confirm the count with a
     second distance as :func:`run` does (``confirm=True``); a loop found here on noisy
@@ -183,7 +185,8 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
     if localize and found:
         if "cocycles" not in ph:
             raise InputError("no cocycles stored: rerun te.tl.persistent_homology(adata) (it stores them)")
-        params = pipeline.Params(theta_filtration=theta_filtration)
+        check_choice(phase_method, localization.PHASE_METHODS, "phase_method")
+        params = pipeline.Params(theta_filtration=theta_filtration, phase_method=phase_method)
         pipeline.localize_loops(found, None, index, _graph(adata, key_added), _distances_for(adata, key_added),
                                 ph, det, params)
     _write_loops(adata, key_added, det, found)
