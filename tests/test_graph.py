@@ -104,3 +104,17 @@ def test_exact_search_on_tied_distances_does_not_depend_on_the_blas(monkeypatch)
     big_idx, big_dist = graph._exact_euclidean(X, 4)
     np.testing.assert_array_equal(small_idx, big_idx)
     np.testing.assert_array_equal(small_dist, big_dist)
+
+
+def test_auto_search_is_exact_for_few_features_at_any_n(monkeypatch):
+    """Above EXACT_MAX_N, low-dimensional data (scVI, PCA) still get the exact k-d tree search."""
+    monkeypatch.setattr(graph, "EXACT_MAX_N", 50)
+    rng = np.random.default_rng(3)
+    low = rng.normal(size=(200, graph.KDTREE_MAX_DIM))
+    idx, _ = graph.knn_search(low, 5)
+    assert np.array_equal(np.sort(idx, axis=1), np.sort(brute_knn(low, 5), axis=1))
+    calls = []
+    monkeypatch.setattr(graph, "_exact_euclidean", lambda *a, **k: calls.append(1))
+    high = rng.normal(size=(200, graph.KDTREE_MAX_DIM + 1))
+    graph.knn_search(high, 5)  # approximate: pynndescent, not the exact search
+    assert not calls
