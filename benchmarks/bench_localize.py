@@ -56,7 +56,7 @@ def synthetic(seeds, sigmas, ks, n=1000):
                 row = {"k": k, "sigma": sigma, "seed": seed, "n_loops": det["n_loops"], **tm}
                 if res:
                     r = res[0]
-                    rips = L.localize_loops(D, A, ph, det, smooth="rips")[0]
+                    rips = L.localize_loops(D, A, ph, det, phase_method="harmonic", smooth="rips")[0]
                     row.update(corr=abs(L.circular_correlation(r["phase"], s.angle)),
                                corr_rips=abs(L.circular_correlation(rips["phase"], s.angle)),
                                bins=bins_hit(s.angle, r["cycle"]), cycle_len=len(r["cycle"]),
@@ -139,7 +139,7 @@ def real(m=2000, full_k=15):
         run_out = {"distance": kind, "k": k, "t": t, "n_loops": det["n_loops"], "score": det["score"], **tm,
                    "loops": []}
         for smooth in ("knn", "rips"):
-            rs = res if smooth == "knn" else L.localize_loops(D, A, ph, det, smooth="rips")
+            rs = res if smooth == "knn" else L.localize_loops(D, A, ph, det, phase_method="harmonic", smooth="rips")
             for i, r in enumerate(rs):
                 th = r["phase"]
                 t1 = time.perf_counter()
@@ -178,7 +178,7 @@ def real(m=2000, full_k=15):
                     sc = ax[1].scatter(*umap[idx].T, c=th, s=3, cmap="hsv", vmin=0, vmax=2 * np.pi)
                     cyc_ids = np.r_[r["cycle"], r["cycle"][:1]]
                     ax[1].plot(*umap[idx][cyc_ids].T, "k-", lw=1)
-                    ax[1].set_title(f"θ, {kind} k={k}; cycle in black")
+                    ax[1].set_title(f"θ (cycle phase), {kind} k={k}; cycle in black")
                     ax[2].hist(th, bins=36, range=(0, 2 * np.pi))
                     ax[2].set_title("histogram of θ")
                     cen = np.array([rw["cellcycle_full"] if rw["cellcycle_full"] is not None else np.nan for rw in table])
