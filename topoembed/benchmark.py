@@ -48,18 +48,16 @@ import csv
 import io as _io
 import json
 import logging
-import multiprocessing
 import platform
 import re
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
 
 from . import __version__, auto, datasets, io, loops, pipeline
+from ._parallel import imap
 from ._validate import InputError, available_memory_bytes
 
 log = logging.getLogger(__name__)
@@ -267,22 +265,10 @@ def _task_worker(args) -> dict:
 
 
 def _imap(fn, args: list, jobs: int):
-    """Results of ``fn`` over ``args``: in this process for ``jobs`` <= 1, else in that many
-    worker processes (in completion order). A worker that dies (the out-of-memory killer,
-    most often) stops the run with a message that says how to resume."""
-    if jobs <= 1:
-        yield from map(fn, args)
-        return
-    # spawn, not fork: forking a process whose BLAS/OpenMP threads hold locks can deadlock
-    try:
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            for fut in as_completed([pool.submit(fn, a) for a in args]):
-                yield fut.result()
-    except BrokenProcessPool as exc:
-        raise InputError(
-            f"a worker process was killed before its task finished, most likely by the out-of-memory killer "
-            f"(a task with H2 at n = 1,000 needs about {H2_TASK_GIB:g} GiB); the task files already written are "
-            f"kept: run the same command again with fewer --jobs (e.g. --jobs 1) to resume") from exc
+    """:func:`topoembed._parallel.imap` with the benchmark's advice when a worker dies."""
+    return imap(fn, args, jobs, killed_hint=(
+        f"a task with H2 at n = 1,000 needs about {H2_TASK_GIB:g} GiB; the task files already written are "
+        f"kept: run the same command again with fewer --jobs (e.g. --jobs 1) to resume"))
 
 
 def task_resources(dataset: str, n: int = 1000, h1_only: bool = False) -> dict:
