@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, graph, homology, io, loops, pipeline, report, spectral
+from . import __version__, ensemble, graph, homology, io, loops, pipeline, report, spectral
 from ._validate import InputError, check_k, check_points
 
 log = logging.getLogger("topoembed")
@@ -38,13 +38,16 @@ _HELP = {
     "max_points": "refuse inputs with more points than this (dense n×n stages)",
     "phase_method": "circular coordinate: cycle (evenly along the loop's representative cycle, then smoothed "
                     "locally) or harmonic (de Silva et al.; collapses where the density along the loop varies)",
+    "n_subsamples": "subsamples analysed for a whole dataset: auto (10 above 2,000 points, else one run on all "
+                    "points) or a number; each loop gets its prevalence, the share of subsamples that find it",
+    "subsample_size": "points per subsample of a whole-dataset run",
     "confirm": "1: a loop count must be confirmed by the other spectral distance on the same graph "
                "(effective resistance <-> diffusion), else 0 loops are reported; 0: off",
 }
 _CHOICES = {"phase_method": list(pipeline.localization.PHASE_METHODS), "distance": sorted(spectral.DISTANCES) + ["auto"], "symmetrize": ["or", "and"], "weights": list(graph.WEIGHTS)}
 
 
-def _n_loops(value: str):
+def _auto_or_int(value: str):
     if value == "auto":
         return value
     try:
@@ -59,7 +62,7 @@ def _add_params(parser, names=None):
         if names is not None and f.name not in names:
             continue
         default = f.default
-        typ = {"n_loops": _n_loops, "t": float}.get(f.name) or (int if isinstance(default, int) else str)
+        typ = {"n_loops": _auto_or_int, "n_subsamples": _auto_or_int, "t": float}.get(f.name) or (int if isinstance(default, int) else str)
         if f.name == "subsample":
             typ = int
         parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=typ, default=default,
@@ -94,7 +97,7 @@ def cmd_run(args) -> int:
     params.validate(X.shape[0])
     _check_embed_args(args, params)
     with io.OutputSet(args.out) as outputs:
-        result = pipeline.run(X, params, progress=not args.quiet)
+        result = ensemble.run(X, params, jobs=args.jobs, progress=not args.quiet)
         emb = _embed_for_run(args, X, result)
         summ = _write_run_outputs(outputs, args, result, X, emb)
         outputs.commit()
@@ -136,7 +139,7 @@ def _run_h5ad(args) -> int:
     _check_embed_args(args, params)
     with io.OutputSet(args.out) as outputs:
         result = tl.run_result(adata, use_rep=use_rep, key_added=args.key_added, progress=not args.quiet,
-                               **dataclasses.asdict(params))
+                               jobs=args.jobs, **dataclasses.asdict(params))
         emb = _embed_for_run(args, X, result)
         if emb is not None:
             from .embed import obsm_key
@@ -352,6 +355,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", choices=["cell_cycle"], default=None,
                    help="for .h5ad raw counts: run te.pp.recipe_cell_cycle first and use its PCA")
     p.add_argument("--key-added", default="topoembed", help="for .h5ad input: key of the results in result.h5ad")
+    p.add_argument("--jobs", type=int, default=1,
+                   help="local processes for the subsamples of a whole-dataset run (default: 1)")
     _embed_args(p, with_loss=False)
     _add_params(p)
     p.set_defaults(func=cmd_run)

@@ -25,10 +25,15 @@ from ._validate import InputError, check_choice, check_k, check_points, check_po
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Params", "Result", "run", "summary", "subsample_index", "H2_MAX_N"]
+__all__ = ["Params", "Result", "run", "summary", "subsample_index", "H2_MAX_N", "ENSEMBLE_MIN_N"]
 
 #: Largest n for which H2 (maxdim=2) is allowed: ripser took 34 s at n = 500 on the sphere (2 cores).
 H2_MAX_N = 600
+#: Above this many points (and with no ``subsample``) ``n_subsamples="auto"`` analyses the data
+#: as an ensemble of subsamples (:mod:`topoembed.ensemble`).
+ENSEMBLE_MIN_N = 2000
+#: Subsamples of an ensemble with ``n_subsamples="auto"``.
+ENSEMBLE_RUNS = 10
 
 
 def _default(func, name):
@@ -72,6 +77,16 @@ class Params:
     confirm: bool = True
     theta_filtration: float = _default(localization.localize_loops, "theta_filtration")
     phase_method: str = _default(localization.localize_loops, "phase_method")
+    n_subsamples: Union[str, int] = "auto"
+    subsample_size: int = 1000
+
+    def n_runs(self, n: int) -> int:
+        """Single runs the analysis of n points makes: ``n_subsamples`` if an integer, else
+        (``"auto"``) 1 when ``subsample`` is set or n ≤ :data:`ENSEMBLE_MIN_N`, and
+        :data:`ENSEMBLE_RUNS` subsamples of ``subsample_size`` points above."""
+        if self.n_subsamples != "auto":
+            return int(self.n_subsamples)
+        return 1 if self.subsample is not None or n <= ENSEMBLE_MIN_N else ENSEMBLE_RUNS
 
     def validate(self, n: int) -> "Params":
         """Check every setting against the number of input points n; raise InputError."""
@@ -93,7 +108,15 @@ class Params:
                 raise InputError(f"{name}={getattr(self, name)!r} must be True/False (on the command line 1 or 0)")
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
             raise InputError(f"seed={self.seed!r} must be an integer")
+        if self.n_subsamples != "auto":
+            check_positive(self.n_subsamples, "n_subsamples", integer=True)
+        check_positive(self.subsample_size, "subsample_size", integer=True)
         n_used = n
+        if self.n_runs(n) > 1:
+            if self.subsample is not None:
+                raise InputError("subsample (one random subset) and n_subsamples > 1 (an ensemble of subsets) "
+                                 "exclude each other; pass one of them")
+            n_used = min(n, int(self.subsample_size))
         if self.subsample is not None:
             check_positive(self.subsample, "subsample", integer=True)
             if self.subsample < 3:
@@ -131,6 +154,7 @@ class Result:
     timings: dict = field(default_factory=dict)
     n_components: int = 1        # connected components of the kNN graph
     auto: dict | None = None     # topoembed.auto.select's choice when distance="auto"
+    ensemble: dict | None = None  # topoembed.ensemble: subsamples, each run's reading, prevalence
 
 
 #: The distance that must agree with each spectral distance (same graph) when
@@ -181,7 +205,8 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
     ``A`` may pass a precomputed adjacency on the same points (e.g. scanpy's graph); it
     is then used instead of building a kNN graph (``subsample`` must be None).
     """
-    params = dataclasses.replace(params or Params(), **overrides)
+    # a single run: an ensemble of subsamples is topoembed.ensemble.run, which calls this per subsample
+    params = dataclasses.replace(params or Params(), **overrides, n_subsamples=1)
     X = check_points(X, min_points=3)
     params.validate(X.shape[0])
     index = subsample_index(X.shape[0], params.subsample, params.seed)
@@ -318,7 +343,7 @@ def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None
 
 
 #: Per-point arrays of each loop: kept on the Result, not written to summary.json.
-PER_POINT = ("phase", "phase_confidence", "loop_distance", "on_loop")
+PER_POINT = ("phase", "phase_confidence", "phase_spread", "loop_distance", "on_loop")
 
 
 def _diagram_lists(dgms) -> dict:
@@ -344,5 +369,6 @@ def summary(result: Result, input_desc: str = "") -> dict:
                       **{k: det[k] for k in ("confirmation", "unconfirmed") if k in det}},
         "loops": [{k: v for k, v in lp.items() if k not in PER_POINT} for lp in result.loops],
         **({"auto": result.auto} if result.auto is not None else {}),
+        **({"ensemble": result.ensemble} if result.ensemble is not None else {}),
         "timings_s": {k: float(v) for k, v in result.timings.items()},
     }

@@ -25,7 +25,7 @@ import logging
 
 import numpy as np
 
-from . import homology, loops, pipeline, spectral
+from . import ensemble, homology, loops, pipeline, spectral
 from . import localize as localization
 from ._anndata import check_adata, h5ad_safe, points, uns_entry
 from ._validate import InputError, check_choice
@@ -202,7 +202,7 @@ def get_loops(adata, key: str = DEFAULT_KEY) -> list[dict]:
 
 
 def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, binarize: bool = True,
-               key_added: str = DEFAULT_KEY, progress: bool = False, **params) -> pipeline.Result:
+               key_added: str = DEFAULT_KEY, progress: bool = False, jobs: int = 1, **params) -> pipeline.Result:
     """Like :func:`run` but returns the :class:`topoembed.pipeline.Result` (used by the CLI)."""
     check_adata(adata)
     X = points(adata, use_rep)
@@ -213,7 +213,10 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
             raise InputError("neighbors_key (reuse of scanpy's graph) cannot be combined with subsample")
         neighbors(adata, neighbors_key=neighbors_key, binarize=binarize, symmetrize=p.symmetrize, key_added=key_added)
         A = adata.obsp[f"{key_added}_graph"]
-    result = pipeline.run(X, p, A=A, progress=progress)
+    if A is not None:
+        result = pipeline.run(X, p, A=A, progress=progress)
+    else:  # all cells: one run, or an ensemble of subsamples above pipeline.ENSEMBLE_MIN_N cells
+        result = ensemble.run(X, p, jobs=jobs, progress=progress)
     p = result.params  # resolved settings (distance="auto" picks distance, k, t and graph rule)
     entry = uns_entry(adata, key_added)
     full = len(result.index) == adata.n_obs
@@ -225,11 +228,13 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
                               "weights": p.weights, "use_rep": use_rep or "X", "n_components": result.n_components}
         if store:
             adata.obsp[f"{key_added}_distances"] = result.D
-    else:
+    else:  # a subsample, or the reference run of an ensemble
         in_sub = np.zeros(adata.n_obs, dtype=bool)
         in_sub[result.index] = True
         adata.obs[f"{key_added}_subsample"] = in_sub
         entry["subsample_index"] = result.index
+    if result.ensemble is not None:
+        entry["ensemble"] = h5ad_safe(result.ensemble)
     _write_distances_info(adata, key_added, p.distance, p.t, p.n_components, use_rep, store)
     _write_homology(adata, key_added, result.ph)
     _write_loops(adata, key_added, result.detection, result.loops)
@@ -240,14 +245,20 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
 
 
 def run(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, binarize: bool = True,
-        key_added: str = DEFAULT_KEY, copy: bool = False, progress: bool = False, **params):
+        key_added: str = DEFAULT_KEY, copy: bool = False, progress: bool = False, jobs: int = 1, **params):
     """All stages in one call: graph (or scanpy's, via ``neighbors_key``), distances,
     persistent homology and loop detection, with the options of
     :class:`topoembed.pipeline.Params` (``k``, ``distance``, ``t``, ``subsample``, ...).
+
+    Above :data:`topoembed.pipeline.ENSEMBLE_MIN_N` cells (and without ``subsample``) the
+    cells are analysed as an ensemble of subsamples (:mod:`topoembed.ensemble`, ``jobs``
+    local processes): every cell gets the consensus phase, ``obs[f"{key}_phase_spread"]``
+    (its circular variance across subsamples), and each loop its ``prevalence`` in
+    ``uns[key]["loops"]``; ``uns[key]["ensemble"]`` holds each subsample's reading.
     """
     adata = adata.copy() if copy else adata
     run_result(adata, use_rep=use_rep, neighbors_key=neighbors_key, binarize=binarize, key_added=key_added,
-               progress=progress, **params)
+               progress=progress, jobs=jobs, **params)
     return adata if copy else None
 
 

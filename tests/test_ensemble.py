@@ -1,0 +1,125 @@
+"""Tests of topoembed.ensemble: subsamples, loop matching, prevalence and the consensus phase."""
+from functools import lru_cache
+
+import numpy as np
+import pytest
+
+from topoembed import datasets, ensemble, pipeline
+from topoembed import localize as L
+from topoembed._validate import InputError
+
+SMALL = {"k": 30, "symmetrize": "or", "subsample_size": 300, "n_subsamples": 4}
+
+
+@lru_cache(maxsize=None)
+def _ens(name, n=1200, sigma=0.1, seed=0, jobs=1):
+    ds = datasets.make(name, n=n, d=10, sigma=sigma, seed=seed)
+    return ds, ensemble.run(ds.X, seed=seed, jobs=jobs, **SMALL)
+
+
+def test_subsample_indices_are_seeded_distinct_and_sorted():
+    a = ensemble.subsample_indices(1000, 100, 3, seed=5)
+    b = ensemble.subsample_indices(1000, 100, 3, seed=5)
+    assert all(np.array_equal(x, y) for x, y in zip(a, b))
+    assert all(len(np.unique(x)) == 100 and np.all(np.diff(x) > 0) for x in a)
+    assert not np.array_equal(a[0], a[1])
+    assert not np.array_equal(a[0], ensemble.subsample_indices(1000, 100, 3, seed=6)[0])
+
+
+def test_consensus_phase_undoes_rotation_and_reflection():
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0, 2 * np.pi, 500)
+    copies = [truth, np.mod(truth + 1.0, 2 * np.pi), np.mod(-truth + 2.5, 2 * np.pi)]
+    theta, spread = ensemble.consensus_phase(copies)
+    assert L.circular_alignment(truth, theta)[0] > 1 - 1e-12
+    np.testing.assert_allclose(spread, 0.0, atol=1e-12)
+    noisy = [np.mod(truth + rng.normal(scale=s, size=500), 2 * np.pi) for s in (0.5, 0.5, 0.5)]
+    _, spread_noisy = ensemble.consensus_phase(noisy)
+    assert np.median(spread_noisy) > 0.05  # disagreement shows up as spread
+    with_nan = [truth.copy(), truth.copy()]
+    with_nan[1][:10] = np.nan
+    th, sp = ensemble.consensus_phase(with_nan)
+    assert np.isfinite(th).all()  # one run is enough for a point
+    allnan = [np.full(5, np.nan)]
+    assert np.isnan(ensemble.consensus_phase(allnan)[0]).all()
+
+
+def test_match_loops_pairs_the_same_loop_across_runs():
+    rng = np.random.default_rng(1)
+    a, b = rng.uniform(0, 2 * np.pi, (2, 400))  # two unrelated loops' phases
+    jitter = lambda x: np.mod(x + rng.normal(scale=0.2, size=400), 2 * np.pi)  # noqa: E731
+    phases = [[a, b], [jitter(b), jitter(a)], [np.mod(-a, 2 * np.pi)], []]
+    clusters = ensemble.match_loops(phases, order=[0, 1, 2, 3])
+    got = sorted(sorted(c) for c in clusters)
+    assert got == [[(0, 0), (1, 1), (2, 0)], [(0, 1), (1, 0)]]
+    noise = [[rng.uniform(0, 2 * np.pi, 400)] for _ in range(3)]  # unrelated: three clusters of one
+    assert [len(c) for c in ensemble.match_loops(noise, order=[0, 1, 2])] == [1, 1, 1]
+
+
+def test_circle_prevalence_one_and_consensus_phase():
+    ds, res = _ens("circle")
+    assert res.detection["n_loops"] == 1 and len(res.loops) == 1
+    lp = res.loops[0]
+    assert lp["prevalence"] == 1.0 and res.ensemble["clusters"][0]["prevalence"] == 1.0
+    assert res.ensemble["n_subsamples"] == 4 and res.ensemble["subsample_size"] == 300
+    assert len(lp["phase"]) == 1200 and np.isfinite(lp["phase"]).all()
+    assert L.circular_alignment(ds.angle, lp["phase"])[0] >= 0.95
+    assert np.nanmedian(lp["phase_spread"]) < 0.05
+    assert np.all((lp["phase_confidence"] >= 0) & (lp["phase_confidence"] <= 1))
+    assert lp["on_loop"].mean() > 0.9 and lp["n_on_loop"] == int(lp["on_loop"].sum())
+    assert set(lp["cycle"]) <= set(range(1200)) and res.index.shape == (300,)
+    # the loop's points are rows of the full input (the runs' local ids are mapped back)
+    assert L.circular_alignment(ds.angle[lp["cycle"]], lp["phase"][lp["cycle"]])[0] > 0.9
+
+
+def test_blob_reports_no_loop():
+    _, res = _ens("blob", sigma=0.0)
+    assert res.detection["n_loops"] == 0 and res.loops == []
+    assert all(c["prevalence"] < ensemble.MIN_PREVALENCE for c in res.ensemble["clusters"])
+
+
+def test_two_linked_circles_two_consensus_phases():
+    ds, res = _ens("linked_circles", n=1600)
+    assert res.detection["n_loops"] == 2
+    own = []
+    for lp in res.loops:
+        al = [L.circular_alignment(ds.angle[ds.label == c], lp["phase"][ds.label == c])[0] for c in (0, 1)]
+        own.append(int(np.argmax(al)))
+        assert max(al) >= 0.9 and lp["prevalence"] >= 0.5
+    assert sorted(own) == [0, 1]
+
+
+def test_same_seed_same_result_and_jobs_do_not_change_it():
+    _, one = _ens("circle")
+    _, again = _ens.__wrapped__("circle")
+    np.testing.assert_array_equal(one.loops[0]["phase"], again.loops[0]["phase"])
+    _, two_jobs = _ens("circle", jobs=2)
+    np.testing.assert_array_equal(one.loops[0]["phase"], two_jobs.loops[0]["phase"])
+    assert one.ensemble["runs"] == [{**r, "time_s": one.ensemble["runs"][i]["time_s"]}
+                                    for i, r in enumerate(two_jobs.ensemble["runs"])]
+
+
+def test_small_inputs_are_a_single_run_and_the_summary_carries_the_ensemble():
+    ds = datasets.make("circle", n=300, d=10, sigma=0.1, seed=0)
+    single = ensemble.run(ds.X, k=30, symmetrize="or")
+    assert single.ensemble is None and len(single.index) == 300  # n <= ENSEMBLE_MIN_N: one run
+    _, res = _ens("circle")
+    s = pipeline.summary(res, "circle")
+    assert s["ensemble"]["n_subsamples"] == 4 and s["loops"][0]["prevalence"] == 1.0
+    assert s["n_input"] == 1200 and "phase" not in s["loops"][0]
+
+
+def test_default_switches_to_the_ensemble_above_the_threshold():
+    p = pipeline.Params()
+    assert p.n_runs(pipeline.ENSEMBLE_MIN_N) == 1
+    assert p.n_runs(pipeline.ENSEMBLE_MIN_N + 1) == pipeline.ENSEMBLE_RUNS
+    assert pipeline.Params(subsample=500).n_runs(10**6) == 1
+    assert pipeline.Params(n_subsamples=3).n_runs(100) == 3
+    # the dense stages are checked at the subsample size, not at n
+    pipeline.Params().validate(10**6)
+    with pytest.raises(InputError, match="exclude each other"):
+        pipeline.Params(subsample=500, n_subsamples=3).validate(5000)
+    with pytest.raises(InputError, match="n_subsamples"):
+        pipeline.Params(n_subsamples=0).validate(5000)
+    with pytest.raises(InputError, match="subsample_size"):
+        pipeline.Params(subsample_size=-1).validate(5000)

@@ -1,0 +1,236 @@
+"""Whole datasets: an ensemble of subsamples above the single run.
+
+The single run (:func:`topoembed.pipeline.run`) is tuned and fast at about 1,000 points
+(the published protocol), and building the graph on a subsample keeps the loop, whereas a
+dense distance matrix of all cells does not fit and subsampling one loses the loop. So a
+dataset with more than :data:`topoembed.pipeline.ENSEMBLE_MIN_N` points is analysed as B subsamples of m points
+(``Params.n_subsamples``, ``Params.subsample_size``; defaults 10 × 1,000):
+
+1. Each subsample b (seeded by ``SeedSequence(seed).spawn``) goes through the same single
+   run, locally in ``jobs`` processes; the run knows nothing of the ensemble.
+2. Each loop's phase and distance to the loop are extended to all n points over one union
+   kNN graph of all points (k = 15; :func:`topoembed.localize.extend_phase`).
+3. Loops are matched across runs by their phases on all points: runs are visited by
+   decreasing detection score; a loop joins the cluster whose first loop it correlates with
+   best (|ρ|, Fisher-Lee circular correlation, ≥ :data:`MATCH_MIN_CORR`, one loop per cluster
+   and run, Hungarian assignment), or opens a new cluster.
+4. **Prevalence** of a cluster = the share of the B runs that found it. A loop is reported
+   when its prevalence is ≥ :data:`MIN_PREVALENCE` (a majority of subsamples); a loop found
+   in one subsample out of ten is not a finding.
+5. Per point and reported loop: the **consensus phase** is the circular mean of the runs'
+   phases, each first rotated/reflected onto the cluster's first loop
+   (:func:`topoembed.localize.circular_alignment`); ``phase_spread`` is its circular
+   variance 1 − |mean e^{iθ_b}| (0: the runs agree); ``phase_confidence`` the runs' mean
+   confidence times that agreement; ``loop_distance`` the median over runs of each run's
+   distance divided by its on-loop threshold (≤ 1: on the loop); ``on_loop`` that median ≤ 1.
+
+Cost: B single runs of m points (O(m²) memory each, one per job at a time) plus one kNN graph of
+all points and sparse solves over it: O(n k) memory, no n × n array.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+import numpy as np
+from scipy.optimize import linear_sum_assignment
+
+from . import graph, pipeline
+from . import localize as localization
+from ._parallel import imap
+from ._validate import check_points
+
+log = logging.getLogger(__name__)
+
+__all__ = ["run", "subsample_indices", "match_loops", "consensus_phase", "MIN_PREVALENCE", "MATCH_MIN_CORR",
+           "EXTENSION_K"]
+
+#: A loop is reported when at least this share of the subsamples found it.
+MIN_PREVALENCE = 0.5
+#: Two runs' loops are the same loop when their phases on all points correlate at least this much.
+MATCH_MIN_CORR = 0.5
+#: k of the union kNN graph of all points over which each run's results are extended.
+EXTENSION_K = 15
+
+
+def subsample_indices(n: int, size: int, count: int, seed: int) -> list[np.ndarray]:
+    """``count`` sorted random subsets of range(n) of ``size`` points, one child seed each."""
+    children = np.random.SeedSequence(seed).spawn(count)
+    return [np.sort(np.random.default_rng(c).choice(n, size=min(size, n), replace=False)) for c in children]
+
+
+def _single(args):
+    """One subsample through the single run (top level: picklable for worker processes)."""
+    b, Xs, params = args
+    t0 = time.perf_counter()
+    res = pipeline.run(Xs, params)
+    res.timings["wall"] = time.perf_counter() - t0
+    return b, res
+
+
+def match_loops(phases: list[list[np.ndarray]], order: list[int], min_corr: float = MATCH_MIN_CORR) -> list[list]:
+    """Clusters of the same loop across runs (module docstring, step 3).
+
+    ``phases[b]`` holds run b's loops as phases on all points; runs are visited in ``order``.
+    Returns clusters, each a list of (run, loop) pairs, its first pair the reference.
+    """
+    clusters: list[list] = []
+    for b in order:
+        loops_b = phases[b]
+        if not loops_b:
+            continue
+        assigned = {}
+        if clusters:
+            ref = [phases[c[0][0]][c[0][1]] for c in clusters]
+            corr = np.array([[abs(localization.circular_correlation(p, r)) for r in ref] for p in loops_b])
+            rows, cols = linear_sum_assignment(-corr)
+            assigned = {int(r): int(c) for r, c in zip(rows, cols) if corr[r, c] >= min_corr}
+        for j in range(len(loops_b)):
+            if j in assigned:
+                clusters[assigned[j]].append((b, j))
+            else:
+                clusters.append([(b, j)])
+    return clusters
+
+
+def consensus_phase(phases: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Circular mean and circular variance per point of phases aligned onto ``phases[0]``.
+
+    Each phase is first rotated and, if that fits better, reflected onto the first
+    (:func:`topoembed.localize.circular_alignment`). NaNs are left out per point.
+    """
+    ref = phases[0]
+    acc = np.zeros(len(ref), dtype=np.complex128)
+    cnt = np.zeros(len(ref))
+    for th in phases:
+        if not (np.isfinite(th) & np.isfinite(ref)).any():
+            continue
+        _, sign, shift = localization.circular_alignment(ref, th)
+        z = np.exp(1j * (sign * th + shift))
+        ok = np.isfinite(z)
+        acc[ok] += z[ok]
+        cnt[ok] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = acc / cnt
+    theta = np.mod(np.angle(mean), 2 * np.pi)
+    spread = 1 - np.abs(mean)
+    theta[cnt == 0] = np.nan
+    spread[cnt == 0] = np.nan
+    return theta, spread
+
+
+def run(X, params: pipeline.Params | None = None, *, jobs: int = 1, progress: bool = False,
+        **overrides) -> pipeline.Result:
+    """Analyse all points of X: a single run up to :data:`topoembed.pipeline.ENSEMBLE_MIN_N`
+    points (or when ``subsample`` is set; :meth:`topoembed.pipeline.Params.n_runs`), else the
+    ensemble of the module docstring.
+
+    Returns a :class:`topoembed.pipeline.Result`. For an ensemble, its graph, distances and
+    diagrams are those of the reference run (the highest-scoring run that found every
+    reported loop, else the highest-scoring run; ``index`` is its subsample), its loops the
+    consensus over all points, and ``ensemble`` holds B, m, each run's reading and each
+    loop cluster's prevalence.
+    """
+    params = dataclasses.replace(params or pipeline.Params(), **overrides)
+    X = check_points(X, min_points=3)
+    n = X.shape[0]
+    params.validate(n)
+    B = params.n_runs(n)
+    if B <= 1:
+        return pipeline.run(X, params, progress=progress)
+    t_all = time.perf_counter()
+    m = min(int(params.subsample_size), n)
+    idxs = subsample_indices(n, m, B, params.seed)
+    single = dataclasses.replace(params, subsample=None, n_subsamples=1)
+    log.info("ensemble: %d subsamples of %d of the %d points, %d job(s)", B, m, n, jobs)
+    t0 = time.perf_counter()
+    A_full = graph.knn_graph(X, k=EXTENSION_K, metric=params.metric, symmetrize="or", random_state=params.seed)
+    t_graph = time.perf_counter() - t0
+    runs: list = [None] * B
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=B, desc="topoembed subsamples", unit="run", leave=False, disable=None)
+    t0 = time.perf_counter()
+    for b, res in imap(_single, [(b, X[idx], single) for b, idx in enumerate(idxs)], jobs,
+                       killed_hint="run again with fewer --jobs or a smaller --subsample-size"):
+        runs[b] = res
+        log.info("subsample %d/%d: %d loop(s), score %.2f (%.1f s)", b + 1, B, res.detection["n_loops"],
+                 res.detection["score"], res.timings["wall"])
+        if bar is not None:
+            bar.update(1)
+    if bar is not None:
+        bar.close()
+    t_runs = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ext = [[_extend(lp, A_full, idxs[b]) for lp in res.loops] for b, res in enumerate(runs)]
+    scores = np.array([r.detection["score"] if r.detection["n_loops"] else -1.0 for r in runs])
+    order = [int(b) for b in np.argsort(-scores, kind="stable")]
+    clusters = match_loops([[e["phase"] for e in loops_b] for loops_b in ext], order)
+    clusters.sort(key=lambda c: -len(c))  # most prevalent first (stable: best score first on ties)
+    prevalence = [len(c) / B for c in clusters]
+    reported = [c for c, p in zip(clusters, prevalence) if p >= MIN_PREVALENCE]
+    loops_out = [_consensus_loop(c, ext, runs, idxs, B) for c in reported]
+    ref_b = _reference_run(runs, reported, order)
+    ref = runs[ref_b]
+    t_consensus = time.perf_counter() - t0
+    counts = [int(r.detection["n_loops"]) for r in runs]
+    detection = {**ref.detection, "n_loops": len(reported)}
+    if len(reported) != ref.detection["n_loops"]:
+        detection["reference_n_loops"] = int(ref.detection["n_loops"])
+    ensemble = {
+        "n_subsamples": B, "subsample_size": m, "reference_run": ref_b, "extension_k": EXTENSION_K,
+        "min_prevalence": MIN_PREVALENCE,
+        "runs": [{"n_loops": counts[b], "score": float(runs[b].detection["score"]),
+                  "confirmed": "unconfirmed" not in runs[b].detection, "time_s": float(runs[b].timings["wall"])}
+                 for b in range(B)],
+        "clusters": [{"prevalence": float(p), "runs": [int(b) for b, _ in c],
+                      "reported": bool(p >= MIN_PREVALENCE)} for c, p in zip(clusters, prevalence)],
+    }
+    timings = {"graph_all_points": t_graph, "subsample_runs": t_runs, "consensus": t_consensus,
+               "total": time.perf_counter() - t_all}
+    return pipeline.Result(params=params, n_input=n, index=idxs[ref_b], A=ref.A, D=ref.D, ph=ref.ph,
+                           detection=detection, loops=loops_out, timings=timings, n_components=ref.n_components,
+                           auto=ref.auto, ensemble=ensemble)
+
+
+def _extend(lp: dict, A_full, idx) -> dict:
+    """One run's loop over all points: phase, confidence and relative distance to the loop."""
+    # the run's own loop dict is over its subsample (the single run has no other points)
+    rel = np.asarray(lp["loop_distance"], dtype=np.float64) / lp["on_loop_threshold"]
+    phase = localization.extend_phase(A_full, idx, lp["phase"])
+    dist = localization.extend_loop_distance(A_full, idx, rel)
+    conf = localization.phase_confidence(A_full, phase, dist, 1.0)
+    return {"phase": phase, "loop_distance": dist, "phase_confidence": conf}
+
+
+def _consensus_loop(cluster, ext, runs, idxs, B) -> dict:
+    b0, j0 = cluster[0]
+    first = runs[b0].loops[j0]
+    members = [ext[b][j] for b, j in cluster]
+    theta, spread = consensus_phase([e["phase"] for e in members])
+    with np.errstate(invalid="ignore"):
+        conf = np.nanmean(np.stack([e["phase_confidence"] for e in members]), axis=0) * (1 - spread)
+        dist = np.nanmedian(np.stack([e["loop_distance"] for e in members]), axis=0)
+    idx0 = idxs[b0]
+    lp = {k: v for k, v in first.items() if k not in pipeline.PER_POINT}
+    lp.update(
+        cycle=[int(idx0[v]) for v in first["cycle"]],  # the run's ids are rows of its subsample
+        birth_edge=[int(idx0[v]) for v in first["birth_edge"]],
+        prevalence=len(cluster) / B, n_runs=len(cluster), representative_run=int(b0),
+        phase=theta, phase_spread=spread, phase_confidence=conf, loop_distance=dist,
+        on_loop=np.nan_to_num(dist, nan=np.inf) <= 1.0, on_loop_threshold=1.0,
+        median_phase_confidence=float(np.nanmedian(conf)) if np.isfinite(conf).any() else float("nan"),
+    )
+    lp["n_on_loop"] = int(lp["on_loop"].sum())
+    return lp
+
+
+def _reference_run(runs, reported, order) -> int:
+    """The best-scoring run that holds every reported loop, else the best-scoring run."""
+    for b in order:
+        if reported and all(any(bb == b for bb, _ in c) for c in reported):
+            return b
+    return order[0]
