@@ -155,3 +155,24 @@ def test_run_with_embedding_and_embed_command(tmp_path, capsys):
     code = run_cli("run", SPEC, "--embed", "sketchmap", "--subsample", 100, "--k", 10, "--out", tmp_path / "bad", "-q")
     assert code == 2 and not (tmp_path / "bad").exists()
     assert run_cli("embed", SPEC, "--n-components", 0, "--out", tmp_path / "z.npy") == 2
+
+
+def test_run_whole_dataset_as_an_ensemble(tmp_path, capsys):
+    X = datasets.make("circle", n=900, d=10, sigma=0.1, seed=0).X
+    np.save(tmp_path / "x.npy", X)
+    out = tmp_path / "res"
+    assert run_cli("run", tmp_path / "x.npy", "--out", out, "-q", "--k", 30, "--symmetrize", "or",
+                   "--n-subsamples", 3, "--subsample-size", 300, "--jobs", 1) == 0
+    printed = capsys.readouterr().out
+    assert "Whole dataset: 3 random subsamples of 300 of the 900 points" in printed
+    assert "loop 1 in 3 of 3 (prevalence 1.00)" in printed
+    s = json.loads((out / "summary.json").read_text())
+    assert s["n_input"] == 900 and s["n_points"] == 300
+    assert s["ensemble"]["n_subsamples"] == 3 and s["loops"][0]["prevalence"] == 1.0
+    cells = np.genfromtxt(out / "cells.csv", delimiter=",", names=True)
+    assert len(cells) == 900 and "phase_spread_1" in cells.dtype.names and np.isfinite(cells["phase_1"]).all()
+    assert "prevalence (share of subsamples)" in (out / "report.html").read_text()
+    with pytest.raises(SystemExit):  # argparse: not a number
+        run_cli("run", tmp_path / "x.npy", "--out", tmp_path / "bad", "--n-subsamples", "many")
+    assert run_cli("run", tmp_path / "x.npy", "--out", tmp_path / "bad", "--n-subsamples", 3, "--subsample", 300) == 2
+    assert not (tmp_path / "bad").exists()

@@ -56,6 +56,16 @@ def verdict_notes(summary: dict) -> list[str]:
     elif check:
         notes.append(f"Confirmed: {check['distance']} on the same graph finds the same number of loops "
                      f"(s = {check['score']:.2f}).")
+    ens = summary.get("ensemble")
+    if ens:
+        B = ens["n_subsamples"]
+        found = [f"loop {i + 1} in {lp['n_runs']} of {B} (prevalence {lp['prevalence']:.2f})"
+                 for i, lp in enumerate(summary["loops"])]
+        dropped = [c for c in ens["clusters"] if not c["reported"]]
+        notes.append(f"Whole dataset: {B} random subsamples of {ens['subsample_size']} of the {summary['n_input']} "
+                     f"points, each analysed alone; " + ("; ".join(found) if found else "no loop in a majority of them")
+                     + (f". Not reported (found in fewer than {ens['min_prevalence']:.0%} of the subsamples): "
+                        + ", ".join(f"{len(c['runs'])} of {B}" for c in dropped) if dropped else "") + ".")
     return notes
 
 
@@ -125,7 +135,8 @@ def render_html(summary: dict, points=None, index=None, per_point: list[dict] = 
     caveat = "".join(f"<p>{html.escape(note)}</p>" for note in verdict_notes(summary))
     score_rows = [(m, f"{s:.3f}", "←" if int(m) == det["n_loops"] else "") for m, s in det["scores"].items()]
     loop_rows = [(i + 1, f"{lp['birth']:.4g}", f"{lp['death']:.4g}", f"{lp['persistence']:.4g}",
-                  f"{lp['birth_edge'][0]}–{lp['birth_edge'][1]}", len(lp.get("cycle", [])), lp.get("n_on_loop", ""))
+                  f"{lp['birth_edge'][0]}–{lp['birth_edge'][1]}", len(lp.get("cycle", [])), lp.get("n_on_loop", ""),
+                  f"{lp['prevalence']:.2f}" if "prevalence" in lp else "")
                  for i, lp in enumerate(summary["loops"])]
     param_rows = sorted(summary["params"].items())
     time_rows = [(k, f"{v:.2f}") for k, v in summary["timings_s"].items()]
@@ -135,7 +146,7 @@ def render_html(summary: dict, points=None, index=None, per_point: list[dict] = 
                    f"{summary['n_points']} points.</p>{caveat}"),
         ("Detection scores", _table(score_rows, ["m", "s_m", "chosen"])),
         ("Detected loops", _table(loop_rows, ["loop", "birth", "death", "persistence", "birth edge", "cycle length",
-                                    "points on loop"])
+                                    "points on loop", "prevalence (share of subsamples)"])
          if loop_rows else "<p>none</p>"),
         ("Figures", "<div class='figs'>" + "".join(figs) + "</div>"),
         *extra_sections,
