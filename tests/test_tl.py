@@ -267,3 +267,39 @@ def test_run_auto_stores_the_resolved_setting(circle_adata):
     del a.obsp["topoembed_distances"]
     te.tl.persistent_homology(a)
     np.testing.assert_allclose(a.uns["topoembed"]["diagrams"]["H1"], before)
+
+
+def test_run_on_all_cells_as_an_ensemble_writes_prevalence_and_phases(tmp_path):
+    ds = datasets.make("circle", n=900, d=10, sigma=0.1, seed=0)
+    a = anndata.AnnData(X=ds.X.astype(np.float32))
+    te.tl.run(a, k=30, symmetrize="or", n_subsamples=3, subsample_size=300)
+    loops = te.tl.get_loops(a)
+    assert len(loops) == 1 and loops[0]["prevalence"] == 1.0
+    ens = a.uns["topoembed"]["ensemble"]
+    assert ens["n_subsamples"] == 3 and ens["subsample_size"] == 300
+    for col in ("phase", "phase_spread", "phase_confidence", "on_loop", "loop_distance"):
+        assert len(a.obs[f"topoembed_{col}"]) == 900
+    from topoembed.localize import circular_alignment
+
+    assert circular_alignment(ds.angle, a.obs["topoembed_phase"].to_numpy())[0] > 0.95
+    a.write_h5ad(tmp_path / "a.h5ad")  # everything in uns survives h5ad
+    back = anndata.read_h5ad(tmp_path / "a.h5ad")
+    assert te.tl.get_loops(back)[0]["prevalence"] == 1.0
+
+
+@pytest.mark.slow
+def test_ipc_all_cells_defaults(ipc_path):
+    """Issue 13 target: all 26,625 cells with no options: one loop, prevalence >= 0.9, a
+    phase for >= 99 % of the cells, and two seeds agree (|ρ| >= 0.9)."""
+    from topoembed.localize import circular_correlation
+
+    phases = []
+    for seed in (0, 1):
+        a = anndata.read_h5ad(ipc_path)
+        te.tl.run(a, use_rep="X_scVI", seed=seed)
+        loops = te.tl.get_loops(a)
+        assert len(loops) == 1 and loops[0]["prevalence"] >= 0.9
+        phase = a.obs["topoembed_phase"].to_numpy()
+        assert np.isfinite(phase).mean() >= 0.99
+        phases.append(phase)
+    assert abs(circular_correlation(*phases)) >= 0.9
