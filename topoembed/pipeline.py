@@ -206,7 +206,7 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
     is then used instead of building a kNN graph (``subsample`` must be None).
     """
     # a single run: an ensemble of subsamples is topoembed.ensemble.run, which calls this per subsample
-    params = dataclasses.replace(params or Params(), **overrides, n_subsamples=1)
+    params = dataclasses.replace(params or Params(), **{**overrides, "n_subsamples": 1})
     X = check_points(X, min_points=3)
     params.validate(X.shape[0])
     index = subsample_index(X.shape[0], params.subsample, params.seed)
