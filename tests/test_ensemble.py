@@ -123,3 +123,15 @@ def test_default_switches_to_the_ensemble_above_the_threshold():
         pipeline.Params(n_subsamples=0).validate(5000)
     with pytest.raises(InputError, match="subsample_size"):
         pipeline.Params(subsample_size=-1).validate(5000)
+
+
+def test_reference_run_agrees_with_the_consensus():
+    class R:  # the fields _reference_run reads
+        def __init__(self, m):
+            self.detection = {"n_loops": m}
+
+    runs = [R(1), R(0), R(0), R(1)]
+    order = [3, 0, 1, 2]  # by score: the runs with a loop first
+    assert ensemble._reference_run(runs, [], order) == 1  # no loop reported: a run that found none
+    assert ensemble._reference_run(runs, [[(3, 0), (0, 0)]], order) == 3
+    assert ensemble._reference_run([R(2), R(1)], [[(0, 0), (1, 0)]], [0, 1]) == 1  # exactly the reported loops

@@ -229,8 +229,16 @@ def _consensus_loop(cluster, ext, runs, idxs, B) -> dict:
 
 
 def _reference_run(runs, reported, order) -> int:
-    """The best-scoring run that holds every reported loop, else the best-scoring run."""
+    """The run whose diagrams stand for the ensemble: the best-scoring run that found exactly
+    the reported loops (with none reported, the first run that found none), else the
+    best-scoring run that found them all, else the best-scoring run."""
+    def holds_all(b):
+        return all(any(bb == b for bb, _ in c) for c in reported)
+
     for b in order:
-        if reported and all(any(bb == b for bb, _ in c) for c in reported):
+        if runs[b].detection["n_loops"] == len(reported) and holds_all(b):
+            return b
+    for b in order:
+        if reported and holds_all(b):
             return b
     return order[0]
