@@ -127,8 +127,8 @@ def run(X, params: pipeline.Params | None = None, *, jobs: int = 1, progress: bo
     ensemble of the module docstring.
 
     Returns a :class:`topoembed.pipeline.Result`. For an ensemble, its graph, distances and
-    diagrams are those of the reference run (the highest-scoring run that found every
-    reported loop, else the highest-scoring run; ``index`` is its subsample), its loops the
+    diagrams are those of the reference run (:func:`_reference_run`; ``index`` is its
+    subsample), its loops the
     consensus over all points, and ``ensemble`` holds B, m, each run's reading and each
     loop cluster's prevalence.
     """
