@@ -55,3 +55,17 @@ def test_h2_of_a_sphere():
     ph = homology.persistence(cdist(X, X), maxdim=2)
     life = np.diff(ph["dgms"][2], axis=1).ravel()
     assert np.sum(life > 0.3) == 1
+
+
+def test_ripser_memory_guard_refuses_before_ripser(monkeypatch):
+    from topoembed import _validate
+    from topoembed._validate import InputError
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    D = cdist(X, X)
+    assert homology.ripser_memory_estimate(2_000_000) == pytest.approx(2.15e9, rel=0.1)  # the calibration point
+    monkeypatch.setattr(_validate, "available_memory_bytes", lambda: 1000)
+    with pytest.raises(InputError, match="GiB are available"):
+        homology.persistence(D)
+    homology.persistence(D, maxdim=0)  # H0 alone builds no filtration of triangles: not checked
