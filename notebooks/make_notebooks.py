@@ -72,7 +72,7 @@ CELL_CYCLE = [
 26,625 neural intermediate progenitor cells (IPCs) of the developing mouse pallium, as a
 10-D scVI latent space (`../shared/data/neural_ipc_scvi.h5ad`, the "Neural IPCs" data of
 Damrich, Berens and Kobak 2024). This population cycles. We give topoembed all the cells:
-above 2,000 cells it analyses ten random subsamples of 1,000 cells, reports a loop only if
+above 1,000 cells it analyses ten random subsamples of 1,000 cells, reports a loop only if
 most subsamples find it (its *prevalence*), and gives every cell a consensus phase θ. We
 then compare θ with the cell-cycle score in `obs['CellCycle']`.
 """),

@@ -38,7 +38,7 @@ _HELP = {
     "max_points": "refuse inputs with more points than this (dense n×n stages)",
     "phase_method": "circular coordinate: cycle (evenly along the loop's representative cycle, then smoothed "
                     "locally) or harmonic (de Silva et al.; collapses where the density along the loop varies)",
-    "n_subsamples": "subsamples analysed for a whole dataset: auto (10 above 2,000 points, else one run on all "
+    "n_subsamples": "subsamples analysed for a whole dataset: auto (10 above 1,000 points, else one run on all "
                     "points) or a number; each loop gets its prevalence, the share of subsamples that find it",
     "subsample_size": "points per subsample of a whole-dataset run",
     "confirm": "1: a loop count must be confirmed by the other spectral distance on the same graph "

@@ -81,7 +81,7 @@ def _check_memory(D: np.ndarray, thresh: float) -> None:
     if need > have:
         raise InputError(f"persistent homology of {n} points ({n_edges:,} filtration edges) may need about "
                          f"{need / 2**30:.1f} GiB, but {have / 2**30:.1f} GiB are available; analyse the data as "
-                         "an ensemble of subsamples (the default above 2,000 points: --n-subsamples auto) or "
+                         "an ensemble of subsamples (the default above 1,000 points: --n-subsamples auto) or "
                          "pass --subsample")
 
 
