@@ -62,6 +62,10 @@ class Params:
     noise (noise benchmark, 45 runs) effective resistance alone reported a loop in 15 runs,
     confirmed in none; on the IPC cell-cycle data it was confirmed in every subsample.
     Cost: one more distance matrix and H1 persistence, only when a loop was found.
+
+    ``n_subsamples`` / ``subsample_size``: how :func:`topoembed.ensemble.run` analyses a whole
+    dataset (:meth:`n_runs`); ``phase_method``: the circular coordinate
+    (:func:`topoembed.localize.localize_loops`).
     """
 
     k: int = 100
