@@ -285,6 +285,9 @@ def test_run_on_all_cells_as_an_ensemble_writes_prevalence_and_phases(tmp_path):
     a.write_h5ad(tmp_path / "a.h5ad")  # everything in uns survives h5ad
     back = anndata.read_h5ad(tmp_path / "a.h5ad")
     assert te.tl.get_loops(back)[0]["prevalence"] == 1.0
+    te.tl.run(a, k=30, symmetrize="or", n_subsamples=1)  # a single run replaces the ensemble's entry
+    assert "ensemble" not in a.uns["topoembed"] and "prevalence" not in te.tl.get_loops(a)[0]
+    assert "topoembed_phase_spread" not in a.obs
 
 
 @pytest.mark.slow

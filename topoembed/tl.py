@@ -235,6 +235,8 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
         entry["subsample_index"] = result.index
     if result.ensemble is not None:
         entry["ensemble"] = h5ad_safe(result.ensemble)
+    else:  # a single run: no stale ensemble from an earlier run under this key
+        entry.pop("ensemble", None)
     _write_distances_info(adata, key_added, p.distance, p.t, p.n_components, use_rep, store)
     _write_homology(adata, key_added, result.ph)
     _write_loops(adata, key_added, result.detection, result.loops)
