@@ -9,7 +9,8 @@ dataset with more than :data:`topoembed.pipeline.ENSEMBLE_MIN_N` points is analy
 1. Each subsample b (seeded by ``SeedSequence(seed).spawn``) goes through the same single
    run, locally in ``jobs`` processes; the run knows nothing of the ensemble.
 2. Each loop's phase and distance to the loop are extended to all n points over one union
-   kNN graph of all points (k = 15; :func:`topoembed.localize.extend_phase`).
+   kNN graph of all points (:func:`topoembed.pipeline.extension_graph`, k = 15;
+   :func:`topoembed.localize.extend_phase`).
 3. Loops are matched across runs by their phases on all points: runs are visited by
    decreasing detection score; a loop joins the cluster whose first loop it correlates with
    best (|ρ|, Fisher-Lee circular correlation, ≥ :data:`MATCH_MIN_CORR`, one loop per cluster
@@ -43,15 +44,12 @@ from ._validate import check_points
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run", "subsample_indices", "match_loops", "consensus_phase", "MIN_PREVALENCE", "MATCH_MIN_CORR",
-           "EXTENSION_K"]
+__all__ = ["run", "subsample_indices", "match_loops", "consensus_phase", "MIN_PREVALENCE", "MATCH_MIN_CORR"]
 
 #: A loop is reported when at least this share of the subsamples found it.
 MIN_PREVALENCE = 0.5
 #: Two runs' loops are the same loop when their phases on all points correlate at least this much.
 MATCH_MIN_CORR = 0.5
-#: k of the union kNN graph of all points over which each run's results are extended.
-EXTENSION_K = 15
 
 
 def subsample_indices(n: int, size: int, count: int, seed: int) -> list[np.ndarray]:
@@ -128,9 +126,8 @@ def run(X, params: pipeline.Params | None = None, *, jobs: int = 1, progress: bo
 
     Returns a :class:`topoembed.pipeline.Result`. For an ensemble, its graph, distances and
     diagrams are those of the reference run (:func:`_reference_run`; ``index`` is its
-    subsample), its loops the
-    consensus over all points, and ``ensemble`` holds B, m, each run's reading and each
-    loop cluster's prevalence.
+    subsample), its loops the consensus over all points, and ``ensemble`` holds B, m, each
+    run's reading and each loop cluster's prevalence.
     """
     params = dataclasses.replace(params or pipeline.Params(), **overrides)
     X = check_points(X, min_points=3)
@@ -145,7 +142,7 @@ def run(X, params: pipeline.Params | None = None, *, jobs: int = 1, progress: bo
     single = dataclasses.replace(params, subsample=None, n_subsamples=1)
     log.info("ensemble: %d subsamples of %d of the %d points, %d job(s)", B, m, n, jobs)
     t0 = time.perf_counter()
-    A_full = graph.knn_graph(X, k=EXTENSION_K, metric=params.metric, symmetrize="or", random_state=params.seed)
+    A_full = pipeline.extension_graph(X, params)
     t_graph = time.perf_counter() - t0
     runs: list = [None] * B
     bar = None
@@ -181,7 +178,8 @@ def run(X, params: pipeline.Params | None = None, *, jobs: int = 1, progress: bo
     if len(reported) != ref.detection["n_loops"]:
         detection["reference_n_loops"] = int(ref.detection["n_loops"])
     ensemble = {
-        "n_subsamples": B, "subsample_size": m, "reference_run": ref_b, "extension_k": EXTENSION_K,
+        "n_subsamples": B, "subsample_size": m, "reference_run": ref_b,
+        "extension_k": pipeline.extension_k(params),
         "min_prevalence": MIN_PREVALENCE,
         "runs": [{"n_loops": counts[b], "score": float(runs[b].detection["score"]),
                   "confirmed": "unconfirmed" not in runs[b].detection, "time_s": float(runs[b].timings["wall"])}

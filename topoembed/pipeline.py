@@ -315,6 +315,19 @@ def describe_loops(ph: dict, detection: dict, index: np.ndarray) -> list[dict]:
     return found
 
 
+def extension_k(params: Params) -> int:
+    """k of :func:`extension_graph`: the generic k (15), or ``params.k`` if smaller."""
+    return min(params.k, _default(graph.knn_graph, "k"))
+
+
+def extension_graph(X, params: Params) -> sp.csr_matrix:
+    """The union kNN graph of all points over which results on a subsample are extended to
+    the others (a subsampled run, each run of an ensemble). An interpolation graph: a small
+    k (:func:`extension_k`) suffices and keeps the sparse solves cheap."""
+    return graph.knn_graph(X, k=extension_k(params), metric=params.metric, symmetrize="or",
+                           random_state=params.seed)
+
+
 def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None:
     """Add cycle, phase, phase_confidence, on_loop and loop_distance (per input point) to each found loop.
 
@@ -325,11 +338,7 @@ def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None
     placed = localization.localize_loops(D, A, ph, detection, theta_filtration=params.theta_filtration,
                                          phase_method=params.phase_method)
     n_in = len(index) if X is None else X.shape[0]
-    A_full = None
-    if len(index) < n_in:  # cells outside the subsample: extension over the full kNN graph
-        # an interpolation graph: the generic k (15) suffices and keeps the solve sparse
-        A_full = graph.knn_graph(X, k=min(params.k, _default(graph.knn_graph, "k")), metric=params.metric,
-                                 symmetrize="or", random_state=params.seed)
+    A_full = extension_graph(X, params) if len(index) < n_in else None  # cells outside the subsample
     for lp, pl in zip(found, placed):
         lp["cycle"] = [int(index[v]) for v in pl["cycle"]]
         lp["n_on_loop"] = int(pl["n_on_loop"])
