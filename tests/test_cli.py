@@ -162,7 +162,7 @@ def test_run_whole_dataset_as_an_ensemble(tmp_path, capsys):
     np.save(tmp_path / "x.npy", X)
     out = tmp_path / "res"
     assert run_cli("run", tmp_path / "x.npy", "--out", out, "-q", "--k", 30, "--symmetrize", "or",
-                   "--n-subsamples", 3, "--subsample-size", 300, "--jobs", 1) == 0
+                   "--n-subsamples", 3, "--subsample-size", 300, "--jobs", 1, "--early-stop", 0) == 0
     printed = capsys.readouterr().out
     assert "Whole dataset: 3 random subsamples of 300 of the 900 points" in printed
     assert "loop 1 in 3 of 3 (prevalence 1.00)" in printed

@@ -61,7 +61,9 @@ def test_circle_prevalence_one_and_consensus_phase():
     assert res.detection["n_loops"] == 1 and len(res.loops) == 1
     lp = res.loops[0]
     assert lp["prevalence"] == 1.0 and res.ensemble["clusters"][0]["prevalence"] == 1.0
-    assert res.ensemble["n_subsamples"] == 4 and res.ensemble["subsample_size"] == 300
+    # unanimous after 3 of 4 runs: the 4th could not change the call (early stop)
+    assert res.ensemble["n_subsamples"] == 3 and res.ensemble["n_planned"] == 4 and res.ensemble["stopped_early"]
+    assert res.ensemble["subsample_size"] == 300
     assert len(lp["phase"]) == 1200 and np.isfinite(lp["phase"]).all()
     assert L.circular_alignment(ds.angle, lp["phase"])[0] >= 0.95
     assert np.nanmedian(lp["phase_spread"]) < 0.05
@@ -105,7 +107,7 @@ def test_small_inputs_are_a_single_run_and_the_summary_carries_the_ensemble():
     assert single.ensemble is None and len(single.index) == 300  # n <= ENSEMBLE_MIN_N: one run
     _, res = _ens("circle")
     s = pipeline.summary(res, "circle")
-    assert s["ensemble"]["n_subsamples"] == 4 and s["loops"][0]["prevalence"] == 1.0
+    assert s["ensemble"]["n_subsamples"] == 3 and s["ensemble"]["n_planned"] == 4 and s["loops"][0]["prevalence"] == 1.0
     assert s["n_input"] == 1200 and "phase" not in s["loops"][0]
 
 
@@ -135,3 +137,21 @@ def test_reference_run_agrees_with_the_consensus():
     assert ensemble._reference_run(runs, [], order) == 1  # no loop reported: a run that found none
     assert ensemble._reference_run(runs, [[(3, 0), (0, 0)]], order) == 3
     assert ensemble._reference_run([R(2), R(1)], [[(0, 0), (1, 0)]], [0, 1]) == 1  # exactly the reported loops
+
+
+def test_early_stop_runs_is_the_first_count_that_fixes_the_call():
+    assert ensemble.early_stop_runs(10) == 6  # 6/10 >= 0.5 and the other 4/10 < 0.5
+    assert ensemble.early_stop_runs(4) == 3 and ensemble.early_stop_runs(3) == 2 and ensemble.early_stop_runs(1) == 1
+    for B in range(1, 30):
+        b = ensemble.early_stop_runs(B)
+        # brute force: unanimous b runs fix the call whatever the remaining runs find
+        assert b / B >= ensemble.MIN_PREVALENCE and (B - b) / B < ensemble.MIN_PREVALENCE
+        assert b == 1 or not ((b - 1) / B >= ensemble.MIN_PREVALENCE and (B - b + 1) / B < ensemble.MIN_PREVALENCE)
+
+
+def test_early_stop_off_runs_every_subsample_with_the_same_call():
+    ds, res = _ens("circle")
+    full = ensemble.run(ds.X, seed=0, jobs=1, early_stop=False, **SMALL)
+    assert full.ensemble["n_subsamples"] == 4 and not full.ensemble["stopped_early"]
+    assert full.detection["n_loops"] == res.detection["n_loops"] == 1
+    assert abs(L.circular_correlation(full.loops[0]["phase"], res.loops[0]["phase"])) > 0.95

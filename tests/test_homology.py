@@ -69,3 +69,70 @@ def test_ripser_memory_guard_refuses_before_ripser(monkeypatch):
     with pytest.raises(InputError, match="GiB are available"):
         homology.persistence(D)
     homology.persistence(D, maxdim=0)  # H0 alone builds no filtration of triangles: not checked
+
+
+def _key(a):
+    return a[np.lexsort((a[:, 1], a[:, 0]))]
+
+
+def _spectral(name, n=300, kind="effective_resistance", k=30, symmetrize="and", seed=0):
+    from topoembed import graph, spectral
+
+    X = datasets.make(name, n=n, d=20, sigma=0.2, seed=seed).X
+    A = graph.knn_graph(X, k=k, symmetrize=symmetrize)
+    return spectral.distance_matrix(kind, A=A)
+
+
+@pytest.mark.parametrize("name,kind,symmetrize", [("circle", "effective_resistance", "and"),
+                                                  ("circle", "diffusion", "or"),
+                                                  ("eyeglasses", "effective_resistance", "or"),
+                                                  ("blob", "effective_resistance", "and")])
+def test_truncated_filtration_gives_the_full_diagrams(name, kind, symmetrize):
+    """The birth bound and growth stop early and still match ripser.py on the full filtration."""
+    from ripser import ripser
+
+    D = _spectral(name, kind=kind, symmetrize=symmetrize)
+    full = ripser(D, distance_matrix=True, maxdim=1)["dgms"]  # no threshold at all: the oracle
+    fast = homology.persistence(D)
+    assert fast["exact"] and fast["thresh"] < D.max()
+    np.testing.assert_array_equal(_key(fast["dgms"][1]), _key(full[1].astype(np.float64)))
+    np.testing.assert_allclose(np.sort(fast["dgms"][0][:, 1]), np.sort(full[0][:, 1]), rtol=1e-6)
+    # no H1 class is born above the bound (the edge-by-edge apex argument)
+    assert full[1][:, 0].max() <= np.float32(homology.birth_bound(D))
+    # both engines, and ripser.py on the cocycle run, agree bar by bar
+    slow = homology.persistence(D, engine="ripser")
+    np.testing.assert_array_equal(slow["dgms"][1], fast["dgms"][1])
+    np.testing.assert_array_equal(slow["birth_edges"], fast["birth_edges"])
+    with_co = homology.add_cocycles(D, fast, coeff=47)
+    assert len(with_co["cocycles"][1]) == len(fast["dgms"][1])
+    for (b, _), (i, j) in zip(fast["dgms"][1], with_co["birth_edges"]):
+        assert np.float32(D[i, j]) == np.float32(b)
+
+
+def test_birth_bound_catches_a_late_birth():
+    """A square of side 1 with its diagonals at 1.5: H1 is born at 1 and dies at 1.5; the
+    bound must not fall below the birth (and the truncation must find the death)."""
+    D = np.array([[0, 1, 1.5, 1], [1, 0, 1, 1.5], [1.5, 1, 0, 1], [1, 1.5, 1, 0]], dtype=float)
+    assert homology.birth_bound(D) == pytest.approx(1.0)
+    ph = homology.persistence(D)
+    np.testing.assert_allclose(ph["dgms"][1], [[1.0, 1.5]])
+    _, _, w = homology.minimum_spanning_tree(D)
+    np.testing.assert_allclose(sorted(w), [1, 1, 1])
+
+
+def test_truncation_with_components_and_early_decision():
+    D = _spectral("circle", n=200, k=15, symmetrize="or")
+    n = len(D)
+    Dc = np.full((n + 30, n + 30), np.inf)
+    Dc[:n, :n] = D
+    rng = np.random.default_rng(0)
+    Y = rng.normal(size=(30, 2))
+    Dc[n:, n:] = cdist(Y, Y)
+    full = homology.persistence(Dc, truncate=False)
+    fast = homology.persistence(Dc)
+    np.testing.assert_array_equal(_key(fast["dgms"][1]), _key(full["dgms"][1]))
+    assert np.sum(np.isinf(fast["dgms"][0][:, 1])) == 2
+    # a caller that is satisfied as soon as one class is alive stops early, with exact=False
+    early = homology.persistence(D, decided=lambda dgm, t: np.isinf(dgm[:, 1]).sum() == 1)
+    if not early["exact"]:
+        assert np.isinf(early["dgms"][1][:, 1]).sum() == 1 and early["thresh"] < full["thresh"]

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from topoembed import datasets, pipeline, spectral
+from topoembed import datasets, homology, pipeline, spectral
 from topoembed._validate import InputError
 
 
@@ -162,3 +162,23 @@ def test_switches_must_be_on_or_off(name):
     X = datasets.make("circle", n=60, d=3, sigma=0.0, seed=0).X
     with pytest.raises(InputError, match=f"{name}=2 must be True/False"):
         pipeline.run(X, k=10, **{name: 2})
+
+
+@pytest.mark.parametrize("name", ["circle", "blob"])
+def test_confirmation_stopped_early_gives_the_full_filtration_count(name):
+    """The confirmation stops its filtration once the count cannot change
+    (pipeline._one_loop_decided); the count must equal that of the whole filtration."""
+    from topoembed import graph, loops, spectral
+
+    X = datasets.make(name, n=400, d=20, sigma=0.2, seed=1).X
+    A = graph.knn_graph(X, k=40, symmetrize="and")
+    D2 = spectral.distance_matrix("diffusion", A=A)
+    scale = homology.distance_scale(D2)
+    full = homology.persistence(D2, truncate=False)
+    want = loops.detect(full["dgms"][1], scale=full["scale"])["n_loops"]
+    early = homology.persistence(D2, decided=lambda dgm, t: pipeline._one_loop_decided(dgm, t, scale))
+    dgm = early["dgms"][1] if early["exact"] else pipeline._at_truncation(early["dgms"][1], early["thresh"])
+    got = loops.detect(dgm, scale=early["scale"])
+    assert got["n_loops"] == want
+    if not early["exact"]:  # the lower bound of s_1 is below the true score
+        assert got["score"] <= loops.detect(full["dgms"][1], scale=full["scale"])["score"] + 1e-12

@@ -41,6 +41,8 @@ _HELP = {
     "n_subsamples": "subsamples analysed for a whole dataset: auto (10 above 1,000 points, else one run on all "
                     "points) or a number; each loop gets its prevalence, the share of subsamples that find it",
     "subsample_size": "points per subsample of a whole-dataset run",
+    "early_stop": "1: a whole-dataset run stops after 6 of its 10 subsamples when they agree unanimously "
+                  "(the others could not change the call); 0: run them all",
     "confirm": "1: a loop count must be confirmed by the other spectral distance on the same graph "
                "(effective resistance <-> diffusion), else 0 loops are reported; 0: off",
 }
@@ -355,8 +357,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--recipe", choices=["cell_cycle"], default=None,
                    help="for .h5ad raw counts: run te.pp.recipe_cell_cycle first and use its PCA")
     p.add_argument("--key-added", default="topoembed", help="for .h5ad input: key of the results in result.h5ad")
-    p.add_argument("--jobs", type=int, default=1,
-                   help="local processes for the subsamples of a whole-dataset run (default: 1)")
+    p.add_argument("--jobs", type=_auto_or_int, default="auto",
+                   help="local processes for the subsamples of a whole-dataset run: auto (one per usable CPU) "
+                        "or a number (default: auto)")
     _embed_args(p, with_loss=False)
     _add_params(p)
     p.set_defaults(func=cmd_run)

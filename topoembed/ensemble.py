@@ -39,12 +39,12 @@ from scipy.optimize import linear_sum_assignment
 
 from . import graph, pipeline
 from . import localize as localization
-from ._parallel import imap
+from ._parallel import Pool, resolve_jobs
 from ._validate import check_points
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run", "subsample_indices", "match_loops", "consensus_phase", "MIN_PREVALENCE", "MATCH_MIN_CORR"]
+__all__ = ["run", "early_stop_runs", "subsample_indices", "match_loops", "consensus_phase", "MIN_PREVALENCE", "MATCH_MIN_CORR"]
 
 #: A loop is reported when at least this share of the subsamples found it.
 MIN_PREVALENCE = 0.5
@@ -60,9 +60,14 @@ def subsample_indices(n: int, size: int, count: int, seed: int) -> list[np.ndarr
 
 def _single(args):
     """One subsample through the single run (top level: picklable for worker processes)."""
+    from threadpoolctl import threadpool_limits
+
     b, Xs, params = args
     t0 = time.perf_counter()
-    res = pipeline.run(Xs, params)
+    # one BLAS thread per run, whatever the number of jobs: LAPACK's results change in the last
+    # digits with its thread count, and the same seed must give the same result with any --jobs
+    with threadpool_limits(1):
+        res = pipeline.run(Xs, params)
     res.timings["wall"] = time.perf_counter() - t0
     return b, res
 
@@ -118,11 +123,26 @@ def consensus_phase(phases: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return theta, spread
 
 
-def run(X, params: pipeline.Params | None = None, *, jobs: int = 1, progress: bool = False,
+def early_stop_runs(B: int, min_prevalence: float = MIN_PREVALENCE) -> int:
+    """Runs after which a unanimous ensemble stops: the smallest b with b / B ≥ min_prevalence
+    (a loop all b runs found is reported whatever the others find) and (B − b) / B <
+    min_prevalence (a loop none of them found cannot be): 6 of B = 10 at 0.5."""
+    for b in range(1, B + 1):
+        if b / B >= min_prevalence and (B - b) / B < min_prevalence:
+            return b
+    return B
+
+
+def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool = False,
         **overrides) -> pipeline.Result:
     """Analyse all points of X: a single run up to :data:`topoembed.pipeline.ENSEMBLE_MIN_N`
     points (or when ``subsample`` is set; :meth:`topoembed.pipeline.Params.n_runs`), else the
-    ensemble of the module docstring.
+    ensemble of the module docstring, in ``jobs`` local processes ("auto": one per usable CPU).
+
+    With ``params.early_stop`` (default) the ensemble stops after :func:`early_stop_runs`
+    subsamples (6 of 10) when they agree unanimously (the same loops in every run, or none
+    in any): the remaining runs could not change which loops are reported, only lower a
+    prevalence of 1 to at least 0.6. Otherwise all B runs are made.
 
     Returns a :class:`topoembed.pipeline.Result`. For an ensemble, its graph, distances and
     diagrams are those of the reference run (:func:`_reference_run`; ``index`` is its
@@ -140,50 +160,68 @@ def run(X, params: pipeline.Params | None = None, *, jobs: int = 1, progress: bo
     m = min(int(params.subsample_size), n)
     idxs = subsample_indices(n, m, B, params.seed)
     single = dataclasses.replace(params, subsample=None, n_subsamples=1)
-    log.info("ensemble: %d subsamples of %d of the %d points, %d job(s)", B, m, n, jobs)
+    first = early_stop_runs(B) if params.early_stop else B
+    jobs = resolve_jobs(jobs, first)
+    log.info("ensemble: up to %d subsamples of %d of the %d points, %d job(s)", B, m, n, jobs)
     t0 = time.perf_counter()
     A_full = pipeline.extension_graph(X, params)
     t_graph = time.perf_counter() - t0
-    runs: list = [None] * B
+    runs: list = []
+    ext: list = []
     bar = None
     if progress:
         from tqdm.auto import tqdm
 
         bar = tqdm(total=B, desc="topoembed subsamples", unit="run", leave=False, disable=None)
-    t0 = time.perf_counter()
-    for b, res in imap(_single, [(b, X[idx], single) for b, idx in enumerate(idxs)], jobs,
-                       killed_hint="run again with fewer --jobs or a smaller --subsample-size"):
-        runs[b] = res
-        log.info("subsample %d/%d: %d loop(s), score %.2f (%.1f s)", b + 1, B, res.detection["n_loops"],
-                 res.detection["score"], res.timings["wall"])
-        if bar is not None:
-            bar.update(1)
+    t_runs = t_consensus = 0.0
+    stopped_early = False
+    with Pool(jobs, killed_hint="run again with fewer --jobs or a smaller --subsample-size") as pool:
+        for batch in (range(0, first), range(first, B)):
+            if not len(batch):
+                continue
+            t0 = time.perf_counter()
+            done = {}
+            for b, res in pool.imap(_single, [(b, X[idxs[b]], single) for b in batch]):
+                done[b] = res
+                log.info("subsample %d/%d: %d loop(s), score %.2f (%.1f s)", b + 1, B, res.detection["n_loops"],
+                         res.detection["score"], res.timings["wall"])
+                if bar is not None:
+                    bar.update(1)
+            runs += [done[b] for b in batch]
+            t_runs += time.perf_counter() - t0
+            t0 = time.perf_counter()
+            ext += [[_extend(lp, A_full, idxs[b]) for lp in done[b].loops] for b in batch]
+            combined = _combine(runs, ext)
+            t_consensus += time.perf_counter() - t0
+            if len(runs) < B and _unanimous(runs, combined["clusters"]):
+                stopped_early = True
+                log.info("ensemble: the first %d subsamples agree (%d loop(s) in each); the other %d could not "
+                         "change the call (Params.early_stop=False runs them)", len(runs),
+                         runs[0].detection["n_loops"], B - len(runs))
+                break
     if bar is not None:
         bar.close()
-    t_runs = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ext = [[_extend(lp, A_full, idxs[b]) for lp in res.loops] for b, res in enumerate(runs)]
-    scores = np.array([r.detection["score"] if r.detection["n_loops"] else -1.0 for r in runs])
-    order = [int(b) for b in np.argsort(-scores, kind="stable")]
-    clusters = match_loops([[e["phase"] for e in loops_b] for loops_b in ext], order)
-    clusters.sort(key=lambda c: -len(c))  # most prevalent first (stable: best score first on ties)
-    prevalence = [len(c) / B for c in clusters]
+    n_done = len(runs)
+    clusters, order = combined["clusters"], combined["order"]
+    prevalence = [len(c) / n_done for c in clusters]
     reported = [c for c, p in zip(clusters, prevalence) if p >= MIN_PREVALENCE]
-    loops_out = [_consensus_loop(c, ext, runs, idxs, B) for c in reported]
+    loops_out = [_consensus_loop(c, ext, runs, idxs, n_done) for c in reported]
     ref_b = _reference_run(runs, reported, order)
     ref = runs[ref_b]
-    t_consensus = time.perf_counter() - t0
+    t_consensus += time.perf_counter() - t0
     counts = [int(r.detection["n_loops"]) for r in runs]
     detection = {**ref.detection, "n_loops": len(reported)}
     if len(reported) != ref.detection["n_loops"]:
         detection["reference_n_loops"] = int(ref.detection["n_loops"])
     ensemble = {
-        "n_subsamples": B, "subsample_size": m, "reference_run": ref_b,
+        "n_subsamples": n_done, "n_planned": B, "stopped_early": stopped_early, "subsample_size": m,
+        "reference_run": ref_b, "jobs": jobs,
         "extension_k": pipeline.extension_k(params),
         "min_prevalence": MIN_PREVALENCE,
         "runs": [{"n_loops": counts[b], "score": float(runs[b].detection["score"]),
                   "confirmed": "unconfirmed" not in runs[b].detection, "time_s": float(runs[b].timings["wall"])}
-                 for b in range(B)],
+                 for b in range(n_done)],
         "clusters": [{"prevalence": float(p), "runs": [int(b) for b, _ in c],
                       "reported": bool(p >= MIN_PREVALENCE)} for c, p in zip(clusters, prevalence)],
     }
@@ -192,6 +230,24 @@ def run(X, params: pipeline.Params | None = None, *, jobs: int = 1, progress: bo
     return pipeline.Result(params=params, n_input=n, index=idxs[ref_b], A=ref.A, D=ref.D, ph=ref.ph,
                            detection=detection, loops=loops_out, timings=timings, n_components=ref.n_components,
                            auto=ref.auto, ensemble=ensemble)
+
+
+def _combine(runs: list, ext: list) -> dict:
+    """Loop clusters over the runs so far (:func:`match_loops`, best-scoring run first)."""
+    scores = np.array([r.detection["score"] if r.detection["n_loops"] else -1.0 for r in runs])
+    order = [int(b) for b in np.argsort(-scores, kind="stable")]
+    clusters = match_loops([[e["phase"] for e in loops_b] for loops_b in ext], order)
+    clusters.sort(key=lambda c: -len(c))  # most prevalent first (stable: best score first on ties)
+    return {"clusters": clusters, "order": order}
+
+
+def _unanimous(runs: list, clusters: list) -> bool:
+    """Every run found the same loops: the same count L, and L clusters each holding every run."""
+    counts = {int(r.detection["n_loops"]) for r in runs}
+    if len(counts) != 1:
+        return False
+    L = counts.pop()
+    return len(clusters) == L and all(len(c) == len(runs) for c in clusters)
 
 
 def _extend(lp: dict, A_full, idx) -> dict:

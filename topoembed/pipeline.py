@@ -63,8 +63,8 @@ class Params:
     confirmed in none; on the IPC cell-cycle data it was confirmed in every subsample.
     Cost: one more distance matrix and H1 persistence, only when a loop was found.
 
-    ``n_subsamples`` / ``subsample_size``: how :func:`topoembed.ensemble.run` analyses a whole
-    dataset (:meth:`n_runs`); ``phase_method``: the circular coordinate
+    ``n_subsamples`` / ``subsample_size`` / ``early_stop``: how :func:`topoembed.ensemble.run`
+    analyses a whole dataset (:meth:`n_runs`; a unanimous ensemble stops after 6 of 10 runs); ``phase_method``: the circular coordinate
     (:func:`topoembed.localize.localize_loops`).
     """
 
@@ -86,6 +86,7 @@ class Params:
     phase_method: str = _default(localization.localize_loops, "phase_method")
     n_subsamples: Union[str, int] = "auto"
     subsample_size: int = 1000
+    early_stop: bool = True
 
     def n_runs(self, n: int) -> int:
         """Single runs the analysis of n points makes: ``n_subsamples`` if an integer, else
@@ -110,7 +111,7 @@ class Params:
         check_choice(self.phase_method, localization.PHASE_METHODS, "phase_method")
         if not 0 <= self.theta_filtration < 1:
             raise InputError(f"theta_filtration={self.theta_filtration!r} must be in [0, 1)")
-        for name in ("localize", "confirm"):
+        for name in ("localize", "confirm", "early_stop"):
             if getattr(self, name) not in (True, False):  # also accepts 0 and 1 (the CLI's form)
                 raise InputError(f"{name}={getattr(self, name)!r} must be True/False (on the command line 1 or 0)")
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
@@ -183,9 +184,14 @@ def confirm_loops(detection: dict, A: sp.spmatrix, params: Params, dgm1: np.ndar
     """
     other = CONFIRM_WITH[params.distance]
     D2 = spectral.distance_matrix(other, A=A, t=params.t, spectra=spectra)
-    ph2 = homology.persistence(D2, maxdim=1)
+    scale2 = homology.distance_scale(D2)
+    ph2 = homology.persistence(D2, maxdim=1, decided=lambda dgm, t: _one_loop_decided(dgm, t, scale2))
     det2 = loops.detect(ph2["dgms"][1], n_loops="auto", scale=ph2["scale"])
+    if not ph2["exact"]:  # the one class alive at the truncation, at its least possible lifetime
+        det2 = loops.detect(_at_truncation(ph2["dgms"][1], ph2["thresh"]), n_loops="auto", scale=ph2["scale"])
     check = {"distance": other, "n_loops": int(det2["n_loops"]), "score": float(det2["score"])}
+    if not ph2["exact"]:
+        check["score_is_lower_bound"] = True
     if det2["n_loops"] == detection["n_loops"]:
         return {**detection, "confirmation": check}
     log.warning("%s finds %d loop(s) (s = %.2f) but %s on the same graph finds %d: reporting 0 loops "
@@ -194,6 +200,26 @@ def confirm_loops(detection: dict, A: sp.spmatrix, params: Params, dgm1: np.ndar
     rejected = loops.detect(dgm1, n_loops=0, scale=scale)
     unconfirmed = {"distance": params.distance, "n_loops": int(detection["n_loops"]), "score": float(detection["score"])}
     return {**rejected, "confirmation": check, "unconfirmed": unconfirmed}
+
+
+def _at_truncation(dgm1: np.ndarray, t: float) -> np.ndarray:
+    """The diagram with the classes alive at truncation t given death t (their least death)."""
+    out = np.array(dgm1, dtype=np.float64)
+    out[~np.isfinite(out[:, 1]), 1] = t
+    return out
+
+
+def _one_loop_decided(dgm1: np.ndarray, t: float, scale: float) -> bool:
+    """Can the confirmation's count (:func:`topoembed.loops.detect`) still change as the
+    filtration grows past t? Not if exactly one class is alive at t (no class is born later,
+    :func:`topoembed.homology.persistence`) and, with its death at the least value t, the
+    rule already reports that class as the one loop: a later death only lengthens it, which
+    widens its gap to the next lifetime and its s_1, so the count stays 1."""
+    alive = np.flatnonzero(~np.isfinite(dgm1[:, 1]))
+    if len(alive) != 1:
+        return False
+    det = loops.detect(_at_truncation(dgm1, t), n_loops="auto", scale=scale)
+    return det["n_loops"] == 1 and det["features"] == [int(alive[0])]
 
 
 def subsample_index(n: int, size: int | None, seed: int = 0) -> np.ndarray:
@@ -275,8 +301,8 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
     tick("distances", t0)
 
     t0 = time.perf_counter()
-    # Z_47 coefficients: the cocycles lift to integers for the circular coordinates.
-    ph = homology.persistence(D, maxdim=params.maxdim, cocycles=params.localize, coeff=localization.DEFAULT_COEFF)
+    # Z_47 coefficients: the cocycles (added below only if a loop is found) lift to integers
+    ph = homology.persistence(D, maxdim=params.maxdim, coeff=localization.DEFAULT_COEFF)
     if n_comp > 1 and params.distance != "euclidean":
         log.warning("H0 has %d infinite bars, one per connected component of the kNN graph", n_comp)
     tick("homology", t0)
@@ -292,6 +318,8 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
 
     t0 = time.perf_counter()
     if params.localize and found:
+        if "cocycles" not in ph:
+            ph = homology.add_cocycles(D, ph, coeff=localization.DEFAULT_COEFF, rows=detection["features"])
         localize_loops(found, X, index, A, D, ph, detection, params)
     tick("localization", t0)
     timings["total"] = time.perf_counter() - t_all

@@ -66,6 +66,10 @@ def verdict_notes(summary: dict) -> list[str]:
                      f"points, each analysed alone; " + ("; ".join(found) if found else "no loop in a majority of them")
                      + (f". Not reported (found in fewer than {ens['min_prevalence']:.0%} of the subsamples): "
                         + ", ".join(f"{len(c['runs'])} of {B}" for c in dropped) if dropped else "") + ".")
+        if ens.get("stopped_early"):
+            notes.append(f"The first {B} of the {ens['n_planned']} planned subsamples agreed unanimously, so the "
+                         f"run stopped there: the other {ens['n_planned'] - B} could not have changed which loops "
+                         "are reported (--early-stop 0 runs them all).")
     return notes
 
 

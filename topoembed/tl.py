@@ -202,7 +202,7 @@ def get_loops(adata, key: str = DEFAULT_KEY) -> list[dict]:
 
 
 def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, binarize: bool = True,
-               key_added: str = DEFAULT_KEY, progress: bool = False, jobs: int = 1, **params) -> pipeline.Result:
+               key_added: str = DEFAULT_KEY, progress: bool = False, jobs="auto", **params) -> pipeline.Result:
     """Like :func:`run` but returns the :class:`topoembed.pipeline.Result` (used by the CLI)."""
     check_adata(adata)
     X = points(adata, use_rep)
@@ -247,7 +247,7 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
 
 
 def run(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, binarize: bool = True,
-        key_added: str = DEFAULT_KEY, copy: bool = False, progress: bool = False, jobs: int = 1, **params):
+        key_added: str = DEFAULT_KEY, copy: bool = False, progress: bool = False, jobs="auto", **params):
     """All stages in one call: graph (or scanpy's, via ``neighbors_key``), distances,
     persistent homology and loop detection, with the options of
     :class:`topoembed.pipeline.Params` (``k``, ``distance``, ``t``, ``subsample``, ...).
