@@ -68,3 +68,70 @@ def test_auto_on_two_disjoint_circles():
     a = datasets.make("circle", n=200, d=3, seed=0).clean
     b = datasets.make("circle", n=200, d=3, seed=0).clean + np.array([5.0, 0, 0])
     assert _auto(np.vstack([a, b]), distance="euclidean")["n_loops"] == 2
+
+
+def test_feature_pvalues_closed_form():
+    """ℓ = log log π − γ − mean(log log π), p = exp(−e^ℓ) (Bobrowski and Skraba 2023)."""
+    rng = np.random.default_rng(0)
+    b = rng.uniform(1, 2, 40)
+    ratio = 1 + rng.exponential(0.2, 40)
+    dgm = np.c_[b, b * ratio]
+    ll = np.log(np.log(ratio))
+    want = np.exp(-np.exp(ll - np.euler_gamma - ll.mean()))
+    np.testing.assert_allclose(loops.feature_pvalues(dgm), want, rtol=1e-12)
+    # born at 0: p = 0; too few features to estimate the null: NaN
+    with_zero = np.vstack([dgm, [0.0, 1.0]])
+    assert loops.feature_pvalues(with_zero)[-1] == 0.0
+    assert np.isnan(loops.feature_pvalues(dgm[:3])).all()
+
+
+def _er_diagram(X, k=15):
+    A = graph.knn_graph(X, k=k)
+    D = spectral.distance_matrix("effective_resistance", A=A)
+    return homology.persistence(D)
+
+
+def test_pvalues_are_roughly_uniform_under_the_null_and_tiny_for_a_circle():
+    """Pure noise (Gaussian blobs): the pooled per-feature p-values are not concentrated near
+    0 (at most the nominal share below 0.05, with slack), and no feature is significant
+    after Bonferroni; a noisy circle's loop has p far below 0.01."""
+    pooled, false_calls = [], 0
+    for seed in range(8):
+        X = np.random.default_rng(seed).normal(size=(200, 10))
+        dgm = _er_diagram(X)["dgms"][1]
+        p = loops.feature_pvalues(dgm)
+        pooled.append(p)
+        false_calls += int(np.any(p * len(p) < loops.ALPHA))
+    pooled = np.concatenate(pooled)
+    assert len(pooled) > 200
+    assert np.mean(pooled < 0.05) <= 0.08 and 0.3 < np.median(pooled) < 0.7
+    assert false_calls <= 1
+    X = datasets.make("circle", n=300, d=10, sigma=0.1, seed=0).X
+    ph = _er_diagram(X)
+    det = loops.decide(ph["dgms"][1], scale=ph["scale"])
+    assert det["n_loops"] == 1 and det["p_values"][0] < 1e-3
+
+
+def test_decide_rules():
+    X = datasets.make("circle", n=300, d=10, sigma=0.1, seed=0).X
+    ph = _er_diagram(X)
+    dgm, scale = ph["dgms"][1], ph["scale"]
+    agree = {"distance": "diffusion", "n_loops": 1, "score": 0.9}
+    disagree = {"distance": "diffusion", "n_loops": 0, "score": 0.2}
+    assert loops.decide(dgm, scale=scale, confirmation=agree)["n_loops"] == 1
+    rejected = loops.decide(dgm, scale=scale, confirmation=disagree)
+    assert rejected["n_loops"] == 0 and rejected["unconfirmed"]["n_loops"] == 1
+    assert loops.decide(dgm, scale=scale, rule="gap", confirmation=disagree)["n_loops"] == 1
+    # a loop that is not significant is dropped by "significant", kept (flagged) by the default
+    noise = np.c_[np.linspace(1, 2, 50), np.linspace(1, 2, 50) * 1.3]
+    weak = np.vstack([noise, [10.0, 14.0]])  # by far the longest bar, but death/birth only 1.4
+    d_old = loops.decide(weak, scale=1.0, rule="confirmed_gap", confirmation={"distance": "x", "n_loops": 1,
+                                                                              "score": 1})
+    d_new = loops.decide(weak, scale=1.0, rule="significant", confirmation={"distance": "x", "n_loops": 1,
+                                                                            "score": 1})
+    assert d_old["n_loops"] == 1 and d_old["p_values"][0] >= loops.ALPHA and d_old["significant"] == [False]
+    assert d_new["n_loops"] == 0 and d_new["not_significant"][0]["p_value"] >= loops.ALPHA
+    # a fixed count is scored, not decided
+    assert loops.decide(weak, scale=1.0, n_loops=2)["n_loops"] == 2
+    with pytest.raises(ValueError, match="rule"):
+        loops.decide(dgm, rule="vote")

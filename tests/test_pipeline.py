@@ -129,7 +129,7 @@ def test_confirmation_rejects_a_loop_on_noise_and_keeps_a_real_one(monkeypatch):
     # Gaussian blob: effective resistance on the default graph sees a loop (s_1 = 0.85),
     # diffusion on the same graph does not (noise benchmark, blob seed 0, sigma = 0.15)
     X = datasets.make("blob", n=1000, d=50, sigma=0.15, seed=0).X
-    unchecked = pipeline.run(X, localize=False, confirm=False)
+    unchecked = pipeline.run(X, localize=False, confirm=False, loop_rule="gap")
     assert unchecked.detection["n_loops"] == 1 and "confirmation" not in unchecked.detection
     r = pipeline.run(X, localize=False)
     det = pipeline.summary(r)["detection"]
@@ -182,3 +182,20 @@ def test_confirmation_stopped_early_gives_the_full_filtration_count(name):
     assert got["n_loops"] == want
     if not early["exact"]:  # the lower bound of s_1 is below the true score
         assert got["score"] <= loops.detect(full["dgms"][1], scale=full["scale"])["score"] + 1e-12
+
+
+def test_loops_carry_p_values_and_the_report_words_the_confidence():
+    from topoembed import report
+
+    X = datasets.make("circle", n=300, d=10, sigma=0.1, seed=0).X
+    s = pipeline.summary(pipeline.run(X, k=30, localize=False))
+    lp = s["loops"][0]
+    assert lp["p_value"] < 1e-3 and s["detection"]["significant"] == [True]
+    assert any(n.startswith("Loop 1 is significant") for n in report.verdict_notes(s))
+    weak = {**s, "loops": [{**lp, "p_value": 0.4}]}
+    assert any(n.startswith("Low confidence in loop 1") for n in report.verdict_notes(weak))
+    dropped = {**s, "loops": [], "detection": {**s["detection"], "n_loops": 0,
+                                               "not_significant": [{"feature": 3, "p_value": 0.4}]}}
+    assert any(n.startswith("Not significant") for n in report.verdict_notes(dropped))
+    with pytest.raises(InputError, match="loop_rule"):
+        pipeline.run(X, k=30, loop_rule="vote")

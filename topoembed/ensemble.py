@@ -24,6 +24,8 @@ dataset with more than :data:`topoembed.pipeline.ENSEMBLE_MIN_N` points is analy
    variance 1 − |mean e^{iθ_b}| (0: the runs agree); ``phase_confidence`` the runs' mean
    confidence times that agreement; ``loop_distance`` the median over runs of each run's
    distance divided by its on-loop threshold (≤ 1: on the loop); ``on_loop`` that median ≤ 1.
+   The loop's ``p_value`` is the median of the runs' universal-null p-values
+   (:func:`topoembed.loops.decide`; each run reports only significant loops).
 
 Cost: B single runs of m points (O(m²) memory each, one per job at a time) plus one kNN graph of
 all points and sparse solves over it: O(n k) memory, no n × n array.
@@ -274,12 +276,19 @@ def _consensus_loop(cluster, ext, runs, idxs, B) -> dict:
         cycle=[int(idx0[v]) for v in first["cycle"]],  # the run's ids are rows of its subsample
         birth_edge=[int(idx0[v]) for v in first["birth_edge"]],
         prevalence=len(cluster) / B, n_runs=len(cluster), representative_run=int(b0),
+        p_value=_median_p([runs[b].loops[j].get("p_value") for b, j in cluster]),
         phase=theta, phase_spread=spread, phase_confidence=conf, loop_distance=dist,
         on_loop=np.nan_to_num(dist, nan=np.inf) <= 1.0, on_loop_threshold=1.0,
         median_phase_confidence=float(np.nanmedian(conf)) if np.isfinite(conf).any() else float("nan"),
     )
     lp["n_on_loop"] = int(lp["on_loop"].sum())
     return lp
+
+
+def _median_p(values) -> float | None:
+    """The median p-value of a loop over the runs that found it (None where no run had one)."""
+    vals = [v for v in values if v is not None]
+    return float(np.median(vals)) if vals else None
 
 
 def _reference_run(runs, reported, order) -> int:

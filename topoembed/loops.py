@@ -23,12 +23,19 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["filtered_lifetimes", "detection_scores", "detect", "MIN_RATIO", "MAX_LOOPS"]
+__all__ = ["filtered_lifetimes", "detection_scores", "detect", "feature_pvalues", "decide", "LOOP_RULES",
+           "MIN_RATIO", "MAX_LOOPS", "ALPHA"]
 
 MIN_RATIO = 1.25
 MAX_LOOPS = 5
 MIN_SCORE = 0.5
 MIN_PERSISTENCE = 0.05
+#: Significance level of a loop's universal-null p-value (Bonferroni over the H1 features).
+ALPHA = 0.05
+#: Fewest H1 features for which :func:`feature_pvalues` estimates the null (its mean log log π).
+NULL_MIN_FEATURES = 10
+#: Rules of :func:`decide` (the first is the default).
+LOOP_RULES = ("confirmed_gap", "significant", "gap")
 
 
 def filtered_lifetimes(dgm: np.ndarray, min_ratio: float = MIN_RATIO,
@@ -51,6 +58,43 @@ def filtered_lifetimes(dgm: np.ndarray, min_ratio: float = MIN_RATIO,
     life = death[keep] - birth[keep]
     order = np.argsort(-life, kind="stable")
     return life[order], keep[order]
+
+
+EULER_GAMMA = 0.5772156649015329
+
+
+def feature_pvalues(dgm: np.ndarray, A: float = 1.0) -> np.ndarray:
+    """p-value of every feature of a diagram under the universal null distribution
+    (Bobrowski and Skraba, *A universal null-distribution for topological data analysis*,
+    Scientific Reports 2023).
+
+    For a feature (b, d) let π = d / b. Under the null, ℓ = A log log π + B, with A = 1 for
+    Rips filtrations, B = −γ − A·L̄ (γ the Euler–Mascheroni constant, L̄ the mean of
+    log log π over the diagram), follows the left-skewed Gumbel law, so
+    p = P(ℓ' ≥ ℓ) = exp(−e^ℓ). Features born at 0 get p = 0; features with π ≤ 1 (or an
+    infinite death) get p = 1. The p-values are *per feature*, not corrected for the number
+    of features tested (multiply by it for Bonferroni). Whether the law holds for spectral
+    distances is checked in BENCHMARKS.md ("Evidence for each loop").
+
+    L̄ is a property of the noise, so a diagram with fewer than :data:`NULL_MIN_FEATURES`
+    features (a noiseless circle has one) gives no p-values: all NaN.
+    """
+    dgm = np.asarray(dgm, dtype=np.float64).reshape(-1, 2)
+    p = np.ones(len(dgm))
+    if len(dgm) == 0:
+        return p
+    b, d = dgm[:, 0], dgm[:, 1]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(b > 0, d / b, np.inf)
+    finite = np.isfinite(d)
+    p[finite & ~np.isfinite(ratio)] = 0.0
+    ok = finite & np.isfinite(ratio) & (ratio > 1)
+    if ok.sum() + np.sum(finite & ~np.isfinite(ratio)) < NULL_MIN_FEATURES:
+        return np.full(len(dgm), np.nan)
+    ll = np.log(np.log(ratio[ok]))
+    ell = A * ll - EULER_GAMMA - A * ll.mean()
+    p[ok] = np.exp(-np.exp(ell))
+    return p
 
 
 def detection_scores(dgm: np.ndarray, max_loops: int = MAX_LOOPS, min_ratio: float = MIN_RATIO,
@@ -101,3 +145,59 @@ def detect(dgm: np.ndarray, n_loops="auto", scale: float | None = None, max_loop
             raise ValueError(f"n_loops={n_loops!r} must be 'auto' or an integer >= 0")
     score = scores.get(m, 0.0) if m > 0 else (1.0 - max(scores.values()) if scores else 1.0)
     return {"n_loops": m, "scores": scores, "score": float(score), "features": rows[:m].tolist()}
+
+
+def decide(dgm: np.ndarray, *, scale: float | None = None, n_loops="auto", rule: str = "confirmed_gap",
+           confirmation: dict | None = None, alpha: float = ALPHA) -> dict:
+    """The number of loops and the evidence for each: the one place that decides it.
+
+    Evidence: the detection score's largest-gap reading (:func:`detect`); the reading of a
+    second spectral distance on the same graph (``confirmation``: ``{"distance", "n_loops",
+    "score"}``, computed by :func:`topoembed.pipeline.confirmation_reading`); and each
+    feature's universal-null p-value (:func:`feature_pvalues`), Bonferroni-corrected over
+    the H1 features of the diagram. (An ensemble of subsamples adds each loop's
+    prevalence, :mod:`topoembed.ensemble`.)
+
+    Rules (``rule``):
+
+    * ``"gap"``: the largest-gap reading alone (Damrich et al. 2024's score);
+    * ``"confirmed_gap"`` (default): the gap reading, kept only if the confirmation finds the
+      same count, else 0 loops; each loop carries its p-value and ``significant`` flag but is
+      not dropped for it: on the IPC cells the cell-cycle loop's death/birth ratio is too
+      small for the universal null in 2 of 5 subsamples (BENCHMARKS.md, "Evidence for each
+      loop"), so the p-value is reported as a confidence, not used as a gate;
+    * ``"significant"``: ``"confirmed_gap"``, then loops with p ≥ ``alpha`` are dropped
+      (``not_significant``).
+
+    With a fixed ``n_loops`` the count is not decided here: the m longest features are
+    scored and reported with their p-values. Returns :func:`detect`'s dict plus
+    ``p_values`` (one per reported loop; None where the diagram has too few features for
+    the null, :data:`NULL_MIN_FEATURES`), ``significant`` (p < alpha, None where unknown),
+    ``rule``, ``alpha`` and, when the rule removed loops, ``unconfirmed`` (the rejected
+    reading) or ``not_significant`` (their rows and p-values).
+    """
+    if rule not in LOOP_RULES:
+        raise ValueError(f"rule={rule!r} must be one of {LOOP_RULES}")
+    dgm = np.asarray(dgm, dtype=np.float64).reshape(-1, 2)
+    p_adj = np.minimum(1.0, feature_pvalues(dgm) * max(1, len(dgm)))
+    det = detect(dgm, n_loops=n_loops, scale=scale)
+    out = {**det, "rule": rule, "alpha": float(alpha)}
+    if n_loops == "auto" and rule != "gap" and det["n_loops"] > 0 and confirmation is not None:
+        out["confirmation"] = confirmation
+        if int(confirmation["n_loops"]) != det["n_loops"]:
+            rejected = detect(dgm, n_loops=0, scale=scale)
+            out = {**rejected, "rule": rule, "alpha": float(alpha), "confirmation": confirmation,
+                   "unconfirmed": {"n_loops": int(det["n_loops"]), "score": float(det["score"])}}
+    if n_loops == "auto" and rule == "significant" and out["n_loops"] > 0:
+        # NaN (too few features to estimate the null): the loop stands on the other evidence
+        keep = [f for f in out["features"] if not p_adj[f] >= alpha]
+        dropped = [f for f in out["features"] if p_adj[f] >= alpha]
+        if dropped:
+            m = len(keep)
+            scores = out["scores"]
+            out.update(n_loops=m, features=keep,
+                       score=float(scores.get(m, 0.0)) if m else float(1.0 - max(scores.values())),
+                       not_significant=[{"feature": int(f), "p_value": float(p_adj[f])} for f in dropped])
+    out["p_values"] = [float(p_adj[f]) if np.isfinite(p_adj[f]) else None for f in out["features"]]
+    out["significant"] = [None if p is None else bool(p < alpha) for p in out["p_values"]]
+    return out

@@ -82,6 +82,7 @@ class Params:
     max_points: int = spectral.DENSE_MAX_N
     localize: bool = True
     confirm: bool = True
+    loop_rule: str = _default(loops.decide, "rule")
     theta_filtration: float = _default(localization.localize_loops, "theta_filtration")
     phase_method: str = _default(localization.localize_loops, "phase_method")
     n_subsamples: Union[str, int] = "auto"
@@ -109,6 +110,7 @@ class Params:
         if self.n_loops != "auto":
             check_positive(self.n_loops, "n_loops", integer=True, allow_zero=True)
         check_choice(self.phase_method, localization.PHASE_METHODS, "phase_method")
+        check_choice(self.loop_rule, loops.LOOP_RULES, "loop_rule")
         if not 0 <= self.theta_filtration < 1:
             raise InputError(f"theta_filtration={self.theta_filtration!r} must be in [0, 1)")
         for name in ("localize", "confirm", "early_stop"):
@@ -171,35 +173,27 @@ CONFIRM_WITH = {"effective_resistance": "diffusion", "effective_resistance_uncor
                 "diffusion": "effective_resistance"}
 
 
-def confirm_loops(detection: dict, A: sp.spmatrix, params: Params, dgm1: np.ndarray, scale: float,
-                  spectra: list | None = None) -> dict:
-    """Second opinion on a loop count: rerun H1 with ``CONFIRM_WITH[params.distance]`` on
-    the same graph ``A`` and keep the count only if that distance's own rule
-    (:func:`topoembed.loops.detect`, ``n_loops="auto"``) finds the same number.
+def confirmation_reading(A: sp.spmatrix, params: Params, spectra: list | None = None,
+                         n_loops: int | None = None) -> dict:
+    """Second opinion on a loop count: H1 of ``CONFIRM_WITH[params.distance]`` on the same
+    graph ``A`` read by the same rule (:func:`topoembed.loops.detect`, ``n_loops="auto"``).
     ``spectra`` (:func:`topoembed.spectral.component_spectra` of A) saves a second
-    eigendecomposition.
-
-    Returns the detection to use; it carries ``confirmation`` (the other distance's
-    reading) and, when rejected, ``unconfirmed`` (the first reading) with 0 loops.
+    eigendecomposition. With ``n_loops`` = 1 (the first distance's count) the filtration
+    stops as soon as the answer "1" can no longer change (:func:`_one_loop_decided`; the
+    score is then a lower bound). Returns ``{"distance", "n_loops", "score"}``;
+    :func:`topoembed.loops.decide` weighs it.
     """
     other = CONFIRM_WITH[params.distance]
     D2 = spectral.distance_matrix(other, A=A, t=params.t, spectra=spectra)
     scale2 = homology.distance_scale(D2)
-    ph2 = homology.persistence(D2, maxdim=1, decided=lambda dgm, t: _one_loop_decided(dgm, t, scale2))
-    det2 = loops.detect(ph2["dgms"][1], n_loops="auto", scale=ph2["scale"])
-    if not ph2["exact"]:  # the one class alive at the truncation, at its least possible lifetime
-        det2 = loops.detect(_at_truncation(ph2["dgms"][1], ph2["thresh"]), n_loops="auto", scale=ph2["scale"])
+    decided = (lambda dgm, t: _one_loop_decided(dgm, t, scale2)) if n_loops == 1 else None
+    ph2 = homology.persistence(D2, maxdim=1, decided=decided)
+    dgm2 = ph2["dgms"][1] if ph2["exact"] else _at_truncation(ph2["dgms"][1], ph2["thresh"])
+    det2 = loops.detect(dgm2, n_loops="auto", scale=ph2["scale"])
     check = {"distance": other, "n_loops": int(det2["n_loops"]), "score": float(det2["score"])}
     if not ph2["exact"]:
         check["score_is_lower_bound"] = True
-    if det2["n_loops"] == detection["n_loops"]:
-        return {**detection, "confirmation": check}
-    log.warning("%s finds %d loop(s) (s = %.2f) but %s on the same graph finds %d: reporting 0 loops "
-                "(Params.confirm=False keeps the first reading)", params.distance, detection["n_loops"],
-                detection["score"], other, det2["n_loops"])
-    rejected = loops.detect(dgm1, n_loops=0, scale=scale)
-    unconfirmed = {"distance": params.distance, "n_loops": int(detection["n_loops"]), "score": float(detection["score"])}
-    return {**rejected, "confirmation": check, "unconfirmed": unconfirmed}
+    return check
 
 
 def _at_truncation(dgm1: np.ndarray, t: float) -> np.ndarray:
@@ -309,10 +303,27 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
 
     t0 = time.perf_counter()
     dgm1 = ph["dgms"][1] if params.maxdim >= 1 else np.zeros((0, 2))
-    detection = loops.detect(dgm1, n_loops=params.n_loops, scale=ph["scale"])
-    if (params.confirm and params.n_loops == "auto" and detection["n_loops"] > 0 and chosen is None
+    # the evidence (gap reading, second distance, p-values) and the one rule that weighs it
+    rule = params.loop_rule  # confirm=False: no second distance is computed, so none can reject
+    reading = loops.detect(dgm1, n_loops=params.n_loops, scale=ph["scale"])
+    check = None
+    if (params.confirm and rule != "gap" and params.n_loops == "auto" and reading["n_loops"] > 0 and chosen is None
             and params.distance in CONFIRM_WITH):
-        detection = confirm_loops(detection, A, params, dgm1, ph["scale"], spectra)
+        check = confirmation_reading(A, params, spectra, n_loops=reading["n_loops"])
+    detection = loops.decide(dgm1, scale=ph["scale"], n_loops=params.n_loops, rule=rule, confirmation=check)
+    if "unconfirmed" in detection:
+        detection["unconfirmed"]["distance"] = params.distance
+        log.warning("%s finds %d loop(s) (s = %.2f) but %s on the same graph finds %d: reporting 0 loops "
+                    "(Params.confirm=False keeps the first reading)", params.distance, reading["n_loops"],
+                    reading["score"], check["distance"], check["n_loops"])
+    for ns in detection.get("not_significant", []):
+        log.warning("H1 feature %d is not significant under the universal null (p = %.3g >= %.2g, Bonferroni): "
+                    "not reported as a loop (loop_rule='significant'; the default 'confirmed_gap' keeps it)",
+                    ns["feature"], ns["p_value"], detection["alpha"])
+    for f, p in zip(detection["features"], detection["p_values"]):
+        if p is not None and p >= detection["alpha"]:
+            log.warning("the loop of H1 feature %d has low confidence: its death/birth ratio is within what noise "
+                        "produces (universal-null p = %.3g, Bonferroni)", f, p)
     found = describe_loops(ph, detection, index)
     tick("detection", t0)
 
@@ -333,13 +344,15 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
 
 
 def describe_loops(ph: dict, detection: dict, index: np.ndarray) -> list[dict]:
-    """birth, death, persistence and birth edge (input ids via ``index``) per detected loop."""
+    """birth, death, persistence, birth edge (input ids via ``index``) and p-value (universal
+    null, Bonferroni; :func:`topoembed.loops.decide`) per detected loop."""
     found = []
-    for row in detection["features"]:
+    p_values = detection.get("p_values") or [None] * len(detection["features"])
+    for row, p in zip(detection["features"], p_values):
         b, d = ph["dgms"][1][row]
         a_, b_ = ph["birth_edges"][row]
         found.append({"birth": float(b), "death": float(d), "persistence": float(d - b),
-                      "birth_edge": [int(index[a_]), int(index[b_])]})
+                      "birth_edge": [int(index[a_]), int(index[b_])], "p_value": p})
     return found
 
 
@@ -410,7 +423,8 @@ def summary(result: Result, input_desc: str = "") -> dict:
         "detection": {"n_loops": int(det["n_loops"]),
                       "scores": {str(m): float(s) for m, s in det["scores"].items()},
                       "score": float(det["score"]),
-                      **{k: det[k] for k in ("confirmation", "unconfirmed") if k in det}},
+                      **{k: det[k] for k in ("rule", "alpha", "p_values", "significant", "confirmation",
+                                             "unconfirmed", "not_significant") if k in det}},
         "loops": [{k: v for k, v in lp.items() if k not in PER_POINT} for lp in result.loops],
         **({"auto": result.auto} if result.auto is not None else {}),
         **({"ensemble": result.ensemble} if result.ensemble is not None else {}),

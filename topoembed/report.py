@@ -47,6 +47,27 @@ def verdict_notes(summary: dict) -> list[str]:
         notes.append(f"Not confirmed: the setting {unconfirmed['key']} alone proposes {unconfirmed['n_loops']} "
                      f"loop(s) (s = {unconfirmed['score']:.2f}), but no other distance kind agrees, so the "
                      "verdict is no loop; its diagram is shown for inspection.")
+    for ns in det.get("not_significant", []):
+        notes.append(f"Not significant: an H1 feature passed the detection score, but its death/birth ratio is "
+                     f"what noise of this kind produces (universal-null p = {ns['p_value']:.2g} ≥ "
+                     f"{det.get('alpha', 0.05):g}, Bonferroni over the H1 features), so it is not reported as a "
+                     "loop and no phase is given (--loop-rule confirmed_gap keeps it).")
+    alpha = det.get("alpha", 0.05)
+    for i, lp in enumerate(summary["loops"]):
+        p = lp.get("p_value")
+        where = ", median over the subsamples that found it" if "prevalence" in lp else ""
+        if p is None:
+            continue
+        if p < alpha:
+            notes.append(f"Loop {i + 1} is significant: p = {p:.2g} under the universal null distribution of "
+                         f"death/birth ratios (Bobrowski and Skraba 2023), Bonferroni-corrected{where}.")
+        else:
+            notes.append(f"Low confidence in loop {i + 1}: its death/birth ratio is within what noise produces "
+                         f"(universal-null p = {p:.2g} ≥ {alpha:g}{where}). The second distance agrees"
+                         + (f" and {lp['n_runs']} subsamples found it" if "prevalence" in lp else "")
+                         + ", so it is reported, but check it against known biology (for the cell cycle: the "
+                           "phase against cell-cycle scores) before trusting it. Thick loops with unevenly spread "
+                           "cells can also have small ratios (BENCHMARKS.md, 'Evidence for each loop').")
     check = det.get("confirmation")
     if check and "unconfirmed" in det:
         u = det["unconfirmed"]
@@ -140,7 +161,8 @@ def render_html(summary: dict, points=None, index=None, per_point: list[dict] = 
     score_rows = [(m, f"{s:.3f}", "←" if int(m) == det["n_loops"] else "") for m, s in det["scores"].items()]
     loop_rows = [(i + 1, f"{lp['birth']:.4g}", f"{lp['death']:.4g}", f"{lp['persistence']:.4g}",
                   f"{lp['birth_edge'][0]}–{lp['birth_edge'][1]}", len(lp.get("cycle", [])), lp.get("n_on_loop", ""),
-                  f"{lp['prevalence']:.2f}" if "prevalence" in lp else "")
+                  f"{lp['prevalence']:.2f}" if "prevalence" in lp else "",
+                  f"{lp['p_value']:.2g}" if lp.get("p_value") is not None else "")
                  for i, lp in enumerate(summary["loops"])]
     param_rows = sorted(summary["params"].items())
     time_rows = [(k, f"{v:.2f}") for k, v in summary["timings_s"].items()]
@@ -150,7 +172,8 @@ def render_html(summary: dict, points=None, index=None, per_point: list[dict] = 
                    f"{summary['n_points']} points.</p>{caveat}"),
         ("Detection scores", _table(score_rows, ["m", "s_m", "chosen"])),
         ("Detected loops", _table(loop_rows, ["loop", "birth", "death", "persistence", "birth edge", "cycle length",
-                                    "points on loop", "prevalence (share of subsamples)"])
+                                    "points on loop", "prevalence (share of subsamples)",
+                                    "p-value (universal null)"])
          if loop_rows else "<p>none</p>"),
         ("Figures", "<div class='figs'>" + "".join(figs) + "</div>"),
         *extra_sections,

@@ -1,0 +1,210 @@
+"""Evidence for each loop (issue 14): the universal-null p-value on spectral distances.
+
+    python benchmarks/bench_evidence.py collect [--part null|grid|heldout|all]   # diagrams (minutes)
+    python benchmarks/bench_evidence.py evaluate                                 # the tables (seconds)
+
+``collect`` runs the package's default single run (mutual kNN graph k = 100, corrected
+effective resistance, diffusion confirmation: ``loop_rule="confirmed_gap"``, the rule before
+issue 14; no phase) and stores every H1 diagram as a
+JSON line in ``benchmarks/results/evidence/`` so that decision rules can be re-scored
+without recomputing homology:
+
+* ``null``: pure noise with no loop: Gaussian blob in R^50, uniform box [0, 1]^10 in R^50
+  (zero-padded), 2-sphere in R^50 (σ = 0.05), n = 300 and 1,000 (the size of every
+  subsample of a whole-dataset run), seeds 0-9.
+* ``grid`` / ``heldout``: the noise benchmark's datasets and noise levels (every second
+  σ), seeds 0-2 / 3-4, the same points as ``topoembed benchmark``; the stored task files of
+  the benchmark (``results/three_seeds``, ``results/heldout``) give the best fixed method's
+  score per run.
+
+``evaluate`` prints, per rule: the share of noise runs with a false loop (null), and on the
+benchmark the loop count right where the best fixed method scores > 0.5, and 0 loops on
+the blob and the sphere (H1).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import defaultdict
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+OUT = HERE / "results" / "evidence"
+TASKS = {"grid": HERE / "results" / "three_seeds" / "tasks", "heldout": HERE / "results" / "heldout" / "tasks"}
+ALPHA = 0.05
+
+
+def _noise(shape: str, n: int, seed: int) -> np.ndarray:
+    from topoembed import datasets
+
+    rng = np.random.default_rng(seed)
+    if shape == "blob":
+        return datasets.make("blob", n=n, d=50, sigma=0.0, seed=seed).X
+    if shape == "box":
+        X = np.zeros((n, 50))
+        X[:, :10] = rng.uniform(size=(n, 10))
+        return X
+    if shape == "sphere":
+        return datasets.make("sphere", n=n, d=50, sigma=0.05, seed=seed).X
+    raise ValueError(shape)
+
+
+def _row(X, **meta) -> dict:
+    from topoembed import pipeline
+
+    t0 = time.perf_counter()
+    res = pipeline.run(X, localize=False, k=min(100, X.shape[0] - 1), loop_rule="confirmed_gap")
+    det = res.detection
+    return {**meta, "dgm1": res.ph["dgms"][1].tolist(), "scale": res.ph["scale"], "n_loops": det["n_loops"],
+            "unconfirmed": det.get("unconfirmed", {}).get("n_loops"), "time_s": time.perf_counter() - t0}
+
+
+def _best_fixed(task: dict) -> float:
+    rows = [r for r in task["rows"] if r["method"] not in ("auto", "auto_m")]
+    return max(float(r["score"]) for r in rows)
+
+
+def collect(part: str) -> None:
+    from topoembed import benchmark, datasets
+
+    OUT.mkdir(parents=True, exist_ok=True)
+    if part in ("null", "all"):
+        with open(OUT / "null.jsonl", "w") as fh:
+            for shape in ("blob", "box", "sphere"):
+                for n in (300, 1000):
+                    for seed in range(10):
+                        row = _row(_noise(shape, n, seed), shape=shape, n=n, seed=seed)
+                        fh.write(json.dumps(row) + "\n")
+                        print(shape, n, seed, row["n_loops"], f"{row['time_s']:.1f}s", file=sys.stderr, flush=True)
+    for which in ("grid", "heldout"):
+        if part not in (which, "all"):
+            continue
+        with open(OUT / f"{which}.jsonl", "w") as fh:
+            for path in sorted(TASKS[which].glob("*.json")):
+                task = json.loads(path.read_text())
+                name, sigma, seed = task["dataset"], task["sigma"], task["seed"]
+                grid = benchmark.sigma_grid(name)
+                if sigma not in grid[::2]:
+                    continue
+                X = datasets.make(name, n=task["n"], d=task["d"], sigma=sigma, seed=seed).X
+                row = _row(X, dataset=name, sigma=sigma, seed=seed, best_fixed=_best_fixed(task),
+                           loops_true=benchmark.LOOPS_H1[name])
+                fh.write(json.dumps(row) + "\n")
+                print(name, sigma, seed, row["n_loops"], f"{row['time_s']:.1f}s", file=sys.stderr, flush=True)
+
+
+# ------------------------------------------------------------------------------------ rules
+def _dgm(row) -> np.ndarray:
+    return np.array(row["dgm1"], dtype=np.float64).reshape(-1, 2)
+
+
+def rule_gap(row) -> int:
+    """The detection score's largest-gap reading alone (``loop_rule="gap"``)."""
+    from topoembed import loops
+
+    return loops.decide(_dgm(row), scale=row["scale"], rule="gap")["n_loops"]
+
+
+def rule_confirmed_gap(row) -> int:
+    """The default before issue 14 (``loop_rule="confirmed_gap"``), as collected."""
+    return row["n_loops"]
+
+
+def rule_pvalue_count(row) -> int:
+    """As many loops as features with p < alpha (Bonferroni), at most 5; the gap reading
+    where the diagram is too small for the null."""
+    from topoembed import loops
+
+    dgm = _dgm(row)
+    p = loops.feature_pvalues(dgm) * max(1, len(dgm))
+    if np.isnan(p).all():
+        return rule_gap(row)
+    return int(min(loops.MAX_LOOPS, np.sum(p < loops.ALPHA)))
+
+
+def rule_gap_p(row) -> int:
+    """Gap reading, then only the significant loops, without the second distance."""
+    from topoembed import loops
+
+    return loops.decide(_dgm(row), scale=row["scale"], rule="significant")["n_loops"]
+
+
+def rule_significant(row) -> int:
+    """``loop_rule="significant"``: the confirmed gap reading, then only the significant
+    loops (the collected confirmation stands in for the second distance)."""
+    from topoembed import loops
+
+    if row["n_loops"] == 0:
+        return 0
+    confirmed = {"distance": "diffusion", "n_loops": row["n_loops"], "score": float("nan")}
+    return loops.decide(_dgm(row), scale=row["scale"], rule="significant", confirmation=confirmed)["n_loops"]
+
+
+RULES = {"gap": rule_gap, "confirmed_gap (default)": rule_confirmed_gap,
+         "p-value count": rule_pvalue_count, "gap + p": rule_gap_p, "significant (confirmed_gap + p)": rule_significant}
+
+
+def _load(name):
+    path = OUT / f"{name}.jsonl"
+    return [json.loads(line) for line in open(path)] if path.exists() else []
+
+
+def evaluate() -> None:
+    from topoembed import loops
+
+    null = _load("null")
+    if null:
+        print("### Null calibration (pure noise; share of runs with a false loop)\n")
+        print("| shape | n | runs | " + " | ".join(RULES) + " | min p (Bonferroni), median |")
+        print("|---|---|---|" + "---|" * len(RULES) + "---|")
+        groups = defaultdict(list)
+        for r in null:
+            groups[(r["shape"], r["n"])].append(r)
+        for (shape, n), rows in sorted(groups.items()):
+            cells = [f"{np.mean([RULES[k](r) > 0 for r in rows]):.2f}" for k in RULES]
+            pmin = [float(np.nanmin(loops.feature_pvalues(_dgm(r))) * max(1, len(r["dgm1"]))) for r in rows]
+            print(f"| {shape} | {n} | {len(rows)} | " + " | ".join(cells) + f" | {np.median(pmin):.3g} |")
+        print()
+        pooled = np.concatenate([loops.feature_pvalues(_dgm(r)) for r in null])
+        print(f"Per-feature p-values pooled over the {len(null)} noise runs ({len(pooled)} H1 features): "
+              f"share below 0.05: {np.mean(pooled < 0.05):.3f}, below 0.01: {np.mean(pooled < 0.01):.4f}, "
+              f"median {np.median(pooled):.2f} (uniform: 0.05, 0.01, 0.5)\n")
+    for which in ("grid", "heldout"):
+        rows = _load(which)
+        if not rows:
+            continue
+        print(f"### Noise benchmark, {which} (every second σ; loop count right)\n")
+        print("| dataset | runs | " + " | ".join(RULES) + " |")
+        print("|---|---|" + "---|" * len(RULES))
+        by = defaultdict(list)
+        for r in rows:
+            by[r["dataset"]].append(r)
+        for name, rs in sorted(by.items()):
+            if r_true := rs[0]["loops_true"]:
+                rs = [r for r in rs if r["best_fixed"] > 0.5]
+            cells = [f"{np.mean([RULES[k](r) == r_true for r in rs]):.2f}" if rs else "–" for k in RULES]
+            label = name if r_true else f"{name} (H1: 0 loops)"
+            print(f"| {label} | {len(rs)} | " + " | ".join(cells) + " |")
+        print()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=["collect", "evaluate"])
+    ap.add_argument("--part", choices=["null", "grid", "heldout", "all"], default="all")
+    args = ap.parse_args(argv)
+    import logging
+
+    logging.disable(logging.WARNING)
+    if args.what == "collect":
+        collect(args.part)
+    else:
+        evaluate()
+
+
+if __name__ == "__main__":
+    main()
