@@ -176,3 +176,46 @@ def test_run_whole_dataset_as_an_ensemble(tmp_path, capsys):
         run_cli("run", tmp_path / "x.npy", "--out", tmp_path / "bad", "--n-subsamples", "many")
     assert run_cli("run", tmp_path / "x.npy", "--out", tmp_path / "bad", "--n-subsamples", 3, "--subsample", 300) == 2
     assert not (tmp_path / "bad").exists()
+
+
+def test_csv_index_column_is_detected_and_can_be_kept(tmp_path):
+    import pandas as pd
+
+    from topoembed import io
+
+    X = np.random.default_rng(0).normal(size=(20, 3))
+    pd.DataFrame(X).to_csv(tmp_path / "with_index.csv")  # pandas' default: an unnamed index column
+    np.savetxt(tmp_path / "counting.csv", np.c_[np.arange(20), X], delimiter=",")
+    pd.DataFrame(X).to_csv(tmp_path / "plain.csv", index=False)
+    for name in ("with_index.csv", "counting.csv", "plain.csv"):
+        got, _ = io.load_points(tmp_path / name)
+        np.testing.assert_allclose(got, X, err_msg=name)
+    kept, _ = io.load_points(tmp_path / "counting.csv", index_col=False)
+    assert kept.shape == (20, 4)
+    forced, _ = io.load_points(tmp_path / "plain.csv", index_col=True)
+    np.testing.assert_allclose(forced, X[:, 1:])
+
+
+def test_unwritable_output_fails_before_any_work(tmp_path, capsys):
+    import time
+
+    (tmp_path / "afile").write_text("")
+    t0 = time.perf_counter()
+    assert run_cli("run", "synthetic:circle?n=300&d=5", "--out", tmp_path / "afile" / "sub", "-q", "--k", 20) == 2
+    assert time.perf_counter() - t0 < 5  # refused before the analysis
+    assert "is a file, not a folder" in capsys.readouterr().err
+    assert run_cli("graph", "synthetic:circle?n=50&d=5", "--out", tmp_path, "--k", 5) == 2  # a folder, not a file
+    assert "is a folder" in capsys.readouterr().err
+
+
+def test_ctrl_c_ends_with_one_line(monkeypatch, tmp_path, capsys):
+    from topoembed import cli
+
+    def interrupted(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "cmd_graph", interrupted)
+    out = tmp_path / "never.npz"
+    assert cli.main(["graph", "synthetic:circle?n=50&d=5", "--out", str(out), "--k", "5"]) == 130
+    err = capsys.readouterr().err
+    assert err.strip().count("\n") == 0 and "interrupted" in err and not out.exists()

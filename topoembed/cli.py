@@ -84,10 +84,15 @@ def _input_args(parser):
                         help=f"points: .npy, .csv/.tsv, .h5ad, or synthetic:NAME?n=..&d=..&sigma=..&seed=.. "
                              f"(default: the demo {DEMO_INPUT})")
     parser.add_argument("--use-rep", default=None, help="for .h5ad input: obsm key to use (default: X)")
+    idx = parser.add_mutually_exclusive_group()
+    idx.add_argument("--index-col", dest="index_col", action="store_const", const=True, default=None,
+                     help="for .csv/.tsv input: the first column is a row index; drop it (default: detected)")
+    idx.add_argument("--no-index-col", dest="index_col", action="store_const", const=False,
+                     help="for .csv/.tsv input: keep the first column even if it looks like a row index")
 
 
 def _load(args):
-    X, meta = io.load_points(args.input, use_rep=args.use_rep)
+    X, meta = io.load_points(args.input, use_rep=args.use_rep, index_col=getattr(args, "index_col", None))
     return check_points(X, min_points=3), meta
 
 
@@ -416,7 +421,13 @@ def main(argv=None) -> int:
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     try:
+        out = getattr(args, "out", None)
+        if out and args.command != "benchmark":  # fail now, not after the computation
+            io.check_writable(out, folder=args.command == "run")
         return args.func(args)
+    except KeyboardInterrupt:
+        sys.stderr.write(f"topoembed {args.command}: interrupted; no output was written\n")
+        return 130
     except InputError as exc:
         sys.stderr.write(f"topoembed {args.command}: error: {exc}\n")
         return 2

@@ -7,6 +7,8 @@ Outputs are written to a temporary file in the target folder and renamed into pl
 """
 from __future__ import annotations
 
+import logging
+
 import contextlib
 import json
 import os
@@ -20,6 +22,8 @@ from ._validate import InputError
 
 __all__ = ["load_points", "read_h5ad", "atomic_path", "write_json", "write_npz", "write_text",
            "OutputSet", "to_jsonable", "dumps_json", "INPUT_SUFFIXES"]
+
+log = logging.getLogger(__name__)
 
 INPUT_SUFFIXES = (".npy", ".csv", ".tsv", ".txt", ".h5ad")
 
@@ -57,7 +61,11 @@ def _check_file(path: Path):
         raise InputError(f"input {str(path)!r} is a folder; pass a file ({', '.join(INPUT_SUFFIXES)})")
 
 
-def _read_table(path: Path) -> np.ndarray:
+def _read_table(path: Path, index_col: bool | None = None) -> np.ndarray:
+    """A numeric table with at most one header row. ``index_col`` None detects a leading
+    index column as pandas' ``DataFrame.to_csv`` writes it (an empty or "Unnamed: 0" first
+    header field, or a first column that is exactly 0, 1, …, n − 1) and drops it with a log
+    line; True always drops the first column, False never does."""
     delim = "\t" if path.suffix == ".tsv" else ("," if path.suffix == ".csv" else None)
     with open(path, "r", errors="replace") as fh:
         first = fh.readline()
@@ -65,23 +73,42 @@ def _read_table(path: Path) -> np.ndarray:
         delim = "\t" if "\t" in first else ("," if "," in first else None)
     fields = [f.strip() for f in (first.split(delim) if delim else first.split())]
     try:
-        [float(f) for f in fields if f != ""]
-        skip = 0
+        values = [float(f) for f in fields if f != ""]
+        # pandas writes an index's header as an empty first field (",0,1,2") and default
+        # column names as 0, 1, 2, ...: a first row counting up from 0 is a header
+        counting = len(values) > 1 and values == list(range(len(values)))
+        header = fields if (len(fields) > 1 and fields[0] == "") or counting else None
+        if counting:
+            log.info("%s: the first row (0, 1, ..., %d) is read as column names", path, len(values) - 1)
     except ValueError:
-        skip = 1  # header row
+        header = fields  # header row
     try:
-        X = np.loadtxt(path, delimiter=delim, skiprows=skip, dtype=np.float64, ndmin=2)
+        X = np.loadtxt(path, delimiter=delim, skiprows=0 if header is None else 1, dtype=np.float64, ndmin=2)
     except ValueError as exc:
-        raise InputError(f"{path} has non-numeric values ({exc}); the table must hold numbers only, "
-                         "with at most one header row") from None
+        raise InputError(f"{path} has non-numeric values or rows of different lengths ({exc}); the table must "
+                         "hold numbers only, with at most one header row") from None
+    if index_col is None and X.shape[1] > 1:
+        unnamed = header is not None and header[0].strip('"\'') in ("", "Unnamed: 0", "index")
+        counting = bool(np.array_equal(X[:, 0], np.arange(X.shape[0])))
+        if unnamed or counting:
+            log.info("%s: the first column is a row index (%s); dropped (--no-index-col keeps it)", path,
+                     "unnamed header" if unnamed else "0, 1, ..., n-1")
+            index_col = True
+    if index_col:
+        if X.shape[1] < 2:
+            raise InputError(f"{path} has one column; with --index-col there would be no coordinates left")
+        X = X[:, 1:]
     return X
 
 
-def load_points(source: str | os.PathLike, use_rep: str | None = None) -> tuple[np.ndarray, dict]:
+def load_points(source: str | os.PathLike, use_rep: str | None = None,
+                index_col: bool | None = None) -> tuple[np.ndarray, dict]:
     """Read points (n × p float array) and a small dict describing where they came from.
 
     ``source`` is a file path or ``synthetic:NAME?n=..&d=..&sigma=..&seed=..``.
-    For ``.h5ad`` input, ``use_rep`` names an ``obsm`` key (default: ``X``).
+    For ``.h5ad`` input, ``use_rep`` names an ``obsm`` key (default: ``X``); for tables,
+    ``index_col`` says whether the first column is a row index (None: detect it,
+    :func:`_read_table`).
     """
     s = str(source)
     if s.startswith("synthetic:"):
@@ -110,7 +137,7 @@ def load_points(source: str | os.PathLike, use_rep: str | None = None) -> tuple[
         meta["use_rep"] = use_rep or "X"
         meta["adata"] = adata
     else:
-        X = _read_table(path)
+        X = _read_table(path, index_col)
     if use_rep is not None and suffix != ".h5ad":
         raise InputError(f"--use-rep {use_rep!r} only applies to .h5ad input, not {suffix}")
     return X, meta
@@ -132,6 +159,27 @@ def points_from_adata(adata, use_rep: str | None = None) -> np.ndarray:
 
 
 @contextlib.contextmanager
+def check_writable(path: str | os.PathLike, folder: bool) -> None:
+    """Fail early, before any work, if ``path`` (an output folder or file) cannot be created:
+    the nearest existing ancestor must be a writable folder, and an existing ``path`` must be
+    a folder (``folder=True``) or a file."""
+    path = Path(path)
+    if path.exists():
+        if folder and not path.is_dir():
+            raise InputError(f"--out {str(path)!r} exists and is not a folder; choose another path")
+        if not folder and path.is_dir():
+            raise InputError(f"--out {str(path)!r} is a folder; give a file name")
+        target = path if folder else path.parent
+    else:
+        target = path.parent
+        while not target.exists():
+            target = target.parent
+        if not target.is_dir():
+            raise InputError(f"--out {str(path)!r} cannot be created: {str(target)!r} is a file, not a folder")
+    if not os.access(target, os.W_OK | os.X_OK):
+        raise InputError(f"--out {str(path)!r} cannot be written: no write permission in {str(target)!r}")
+
+
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
     path = Path(path)
