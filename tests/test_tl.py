@@ -159,8 +159,40 @@ def test_recipe_variants_and_errors():
     b = a.copy()
     sc.pp.normalize_total(b)
     sc.pp.log1p(b)
-    with pytest.raises(InputError, match="expects raw counts"):
+    with pytest.raises(InputError, match="looks log-transformed"):
         te.pp.recipe_cell_cycle(b)
+    c = a.copy()
+    c.X = c.X - 1.0  # negative: scaled data
+    with pytest.raises(InputError, match="negative"):
+        te.pp.recipe_cell_cycle(c)
+
+
+def test_recipe_takes_fractional_counts_and_ensembl_ids(caplog):
+    a, theta = _cyclic_counts()
+    frac = a.copy()
+    frac.X = frac.X * 0.93 + 0.05  # ambient-RNA-corrected counts: non-negative, not integers
+    with caplog.at_level("WARNING"):
+        te.pp.recipe_cell_cycle(frac, n_comps=10)
+    assert "non-integer counts" in caplog.text and frac.uns["topoembed_recipe"]["n_genes"] == 60
+    ens = a.copy()
+    symbols = list(ens.var_names)
+    ens.var["gene_symbols"] = symbols
+    ens.var_names = [f"ENSMUSG{i:011d}" for i in range(ens.n_vars)]
+    te.pp.recipe_cell_cycle(ens, n_comps=10)  # the symbol column is found on its own
+    info = ens.uns["topoembed_recipe"]
+    assert info["n_genes"] == 60 and "var['gene_symbols']" in info["genes"]
+    np.testing.assert_allclose(np.abs(ens.obsm["X_pca_cell_cycle"]), np.abs(a.copy().obsm.get(
+        "X_pca_cell_cycle", _recipe_pca(a))), rtol=1e-4, atol=1e-4)
+    ens.var["sym"] = ens.var.pop("gene_symbols")
+    te.pp.recipe_cell_cycle(ens, gene_symbols="sym", n_comps=10, key_added="X_sym")
+    with pytest.raises(InputError, match="not a column"):
+        te.pp.recipe_cell_cycle(ens, gene_symbols="nope")
+
+
+def _recipe_pca(a):
+    b = a.copy()
+    te.pp.recipe_cell_cycle(b, n_comps=10)
+    return b.obsm["X_pca_cell_cycle"]
 
 
 def test_counts_where_representation_expected():

@@ -141,7 +141,7 @@ def _run_h5ad(args) -> int:
     adata = io.read_h5ad(args.input)
     use_rep = args.use_rep
     if args.recipe == "cell_cycle":
-        pp.recipe_cell_cycle(adata)
+        pp.recipe_cell_cycle(adata, gene_symbols=args.gene_symbols)
         use_rep = "X_pca_cell_cycle"
     params = _params_from(args)
     X = _anndata_points(adata, use_rep)
@@ -364,6 +364,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--recipe", choices=["cell_cycle"], default=None,
                    help="for .h5ad raw counts: run te.pp.recipe_cell_cycle first and use its PCA")
+    p.add_argument("--gene-symbols", default=None, metavar="COLUMN",
+                   help="with --recipe: the adata.var column holding gene symbols when var_names are Ensembl ids "
+                        "(default: detected)")
     p.add_argument("--key-added", default="topoembed", help="for .h5ad input: key of the results in result.h5ad")
     p.add_argument("--jobs", type=_auto_or_int, default="auto",
                    help="local processes for the subsamples of a whole-dataset run: auto (one per usable CPU) "

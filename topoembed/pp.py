@@ -7,6 +7,7 @@ scanpy/the core and hold no mathematics of their own.
 from __future__ import annotations
 
 import logging
+import re
 from importlib import resources
 
 import numpy as np
@@ -41,13 +42,31 @@ def cell_cycle_genes(organism: str = "human", phase: str | None = None) -> list[
 
 def looks_like_counts(X, sample: int = 20000, seed: int = 0) -> bool:
     """True if X is non-negative and integer-valued (checked on a random sample of entries)."""
+    return count_kind(X, sample, seed) == "integer"
+
+
+def count_kind(X, sample: int = 20000, seed: int = 0) -> str:
+    """What a matrix of expression values looks like, from a random sample of its entries:
+    "integer" (raw counts), "fractional" (non-negative, non-integer, with values above
+    :data:`LOG_MAX`: counts after ambient-RNA correction or from a pseudo-aligner), "log"
+    (non-negative, non-integer, all at most :data:`LOG_MAX`: log1p of normalised counts
+    stays below about 12), "negative" (scaled data or a representation) or "empty"."""
     data = X.data if sp.issparse(X) else np.asarray(X).ravel()
     if data.size == 0:
-        return False
+        return "empty"
     if data.size > sample:
         data = data[np.random.default_rng(seed).choice(data.size, sample, replace=False)]
     data = np.asarray(data, dtype=np.float64)
-    return bool(np.all(data >= 0) and np.all(data == np.round(data)) and data.max() > 1)
+    if np.any(data < 0) or not np.all(np.isfinite(data)):
+        return "negative"
+    if np.all(data == np.round(data)) and data.max() > 1:
+        return "integer"
+    return "log" if data.max() <= LOG_MAX else "fractional"
+
+
+#: The largest value log-transformed expression takes in practice (log1p(1e4 · 1) ≈ 9.2; some
+#: pipelines scale to 1e6: log1p(1e6) ≈ 13.8).
+LOG_MAX = 15.0
 
 
 def _match_genes(var_names, genes, organism):
@@ -56,10 +75,36 @@ def _match_genes(var_names, genes, organism):
     return list(dict.fromkeys(found))
 
 
+_ENSEMBL = re.compile(r"^ENS[A-Z]*G\d{6,}")
+#: var columns that hold gene symbols in common layouts (10x, CellRanger, scanpy, cellxgene).
+SYMBOL_COLUMNS = ("gene_symbols", "gene_symbol", "gene_name", "gene_names", "symbol", "symbols", "feature_name",
+                  "gene_ids_symbol", "name")
+
+
+def gene_names_for_matching(adata, gene_symbols: str | None = None) -> tuple[list, str]:
+    """The names to match gene lists against: ``adata.var[gene_symbols]`` (scanpy's
+    parameter name), else ``var_names``; when most ``var_names`` are Ensembl ids and no
+    column is given, the first column of :data:`SYMBOL_COLUMNS` that exists is used.
+    Returns (names, where they came from)."""
+    if gene_symbols is not None:
+        if gene_symbols not in adata.var.columns:
+            raise InputError(f"gene_symbols={gene_symbols!r} is not a column of adata.var (columns: "
+                             f"{list(adata.var.columns) or 'none'})")
+        return [str(v) for v in adata.var[gene_symbols]], f"var[{gene_symbols!r}]"
+    names = [str(v) for v in adata.var_names]
+    sample = names[: min(len(names), 500)]
+    if sample and np.mean([bool(_ENSEMBL.match(v)) for v in sample]) > 0.5:
+        for col in SYMBOL_COLUMNS:
+            if col in adata.var.columns:
+                log.info("var_names are Ensembl ids; matching genes on var[%r]", col)
+                return [str(v) for v in adata.var[col]], f"var[{col!r}]"
+    return names, "var_names"
+
+
 def recipe_cell_cycle(adata, *, genes="cell_cycle", organism: str = "auto", n_comps: int = 20,
                       n_top_genes: int = 2000, target_sum: float = 1e4, layer: str | None = None,
                       min_genes: int = 10, key_added: str = "X_pca_cell_cycle", random_state: int = 0,
-                      copy: bool = False):
+                      gene_symbols: str | None = None, copy: bool = False):
     """Raw counts → library-size normalisation → log1p → gene restriction → PCA.
 
     Parameters
@@ -68,8 +113,12 @@ def recipe_cell_cycle(adata, *, genes="cell_cycle", organism: str = "auto", n_co
         matched case-insensitively), "hvg" (``n_top_genes`` highly variable genes,
         ``sc.pp.highly_variable_genes`` with flavor "seurat" on the log data), or a list
         of gene names.
-    layer : take counts from ``adata.layers[layer]`` instead of ``adata.X``.
+    layer : take counts from ``adata.layers[layer]`` instead of ``adata.X``. Integer counts,
+        or non-negative non-integer counts (ambient-RNA correction, pseudo-aligners: accepted
+        with a warning); log-transformed or negative values are refused (:func:`count_kind`).
     n_comps : PCA components (fewer if there are fewer genes or cells).
+    gene_symbols : ``adata.var`` column holding the gene symbols (scanpy's name), for
+        ``var_names`` that are Ensembl ids; detected among :data:`SYMBOL_COLUMNS` if None.
 
     Writes ``adata.obsm[key_added]`` and ``adata.uns["topoembed_recipe"]`` (what was
     done); ``adata.X`` is left as it was. Uses scanpy's own functions throughout.
@@ -82,11 +131,19 @@ def recipe_cell_cycle(adata, *, genes="cell_cycle", organism: str = "auto", n_co
     counts = adata.layers[layer] if layer is not None else adata.X
     if layer is not None and layer not in adata.layers:
         raise InputError(f"layer {layer!r} not found; available: {list(adata.layers.keys()) or 'none'}")
-    if not looks_like_counts(counts):
-        raise InputError("the recipe expects raw counts (non-negative integers) but "
-                         f"{'adata.layers[' + repr(layer) + ']' if layer else 'adata.X'} holds non-integer or "
-                         "negative values (already normalised or a representation?). Pass the raw counts "
-                         "(e.g. layer='counts'), or skip the recipe and use use_rep='X_pca' / 'X_scVI'.")
+    where = f"adata.layers[{layer!r}]" if layer else "adata.X"
+    kind = count_kind(counts)
+    if kind in ("negative", "empty"):
+        raise InputError(f"the recipe expects raw counts but {where} holds negative or non-finite values (scaled "
+                         "data or a representation?). Pass the raw counts (e.g. layer='counts'), or skip the "
+                         "recipe and use use_rep='X_pca' / 'X_scVI'.")
+    if kind == "log":
+        raise InputError(f"{where} looks log-transformed (non-integer values, none above {LOG_MAX:g}); the recipe "
+                         "normalises and log-transforms itself. Pass the raw counts (e.g. layer='counts'), or skip "
+                         "the recipe and use use_rep='X_pca'.")
+    if kind == "fractional":
+        log.warning("%s holds non-integer counts (ambient-RNA correction or a pseudo-aligner?); normalising them "
+                    "as counts", where)
     work = anndata.AnnData(X=counts.copy() if sp.issparse(counts) else np.array(counts, dtype=np.float32),
                            obs=adata.obs[[]].copy(), var=adata.var[[]].copy())
     sc.pp.normalize_total(work, target_sum=target_sum)
@@ -107,14 +164,20 @@ def recipe_cell_cycle(adata, *, genes="cell_cycle", organism: str = "auto", n_co
         else:
             glist = [str(g) for g in genes]
             source = "user gene list"
-        chosen = _match_genes(work.var_names, glist, organism)
-        if not chosen:
-            raise InputError(f"none of the {len(glist)} genes ({source}) is in adata.var_names "
-                             f"(e.g. {list(adata.var_names[:3])}); check the organism and that var_names "
-                             "hold gene symbols (not Ensembl ids), or pass genes='hvg' or your own list")
-        if len(chosen) < min_genes:
-            raise InputError(f"only {len(chosen)} of {len(glist)} genes found in adata.var_names (need "
+        names, name_source = gene_names_for_matching(adata, gene_symbols)
+        chosen_names = _match_genes(names, glist, organism)
+        if not chosen_names:
+            raise InputError(f"none of the {len(glist)} genes ({source}) is in adata.{name_source} "
+                             f"(e.g. {names[:3]}); check the organism and that the names are gene symbols (for "
+                             "Ensembl ids in var_names pass gene_symbols='COLUMN'), or pass genes='hvg' or your own list")
+        if len(chosen_names) < min_genes:
+            raise InputError(f"only {len(chosen_names)} of {len(glist)} genes found in adata.{name_source} (need "
                              f"{min_genes}); pass genes='hvg', your own list, or lower min_genes")
+        pos = {}
+        for i, v in enumerate(names):
+            pos.setdefault(v, i)
+        chosen = [work.var_names[pos[v]] for v in chosen_names]
+        source += f", matched on {name_source}"
     sub = work[:, chosen].copy()
     n_comps_used = int(min(n_comps, sub.n_vars - 1, sub.n_obs - 1))
     if n_comps_used < 2:
