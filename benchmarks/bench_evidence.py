@@ -144,8 +144,22 @@ def rule_significant(row) -> int:
     return loops.decide(_dgm(row), scale=row["scale"], rule="significant", confirmation=confirmed)["n_loops"]
 
 
-RULES = {"gap": rule_gap, "confirmed_gap (default)": rule_confirmed_gap,
-         "p-value count": rule_pvalue_count, "gap + p": rule_gap_p, "significant (confirmed_gap + p)": rule_significant}
+def rule_evidence(row) -> int:
+    """The default (``loop_rule="evidence"``): the confirmed gap reading; where it finds no
+    loop, the very significant features (``loops.RESCUE_ALPHA``) are reported."""
+    from topoembed import loops
+
+    if row["n_loops"] > 0:
+        return row["n_loops"]
+    # the collected reading found nothing: replay the rule with a disagreeing confirmation
+    g = loops.decide(_dgm(row), scale=row["scale"], rule="gap")["n_loops"]
+    confirmation = {"distance": "diffusion", "n_loops": -1, "score": float("nan")} if g else None
+    return loops.decide(_dgm(row), scale=row["scale"], rule="evidence", confirmation=confirmation)["n_loops"]
+
+
+RULES = {"gap": rule_gap, "confirmed_gap (old default)": rule_confirmed_gap,
+         "p-value count": rule_pvalue_count, "gap + p": rule_gap_p, "significant (confirmed_gap + p)": rule_significant,
+         "evidence (default)": rule_evidence}
 
 
 def _load(name):

@@ -119,8 +119,11 @@ def test_decide_rules():
     agree = {"distance": "diffusion", "n_loops": 1, "score": 0.9}
     disagree = {"distance": "diffusion", "n_loops": 0, "score": 0.2}
     assert loops.decide(dgm, scale=scale, confirmation=agree)["n_loops"] == 1
-    rejected = loops.decide(dgm, scale=scale, confirmation=disagree)
+    rejected = loops.decide(dgm, scale=scale, rule="confirmed_gap", confirmation=disagree)
     assert rejected["n_loops"] == 0 and rejected["unconfirmed"]["n_loops"] == 1
+    # the default keeps a loop this significant even so (p << 0.001: "rescued")
+    kept = loops.decide(dgm, scale=scale, confirmation=disagree)
+    assert kept["n_loops"] == 1 and kept["rescued"]["reason"] == "unconfirmed"
     assert loops.decide(dgm, scale=scale, rule="gap", confirmation=disagree)["n_loops"] == 1
     # a loop that is not significant is dropped by "significant", kept (flagged) by the default
     noise = np.c_[np.linspace(1, 2, 50), np.linspace(1, 2, 50) * 1.3]
@@ -135,3 +138,20 @@ def test_decide_rules():
     assert loops.decide(weak, scale=1.0, n_loops=2)["n_loops"] == 2
     with pytest.raises(ValueError, match="rule"):
         loops.decide(dgm, rule="vote")
+
+
+def test_evidence_rescues_very_significant_loops_the_gap_rule_misses():
+    rng = np.random.default_rng(1)
+    b = rng.uniform(1, 2, 60)
+    noise = np.c_[b, b * (1 + rng.exponential(0.15, 60))]
+    two = np.vstack([noise, [0.5, 40.0], [0.6, 38.0]])  # two clear loops, ratio ~70
+    scale = 1e4  # the gap rule's floor (5 % of the median distance) rejects them
+    assert loops.decide(two, scale=scale, rule="confirmed_gap")["n_loops"] == 0
+    det = loops.decide(two, scale=scale)  # "evidence", the default
+    assert det["n_loops"] == 2 and sorted(det["features"]) == [60, 61]
+    assert det["rescued"]["reason"] == "below the gap rule" and all(p < loops.RESCUE_ALPHA for p in det["p_values"])
+    # a disagreeing second distance does not stop features this clear
+    det = loops.decide(two, scale=1.0, confirmation={"distance": "diffusion", "n_loops": 0, "score": 0.0})
+    assert det["n_loops"] == 2 and det["rescued"]["reason"] == "unconfirmed"
+    # pure noise: nothing to rescue
+    assert loops.decide(noise, scale=scale)["n_loops"] == 0

@@ -43,8 +43,9 @@ _HELP = {
     "subsample_size": "points per subsample of a whole-dataset run",
     "early_stop": "1: a whole-dataset run stops after 6 of its 10 subsamples when they agree unanimously "
                   "(the others could not change the call); 0: run them all",
-    "loop_rule": "how the number of loops is decided: confirmed_gap (the score's largest gap, confirmed by the other "
-                 "spectral distance; each loop gets its universal-null p-value), significant (also drop loops "
+    "loop_rule": "how the number of loops is decided: evidence (confirmed_gap, and where it finds none, features "
+                 "with universal-null p < 0.001), confirmed_gap (the score's largest gap, confirmed by the other "
+                 "spectral distance; every loop gets its p-value), significant (confirmed_gap without the loops "
                  "with p >= 0.05) or gap (the score alone)",
     "confirm": "1: a loop count must be confirmed by the other spectral distance on the same graph "
                "(effective resistance <-> diffusion), else 0 loops are reported; 0: off",

@@ -311,6 +311,10 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
             and params.distance in CONFIRM_WITH):
         check = confirmation_reading(A, params, spectra, n_loops=reading["n_loops"])
     detection = loops.decide(dgm1, scale=ph["scale"], n_loops=params.n_loops, rule=rule, confirmation=check)
+    if "rescued" in detection:
+        log.warning("the detection rule finds no loop (%s), but %d H1 feature(s) are significant at p < %g "
+                    "(universal null, Bonferroni): reported as loop(s) (loop_rule='confirmed_gap' does not)",
+                    detection["rescued"]["reason"], detection["n_loops"], detection["rescued"]["alpha"])
     if "unconfirmed" in detection:
         detection["unconfirmed"]["distance"] = params.distance
         log.warning("%s finds %d loop(s) (s = %.2f) but %s on the same graph finds %d: reporting 0 loops "
@@ -424,7 +428,7 @@ def summary(result: Result, input_desc: str = "") -> dict:
                       "scores": {str(m): float(s) for m, s in det["scores"].items()},
                       "score": float(det["score"]),
                       **{k: det[k] for k in ("rule", "alpha", "p_values", "significant", "confirmation",
-                                             "unconfirmed", "not_significant") if k in det}},
+                                             "unconfirmed", "not_significant", "rescued") if k in det}},
         "loops": [{k: v for k, v in lp.items() if k not in PER_POINT} for lp in result.loops],
         **({"auto": result.auto} if result.auto is not None else {}),
         **({"ensemble": result.ensemble} if result.ensemble is not None else {}),

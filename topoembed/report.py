@@ -52,6 +52,13 @@ def verdict_notes(summary: dict) -> list[str]:
                      f"what noise of this kind produces (universal-null p = {ns['p_value']:.2g} ≥ "
                      f"{det.get('alpha', 0.05):g}, Bonferroni over the H1 features), so it is not reported as a "
                      "loop and no phase is given (--loop-rule confirmed_gap keeps it).")
+    if det.get("rescued"):
+        r = det["rescued"]
+        why = ("the other spectral distance disagreed" if r["reason"] == "unconfirmed"
+               else "their lifetimes are below the detection rule's floor")
+        notes.append(f"Found by their significance: {why}, but {len(r['rows'])} H1 feature(s) have p < {r['alpha']:g} "
+                     "under the universal null, which noise did not produce in any benchmark run, so they are "
+                     "reported (--loop-rule confirmed_gap would report none).")
     alpha = det.get("alpha", 0.05)
     for i, lp in enumerate(summary["loops"]):
         p = lp.get("p_value")
