@@ -29,7 +29,8 @@ def test_run_end_to_end_contract(tmp_path, capsys):
     assert set(s) >= {"version", "input", "n_points", "params", "distance", "diagrams", "detection", "loops", "timings_s"}
     assert s["input"] == SPEC and s["n_points"] == 200
     assert s["params"]["k"] == 100 and s["params"]["symmetrize"] == "and" and s["params"]["distance"] == "effective_resistance"
-    assert set(s["detection"]) == {"n_loops", "scores", "score", "confirmation"}
+    assert set(s["detection"]) == {"n_loops", "scores", "score", "confirmation", "rule", "alpha", "p_values", "significant"}
+    assert s["detection"]["rule"] == "evidence" and len(s["detection"]["p_values"]) == s["detection"]["n_loops"]
     assert s["detection"]["confirmation"]["distance"] == "diffusion" and s["detection"]["confirmation"]["n_loops"] == 1
     assert set(s["detection"]["scores"]) == {"1", "2", "3", "4", "5"}
     assert s["detection"]["n_loops"] == len(s["loops"]) == 1

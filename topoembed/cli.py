@@ -315,8 +315,11 @@ def cmd_detect(args) -> int:
         if "H1" not in z:
             raise InputError(f"{args.input} has no H1 diagram; run `topoembed homology` with --maxdim 1 or 2")
         dgm1, scale = z["H1"], float(z["scale"]) if "scale" in z else None
-    det = loops.detect(dgm1, n_loops=args.n_loops, scale=scale)
-    io.write_json(args.out, {"detection": {"n_loops": det["n_loops"], "scores": det["scores"], "score": det["score"]},
+    # the staged chain has no second distance to confirm with: the rule weighs the rest
+    det = loops.decide(dgm1, n_loops=args.n_loops, scale=scale, rule=args.loop_rule)
+    io.write_json(args.out, {"detection": {k: det[k] for k in ("n_loops", "scores", "score", "rule", "alpha", "p_values",
+                                                               "significant", "not_significant", "rescued")
+                                           if k in det},
                              "features": det["features"]})
     sys.stdout.write(f"detect: {det['n_loops']} loop(s), score {det['score']:.3f} -> {args.out}\n")
     return 0
@@ -398,7 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("detect", help="stage 4: loop detection scores from diagrams -> .json")
     p.add_argument("input", help="diagrams .npz from `topoembed homology`")
     p.add_argument("--out", required=True, help="output .json")
-    _add_params(p, {"n_loops"})
+    _add_params(p, {"n_loops", "loop_rule"})
     p.set_defaults(func=cmd_detect)
 
     p = sub.add_parser("embed", help="stage 5: 2-D embedding with a torch loss -> .npy (+ loop check)")

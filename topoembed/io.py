@@ -158,7 +158,6 @@ def points_from_adata(adata, use_rep: str | None = None) -> np.ndarray:
     return np.asarray(X)
 
 
-@contextlib.contextmanager
 def check_writable(path: str | os.PathLike, folder: bool) -> None:
     """Fail early, before any work, if ``path`` (an output folder or file) cannot be created:
     the nearest existing ancestor must be a writable folder, and an existing ``path`` must be
@@ -180,6 +179,7 @@ def check_writable(path: str | os.PathLike, folder: bool) -> None:
         raise InputError(f"--out {str(path)!r} cannot be written: no write permission in {str(target)!r}")
 
 
+@contextlib.contextmanager
 def atomic_path(path: str | os.PathLike):
     """Yield a temporary path beside ``path``; rename it to ``path`` only if the block succeeds."""
     path = Path(path)
