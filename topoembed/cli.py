@@ -41,6 +41,7 @@ _HELP = {
     "n_subsamples": "subsamples analysed for a whole dataset: auto (10 above 1,000 points, else one run on all "
                     "points) or a number; each loop gets its prevalence, the share of subsamples that find it",
     "subsample_size": "points per subsample of a whole-dataset run",
+    "device": "where the kNN search and the eigendecomposition run: cpu, auto (CUDA if present) or cuda[:N]",
     "early_stop": "1: a whole-dataset run stops after 6 of its 10 subsamples when they agree unanimously "
                   "(the others could not change the call); 0: run them all",
     "loop_rule": "how the number of loops is decided: evidence (confirmed_gap, and where it finds none, features "

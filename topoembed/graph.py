@@ -35,18 +35,22 @@ KDTREE_MAX_DIM = 15
 
 
 def knn_search(X: np.ndarray, k: int, metric: str = "euclidean", method: str = "auto",
-               random_state: int = 0) -> tuple[np.ndarray, np.ndarray]:
+               random_state: int = 0, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Indices and distances (n, k) of each point's k nearest neighbours, excluding itself.
 
     ``method`` is "exact", "approx" (pynndescent) or "auto" (exact for n <= EXACT_MAX_N or
-    p <= KDTREE_MAX_DIM features).
+    p <= KDTREE_MAX_DIM features, or at any n on a GPU). ``device`` ("cpu", "auto", "cuda"):
+    where the exact Euclidean candidates are searched (:mod:`topoembed._device`).
     Duplicate points may appear as each other's neighbour at distance 0.
     """
+    from . import _device
+
     n = X.shape[0]
+    device = _device.resolve(device)
     if method == "auto":
-        method = "exact" if n <= EXACT_MAX_N or X.shape[1] <= KDTREE_MAX_DIM else "approx"
+        method = "exact" if (n <= EXACT_MAX_N or X.shape[1] <= KDTREE_MAX_DIM or device != "cpu") else "approx"
     if method == "exact" and metric == "euclidean":
-        idx, dist = _exact_euclidean(X, k + 1)
+        idx, dist = _exact_euclidean(X, k + 1, device=device)
     elif method == "exact":
         from sklearn.neighbors import NearestNeighbors
 
@@ -74,7 +78,8 @@ def knn_search(X: np.ndarray, k: int, metric: str = "euclidean", method: str = "
 RERANK_MARGIN = 8
 
 
-def _exact_euclidean(X: np.ndarray, k: int, chunk_bytes: int = 64 * 2**20) -> tuple[np.ndarray, np.ndarray]:
+def _exact_euclidean(X: np.ndarray, k: int, chunk_bytes: int = 64 * 2**20,
+                     device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Exact Euclidean kNN (the point itself included) whose result does not depend on the BLAS.
 
     scikit-learn's brute-force search ranks by ‖x‖² + ‖y‖² − 2x·y, computed with a matrix
@@ -84,14 +89,18 @@ def _exact_euclidean(X: np.ndarray, k: int, chunk_bytes: int = 64 * 2**20) -> tu
     re-ranked by the distance computed from the coordinate differences (no BLAS, so no
     dependence on its threads), ties going to the smaller index. Cost: O(n (k + margin) p)
     on top of the search (1.8–2.4× the search alone, ``benchmarks/bench_knn.py``); the
-    differences are formed ``chunk_bytes`` at a time.
+    differences are formed ``chunk_bytes`` at a time. On a GPU (``device``) the candidates come
+    from :func:`_candidates_torch`; the re-ranking is the same.
     """
-    from sklearn.neighbors import NearestNeighbors
-
     n = X.shape[0]
     X = np.asarray(X, dtype=np.float64)
     m = min(n, k + RERANK_MARGIN)
-    _, cand = NearestNeighbors(n_neighbors=m, metric="euclidean").fit(X).kneighbors(X)
+    if device == "cpu":
+        from sklearn.neighbors import NearestNeighbors
+
+        _, cand = NearestNeighbors(n_neighbors=m, metric="euclidean").fit(X).kneighbors(X)
+    else:
+        cand = _candidates_torch(X, m, device)
     chunk = max(1, int(chunk_bytes // (8 * m * max(1, X.shape[1]))))
     idx = np.empty((n, k), dtype=np.int64)
     dist = np.empty((n, k), dtype=np.float64)
@@ -105,6 +114,23 @@ def _exact_euclidean(X: np.ndarray, k: int, chunk_bytes: int = 64 * 2**20) -> tu
         idx[rows] = np.take_along_axis(c, order, axis=1)
         dist[rows] = np.take_along_axis(d, order, axis=1)
     return idx, dist
+
+
+def _candidates_torch(X: np.ndarray, m: int, device: str, chunk_bytes: int = 512 * 2**20) -> np.ndarray:
+    """The m nearest points of every point (itself included) by a brute-force search with
+    torch on ``device``, in float32 blocks of rows (O(n² p) work, O(chunk + n p) memory)."""
+    import torch
+
+    Xt = torch.as_tensor(X, dtype=torch.float32, device=device)
+    sq = (Xt * Xt).sum(dim=1)
+    n = Xt.shape[0]
+    rows = max(1, int(chunk_bytes // (4 * max(1, n))))
+    out = np.empty((n, m), dtype=np.int64)
+    for start in range(0, n, rows):
+        block = Xt[start:start + rows]
+        d2 = sq[start:start + rows, None] + sq[None, :] - 2.0 * (block @ Xt.T)
+        out[start:start + rows] = torch.topk(d2, m, dim=1, largest=False).indices.cpu().numpy()
+    return out
 
 
 WEIGHTS = ("binary", "distance", "gaussian")
@@ -152,7 +178,8 @@ def adjacency_from_knn(idx: np.ndarray, dist: np.ndarray | None = None, symmetri
 
 
 def knn_graph(X: np.ndarray, k: int = 15, metric: str = "euclidean", symmetrize: str = "or",
-              weights: str = "binary", method: str = "auto", random_state: int = 0) -> sp.csr_matrix:
+              weights: str = "binary", method: str = "auto", random_state: int = 0,
+              device: str = "cpu") -> sp.csr_matrix:
     """Symmetric kNN adjacency matrix A (n x n CSR, float64, zero diagonal).
 
     Parameters
@@ -164,8 +191,9 @@ def knn_graph(X: np.ndarray, k: int = 15, metric: str = "euclidean", symmetrize:
     weights : "binary" (default), "distance" or "gaussian"; see :func:`adjacency_from_knn`.
     method : "auto", "exact" or "approx" (pynndescent).
     random_state : seed of the approximate index.
+    device : "cpu" (default), "auto" or "cuda": where the exact search runs (:func:`knn_search`).
     """
-    idx, dist = knn_search(X, k, metric=metric, method=method, random_state=random_state)
+    idx, dist = knn_search(X, k, metric=metric, method=method, random_state=random_state, device=device)
     return adjacency_from_knn(idx, dist, symmetrize=symmetrize, weights=weights)
 
 

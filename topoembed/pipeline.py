@@ -19,7 +19,7 @@ from typing import Union
 import numpy as np
 import scipy.sparse as sp
 
-from . import __version__, graph, homology, loops, spectral
+from . import __version__, _device, graph, homology, loops, spectral
 from . import localize as localization
 from ._validate import InputError, check_choice, check_k, check_points, check_positive
 
@@ -63,7 +63,9 @@ class Params:
     confirmed in none; on the IPC cell-cycle data it was confirmed in every subsample.
     Cost: one more distance matrix and H1 persistence, only when a loop was found.
 
-    ``n_subsamples`` / ``subsample_size`` / ``early_stop``: how :func:`topoembed.ensemble.run`
+    ``device`` ("cpu", "auto", "cuda"): where the kNN search and the eigendecomposition run
+    (:mod:`topoembed._device`; the CPU fallback gives the same graph). ``n_subsamples`` /
+    ``subsample_size`` / ``early_stop``: how :func:`topoembed.ensemble.run`
     analyses a whole dataset (:meth:`n_runs`; a unanimous ensemble stops after 6 of 10 runs); ``phase_method``: the circular coordinate
     (:func:`topoembed.localize.localize_loops`).
     """
@@ -88,6 +90,7 @@ class Params:
     n_subsamples: Union[str, int] = "auto"
     subsample_size: int = 1000
     early_stop: bool = True
+    device: str = "cpu"
 
     def n_runs(self, n: int) -> int:
         """Single runs the analysis of n points makes: ``n_subsamples`` if an integer, else
@@ -111,6 +114,7 @@ class Params:
             check_positive(self.n_loops, "n_loops", integer=True, allow_zero=True)
         check_choice(self.phase_method, localization.PHASE_METHODS, "phase_method")
         check_choice(self.loop_rule, loops.LOOP_RULES, "loop_rule")
+        _device.resolve(self.device)  # "cuda" without CUDA fails here, before any work
         if not 0 <= self.theta_filtration < 1:
             raise InputError(f"theta_filtration={self.theta_filtration!r} must be in [0, 1)")
         for name in ("localize", "confirm", "early_stop"):
@@ -279,7 +283,7 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
     t0 = time.perf_counter()
     if A is None:
         A = graph.knn_graph(Xs, k=params.k, metric=params.metric, symmetrize=params.symmetrize,
-                            weights=params.weights, random_state=params.seed)
+                            weights=params.weights, random_state=params.seed, device=params.device)
     else:
         A = sp.csr_matrix(A, dtype=np.float64)
         if A.shape != (n, n):
@@ -289,7 +293,7 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
 
     t0 = time.perf_counter()
     # one eigendecomposition per graph, shared with the confirmation below
-    spectra = spectral.component_spectra(A) if params.distance != "euclidean" else None
+    spectra = spectral.component_spectra(A, device=params.device) if params.distance != "euclidean" else None
     D = spectral.distance_matrix(params.distance, X=Xs, A=A, t=params.t, n_components=params.n_components,
                                  spectra=spectra)
     tick("distances", t0)
@@ -370,7 +374,7 @@ def extension_graph(X, params: Params) -> sp.csr_matrix:
     the others (a subsampled run, each run of an ensemble). An interpolation graph: a small
     k (:func:`extension_k`) suffices and keeps the sparse solves cheap."""
     return graph.knn_graph(X, k=extension_k(params), metric=params.metric, symmetrize="or",
-                           random_state=params.seed)
+                           random_state=params.seed, device=params.device)
 
 
 def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None:

@@ -74,8 +74,9 @@ class Spectrum:
     vol: float
 
 
-def laplacian_spectrum(A: sp.spmatrix, dtype=np.float64) -> Spectrum:
-    """Dense eigendecomposition of L_sym = I − D^{-1/2} A D^{-1/2} of a connected graph."""
+def laplacian_spectrum(A: sp.spmatrix, dtype=np.float64, device: str = "cpu") -> Spectrum:
+    """Dense eigendecomposition of L_sym = I − D^{-1/2} A D^{-1/2} of a connected graph
+    (``device`` "cuda"/"auto": torch.linalg.eigh on the GPU, float64; :mod:`topoembed._device`)."""
     A = sp.csr_matrix(A, dtype=dtype)
     deg = np.asarray(A.sum(axis=1)).ravel()
     if np.any(deg <= 0):
@@ -83,10 +84,23 @@ def laplacian_spectrum(A: sp.spmatrix, dtype=np.float64) -> Spectrum:
     s = 1.0 / np.sqrt(deg)
     L = -(sp.diags(s) @ A @ sp.diags(s)).toarray()
     L[np.diag_indices_from(L)] += 1.0
-    lam, U = np.linalg.eigh(L)
+    lam, U = _eigh(L, device)
     lam = np.clip(lam, 0.0, 2.0)
     lam[0] = 0.0
     return Spectrum(eigvals=lam, eigvecs=U, degrees=deg, vol=float(deg.sum()))
+
+
+def _eigh(L: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+    """Eigenvalues (ascending) and eigenvectors of a dense symmetric matrix, on ``device``."""
+    from . import _device
+
+    device = _device.resolve(device)
+    if device == "cpu":
+        return np.linalg.eigh(L)
+    import torch
+
+    lam, U = torch.linalg.eigh(torch.as_tensor(L, device=device))
+    return lam.cpu().numpy(), U.cpu().numpy()
 
 
 def _filter(kind: str, lam: np.ndarray, vol: float, t: float) -> np.ndarray:
@@ -131,21 +145,21 @@ _SQUARED = {"effective_resistance": True, "effective_resistance_uncorrected": Tr
             "diffusion": False, "laplacian_eigenmaps": False}
 
 
-def component_spectra(A: sp.spmatrix) -> list[tuple[np.ndarray, Spectrum | None]]:
+def component_spectra(A: sp.spmatrix, device: str = "cpu") -> list[tuple[np.ndarray, Spectrum | None]]:
     """(point indices, :class:`Spectrum`) per connected component of A (None for a lone point).
 
     The eigendecomposition is the costly part of every spectral distance (O(n³)); compute
     it once here and pass it as ``spectra`` to :func:`distance_matrix` for several kinds
-    or times t on the same graph.
+    or times t on the same graph. ``device``: see :func:`laplacian_spectrum`.
     """
     A = sp.csr_matrix(A)
     n_comp, labels = components(A)
     if n_comp == 1:
-        return [(np.arange(A.shape[0]), laplacian_spectrum(A))]
+        return [(np.arange(A.shape[0]), laplacian_spectrum(A, device=device))]
     out = []
     for c in range(n_comp):
         idx = np.flatnonzero(labels == c)
-        out.append((idx, laplacian_spectrum(A[idx][:, idx]) if len(idx) > 1 else None))
+        out.append((idx, laplacian_spectrum(A[idx][:, idx], device=device) if len(idx) > 1 else None))
     return out
 
 

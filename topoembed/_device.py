@@ -1,0 +1,36 @@
+"""Where the dense linear algebra of the loop stages runs: the CPU (numpy/scipy) or a CUDA GPU (torch).
+
+``device="cpu"`` (the default) never imports torch. ``"cuda"`` / ``"cuda:N"`` need torch with
+CUDA and fail early otherwise; ``"auto"`` takes CUDA when it is there, else the CPU. Only
+the exact kNN candidate search (:mod:`topoembed.graph`) and the dense eigendecomposition
+(:mod:`topoembed.spectral`) move; every result is brought back to numpy, and the kNN
+candidates are re-ranked on the CPU, so the graph is the same on either device.
+"""
+from __future__ import annotations
+
+from ._validate import InputError
+
+__all__ = ["resolve", "on_cpu"]
+
+
+def resolve(device) -> str:
+    """"cpu" or a CUDA device string; InputError if CUDA is asked for but missing."""
+    if device in (None, "cpu"):
+        return "cpu"
+    if not isinstance(device, str) or not (device == "auto" or device == "cuda" or device.startswith("cuda:")):
+        raise InputError(f"device={device!r} must be 'cpu', 'auto', 'cuda' or 'cuda:N'")
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        if device == "auto":
+            return "cpu"
+        raise InputError(f"device={device!r} needs torch with CUDA; use device='cpu'") from None
+    if not torch.cuda.is_available():
+        if device == "auto":
+            return "cpu"
+        raise InputError(f"device={device!r} was requested but CUDA is not available here; use device='cpu' or 'auto'")
+    return "cuda" if device == "auto" else device
+
+
+def on_cpu(device) -> bool:
+    return resolve(device) == "cpu"
