@@ -220,3 +220,14 @@ def test_ctrl_c_ends_with_one_line(monkeypatch, tmp_path, capsys):
     assert cli.main(["graph", "synthetic:circle?n=50&d=5", "--out", str(out), "--k", "5"]) == 130
     err = capsys.readouterr().err
     assert err.strip().count("\n") == 0 and "interrupted" in err and not out.exists()
+
+
+def test_every_subcommand_has_help():
+    """A parser that cannot be built (two options with one name) fails every command."""
+    parser = cli.build_parser()
+    names = list(parser._subparsers._group_actions[0].choices)
+    assert {"run", "graph", "distances", "homology", "detect", "embed"} <= set(names)
+    for name in names:
+        with pytest.raises(SystemExit) as exc:
+            cli.main([name, "--help"])
+        assert exc.value.code == 0

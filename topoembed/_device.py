@@ -1,12 +1,16 @@
 """Where the dense linear algebra of the loop stages runs: the CPU (numpy/scipy) or a CUDA GPU (torch).
 
-``device="cpu"`` (the default) never imports torch. ``"cuda"`` / ``"cuda:N"`` need torch with
-CUDA and fail early otherwise; ``"auto"`` takes CUDA when it is there, else the CPU. Only
+``"cuda"`` / ``"cuda:N"`` need torch with CUDA and fail early otherwise; ``"auto"`` (the
+pipeline's default) takes CUDA when it is there, else the CPU. ``"cpu"``, and ``"auto"`` on a
+machine without an NVIDIA driver, never import torch (its import costs about 1.5 s). Only
 the exact kNN candidate search (:mod:`topoembed.graph`) and the dense eigendecomposition
 (:mod:`topoembed.spectral`) move; every result is brought back to numpy, and the kNN
 candidates are re-ranked on the CPU, so the graph is the same on either device.
 """
 from __future__ import annotations
+
+import os
+import sys
 
 from ._validate import InputError
 
@@ -19,6 +23,8 @@ def resolve(device) -> str:
         return "cpu"
     if not isinstance(device, str) or not (device == "auto" or device == "cuda" or device.startswith("cuda:")):
         raise InputError(f"device={device!r} must be 'cpu', 'auto', 'cuda' or 'cuda:N'")
+    if device == "auto" and not os.path.exists("/proc/driver/nvidia/version") and sys.platform.startswith("linux"):
+        return "cpu"  # no NVIDIA driver: no CUDA, and no need to import torch to learn that
     try:
         import torch
     except ImportError:  # pragma: no cover - torch is a dependency

@@ -41,7 +41,8 @@ _HELP = {
     "n_subsamples": "subsamples analysed for a whole dataset: auto (10 above 1,000 points, else one run on all "
                     "points) or a number; each loop gets its prevalence, the share of subsamples that find it",
     "subsample_size": "points per subsample of a whole-dataset run",
-    "device": "where the kNN search and the eigendecomposition run: cpu, auto (CUDA if present) or cuda[:N]",
+    "device": "where the kNN search, the eigendecomposition and --embed run: auto (CUDA if present, else the "
+              "CPU), cpu or cuda[:N]",
     "early_stop": "1: a whole-dataset run stops after 6 of its 10 subsamples when they agree unanimously "
                   "(the others could not change the call); 0: run them all",
     "loop_rule": "how the number of loops is decided: evidence (confirmed_gap, and where it finds none, features "
@@ -335,7 +336,8 @@ def _embed_args(p, with_loss):
         p.add_argument("--embed", default=None, choices=sorted(LOSSES),
                        help="also embed the points with this loss and check that the embedding keeps the loops")
     p.add_argument("--n-epochs", dest="n_epochs", type=int, default=100, help="training epochs (default: 100)")
-    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, ... (default: auto)")
+    if with_loss:  # `run` has the pipeline's --device (Params.device), which the embedding shares
+        p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, ... (default: auto)")
 
 
 def cmd_embed(args) -> int:

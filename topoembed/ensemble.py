@@ -7,7 +7,9 @@ dataset with more than :data:`topoembed.pipeline.ENSEMBLE_MIN_N` points is analy
 (``Params.n_subsamples``, ``Params.subsample_size``; defaults 10 × 1,000):
 
 1. Each subsample b (seeded by ``SeedSequence(seed).spawn``) goes through the same single
-   run, locally in ``jobs`` processes; the run knows nothing of the ensemble.
+   run, locally in ``jobs`` processes, or as one Snakemake job each (:func:`run_subsample`,
+   then :func:`combine`; ``topoembed subsample`` and ``topoembed run --from-runs``,
+   ``workflows/ensemble.smk``); the run knows nothing of the ensemble.
 2. Each loop's phase and distance to the loop are extended to all n points over one union
    kNN graph of all points (:func:`topoembed.pipeline.extension_graph`, k = 15;
    :func:`topoembed.localize.extend_phase`).
@@ -42,11 +44,11 @@ from scipy.optimize import linear_sum_assignment
 from . import graph, pipeline
 from . import localize as localization
 from ._parallel import Pool, resolve_jobs
-from ._validate import check_points
+from ._validate import InputError, check_points
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run", "early_stop_runs", "subsample_indices", "match_loops", "consensus_phase", "MIN_PREVALENCE", "MATCH_MIN_CORR"]
+__all__ = ["run", "run_subsample", "combine", "plan", "early_stop_runs", "subsample_indices", "match_loops", "consensus_phase", "MIN_PREVALENCE", "MATCH_MIN_CORR"]
 
 #: A loop is reported when at least this share of the subsamples found it.
 MIN_PREVALENCE = 0.5
@@ -203,7 +205,14 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
                 break
     if bar is not None:
         bar.close()
+    return _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs,
+                   {"graph_all_points": t_graph, "subsample_runs": t_runs, "consensus": t_consensus}, t_all)
+
+
+def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, timings, t_all) -> pipeline.Result:
+    """Prevalence, consensus loops and the reference run from the runs made (see :func:`run`)."""
     t0 = time.perf_counter()
+    n = X.shape[0]
     n_done = len(runs)
     clusters, order = combined["clusters"], combined["order"]
     prevalence = [len(c) / n_done for c in clusters]
@@ -211,13 +220,12 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
     loops_out = [_consensus_loop(c, ext, runs, idxs, n_done) for c in reported]
     ref_b = _reference_run(runs, reported, order)
     ref = runs[ref_b]
-    t_consensus += time.perf_counter() - t0
     counts = [int(r.detection["n_loops"]) for r in runs]
     detection = {**ref.detection, "n_loops": len(reported)}
     if len(reported) != ref.detection["n_loops"]:
         detection["reference_n_loops"] = int(ref.detection["n_loops"])
     ensemble = {
-        "n_subsamples": n_done, "n_planned": B, "stopped_early": stopped_early, "subsample_size": m,
+        "n_subsamples": n_done, "n_planned": B, "stopped_early": stopped_early, "subsample_size": len(idxs[0]),
         "reference_run": ref_b, "jobs": jobs,
         "extension_k": pipeline.extension_k(params),
         "min_prevalence": MIN_PREVALENCE,
@@ -227,11 +235,72 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
         "clusters": [{"prevalence": float(p), "runs": [int(b) for b, _ in c],
                       "reported": bool(p >= MIN_PREVALENCE)} for c, p in zip(clusters, prevalence)],
     }
-    timings = {"graph_all_points": t_graph, "subsample_runs": t_runs, "consensus": t_consensus,
+    timings = {**timings, "consensus": timings.get("consensus", 0.0) + time.perf_counter() - t0,
                "total": time.perf_counter() - t_all}
     return pipeline.Result(params=params, n_input=n, index=idxs[ref_b], A=ref.A, D=ref.D, ph=ref.ph,
                            detection=detection, loops=loops_out, timings=timings, n_components=ref.n_components,
                            auto=ref.auto, ensemble=ensemble)
+
+
+# ---------------------------------------------------------------- one job per subsample (Snakemake)
+def plan(n: int, params: pipeline.Params) -> list[np.ndarray]:
+    """The subsamples (row indices) an ensemble of n points analyses with these params."""
+    params.validate(n)
+    B = params.n_runs(n)
+    if B <= 1:
+        raise InputError(f"{n} points with these settings are one run, not an ensemble of subsamples "
+                         f"(more than {pipeline.ENSEMBLE_MIN_N} points, or n_subsamples > 1)")
+    return subsample_indices(n, min(int(params.subsample_size), n), B, params.seed)
+
+
+def run_subsample(X, b: int, params: pipeline.Params | None = None, **overrides) -> pipeline.Result:
+    """Subsample ``b`` of the ensemble of X as one job (a Snakemake rule): the same single
+    run as :func:`run` makes, with ``ensemble_run`` = (b, its row indices) attached."""
+    params = dataclasses.replace(params or pipeline.Params(), **overrides)
+    X = check_points(X, min_points=3)
+    idxs = plan(X.shape[0], params)
+    if not 0 <= int(b) < len(idxs):
+        raise InputError(f"subsample index {b} is out of range: this ensemble has {len(idxs)} subsamples (0-{len(idxs) - 1})")
+    single = dataclasses.replace(params, subsample=None, n_subsamples=1)
+    _, res = _single((int(b), X[idxs[b]], single))
+    res.ensemble = {"run": int(b), "index": idxs[b], "params": params.to_dict()}
+    return res
+
+
+def combine(X, runs: list, params: pipeline.Params | None = None, **overrides) -> pipeline.Result:
+    """The ensemble's result from the runs of :func:`run_subsample` (one per subsample, any
+    order): the same as :func:`run` with ``early_stop=False``. Refuses runs made with other
+    settings or of other subsamples."""
+    params = dataclasses.replace(params or pipeline.Params(), **overrides)
+    X = check_points(X, min_points=3)
+    idxs = plan(X.shape[0], params)
+    t_all = time.perf_counter()
+    by_b = {}
+    for r in runs:
+        info = r.ensemble or {}
+        if "run" not in info:
+            raise InputError("a run given to combine was not made by run_subsample (topoembed subsample)")
+        if info["params"] != params.to_dict():
+            diff = sorted(k for k in params.to_dict() if info["params"].get(k) != params.to_dict()[k])
+            raise InputError(f"subsample run {info['run']} was made with other settings ({', '.join(diff)}); "
+                             "rerun it with the same options")
+        if not np.array_equal(info["index"], idxs[info["run"]]):
+            raise InputError(f"subsample run {info['run']} holds other points than this input's subsample "
+                             f"{info['run']}; rerun it on the same input")
+        by_b[info["run"]] = r
+    missing = [b for b in range(len(idxs)) if b not in by_b]
+    if missing:
+        raise InputError(f"subsample runs {missing} are missing (this ensemble has {len(idxs)})")
+    ordered = [by_b[b] for b in range(len(idxs))]
+    t0 = time.perf_counter()
+    A_full = pipeline.extension_graph(X, params)
+    t_graph = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    ext = [[_extend(lp, A_full, idxs[b]) for lp in r.loops] for b, r in enumerate(ordered)]
+    combined = _combine(ordered, ext)
+    timings = {"graph_all_points": t_graph, "subsample_runs": float(sum(r.timings["wall"] for r in ordered)),
+               "consensus": time.perf_counter() - t0}
+    return _finish(X, params, ordered, ext, combined, idxs, len(idxs), False, 1, timings, t_all)
 
 
 def _combine(runs: list, ext: list) -> dict:

@@ -90,7 +90,7 @@ class Params:
     n_subsamples: Union[str, int] = "auto"
     subsample_size: int = 1000
     early_stop: bool = True
-    device: str = "cpu"
+    device: str = "auto"
 
     def n_runs(self, n: int) -> int:
         """Single runs the analysis of n points makes: ``n_subsamples`` if an integer, else
