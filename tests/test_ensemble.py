@@ -155,3 +155,28 @@ def test_early_stop_off_runs_every_subsample_with_the_same_call():
     assert full.ensemble["n_subsamples"] == 4 and not full.ensemble["stopped_early"]
     assert full.detection["n_loops"] == res.detection["n_loops"] == 1
     assert abs(L.circular_correlation(full.loops[0]["phase"], res.loops[0]["phase"])) > 0.95
+
+
+def test_one_job_per_subsample_then_combine_equals_the_local_ensemble(tmp_path):
+    """The cluster path (ensemble.run_subsample per job, then combine) gives the local result."""
+    from topoembed import io
+
+    ds, _ = _ens("circle")
+    local = ensemble.run(ds.X, seed=0, jobs=1, early_stop=False, **SMALL)
+    runs = [ensemble.run_subsample(ds.X, b, seed=0, **SMALL) for b in (2, 0, 3, 1)]  # any order
+    for b, r in zip((2, 0, 3, 1), runs):
+        io.write_run(tmp_path / f"{b}.run", r)
+    back = [io.read_run(tmp_path / f"{b}.run") for b in range(4)]
+    combined = ensemble.combine(ds.X, back, seed=0, **SMALL)
+    assert combined.detection["n_loops"] == local.detection["n_loops"] == 1
+    np.testing.assert_array_equal(combined.loops[0]["phase"], local.loops[0]["phase"])
+    assert combined.ensemble["clusters"] == local.ensemble["clusters"]
+    with pytest.raises(InputError, match="other settings"):
+        ensemble.combine(ds.X, back, seed=0, **{**SMALL, "k": 20})
+    with pytest.raises(InputError, match="missing"):
+        ensemble.combine(ds.X, back[:3], seed=0, **SMALL)
+    with pytest.raises(InputError, match="out of range"):
+        ensemble.run_subsample(ds.X, 4, seed=0, **SMALL)
+    (tmp_path / "x.run").write_bytes(b"\x80\x04not a run")
+    with pytest.raises(InputError, match="not a subsample run"):
+        io.read_run(tmp_path / "x.run")

@@ -59,3 +59,30 @@ def test_h2_tasks_ask_the_scheduler_for_their_memory_and_time(tmp_path):
         asked[name] = (int(fields["mem_mb"]), int(fields["runtime"]))
     assert asked["sphere"] == (B.task_resources("sphere")["mem_mb"], B.task_resources("sphere")["runtime"])
     assert asked["sphere"][0] > B.H2_TASK_GIB * 1024 and asked["blob"] == (4000, 120)
+
+
+ENSEMBLE_SMK = Path(__file__).resolve().parents[1] / "workflows" / "ensemble.smk"
+
+
+def test_whole_dataset_as_one_job_per_subsample(tmp_path):
+    """workflows/ensemble.smk: B subsample jobs and one combine job give `topoembed run`'s result."""
+    import numpy as np
+
+    from topoembed import datasets, ensemble
+
+    X = datasets.make("circle", n=1200, d=10, sigma=0.1, seed=0).X
+    np.save(tmp_path / "x.npy", X)
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("input: x.npy\nout: res\nn_subsamples: 3\noptions: {k: 30, symmetrize: or, subsample_size: 300}\n")
+    res = subprocess.run(["snakemake", "-s", str(ENSEMBLE_SMK), "--configfile", str(cfg), "--cores", "1"],
+                         cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert sorted(p.name for p in (tmp_path / "res" / "runs").iterdir()) == ["0.run", "1.run", "2.run"]
+    got = json.loads((tmp_path / "res" / "result" / "summary.json").read_text())
+    local = ensemble.run(X, n_subsamples=3, subsample_size=300, k=30, symmetrize="or", early_stop=False, jobs=1)
+    assert got["detection"]["n_loops"] == local.detection["n_loops"] == 1
+    assert got["ensemble"]["clusters"] == json.loads(json.dumps(local.ensemble["clusters"]))
+    # nothing to redo on a second call
+    again = subprocess.run(["snakemake", "-s", str(ENSEMBLE_SMK), "--configfile", str(cfg), "--cores", "1", "-n"],
+                           cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert "Nothing to be done" in again.stdout + again.stderr

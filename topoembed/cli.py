@@ -110,11 +110,27 @@ def cmd_run(args) -> int:
     params.validate(X.shape[0])
     _check_embed_args(args, params)
     with io.OutputSet(args.out) as outputs:
-        result = ensemble.run(X, params, jobs=args.jobs, progress=not args.quiet)
+        if args.from_runs:
+            result = ensemble.combine(X, [io.read_run(f) for f in args.from_runs], params)
+        else:
+            result = ensemble.run(X, params, jobs=args.jobs, progress=not args.quiet)
         emb = _embed_for_run(args, X, result)
         summ = _write_run_outputs(outputs, args, result, X, emb)
         outputs.commit()
     _print_table(summ, args.out)
+    return 0
+
+
+def cmd_subsample(args) -> int:
+    if str(args.input).endswith(".h5ad") and args.use_rep is None:
+        raise InputError("for .h5ad input pass --use-rep (e.g. X_scVI or X_pca): `run --from-runs` must see "
+                         "the same points")
+    X, _ = _load(args)
+    params = _params_from(args)
+    res = ensemble.run_subsample(X, args.index, params)
+    io.write_run(args.out, res)
+    sys.stdout.write(f"subsample {args.index}: {len(res.index)} points, {res.detection['n_loops']} loop(s), "
+                     f"{res.timings['wall']:.1f} s -> {args.out}\n")
     return 0
 
 
@@ -152,7 +168,8 @@ def _run_h5ad(args) -> int:
     _check_embed_args(args, params)
     with io.OutputSet(args.out) as outputs:
         result = tl.run_result(adata, use_rep=use_rep, key_added=args.key_added, progress=not args.quiet,
-                               jobs=args.jobs, **dataclasses.asdict(params))
+                               jobs=args.jobs, from_runs=[io.read_run(f) for f in args.from_runs or []] or None,
+                               **dataclasses.asdict(params))
         emb = _embed_for_run(args, X, result)
         if emb is not None:
             from .embed import obsm_key
@@ -375,12 +392,23 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --recipe: the adata.var column holding gene symbols when var_names are Ensembl ids "
                         "(default: detected)")
     p.add_argument("--key-added", default="topoembed", help="for .h5ad input: key of the results in result.h5ad")
+    p.add_argument("--from-runs", nargs="+", default=None, metavar="RUN",
+                   help="combine these `topoembed subsample` runs (one per subsample, same input and options) "
+                        "instead of computing the subsamples here")
     p.add_argument("--jobs", type=_auto_or_int, default="auto",
                    help="local processes for the subsamples of a whole-dataset run: auto (one per usable CPU) "
                         "or a number (default: auto)")
     _embed_args(p, with_loss=False)
     _add_params(p)
     p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("subsample", help="one subsample of a whole-dataset run (a cluster job) -> .run file; "
+                                         "`run --from-runs` combines them")
+    _input_args(p)
+    p.add_argument("--index", type=int, required=True, help="which subsample: 0 .. n_subsamples - 1")
+    p.add_argument("--out", required=True, help="output .run file")
+    _add_params(p)
+    p.set_defaults(func=cmd_subsample)
 
     p = sub.add_parser("graph", help="stage 1: kNN graph -> sparse .npz")
     _input_args(p)

@@ -280,8 +280,9 @@ def combine(X, runs: list, params: pipeline.Params | None = None, **overrides) -
         info = r.ensemble or {}
         if "run" not in info:
             raise InputError("a run given to combine was not made by run_subsample (topoembed subsample)")
-        if info["params"] != params.to_dict():
-            diff = sorted(k for k in params.to_dict() if info["params"].get(k) != params.to_dict()[k])
+        same = {k: v for k, v in params.to_dict().items() if k != "device"}  # where it ran does not matter
+        if {k: v for k, v in info["params"].items() if k != "device"} != same:
+            diff = sorted(k for k in same if info["params"].get(k) != same[k])
             raise InputError(f"subsample run {info['run']} was made with other settings ({', '.join(diff)}); "
                              "rerun it with the same options")
         if not np.array_equal(info["index"], idxs[info["run"]]):

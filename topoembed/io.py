@@ -236,6 +236,39 @@ def write_npz(path, **arrays) -> None:
             np.savez_compressed(fh, **arrays)
 
 
+#: First bytes of a subsample-run file (``topoembed subsample``): a pickle of a pipeline Result
+#: is read back only after this header, so an arbitrary pickle is never unpickled.
+RUN_MAGIC = b"topoembed-subsample-run-v1\n"
+
+
+def write_run(path, result) -> None:
+    """Write one subsample run (:func:`topoembed.ensemble.run_subsample`) for ``run --from-runs``."""
+    import pickle
+
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            fh.write(RUN_MAGIC)
+            pickle.dump(result, fh, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+def read_run(path):
+    """A subsample run written by :func:`write_run` (InputError for any other file).
+
+    These files are intermediates of one workflow (like Snakemake's own), read by the same
+    user who wrote them; a file without the header is refused before unpickling."""
+    import pickle
+
+    path = Path(path)
+    _check_file(path)
+    with open(path, "rb") as fh:
+        if fh.read(len(RUN_MAGIC)) != RUN_MAGIC:
+            raise InputError(f"{path} is not a subsample run written by `topoembed subsample`")
+        try:
+            return pickle.load(fh)
+        except Exception as exc:
+            raise InputError(f"{path} is a damaged subsample run ({exc}); run `topoembed subsample` again") from None
+
+
 class OutputSet:
     """Stage several output files and publish them together.
 

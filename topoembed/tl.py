@@ -202,8 +202,11 @@ def get_loops(adata, key: str = DEFAULT_KEY) -> list[dict]:
 
 
 def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, binarize: bool = True,
-               key_added: str = DEFAULT_KEY, progress: bool = False, jobs="auto", **params) -> pipeline.Result:
-    """Like :func:`run` but returns the :class:`topoembed.pipeline.Result` (used by the CLI)."""
+               key_added: str = DEFAULT_KEY, progress: bool = False, jobs="auto", from_runs=None,
+               **params) -> pipeline.Result:
+    """Like :func:`run` but returns the :class:`topoembed.pipeline.Result` (used by the CLI).
+    ``from_runs``: subsample runs made elsewhere (:func:`topoembed.ensemble.run_subsample`, one
+    cluster job each) to combine instead of computing them."""
     check_adata(adata)
     X = points(adata, use_rep)
     p = pipeline.Params(**params)
@@ -213,7 +216,9 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
             raise InputError("neighbors_key (reuse of scanpy's graph) cannot be combined with subsample")
         neighbors(adata, neighbors_key=neighbors_key, binarize=binarize, symmetrize=p.symmetrize, key_added=key_added)
         A = adata.obsp[f"{key_added}_graph"]
-    if A is not None:
+    if from_runs is not None:
+        result = ensemble.combine(X, from_runs, p)
+    elif A is not None:
         result = pipeline.run(X, p, A=A, progress=progress)
     else:  # all cells: one run, or an ensemble of subsamples above pipeline.ENSEMBLE_MIN_N cells
         result = ensemble.run(X, p, jobs=jobs, progress=progress)
