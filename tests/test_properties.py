@@ -38,6 +38,14 @@ def _distances(X, k, kind):
     return spectral.distance_matrix(kind, A=graph.knn_graph(X, k=k))
 
 
+@st.composite
+def spectral_cases(draw):
+    """(kind, D) for a drawn point cloud and spectral distance kind."""
+    X, k, _ = draw(point_clouds())
+    kind = draw(st.sampled_from(SPECTRAL))
+    return kind, _distances(X, k, kind)
+
+
 def _ties_at_k(X, k) -> bool:
     """Some point's k-th and (k+1)-th neighbours are equally far (a noiseless circle, copies):
     the kNN graph then depends on the order of the points (ties go to the smaller index)."""
@@ -46,10 +54,9 @@ def _ties_at_k(X, k) -> bool:
 
 
 @FAST
-@given(point_clouds(), st.sampled_from(SPECTRAL))
-def test_spectral_distances_are_symmetric_with_zero_diagonal(data, kind):
-    X, k, _ = data
-    D = _distances(X, k, kind)
+@given(spectral_cases())
+def test_spectral_distances_are_symmetric_with_zero_diagonal(case):
+    kind, D = case
     fin = np.isfinite(D)
     assert np.array_equal(fin, fin.T)
     np.testing.assert_allclose(np.where(fin, D, 0), np.where(fin, D, 0).T, atol=1e-12)
@@ -97,10 +104,9 @@ def test_effective_resistance_is_a_metric(data):
 
 
 @FAST
-@given(point_clouds(), st.sampled_from(SPECTRAL))
-def test_diagrams_truncation_and_scaling(data, kind):
-    X, k, _ = data
-    D = _distances(X, k, kind)
+@given(spectral_cases())
+def test_diagrams_truncation_and_scaling(case):
+    _, D = case
     ph = homology.persistence(D)
     for dgm in ph["dgms"]:
         assert np.all(dgm[:, 0] <= dgm[:, 1])
