@@ -338,3 +338,20 @@ def test_ipc_all_cells_defaults(ipc_path):
         assert np.isfinite(phase).mean() >= 0.99
         phases.append(phase)
     assert abs(circular_correlation(*phases)) >= 0.9
+
+
+def test_isolated_cell_gets_a_missing_phase_with_its_reason_and_sketchmap_still_embeds():
+    """A cell far from all others is its own component of the kNN graph: its phase is missing
+    with the reason in obs, and sketch-map on the run's distances (inf to that cell) works."""
+    ds = datasets.make("circle", n=300, d=10, sigma=0.1, seed=0)
+    X = np.vstack([ds.X, np.full((1, 10), 50.0)])  # one outlier
+    a = anndata.AnnData(X=X.astype(np.float32))
+    te.tl.run(a, k=30, symmetrize="and")
+    assert a.uns["topoembed"]["detection"]["n_loops"] == 1
+    th = a.obs["topoembed_phase"].to_numpy()
+    why = a.obs["topoembed_phase_missing"].astype(str).to_numpy()
+    assert np.isnan(th[-1]) and why[-1] == te.tl.PHASE_MISSING_REASON
+    assert np.isfinite(th[:-1]).all() and (why[:-1] == "").all()
+    te.tl.embed(a, "sketchmap_sym", distance_key="topoembed", n_epochs=5)
+    Y = a.obsm[[k for k in a.obsm if "sketchmap" in k][0]]
+    assert np.isfinite(Y).all()

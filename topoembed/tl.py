@@ -134,10 +134,17 @@ def persistent_homology(adata, *, maxdim: int = pipeline.Params.maxdim, key_adde
     return adata if copy else None
 
 
+#: ``obs[f"{key}_phase_missing"]`` of a cell without a phase: no path in the kNN graph leads
+#: from it to the loop's cells (an isolated cell, or another connected component), so the
+#: harmonic extension that gives every other cell its phase does not reach it.
+PHASE_MISSING_REASON = "not connected to the loop in the kNN graph"
+
+
 def _write_loops(adata, key, det, found):
     """Detection and loops to ``uns[key]``; per-cell phase/membership to ``obs``.
 
-    Loop i (0-based) writes ``obs[f"{key}_phase"]``, ``_phase_confidence``, ``_on_loop`` and ``_loop_distance``
+    Loop i (0-based) writes ``obs[f"{key}_phase"]``, ``_phase_confidence``, ``_on_loop``, ``_loop_distance``
+    and ``_phase_missing`` ("" where the cell has a phase, else :data:`PHASE_MISSING_REASON`)
     for i = 0 and the same names with suffix ``_{i + 1}`` for further loops.
     """
     entry = uns_entry(adata, key)
@@ -153,6 +160,12 @@ def _write_loops(adata, key, det, found):
         for field in pipeline.PER_POINT:
             if field in lp:
                 adata.obs[f"{key}_{field}{suffix}"] = np.asarray(lp[field])
+        if "phase" in lp:  # every cell: a phase, or the reason it has none
+            import pandas as pd
+
+            missing = ~np.isfinite(np.asarray(lp["phase"], dtype=float))
+            adata.obs[f"{key}_phase_missing{suffix}"] = pd.Categorical(
+                np.where(missing, PHASE_MISSING_REASON, ""), categories=["", PHASE_MISSING_REASON])
         stored.append({k: (np.asarray(v) if isinstance(v, list) else v) for k, v in lp.items()
                        if k not in pipeline.PER_POINT})
     entry["loops"] = h5ad_safe(stored) if stored else {}

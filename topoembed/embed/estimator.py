@@ -312,8 +312,17 @@ class SketchMap(_Base):
             D = np.asarray(D, dtype=np.float64)
             if D.shape != (n, n):
                 raise InputError(f"D has shape {D.shape}; expected ({n}, {n}) for {n} points")
+            if np.isnan(D).any():
+                raise InputError("D has NaN entries; recompute the distances")
             if not np.isfinite(D).all():
-                raise InputError("D has non-finite entries (a disconnected graph?); increase k or pass a finite D")
+                # a disconnected kNN graph: spectral distances are inf between components. Place
+                # the components apart at twice the largest finite distance (policy: README)
+                finite = D[np.isfinite(D)]
+                far = 2.0 * float(finite.max()) if finite.size else 1.0
+                log.warning("D is infinite between %d pairs of points (a disconnected kNN graph, e.g. isolated "
+                            "cells); they are treated as %.3g apart, twice the largest finite distance",
+                            int(np.sum(~np.isfinite(D)) // 2), far)
+                D = np.where(np.isfinite(D), D, far)
             Dt = torch.as_tensor(D, dtype=torch.float32, device=self.device_)
             dist = lambda i, j: Dt[i, j]  # noqa: E731
         else:
