@@ -231,3 +231,18 @@ def test_every_subcommand_has_help():
         with pytest.raises(SystemExit) as exc:
             cli.main([name, "--help"])
         assert exc.value.code == 0
+
+
+def test_same_seed_gives_the_same_summary_with_1_and_2_blas_threads(tmp_path):
+    import os
+
+    outs = []
+    for threads in ("1", "2"):
+        env = {**os.environ, "OPENBLAS_NUM_THREADS": threads, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
+        out = tmp_path / f"t{threads}"
+        subprocess.run([sys.executable, "-m", "topoembed", "run", "synthetic:circle?n=400&d=10&sigma=0.2&seed=3",
+                        "--k", "40", "--out", str(out), "-q"], env=env, check=True, capture_output=True)
+        s = json.loads((out / "summary.json").read_text())
+        s.pop("timings_s")
+        outs.append((json.dumps(s, sort_keys=True), (out / "cells.csv").read_bytes()))
+    assert outs[0] == outs[1]
