@@ -25,6 +25,9 @@ def check_points(X, *, name: str = "X", min_points: int = 2) -> np.ndarray:
         raise InputError(f"{name} could not be read as a numeric array ({exc})") from None
     if X.dtype == object or not (np.issubdtype(X.dtype, np.number) or X.dtype == bool):
         raise InputError(f"{name} is not numeric (dtype {X.dtype}); pass a numeric matrix of points x features")
+    if np.iscomplexobj(X):
+        raise InputError(f"{name} has complex values (dtype {X.dtype}); pass real coordinates, e.g. np.abs(X) or "
+                         "the real and imaginary parts as separate columns")
     if X.ndim == 1:
         raise InputError(f"{name} is 1-D with shape {X.shape}; pass a 2-D matrix (points x features), "
                          "e.g. X.reshape(-1, 1) for one feature")

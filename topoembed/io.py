@@ -14,6 +14,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -83,7 +84,9 @@ def _read_table(path: Path, index_col: bool | None = None) -> np.ndarray:
     except ValueError:
         header = fields  # header row
     try:
-        X = np.loadtxt(path, delimiter=delim, skiprows=0 if header is None else 1, dtype=np.float64, ndmin=2)
+        with warnings.catch_warnings():  # an empty file: refused below as "0 points"
+            warnings.simplefilter("ignore", UserWarning)
+            X = np.loadtxt(path, delimiter=delim, skiprows=0 if header is None else 1, dtype=np.float64, ndmin=2)
     except ValueError as exc:
         raise InputError(f"{path} has non-numeric values or rows of different lengths ({exc}); the table must "
                          "hold numbers only, with at most one header row") from None

@@ -112,6 +112,9 @@ class Params:
             raise InputError(f"maxdim={self.maxdim!r} must be 0, 1 or 2")
         if self.n_loops != "auto":
             check_positive(self.n_loops, "n_loops", integer=True, allow_zero=True)
+            if int(self.n_loops) > loops.MAX_LOOPS:
+                raise InputError(f"n_loops={self.n_loops} is more than the {loops.MAX_LOOPS} loops the detection "
+                                 f"score is defined for; pass 0-{loops.MAX_LOOPS} or 'auto'")
         check_choice(self.phase_method, localization.PHASE_METHODS, "phase_method")
         check_choice(self.loop_rule, loops.LOOP_RULES, "loop_rule")
         _device.resolve(self.device)  # "cuda" without CUDA fails here, before any work
