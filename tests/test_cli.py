@@ -246,3 +246,29 @@ def test_same_seed_gives_the_same_summary_with_1_and_2_blas_threads(tmp_path):
         s.pop("timings_s")
         outs.append((json.dumps(s, sort_keys=True), (out / "cells.csv").read_bytes()))
     assert outs[0] == outs[1]
+
+
+@pytest.mark.parametrize("sig", ["TERM", "KILL"])
+def test_killed_run_leaves_no_output_and_a_rerun_finishes(tmp_path, sig):
+    """SIGTERM or SIGKILL at several moments of `topoembed run`: no final output file exists
+    afterwards (SIGTERM: nothing at all), and the same command then finishes."""
+    import signal
+    import time
+
+    np.save(tmp_path / "x.npy", datasets.make("circle", n=1000, d=20, sigma=0.2, seed=0).X)
+    cmd = [sys.executable, "-m", "topoembed", "run", str(tmp_path / "x.npy"), "--out", str(tmp_path / "res"), "-q"]
+    finals = ("summary.json", "diagrams.npz", "report.html", "cells.csv")
+    for delay in (1.0, 3.0, 5.0):
+        proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        time.sleep(delay)
+        if proc.poll() is not None:
+            break  # finished before the signal: nothing to check at this moment
+        proc.send_signal(getattr(signal, f"SIG{sig}"))
+        proc.wait(timeout=120)
+        res = tmp_path / "res"
+        assert not any((res / f).exists() for f in finals), f"partial output after SIG{sig} at {delay} s"
+        if sig == "TERM":  # caught once the command line is up (before that, Python's default ends it)
+            assert not res.exists()
+            assert proc.returncode == -signal.SIGTERM or b"interrupted" in proc.stderr.read()
+    done = subprocess.run(cmd, capture_output=True)
+    assert done.returncode == 0 and all((tmp_path / "res" / f).exists() for f in finals)

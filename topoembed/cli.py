@@ -8,6 +8,7 @@ says what to fix; outputs are written atomically, so a failed run leaves no file
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import logging
 import sys
@@ -458,13 +459,20 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    import signal
+
+    def _terminated(signum, frame):  # SIGTERM (a scheduler's kill): unwind, so no partial output stays
+        raise KeyboardInterrupt
+
+    with contextlib.suppress(ValueError):  # not the main thread (e.g. called from a worker)
+        signal.signal(signal.SIGTERM, _terminated)
     try:
         out = getattr(args, "out", None)
         if out and args.command != "benchmark":  # fail now, not after the computation
             io.check_writable(out, folder=args.command == "run")
         return args.func(args)
     except KeyboardInterrupt:
-        sys.stderr.write(f"topoembed {args.command}: interrupted; no output was written\n")
+        sys.stderr.write(f"topoembed {args.command}: interrupted (Ctrl-C or SIGTERM); no output was written\n")
         return 130
     except InputError as exc:
         sys.stderr.write(f"topoembed {args.command}: error: {exc}\n")

@@ -276,8 +276,10 @@ class OutputSet:
     """Stage several output files and publish them together.
 
     Files are first written under temporary names in the output folder; ``commit``
-    renames them all into place. If anything fails before that, the temporaries are
-    removed and no output file appears (a folder the run created is removed too).
+    renames them all into place. If anything fails before that (an error, Ctrl-C, SIGTERM),
+    the temporaries are removed and no output file appears (a folder the run created is
+    removed too). A SIGKILL cannot be caught: it can leave hidden ``.NAME.*.tmp`` files, never
+    a final one, and a rerun replaces them.
     """
 
     def __init__(self, out_dir):
@@ -288,11 +290,12 @@ class OutputSet:
     def __enter__(self):
         if self.out_dir.exists() and not self.out_dir.is_dir():
             raise InputError(f"--out {str(self.out_dir)!r} exists and is not a folder; choose another path")
-        self.out_dir.mkdir(parents=True, exist_ok=True)
         return self
 
     def path(self, name: str) -> Path:
-        """A temporary path to write ``name`` to; published on commit."""
+        """A temporary path to write ``name`` to; published on commit. The folder is created
+        here, after the computation, so a run killed before it leaves no folder behind."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
         final = self.out_dir / name
         tmp = _new_temp(final)
         self._staged.append((tmp, final))
