@@ -130,3 +130,16 @@ def test_unwritable_output_folder(tmp_path, capsys):  # pragma: no cover - not r
     os.chmod(ro, 0o500)
     rc, cap, _ = _run(tmp_path, [_npy(tmp_path, "x.npy", CIRCLE), "--out", str(pathlib.Path(ro) / "x")], capsys)
     assert rc == 2 and "no write permission" in cap.err
+
+
+def test_sparse_input_and_exact_knn_flag():
+    """A scipy sparse matrix (the Python API) is densified; --knn-method is a choice."""
+    import scipy.sparse as sp
+
+    from topoembed import pipeline
+
+    dense = pipeline.run(CIRCLE, k=30, localize=False)
+    sparse = pipeline.run(sp.csr_matrix(CIRCLE), k=30, localize=False, knn_method="exact")
+    np.testing.assert_array_equal(dense.D, sparse.D)
+    with pytest.raises(Exception, match="knn_method"):
+        pipeline.run(CIRCLE, k=30, knn_method="fast")

@@ -42,6 +42,7 @@ _HELP = {
     "n_subsamples": "subsamples analysed for a whole dataset: auto (10 above 1,000 points, else one run on all "
                     "points) or a number; each loop gets its prevalence, the share of subsamples that find it",
     "subsample_size": "points per subsample of a whole-dataset run",
+    "knn_method": "kNN search: auto (exact up to 20,000 points or 15 features, else pynndescent), exact, approx",
     "device": "where the kNN search, the eigendecomposition and --embed run: auto (CUDA if present, else the "
               "CPU), cpu or cuda[:N]",
     "early_stop": "1: a whole-dataset run stops after 6 of its 10 subsamples when they agree unanimously "
@@ -53,7 +54,7 @@ _HELP = {
     "confirm": "1: a loop count must be confirmed by the other spectral distance on the same graph "
                "(effective resistance <-> diffusion), else 0 loops are reported; 0: off",
 }
-_CHOICES = {"loop_rule": list(pipeline.loops.LOOP_RULES), "phase_method": list(pipeline.localization.PHASE_METHODS), "distance": sorted(spectral.DISTANCES) + ["auto"], "symmetrize": ["or", "and"], "weights": list(graph.WEIGHTS)}
+_CHOICES = {"knn_method": ["auto", "exact", "approx"], "loop_rule": list(pipeline.loops.LOOP_RULES), "phase_method": list(pipeline.localization.PHASE_METHODS), "distance": sorted(spectral.DISTANCES) + ["auto"], "symmetrize": ["or", "and"], "weights": list(graph.WEIGHTS)}
 
 
 def _auto_or_int(value: str):

@@ -63,6 +63,8 @@ class Params:
     confirmed in none; on the IPC cell-cycle data it was confirmed in every subsample.
     Cost: one more distance matrix and H1 persistence, only when a loop was found.
 
+    ``knn_method`` ("auto", "exact", "approx"): the kNN search (:func:`topoembed.graph.knn_search`;
+    "exact" removes the approximate search's dependence on pynndescent at large n).
     ``device`` ("cpu", "auto", "cuda"): where the kNN search and the eigendecomposition run
     (:mod:`topoembed._device`; the CPU fallback gives the same graph). ``n_subsamples`` /
     ``subsample_size`` / ``early_stop``: how :func:`topoembed.ensemble.run`
@@ -91,6 +93,7 @@ class Params:
     subsample_size: int = 1000
     early_stop: bool = True
     device: str = "auto"
+    knn_method: str = _default(graph.knn_graph, "method")
 
     def n_runs(self, n: int) -> int:
         """Single runs the analysis of n points makes: ``n_subsamples`` if an integer, else
@@ -117,6 +120,7 @@ class Params:
                                  f"score is defined for; pass 0-{loops.MAX_LOOPS} or 'auto'")
         check_choice(self.phase_method, localization.PHASE_METHODS, "phase_method")
         check_choice(self.loop_rule, loops.LOOP_RULES, "loop_rule")
+        check_choice(self.knn_method, ("auto", "exact", "approx"), "knn_method")
         _device.resolve(self.device)  # "cuda" without CUDA fails here, before any work
         if not 0 <= self.theta_filtration < 1:
             raise InputError(f"theta_filtration={self.theta_filtration!r} must be in [0, 1)")
@@ -299,7 +303,8 @@ def _run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmat
     t0 = time.perf_counter()
     if A is None:
         A = graph.knn_graph(Xs, k=params.k, metric=params.metric, symmetrize=params.symmetrize,
-                            weights=params.weights, random_state=params.seed, device=params.device)
+                            weights=params.weights, random_state=params.seed, device=params.device,
+                            method=params.knn_method)
     else:
         A = sp.csr_matrix(A, dtype=np.float64)
         if A.shape != (n, n):
@@ -390,7 +395,7 @@ def extension_graph(X, params: Params) -> sp.csr_matrix:
     the others (a subsampled run, each run of an ensemble). An interpolation graph: a small
     k (:func:`extension_k`) suffices and keeps the sparse solves cheap."""
     return graph.knn_graph(X, k=extension_k(params), metric=params.metric, symmetrize="or",
-                           random_state=params.seed, device=params.device)
+                           random_state=params.seed, device=params.device, method=params.knn_method)
 
 
 def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None:
