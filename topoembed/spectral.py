@@ -96,7 +96,10 @@ def _eigh(L: np.ndarray, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
 
     device = _device.resolve(device)
     if device == "cpu":
-        return np.linalg.eigh(L)
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):  # LAPACK's result depends on its thread count: one, everywhere
+            return np.linalg.eigh(L)
     import torch
 
     lam, U = torch.linalg.eigh(torch.as_tensor(L, device=device))

@@ -102,6 +102,8 @@ def _write_homology(adata, key, ph):
     entry["thresh"] = float(ph["thresh"])
     entry["scale"] = float(ph["scale"])
     entry["birth_edges"] = np.asarray(ph["birth_edges"], dtype=np.int64).reshape(-1, 2)
+    for stale in ("cocycles_H1", "cocycle_offsets_H1"):
+        entry.pop(stale, None)
     if "cocycles" in ph and len(ph["cocycles"]) > 1:
         # H1 cocycles, concatenated (rows i, j, value) with offsets: compact in .h5ad
         cocycles = [np.asarray(c, dtype=np.int64).reshape(-1, 3) for c in ph["cocycles"][1]]
@@ -128,8 +130,8 @@ def persistent_homology(adata, *, maxdim: int = pipeline.Params.maxdim, key_adde
         raise InputError(f"maxdim={maxdim!r} must be 0, 1 or 2")
     if maxdim == 2 and adata.n_obs > pipeline.H2_MAX_N:
         raise InputError(f"maxdim=2 on {adata.n_obs} cells is too slow (limit {pipeline.H2_MAX_N}); subsample first")
-    ph = homology.persistence(_distances_for(adata, key_added), maxdim=maxdim, cocycles=True,
-                              coeff=localization.DEFAULT_COEFF)
+    # Z_47 as in the pipeline; the cocycles of the loops found are added by detect_loops
+    ph = homology.persistence(_distances_for(adata, key_added), maxdim=maxdim, coeff=localization.DEFAULT_COEFF)
     _write_homology(adata, key_added, ph)
     return adata if copy else None
 
@@ -192,16 +194,17 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
     if "diagrams" not in entry or "H1" not in entry["diagrams"]:
         raise InputError(f"no H1 diagram under key {key_added!r}: run te.tl.persistent_homology(adata) first")
     ph = _ph_from_entry(entry)
-    det = loops.detect(ph["dgms"][1], n_loops=n_loops, scale=ph["scale"])
+    # the package's rule (loops.decide; no second distance here, see above)
+    det = loops.decide(ph["dgms"][1], n_loops=n_loops, scale=ph["scale"])
     index = np.arange(adata.n_obs)
     found = pipeline.describe_loops(ph, det, index)
     if localize and found:
-        if "cocycles" not in ph:
-            raise InputError("no cocycles stored: rerun te.tl.persistent_homology(adata) (it stores them)")
         check_choice(phase_method, localization.PHASE_METHODS, "phase_method")
         params = pipeline.Params(theta_filtration=theta_filtration, phase_method=phase_method)
-        pipeline.localize_loops(found, None, index, _graph(adata, key_added), _distances_for(adata, key_added),
-                                ph, det, params)
+        D = _distances_for(adata, key_added)
+        # the same cocycles as the pipeline: ripser.py truncated at the found loops' death
+        ph = homology.add_cocycles(D, ph, coeff=localization.DEFAULT_COEFF, rows=det["features"])
+        pipeline.localize_loops(found, None, index, _graph(adata, key_added), D, ph, det, params)
     _write_loops(adata, key_added, det, found)
     return adata if copy else None
 
