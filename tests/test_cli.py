@@ -272,3 +272,15 @@ def test_killed_run_leaves_no_output_and_a_rerun_finishes(tmp_path, sig):
             assert proc.returncode == -signal.SIGTERM or b"interrupted" in proc.stderr.read()
     done = subprocess.run(cmd, capture_output=True)
     assert done.returncode == 0 and all((tmp_path / "res" / f).exists() for f in finals)
+
+
+def test_help_is_fast_and_loss_names_agree():
+    from topoembed import _losses, embed
+
+    assert set(_losses.LOSS_NAMES) == set(embed.LOSSES)
+    out = subprocess.run([sys.executable, "-c", "import sys; from topoembed import cli; cli.build_parser(); "
+                          "print('torch' in sys.modules)"], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"  # building the parser does not import torch
+    import topoembed as te
+
+    assert {"pp", "tl", "pl"} <= set(dir(te))

@@ -18,3 +18,7 @@ def __getattr__(name):
         globals()[name] = mod
         return mod
     raise AttributeError(f"module 'topoembed' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted({*globals(), "pp", "tl", "pl"})

@@ -35,6 +35,8 @@ _HELP = {
     "maxdim": "highest homology dimension (2 = voids, small n only)",
     "n_loops": "'auto' or a fixed number of loops to score",
     "subsample": "run on a random subset of this many points (seeded)",
+    "localize": "1: each loop's cycle, members and phase of every point; 0: detection only",
+    "theta_filtration": "where in a loop's lifetime its phase is read: r = birth + f (death - birth), f in [0, 1)",
     "seed": "random seed (subsampling, approximate kNN)",
     "max_points": "refuse inputs with more points than this (dense n×n stages)",
     "phase_method": "circular coordinate: cycle (evenly along the loop's representative cycle, then smoothed "
@@ -75,8 +77,9 @@ def _add_params(parser, names=None):
         typ = {"n_loops": _auto_or_int, "n_subsamples": _auto_or_int, "t": float}.get(f.name) or (int if isinstance(default, int) else str)
         if f.name == "subsample":
             typ = int
+        shown = int(default) if isinstance(default, bool) else default  # as the option takes it: 1/0
         parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=typ, default=default,
-                            choices=_CHOICES.get(f.name), help=f"{_HELP.get(f.name, '')} (default: {default})")
+                            choices=_CHOICES.get(f.name), help=f"{_HELP.get(f.name, '')} (default: {shown})")
 
 
 def _params_from(args) -> pipeline.Params:
@@ -347,7 +350,7 @@ def cmd_detect(args) -> int:
 
 
 def _embed_args(p, with_loss):
-    from .embed import LOSSES
+    from ._losses import LOSS_NAMES as LOSSES  # no torch import for --help
 
     if with_loss:
         p.add_argument("--loss", default="infonce", choices=sorted(LOSSES), help="embedding loss (default: infonce)")
