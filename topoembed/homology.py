@@ -149,10 +149,17 @@ def birth_bound(D: np.ndarray, n_apex: int = 16, chunk_bytes: int = 32 * 2**20) 
     #H1 classes) are checked against every w. Work is done in float32, the precision of
     the ripser engines (a float32 tie can only hide a class of zero persistence).
     """
+    return _birth_bound_and_tree(D, n_apex, chunk_bytes)[0]
+
+
+def _birth_bound_and_tree(D: np.ndarray, n_apex: int = 16, chunk_bytes: int = 32 * 2**20):
+    """(:func:`birth_bound`, the float32 minimum spanning tree's edge lengths): the tree is
+    needed by both the bound and H0 (:func:`_h0_diagram`), so it is built once."""
     D = np.asarray(D, dtype=np.float32)
     n = D.shape[0]
+    tu, tv, tw = minimum_spanning_tree(D)
     if n < 3:
-        return 0.0
+        return 0.0, tw
     kk = min(n_apex, n - 1)
     nb = np.argpartition(D, kk, axis=1)[:, :kk + 1]
     apex = np.empty_like(D)
@@ -167,7 +174,7 @@ def birth_bound(D: np.ndarray, n_apex: int = 16, chunk_bytes: int = 32 * 2**20) 
     iu, iv = np.nonzero(suspect)
     del apex, suspect
     if len(iu) == 0:
-        return 0.0
+        return 0.0, tw
     length = D[iu, iv]
     no_apex = np.zeros(len(iu), bool)
     per = max(1, int(chunk_bytes // (4 * n)))
@@ -175,20 +182,20 @@ def birth_bound(D: np.ndarray, n_apex: int = 16, chunk_bytes: int = 32 * 2**20) 
         sl = slice(s, s + per)
         no_apex[sl] = ~(np.maximum(D[iu[sl]], D[iv[sl]]).min(axis=1) < length[sl])
     iu, iv, length = iu[no_apex], iv[no_apex], length[no_apex]
-    tu, tv, _ = minimum_spanning_tree(D)
     tree = set(zip(np.minimum(tu, tv).tolist(), np.maximum(tu, tv).tolist()))
     cycle_edges = np.array([(a, b) not in tree for a, b in zip(iu.tolist(), iv.tolist())], bool)
-    return float(length[cycle_edges].max()) if cycle_edges.any() else 0.0
+    return (float(length[cycle_edges].max()) if cycle_edges.any() else 0.0), tw
 
 
-def _h0_diagram(D: np.ndarray) -> np.ndarray:
-    """H0 of the Rips filtration: (0, ℓ) per spanning-tree edge, (0, inf) per component."""
-    _, _, w = minimum_spanning_tree(D)
-    n_inf = D.shape[0] - len(w)
-    dgm = np.zeros((D.shape[0], 2))
-    dgm[:len(w), 1] = np.sort(w.astype(np.float32)).astype(np.float64)
+def _h0_diagram(n: int, tree_lengths: np.ndarray) -> np.ndarray:
+    """H0 of the Rips filtration of n points: (0, ℓ) per spanning-tree edge (lengths in float32,
+    the engines' precision; the multiset of MST lengths does not depend on which tree), (0, inf)
+    per component; bars of length 0 (duplicate points) are dropped, as ripser does."""
+    w = np.asarray(tree_lengths, dtype=np.float32)
+    dgm = np.zeros((n, 2))
+    dgm[:len(w), 1] = np.sort(w).astype(np.float64)
     dgm[len(w):, 1] = np.inf
-    return dgm[dgm[:, 1] > 0] if n_inf or len(w) else dgm[:0]
+    return dgm[dgm[:, 1] > 0]
 
 
 def _engine(engine: str, cocycles: bool) -> str:
@@ -258,6 +265,15 @@ def _sorted(dgms: list, edges: np.ndarray | None, cocycles) -> tuple[list, np.nd
     return dgms, edges[order], cocycles
 
 
+def _prepared(D: np.ndarray):
+    """(D, finite mask, enclosing radius (or the largest finite distance when some are inf),
+    D with inf replaced by a value beyond any truncation) for the engines."""
+    D = np.asarray(D)
+    finite = np.isfinite(D)
+    encl = enclosing_radius(D) if finite.all() else float(D[finite].max())
+    return D, finite, encl, np.where(finite, D, encl * 2 + 1.0)
+
+
 def persistence(D: np.ndarray, maxdim: int = 1, cocycles: bool = False, coeff: int = 2,
                 thresh: float | None = None, engine: str = "auto", truncate: bool = True,
                 decided=None) -> dict:
@@ -285,13 +301,7 @@ def persistence(D: np.ndarray, maxdim: int = 1, cocycles: bool = False, coeff: i
     ``cocycles=True`` the diagram is found first with the fast engine, then ripser.py runs
     once more, truncated at the largest H1 death, for the cocycles.
     """
-    D = np.asarray(D)
-    finite = np.isfinite(D)
-    if finite.all():
-        encl = enclosing_radius(D)
-    else:
-        encl = float(D[finite].max())
-    Dr = np.where(finite, D, encl * 2 + 1.0)
+    D, finite, encl, Dr = _prepared(D)
     scale = distance_scale(D)
     if thresh is not None or not truncate or maxdim != 1:
         t = encl if thresh is None else float(thresh)
@@ -310,7 +320,8 @@ def persistence(D: np.ndarray, maxdim: int = 1, cocycles: bool = False, coeff: i
         return out
 
     eng = _engine(engine, False)
-    t = min(birth_bound(D), encl)  # inf entries (other components) never enter the filtration
+    bound, tree_lengths = _birth_bound_and_tree(D)  # inf entries (other components) never enter
+    t = min(bound, encl)
     sample = _distance_sample(Dr, finite)
     exact = True
     step = 0
@@ -326,7 +337,7 @@ def persistence(D: np.ndarray, maxdim: int = 1, cocycles: bool = False, coeff: i
             break
         t = _grow(t, sample, encl, step)
         step += 1
-    dgms[0] = _h0_diagram(Dr if finite.all() else np.where(finite, D, np.inf))
+    dgms[0] = _h0_diagram(D.shape[0], tree_lengths)
     dgms, edges, _ = _sorted(dgms, edges, None)
     out = {"dgms": dgms, "thresh": float(t), "scale": scale, "engine": eng, "exact": exact, "birth_edges": edges}
     if cocycles:
@@ -363,14 +374,11 @@ def add_cocycles(D: np.ndarray, ph: dict, coeff: int = 2, rows=None) -> dict:
     same birth and death, and H1 rows keep ``ph``'s order. Raises RuntimeError if a bar is
     not found (the two engines disagree).
     """
-    D = np.asarray(D)
-    finite = np.isfinite(D)
+    D, _, _, Dr = _prepared(D)
     h1 = ph["dgms"][1]
     rows = list(range(len(h1))) if rows is None else [int(r) for r in rows]
     deaths = h1[rows, 1][np.isfinite(h1[rows, 1])] if rows else np.zeros(0)
     t = float(deaths.max()) if len(deaths) else float(ph["thresh"])
-    encl = enclosing_radius(D) if finite.all() else float(D[finite].max())
-    Dr = np.where(finite, D, encl * 2 + 1.0)
     _check_memory(Dr, t)
     dgms, edges, cocs = _run_engine(Dr, 1, t, "ripser", True, coeff)
     theirs = dgms[1].astype(np.float32)
