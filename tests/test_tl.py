@@ -184,6 +184,9 @@ def test_recipe_takes_fractional_counts_and_ensembl_ids(caplog):
     np.testing.assert_allclose(np.abs(ens.obsm["X_pca_cell_cycle"]), np.abs(a.copy().obsm.get(
         "X_pca_cell_cycle", _recipe_pca(a))), rtol=1e-4, atol=1e-4)
     ens.var["sym"] = ens.var.pop("gene_symbols")
+    ens.var["biotype"] = "protein_coding"  # another text column, matching no gene
+    te.pp.recipe_cell_cycle(ens, n_comps=10, key_added="X_found")  # an unusual name: found by its matches
+    assert ens.uns["topoembed_recipe"]["n_genes"] == 60 and "var['sym']" in ens.uns["topoembed_recipe"]["genes"]
     te.pp.recipe_cell_cycle(ens, gene_symbols="sym", n_comps=10, key_added="X_sym")
     with pytest.raises(InputError, match="not a column"):
         te.pp.recipe_cell_cycle(ens, gene_symbols="nope")

@@ -81,11 +81,12 @@ SYMBOL_COLUMNS = ("gene_symbols", "gene_symbol", "gene_name", "gene_names", "sym
                   "gene_ids_symbol", "name")
 
 
-def gene_names_for_matching(adata, gene_symbols: str | None = None) -> tuple[list, str]:
+def gene_names_for_matching(adata, gene_symbols: str | None = None, genes=None) -> tuple[list, str]:
     """The names to match gene lists against: ``adata.var[gene_symbols]`` (scanpy's
     parameter name), else ``var_names``; when most ``var_names`` are Ensembl ids and no
-    column is given, the first column of :data:`SYMBOL_COLUMNS` that exists is used.
-    Returns (names, where they came from)."""
+    column is given, the text column of ``adata.var`` that matches most of ``genes``
+    (case-insensitively; the first of :data:`SYMBOL_COLUMNS` that exists when ``genes`` is
+    None). Returns (names, where they came from)."""
     if gene_symbols is not None:
         if gene_symbols not in adata.var.columns:
             raise InputError(f"gene_symbols={gene_symbols!r} is not a column of adata.var (columns: "
@@ -93,11 +94,17 @@ def gene_names_for_matching(adata, gene_symbols: str | None = None) -> tuple[lis
         return [str(v) for v in adata.var[gene_symbols]], f"var[{gene_symbols!r}]"
     names = [str(v) for v in adata.var_names]
     sample = names[: min(len(names), 500)]
-    if sample and np.mean([bool(_ENSEMBL.match(v)) for v in sample]) > 0.5:
-        for col in SYMBOL_COLUMNS:
-            if col in adata.var.columns:
-                log.info("var_names are Ensembl ids; matching genes on var[%r]", col)
-                return [str(v) for v in adata.var[col]], f"var[{col!r}]"
+    if not sample or np.mean([bool(_ENSEMBL.match(v)) for v in sample]) <= 0.5:
+        return names, "var_names"
+    text = [c for c in adata.var.columns if adata.var[c].dtype == object or str(adata.var[c].dtype) == "category"]
+    ranked = sorted(text, key=lambda c: c not in SYMBOL_COLUMNS)  # the usual names first on ties
+    if genes is not None:
+        wanted = {str(g).upper() for g in genes}
+        hits = {c: len(wanted & {str(v).upper() for v in adata.var[c]}) for c in ranked}
+        ranked = [c for c in sorted(ranked, key=lambda c: -hits[c]) if hits[c] > 0]
+    if ranked:
+        log.info("var_names are Ensembl ids; matching genes on var[%r]", ranked[0])
+        return [str(v) for v in adata.var[ranked[0]]], f"var[{ranked[0]!r}]"
     return names, "var_names"
 
 
@@ -118,7 +125,7 @@ def recipe_cell_cycle(adata, *, genes="cell_cycle", organism: str = "auto", n_co
         with a warning); log-transformed or negative values are refused (:func:`count_kind`).
     n_comps : PCA components (fewer if there are fewer genes or cells).
     gene_symbols : ``adata.var`` column holding the gene symbols (scanpy's name), for
-        ``var_names`` that are Ensembl ids; detected among :data:`SYMBOL_COLUMNS` if None.
+        ``var_names`` that are Ensembl ids; if None, the text column matching most genes.
 
     Writes ``adata.obsm[key_added]`` and ``adata.uns["topoembed_recipe"]`` (what was
     done); ``adata.X`` is left as it was. Uses scanpy's own functions throughout.
@@ -164,7 +171,7 @@ def recipe_cell_cycle(adata, *, genes="cell_cycle", organism: str = "auto", n_co
         else:
             glist = [str(g) for g in genes]
             source = "user gene list"
-        names, name_source = gene_names_for_matching(adata, gene_symbols)
+        names, name_source = gene_names_for_matching(adata, gene_symbols, glist)
         chosen_names = _match_genes(names, glist, organism)
         if not chosen_names:
             raise InputError(f"none of the {len(glist)} genes ({source}) is in adata.{name_source} "
