@@ -232,9 +232,14 @@ def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, timing
     }
     timings = {**timings, "consensus": timings.get("consensus", 0.0) + time.perf_counter() - t0,
                "total": time.perf_counter() - t_all}
+    seen: dict[str, int] = {}  # each subsample's warnings, once, with how many subsamples gave them
+    for r in runs:
+        for w in getattr(r, "warnings", []):
+            seen[w] = seen.get(w, 0) + 1
     return pipeline.Result(params=params, n_input=n, index=idxs[ref_b], A=ref.A, D=ref.D, ph=ref.ph,
                            detection=detection, loops=loops_out, timings=timings, n_components=ref.n_components,
-                           auto=ref.auto, ensemble=ensemble)
+                           auto=ref.auto, ensemble=ensemble,
+                           warnings=[f"{w} (in {c} of {n_done} subsamples)" for w, c in seen.items()])
 
 
 # ---------------------------------------------------------------- one job per subsample (Snakemake)

@@ -9,6 +9,7 @@ contract.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
 import logging
@@ -176,6 +177,7 @@ class Result:
     n_components: int = 1        # connected components of the kNN graph
     auto: dict | None = None     # topoembed.auto.select's choice when distance="auto"
     ensemble: dict | None = None  # topoembed.ensemble: subsamples, each run's reading, prevalence
+    warnings: list = field(default_factory=list)  # the run's logged warnings, for summary.json and the report
 
 
 #: The distance that must agree with each spectral distance (same graph) when
@@ -227,6 +229,41 @@ def _one_loop_decided(dgm1: np.ndarray, t: float, scale: float) -> bool:
     return det["n_loops"] == 1 and det["features"] == [int(alive[0])]
 
 
+def decide_loops(ph: dict, A: sp.spmatrix | None, params: Params, spectra: list | None = None,
+                 confirm: bool = True) -> dict:
+    """The detection stage: read the H1 diagram (:func:`topoembed.loops.detect`), ask the other
+    spectral distance on the same graph ``A`` for a second opinion when the count is positive
+    (:func:`confirmation_reading`; only with ``params.confirm``, ``n_loops="auto"`` and a rule
+    other than "gap"), and let :func:`topoembed.loops.decide` weigh the evidence. ``A`` None
+    (or ``confirm`` False) skips the second opinion. Logs what the user should know."""
+    dgm1 = ph["dgms"][1] if params.maxdim >= 1 else np.zeros((0, 2))
+    rule = params.loop_rule  # confirm=False: no second distance is computed, so none can reject
+    reading = loops.detect(dgm1, n_loops=params.n_loops, scale=ph["scale"])
+    check = None
+    if (confirm and A is not None and params.confirm and rule != "gap" and params.n_loops == "auto"
+            and reading["n_loops"] > 0 and params.distance in CONFIRM_WITH):
+        check = confirmation_reading(A, params, spectra, n_loops=reading["n_loops"])
+    detection = loops.decide(dgm1, scale=ph["scale"], n_loops=params.n_loops, rule=rule, confirmation=check)
+    if "rescued" in detection:
+        log.warning("the detection rule finds no loop (%s), but %d H1 feature(s) are significant at p < %g "
+                    "(universal null, Bonferroni): reported as loop(s) (loop_rule='confirmed_gap' does not)",
+                    detection["rescued"]["reason"], detection["n_loops"], detection["rescued"]["alpha"])
+    if "unconfirmed" in detection:
+        detection["unconfirmed"]["distance"] = params.distance
+        log.warning("%s finds %d loop(s) (s = %.2f) but %s on the same graph finds %d: reporting 0 loops "
+                    "(Params.confirm=False keeps the first reading)", params.distance, reading["n_loops"],
+                    reading["score"], check["distance"], check["n_loops"])
+    for ns in detection.get("not_significant", []):
+        log.warning("H1 feature %d is not significant under the universal null (p = %.3g >= %.2g, Bonferroni): "
+                    "not reported as a loop (loop_rule='significant'; the default 'confirmed_gap' keeps it)",
+                    ns["feature"], ns["p_value"], detection["alpha"])
+    for f, p in zip(detection["features"], detection["p_values"]):
+        if p is not None and p >= detection["alpha"]:
+            log.warning("the loop of H1 feature %d has low confidence: its death/birth ratio is within what noise "
+                        "produces (universal-null p = %.3g, Bonferroni)", f, p)
+    return detection
+
+
 def subsample_index(n: int, size: int | None, seed: int = 0) -> np.ndarray:
     """Sorted random subset of range(n) of the given size (all rows if size is None or >= n)."""
     if size is None or size >= n:
@@ -250,8 +287,31 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
     """
     from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(1):
-        return _run(X, params, progress=progress, A=A, **overrides)
+    with threadpool_limits(1), collect_warnings() as caught:
+        result = _run(X, params, progress=progress, A=A, **overrides)
+    result.warnings = caught
+    return result
+
+
+@contextlib.contextmanager
+def collect_warnings():
+    """Collect the messages of the WARNING (and worse) records that topoembed logs inside the
+    block, in order and without repeats (they still reach the user's log as usual)."""
+    caught: list[str] = []
+
+    class _Keep(logging.Handler):
+        def emit(self, record):
+            msg = record.getMessage()
+            if msg not in caught:
+                caught.append(msg)
+
+    handler = _Keep(level=logging.WARNING)
+    pkg = logging.getLogger("topoembed")
+    pkg.addHandler(handler)
+    try:
+        yield caught
+    finally:
+        pkg.removeHandler(handler)
 
 
 def _run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatrix | None = None,
@@ -327,32 +387,7 @@ def _run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmat
     tick("homology", t0)
 
     t0 = time.perf_counter()
-    dgm1 = ph["dgms"][1] if params.maxdim >= 1 else np.zeros((0, 2))
-    # the evidence (gap reading, second distance, p-values) and the one rule that weighs it
-    rule = params.loop_rule  # confirm=False: no second distance is computed, so none can reject
-    reading = loops.detect(dgm1, n_loops=params.n_loops, scale=ph["scale"])
-    check = None
-    if (params.confirm and rule != "gap" and params.n_loops == "auto" and reading["n_loops"] > 0 and chosen is None
-            and params.distance in CONFIRM_WITH):
-        check = confirmation_reading(A, params, spectra, n_loops=reading["n_loops"])
-    detection = loops.decide(dgm1, scale=ph["scale"], n_loops=params.n_loops, rule=rule, confirmation=check)
-    if "rescued" in detection:
-        log.warning("the detection rule finds no loop (%s), but %d H1 feature(s) are significant at p < %g "
-                    "(universal null, Bonferroni): reported as loop(s) (loop_rule='confirmed_gap' does not)",
-                    detection["rescued"]["reason"], detection["n_loops"], detection["rescued"]["alpha"])
-    if "unconfirmed" in detection:
-        detection["unconfirmed"]["distance"] = params.distance
-        log.warning("%s finds %d loop(s) (s = %.2f) but %s on the same graph finds %d: reporting 0 loops "
-                    "(Params.confirm=False keeps the first reading)", params.distance, reading["n_loops"],
-                    reading["score"], check["distance"], check["n_loops"])
-    for ns in detection.get("not_significant", []):
-        log.warning("H1 feature %d is not significant under the universal null (p = %.3g >= %.2g, Bonferroni): "
-                    "not reported as a loop (loop_rule='significant'; the default 'confirmed_gap' keeps it)",
-                    ns["feature"], ns["p_value"], detection["alpha"])
-    for f, p in zip(detection["features"], detection["p_values"]):
-        if p is not None and p >= detection["alpha"]:
-            log.warning("the loop of H1 feature %d has low confidence: its death/birth ratio is within what noise "
-                        "produces (universal-null p = %.3g, Bonferroni)", f, p)
+    detection = decide_loops(ph, A, params, spectra=spectra, confirm=chosen is None)
     found = describe_loops(ph, detection, index)
     tick("detection", t0)
 
@@ -457,5 +492,6 @@ def summary(result: Result, input_desc: str = "") -> dict:
         "loops": [{k: v for k, v in lp.items() if k not in PER_POINT} for lp in result.loops],
         **({"auto": result.auto} if result.auto is not None else {}),
         **({"ensemble": result.ensemble} if result.ensemble is not None else {}),
+        "warnings": list(result.warnings),
         "timings_s": {k: float(v) for k, v in result.timings.items()},
     }
