@@ -19,20 +19,20 @@ __all__ = ["render_html", "figure_png", "verdict_notes"]
 
 
 def figure_png(draw, figsize=(5, 4)) -> str:
-    """Run ``draw(ax)`` on a new figure and return the PNG as base64 text."""
-    import matplotlib
+    """Run ``draw(ax)`` on a new figure and return the PNG as base64 text.
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
+    A bare :class:`matplotlib.figure.Figure` (no pyplot: the user's backend and open figures
+    are untouched) with fixed margins and light compression: tight_layout and PNG
+    optimisation took most of the report's time.
+    """
+    from matplotlib.figure import Figure
 
-    fig, ax = plt.subplots(figsize=figsize)
-    try:
-        draw(ax)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=100)
-    finally:
-        plt.close(fig)
+    fig = Figure(figsize=figsize, dpi=100)
+    ax = fig.subplots()
+    fig.subplots_adjust(left=0.14, right=0.96, bottom=0.14, top=0.9)
+    draw(ax)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
@@ -101,12 +101,13 @@ def verdict_notes(summary: dict) -> list[str]:
     return notes
 
 
-def _img(b64, alt):
-    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
+def _img(b64, alt, cls="fig"):
+    return f'<img class="{cls}" alt="{html.escape(alt)}" src="data:image/png;base64,{b64}">'
 
 
 def _table(rows, header):
-    head = "".join(f"<th>{html.escape(str(h))}</th>" for h in header)
+    """HTML table; header cells are HTML (they may hold glossary links), body cells are escaped."""
+    head = "".join(f"<th>{h}</th>" for h in header)
     body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
     return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
 
@@ -119,83 +120,376 @@ def _dgms_from_summary(summary):
     return out
 
 
+def _detected_rows(summary, h1):
+    """H1 rows of the reported loops, matched by (birth, death); loops not in the diagram
+    (an ensemble's consensus loop missing from the reference run) are skipped."""
+    rows = []
+    for lp in summary["loops"]:
+        death = np.inf if lp.get("death") is None else lp["death"]
+        hit = np.flatnonzero(np.isclose(h1[:, 0], lp["birth"]) & np.isclose(h1[:, 1], death))
+        if len(hit):
+            rows.append(int(hit[0]))
+    return rows
+
+
+# --------------------------------------------------------------------------- glossary
+#: term id -> (name, definition in HTML). Every number the report shows links to one of these.
+GLOSSARY = {
+    "distance": ("distance", "How far apart two points are. <i>Effective resistance</i> (default) and "
+                 "<i>diffusion distance</i> are spectral distances on the kNN graph: they follow the data's "
+                 "shape rather than straight lines, and stay meaningful in high dimension where the Euclidean "
+                 "distance drowns in noise (Damrich, Berens and Kobak, NeurIPS 2024). All births, deaths and "
+                 "thresholds are in this distance's units, which are not those of the input."),
+    "knn": ("kNN graph", "Each point joined to its k nearest neighbours in the input space; <i>mutual</i> "
+            "(symmetrize = and) keeps an edge only when both points count each other among their k nearest. "
+            "The spectral distances are computed on this graph."),
+    "h1": ("H0, H1", "Features of the growing family of shapes (Vietoris–Rips complexes) built by joining all "
+           "points closer than r, as r grows: H0 features are connected groups of points, H1 features are "
+           "loops (holes surrounded by points)."),
+    "birth": ("birth", "The value of r at which a feature appears; for a loop, the length of the edge that "
+              "closes it (its <i>birth edge</i>)."),
+    "death": ("death", "The value of r at which the feature disappears; for a loop, when r is large enough to "
+              "fill the hole. ∞: it did not die within the computed range."),
+    "persistence": ("persistence", "death − birth: the feature's lifetime, the length of its bar in the "
+                    "barcode and its height above the diagonal in the diagram. Noise makes many short-lived "
+                    "loops; a real loop lives much longer than the rest."),
+    "ratio": ("death/birth", "A loop's size relative to the gaps between its points, free of units. Loops with "
+              "death/birth ≤ 1.25 are not scored (the dotted line in the diagram)."),
+    "s_m": ("s_m", "The detection score for m loops: sort the lifetimes of the H1 features with "
+            "death/birth > 1.25, p_1 ≥ p_2 ≥ …, then s_m = (p_m − p_(m+1)) / p_m, the relative drop after "
+            "the m-th longest. 1 when exactly m features pass (nothing after them), 0 when fewer than m do. "
+            "The number of loops is the m with the largest drop p_m − p_(m+1), if s_m ≥ 0.5 (the dashed "
+            "line) and p_m is at least 5 % of the median distance between points."),
+    "score": ("detection score", "The number given with the verdict: s_m of the chosen m when loops were found "
+              "(1 = the loops stand far above the rest); when no loop was found, 1 − max_m s_m (near 1: no m "
+              "stands out at all; small: some m almost passed)."),
+    "p_value": ("p-value", "The chance that noise alone makes an H1 feature whose death/birth ratio is this "
+                "large, under the universal null distribution of Bobrowski and Skraba (Scientific Reports "
+                "2023), multiplied by the number of H1 features (Bonferroni). Below 0.05 the loop is called "
+                "significant. Thick loops with unevenly spread points (e.g. the cell cycle) can be real with "
+                "a larger p-value, so it is reported, not used to drop loops by default. '–': fewer than 10 "
+                "H1 features, too few to estimate the null."),
+    "confirmation": ("confirmation", "The same number of loops must also be found by the other spectral "
+                     "distance on the same graph (effective resistance ↔ diffusion); otherwise no loop is "
+                     "reported. It removed every false loop of the default on Gaussian noise."),
+    "prevalence": ("prevalence", "For a whole dataset: the share of the random subsamples (each analysed "
+                   "alone) that found this loop. A loop is reported when a majority of subsamples find it."),
+    "cycle": ("representative cycle", "A closed path through data points that goes once round the loop "
+              "(the shortest such path, at a radius between birth and death, stepping at most a few degrees "
+              "of phase at a time). Its length is given in points."),
+    "phase": ("phase θ", "For every point, where it lies round the loop, in [0, 2π): the cycle's points are "
+              "spaced evenly round the circle and every other point takes the average of its neighbours "
+              "in the kNN graph. Where θ = 0 lies and which way it runs are arbitrary."),
+    "phase_confidence": ("phase confidence", "Per point, in [0, 1]: how well its kNN neighbours agree on the "
+                         "phase (1 − their circular variance), lowered for points farther from the cycle than "
+                         "the on-loop threshold. Low in the middle of the hole and where loops cross. The "
+                         "table gives the median over all points."),
+    "loop_distance": ("loop distance", "The distance from a point to the nearest point of the representative "
+                      "cycle, in the units of the chosen distance."),
+    "on_loop": ("on the loop", "Points whose loop distance is at most the on-loop threshold r_θ = birth + "
+                "½ (death − birth): a tube round the cycle as wide as the radius at which the loop is firmly "
+                "formed but not yet filled. It marks the loop's core, not which points belong to the loop: "
+                "every point gets a phase. On a noisy loop a point's loop distance grows with its noise, and "
+                "the threshold falls near the middle of that spread, so on a pure noisy circle about half of "
+                "the points are 'on the loop' (472 of 1,000 on the demo circle) although all lie on the "
+                "circle. Use the phase and its confidence to place points on the loop."),
+    "threshold": ("on-loop threshold", "r_θ = birth + ½ (death − birth), the loop distance up to which a point "
+                  "counts as on the loop (see <i>on the loop</i>)."),
+    "phase_spread": ("phase spread", "For a whole dataset: the circular variance of a point's phase across the "
+                     "subsamples that found the loop (0: all agree, 1: no agreement)."),
+}
+
+
+class _Terms:
+    """Glossary links made while the page is built; the glossary lists the terms used."""
+
+    def __init__(self):
+        self.used: list[str] = []
+
+    def __call__(self, key: str, text: str | None = None) -> str:
+        if key not in GLOSSARY:
+            raise KeyError(f"no glossary entry {key!r}")
+        if key not in self.used:
+            self.used.append(key)
+        return f'<a class="term" href="#g-{key}">{html.escape(text or GLOSSARY[key][0])}</a>'
+
+    def html(self) -> str:
+        items = "".join(f'<dt id="g-{k}">{html.escape(GLOSSARY[k][0])}</dt><dd>{GLOSSARY[k][1]}</dd>'
+                        for k in GLOSSARY if k in self.used)
+        return f"<dl class='glossary'>{items}</dl>"
+
+
+# --------------------------------------------------------------------------- words
+def _g(x) -> str:
+    return f"{x:.3g}"
+
+
+def _p(p) -> str:
+    return "–" if p is None else f"{p:.2g}"
+
+
+_RULES = {
+    "gap": "the largest drop in the {s_m} alone",
+    "confirmed_gap": "the largest drop in the {s_m}, {confirmed} by a second distance",
+    "evidence": "the largest drop in the {s_m}, {confirmed} by a second distance; where that finds none, "
+                "loops with a very small {p_value} (< 0.001)",
+    "significant": "the largest drop in the {s_m}, {confirmed} by a second distance, keeping only loops "
+                   "with {p_value} < 0.05",
+}
+
+
+def _headline(summary, t) -> str:
+    det = summary["detection"]
+    m = det["n_loops"]
+    what = "No loop found" if m == 0 else f"{m} loop{'s' if m > 1 else ''} found"
+    n, n_in = summary["n_points"], summary["n_input"]
+    pts = f"{n:,} points" + (f" (of {n_in:,} in the input)" if n_in != n else "")
+    if "ensemble" in summary:
+        ens = summary["ensemble"]
+        pts = f"{n_in:,} points, as {ens['n_subsamples']} random subsamples of {ens['subsample_size']:,}"
+    dist = summary["distance"].replace("_", " ")
+    p = summary["params"]
+    graph = summary.get("graph", {})
+    return (f"<p class='headline {'found' if m else 'none'}'>{what}</p>"
+            f"<p>in {pts}, with the {t('distance', dist)} {t('distance', 'distance')} on a "
+            f"{'mutual ' if p.get('symmetrize') == 'and' else ''}{t('knn', 'kNN graph')} (k = {p.get('k')}"
+            + (f", {graph['n_edges']:,} edges, {graph['n_components']} connected component"
+               f"{'s' if graph['n_components'] != 1 else ''}" if graph else "")
+            + f"). {t('score')}: {det['score']:.2f}"
+            + (f" (s_{m})" if m else " (1 − max s_m)") + ".</p>")
+
+
+def _loop_evidence(summary, t) -> list[str]:
+    """One plain sentence of evidence per reported loop."""
+    det, out = summary["detection"], []
+    alpha = det.get("alpha", 0.05)
+    confirmed = det.get("confirmation") and "unconfirmed" not in det
+    for i, lp in enumerate(summary["loops"]):
+        bits = []
+        p = lp.get("p_value")
+        if p is None:
+            bits.append(f"{t('p_value')} not available (too few H1 features)")
+        else:
+            bits.append(f"{t('p_value')} {_p(p)}" + (" (median over the subsamples)" if "prevalence" in lp else "")
+                        + ": " + ("significant" if p < alpha
+                                  else f"<b>not significant</b> at {alpha:g}, low confidence"))
+        if "prevalence" in lp:
+            bits.append(f"found in {lp['n_runs']} of {summary['ensemble']['n_subsamples']} subsamples "
+                        f"({t('prevalence')} {lp['prevalence']:.0%})")
+        if confirmed:
+            bits.append(f"{t('confirmation', 'confirmed')} by {html.escape(det['confirmation']['distance'])}")
+        if "n_on_loop" in lp:
+            bits.append(f"{lp['n_on_loop']:,} of {summary['n_input']:,} points {t('on_loop')}")
+        ratio = lp["death"] / lp["birth"] if lp.get("death") and lp["birth"] > 0 else None
+        bits.append(f"{t('persistence')} {_g(lp['persistence'])}"
+                    + (f", {t('ratio')} {ratio:.2f}" if ratio else ""))
+        out.append(f"<b style='color:{plotting.loop_color(i)}'>Loop {i + 1}</b>: " + "; ".join(bits) + ".")
+    return out
+
+
+def _checks(summary, t) -> list[str]:
+    det = summary["detection"]
+    rule = det.get("rule")
+    items = []
+    if rule in _RULES:
+        words = _RULES[rule].format(s_m=t("s_m", "scores s_m"), confirmed=t("confirmation", "confirmed"),
+                                    p_value=t("p_value"))
+        items.append(f"The number of loops was decided by the rule <code>{html.escape(rule)}</code>: {words}.")
+    items += [html.escape(n) for n in verdict_notes(summary)]
+    if det.get("confirmation") is None and summary["params"].get("confirm") and det["n_loops"] == 0 \
+            and "unconfirmed" not in det:
+        items.append("No count to confirm: the detection score found no loop with the first distance.")
+    return items
+
+
+def _warnings(summary) -> str:
+    if "warnings" not in summary:
+        return ""
+    warns = summary["warnings"] or []
+    if not warns:
+        return "<p class='ok'>The run logged no warnings.</p>"
+    lis = "".join(f"<li>{html.escape(str(w))}</li>" for w in warns)
+    plural = "s" if len(warns) > 1 else ""
+    return f"<div class='warn'><b>The run logged {len(warns)} warning{plural}:</b><ul>{lis}</ul></div>"
+
+
+# --------------------------------------------------------------------------- figures
+def _persistence_figs(summary, dgms, rows) -> list[str]:
+    from . import loops as _loops
+
+    det = summary["detection"]
+    h_dims = tuple(range(1, len(dgms))) or (0,)
+    return [
+        _img(figure_png(lambda ax: plotting.diagram(ax, dgms, rows, min_ratio=_loops.MIN_RATIO), (5.2, 4.4)),
+             "persistence diagram"),
+        _img(figure_png(lambda ax: plotting.barcode(ax, dgms, dims=h_dims, max_bars=30, highlight=rows), (5.2, 4.4)),
+             "barcode"),
+        _img(figure_png(lambda ax: plotting.detection_scores(ax, det["scores"], det["n_loops"],
+                                                             min_score=_loops.MIN_SCORE), (5.2, 3.6)),
+             "detection scores"),
+    ]
+
+
+def _view(summary, points, index, view):
+    """(name, Y, ids): 2-D coordinates and the input row id of each row, or None."""
+    if view is not None:
+        name, coords = view
+        Y = np.asarray(coords, dtype=float)
+        if Y.ndim != 2 or Y.shape[1] < 2 or len(Y) != summary["n_input"]:
+            raise ValueError(f"view {name!r} must be an (n_input × 2) array: {summary['n_input']} rows, "
+                             f"got shape {Y.shape}")
+        return str(name), Y[:, :2], np.arange(len(Y))
+    if points is None:
+        return None
+    ids = np.asarray(index if index is not None else np.arange(len(points)))
+    return "PCA of the points", plotting.pca_2d(points), ids
+
+
+def _membership_text(summary, lp, arrays, t) -> str:
+    n = summary["n_input"]
+    parts = []
+    if "n_on_loop" in lp:
+        thr = lp.get("on_loop_threshold")
+        share = f"{lp['n_on_loop']:,} of {n:,} points ({lp['n_on_loop'] / max(n, 1):.0%}) are {t('on_loop')}: "
+        if "prevalence" in lp:  # ensemble: distances in units of each subsample's threshold
+            parts.append(share + f"the median over the subsamples of their {t('loop_distance')}, in units of "
+                         f"each subsample's {t('threshold')}, is at most 1.")
+        else:
+            parts.append(share + f"their {t('loop_distance')} is at most the {t('threshold')}"
+                         + (f" {_g(thr)}" if thr is not None else "") + ".")
+        dist = arrays.get("loop_distance")
+        if dist is not None and thr:
+            med = float(np.nanmedian(np.asarray(dist, dtype=float) / thr))
+            parts.append(f"The median point lies at {med:.2f} × the threshold. 'On the loop' marks the loop's "
+                         "core, a tube round its cycle, not every point that belongs to the loop: on a noisy "
+                         "loop a point's loop distance grows with its noise, so even on a pure noisy circle only "
+                         f"about half of the points fall inside. Every point gets a {t('phase')}.")
+    if "median_phase_confidence" in lp:
+        parts.append(f"Median {t('phase_confidence')}: {lp['median_phase_confidence']:.2f}.")
+    if "cycle" in lp:
+        parts.append(f"The {t('cycle')} (drawn) runs through {len(lp['cycle'])} points.")
+    return "<p>" + " ".join(parts) + "</p>"
+
+
+def _loop_views(summary, points, index, per_point, view, t) -> str:
+    """Per loop: its phase and membership on the 2-D view, θ histogram and words."""
+    if not summary["loops"]:
+        return ("<p>No loop was found, so there is no phase or loop membership to show"
+                + (" (the 2-D view is left out)." if points is not None or view is not None else ".") + "</p>")
+    got = _view(summary, points, index, view)
+    out = []
+    for i, lp in enumerate(summary["loops"]):
+        arrays = per_point[i] if i < len(per_point) else {}
+        out.append(f"<h3 style='color:{plotting.loop_color(i)}'>Loop {i + 1}</h3>")
+        if "phase" not in arrays or got is None:
+            out.append("<p>This loop was not localised (no phase or membership was computed, or no points were "
+                       "passed to the report), so it is not drawn.</p>" + _membership_text(summary, lp, {}, t))
+            continue
+        name, Y, ids = got
+        pos = {int(v): r for r, v in enumerate(ids)}
+        cyc = [pos[v] for v in lp.get("cycle", []) if v in pos]
+        phase = np.asarray(arrays["phase"], dtype=float)[ids]
+        figs = [_img(figure_png(lambda ax: plotting.loop_view(ax, Y, phase=phase, cycle=cyc, loop=i, basis=name),
+                                (5.6, 4.8)), f"loop {i + 1}: phase on {name}")]
+        if "on_loop" in arrays:
+            on = np.asarray(arrays["on_loop"], dtype=bool)[ids]
+            figs.append(_img(figure_png(lambda ax: plotting.loop_view(ax, Y, on_loop=on, cycle=cyc, loop=i,
+                                                                      basis=name), (5.6, 4.8)),
+                             f"loop {i + 1}: membership on {name}"))
+        figs.append(_img(figure_png(lambda ax: plotting.phase_histogram(
+            ax, arrays["phase"], arrays.get("on_loop"), title=f"loop {i + 1}: θ of all {len(phase):,} points",
+            loop=i), (5.2, 3.4)), f"loop {i + 1}: phase histogram"))
+        out.append(_membership_text(summary, lp, arrays, t) + "<div class='figs'>" + "".join(figs) + "</div>")
+    return "".join(out)
+
+
+def _loop_table(summary, t) -> str:
+    loops_ = summary["loops"]
+    if not loops_:
+        return ""
+    cols = [("loop", None, None, lambda i, lp: i + 1),
+            ("birth", "birth", None, lambda i, lp: _g(lp["birth"])),
+            ("death", "death", None, lambda i, lp: "∞" if lp.get("death") is None else _g(lp["death"])),
+            ("persistence", "persistence", None, lambda i, lp: _g(lp["persistence"])),
+            ("death/birth", "ratio", None, lambda i, lp: f"{lp['death'] / lp['birth']:.2f}"
+             if lp.get("death") and lp["birth"] > 0 else "–"),
+            ("p-value", "p_value", None, lambda i, lp: _p(lp.get("p_value"))),
+            ("prevalence (share of subsamples)", "prevalence", "prevalence",
+             lambda i, lp: f"{lp['prevalence']:.0%} ({lp['n_runs']})"),
+            ("on the loop", "on_loop", "n_on_loop", lambda i, lp: f"{lp['n_on_loop']:,}"),
+            ("on-loop threshold", "threshold", "on_loop_threshold", lambda i, lp: _g(lp["on_loop_threshold"])),
+            ("cycle (points)", "cycle", "cycle", lambda i, lp: len(lp["cycle"])),
+            ("median phase confidence", "phase_confidence", "median_phase_confidence",
+             lambda i, lp: f"{lp['median_phase_confidence']:.2f}")]
+    cols = [c for c in cols if c[2] is None or any(c[2] in lp for lp in loops_)]
+    header = [t(key, name) if key else name for name, key, _, _ in cols]
+    rows = [[fmt(i, lp) if field is None or field in lp else "–" for _, _, field, fmt in cols]
+            for i, lp in enumerate(loops_)]
+    return _table(rows, header)
+
+
+_CSS = """body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1120px;margin:1.5em auto;
+padding:0 1em;color:#222;line-height:1.45}h1{margin-bottom:.1em}h2{border-bottom:1px solid #ddd;margin-top:1.6em}
+.sub{color:#666;margin-top:0}.verdict{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:.4em 1.2em}
+.headline{font-size:1.6em;font-weight:600;margin:.3em 0}.headline.found{color:#1a7f37}.headline.none{color:#57606a}
+.warn{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:.3em 1em;margin:.6em 0}
+.ok{color:#1a7f37}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .6em;
+text-align:left}th{background:#f6f8fa}.figs{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:.6em}
+.figs img{width:100%;height:auto}a.term{color:inherit;text-decoration:underline dotted}
+dl.glossary dt{font-weight:600;margin-top:.5em}dl.glossary dd{margin-left:1.5em}
+.cols{display:grid;grid-template-columns:repeat(4,auto);gap:1em;justify-content:start}"""
+
+
 def render_html(summary: dict, points=None, index=None, per_point: list[dict] = (),
-                extra_sections: list[tuple[str, str]] = ()) -> str:
+                extra_sections: list[tuple[str, str]] = (), view=None) -> str:
     """The report as an HTML string.
 
-    ``points``: the (n_points × p) points the run used, for the 2-D view; ``index``: their
-    row ids in the input (the ids the summary's birth edges use; default 0..n-1).
-    ``per_point``: for each loop, a dict with ``phase`` and ``on_loop`` arrays over the
-    input points (from the pipeline's localisation); adds the θ-coloured view with the
-    representative cycle and a θ histogram per loop.
-    ``extra_sections``: (title, html) pairs appended by later stages (e.g. embedding).
+    ``points``: the (n_points × p) points the run used; ``index``: their row ids in the input
+    (the ids of the summary's cycles and birth edges; default 0..n-1). ``per_point``: for each
+    loop, a dict of arrays over the input points (``phase``, ``on_loop``, ``loop_distance``,
+    from the pipeline's localisation). ``view``: ``(name, coords)`` with coords an
+    (n_input × 2) array, e.g. ``("UMAP", adata.obsm["X_umap"])``, for the loop plots;
+    default a PCA of ``points``. ``extra_sections``: (title, html) pairs appended by later
+    stages (e.g. the embedding's loop check). ``summary["warnings"]`` is shown when present.
     """
+    t = _Terms()
     dgms = _dgms_from_summary(summary)
-    det = summary["detection"]
-    # H1 rows of the detected loops: match by (birth, death)
     h1 = dgms[1] if len(dgms) > 1 else np.zeros((0, 2))
-    highlight = []
-    for lp in summary["loops"]:
-        hit = np.flatnonzero(np.isclose(h1[:, 0], lp["birth"]) & np.isclose(h1[:, 1], lp["death"]))
-        if len(hit):
-            highlight.append(int(hit[0]))
-    figs = [
-        _img(figure_png(lambda ax: plotting.diagram(ax, dgms, highlight)), "persistence diagram"),
-        _img(figure_png(lambda ax: plotting.barcode(ax, dgms, dims=tuple(range(1, len(dgms))) or (0,))), "barcode"),
-        _img(figure_png(lambda ax: plotting.detection_scores(ax, det["scores"], det["n_loops"])), "detection scores"),
-    ]
-    if points is not None:
-        Y = plotting.pca_2d(points)
-        pos = {int(v): i for i, v in enumerate(index if index is not None else range(len(points)))}
-        edges = [(pos[a], pos[b]) for a, b in (lp["birth_edge"] for lp in summary["loops"])
-                 if a in pos and b in pos]
-        figs.append(_img(figure_png(lambda ax: plotting.points_2d(ax, Y, edges=edges,
-                                                                  title="PCA of the points"), (5, 5)), "PCA view"))
-        sel = np.asarray(index if index is not None else range(len(points)))
-        for i, (lp, arrays) in enumerate(zip(summary["loops"], per_point)):
-            if "phase" not in arrays:
-                continue
-            cyc = [[pos[v] for v in lp.get("cycle", []) if v in pos]]
-            theta = np.asarray(arrays["phase"])[sel]
-            figs.append(_img(figure_png(lambda ax: plotting.points_2d(
-                ax, Y, color=theta, cycles=cyc, cmap="twilight", colorbar_label="θ",
-                title=f"loop {i + 1}: points coloured by θ, representative cycle"), (5.6, 5)), f"phase of loop {i + 1}"))
-            figs.append(_img(figure_png(lambda ax: plotting.phase_histogram(
-                ax, arrays["phase"], arrays.get("on_loop"), title=f"loop {i + 1}: θ of all input points")),
-                f"phase histogram of loop {i + 1}"))
-    verdict = {0: "no loop detected"}.get(det["n_loops"], f"{det['n_loops']} loop(s) detected")
-    caveat = "".join(f"<p>{html.escape(note)}</p>" for note in verdict_notes(summary))
-    score_rows = [(m, f"{s:.3f}", "←" if int(m) == det["n_loops"] else "") for m, s in det["scores"].items()]
-    loop_rows = [(i + 1, f"{lp['birth']:.4g}", f"{lp['death']:.4g}", f"{lp['persistence']:.4g}",
-                  f"{lp['birth_edge'][0]}–{lp['birth_edge'][1]}", len(lp.get("cycle", [])), lp.get("n_on_loop", ""),
-                  f"{lp['prevalence']:.2f}" if "prevalence" in lp else "",
-                  f"{lp['p_value']:.2g}" if lp.get("p_value") is not None else "")
-                 for i, lp in enumerate(summary["loops"])]
-    param_rows = sorted(summary["params"].items())
-    time_rows = [(k, f"{v:.2f}") for k, v in summary["timings_s"].items()]
+    rows = _detected_rows(summary, h1)
+    evidence = "".join(f"<li>{s}</li>" for s in _loop_evidence(summary, t))
+    checks = "".join(f"<li>{s}</li>" for s in _checks(summary, t))
+    verdict = (_headline(summary, t) + (f"<ul>{evidence}</ul>" if evidence else "")
+               + (f"<p><b>What was checked</b></p><ul>{checks}</ul>" if checks else "") + _warnings(summary))
+    n_h1 = len(h1)
+    persistence = (f"<p>{len(dgms[0]):,} {t('h1', 'H0')} and {n_h1:,} H1 features. The diagram is scaled to the "
+                   f"H1 features (the inset shows all of them at full scale); each point is one feature at "
+                   f"({t('birth')}, {t('death')}); the barcode sorts the H1 features by "
+                   f"{t('persistence')}" + ("; the detected loops are marked in colour.</p>" if rows else ".</p>")
+                   + "<div class='figs'>" + "".join(_persistence_figs(summary, dgms, rows)) + "</div>"
+                   + _loop_table(summary, t))
     sections = [
-        ("Result", f"<p class='verdict'>{html.escape(verdict)} — detection score "
-                   f"{det['score']:.3f} with the {html.escape(summary['distance'])} distance on "
-                   f"{summary['n_points']} points.</p>{caveat}"),
-        ("Detection scores", _table(score_rows, ["m", "s_m", "chosen"])),
-        ("Detected loops", _table(loop_rows, ["loop", "birth", "death", "persistence", "birth edge", "cycle length",
-                                    "points on loop", "prevalence (share of subsamples)",
-                                    "p-value (universal null)"])
-         if loop_rows else "<p>none</p>"),
-        ("Figures", "<div class='figs'>" + "".join(figs) + "</div>"),
+        ("Verdict", f"<div class='verdict'>{verdict}</div>"),
+        ("Persistence and detection", persistence),
+        ("Where the loop lies", _loop_views(summary, points, index, per_point, view, t)),
         *extra_sections,
-        ("Parameters", _table(param_rows, ["parameter", "value"])),
-        ("Timings (s)", _table(time_rows, ["stage", "seconds"])),
+        ("Parameters and timings", _details(summary)),
+        ("Glossary", t.html()),
     ]
-    body = "".join(f"<h2>{html.escape(t)}</h2>{h}" for t, h in sections)
+    body = "".join(f"<h2>{html.escape(title)}</h2>{h}" for title, h in sections)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>topoembed report: {html.escape(str(summary['input']))}</title>
-<style>body{{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222}}
-table{{border-collapse:collapse;margin:.5em 0}}td,th{{border:1px solid #ccc;padding:.2em .6em;text-align:left}}
-.figs img{{max-width:48%;margin:.3em}}.verdict{{font-size:1.2em}}</style></head>
-<body><h1>topoembed report</h1><p>Input: <code>{html.escape(str(summary['input']))}</code> ·
+<style>{_CSS}</style></head>
+<body><h1>topoembed report</h1><p class="sub">Input: <code>{html.escape(str(summary['input']))}</code> ·
 topoembed {html.escape(str(summary['version']))}</p>{body}</body></html>
 """
+
+
+def _details(summary) -> str:
+    items = sorted((k, "none" if v is None else v) for k, v in summary["params"].items())
+    third = -(-len(items) // 3)
+    tables = [_table(items[i:i + third], ["parameter", "value"]) for i in range(0, len(items), third)]
+    tables.append(_table([(k, f"{v:.2f}") for k, v in summary["timings_s"].items()], ["stage", "seconds"]))
+    return "<div class='cols'>" + "".join(f"<div>{x}</div>" for x in tables) + "</div>"
 
 
 def embedding_section(Y, loss: str, topology: dict, result) -> str:
