@@ -78,18 +78,59 @@ def test_run_says_when_a_loop_is_not_confirmed(tmp_path, capsys):
     assert "loops found   1\n" in capsys.readouterr().out
 
 
-def test_stage_commands_chain(tmp_path):
-    g, d, h, j = (tmp_path / f for f in ["g.npz", "d.npy", "h.npz", "det.json"])
-    assert run_cli("graph", SPEC, "--out", g, "--k", 12) == 0
-    assert run_cli("distances", SPEC, "--graph", g, "--out", d) == 0
-    assert run_cli("homology", d, "--out", h) == 0
-    assert run_cli("detect", h, "--out", j) == 0
-    det = json.loads(j.read_text())["detection"]
+def _stage_chain(tmp_path, spec, *options):
+    f = {name: tmp_path / name for name in ["g.npz", "d.npz", "h.npz", "det.json", "l.npz"]}
+    assert run_cli("graph", spec, "--out", f["g.npz"], *options) == 0
+    assert run_cli("distances", spec, "--graph", f["g.npz"], "--out", f["d.npz"]) == 0
+    assert run_cli("homology", f["d.npz"], "--out", f["h.npz"]) == 0
+    assert run_cli("detect", f["h.npz"], "--graph", f["g.npz"], "--out", f["det.json"]) == 0
+    files = ["--graph", f["g.npz"], "--distances", f["d.npz"], "--diagrams", f["h.npz"], "--detection", f["det.json"]]
+    assert run_cli("localize", spec, *files, "--out", f["l.npz"]) == 0
+    assert run_cli("report", spec, *files, "--loops", f["l.npz"], "--out", tmp_path / "staged") == 0
+    return f, files
+
+
+def test_stage_commands_give_what_run_gives(tmp_path):
+    # graph -> distances -> homology -> detect (with the confirmation) -> localize -> report: the
+    # settings travel in the files (--k only at the first step), and the result is run's
+    f, _ = _stage_chain(tmp_path, SPEC, "--k", 12)
     assert run_cli("run", SPEC, "--k", 12, "--out", tmp_path / "r", "-q") == 0
-    full = json.loads((tmp_path / "r" / "summary.json").read_text())["detection"]
-    # run also confirms the count with diffusion on the same graph (the stage commands do not)
-    assert full.pop("confirmation")["n_loops"] == det["n_loops"] == 1
-    assert det == full
+    staged = json.loads((tmp_path / "staged" / "summary.json").read_text())
+    full = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert staged["detection"]["confirmation"]["n_loops"] == staged["detection"]["n_loops"] == 1
+    assert set(staged["timings_s"]) == set(full["timings_s"])
+    staged.pop("timings_s"), full.pop("timings_s")
+    assert staged == full
+    assert (tmp_path / "staged" / "cells.csv").read_text() == (tmp_path / "r" / "cells.csv").read_text()
+    with np.load(tmp_path / "staged" / "diagrams.npz") as a, np.load(tmp_path / "r" / "diagrams.npz") as b:
+        assert set(a.files) == set(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
+def test_stage_commands_refuse_inputs_made_otherwise(tmp_path, capsys):
+    f, files = _stage_chain(tmp_path, SPEC, "--k", 12)
+    other = SPEC.replace("seed=0", "seed=1")
+    capsys.readouterr()
+    assert run_cli("distances", SPEC, "--graph", f["g.npz"], "--k", 15, "--out", tmp_path / "x.npz") == 2
+    assert "made by `topoembed graph` with --k 12 (here 15)" in capsys.readouterr().err
+    assert run_cli("distances", other, "--graph", f["g.npz"], "--out", tmp_path / "x.npz") == 2
+    assert "made from other points" in capsys.readouterr().err
+    assert run_cli("detect", f["h.npz"], "--distance", "diffusion", "--out", tmp_path / "x.json") == 2
+    assert "--distance effective_resistance (here diffusion)" in capsys.readouterr().err
+    assert run_cli("report", SPEC, *files, "--loops", f["l.npz"], "--theta-filtration", 0.3, "--out",
+                   tmp_path / "x") == 2
+    assert "`topoembed localize` with --theta-filtration" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "x.npz").exists()
+    # the same option given again is accepted; a bare .npy matrix still works (no record to check)
+    assert run_cli("distances", SPEC, "--graph", f["g.npz"], "--k", 12, "--out", tmp_path / "d.npy") == 0
+    assert run_cli("homology", tmp_path / "d.npy", "--out", tmp_path / "h2.npz") == 0
+
+
+def test_detect_without_graph_says_it_is_unconfirmed(tmp_path, caplog):
+    f, _ = _stage_chain(tmp_path, SPEC, "--k", 12)
+    assert run_cli("detect", f["h.npz"], "--out", tmp_path / "j.json") == 0
+    assert "not confirmed by the other spectral distance" in caplog.text
+    doc = json.loads((tmp_path / "j.json").read_text())
+    assert doc["params"]["confirm"] is False and "confirmation" not in doc["detection"]
 
 
 @pytest.mark.parametrize("make_input,extra,message", [

@@ -358,3 +358,26 @@ def test_isolated_cell_gets_a_missing_phase_with_its_reason_and_sketchmap_still_
     te.tl.embed(a, "sketchmap_sym", distance_key="topoembed", n_epochs=5)
     Y = a.obsm[[k for k in a.obsm if "sketchmap" in k][0]]
     assert np.isfinite(Y).all()
+
+
+def test_uns_keeps_what_summary_json_has_and_obs_columns_exist_without_a_loop(tmp_path):
+    # Gaussian noise: effective resistance alone sees a loop, diffusion does not -> 0 loops, unconfirmed
+    X = datasets.make("blob", n=300, d=10, sigma=0.1, seed=0).X
+    adata = anndata.AnnData(X.astype(np.float32))
+    result = te.tl.run_result(adata, k=30)
+    summ = pipeline.summary(result)
+    assert summ["detection"]["n_loops"] == 0 and "unconfirmed" in summ["detection"] and summ["warnings"]
+    adata.write_h5ad(tmp_path / "a.h5ad")
+    back = anndata.read_h5ad(tmp_path / "a.h5ad")
+    entry = back.uns["topoembed"]
+    for key in summ:  # every entry of summary.json (the loops: none; diagrams: as arrays)
+        assert key in entry or key == "loops", key
+    for key in summ["detection"]:
+        assert key in entry["detection"], key
+    assert entry["detection"]["unconfirmed"]["distance"] == "effective_resistance"
+    assert list(entry["warnings"]) == summ["warnings"]
+    # no loop: the per-cell columns exist with their documented empty values
+    obs = back.obs
+    assert not obs["topoembed_on_loop"].any() and obs["topoembed_phase"].isna().all()
+    assert obs["topoembed_loop_distance"].isna().all() and obs["topoembed_phase_confidence"].isna().all()
+    assert (obs["topoembed_phase_missing"] == te.tl.NO_LOOP_REASON).all()

@@ -45,12 +45,15 @@ def uns_entry(adata, key: str) -> dict:
 
 
 def h5ad_safe(obj):
-    """Convert a result dict so that anndata can write it: drop None, str keys, arrays."""
+    """Convert a result dict so that anndata can write it: drop None, str keys, arrays
+    (None in a list of numbers, e.g. a p-value that could not be computed, becomes NaN)."""
     if isinstance(obj, dict):
         return {str(k): h5ad_safe(v) for k, v in obj.items() if v is not None}
     if isinstance(obj, (list, tuple)):
         if obj and all(isinstance(v, dict) for v in obj):
             return {str(i): h5ad_safe(v) for i, v in enumerate(obj)}
+        if any(v is None for v in obj) and all(v is None or isinstance(v, (int, float, np.number)) for v in obj):
+            return np.array([np.nan if v is None else v for v in obj], dtype=float)
         return np.asarray(obj)
     if isinstance(obj, (np.bool_, bool)):
         return bool(obj)

@@ -68,18 +68,22 @@ def _auto_or_int(value: str):
         raise argparse.ArgumentTypeError(f"{value!r} is neither 'auto' nor an integer") from None
 
 
-def _add_params(parser, names=None):
-    """Add the Params fields (or the subset ``names``) as --options with their defaults."""
+def _add_params(parser, names=None, inherit=False):
+    """Add the Params fields (or the subset ``names``) as --options with their defaults.
+    ``inherit``: a stage step, whose unset options come from its inputs' records."""
     for f in dataclasses.fields(pipeline.Params):
         if names is not None and f.name not in names:
             continue
         default = f.default
-        typ = {"n_loops": _auto_or_int, "n_subsamples": _auto_or_int, "t": float}.get(f.name) or (int if isinstance(default, int) else str)
+        typ = ({"n_loops": _auto_or_int, "n_subsamples": _auto_or_int, "t": float}.get(f.name)
+               or (int if isinstance(default, int) else float if isinstance(default, float) else str))
         if f.name == "subsample":
             typ = int
         shown = int(default) if isinstance(default, bool) else default  # as the option takes it: 1/0
-        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=typ, default=default,
-                            choices=_CHOICES.get(f.name), help=f"{_HELP.get(f.name, '')} (default: {shown})")
+        where = f"default: as the input files record, else {shown}" if inherit else f"default: {shown}"
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=typ,
+                            default=None if inherit else default,
+                            choices=_CHOICES.get(f.name), help=f"{_HELP.get(f.name, '')} ({where})")
 
 
 def _params_from(args) -> pipeline.Params:
@@ -228,15 +232,6 @@ def _write_cells_csv(path, result):
     np.savetxt(path, table, delimiter=",", header=header, comments="", fmt=fmt)
 
 
-def _write_diagrams(path, ph):
-    arrays = {f"H{d}": dgm for d, dgm in enumerate(ph["dgms"])}
-    arrays["birth_edges_H1"] = ph["birth_edges"]
-    arrays["thresh"] = np.array(ph["thresh"])
-    arrays["scale"] = np.array(ph["scale"])
-    with open(path, "wb") as fh:
-        np.savez_compressed(fh, **arrays)
-
-
 def _print_table(summ, out, extra=None):
     det = summ["detection"]
     lines = [
@@ -257,95 +252,322 @@ def _print_table(summ, out, extra=None):
 
 
 # ---------------------------------------------------------------- stage commands
-def cmd_graph(args) -> int:
+# Each stage writes one file that records the settings it depends on
+# (pipeline.STAGE_PARAMS), the points it saw and its time. A later stage takes its settings
+# from those records unless they are given on its command line, and refuses inputs whose
+# records disagree with each other or with its own options. The chain
+# graph → distances → homology → detect → localize → report gives what `run` gives on the
+# same points (tested), so a workflow can cache and rerun each stage on its own.
+_TIMING = {"graph": "graph", "distances": "distances", "homology": "homology", "detect": "detection",
+           "localize": "localization"}
+
+
+def _resolve(args, records: list) -> pipeline.Params:
+    """This step's Params: an option given on the command line, else the inputs' records, else
+    the default. Every record must agree with the result (io.check_record)."""
+    made: dict = {}
+    for path, rec in records:
+        if rec is not None:
+            made.update(rec.get("params", {}))
+    values = {}
+    for f in dataclasses.fields(pipeline.Params):
+        given = getattr(args, f.name, None)
+        values[f.name] = given if given is not None else made.get(f.name, f.default)
+    params = pipeline.Params(**values)
+    for path, rec in records:
+        io.check_record(rec, path, values)
+    return params
+
+
+def _record(stage: str, params: pipeline.Params, points: dict | None, records: list, seconds: float,
+            warnings: list) -> dict:
+    timings, warned = {}, []
+    for _, rec in records:
+        if rec is not None:
+            timings.update(rec.get("timings", {}))
+            warned += [w for w in rec.get("warnings", []) if w not in warned]
+    timings[_TIMING[stage]] = float(seconds)
+    return {"stage": stage, "version": __version__,
+            "params": {k: getattr(params, k) for k in pipeline.STAGE_PARAMS[stage]},
+            "points": points, "timings": timings, "warnings": warned + [w for w in warnings if w not in warned]}
+
+
+@contextlib.contextmanager
+def _stage_work():
+    """One BLAS thread (as pipeline.run: the same digits on any machine), the warnings kept, the time taken."""
+    import time
+
+    from threadpoolctl import threadpool_limits
+
+    box = {"t0": time.perf_counter()}
+    with threadpool_limits(1), pipeline.collect_warnings() as caught:
+        box["warnings"] = caught
+        yield box
+    box["seconds"] = time.perf_counter() - box["t0"]
+
+
+def _points_with_fp(args):
     X, _ = _load(args)
-    p = _params_from(args)
-    check_k(p.k, X.shape[0])
-    A = graph.knn_graph(X, k=p.k, metric=p.metric, symmetrize=p.symmetrize, weights=p.weights, random_state=p.seed)
+    return X, io.points_fingerprint(X)
+
+
+def _load_graph(path, n):
+    """(A, record) from a `topoembed graph` file or a plain scipy sparse .npz."""
     import scipy.sparse as sp
 
-    with io.atomic_path(args.out) as tmp:
-        with open(tmp, "wb") as fh:
-            sp.save_npz(fh, A)
+    arrays, rec = io.read_stage(path, "graph file", f"topoembed graph INPUT --out {path}")
+    try:
+        A = sp.csr_matrix((arrays["data"], arrays["indices"], arrays["indptr"]), shape=tuple(arrays["shape"]))
+    except KeyError:
+        raise InputError(f"{path} is not a sparse graph .npz (no data/indices/indptr); make it with "
+                         "`topoembed graph`") from None
+    if A.shape != (n, n):
+        raise InputError(f"graph {path} is {A.shape[0]}×{A.shape[1]} but the input has {n} points")
+    return A, rec
+
+
+def cmd_graph(args) -> int:
+    X, fp = _points_with_fp(args)
+    p = _resolve(args, [])
+    check_k(p.k, X.shape[0])
+    with _stage_work() as box:
+        A = graph.knn_graph(X, k=p.k, metric=p.metric, symmetrize=p.symmetrize, weights=p.weights,
+                            random_state=p.seed, device=p.device, method=p.knn_method).tocsr()
+    io.write_stage(args.out, _record("graph", p, fp, [], box["seconds"], box["warnings"]),
+                   format=np.array("csr"), shape=np.array(A.shape), data=A.data, indices=A.indices, indptr=A.indptr)
     n_comp, _ = graph.components(A)
     sys.stdout.write(f"graph: {A.shape[0]} points, {A.nnz // 2} edges, {n_comp} component(s) -> {args.out}\n")
     return 0
 
 
-def _load_graph(path, n):
-    import scipy.sparse as sp
-
-    p = Path(path)
-    if not p.exists():
-        raise InputError(f"graph file {path!r} does not exist; make it with `topoembed graph INPUT --out {path}`")
-    try:
-        A = sp.load_npz(p).tocsr()
-    except Exception as exc:
-        raise InputError(f"{path} is not a scipy sparse .npz graph ({exc}); make it with `topoembed graph`") from None
-    if A.shape != (n, n):
-        raise InputError(f"graph {path} is {A.shape[0]}×{A.shape[1]} but the input has {n} points")
-    return A
-
-
 def cmd_distances(args) -> int:
-    X, _ = _load(args)
-    p = _params_from(args)
+    X, fp = _points_with_fp(args)
+    records, A = [], None
+    if args.graph:
+        A, rec = _load_graph(args.graph, X.shape[0])
+        records.append((args.graph, rec))
+        io.check_record(rec, args.graph, {}, fp)
+    p = _resolve(args, records)
     p.validate(X.shape[0])
-    A = None
-    if p.distance != "euclidean":
-        A = _load_graph(args.graph, X.shape[0]) if args.graph else graph.knn_graph(
-            X, k=p.k, metric=p.metric, symmetrize=p.symmetrize, weights=p.weights, random_state=p.seed)
-    D = spectral.distance_matrix(p.distance, X=X, A=A, t=p.t, n_components=p.n_components)
-    with io.atomic_path(args.out) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, D)
+    with _stage_work() as box:
+        if A is None and p.distance != "euclidean":
+            A = graph.knn_graph(X, k=p.k, metric=p.metric, symmetrize=p.symmetrize, weights=p.weights,
+                                random_state=p.seed, device=p.device, method=p.knn_method)
+        spectra = spectral.component_spectra(A, device=p.device) if p.distance != "euclidean" else None
+        D = spectral.distance_matrix(p.distance, X=X, A=A, t=p.t, n_components=p.n_components, spectra=spectra)
+    if str(args.out).endswith(".npy"):  # a plain matrix, for other tools
+        with io.atomic_path(args.out) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, D)
+    else:
+        io.write_stage(args.out, _record("distances", p, fp, records, box["seconds"], box["warnings"]), D=D)
     sys.stdout.write(f"distances: {p.distance}, {D.shape[0]}×{D.shape[1]} -> {args.out}\n")
     return 0
 
 
 def _load_distance_matrix(path):
+    """(D, record) from a `topoembed distances` .npz or a plain square .npy."""
     p = Path(path)
-    if not p.exists():
-        raise InputError(f"distance file {path!r} does not exist; make it with `topoembed distances`")
-    if p.suffix != ".npy":
-        raise InputError(f"{path} must be a .npy distance matrix (from `topoembed distances`)")
-    D = np.load(p, allow_pickle=False)
+    if p.suffix == ".npz":
+        arrays, rec = io.read_stage(p, "distance file", "topoembed distances INPUT --out D.npz")
+        if "D" not in arrays:
+            raise InputError(f"{path} holds no distance matrix 'D'; make it with `topoembed distances`")
+        D = arrays["D"]
+    elif p.suffix == ".npy":
+        if not p.exists():
+            raise InputError(f"distance file {path!r} does not exist; make it with `topoembed distances`")
+        D, rec = np.load(p, allow_pickle=False), None
+    else:
+        raise InputError(f"{path} must be a distance matrix .npz or .npy (from `topoembed distances`)")
     if D.ndim != 2 or D.shape[0] != D.shape[1]:
         raise InputError(f"{path} holds an array of shape {D.shape}, not a square distance matrix")
     if np.isnan(D).any():
         raise InputError(f"{path} contains NaN distances; recompute it")
     if not np.allclose(D, D.T, equal_nan=True):
         raise InputError(f"{path} is not symmetric; pass a distance matrix")
-    return D
+    return D, rec
+
+
+def _diagram_arrays(ph) -> dict:
+    arrays = {f"H{d}": dgm for d, dgm in enumerate(ph["dgms"])}
+    arrays["birth_edges_H1"] = ph["birth_edges"]
+    arrays["thresh"] = np.array(ph["thresh"])
+    arrays["scale"] = np.array(ph["scale"])
+    arrays["exact"] = np.array(bool(ph.get("exact", True)))
+    return arrays
+
+
+def _write_diagrams(path, ph):
+    io.write_npz(path, **_diagram_arrays(ph))
+
+
+def _load_diagrams(path):
+    """(ph, record) from a `topoembed homology` .npz: the dict homology.persistence returns."""
+    arrays, rec = io.read_stage(path, "diagrams file", "topoembed homology D.npz --out H.npz")
+    if "H1" not in arrays:
+        raise InputError(f"{path} has no H1 diagram; run `topoembed homology` with --maxdim 1 or 2")
+    dgms = [arrays[f"H{d}"] for d in range(3) if f"H{d}" in arrays]
+    ph = {"dgms": dgms, "birth_edges": arrays.get("birth_edges_H1", np.zeros((len(dgms[1]), 2), dtype=int)),
+          "thresh": float(arrays.get("thresh", np.inf)),
+          "scale": float(arrays["scale"]) if "scale" in arrays else None,
+          "exact": bool(arrays.get("exact", True))}
+    return ph, rec
 
 
 def cmd_homology(args) -> int:
-    D = _load_distance_matrix(args.input)
-    if args.maxdim == 2 and D.shape[0] > pipeline.H2_MAX_N:
+    from . import localize as localization
+
+    D, rec = _load_distance_matrix(args.input)
+    records = [(args.input, rec)]
+    p = _resolve(args, records)
+    if p.maxdim == 2 and D.shape[0] > pipeline.H2_MAX_N:
         raise InputError(f"maxdim=2 on {D.shape[0]} points is too slow (limit {pipeline.H2_MAX_N}); subsample first")
-    ph = homology.persistence(D, maxdim=args.maxdim)
-    with io.atomic_path(args.out) as tmp:
-        _write_diagrams(tmp, ph)
+    with _stage_work() as box:  # Z_47, as `run`: the cocycles of the loops lift to integers
+        ph = homology.persistence(D, maxdim=p.maxdim, coeff=localization.DEFAULT_COEFF)
+    points = rec.get("points") if rec else None
+    io.write_stage(args.out, _record("homology", p, points, records, box["seconds"], box["warnings"]),
+                   **_diagram_arrays(ph))
     sys.stdout.write(f"homology: " + ", ".join(f"H{d}: {len(g)} bars" for d, g in enumerate(ph["dgms"]))
                      + f" -> {args.out}\n")
     return 0
 
 
+def _points_of(records) -> dict | None:
+    return next((rec["points"] for _, rec in records if rec and rec.get("points")), None)
+
+
 def cmd_detect(args) -> int:
-    p = Path(args.input)
-    if not p.exists() or p.suffix != ".npz":
-        raise InputError(f"{args.input!r} must be an existing diagrams .npz file (from `topoembed homology`)")
-    with np.load(p) as z:
-        if "H1" not in z:
-            raise InputError(f"{args.input} has no H1 diagram; run `topoembed homology` with --maxdim 1 or 2")
-        dgm1, scale = z["H1"], float(z["scale"]) if "scale" in z else None
-    # the staged chain has no second distance to confirm with: the rule weighs the rest
-    det = loops.decide(dgm1, n_loops=args.n_loops, scale=scale, rule=args.loop_rule)
-    io.write_json(args.out, {"detection": {k: det[k] for k in ("n_loops", "scores", "score", "rule", "alpha", "p_values",
-                                                               "significant", "not_significant", "rescued")
-                                           if k in det},
-                             "features": det["features"]})
+    ph, rec = _load_diagrams(args.input)
+    records, A = [(args.input, rec)], None
+    if args.graph:
+        A, grec = _load_graph(args.graph, len(ph["dgms"][0]) if len(ph["dgms"]) else 0)
+        records.append((args.graph, grec))
+        io.check_record(grec, args.graph, {}, _points_of(records[:1]))
+    p = _resolve(args, records)
+    if A is None and p.confirm and p.loop_rule != "gap" and p.distance in pipeline.CONFIRM_WITH:
+        log.warning("no --graph: the loop count is not confirmed by the other spectral distance as `run` does; "
+                    "pass --graph G.npz (the graph of the distances), or --confirm 0 to say so")
+        p = dataclasses.replace(p, confirm=False)
+    with _stage_work() as box:
+        det = pipeline.decide_loops(ph, A, p)
+    record = _record("detect", p, _points_of(records), records, box["seconds"], box["warnings"])
+    io.write_json(args.out, {**record, "detection": det, "features": det["features"]})
     sys.stdout.write(f"detect: {det['n_loops']} loop(s), score {det['score']:.3f} -> {args.out}\n")
+    return 0
+
+
+def _load_detection(path):
+    import json
+
+    p = Path(path)
+    if not p.exists():
+        raise InputError(f"detection file {path!r} does not exist; make it with `topoembed detect`")
+    try:
+        doc = json.loads(p.read_text())
+        det = doc["detection"]
+    except (ValueError, KeyError):
+        raise InputError(f"{path} is not a detection .json from `topoembed detect`") from None
+    det["features"] = [int(f) for f in det.get("features", doc.get("features", []))]
+    det["scores"] = {int(m): float(v) for m, v in det["scores"].items()}
+    return det, (doc if "stage" in doc else None)
+
+
+def _stage_inputs(args, X, fp, need_loops: bool):
+    """Graph, distances, diagrams, detection (and loops) of a localize/report step, checked
+    against each other and against the points."""
+    A, grec = _load_graph(args.graph, X.shape[0])
+    D, drec = _load_distance_matrix(args.distances)
+    ph, hrec = _load_diagrams(args.diagrams)
+    det, jrec = _load_detection(args.detection)
+    records = [(args.graph, grec), (args.distances, drec), (args.diagrams, hrec), (args.detection, jrec)]
+    loops_file = getattr(args, "loops", None)
+    found = None
+    if loops_file:
+        found, ph_loc, lrec = _load_loops(loops_file, X.shape[0])
+        records.append((loops_file, lrec))
+        ph = {**ph, "birth_edges": ph_loc} if ph_loc is not None else ph
+    elif need_loops:
+        raise InputError("pass --loops L.npz (from `topoembed localize`)")
+    if D.shape[0] != X.shape[0]:
+        raise InputError(f"{args.distances} is {D.shape[0]}×{D.shape[0]} but the input has {X.shape[0]} points")
+    for path, rec in records:
+        io.check_record(rec, path, {}, fp)
+    return A, D, ph, det, records, found
+
+
+def cmd_localize(args) -> int:
+    from . import localize as localization
+
+    X, fp = _points_with_fp(args)
+    A, D, ph, det, records, _ = _stage_inputs(args, X, fp, need_loops=False)
+    p = _resolve(args, records)
+    index = np.arange(X.shape[0])
+    with _stage_work() as box:
+        found = pipeline.describe_loops(ph, det, index)
+        if p.localize and found:
+            ph = homology.add_cocycles(D, ph, coeff=localization.DEFAULT_COEFF, rows=det["features"])
+            pipeline.localize_loops(found, X, index, A, D, ph, det, p)
+    arrays = {f"{f}_{i}": np.asarray(lp[f]) for i, lp in enumerate(found) for f in pipeline.PER_POINT if f in lp}
+    record = _record("localize", p, fp, records, box["seconds"], box["warnings"])
+    record["loops"] = [{k: v for k, v in lp.items() if k not in pipeline.PER_POINT} for lp in found]
+    io.write_stage(args.out, record, birth_edges_H1=np.asarray(ph["birth_edges"]), **arrays)
+    sys.stdout.write(f"localize: {len(found)} loop(s), " + ", ".join(
+        f"loop {i + 1}: {lp.get('n_on_loop', '?')} points on it" for i, lp in enumerate(found)) + f" -> {args.out}\n")
+    return 0
+
+
+def _load_loops(path, n):
+    arrays, rec = io.read_stage(path, "loops file", "topoembed localize INPUT ... --out L.npz")
+    if rec is None or "loops" not in rec:
+        raise InputError(f"{path} is not a loops file from `topoembed localize`")
+    found = []
+    for i, lp in enumerate(rec["loops"]):
+        lp = dict(lp)
+        for f in pipeline.PER_POINT:
+            if f"{f}_{i}" in arrays:
+                if len(arrays[f"{f}_{i}"]) != n:
+                    raise InputError(f"{path} holds loop arrays of {len(arrays[f'{f}_{i}'])} points, not {n}")
+                lp[f] = arrays[f"{f}_{i}"]
+        found.append(lp)
+    return found, arrays.get("birth_edges_H1"), rec
+
+
+def cmd_report(args) -> int:
+    X, fp = _points_with_fp(args)
+    A, D, ph, det, records, found = _stage_inputs(args, X, fp, need_loops=True)
+    p = dataclasses.replace(_resolve(args, records), n_subsamples=1)
+    timings, warned = {}, []
+    for _, rec in records:
+        if rec is not None:
+            timings.update(rec.get("timings", {}))
+            warned += [w for w in rec.get("warnings", []) if w not in warned]
+    timings = {k: timings[k] for k in ("graph", "distances", "homology", "detection", "localization") if k in timings}
+    timings["total"] = float(sum(timings.values()))
+    n_comp, _ = graph.components(A)
+    result = pipeline.Result(params=p, n_input=X.shape[0], index=np.arange(X.shape[0]), A=A, D=D, ph=ph,
+                             detection=det, loops=found, timings=timings, n_components=int(n_comp), warnings=warned)
+    emb = None
+    if args.embedding:
+        from .embed import embedding_topology
+
+        Y = np.load(args.embedding, allow_pickle=False)
+        if Y.ndim != 2 or Y.shape[0] != X.shape[0]:
+            raise InputError(f"--embedding {args.embedding} holds {Y.shape}, not one row per input point")
+        emb = (Y, {"loss": args.loss, "device": "file"}, embedding_topology(Y, det, seed=p.seed))
+    with io.OutputSet(args.out) as outputs:
+        summ = _write_run_outputs(outputs, args, result, X, emb)
+        if str(args.input).endswith(".h5ad"):
+            from . import tl
+
+            adata = io.read_h5ad(args.input)
+            tl.store_result(adata, result, use_rep=args.use_rep, key_added=args.key_added, input_desc=str(args.input))
+            if emb is not None:
+                from .embed import obsm_key
+
+                adata.obsm[obsm_key(args.loss)] = emb[0]
+            adata.write_h5ad(outputs.path("result.h5ad"))
+        outputs.commit()
+    _print_table(summ, args.out, extra="result.h5ad" if str(args.input).endswith(".h5ad") else None)
     return 0
 
 
@@ -366,7 +588,7 @@ def cmd_embed(args) -> int:
     from . import embed as embedding
 
     X, _ = _load(args)
-    D = _load_distance_matrix(args.distances) if args.distances else None
+    D = _load_distance_matrix(args.distances)[0] if args.distances else None
     if D is not None and D.shape[0] != X.shape[0]:
         raise InputError(f"--distances is {D.shape[0]}×{D.shape[0]} but the input has {X.shape[0]} points")
     if args.n_components < 1:
@@ -415,30 +637,63 @@ def build_parser() -> argparse.ArgumentParser:
     _add_params(p)
     p.set_defaults(func=cmd_subsample)
 
-    p = sub.add_parser("graph", help="stage 1: kNN graph -> sparse .npz")
+    S = pipeline.STAGE_PARAMS
+    p = sub.add_parser("graph", help="stage 1: kNN graph -> .npz (with the settings it was made with)")
     _input_args(p)
     p.add_argument("--out", required=True, help="output .npz")
-    _add_params(p, {"k", "metric", "symmetrize", "weights", "seed"})
+    _add_params(p, {*S["graph"], "device"}, inherit=True)
     p.set_defaults(func=cmd_graph)
 
-    p = sub.add_parser("distances", help="stage 2: distance matrix -> .npy")
+    p = sub.add_parser("distances", help="stage 2: distance matrix -> .npz (or a plain .npy)")
     _input_args(p)
     p.add_argument("--graph", default=None, help="kNN graph .npz from `topoembed graph` (default: build it)")
-    p.add_argument("--out", required=True, help="output .npy")
-    _add_params(p, {"k", "metric", "symmetrize", "weights", "distance", "t", "n_components", "seed", "max_points"})
+    p.add_argument("--out", required=True, help="output .npz (recorded settings) or .npy (the bare matrix)")
+    _add_params(p, {*S["distances"], "device", "max_points"}, inherit=True)
     p.set_defaults(func=cmd_distances)
 
     p = sub.add_parser("homology", help="stage 3: persistence diagrams of a distance matrix -> .npz")
-    p.add_argument("input", help="distance matrix .npy")
+    p.add_argument("input", help="distance matrix .npz (from `topoembed distances`) or .npy")
     p.add_argument("--out", required=True, help="output diagrams .npz")
-    _add_params(p, {"maxdim"})
+    _add_params(p, {"maxdim"}, inherit=True)
     p.set_defaults(func=cmd_homology)
 
-    p = sub.add_parser("detect", help="stage 4: loop detection scores from diagrams -> .json")
+    p = sub.add_parser("detect", help="stage 4: number of loops, scores, p-values and the confirmation -> .json")
     p.add_argument("input", help="diagrams .npz from `topoembed homology`")
+    p.add_argument("--graph", default=None,
+                   help="the kNN graph .npz of the distances: the other spectral distance is computed on it to "
+                        "confirm the count, as `run` does (default: no confirmation, with a warning)")
     p.add_argument("--out", required=True, help="output .json")
-    _add_params(p, {"n_loops", "loop_rule"})
+    _add_params(p, {*S["detect"], "device"}, inherit=True)
     p.set_defaults(func=cmd_detect)
+
+    def _stage_files(p, loops):
+        p.add_argument("--graph", required=True, help="kNN graph .npz (`topoembed graph`)")
+        p.add_argument("--distances", required=True, help="distance matrix .npz (`topoembed distances`)")
+        p.add_argument("--diagrams", required=True, help="diagrams .npz (`topoembed homology`)")
+        p.add_argument("--detection", required=True, help="detection .json (`topoembed detect`)")
+        if loops:
+            p.add_argument("--loops", required=True, help="loops .npz (`topoembed localize`)")
+
+    p = sub.add_parser("localize", help="stage 4b: each loop's cycle, member points and phase -> .npz")
+    _input_args(p)
+    _stage_files(p, loops=False)
+    p.add_argument("--out", required=True, help="output loops .npz")
+    _add_params(p, set(S["localize"]), inherit=True)
+    p.set_defaults(func=cmd_localize)
+
+    p = sub.add_parser("report", help="stage 6: summary.json, report.html, cells.csv (and result.h5ad) from "
+                                      "the stage files; the same as `run` on the same points")
+    _input_args(p)
+    _stage_files(p, loops=True)
+    p.add_argument("--embedding", default=None, help="an embedding .npy (`topoembed embed`): checked for the loops")
+    from ._losses import LOSS_NAMES
+
+    p.add_argument("--loss", default="infonce", choices=sorted(LOSS_NAMES),
+                   help="the loss --embedding was made with (default: infonce)")
+    p.add_argument("--key-added", default="topoembed", help="for .h5ad input: key of the results in result.h5ad")
+    p.add_argument("--out", required=True, help="output folder")
+    _add_params(p, inherit=True)
+    p.set_defaults(func=cmd_report)
 
     p = sub.add_parser("embed", help="stage 5: 2-D embedding with a torch loss -> .npy (+ loop check)")
     _input_args(p)

@@ -180,6 +180,16 @@ class Result:
     warnings: list = field(default_factory=list)  # the run's logged warnings, for summary.json and the report
 
 
+#: The settings each stage of the staged command line depends on (each includes the earlier
+#: stages'): they are recorded in the stage's output file, and a later stage refuses an
+#: input whose record disagrees with its own options (:func:`topoembed.io.check_record`).
+STAGE_PARAMS: dict[str, tuple[str, ...]] = {"graph": ("k", "metric", "symmetrize", "weights", "seed", "knn_method")}
+STAGE_PARAMS["distances"] = STAGE_PARAMS["graph"] + ("distance", "t", "n_components")
+STAGE_PARAMS["homology"] = STAGE_PARAMS["distances"] + ("maxdim",)
+STAGE_PARAMS["detect"] = STAGE_PARAMS["homology"] + ("n_loops", "loop_rule", "confirm")
+STAGE_PARAMS["localize"] = STAGE_PARAMS["detect"] + ("localize", "theta_filtration", "phase_method")
+
+
 #: The distance that must agree with each spectral distance (same graph) when
 #: ``Params.confirm`` is on: two differently built distances share fewer artefacts.
 CONFIRM_WITH = {"effective_resistance": "diffusion", "effective_resistance_uncorrected": "diffusion",

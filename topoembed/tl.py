@@ -33,8 +33,8 @@ from .pp import DEFAULT_KEY, neighbors
 
 log = logging.getLogger(__name__)
 
-__all__ = ["spectral_distances", "persistent_homology", "detect_loops", "run", "get_loops", "embed", "cluster",
-           "embedding_topology", "OBSP_DENSE_MAX_N"]
+__all__ = ["spectral_distances", "persistent_homology", "detect_loops", "run", "store_result", "get_loops", "embed",
+           "cluster", "embedding_topology", "OBSP_DENSE_MAX_N", "NO_LOOP_REASON", "NO_LOOP_VALUES"]
 
 #: Largest n for which the n×n distance matrix is kept in ``adata.obsp`` by default.
 OBSP_DENSE_MAX_N = 2000
@@ -140,6 +140,11 @@ def persistent_homology(adata, *, maxdim: int = pipeline.Params.maxdim, key_adde
 #: from it to the loop's cells (an isolated cell, or another connected component), so the
 #: harmonic extension that gives every other cell its phase does not reach it.
 PHASE_MISSING_REASON = "not connected to the loop in the kNN graph"
+#: ``obs[f"{key}_phase_missing"]`` of every cell when the run found no loop.
+NO_LOOP_REASON = "no loop found"
+#: The per-cell columns' values when no loop is found: no phase, no confidence, not on a
+#: loop, no distance to one (the columns exist, so ``adata.obs["topoembed_on_loop"]`` works).
+NO_LOOP_VALUES = {"phase": np.nan, "phase_confidence": np.nan, "loop_distance": np.nan, "on_loop": False}
 
 
 def _write_loops(adata, key, det, found):
@@ -147,7 +152,8 @@ def _write_loops(adata, key, det, found):
 
     Loop i (0-based) writes ``obs[f"{key}_phase"]``, ``_phase_confidence``, ``_on_loop``, ``_loop_distance``
     and ``_phase_missing`` ("" where the cell has a phase, else :data:`PHASE_MISSING_REASON`)
-    for i = 0 and the same names with suffix ``_{i + 1}`` for further loops.
+    for i = 0 and the same names with suffix ``_{i + 1}`` for further loops. With no loop
+    the loop-0 columns hold :data:`NO_LOOP_VALUES` and ``_phase_missing`` :data:`NO_LOOP_REASON`.
     """
     entry = uns_entry(adata, key)
     entry["detection"] = {"n_loops": int(det["n_loops"]), "score": float(det["score"]),
@@ -157,6 +163,13 @@ def _write_loops(adata, key, det, found):
     for col in stale:
         del adata.obs[col]
     stored = []
+    if not found:  # the columns still exist, so code that reads them does not need a KeyError branch
+        import pandas as pd
+
+        for field, empty in NO_LOOP_VALUES.items():
+            adata.obs[f"{key}_{field}"] = np.full(adata.n_obs, empty)
+        adata.obs[f"{key}_phase_missing"] = pd.Categorical(np.full(adata.n_obs, NO_LOOP_REASON),
+                                                           categories=["", PHASE_MISSING_REASON, NO_LOOP_REASON])
     for i, lp in enumerate(found):
         suffix = "" if i == 0 else f"_{i + 1}"
         for field in pipeline.PER_POINT:
@@ -167,7 +180,7 @@ def _write_loops(adata, key, det, found):
 
             missing = ~np.isfinite(np.asarray(lp["phase"], dtype=float))
             adata.obs[f"{key}_phase_missing{suffix}"] = pd.Categorical(
-                np.where(missing, PHASE_MISSING_REASON, ""), categories=["", PHASE_MISSING_REASON])
+                np.where(missing, PHASE_MISSING_REASON, ""), categories=["", PHASE_MISSING_REASON, NO_LOOP_REASON])
         stored.append({k: (np.asarray(v) if isinstance(v, list) else v) for k, v in lp.items()
                        if k not in pipeline.PER_POINT})
     entry["loops"] = h5ad_safe(stored) if stored else {}
@@ -238,6 +251,17 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
         result = pipeline.run(X, p, A=A, progress=progress)
     else:  # all cells: one run, or an ensemble of subsamples above pipeline.ENSEMBLE_MIN_N cells
         result = ensemble.run(X, p, jobs=jobs, progress=progress)
+    store_result(adata, result, use_rep=use_rep, key_added=key_added, neighbors_key=neighbors_key,
+                 binarize=binarize)
+    return result
+
+
+def store_result(adata, result: pipeline.Result, *, use_rep: str | None = None, key_added: str = DEFAULT_KEY,
+                 neighbors_key: str | None = None, binarize: bool = True, input_desc: str = "") -> None:
+    """Write a :class:`topoembed.pipeline.Result` into ``adata`` under ``key_added`` (graph and
+    distances in ``obsp``, per-cell results in ``obs``, and in ``uns[key]`` every entry of
+    ``summary.json``: version, sizes, params, graph, diagrams, detection, loops, warnings,
+    ensemble/auto, timings). Used by :func:`run` and by the staged command line."""
     p = result.params  # resolved settings (distance="auto" picks distance, k, t and graph rule)
     entry = uns_entry(adata, key_added)
     full = len(result.index) == adata.n_obs
@@ -261,10 +285,16 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
     _write_distances_info(adata, key_added, p.distance, p.t, p.n_components, use_rep, store)
     _write_homology(adata, key_added, result.ph)
     _write_loops(adata, key_added, result.detection, result.loops)
+    summ = pipeline.summary(result, input_desc=input_desc)
+    entry["detection"] = h5ad_safe(summ["detection"])  # all of it, as summary.json has it
+    entry.setdefault("graph", {}).update(h5ad_safe(summ["graph"]))
+    for name in ("version", "input", "n_points", "n_input", "distance", "auto"):
+        if summ.get(name) is not None:
+            entry[name] = summ[name]
+    entry["warnings"] = np.asarray(summ["warnings"], dtype=str)
     entry["params"] = h5ad_safe({**dataclasses.asdict(p), "use_rep": use_rep or "X",
                                  "neighbors_key": neighbors_key, "binarize": binarize})
     entry["timings_s"] = {k: float(v) for k, v in result.timings.items()}
-    return result
 
 
 def run(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, binarize: bool = True,
