@@ -58,33 +58,43 @@ def _highlight(adata, key, dgm1):
     return rows
 
 
-def diagram(adata, key: str = DEFAULT_KEY, *, ax=None, show: bool | None = None, save: str | None = None):
-    """Persistence diagram (H0, H1, ...), detected loops circled."""
+def diagram(adata, key: str = DEFAULT_KEY, *, scale: str = "H1", ax=None, show: bool | None = None,
+            save: str | None = None):
+    """Persistence diagram, detected loops ringed; ``scale="H1"`` (default) fits the axes to
+    the H1 features with H0 in an inset, ``"all"`` puts every dimension on one scale."""
+    from .loops import MIN_RATIO
+
     entry = _entry(adata, key, "diagrams")
     dgms = _dgms(entry)
     hl = _highlight(adata, key, dgms[1]) if len(dgms) > 1 else None
-    return _finish(plotting.diagram(_ax(ax), dgms, hl), show, save)
+    return _finish(plotting.diagram(_ax(ax), dgms, hl, scale=scale, min_ratio=MIN_RATIO), show, save)
 
 
 def barcode(adata, key: str = DEFAULT_KEY, *, dims=(1,), max_bars: int = 40, ax=None,
             show: bool | None = None, save: str | None = None):
-    """Barcode of the longest bars in the given dimensions."""
+    """Barcode of the longest bars in the given dimensions, sorted, detected loops highlighted."""
     dgms = _dgms(_entry(adata, key, "diagrams"))
-    return _finish(plotting.barcode(_ax(ax), dgms, dims=dims, max_bars=max_bars), show, save)
+    hl = _highlight(adata, key, dgms[1]) if len(dgms) > 1 else None
+    return _finish(plotting.barcode(_ax(ax), dgms, dims=dims, max_bars=max_bars, highlight=hl), show, save)
 
 
 def detection(adata, key: str = DEFAULT_KEY, *, ax=None, show: bool | None = None, save: str | None = None):
     """Detection scores s_1..s_5, the chosen number of loops highlighted."""
+    from .loops import MIN_SCORE
+
     det = _entry(adata, key, "detection")["detection"]
     scores = {int(m): float(s) for m, s in det["scores"].items()}
-    return _finish(plotting.detection_scores(_ax(ax), scores, int(det["n_loops"])), show, save)
+    return _finish(plotting.detection_scores(_ax(ax), scores, int(det["n_loops"]), min_score=MIN_SCORE), show, save)
 
 
-def loop(adata, basis: str = "umap", key: str = DEFAULT_KEY, *, color: str | None = None, ax=None,
-         show: bool | None = None, save: str | None = None):
+def loop(adata, basis: str = "umap", key: str = DEFAULT_KEY, *, color: str | None = None, by: str | None = None,
+         which: int = 0, ax=None, show: bool | None = None, save: str | None = None):
     """Cells on ``obsm[f"X_{basis}"]`` with each detected loop's birth edge (and cycle, once
-    loops are localised); coloured by ``obs[color]`` or, if present, the loop phase."""
-    entry = _entry(adata, key, "detection")
+    loops are localised); coloured by ``obs[color]`` or, if present, the loop phase.
+
+    ``by="phase"`` or ``"membership"``: the HTML report's view of loop ``which`` (0-based)
+    instead: its phase θ, or on/off the loop, with its representative cycle."""
+    _entry(adata, key, "detection")
     obsm_key = basis if basis in adata.obsm else f"X_{basis}"
     if obsm_key not in adata.obsm:
         raise InputError(f"basis {basis!r} not found in adata.obsm ({list(adata.obsm.keys())}); "
@@ -93,6 +103,8 @@ def loop(adata, basis: str = "umap", key: str = DEFAULT_KEY, *, color: str | Non
     found = get_loops(adata, key)
     edges = [tuple(int(v) for v in lp["birth_edge"]) for lp in found]
     cycles = [np.asarray(lp["cycle"], dtype=int) for lp in found if "cycle" in lp]
+    if by is not None:
+        return _finish(_loop_view(adata, key, Y, cycles, by, which, obsm_key, ax), show, save)
     col = None
     label = None
     if color is not None:
@@ -106,3 +118,14 @@ def loop(adata, basis: str = "umap", key: str = DEFAULT_KEY, *, color: str | Non
     plotting.points_2d(a, Y, color=col, edges=edges, cycles=cycles, cmap=cmap, title=f"{obsm_key}: loops",
                        colorbar_label=label)
     return _finish(a, show, save)
+
+
+def _loop_view(adata, key, Y, cycles, by, which, basis, ax):
+    if by not in ("phase", "membership"):
+        raise InputError(f"by={by!r} must be 'phase' or 'membership'")
+    col = f"{key}_{'phase' if by == 'phase' else 'on_loop'}" + (f"_{which + 1}" if which else "")
+    if col not in adata.obs or which >= len(cycles):
+        raise InputError(f"loop {which} has no adata.obs[{col!r}] or cycle: run te.tl.run(adata) (localize on)")
+    values = adata.obs[col].to_numpy()
+    kw = {"phase": values.astype(float)} if by == "phase" else {"on_loop": values.astype(bool)}
+    return plotting.loop_view(_ax(ax, (5.6, 4.8)), Y, cycle=cycles[which], loop=which, basis=basis, **kw)

@@ -79,9 +79,9 @@ def diagram(ax, dgms, highlight=None, title="Persistence diagram", scale="H1", i
     ax.set_ylabel("death")
     ax.set_title(title + (" (H1 scale)" if h1_scaled else ""))
     # below the diagonal is empty: the legend and the inset go there, clear of the loops
-    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 0.36), fontsize=8)
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 0.38), fontsize=8)
     if h1_scaled and inset and len(dgms[0]):
-        sub = ax.inset_axes([0.64, 0.05, 0.33, 0.3])
+        sub = ax.inset_axes([0.64, 0.04, 0.33, 0.28])
         full = _top(dgms)
         _scatter_dims(sub, dgms, full, range(len(dgms)), s=4)
         sub.plot([0, full], [0, full], color="0.6", lw=0.6)

@@ -18,18 +18,19 @@ from . import plotting
 __all__ = ["render_html", "figure_png", "verdict_notes"]
 
 
-def figure_png(draw, figsize=(5, 4)) -> str:
+def figure_png(draw, figsize=(5, 4), margins=(0.14, 0.96, 0.14, 0.9)) -> str:
     """Run ``draw(ax)`` on a new figure and return the PNG as base64 text.
 
     A bare :class:`matplotlib.figure.Figure` (no pyplot: the user's backend and open figures
-    are untouched) with fixed margins and light compression: tight_layout and PNG
+    are untouched) with fixed ``margins`` (left, right, bottom, top) and light compression: tight_layout and PNG
     optimisation took most of the report's time.
     """
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=figsize, dpi=100)
     ax = fig.subplots()
-    fig.subplots_adjust(left=0.14, right=0.96, bottom=0.14, top=0.9)
+    left, right, bottom, top = margins
+    fig.subplots_adjust(left=left, right=right, bottom=bottom, top=top)
     draw(ax)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", pil_kwargs={"compress_level": 1})
@@ -371,6 +372,9 @@ def _membership_text(summary, lp, arrays, t) -> str:
     return "<p>" + " ".join(parts) + "</p>"
 
 
+_VIEW_MARGINS = (0.02, 0.98, 0.02, 0.93)  # 2-D views have no axis labels
+
+
 def _loop_views(summary, points, index, per_point, view, t) -> str:
     """Per loop: its phase and membership on the 2-D view, θ histogram and words."""
     if not summary["loops"]:
@@ -390,15 +394,15 @@ def _loop_views(summary, points, index, per_point, view, t) -> str:
         cyc = [pos[v] for v in lp.get("cycle", []) if v in pos]
         phase = np.asarray(arrays["phase"], dtype=float)[ids]
         figs = [_img(figure_png(lambda ax: plotting.loop_view(ax, Y, phase=phase, cycle=cyc, loop=i, basis=name),
-                                (5.6, 4.8)), f"loop {i + 1}: phase on {name}")]
+                                (5.6, 4.8), _VIEW_MARGINS), f"loop {i + 1}: phase on {name}")]
         if "on_loop" in arrays:
             on = np.asarray(arrays["on_loop"], dtype=bool)[ids]
             figs.append(_img(figure_png(lambda ax: plotting.loop_view(ax, Y, on_loop=on, cycle=cyc, loop=i,
-                                                                      basis=name), (5.6, 4.8)),
+                                                                      basis=name), (5.6, 4.8), _VIEW_MARGINS),
                              f"loop {i + 1}: membership on {name}"))
         figs.append(_img(figure_png(lambda ax: plotting.phase_histogram(
             ax, arrays["phase"], arrays.get("on_loop"), title=f"loop {i + 1}: θ of all {len(phase):,} points",
-            loop=i), (5.2, 3.4)), f"loop {i + 1}: phase histogram"))
+            loop=i), (5.2, 3.4), (0.14, 0.96, 0.18, 0.9)), f"loop {i + 1}: phase histogram"))
         out.append(_membership_text(summary, lp, arrays, t) + "<div class='figs'>" + "".join(figs) + "</div>")
     return "".join(out)
 
