@@ -14,7 +14,7 @@ pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("snakemake") is None or shutil.which("snakemake") is None,
     reason="snakemake is not installed (optional: pip install 'topoembed[workflow]')")
 
-SNAKEFILE = Path(__file__).resolve().parents[1] / "workflows" / "Snakefile"
+SNAKEFILE = Path(__file__).resolve().parents[1] / "workflows" / "benchmark.smk"
 
 
 def _snakemake(tmp_path, config: dict, *extra):
@@ -86,3 +86,99 @@ def test_whole_dataset_as_one_job_per_subsample(tmp_path):
     again = subprocess.run(["snakemake", "-s", str(ENSEMBLE_SMK), "--configfile", str(cfg), "--cores", "1", "-n"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert "Nothing to be done" in again.stdout + again.stderr
+
+
+SAMPLES_SMK = Path(__file__).resolve().parents[1] / "workflows" / "Snakefile"
+DEMO_CONFIG = Path(__file__).resolve().parents[1] / "workflows" / "config.yaml"
+
+
+def _samples(tmp_path, config: str, *extra):
+    cfg = tmp_path / "samples.yaml"
+    cfg.write_text(config)
+    return subprocess.run(["snakemake", "-s", str(SAMPLES_SMK), "--configfile", str(cfg), "--cores", "2", *extra],
+                          cwd=tmp_path, capture_output=True, text=True, timeout=900)
+
+
+def _planned(res) -> dict:
+    """{rule: count} from a dry run's job table."""
+    lines = (res.stdout + res.stderr).splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.startswith("job ") and "count" in ln)
+    out = {}
+    for ln in lines[start + 2:]:
+        parts = ln.split()
+        if len(parts) != 2 or not parts[1].isdigit() or parts[0] == "total":
+            break
+        out[parts[0]] = int(parts[1])
+    return out
+
+
+TWO_SAMPLES = """out: res
+samples:
+  ring: "synthetic:circle?n=200&d=10&sigma=0.05&seed=0"
+  noise: {path: "noise.npy"}
+  absent: {path: "nowhere.h5ad", optional: true}
+params: {k: 20}
+embed: null
+"""
+
+
+def test_samples_workflow_runs_every_stage_and_tabulates(tmp_path):
+    """workflows/Snakefile: per sample prepare -> graph -> ... -> report (what `topoembed run` gives), one
+    table across samples; an optional sample whose file is absent is skipped; a changed setting reruns
+    only the stages that depend on it."""
+    import numpy as np
+
+    from topoembed import datasets
+
+    np.save(tmp_path / "noise.npy", datasets.make("blob", n=200, d=10, sigma=0.1, seed=0).X)
+    res = _samples(tmp_path, TWO_SAMPLES)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert "sample 'absent' skipped" in res.stderr
+    out = tmp_path / "res"
+    for name in ("ring", "noise"):
+        for f in ("summary.json", "report.html", "result.h5ad"):
+            assert (out / name / "report" / f).exists(), (name, f)
+    ring = json.loads((out / "ring" / "report" / "summary.json").read_text())
+    assert ring["detection"]["n_loops"] == 1 and ring["params"]["k"] == 20
+    table = (out / "samples.csv").read_text().splitlines()
+    assert table[0].startswith("sample,n_input") and [r.split(",")[0] for r in table[1:]] == ["ring", "noise"]
+    assert (out / "samples.md").exists() and (out / "samples.png").stat().st_size > 1000
+    # the same as topoembed run on the same points and settings
+    from topoembed import cli
+
+    assert cli.main(["run", "synthetic:circle?n=200&d=10&sigma=0.05&seed=0", "--k", "20", "--out",
+                     str(tmp_path / "direct"), "-q"]) == 0
+    direct = json.loads((tmp_path / "direct" / "summary.json").read_text())
+    assert ring["detection"] == direct["detection"] and ring["diagrams"] == direct["diagrams"]
+    assert ring["loops"] == direct["loops"]
+    # a setting of the localization changes: only localize, report and collect rerun
+    res = _samples(tmp_path, TWO_SAMPLES.replace("params: {k: 20}", "params: {k: 20, theta_filtration: 0.3}"), "-n")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert _planned(res) == {"localize": 2, "report": 2, "collect": 1, "all": 1}
+    # a graph setting: everything after prepare
+    res = _samples(tmp_path, TWO_SAMPLES.replace("params: {k: 20}", "params: {k: 25}"), "-n")
+    planned = _planned(res)
+    assert "prepare" not in planned and planned["graph"] == 2 and planned["report"] == 2
+
+
+def test_samples_workflow_refuses_unknown_options(tmp_path):
+    res = _samples(tmp_path, TWO_SAMPLES.replace("params: {k: 20}", "params: {kk: 20}"), "-n")
+    assert res.returncode != 0 and "unknown option(s) ['kk']" in res.stdout + res.stderr
+
+
+@pytest.mark.slow
+def test_demo_config_end_to_end(tmp_path):
+    """The README's demo: three synthetic samples (+ the IPC cells, through the ensemble rules, when present)."""
+    import shutil as sh
+
+    repo = Path(__file__).resolve().parents[1]
+    res = subprocess.run(["snakemake", "--cores", "2", "-s", str(SAMPLES_SMK), "--configfile", str(DEMO_CONFIG),
+                          "--config", f"out={tmp_path / 'demo'}"], cwd=repo, capture_output=True, text=True,
+                         timeout=1500)
+    assert res.returncode == 0, res.stderr[-3000:]
+    rows = (tmp_path / "demo" / "samples.csv").read_text().splitlines()[1:]
+    got = {r.split(",")[0]: int(r.split(",")[4]) for r in rows}
+    assert got["circle"] == 1 and got["eyeglasses"] == 2 and got["blob"] == 0
+    if (repo.parent / "shared" / "data" / "neural_ipc_scvi.h5ad").exists():
+        assert got["neural_ipc"] == 1
+    sh.rmtree(tmp_path / "demo", ignore_errors=True)

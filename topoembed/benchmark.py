@@ -31,7 +31,7 @@ Task unit: one (dataset, σ, seed). A task builds each kNN graph and its Laplaci
 eigendecomposition once per k and runs every method on it (:func:`run_task`), and
 writes one JSON file. :func:`aggregate` turns the task files into the tables and plots.
 The local runner (:func:`run_grid`, ``--jobs``) and the Snakemake workflow
-(``workflows/Snakefile``) both run the same task command.
+(``workflows/benchmark.smk``) both run the same task command.
 
 Command line::
 
@@ -273,7 +273,7 @@ def _imap(fn, args: list, jobs: int):
 
 def task_resources(dataset: str, n: int = 1000, h1_only: bool = False) -> dict:
     """Memory (MB) and run time (minutes) to ask a cluster scheduler for one task
-    (``workflows/Snakefile``): generous for H1 tasks, :data:`H2_TASK_GIB` and
+    (``workflows/benchmark.smk``): generous for H1 tasks, :data:`H2_TASK_GIB` and
     :data:`H2_TASK_MINUTES` (scaled by (n/1000)^2 and ^3) for tasks with H2."""
     if _maxdim(dataset, h1_only) < 2:
         return {"mem_mb": 4000, "runtime": 120}

@@ -185,7 +185,7 @@ def _run_h5ad(args) -> int:
 
             adata.obsm[obsm_key(args.embed)] = emb[0]
             tl.embedding_topology(adata, obsm_key(args.embed), key=args.key_added, seed=args.seed)
-        summ = _write_run_outputs(outputs, args, result, X, emb)
+        summ = _write_run_outputs(outputs, args, result, X, emb, view=_view_of(adata, X.shape[0]))
         adata.write_h5ad(outputs.path("result.h5ad"))
         outputs.commit()
     _print_table(summ, args.out, extra="result.h5ad")
@@ -198,7 +198,13 @@ def _anndata_points(adata, use_rep):
     return points(adata, use_rep)
 
 
-def _write_run_outputs(outputs, args, result, X, emb=None) -> dict:
+def _view_of(adata, n):
+    """The 2-D view of the report's loop plots: the user's UMAP when the AnnData has one."""
+    Y = None if adata is None else adata.obsm.get("X_umap")
+    return ("UMAP", np.asarray(Y)[:, :2]) if Y is not None and len(Y) == n and np.ndim(Y) == 2 else None
+
+
+def _write_run_outputs(outputs, args, result, X, emb=None, view=None) -> dict:
     summ = pipeline.summary(result, input_desc=str(args.input))
     extra = []
     if emb is not None:
@@ -213,7 +219,7 @@ def _write_run_outputs(outputs, args, result, X, emb=None) -> dict:
     _write_diagrams(outputs.path("diagrams.npz"), result.ph)
     per_point = [{f: lp[f] for f in pipeline.PER_POINT if f in lp} for lp in result.loops]
     outputs.path("report.html").write_text(report.render_html(summ, points=X[result.index], index=result.index,
-                                                              per_point=per_point, extra_sections=extra))
+                                                              per_point=per_point, extra_sections=extra, view=view))
     if any(per_point):
         _write_cells_csv(outputs.path("cells.csv"), result)
     return summ
@@ -554,12 +560,12 @@ def cmd_report(args) -> int:
         if Y.ndim != 2 or Y.shape[0] != X.shape[0]:
             raise InputError(f"--embedding {args.embedding} holds {Y.shape}, not one row per input point")
         emb = (Y, {"loss": args.loss, "device": "file"}, embedding_topology(Y, det, seed=p.seed))
+    adata = io.read_h5ad(args.input) if str(args.input).endswith(".h5ad") else None
     with io.OutputSet(args.out) as outputs:
-        summ = _write_run_outputs(outputs, args, result, X, emb)
-        if str(args.input).endswith(".h5ad"):
+        summ = _write_run_outputs(outputs, args, result, X, emb, view=_view_of(adata, X.shape[0]))
+        if adata is not None:
             from . import tl
 
-            adata = io.read_h5ad(args.input)
             tl.store_result(adata, result, use_rep=args.use_rep, key_added=args.key_added, input_desc=str(args.input))
             if emb is not None:
                 from .embed import obsm_key
@@ -568,6 +574,69 @@ def cmd_report(args) -> int:
             adata.write_h5ad(outputs.path("result.h5ad"))
         outputs.commit()
     _print_table(summ, args.out, extra="result.h5ad" if str(args.input).endswith(".h5ad") else None)
+    return 0
+
+
+# ---------------------------------------------------------------- workflow helpers
+#: obsm key of the points in a `topoembed prepare` file: every later stage uses --use-rep with it.
+PREPARED_REP = "X_topoembed_input"
+
+
+def cmd_prepare(args) -> int:
+    """One sample's points, ready for the stages: an .h5ad (the input's own AnnData for .h5ad
+    input, else a new one) with the points to analyse in obsm[PREPARED_REP]."""
+    import anndata
+
+    from . import pp
+
+    src = str(args.input)
+    if src.endswith(".h5ad"):
+        adata = io.read_h5ad(src)
+        if args.recipe == "cell_cycle":
+            pp.recipe_cell_cycle(adata, layer=args.layer, gene_symbols=args.gene_symbols)
+            rep = "X_pca_cell_cycle"
+        elif args.layer is not None:
+            raise InputError("--layer picks the raw counts for --recipe cell_cycle; without a recipe use --use-rep")
+        else:
+            rep = args.use_rep
+        X = _anndata_points(adata, rep)
+    else:
+        if args.recipe or args.layer:
+            raise InputError("--recipe and --layer need .h5ad input (raw counts in X or a layer)")
+        X, _ = _load(args)
+        adata = anndata.AnnData(np.zeros((X.shape[0], 0), dtype=np.float32))
+        rep = None
+    adata.obsm[PREPARED_REP] = np.asarray(X, dtype=np.float64)
+    adata.uns["topoembed_input"] = {"source": src, "use_rep": rep or "X", "recipe": args.recipe or "none",
+                                    "layer": args.layer or "X"}
+    with io.atomic_path(args.out) as tmp:
+        adata.write_h5ad(tmp)
+    sys.stdout.write(f"prepare: {X.shape[0]} points × {X.shape[1]} from {src} "
+                     f"({'recipe ' + args.recipe if args.recipe else 'use_rep ' + (rep or 'X')}) -> {args.out}\n")
+    return 0
+
+
+def cmd_collect(args) -> int:
+    from . import collect
+
+    pairs = {}
+    for item in args.summaries:
+        name, sep, path = item.partition("=")
+        if not sep:
+            name, path = Path(item).parent.name, item
+        pairs[name] = path
+    rows = collect.table(pairs)
+    out = Path(args.out)
+    with io.OutputSet(out) as outputs:
+        outputs.path("samples.csv").write_text(collect.to_csv(rows))
+        outputs.path("samples.md").write_text(collect.to_markdown(rows))
+        ax = collect.plot(rows)
+        ax.figure.savefig(outputs.path("samples.png"), dpi=120, format="png")
+        import matplotlib.pyplot as plt
+
+        plt.close(ax.figure)
+        outputs.commit()
+    sys.stdout.write(f"collect: {len(rows)} sample(s) -> {out}/ (samples.csv, samples.md, samples.png)\n")
     return 0
 
 
@@ -704,6 +773,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--distances", default=None, help="for sketch-map: a .npy distance matrix from `topoembed distances`")
     p.set_defaults(func=cmd_embed)
 
+    p = sub.add_parser("prepare", help="one sample's points for the stages -> .h5ad (recipe, layer, use_rep "
+                                       f"applied; points in obsm['{PREPARED_REP}'])")
+    _input_args(p)
+    p.add_argument("--recipe", choices=["cell_cycle"], default=None,
+                   help="for .h5ad raw counts: te.pp.recipe_cell_cycle, then its PCA are the points")
+    p.add_argument("--layer", default=None, help="with --recipe: the layer holding the raw counts (default: X)")
+    p.add_argument("--gene-symbols", default=None, metavar="COLUMN",
+                   help="with --recipe: the adata.var column of gene symbols (default: detected)")
+    p.add_argument("--out", required=True, help="output .h5ad")
+    p.set_defaults(func=cmd_prepare)
+
+    p = sub.add_parser("collect", help="many samples' summary.json -> one table (CSV, Markdown) and a plot")
+    p.add_argument("summaries", nargs="+", metavar="[NAME=]SUMMARY",
+                   help="summary.json files, each optionally named NAME=PATH (default name: the name of its folder)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.set_defaults(func=cmd_collect)
+
     # Subcommands that live beside their stage (each module offers add_subcommand(sub)).
     import importlib.util
 
@@ -728,7 +814,7 @@ def main(argv=None) -> int:
     try:
         out = getattr(args, "out", None)
         if out and args.command != "benchmark":  # fail now, not after the computation
-            io.check_writable(out, folder=args.command == "run")
+            io.check_writable(out, folder=args.command in ("run", "report", "collect"))
         return args.func(args)
     except KeyboardInterrupt:
         sys.stderr.write(f"topoembed {args.command}: interrupted (Ctrl-C or SIGTERM); no output was written\n")

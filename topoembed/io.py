@@ -377,3 +377,25 @@ def _norm(value):
     if isinstance(value, float) and value.is_integer():
         return int(value)
     return value
+
+
+def count_points(source, use_rep: str | None = None) -> int:
+    """The number of points of ``source`` without reading its values (a workflow sizes its
+    jobs with it): the synthetic spec's n, an .npy header, an .h5ad's n_obs, a table's rows."""
+    s = str(source)
+    if s.startswith("synthetic:"):
+        return int(load_points(s)[0].shape[0])
+    path = Path(s)
+    _check_file(path)
+    suffix = path.suffix.lower()
+    if suffix == ".npy":
+        return int(np.load(path, mmap_mode="r", allow_pickle=False).shape[0])
+    if suffix == ".h5ad":
+        import anndata
+
+        adata = anndata.read_h5ad(path, backed="r")
+        try:
+            return int(adata.n_obs)
+        finally:
+            adata.file.close()
+    return int(load_points(s)[0].shape[0])

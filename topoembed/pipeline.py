@@ -190,6 +190,34 @@ STAGE_PARAMS["detect"] = STAGE_PARAMS["homology"] + ("n_loops", "loop_rule", "co
 STAGE_PARAMS["localize"] = STAGE_PARAMS["detect"] + ("localize", "theta_filtration", "phase_method")
 
 
+def stage_resources(stage: str, n: int, params: Params | None = None) -> dict:
+    """What to ask a cluster scheduler for one stage on n points: ``{"mem_mb", "runtime"}``
+    (minutes), and 1 thread (every stage runs on one BLAS thread).
+
+    Memory: the dense n × n stages hold a few float64 matrices (distances, eigenvectors,
+    workspace: 4 · 8 n² bytes) and persistence adds at most
+    :func:`topoembed.homology.ripser_memory_estimate` over a third of the edges (the
+    truncated filtration's worst case measured here); graph, embedding and report are
+    O(n k). Time: about what n = 1,000 took on this project's 2-core machine (graph 5 s,
+    distances 2 s, homology 10 s, detect 10 s, localize 5 s, embedding 60 s, report 10 s),
+    scaled by n^3 for the dense stages and n for the others, times 3; the floor is 10
+    minutes. An ensemble (n > :data:`ENSEMBLE_MIN_N`) runs a whole single run on each of its
+    ``subsample_size``-point subsamples (``stage="subsample"``), and its ``combine`` job is O(n k).
+    """
+    params = params or Params()
+    if stage == "subsample":
+        n, stage = int(params.subsample_size), "single"
+    scale = max(n, 1) / 1000
+    dense = 4 * 8 * n**2 + homology.ripser_memory_estimate(n * n / 6)
+    mem = {"graph": 5e-5 * n * params.k, "embed": 1e-4 * n * 100, "report": 1e-4 * n * params.k,
+           "combine": 1e-4 * n * params.k}.get(stage, dense / 2**20)  # MB: about 50-100 bytes per graph edge
+    linear = {"graph": 5, "embed": 60, "report": 10, "combine": 30}
+    cubic = {"distances": 2, "homology": 10, "detect": 10, "localize": 5, "single": 30}
+    seconds = linear[stage] * scale if stage in linear else cubic.get(stage, 30) * scale**3
+    runtime = 3 * seconds / 60
+    return {"mem_mb": int(1000 + mem), "runtime": int(max(10, 3 * runtime)), "threads": 1}
+
+
 #: The distance that must agree with each spectral distance (same graph) when
 #: ``Params.confirm`` is on: two differently built distances share fewer artefacts.
 CONFIRM_WITH = {"effective_resistance": "diffusion", "effective_resistance_uncorrected": "diffusion",

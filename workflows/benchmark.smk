@@ -1,14 +1,14 @@
 # Noise benchmark (issue 6) on a cluster or many cores. No analysis code here: each job
 # calls the topoembed command line; the grid comes from topoembed.benchmark.grid().
 #
-#   snakemake -s workflows/Snakefile --cores 32                                  # quick grid
-#   snakemake -s workflows/Snakefile --cores 32 --config quick=false out=benchmarks/results/full
-#   snakemake -s workflows/Snakefile --executor slurm --jobs 200 --config quick=false   # a cluster
+#   snakemake -s workflows/benchmark.smk --cores 32                                  # quick grid
+#   snakemake -s workflows/benchmark.smk --cores 32 --config quick=false out=benchmarks/results/full
+#   snakemake -s workflows/benchmark.smk --executor slurm --jobs 200 --config quick=false   # a cluster
 import os
 
 from topoembed import benchmark as B
 
-configfile: os.path.join(workflow.basedir, "config.yaml")
+configfile: os.path.join(workflow.basedir, "benchmark.yaml")
 
 OUT = str(config["out"]).rstrip("/")
 N = int(config.get("n", 1000))
