@@ -325,3 +325,19 @@ def test_help_is_fast_and_loss_names_agree():
     import topoembed as te
 
     assert {"pp", "tl", "pl"} <= set(dir(te))
+
+
+def test_progress_is_one_plain_line_per_stage_off_a_terminal(tmp_path):
+    # stderr is a pipe here, as in a cluster job's log: no tqdm redraws, one line per stage
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-m", "topoembed", "run", SPEC, "--k", "12", "--out", str(tmp_path / "r")],
+                         capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    lines = [ln for ln in res.stderr.splitlines() if "topoembed.progress" in ln]
+    assert [ln.split(": ")[2] for ln in lines] == ["graph", "distances", "homology", "detection", "localization"]
+    assert "\r" not in res.stderr and "it/s" not in res.stderr
+    quiet = subprocess.run([sys.executable, "-m", "topoembed", "run", SPEC, "--k", "12", "-q", "--out",
+                            str(tmp_path / "q")], capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0 and "progress" not in quiet.stderr

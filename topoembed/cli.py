@@ -673,7 +673,11 @@ def cmd_embed(args) -> int:
 
 # ---------------------------------------------------------------- entry point
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="topoembed", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="topoembed", description="Find loops in high-dimensional data with spectral-distance persistent "
+        "homology: one subcommand per stage, and `run` for all of them.",
+        epilog="`topoembed SUBCOMMAND --help` lists a subcommand's options. Progress: a bar on a terminal, one "
+               "log line per step otherwise (-q: neither).")
     parser.add_argument("--version", action="version", version=f"topoembed {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -804,6 +808,7 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    logging.getLogger("topoembed.progress").setLevel(min(level, logging.INFO))  # steps off a terminal
     import signal
 
     def _terminated(signum, frame):  # SIGTERM (a scheduler's kill): unwind, so no partial output stays

@@ -44,6 +44,7 @@ from scipy.optimize import linear_sum_assignment
 from . import graph, pipeline
 from . import localize as localization
 from ._parallel import Pool, resolve_jobs
+from ._progress import Progress
 from ._validate import InputError, check_points
 
 log = logging.getLogger(__name__)
@@ -167,11 +168,7 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
     t_graph = time.perf_counter() - t0
     runs: list = []
     ext: list = []
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=B, desc="topoembed subsamples", unit="run", leave=False, disable=None)
+    bar = Progress(B, "topoembed subsamples", "run", enabled=progress)
     t_runs = t_consensus = 0.0
     stopped_early = False
     with Pool(jobs, killed_hint="run again with fewer --jobs or a smaller --subsample-size") as pool:
@@ -182,10 +179,8 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
             done = {}
             for b, res in pool.imap(_single, [(b, X[idxs[b]], single) for b in batch]):
                 done[b] = res
-                log.info("subsample %d/%d: %d loop(s), score %.2f (%.1f s)", b + 1, B, res.detection["n_loops"],
-                         res.detection["score"], res.timings["wall"])
-                if bar is not None:
-                    bar.update(1)
+                bar.step(f"subsample {b + 1}: {res.detection['n_loops']} loop(s), score {res.detection['score']:.2f}, "
+                         f"{res.timings['wall']:.1f} s")
             runs += [done[b] for b in batch]
             t_runs += time.perf_counter() - t0
             t0 = time.perf_counter()
@@ -198,8 +193,7 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
                          "change the call (Params.early_stop=False runs them)", len(runs),
                          runs[0].detection["n_loops"], B - len(runs))
                 break
-    if bar is not None:
-        bar.close()
+    bar.close()
     return _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs,
                    {"graph_all_points": t_graph, "subsample_runs": t_runs, "consensus": t_consensus}, t_all)
 

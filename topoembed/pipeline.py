@@ -22,6 +22,7 @@ import scipy.sparse as sp
 
 from . import __version__, _device, graph, homology, loops, spectral
 from . import localize as localization
+from ._progress import Progress
 from ._validate import InputError, check_choice, check_k, check_points, check_positive
 
 log = logging.getLogger(__name__)
@@ -365,18 +366,12 @@ def _run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmat
     n = Xs.shape[0]
     timings: dict[str, float] = {}
     stages = ["graph", "distances", "homology", "detection", "localization"]
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-
-        bar = tqdm(total=len(stages), desc="topoembed", unit="stage", leave=False, disable=None)
+    bar = Progress(len(stages), "topoembed", "stage", enabled=progress)
 
     def tick(name, t0):
         timings[name] = time.perf_counter() - t0
-        log.info("%s: %.2f s", name, timings[name])
-        if bar is not None:
-            bar.set_postfix_str(name)
-            bar.update(1)
+        log.debug("%s: %.2f s", name, timings[name])
+        bar.step(f"{name}: {timings[name]:.1f} s")
 
     t_all = time.perf_counter()
     chosen = None
@@ -436,8 +431,7 @@ def _run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmat
         localize_loops(found, X, index, A, D, ph, detection, params)
     tick("localization", t0)
     timings["total"] = time.perf_counter() - t_all
-    if bar is not None:
-        bar.close()
+    bar.close()
     return Result(params=params, n_input=X.shape[0], index=index, A=A, D=D, ph=ph, detection=detection,
                   loops=found, timings=timings, n_components=int(n_comp),
                   auto=None if chosen is None else {"key": chosen["key"], "n_loops": int(chosen["n_loops"]),

@@ -1,0 +1,36 @@
+"""Feedback on long work: a tqdm bar on a terminal, one plain log line per step elsewhere.
+
+A bar redrawn into a log file (a cluster job's stderr) becomes one line of thousands of
+characters; off a terminal each step is logged instead, on the ``topoembed.progress``
+logger (the command line shows it at its default verbosity; ``-q`` silences both).
+"""
+from __future__ import annotations
+
+import logging
+import sys
+
+log = logging.getLogger("topoembed.progress")
+
+
+class Progress:
+    """``total`` steps of ``desc``; :meth:`step` after each. ``enabled`` False: silent."""
+
+    def __init__(self, total: int, desc: str, unit: str, enabled: bool = True):
+        self.desc, self.total, self.done, self.enabled = desc, total, 0, enabled
+        self.bar = None
+        if enabled and sys.stderr.isatty():
+            from tqdm.auto import tqdm
+
+            self.bar = tqdm(total=total, desc=desc, unit=unit, leave=False)
+
+    def step(self, message: str) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.set_postfix_str(message.split(":")[0])
+            self.bar.update(1)
+        elif self.enabled:
+            log.info("%s %d/%d: %s", self.desc, self.done, self.total, message)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
