@@ -180,3 +180,23 @@ def test_one_job_per_subsample_then_combine_equals_the_local_ensemble(tmp_path):
     (tmp_path / "x.run").write_bytes(b"\x80\x04not a run")
     with pytest.raises(InputError, match="not a subsample run"):
         io.read_run(tmp_path / "x.run")
+
+
+def test_a_script_without_main_guard_runs_on_one_process_instead_of_breaking(tmp_path):
+    # spawned workers import the script again: an unguarded top-level call would break the pool
+    import subprocess
+    import sys
+
+    body = ("from topoembed import datasets, ensemble\n"
+            "X = datasets.make('circle', n=1200, d=10, sigma=0.2, seed=0).X\n"
+            "{indent}r = ensemble.run(X, k=30, symmetrize='or', n_subsamples=2, subsample_size=200, jobs=2)\n"
+            "{indent}print('loops', r.detection['n_loops'])\n")
+    (tmp_path / "bare.py").write_text(body.format(indent=""))
+    (tmp_path / "guarded.py").write_text(body.format(indent="    ").replace(
+        "X = datasets", "if __name__ == '__main__':\n    X = datasets"))
+    bare = subprocess.run([sys.executable, "bare.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert bare.returncode == 0 and "loops 1" in bare.stdout, bare.stderr[-2000:]
+    assert "running on 1 process instead of 2" in bare.stderr
+    guarded = subprocess.run([sys.executable, "guarded.py"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=300)
+    assert guarded.returncode == 0 and "loops 1" in guarded.stdout and "instead of" not in guarded.stderr

@@ -1,14 +1,19 @@
 """Independent tasks on local processes: one runner for the benchmark grid and the ensemble."""
 from __future__ import annotations
 
+import ast
+import logging
 import multiprocessing
 import os
+import sys
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
 
 from ._validate import InputError
 
 __all__ = ["imap", "Pool", "resolve_jobs", "usable_cpus"]
+
+log = logging.getLogger(__name__)
 
 
 def usable_cpus() -> int:
@@ -40,6 +45,39 @@ def _limit_threads(threads: int) -> None:
         pass
 
 
+def _is_main_test(node) -> bool:
+    """``__name__ == "__main__"`` (either way round)."""
+    if not (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq)):
+        return False
+    sides = [node.left, node.comparators[0]]
+    return (any(isinstance(s, ast.Name) and s.id == "__name__" for s in sides)
+            and any(isinstance(s, ast.Constant) and s.value == "__main__" for s in sides))
+
+
+def unguarded_script_call() -> bool:
+    """Is topoembed being called from the top level of a script run as ``python script.py``,
+    outside an ``if __name__ == "__main__":`` block? Spawned workers import the script again
+    (Python's "spawn" start method), which would run the call again in every worker and
+    break the pool. Jupyter, ``python -c``, the command line and guarded scripts: False."""
+    main = sys.modules.get("__main__")
+    path = getattr(main, "__file__", None)
+    if not path or not str(path).endswith(".py") or not os.path.exists(path):
+        return False
+    frame, line = sys._getframe(), None
+    while frame is not None:  # the main module's own line that led here
+        if frame.f_globals.get("__name__") == "__main__" and frame.f_code.co_name == "<module>":
+            line = frame.f_lineno
+        frame = frame.f_back
+    if line is None:
+        return False
+    try:
+        tree = ast.parse(open(path, encoding="utf-8").read())
+    except (OSError, SyntaxError, ValueError):
+        return False
+    return not any(isinstance(n, ast.If) and _is_main_test(n.test) and n.lineno <= line <= (n.end_lineno or n.lineno)
+                   for n in ast.walk(tree))
+
+
 class Pool:
     """Worker processes kept across several batches of tasks (one start-up cost).
 
@@ -55,6 +93,11 @@ class Pool:
         self._pool = None
 
     def __enter__(self):
+        if self.jobs > 1 and unguarded_script_call():
+            log.warning("running on 1 process instead of %d: this script calls topoembed outside "
+                        "`if __name__ == \"__main__\":`, and worker processes (Python's spawn) would run the "
+                        "script again; put the call under that line to use %d processes", self.jobs, self.jobs)
+            self.jobs = 1
         if self.jobs > 1:
             # spawn, not fork: forking a process whose BLAS/OpenMP threads hold locks can deadlock
             self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
@@ -75,7 +118,7 @@ class Pool:
             for fut in as_completed([self._pool.submit(fn, a) for a in args]):
                 yield fut.result()
         except BrokenProcessPool as exc:
-            raise InputError(f"a worker process was killed before its task finished, most likely by the "
+            raise InputError(f"a worker process died before its task finished, most likely killed by the "
                              f"out-of-memory killer; {self.killed_hint}") from exc
 
 
