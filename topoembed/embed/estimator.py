@@ -27,6 +27,11 @@ from .train import make_generator, resolve_device, train
 
 log = logging.getLogger(__name__)
 
+#: Edges per block that share one draw of negatives in :class:`ContrastiveEmbedding`.
+NEG_BLOCK = 128
+#: ``n_negatives="auto"``: negatives per positive edge for each mode (benchmarks/EMBED.md).
+AUTO_NEGATIVES = {"infonce": 64, "nce": 16, "neg": 16}
+
 __all__ = ["ContrastiveEmbedding", "SketchMap", "TripletEmbedding", "SCANClustering", "choose_sigma"]
 
 
@@ -128,31 +133,41 @@ class ContrastiveEmbedding(_Base):
     :func:`topoembed.embed.losses.contrastive_loss` for the formulas.
 
     Positives are the directed edges of the symmetric kNN graph (one epoch = every edge
-    once); for each edge ``n_negatives`` points are drawn uniformly. ``s`` places the
-    result on the t-SNE (0) ↔ UMAP (1) spectrum: for ``mode="neg"`` through the fixed
-    normaliser Z̄(s) (:func:`~topoembed.embed.losses.neg_normaliser`), for ``"infonce"``
-    through the attraction weight ρ = 4^s; ``"nce"`` learns its normaliser and ignores s.
-    ``early_exaggeration``: the first third of the epochs uses s = max(s, 1).
+    once). Negatives are drawn uniformly, ``n_negatives`` = m per edge, one draw shared by
+    each block of :data:`NEG_BLOCK` edges (so a block costs one (128, m) array instead of
+    128·m gathered rows); ``"auto"``: 64 for InfoNCE, 16 for NEG/NCE (:data:`AUTO_NEGATIVES`).
+    InfoNCE weights the negatives by ``neg_weight`` w (``"auto"``: (n − 1)/m, the
+    sampled-softmax correction, so that w·Σ_l q_il estimates the full Σ_l q_il and 64
+    negatives act like the m → ∞, t-SNE-like limit; w = 1 is plain InfoNCE).
+    ``s`` places the result on the t-SNE (0) ↔ UMAP (1) spectrum: for ``mode="neg"``
+    through the fixed normaliser Z̄(s) (:func:`~topoembed.embed.losses.neg_normaliser`), for
+    ``"infonce"`` through the attraction weight ρ = 4^s; ``"nce"`` learns its normaliser and
+    ignores s. ``early_exaggeration``: the first third of the epochs uses s = max(s, 1).
 
     ``batch_size="auto"``: n_edges/16 clipped to [1024, 32768] edges (few large batches:
     the per-step overhead dominates on CPU; with the summed loss the step of a point does
     not depend on the batch size).
 
-    Defaults: non-parametric, SGD with the loss summed over the batch (so a point's
-    step does not depend on the batch size), learning rate 1, linearly annealed;
-    parametric: Adam, mean loss, learning rate 1e-3.
+    Defaults (chosen on 10,000 IPC cells against openTSNE, benchmarks/EMBED.md):
+    non-parametric, SGD with the loss summed over the batch, learning rate 1, linearly
+    annealed to 0, 100 epochs, PCA initialisation (standard deviation 1). The
+    non-parametric Cauchy case uses the analytic gradient
+    (:func:`~topoembed.embed.losses.contrastive_grad`, no autograd); parametric models
+    use autograd, Adam, the mean loss and learning rate 1e-3.
+    Reference: Damrich, Böhm, Hamprecht and Kobak, ICLR 2023.
     """
 
-    _param_names = ("n_components", "k", "mode", "s", "n_negatives", "kernel", "temperature", "parametric",
+    _param_names = ("n_components", "k", "mode", "s", "n_negatives", "neg_weight", "kernel", "temperature", "parametric",
                     "hidden", "init", "n_epochs", "batch_size", "optimizer", "lr", "schedule",
                     "early_exaggeration", "device", "seed", "verbose")
 
-    def __init__(self, n_components=2, k=15, mode="infonce", s=0.0, n_negatives=5, kernel="cauchy",
+    def __init__(self, n_components=2, k=15, mode="infonce", s=0.0, n_negatives="auto", neg_weight="auto",
+                 kernel="cauchy",
                  temperature=0.5, parametric=False, hidden=(128, 128), init="pca", n_epochs=100,
                  batch_size="auto", optimizer=None, lr=None, schedule="linear", early_exaggeration=True,
                  device="auto", seed=0, verbose=True):
         self.n_components, self.k, self.mode, self.s = n_components, k, mode, s
-        self.n_negatives, self.kernel, self.temperature = n_negatives, kernel, temperature
+        self.n_negatives, self.neg_weight, self.kernel, self.temperature = n_negatives, neg_weight, kernel, temperature
         self.parametric, self.hidden, self.init, self.n_epochs = parametric, hidden, init, n_epochs
         self.batch_size, self.optimizer, self.lr, self.schedule = batch_size, optimizer, lr, schedule
         self.early_exaggeration, self.device, self.seed, self.verbose = early_exaggeration, device, seed, verbose
@@ -162,7 +177,10 @@ class ContrastiveEmbedding(_Base):
         one with ``k``; ``init``: an (n, n_components) array overriding ``self.init``."""
         if self.mode not in L.CONTRASTIVE_MODES:
             raise InputError(f"mode={self.mode!r} must be one of {L.CONTRASTIVE_MODES}")
-        _check_int(self.n_negatives, "n_negatives")
+        if self.n_negatives != "auto":
+            _check_int(self.n_negatives, "n_negatives")
+        if self.neg_weight != "auto" and not (np.isfinite(self.neg_weight) and self.neg_weight > 0):
+            raise InputError(f"neg_weight={self.neg_weight!r} must be 'auto' or a positive number")
         if not np.isfinite(self.s):
             raise InputError(f"s={self.s!r} must be a finite number (0 = t-SNE-like, 1 = UMAP-like)")
         auto_batch = self.batch_size == "auto"
@@ -178,7 +196,11 @@ class ContrastiveEmbedding(_Base):
             raise InputError("the kNN graph has no edges; increase k")
         batch = int(np.clip(len(heads) // 16, 1024, 32768)) if auto_batch else self.batch_size
         self.batch_size_ = batch
-        m = self.n_negatives
+        m = AUTO_NEGATIVES[self.mode] if self.n_negatives == "auto" else self.n_negatives
+        w = (n - 1) / m if self.neg_weight == "auto" else float(self.neg_weight)
+        if self.mode != "infonce":
+            w = 1.0
+        dim = self.n_components
         g = self.generator_
         if self.parametric:
             self.model_ = mlp(X.shape[1], self.n_components, self.hidden).to(self.device_)
@@ -206,15 +228,42 @@ class ContrastiveEmbedding(_Base):
                 return L.neg_normaliser(s, n) + log_nm, 1.0
             return log_z + log_nm, 1.0
 
+        fast = not self.parametric and self.kernel == "cauchy"
+        block = NEG_BLOCK
+
+        def blocks(idx):
+            """The batch's edges as (g, c) blocks that share their negatives (a smaller last block)."""
+            full = len(idx) - len(idx) % block
+            if full:
+                yield idx[:full].reshape(-1, block)
+            if full < len(idx):
+                yield idx[full:].reshape(1, -1)
+
         def batch_loss(idx, gen, progress):
-            i, j = heads[idx], tails[idx]
-            neg = torch.randint(n, (len(idx), m), generator=gen, device=self.device_)
-            rows = embed_rows(torch.cat([i, j, neg.reshape(-1)]))
-            b = len(idx)
             log_c, rho = spectrum(progress)
-            per_edge = L.contrastive_loss(rows[:b], rows[b:2 * b], rows[2 * b:].reshape(b, m, -1), self.mode,
-                                          log_c=log_c, rho=rho, kernel=self.kernel, temperature=self.temperature)
-            return per_edge.sum() if reduce_sum else per_edge.mean()
+            total = torch.zeros((), device=self.device_)
+            for e in blocks(idx):
+                i, j = heads[e], tails[e]
+                neg = torch.randint(n, (e.shape[0], m), generator=gen, device=self.device_)
+                if fast:
+                    loss, g_i, g_j, g_neg, d_log_c = L.contrastive_grad(table[i], table[j], table[neg], self.mode,
+                                                                        log_c=log_c, rho=rho, neg_weight=w)
+                    if table.grad is None:
+                        table.grad = torch.zeros_like(table)
+                    table.grad.index_add_(0, torch.cat([i.reshape(-1), j.reshape(-1), neg.reshape(-1)]),
+                                          torch.cat([g_i.reshape(-1, dim), g_j.reshape(-1, dim),
+                                                     g_neg.reshape(-1, dim)]))
+                    if log_z is not None:
+                        log_z.grad = d_log_c if log_z.grad is None else log_z.grad + d_log_c
+                    total += loss.sum()
+                    continue
+                g, c = e.shape
+                rows = embed_rows(torch.cat([i.reshape(-1), j.reshape(-1), neg.reshape(-1)]))
+                per_edge = L.contrastive_loss(rows[:g * c].reshape(g, c, dim), rows[g * c:2 * g * c].reshape(g, c, dim),
+                                              rows[2 * g * c:].reshape(g, 1, m, dim), self.mode, log_c=log_c, rho=rho,
+                                              kernel=self.kernel, temperature=self.temperature, neg_weight=w)
+                total = total + per_edge.sum()
+            return total if reduce_sum else total / len(idx)
 
         self.history_ = train(params, batch_loss, len(heads), n_epochs=self.n_epochs, batch_size=batch,
                               generator=g, optimizer=opt, lr=lr, schedule=self.schedule, momentum=0.0 if

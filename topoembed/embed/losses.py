@@ -12,7 +12,7 @@ import math
 import torch
 
 __all__ = [
-    "sq_dist", "log_cauchy", "neg_normaliser", "infonce_exaggeration", "contrastive_loss",
+    "sq_dist", "log_cauchy", "neg_normaliser", "infonce_exaggeration", "contrastive_loss", "contrastive_grad",
     "sig", "sig_prime", "sketchmap_loss", "scan_loss", "triplet_loss", "mine_negatives",
     "CONTRASTIVE_MODES", "Z_TSNE_PER_POINT", "UMAP_NEGATIVES",
 ]
@@ -59,7 +59,7 @@ def infonce_exaggeration(s: float) -> float:
 
 def contrastive_loss(y_i: torch.Tensor, y_j: torch.Tensor, y_neg: torch.Tensor, mode: str = "infonce",
                      log_c: torch.Tensor | float = 0.0, rho: float = 1.0, kernel: str = "cauchy",
-                     temperature: float = 0.5) -> torch.Tensor:
+                     temperature: float = 0.5, neg_weight: float = 1.0) -> torch.Tensor:
     """Per-edge contrastive neighbour-embedding loss (Damrich, Böhm, Hamprecht and Kobak,
     *From t-SNE to UMAP with contrastive learning*, ICLR 2023).
 
@@ -68,10 +68,13 @@ def contrastive_loss(y_i: torch.Tensor, y_j: torch.Tensor, y_neg: torch.Tensor, 
     ``kernel="cauchy"``: q_ij = 1/(1 + ‖y_i − y_j‖²);
     ``kernel="cosine"``: q_ij = exp(cos(y_i, y_j)/τ) (τ = ``temperature``).
 
-    * ``"infonce"``: ℓ = −ρ·log q_ij + log(q_ij + Σ_l q_il). With ρ = 1 this is
+    * ``"infonce"``: ℓ = −ρ·log q_ij + log(q_ij + w·Σ_l q_il). With ρ = w = 1 this is
       −log(q_ij / (q_ij + Σ_l q_il)) (InfoNCE, van den Oord et al. 2018). ρ > 1 weights the
       attraction up, like t-SNE's exaggeration (Böhm, Berens and Kobak, JMLR 2022):
       ρ = 4^s moves InfoNCE from t-SNE-like (s = 0) towards UMAP-like (s = 1).
+      w = ``neg_weight``: w = (n − 1)/m makes w·Σ_l q_il an unbiased estimate of the
+      full sum Σ_{l≠i} q_il (the sampled-softmax correction of Bengio and Senécal 2008), so
+      that m = 64 negatives behave like the m → ∞ limit, which is t-SNE-like.
     * ``"nce"`` and ``"neg"`` (noise-contrastive estimation, Gutmann and Hyvärinen 2010;
       negative sampling, Mikolov et al. 2013): with c = m·Z/n² (uniform noise over the n²
       pairs, Z the normaliser; pass ``log_c`` = log c),
@@ -79,26 +82,74 @@ def contrastive_loss(y_i: torch.Tensor, y_j: torch.Tensor, y_neg: torch.Tensor, 
         = log(1 + c/q_ij) + Σ_l log(1 + q_il/c).
       ``"nce"`` learns log Z (so ``log_c`` is a tensor with grad); ``"neg"`` fixes it to Z̄(s)
       of :func:`neg_normaliser`; c = 1 is UMAP's q/(q + 1).
+
+    Leading axes broadcast: y_i, y_j (g, c, d) with y_neg (g, 1, M, d) gives the loss of g
+    blocks of c edges that share their M negatives, shape (g, c).
     """
     if kernel == "cauchy":
         log_q = log_cauchy(sq_dist(y_i, y_j))                       # (b,)
-        log_qn = log_cauchy(sq_dist(y_i[:, None, :], y_neg))        # (b, m)
+        log_qn = log_cauchy(sq_dist(y_i[..., None, :], y_neg))      # (b, m)
     elif kernel == "cosine":
         a = torch.nn.functional.normalize(y_i, dim=-1)
         log_q = (a * torch.nn.functional.normalize(y_j, dim=-1)).sum(-1) / temperature
-        log_qn = (a[:, None, :] * torch.nn.functional.normalize(y_neg, dim=-1)).sum(-1) / temperature
+        log_qn = (a[..., None, :] * torch.nn.functional.normalize(y_neg, dim=-1)).sum(-1) / temperature
     else:
         raise ValueError(f"kernel={kernel!r} must be 'cauchy' or 'cosine'")
     if mode == "infonce":
-        all_logs = torch.cat([log_q[:, None], log_qn], dim=1)
-        return -rho * log_q + torch.logsumexp(all_logs, dim=1)
+        all_logs = torch.cat([log_q[..., None], log_qn + math.log(neg_weight)], dim=-1)
+        return -rho * log_q + torch.logsumexp(all_logs, dim=-1)
     if mode in ("nce", "neg"):
         log_c = torch.as_tensor(log_c, dtype=log_q.dtype, device=log_q.device)
         # log(1 + c/q) = softplus(log c − log q); log(1 + q/c) = softplus(log q − log c)
         attract = torch.nn.functional.softplus(log_c - log_q)
-        repel = torch.nn.functional.softplus(log_qn - log_c).sum(1)
+        repel = torch.nn.functional.softplus(log_qn - log_c).sum(-1)
         return attract + repel
     raise ValueError(f"mode={mode!r} must be one of {CONTRASTIVE_MODES}")
+
+
+@torch.no_grad()
+def contrastive_grad(y_i: torch.Tensor, y_j: torch.Tensor, y_neg: torch.Tensor, mode: str = "infonce",
+                     log_c: torch.Tensor | float = 0.0, rho: float = 1.0, neg_weight: float = 1.0):
+    """Loss and analytic gradient of :func:`contrastive_loss` (Cauchy kernel) for blocks of
+    edges that share their negatives; no autograd, a few passes over a (g, c, M) array.
+
+    y_i, y_j: (g, c, d) the ends of g blocks of c edges; y_neg: (g, M, d) the M negatives
+    of each block (every edge of a block is contrasted with all M). With q = 1/(1 + ‖Δ‖²),
+    ∂log q_ab/∂y_a = −2·q_ab·(y_a − y_b), the attraction weight u = −∂ℓ/∂log q_ij and the
+    repulsion weights v_l = ∂ℓ/∂log q_il (InfoNCE: u = ρ − q_ij/S, v_l = w·q_il/S with
+    S = q_ij + w·Σ_l q_il; NCE/NEG: u = c/(q_ij + c), v_l = q_il/(q_il + c)):
+
+        ∂ℓ/∂y_i = 2·u·q_ij·(y_i − y_j) − 2·Σ_l v_l·q_il·(y_i − y_l),
+        ∂ℓ/∂y_j = −2·u·q_ij·(y_i − y_j),   ∂ℓ/∂y_l = 2·Σ_i v_l·q_il·(y_i − y_l).
+
+    Returns (loss (g, c), g_i (g, c, d), g_j (g, c, d), g_neg (g, M, d), dℓ/dlog c summed
+    over the edges (a scalar; for NCE's learnt normaliser)). Squared negative distances use
+    ‖a‖² + ‖b‖² − 2a·b (a batched matrix product), clamped at 0.
+    """
+    diff = y_i - y_j
+    d2 = (diff * diff).sum(-1)
+    q = 1.0 / (1.0 + d2)
+    base = (y_i * y_i).sum(-1, keepdim=True) + (y_neg * y_neg).sum(-1)[:, None, :]
+    Q = torch.baddbmm(base, y_i, y_neg.transpose(1, 2), alpha=-2.0).clamp_min_(0.0).add_(1.0).reciprocal_()
+    if mode == "infonce":
+        S = q + neg_weight * Q.sum(-1)
+        loss = rho * torch.log1p(d2) + torch.log(S)
+        u = rho - q / S
+        B = Q.square_().mul_((neg_weight / S)[..., None])          # v_l·q_il
+        d_log_c = torch.zeros((), dtype=y_i.dtype, device=y_i.device)
+    elif mode in ("nce", "neg"):
+        c = torch.exp(torch.as_tensor(log_c, dtype=y_i.dtype, device=y_i.device))
+        loss = torch.log1p(c / q) + torch.log1p(Q / c).sum(-1)
+        u = c / (q + c)
+        V = Q / (Q + c)
+        d_log_c = u.sum() - V.sum()
+        B = V.mul_(Q)
+    else:
+        raise ValueError(f"mode={mode!r} must be one of {CONTRASTIVE_MODES}")
+    pull = (2.0 * u * q)[..., None] * diff
+    g_i = pull - 2.0 * (B.sum(-1, keepdim=True) * y_i - torch.bmm(B, y_neg))
+    g_neg = 2.0 * (torch.bmm(B.transpose(1, 2), y_i) - B.sum(1)[..., None] * y_neg)
+    return loss, g_i, -pull, g_neg, d_log_c
 
 
 # ---------------------------------------------------------------------------------------

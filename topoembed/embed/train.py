@@ -78,7 +78,9 @@ def train(params: Iterable, batch_loss: Callable, n_items: int, *, n_epochs: int
     batch loss of each epoch.
 
     ``batch_loss(idx, generator, progress)``: idx a (≤ batch_size,) int64 tensor of item
-    indices on the device, progress = epoch / n_epochs. It returns a scalar tensor.
+    indices on the device, progress = epoch / n_epochs. It returns a scalar tensor; one
+    without grad means that ``batch_loss`` has filled the parameters' ``.grad`` itself (an
+    analytic gradient), so the loop only steps.
     ``num_threads``: torch threads on CPU during the loop (default :data:`CPU_THREADS`).
     """
     with _threads(generator.device, num_threads or CPU_THREADS):
@@ -124,9 +126,10 @@ def _train(params, batch_loss, n_items, *, n_epochs, batch_size, generator, opti
         progress = epoch / max(n_epochs, 1)
         for b in range(n_batches):
             idx = perm[b * batch_size:(b + 1) * batch_size]
-            loss = batch_loss(idx, generator, progress)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            loss = batch_loss(idx, generator, progress)
+            if loss.requires_grad:
+                loss.backward()
             opt.step()
             sched.step()
             running += loss.detach()
