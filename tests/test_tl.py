@@ -381,3 +381,11 @@ def test_uns_keeps_what_summary_json_has_and_obs_columns_exist_without_a_loop(tm
     assert not obs["topoembed_on_loop"].any() and obs["topoembed_phase"].isna().all()
     assert obs["topoembed_loop_distance"].isna().all() and obs["topoembed_phase_confidence"].isna().all()
     assert (obs["topoembed_phase_missing"] == te.tl.NO_LOOP_REASON).all()
+
+
+def test_namespaces_show_the_api_only():
+    for mod in (te.pp, te.tl, te.pl):
+        shown = dir(mod)
+        assert shown == sorted(mod.__all__) and "np" not in shown and "logging" not in shown
+        assert all(callable(getattr(mod, n)) or n.isupper() for n in shown)
+    assert {"pp", "tl", "pl"} <= set(dir(te))

@@ -190,7 +190,7 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
             if len(runs) < B and _unanimous(runs, combined["clusters"]):
                 stopped_early = True
                 log.info("ensemble: the first %d subsamples agree (%d loop(s) in each); the other %d could not "
-                         "change the call (Params.early_stop=False runs them)", len(runs),
+                         "change the call (--early-stop 0, early_stop=False in Python, runs them)", len(runs),
                          runs[0].detection["n_loops"], B - len(runs))
                 break
     bar.close()

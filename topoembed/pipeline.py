@@ -290,7 +290,7 @@ def decide_loops(ph: dict, A: sp.spmatrix | None, params: Params, spectra: list 
     if "unconfirmed" in detection:
         detection["unconfirmed"]["distance"] = params.distance
         log.warning("%s finds %d loop(s) (s = %.2f) but %s on the same graph finds %d: reporting 0 loops "
-                    "(Params.confirm=False keeps the first reading)", params.distance, reading["n_loops"],
+                    "(--confirm 0, confirm=False in Python, keeps the first reading)", params.distance, reading["n_loops"],
                     reading["score"], check["distance"], check["n_loops"])
     for ns in detection.get("not_significant", []):
         log.warning("H1 feature %d is not significant under the universal null (p = %.3g >= %.2g, Bonferroni): "

@@ -18,6 +18,10 @@ from .tl import get_loops
 __all__ = ["diagram", "barcode", "detection", "loop"]
 
 
+def __dir__():  # tab completion shows the API, not the modules this one imports (np, logging, ...)
+    return sorted(__all__)
+
+
 def _entry(adata, key, need):
     entry = uns_entry(adata, key) if key in adata.uns else None
     if not entry or need not in entry:

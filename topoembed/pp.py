@@ -22,6 +22,10 @@ log = logging.getLogger(__name__)
 
 __all__ = ["cell_cycle_genes", "recipe_cell_cycle", "neighbors", "looks_like_counts"]
 
+
+def __dir__():  # tab completion shows the API, not the modules this one imports (np, logging, ...)
+    return sorted(__all__)
+
 DEFAULT_KEY = "topoembed"
 _PARAMS = Params()  # the pipeline's defaults, shared by te.pp, te.tl and the CLI
 

@@ -33,8 +33,12 @@ from .pp import DEFAULT_KEY, neighbors
 
 log = logging.getLogger(__name__)
 
-__all__ = ["spectral_distances", "persistent_homology", "detect_loops", "run", "store_result", "get_loops", "embed",
+__all__ = ["spectral_distances", "persistent_homology", "detect_loops", "run", "run_result", "store_result", "get_loops", "embed",
            "cluster", "embedding_topology", "OBSP_DENSE_MAX_N", "NO_LOOP_REASON", "NO_LOOP_VALUES"]
+
+
+def __dir__():  # tab completion shows the API, not the modules this one imports (np, logging, ...)
+    return sorted(__all__)
 
 #: Largest n for which the n×n distance matrix is kept in ``adata.obsp`` by default.
 OBSP_DENSE_MAX_N = 2000
