@@ -1,16 +1,23 @@
-"""Benchmarks of the embedding stage (issue 5). One command, all ratios from the same run:
+"""Benchmarks of the embedding stage (issues 5 and 17). One command, all ratios from the same run:
 
-    python benchmarks/bench_embed.py --epochs 30 --seeds 1 --sketch-epochs 30 [--device cpu] [--out results.json]
+    python benchmarks/bench_embed.py --parts compare,sketchmap_real [--n-cells 10000 0] [--device cuda] [--out results.json]
 
-Parts (``--parts``, default all):
+openTSNE and umap-learn are benchmark-only dependencies (``pip install openTSNE umap-learn``);
+a missing one is skipped with a message. Parts (``--parts``, default all):
 
-* ``contrastive``: topoembed InfoNCE (t-SNE-like, s = 0) vs the ``contrastive-ne``
-  package (benchmark-only dependency; install with ``pip install --no-deps contrastive-ne``
-  plus ``annoy``) on the neural IPC data (``../shared/data/neural_ipc_scvi.h5ad``,
-  ``obsm['X_scVI']``), equal epochs, k = 15 and 5 negatives: wall time (kNN graph
-  included for both) and kNN recall@15; then the loop check of both embeddings on a
-  seeded 1,000-cell subsample against effective-resistance persistent homology of the
-  same cells.
+* ``compare``: on the neural IPC cells (``../shared/data/neural_ipc_scvi.h5ad``,
+  ``obsm['X_scVI']``, a seeded subsample per ``--n-cells``, 0 = all cells), one tool after
+  another in this process: openTSNE ``TSNE(n_jobs=2)``, umap-learn ``UMAP()`` (numba compiled
+  beforehand on 300 points, not timed), ``te embed(X, "infonce")`` and ``embed(X, "neg", s=1)``
+  with their defaults (plus ``--spectrum`` positions of NEG). Per tool: wall time (kNN search
+  included for every tool), kNN recall@15 (fraction of a cell's 15 nearest neighbours in
+  X_scVI among its 15 nearest in 2-D), Spearman correlation of the distances of 100,000
+  random pairs, and the loop check (``embedding_topology`` on a seeded 1,000-cell subsample
+  against effective-resistance persistent homology of the same cells); time ratios of
+  te InfoNCE / openTSNE and te NEG s=1 / UMAP.
+* ``sketchmap_real``: ``sketchmap`` and ``sketchmap_sym`` on the effective-resistance
+  distances (k = 15) of ``--sketch-cells`` IPC cells, with the same recall and loop check,
+  next to te InfoNCE and openTSNE on the same cells.
 * ``sketchmap``: classic vs symmetrised sketch-map with the high-dimensional distances
   fixed and only the embedding optimised; pairs are "medium range" when 0.1 < SIG < 0.9;
   false negatives (medium in high-D, not in the embedding) and false positives (the
@@ -59,71 +66,140 @@ def load_ipc():
     return np.asarray(ad.read_h5ad(IPC).obsm["X_scVI"], dtype=np.float32)
 
 
-def bench_contrastive(args, out):
-    import torch
+def spearman_pairs(X, Y, n_pairs=100_000, seed=0):
+    """Spearman correlation of the distances of random pairs in X and in Y (global structure)."""
+    from scipy.stats import spearmanr
+    rng = np.random.default_rng(seed)
+    i = rng.integers(0, len(X), n_pairs)
+    j = (i + rng.integers(1, len(X), n_pairs)) % len(X)
+    return float(spearmanr(np.linalg.norm(X[i] - X[j], axis=1), np.linalg.norm(Y[i] - Y[j], axis=1))[0])
 
-    from topoembed.embed import embed, embedding_topology
+
+def _tools(args):
+    """name -> function(X) -> Y for the comparison, in the order they run (each times itself)."""
+    from topoembed.embed import embed
+    from topoembed.graph import knn_graph
+
+    def te(loss, **kw):
+        def run(X):
+            A = knn_graph(X, k=15, method="exact")  # part of the timed run, as the others' kNN search
+            return embed(X, loss, A=A, device=args.device, seed=0, verbose=False, **kw)[0]
+        return run
+
+    def opentsne(X):
+        import openTSNE
+        return np.asarray(openTSNE.TSNE(n_jobs=2, random_state=0).fit(X))
+
+    def umap_learn(X):
+        import umap
+        return umap.UMAP(random_state=None).fit_transform(X)
+
+    tools = {"openTSNE TSNE(n_jobs=2)": opentsne, "umap-learn UMAP()": umap_learn,
+             'te embed(X, "infonce")': te("infonce"), 'te embed(X, "neg", s=1)': te("neg", s=1.0)}
+    for s in args.spectrum:
+        tools[f'te embed(X, "neg", s={s:g})'] = te("neg", s=s)
+    return tools
+
+
+def _loop_reference(X, sub):
+    """Effective-resistance loop detection of the cells ``sub`` (k = 15): the high-dimensional reference."""
     from topoembed.graph import knn_graph
     from topoembed.homology import persistence
     from topoembed.loops import detect
     from topoembed.spectral import distance_matrix
+    ph = persistence(distance_matrix("effective_resistance", A=knn_graph(X[sub], k=15)))
+    return detect(ph["dgms"][1], scale=ph["scale"])
 
-    X = load_ipc()
-    if X is None:
-        print(f"SKIP contrastive: {IPC} not found (the ../shared/data folder beside the repo)")
-        out["contrastive"] = {"skipped": f"{IPC} not found"}
+
+def _quality(name, X, Y, seconds, true_idx, sub, high):
+    from topoembed.embed import embedding_topology
+    top = embedding_topology(Y[sub], high)
+    row = {"seconds": seconds, "recall15": recall_at_k(X, Y, 15, true_idx), "spearman": spearman_pairs(X, Y),
+           "loops": top["low"]["n_loops"], "loop_score": float(top["low"]["score"]), "verdict": top["message"]}
+    print(f"  {name}: {seconds:.1f} s, recall@15 {row['recall15']:.3f}, Spearman {row['spearman']:.3f}, "
+          f"{row['loops']} loop(s) (score {row['loop_score']:.2f}): {row['verdict']}", flush=True)
+    return row
+
+
+def bench_compare(args, out):
+    """openTSNE, umap-learn and topoembed's two ends on IPC cells, one tool after another."""
+    X_all = load_ipc()
+    if X_all is None:
+        print(f"SKIP compare: {IPC} not found (the ../shared/data folder beside the repo)")
+        out["compare"] = {"skipped": f"{IPC} not found"}
         return
-    n = X.shape[0]
+    try:  # numba compiles umap-learn on its first call: not counted in its time
+        import umap
+        umap.UMAP(n_epochs=5).fit_transform(np.random.default_rng(0).normal(size=(300, 10)).astype(np.float32))
+    except ImportError:
+        pass
+    res = {}
+    for n_cells in args.n_cells:
+        X = X_all
+        if 0 < n_cells < len(X_all):
+            X = X_all[np.sort(np.random.default_rng(0).choice(len(X_all), n_cells, replace=False))]
+        n = len(X)
+        print(f"IPC, {n} cells (obsm['X_scVI'], seed 0):", flush=True)
+        true_idx = knn_idx(X, 15)
+        sub = np.sort(np.random.default_rng(0).choice(n, min(n, 1000), replace=False))
+        high = _loop_reference(X, sub)
+        print(f"  high-dimensional reference (effective resistance, {len(sub)} cells): {high['n_loops']} loop(s), "
+              f"score {high['score']:.2f}", flush=True)
+        rows = {}
+        for name, run in _tools(args).items():
+            t0 = time.perf_counter()
+            try:
+                Y = run(X)
+            except ImportError as exc:
+                print(f"  SKIP {name}: {exc} (pip install openTSNE umap-learn)")
+                continue
+            rows[name] = _quality(name, X, Y, time.perf_counter() - t0, true_idx, sub, high)
+        ratios = {}
+        for ours, ref in (('te embed(X, "infonce")', "openTSNE TSNE(n_jobs=2)"),
+                          ('te embed(X, "neg", s=1)', "umap-learn UMAP()")):
+            if ours in rows and ref in rows:
+                ratios[f"{ours} / {ref}"] = {"time": rows[ours]["seconds"] / rows[ref]["seconds"],
+                                             "recall_diff": rows[ours]["recall15"] - rows[ref]["recall15"]}
+                print(f"  {ours} vs {ref}: time {ratios[f'{ours} / {ref}']['time']:.2f}x, recall "
+                      f"{rows[ours]['recall15']:.3f} vs {rows[ref]['recall15']:.3f}", flush=True)
+        res[str(n)] = {"n": n, "high": {"n_loops": high["n_loops"], "score": high["score"]}, "rows": rows,
+                       "ratios": ratios, "device": args.device}
+    out["compare"] = res
+
+
+def bench_sketchmap_real(args, out):
+    """Sketch-map (classic, symmetrised) on effective-resistance distances of IPC cells, with
+    the recall and loop check of the comparison and te InfoNCE/openTSNE on the same cells."""
+    from topoembed.embed import embed
+    from topoembed.graph import knn_graph
+    from topoembed.spectral import distance_matrix
+
+    X_all = load_ipc()
+    if X_all is None:
+        out["sketchmap_real"] = {"skipped": f"{IPC} not found"}
+        return
+    X = X_all[np.sort(np.random.default_rng(0).choice(len(X_all), args.sketch_cells, replace=False))]
+    n = len(X)
     true_idx = knn_idx(X, 15)
-    res = {"n": n, "k": 15, "epochs": args.epochs, "negatives": 5, "device": args.device, "runs": {}}
-    embeddings = {}
-    for seed in range(args.seeds):
+    sub = np.sort(np.random.default_rng(0).choice(n, min(n, 1000), replace=False))
+    high = _loop_reference(X, sub)
+    D = distance_matrix("effective_resistance", A=knn_graph(X, k=15))
+    print(f"IPC, {n} cells, effective resistance (k = 15); reference {high['n_loops']} loop(s) on {len(sub)} cells:",
+          flush=True)
+    tools = {f'te embed(X, "{loss}", D=ER)': (lambda X, loss=loss: embed(X, loss, D=D, device=args.device, seed=0,
+                                                                        verbose=False, n_epochs=args.sketch_epochs)[0])
+             for loss in ("sketchmap", "sketchmap_sym")}
+    tools.update({k: v for k, v in _tools(args).items() if k in ('te embed(X, "infonce")', "openTSNE TSNE(n_jobs=2)")})
+    rows = {}
+    for name, run in tools.items():
         t0 = time.perf_counter()
-        A = knn_graph(X, k=15, method="exact")
-        Y, info = embed(X, "infonce", A=A, n_epochs=args.epochs, k=15, n_negatives=5, device=args.device,
-                        seed=seed, verbose=False,
-                        batch_size=args.batch_size if args.batch_size == "auto" else int(args.batch_size))
-        t = time.perf_counter() - t0
-        r = recall_at_k(X, Y, 15, true_idx)
-        res["runs"].setdefault("topoembed", []).append({"seed": seed, "seconds": t, "recall15": r,
-                                                        "device": info["device"]})
-        embeddings.setdefault("topoembed", Y)
-        print(f"topoembed infonce seed {seed}: {t:.1f} s, recall@15 {r:.3f} ({info['device']})", flush=True)
         try:
-            import cne
+            Y = run(X)
         except ImportError as exc:
-            print(f"SKIP contrastive-ne: not installed ({exc}); pip install --no-deps contrastive-ne annoy")
+            print(f"  SKIP {name}: {exc}")
             continue
-        torch.manual_seed(seed)
-        t0 = time.perf_counter()
-        model = cne.CNE(loss_mode="infonce", k=15, n_epochs=args.epochs, negative_samples=5, seed=seed,
-                        device=args.device if args.device != "auto" else "cpu", print_freq_epoch=None)
-        Yc = model.fit_transform(X)
-        t = time.perf_counter() - t0
-        r = recall_at_k(X, Yc, 15, true_idx)
-        res["runs"].setdefault("contrastive-ne", []).append({"seed": seed, "seconds": t, "recall15": r,
-                                                             "device": args.device})
-        embeddings.setdefault("contrastive-ne", Yc)
-        print(f"contrastive-ne infonce seed {seed}: {t:.1f} s, recall@15 {r:.3f}", flush=True)
-    for name, runs in res["runs"].items():
-        res[name] = {"seconds_median": float(np.median([r["seconds"] for r in runs])),
-                     "recall15_median": float(np.median([r["recall15"] for r in runs]))}
-    if "contrastive-ne" in res:
-        res["time_ratio_topoembed_over_cne"] = res["topoembed"]["seconds_median"] / res["contrastive-ne"]["seconds_median"]
-        res["recall_diff_topoembed_minus_cne"] = res["topoembed"]["recall15_median"] - res["contrastive-ne"]["recall15_median"]
-    # loop check on the same seeded 1,000-cell subsample
-    sub = np.sort(np.random.default_rng(0).choice(n, 1000, replace=False))
-    D = distance_matrix("effective_resistance", A=knn_graph(X[sub], k=15))
-    ph = persistence(D)
-    high = detect(ph["dgms"][1], scale=ph["scale"])
-    res["loop_check"] = {"high": {"n_loops": high["n_loops"], "score": high["score"]}}
-    print(f"high-dimensional (effective resistance, 1,000 cells): {high['n_loops']} loop(s), score {high['score']:.2f}")
-    for name, Y in embeddings.items():
-        top = embedding_topology(Y[sub], high)
-        res["loop_check"][name] = {"n_loops": top["low"]["n_loops"], "score": top["low"]["score"],
-                                   "verdict": top["message"]}
-        print(f"  {name}: {top['low']['n_loops']} loop(s), score {top['low']['score']:.2f}: {top['message']}")
-    out["contrastive"] = res
+        rows[name] = _quality(name, X, Y, time.perf_counter() - t0, true_idx, sub, high)
+    out["sketchmap_real"] = {"n": n, "high": {"n_loops": high["n_loops"], "score": high["score"]}, "rows": rows}
 
 
 def bench_sketchmap(args, out):
@@ -231,10 +307,13 @@ def bench_triplet(args, out):
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--parts", default="contrastive,sketchmap,scan,triplet")
+    p.add_argument("--parts", default="compare,sketchmap_real,sketchmap,scan,triplet")
     p.add_argument("--device", default="cpu", help="cpu, cuda, mps or auto (recorded with the results)")
-    p.add_argument("--epochs", type=int, default=100, help="contrastive epochs (both packages)")
-    p.add_argument("--batch-size", default="auto", help="topoembed contrastive batch (edges; auto: 32768 here)")
+    p.add_argument("--n-cells", type=int, nargs="+", default=[10000, 0],
+                   help="IPC cells for the comparison (seeded subsample; 0 = all 26,625)")
+    p.add_argument("--spectrum", type=float, nargs="*", default=[0.5],
+                   help="extra NEG positions s to show the trade-off along the spectrum")
+    p.add_argument("--sketch-cells", type=int, default=2000, help="IPC cells for sketch-map on effective resistance")
     p.add_argument("--seeds", type=int, default=3)
     p.add_argument("--sketch-epochs", type=int, default=60)
     p.add_argument("--triplet-epochs", type=int, default=60)
@@ -248,7 +327,7 @@ def main(argv=None):
                        "cuda": torch.cuda.is_available()}}
     for part in args.parts.split(","):
         t0 = time.perf_counter()
-        {"contrastive": bench_contrastive, "sketchmap": bench_sketchmap, "scan": bench_scan,
+        {"compare": bench_compare, "sketchmap_real": bench_sketchmap_real, "sketchmap": bench_sketchmap, "scan": bench_scan,
          "triplet": bench_triplet}[part](args, out)
         print(f"[{part}: {time.perf_counter() - t0:.0f} s]", flush=True)
         if args.out:
