@@ -27,10 +27,11 @@ def resolve(device) -> str:
         return "cpu"  # no NVIDIA driver: no CUDA, and no need to import torch to learn that
     try:
         import torch
-    except ImportError:  # pragma: no cover - torch is a dependency
+    except ImportError:  # torch is optional (the `embed` extra): the loop stages run on the CPU without it
         if device == "auto":
             return "cpu"
-        raise InputError(f"device={device!r} needs torch with CUDA; use device='cpu'") from None
+        raise InputError(f"device={device!r} needs PyTorch with CUDA, which is not installed; use device='cpu', or "
+                         "install torch for your CUDA version (README: Install)") from None
     if not torch.cuda.is_available():
         if device == "auto":
             return "cpu"
