@@ -121,6 +121,25 @@ def _quality(name, X, Y, seconds, true_idx, sub, high):
     return row
 
 
+def _measure(tools, X):
+    """Run each tool on X, one after another, timed; returns (rows, high-dimensional loop reference)."""
+    true_idx = knn_idx(X, 15)
+    sub = np.sort(np.random.default_rng(0).choice(len(X), min(len(X), 1000), replace=False))
+    high = _loop_reference(X, sub)
+    print(f"  high-dimensional reference (effective resistance, {len(sub)} cells): {high['n_loops']} loop(s), "
+          f"score {high['score']:.2f}", flush=True)
+    rows = {}
+    for name, run in tools.items():
+        t0 = time.perf_counter()
+        try:
+            Y = run(X)
+        except ImportError as exc:
+            print(f"  SKIP {name}: {exc} (pip install openTSNE umap-learn)")
+            continue
+        rows[name] = _quality(name, X, Y, time.perf_counter() - t0, true_idx, sub, high)
+    return rows, {"n_loops": high["n_loops"], "score": high["score"]}
+
+
 def bench_compare(args, out):
     """openTSNE, umap-learn and topoembed's two ends on IPC cells, one tool after another."""
     X_all = load_ipc()
@@ -140,20 +159,7 @@ def bench_compare(args, out):
             X = X_all[np.sort(np.random.default_rng(0).choice(len(X_all), n_cells, replace=False))]
         n = len(X)
         print(f"IPC, {n} cells (obsm['X_scVI'], seed 0):", flush=True)
-        true_idx = knn_idx(X, 15)
-        sub = np.sort(np.random.default_rng(0).choice(n, min(n, 1000), replace=False))
-        high = _loop_reference(X, sub)
-        print(f"  high-dimensional reference (effective resistance, {len(sub)} cells): {high['n_loops']} loop(s), "
-              f"score {high['score']:.2f}", flush=True)
-        rows = {}
-        for name, run in _tools(args).items():
-            t0 = time.perf_counter()
-            try:
-                Y = run(X)
-            except ImportError as exc:
-                print(f"  SKIP {name}: {exc} (pip install openTSNE umap-learn)")
-                continue
-            rows[name] = _quality(name, X, Y, time.perf_counter() - t0, true_idx, sub, high)
+        rows, high = _measure(_tools(args), X)
         ratios = {}
         for ours, ref in (('te embed(X, "infonce")', "openTSNE TSNE(n_jobs=2)"),
                           ('te embed(X, "neg", s=1)', "umap-learn UMAP()")):
@@ -162,7 +168,7 @@ def bench_compare(args, out):
                                              "recall_diff": rows[ours]["recall15"] - rows[ref]["recall15"]}
                 print(f"  {ours} vs {ref}: time {ratios[f'{ours} / {ref}']['time']:.2f}x, recall "
                       f"{rows[ours]['recall15']:.3f} vs {rows[ref]['recall15']:.3f}", flush=True)
-        res[str(n)] = {"n": n, "high": {"n_loops": high["n_loops"], "score": high["score"]}, "rows": rows,
+        res[str(n)] = {"n": n, "high": high, "rows": rows,
                        "ratios": ratios, "device": args.device}
     out["compare"] = res
 
@@ -179,27 +185,14 @@ def bench_sketchmap_real(args, out):
         out["sketchmap_real"] = {"skipped": f"{IPC} not found"}
         return
     X = X_all[np.sort(np.random.default_rng(0).choice(len(X_all), args.sketch_cells, replace=False))]
-    n = len(X)
-    true_idx = knn_idx(X, 15)
-    sub = np.sort(np.random.default_rng(0).choice(n, min(n, 1000), replace=False))
-    high = _loop_reference(X, sub)
     D = distance_matrix("effective_resistance", A=knn_graph(X, k=15))
-    print(f"IPC, {n} cells, effective resistance (k = 15); reference {high['n_loops']} loop(s) on {len(sub)} cells:",
-          flush=True)
+    print(f"IPC, {len(X)} cells, effective resistance (k = 15):", flush=True)
     tools = {f'te embed(X, "{loss}", D=ER)': (lambda X, loss=loss: embed(X, loss, D=D, device=args.device, seed=0,
                                                                         verbose=False, n_epochs=args.sketch_epochs)[0])
              for loss in ("sketchmap", "sketchmap_sym")}
     tools.update({k: v for k, v in _tools(args).items() if k in ('te embed(X, "infonce")', "openTSNE TSNE(n_jobs=2)")})
-    rows = {}
-    for name, run in tools.items():
-        t0 = time.perf_counter()
-        try:
-            Y = run(X)
-        except ImportError as exc:
-            print(f"  SKIP {name}: {exc}")
-            continue
-        rows[name] = _quality(name, X, Y, time.perf_counter() - t0, true_idx, sub, high)
-    out["sketchmap_real"] = {"n": n, "high": {"n_loops": high["n_loops"], "score": high["score"]}, "rows": rows}
+    rows, high = _measure(tools, X)
+    out["sketchmap_real"] = {"n": len(X), "high": high, "rows": rows}
 
 
 def bench_sketchmap(args, out):
