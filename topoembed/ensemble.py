@@ -39,7 +39,6 @@ import logging
 import time
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from . import graph, pipeline
 from . import localize as localization
@@ -87,6 +86,8 @@ def match_loops(phases: list[list[np.ndarray]], order: list[int], min_corr: floa
         if clusters:
             ref = [phases[c[0][0]][c[0][1]] for c in clusters]
             corr = np.array([[abs(localization.circular_correlation(p, r)) for r in ref] for p in loops_b])
+            from scipy.optimize import linear_sum_assignment  # here: 0.25 s of import that --help need not pay
+
             rows, cols = linear_sum_assignment(-corr)
             assigned = {int(r): int(c) for r, c in zip(rows, cols) if corr[r, c] >= min_corr}
         for j in range(len(loops_b)):
