@@ -117,6 +117,9 @@ def dense_reference(X, k: int = 15) -> dict:
 def case_reference(n: int, seed: int, which: str) -> dict:
     from topoembed import datasets, ensemble
 
+    import gph  # noqa: F401  both methods' engines imported before the clock starts, in this process
+    import ripser  # noqa: F401  (an ensemble's workers import theirs inside its time)
+
     ds = datasets.make("circle", n=n, d=50, sigma=0.2, seed=seed)
     row = {"case": "reference", "which": which, "n": n, "seed": seed}
     t0 = time.perf_counter()

@@ -45,6 +45,18 @@ def _limit_threads(threads: int) -> None:
         pass
 
 
+def _preload(modules: tuple) -> None:
+    """A first task for every worker: import what its tasks will need, so that the workers'
+    start-up runs while the parent is still busy (see :class:`Pool`)."""
+    import importlib
+
+    for name in modules:
+        try:
+            importlib.import_module(name)
+        except ImportError:  # an optional engine: the task falls back as it would anyway
+            pass
+
+
 def _is_main_test(node) -> bool:
     """``__name__ == "__main__"`` (either way round)."""
     if not (isinstance(node, ast.Compare) and len(node.ops) == 1 and isinstance(node.ops[0], ast.Eq)):
@@ -84,12 +96,15 @@ class Pool:
     ``with Pool(jobs) as pool: for r in pool.imap(fn, args): ...``; ``jobs`` <= 1 runs the
     tasks in this process. Results come in completion order: callers that need an order
     sort them. A worker that dies (the out-of-memory killer, most often) ends the run with
-    an :class:`InputError` whose message ends with ``killed_hint``.
+    an :class:`InputError` whose message ends with ``killed_hint``. ``preload``: modules every
+    worker imports as soon as the pool starts, before its first task arrives.
     """
 
-    def __init__(self, jobs: int, killed_hint: str = "run the same command again with fewer --jobs"):
+    def __init__(self, jobs: int, killed_hint: str = "run the same command again with fewer --jobs",
+                 preload: tuple = ()):
         self.jobs = int(jobs)
         self.killed_hint = killed_hint
+        self.preload = tuple(preload)
         self._pool = None
 
     def __enter__(self):
@@ -103,6 +118,9 @@ class Pool:
             self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_limit_threads,
                                              initargs=(max(1, usable_cpus() // self.jobs),))
+            if self.preload:  # one per worker: starts them all now, each importing in the background
+                for _ in range(self.jobs):
+                    self._pool.submit(_preload, self.preload)
         return self
 
     def __exit__(self, *exc):

@@ -56,6 +56,11 @@ MIN_PREVALENCE = 0.5
 MATCH_MIN_CORR = 0.5
 
 
+#: Modules each worker imports as it starts: giotto-ph and ripser.py pull in scikit-learn
+#: (about 2 s), which then overlaps with the parent's graph of all points.
+WORKER_PRELOAD = ("topoembed.pipeline", "gph", "ripser")
+
+
 def subsample_indices(n: int, size: int, count: int, seed: int) -> list[np.ndarray]:
     """``count`` sorted random subsets of range(n) of ``size`` points, one child seed each."""
     children = np.random.SeedSequence(seed).spawn(count)
@@ -164,15 +169,17 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
     first = early_stop_runs(B) if params.early_stop else B
     jobs = resolve_jobs(jobs, first)
     log.info("ensemble: up to %d subsamples of %d of the %d points, %d job(s)", B, m, n, jobs)
-    t0 = time.perf_counter()
-    A_full = pipeline.extension_graph(X, params)
-    t_graph = time.perf_counter() - t0
     runs: list = []
     ext: list = []
     bar = Progress(B, "topoembed subsamples", "run", enabled=progress)
     t_runs = t_consensus = 0.0
     stopped_early = False
-    with Pool(jobs, killed_hint="run again with fewer --jobs or a smaller --subsample-size") as pool:
+    # the workers start (and import the persistence engines) while this process builds the graph
+    with Pool(jobs, killed_hint="run again with fewer --jobs or a smaller --subsample-size",
+              preload=WORKER_PRELOAD) as pool:
+        t0 = time.perf_counter()
+        A_full = pipeline.extension_graph(X, params)
+        t_graph = time.perf_counter() - t0
         for batch in (range(0, first), range(first, B)):
             if not len(batch):
                 continue

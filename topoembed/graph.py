@@ -82,25 +82,26 @@ def _exact_euclidean(X: np.ndarray, k: int, chunk_bytes: int = 64 * 2**20,
                      device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
     """Exact Euclidean kNN (the point itself included) whose result does not depend on the BLAS.
 
-    scikit-learn's brute-force search ranks by ‖x‖² + ‖y‖² − 2x·y, computed with a matrix
+    A brute-force search ranks by ‖x‖² + ‖y‖² − 2x·y, computed with a matrix
     product whose rounding depends on the BLAS and its thread count; on tied distances
     (equally spaced points, duplicates) the chosen neighbours then change with the
     thread count. Here the k + :data:`RERANK_MARGIN` candidates of that search are
     re-ranked by the distance computed from the coordinate differences (no BLAS, so no
     dependence on its threads), ties going to the smaller index. Cost: O(n (k + margin) p)
     on top of the search (1.8–2.4× the search alone, ``benchmarks/bench_knn.py``); the
-    differences are formed ``chunk_bytes`` at a time. On a GPU (``device``) the candidates come
-    from :func:`_candidates_torch`; the re-ranking is the same.
+    differences are formed ``chunk_bytes`` at a time. The candidates come from
+    :func:`_candidates` (brute force, numpy or on a GPU torch), or from scikit-learn's k-d
+    tree above :data:`EXACT_MAX_N` points in at most :data:`KDTREE_MAX_DIM` dimensions.
     """
     n = X.shape[0]
     X = np.asarray(X, dtype=np.float64)
     m = min(n, k + RERANK_MARGIN)
-    if device == "cpu":
+    if device == "cpu" and n > EXACT_MAX_N and X.shape[1] <= KDTREE_MAX_DIM:  # a k-d tree beats O(n²)
         from sklearn.neighbors import NearestNeighbors
 
         _, cand = NearestNeighbors(n_neighbors=m, metric="euclidean").fit(X).kneighbors(X)
     else:
-        cand = _candidates_torch(X, m, device)
+        cand = _candidates(X, m, device)
     chunk = max(1, int(chunk_bytes // (8 * m * max(1, X.shape[1]))))
     idx = np.empty((n, k), dtype=np.int64)
     dist = np.empty((n, k), dtype=np.float64)
@@ -116,20 +117,27 @@ def _exact_euclidean(X: np.ndarray, k: int, chunk_bytes: int = 64 * 2**20,
     return idx, dist
 
 
-def _candidates_torch(X: np.ndarray, m: int, device: str, chunk_bytes: int = 512 * 2**20) -> np.ndarray:
-    """The m nearest points of every point (itself included) by a brute-force search with
-    torch on ``device``, in float32 blocks of rows (O(n² p) work, O(chunk + n p) memory)."""
-    import torch
-
-    Xt = torch.as_tensor(X, dtype=torch.float32, device=device)
-    sq = (Xt * Xt).sum(dim=1)
-    n = Xt.shape[0]
-    rows = max(1, int(chunk_bytes // (4 * max(1, n))))
+def _candidates(X: np.ndarray, m: int, device: str = "cpu", chunk_bytes: int = 256 * 2**20) -> np.ndarray:
+    """The m nearest points of every point (itself included) by brute force over blocks of
+    rows, ranking by ‖x‖² + ‖y‖² − 2 x·y: O(n² p) work, O(chunk + n p) memory. numpy in
+    float64 on the CPU (no scikit-learn import: 2 s of every command and worker start), torch
+    in float32 on a GPU; the exact re-ranking (:func:`_exact_euclidean`) follows either way."""
+    n = X.shape[0]
     out = np.empty((n, m), dtype=np.int64)
+    if device == "cpu":
+        Xd, sq = X, np.einsum("ij,ij->i", X, X)
+    else:
+        import torch
+
+        Xd = torch.as_tensor(X, dtype=torch.float32, device=device)
+        sq = (Xd * Xd).sum(dim=1)
+    rows = max(1, int(chunk_bytes // (8 * max(1, n))))
     for start in range(0, n, rows):
-        block = Xt[start:start + rows]
-        d2 = sq[start:start + rows, None] + sq[None, :] - 2.0 * (block @ Xt.T)
-        out[start:start + rows] = torch.topk(d2, m, dim=1, largest=False).indices.cpu().numpy()
+        d2 = sq[start:start + rows, None] + sq[None, :] - 2.0 * (Xd[start:start + rows] @ Xd.T)
+        if device == "cpu":
+            out[start:start + rows] = np.argpartition(d2, m - 1, axis=1)[:, :m] if m < n else np.arange(n)
+        else:
+            out[start:start + rows] = torch.topk(d2, m, dim=1, largest=False).indices.cpu().numpy()
     return out
 
 
