@@ -389,3 +389,25 @@ def test_namespaces_show_the_api_only():
         assert shown == sorted(mod.__all__) and "np" not in shown and "logging" not in shown
         assert all(callable(getattr(mod, n)) or n.isupper() for n in shown)
     assert {"pp", "tl", "pl"} <= set(dir(te))
+
+
+def test_phase_only_where_the_loop_is_supported():
+    # pbmc68k_reduced (bundled with scanpy): a confirmed but non-significant loop (issue 14)
+    a = sc.datasets.pbmc68k_reduced()
+    te.tl.run(a, use_rep="X_pca")
+    (lp,) = te.tl.get_loops(a)
+    assert lp["p_value"] >= 0.05 and "low confidence" in lp["phase_withheld"]
+    assert a.obs["topoembed_phase"].isna().all() and a.obs["topoembed_on_loop"].any()
+    assert (a.obs["topoembed_phase_missing"] == te.tl.LOW_CONFIDENCE_REASON).all()
+    b = sc.datasets.pbmc68k_reduced()
+    te.tl.run(b, use_rep="X_pca", phase_low_confidence=True)
+    assert "phase_withheld" not in te.tl.get_loops(b)[0] and b.obs["topoembed_phase"].notna().mean() > 0.9
+
+
+def test_loop_support_rule():
+    support = pipeline.loop_support
+    assert support({"p_value": 0.01}, 0.05) is None
+    assert support({"p_value": None}, 0.05) is None  # too few features for a p-value: not held against it
+    assert support({"p_value": 0.3, "prevalence": 0.9}, 0.05) is None
+    assert "p = 0.3" in support({"p_value": 0.3}, 0.05)
+    assert "60%" in support({"p_value": 0.3, "prevalence": 0.6}, 0.05)

@@ -53,6 +53,8 @@ _HELP = {
                  "with universal-null p < 0.001), confirmed_gap (the score's largest gap, confirmed by the other "
                  "spectral distance; every loop gets its p-value), significant (confirmed_gap without the loops "
                  "with p >= 0.05) or gap (the score alone)",
+    "phase_low_confidence": "1: also give a phase for loops without support (p >= 0.05 and, for a whole dataset, "
+                            "prevalence < 0.9); 0: their phase is withheld (NaN) and the report says why",
     "confirm": "1: a loop count must be confirmed by the other spectral distance on the same graph "
                "(effective resistance <-> diffusion), else 0 loops are reported; 0: off",
 }
@@ -513,6 +515,9 @@ def cmd_localize(args) -> int:
         if p.localize and found:
             ph = homology.add_cocycles(D, ph, coeff=localization.DEFAULT_COEFF, rows=det["features"])
             pipeline.localize_loops(found, X, index, A, D, ph, det, p)
+            if not p.phase_low_confidence:  # as run: phase only where a loop is supported
+                for lp in found:
+                    pipeline.withhold_unsupported_phase(lp, det.get("alpha", loops.ALPHA))
     arrays = {f"{f}_{i}": np.asarray(lp[f]) for i, lp in enumerate(found) for f in pipeline.PER_POINT if f in lp}
     record = _record("localize", p, fp, records, box["seconds"], box["warnings"])
     record["loops"] = [{k: v for k, v in lp.items() if k not in pipeline.PER_POINT} for lp in found]

@@ -71,7 +71,7 @@ def _single(args):
     """One subsample through the single run (top level: picklable for worker processes)."""
     b, Xs, params = args
     t0 = time.perf_counter()
-    res = pipeline.run(Xs, params)  # one BLAS thread per run, whatever the number of jobs
+    res = pipeline.run(Xs, params, final=False)  # one BLAS thread per run, whatever the number of jobs
     res.timings["wall"] = time.perf_counter() - t0
     return b, res
 
@@ -215,6 +215,9 @@ def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, timing
     prevalence = [len(c) / n_done for c in clusters]
     reported = [c for c, p in zip(clusters, prevalence) if p >= MIN_PREVALENCE]
     loops_out = [_consensus_loop(c, ext, runs, idxs, n_done) for c in reported]
+    if not params.phase_low_confidence:
+        for lp in loops_out:
+            pipeline.withhold_unsupported_phase(lp, ref_alpha(runs))
     ref_b = _reference_run(runs, reported, order)
     ref = runs[ref_b]
     counts = [int(r.detection["n_loops"]) for r in runs]
@@ -355,6 +358,13 @@ def _consensus_loop(cluster, ext, runs, idxs, B) -> dict:
     )
     lp["n_on_loop"] = int(lp["on_loop"].sum())
     return lp
+
+
+def ref_alpha(runs) -> float:
+    """The detection's significance level (the same in every run)."""
+    from . import loops
+
+    return float(runs[0].detection.get("alpha", loops.ALPHA)) if runs else loops.ALPHA
 
 
 def _median_p(values) -> float | None:

@@ -71,7 +71,9 @@ class Params:
     (:mod:`topoembed._device`; the CPU fallback gives the same graph). ``n_subsamples`` /
     ``subsample_size`` / ``early_stop``: how :func:`topoembed.ensemble.run`
     analyses a whole dataset (:meth:`n_runs`; a unanimous ensemble stops after 6 of 10 runs); ``phase_method``: the circular coordinate
-    (:func:`topoembed.localize.localize_loops`).
+    (:func:`topoembed.localize.localize_loops`). ``phase_low_confidence`` (default False): also
+    give a phase for loops without support (:func:`loop_support`), whose phases are otherwise
+    withheld (NaN, with the reason in the loop's ``phase_withheld``).
     """
 
     k: int = 100
@@ -96,6 +98,7 @@ class Params:
     early_stop: bool = True
     device: str = "auto"
     knn_method: str = _default(graph.knn_graph, "method")
+    phase_low_confidence: bool = False
 
     def n_runs(self, n: int) -> int:
         """Single runs the analysis of n points makes: ``n_subsamples`` if an integer, else
@@ -126,7 +129,7 @@ class Params:
         _device.resolve(self.device)  # "cuda" without CUDA fails here, before any work
         if not 0 <= self.theta_filtration < 1:
             raise InputError(f"theta_filtration={self.theta_filtration!r} must be in [0, 1)")
-        for name in ("localize", "confirm", "early_stop"):
+        for name in ("localize", "confirm", "early_stop", "phase_low_confidence"):
             if getattr(self, name) not in (True, False):  # also accepts 0 and 1 (the CLI's form)
                 raise InputError(f"{name}={getattr(self, name)!r} must be True/False (on the command line 1 or 0)")
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
@@ -188,7 +191,8 @@ STAGE_PARAMS: dict[str, tuple[str, ...]] = {"graph": ("k", "metric", "symmetrize
 STAGE_PARAMS["distances"] = STAGE_PARAMS["graph"] + ("distance", "t", "n_components")
 STAGE_PARAMS["homology"] = STAGE_PARAMS["distances"] + ("maxdim",)
 STAGE_PARAMS["detect"] = STAGE_PARAMS["homology"] + ("n_loops", "loop_rule", "confirm")
-STAGE_PARAMS["localize"] = STAGE_PARAMS["detect"] + ("localize", "theta_filtration", "phase_method")
+STAGE_PARAMS["localize"] = STAGE_PARAMS["detect"] + ("localize", "theta_filtration", "phase_method",
+                                                     "phase_low_confidence")
 
 
 def stage_resources(stage: str, n: int, params: Params | None = None) -> dict:
@@ -312,7 +316,7 @@ def subsample_index(n: int, size: int | None, seed: int = 0) -> np.ndarray:
 
 
 def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatrix | None = None,
-        **overrides) -> Result:
+        final: bool = True, **overrides) -> Result:
     """Run every stage on points X (n × p) and return a :class:`Result`.
 
     ``params`` or keyword overrides (``k=30, distance="diffusion"``) set the options.
@@ -323,11 +327,17 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
     last digits with the thread count, and the same seed must give the same result on any
     machine (tested: byte-identical ``summary.json`` with 1 and 2 threads). Cost at 1,000
     points: the eigendecomposition takes about 0.5 s instead of 0.3 s.
+
+    ``final`` False: a run inside an ensemble, which keeps every loop's phase (the ensemble
+    matches loops across runs by their phases and decides support on all of them).
     """
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1), collect_warnings() as caught:
         result = _run(X, params, progress=progress, A=A, **overrides)
+        if final and not result.params.phase_low_confidence:
+            for lp in result.loops:
+                withhold_unsupported_phase(lp, result.detection.get("alpha", loops.ALPHA))
     result.warnings = caught
     return result
 
@@ -493,6 +503,43 @@ def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None
         lp["phase_confidence"] = conf
         lp["phase_method"] = pl["phase_method"]
         lp["median_phase_confidence"] = float(np.nanmedian(conf)) if np.isfinite(conf).any() else float("nan")
+
+
+#: A loop of an ensemble found in at least this share of the subsamples is supported
+#: whatever its p-value (:func:`loop_support`).
+SUPPORT_PREVALENCE = 0.9
+
+
+def loop_support(lp: dict, alpha: float) -> str | None:
+    """None when the data support loop ``lp``, else why not. Support: its universal-null
+    p-value (:func:`topoembed.loops.feature_pvalues`) is below ``alpha``, or, for a loop of an
+    ensemble, its prevalence is at least :data:`SUPPORT_PREVALENCE`. A p-value that could not
+    be computed (fewer than 10 H1 features, as on a clean circle) does not count against it."""
+    p = lp.get("p_value")
+    prevalence = lp.get("prevalence")
+    if p is None or (isinstance(p, float) and np.isnan(p)) or p < alpha:
+        return None
+    if prevalence is not None and prevalence >= SUPPORT_PREVALENCE:
+        return None
+    where = (f" and found in only {prevalence:.0%} of the subsamples (< {SUPPORT_PREVALENCE:.0%})"
+             if prevalence is not None else "")
+    return (f"low confidence: universal-null p = {p:.2g} >= {alpha:g}{where}; no phase is given "
+            "(--phase-low-confidence 1 gives it)")
+
+
+def withhold_unsupported_phase(lp: dict, alpha: float) -> None:
+    """Phase only where a loop is supported: for a loop without support (:func:`loop_support`)
+    the per-point phase and its confidence become NaN and ``lp["phase_withheld"]`` says why;
+    membership (on_loop, loop_distance) stays."""
+    reason = loop_support(lp, alpha)
+    if reason is None or "phase" not in lp:
+        return
+    lp["phase_withheld"] = reason
+    for f in ("phase", "phase_confidence", "phase_spread"):
+        if f in lp:
+            lp[f] = np.full(len(lp[f]), np.nan)
+    lp["median_phase_confidence"] = float("nan")
+    log.warning("the loop born at %.4g and dying at %.4g has %s", lp["birth"], lp["death"], reason)
 
 
 #: Per-point arrays of each loop: kept on the Result, not written to summary.json.

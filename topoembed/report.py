@@ -76,6 +76,10 @@ def verdict_notes(summary: dict) -> list[str]:
                          + ", so it is reported, but check it against known biology (for the cell cycle: the "
                            "phase against cell-cycle scores) before trusting it. Thick loops with unevenly spread "
                            "cells can also have small ratios (BENCHMARKS.md, 'Evidence for each loop').")
+            if lp.get("phase_withheld"):
+                notes.append(f"No phase is given for loop {i + 1}: the data do not support it well enough "
+                             "(significance, or for a whole dataset a prevalence of at least 90 %); its cells "
+                             "on the loop are still marked. --phase-low-confidence 1 gives the phase anyway.")
     check = det.get("confirmation")
     if check and "unconfirmed" in det:
         u = det["unconfirmed"]

@@ -34,7 +34,8 @@ from .pp import DEFAULT_KEY, neighbors
 log = logging.getLogger(__name__)
 
 __all__ = ["spectral_distances", "persistent_homology", "detect_loops", "run", "run_result", "store_result", "get_loops", "embed",
-           "cluster", "embedding_topology", "OBSP_DENSE_MAX_N", "NO_LOOP_REASON", "NO_LOOP_VALUES"]
+           "cluster", "embedding_topology", "OBSP_DENSE_MAX_N", "NO_LOOP_REASON", "NO_LOOP_VALUES",
+           "LOW_CONFIDENCE_REASON"]
 
 
 def __dir__():  # tab completion shows the API, not the modules this one imports (np, logging, ...)
@@ -146,6 +147,9 @@ def persistent_homology(adata, *, maxdim: int = pipeline.Params.maxdim, key_adde
 PHASE_MISSING_REASON = "not connected to the loop in the kNN graph"
 #: ``obs[f"{key}_phase_missing"]`` of every cell when the run found no loop.
 NO_LOOP_REASON = "no loop found"
+#: ``obs[f"{key}_phase_missing"]`` of every cell of a loop without support, whose phase is
+#: withheld (:func:`topoembed.pipeline.loop_support`; ``phase_low_confidence=True`` keeps it).
+LOW_CONFIDENCE_REASON = "the loop has low confidence"
 #: The per-cell columns' values when no loop is found: no phase, no confidence, not on a
 #: loop, no distance to one (the columns exist, so ``adata.obs["topoembed_on_loop"]`` works).
 NO_LOOP_VALUES = {"phase": np.nan, "phase_confidence": np.nan, "loop_distance": np.nan, "on_loop": False}
@@ -172,8 +176,9 @@ def _write_loops(adata, key, det, found):
 
         for field, empty in NO_LOOP_VALUES.items():
             adata.obs[f"{key}_{field}"] = np.full(adata.n_obs, empty)
-        adata.obs[f"{key}_phase_missing"] = pd.Categorical(np.full(adata.n_obs, NO_LOOP_REASON),
-                                                           categories=["", PHASE_MISSING_REASON, NO_LOOP_REASON])
+        adata.obs[f"{key}_phase_missing"] = pd.Categorical(
+            np.full(adata.n_obs, NO_LOOP_REASON), categories=["", PHASE_MISSING_REASON, NO_LOOP_REASON,
+                                                              LOW_CONFIDENCE_REASON])
     for i, lp in enumerate(found):
         suffix = "" if i == 0 else f"_{i + 1}"
         for field in pipeline.PER_POINT:
@@ -183,8 +188,9 @@ def _write_loops(adata, key, det, found):
             import pandas as pd
 
             missing = ~np.isfinite(np.asarray(lp["phase"], dtype=float))
+            why = LOW_CONFIDENCE_REASON if "phase_withheld" in lp else PHASE_MISSING_REASON
             adata.obs[f"{key}_phase_missing{suffix}"] = pd.Categorical(
-                np.where(missing, PHASE_MISSING_REASON, ""), categories=["", PHASE_MISSING_REASON, NO_LOOP_REASON])
+                np.where(missing, why, ""), categories=["", PHASE_MISSING_REASON, NO_LOOP_REASON, LOW_CONFIDENCE_REASON])
         stored.append({k: (np.asarray(v) if isinstance(v, list) else v) for k, v in lp.items()
                        if k not in pipeline.PER_POINT})
     entry["loops"] = h5ad_safe(stored) if stored else {}
@@ -222,6 +228,8 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
         # the same cocycles as the pipeline: ripser.py truncated at the found loops' death
         ph = homology.add_cocycles(D, ph, coeff=localization.DEFAULT_COEFF, rows=det["features"])
         pipeline.localize_loops(found, None, index, _graph(adata, key_added), D, ph, det, params)
+        for lp in found:  # phase only where a loop is supported, as te.tl.run
+            pipeline.withhold_unsupported_phase(lp, det.get("alpha", loops.ALPHA))
     _write_loops(adata, key_added, det, found)
     return adata if copy else None
 
