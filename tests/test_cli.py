@@ -343,3 +343,26 @@ def test_progress_is_one_plain_line_per_stage_off_a_terminal(tmp_path):
     quiet = subprocess.run([sys.executable, "-m", "topoembed", "run", SPEC, "--k", "12", "-q", "--out",
                             str(tmp_path / "q")], capture_output=True, text=True, timeout=300)
     assert quiet.returncode == 0 and "progress" not in quiet.stderr
+
+
+def test_without_torch_the_loops_run_and_the_embedding_says_what_to_install(tmp_path):
+    # torch is the optional `embed` extra: block its import in a fresh interpreter
+    code = f"""
+import sys, importlib.abc
+class Block(importlib.abc.MetaPathFinder):
+    def find_spec(self, name, path, target=None):
+        if name == "torch" or name.startswith("torch."):
+            raise ModuleNotFoundError(f"No module named {{name!r}}", name="torch")
+sys.meta_path.insert(0, Block())
+import importlib.util
+importlib.util.find_spec = lambda name, *a: None if name == "torch" else orig(name, *a)
+from topoembed import cli
+rc_run = cli.main(["run", {SPEC!r}, "--k", "12", "--out", {str(tmp_path / "loops")!r}, "-q"])
+rc_emb = cli.main(["run", {SPEC!r}, "--k", "12", "--embed", "infonce", "--out", {str(tmp_path / "emb")!r}, "-q"])
+print("codes", rc_run, rc_emb)
+"""
+    code = code.replace("import importlib.util\n", "import importlib.util\norig = importlib.util.find_spec\n", 1)
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert "codes 0 2" in res.stdout, res.stderr[-2000:]
+    assert "pip install 'topoembed[embed]'" in res.stderr and not (tmp_path / "emb").exists()
+    assert (tmp_path / "loops" / "summary.json").exists()

@@ -146,6 +146,10 @@ def cmd_subsample(args) -> int:
 
 
 def _check_embed_args(args, params):
+    import importlib.util
+
+    if args.embed and importlib.util.find_spec("torch") is None:  # now, not after the loop stages
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
     if args.embed and args.embed.startswith("sketchmap") and params.subsample is not None:
         raise InputError("--embed sketchmap uses the run's distance matrix, which covers only the subsample; "
                          "drop --subsample or use --embed infonce")
@@ -834,6 +838,13 @@ def main(argv=None) -> int:
         return 2
     except MemoryError:
         sys.stderr.write(f"topoembed {args.command}: error: out of memory; subsample the input (--subsample)\n")
+        return 2
+    except ModuleNotFoundError as exc:
+        if exc.name != "torch":
+            raise
+        sys.stderr.write(f"topoembed {args.command}: error: the embeddings need PyTorch, which is not installed: "
+                         "pip install 'topoembed[embed]' (a CPU-only build: pip install torch --index-url "
+                         "https://download.pytorch.org/whl/cpu; README: Install)\n")
         return 2
 
 
