@@ -319,7 +319,7 @@ def test_help_is_fast_and_loss_names_agree():
     from topoembed import _losses, embed
 
     assert set(_losses.LOSS_NAMES) == set(embed.LOSSES)
-    heavy = ["torch", "matplotlib", "sklearn", "scipy.optimize", "anndata", "scanpy"]
+    heavy = ["torch", "matplotlib", "sklearn", "scipy.optimize", "scipy.sparse", "anndata", "scanpy"]
     out = subprocess.run([sys.executable, "-c", "import sys; from topoembed import cli; cli.build_parser(); "
                           f"print([m for m in {heavy!r} if m in sys.modules])"], capture_output=True, text=True,
                          check=True)

@@ -8,7 +8,9 @@ from __future__ import annotations
 import os
 
 import numpy as np
-import scipy.sparse as sp
+from . import _lazy
+
+sp = _lazy.module("scipy.sparse")
 
 
 class InputError(ValueError):

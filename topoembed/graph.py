@@ -21,8 +21,10 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components
+from . import _lazy
+
+sp = _lazy.module("scipy.sparse")
+csgraph = _lazy.module("scipy.sparse.csgraph")
 
 log = logging.getLogger(__name__)
 
@@ -207,4 +209,4 @@ def knn_graph(X: np.ndarray, k: int = 15, metric: str = "euclidean", symmetrize:
 
 def components(A: sp.spmatrix) -> tuple[int, np.ndarray]:
     """Number of connected components and the component label of each vertex."""
-    return connected_components(A, directed=False)
+    return csgraph.connected_components(A, directed=False)

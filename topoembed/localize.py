@@ -89,9 +89,11 @@ from __future__ import annotations
 import logging
 
 import numpy as np
-import scipy.sparse as sp
-from scipy.sparse.csgraph import connected_components, dijkstra
-from scipy.sparse.linalg import cg, lsmr
+from . import _lazy
+
+sp = _lazy.module("scipy.sparse")
+csgraph = _lazy.module("scipy.sparse.csgraph")
+splinalg = _lazy.module("scipy.sparse.linalg")
 
 log = logging.getLogger(__name__)
 
@@ -243,7 +245,7 @@ def representative_cycle(D: np.ndarray, co_edges: np.ndarray, co_vals: np.ndarra
     size = (2 * L + 1) * n
     G = sp.csr_matrix((np.concatenate(data), (np.concatenate(rows), np.concatenate(cols))), shape=(size, size))
     source = L * n + start
-    dist, pred = dijkstra(G, directed=True, indices=source, return_predecessors=True)
+    dist, pred = csgraph.dijkstra(G, directed=True, indices=source, return_predecessors=True)
     target = min(((L + 1) * n + start, (L - 1) * n + start), key=lambda t: (dist[t], t))
     if not np.isfinite(dist[target]):
         return [], 0.0
@@ -270,7 +272,7 @@ def loop_membership(D: np.ndarray, cycle, threshold: float) -> tuple[np.ndarray,
 # ---------------------------------------------------------------------------- coordinate
 def _harmonic_lift(delta: sp.csr_matrix, target: np.ndarray, tol: float) -> tuple[np.ndarray, dict]:
     """Minimum-norm least-squares z* = argmin ‖target − δz‖ (scipy lsmr) and diagnostics."""
-    res = lsmr(delta, target, atol=tol, btol=tol, maxiter=20 * delta.shape[1])
+    res = splinalg.lsmr(delta, target, atol=tol, btol=tol, maxiter=20 * delta.shape[1])
     z = res[0]
     norm_t = float(np.linalg.norm(target))
     resid = float(np.linalg.norm(target - delta @ z) / norm_t) if norm_t > 0 else float("nan")
@@ -293,7 +295,7 @@ def circular_coordinate(D: np.ndarray, co_edges: np.ndarray, co_vals: np.ndarray
     z, info = _harmonic_lift(_delta(u, v, n), alpha, tol)
     theta = np.mod(2 * np.pi * z, 2 * np.pi)
     adj = sp.csr_matrix((np.ones(len(u)), (u, v)), shape=(n, n))
-    info["labels"] = connected_components(adj, directed=False)[1]
+    info["labels"] = csgraph.connected_components(adj, directed=False)[1]
     info["n_edges"] = int(len(u))
     return theta, info
 
@@ -367,7 +369,7 @@ def screened_phase(A: sp.spmatrix, phase: np.ndarray, screening: float = PHASE_S
     y = np.zeros(n)
     if known.any():
         M = (sp.diags(diag) - W)[known][:, known].tocsr()
-        y_k, code = cg(M, rhs[known], rtol=tol, atol=0.0, maxiter=10 * int(known.sum()),
+        y_k, code = splinalg.cg(M, rhs[known], rtol=tol, atol=0.0, maxiter=10 * int(known.sum()),
                        M=sp.diags(1.0 / diag[known]))
         if code != 0:
             log.warning("screened phase: conjugate gradients stopped with code %d", code)
@@ -422,7 +424,7 @@ def harmonic_extension(A: sp.spmatrix, known: np.ndarray, values: np.ndarray, to
     out[known] = values
     is_known = np.zeros(n, bool)
     is_known[known] = True
-    _, labels = connected_components(A, directed=False)
+    _, labels = csgraph.connected_components(A, directed=False)
     reach = np.isin(labels, np.unique(labels[known]))
     unk = np.flatnonzero(~is_known & reach)
     if len(unk) == 0:
@@ -438,7 +440,7 @@ def harmonic_extension(A: sp.spmatrix, known: np.ndarray, values: np.ndarray, to
     parts = [rhs.real, rhs.imag] if np.iscomplexobj(rhs) else [rhs]
     sol = []
     for b in parts:
-        x, info = cg(L_uu, b, rtol=tol, atol=0.0, maxiter=10 * len(unk), M=M)
+        x, info = splinalg.cg(L_uu, b, rtol=tol, atol=0.0, maxiter=10 * len(unk), M=M)
         if info != 0:
             log.warning("harmonic extension: conjugate gradients stopped with code %d", info)
         sol.append(x)

@@ -18,9 +18,11 @@ from dataclasses import dataclass, field
 from typing import Union
 
 import numpy as np
-import scipy.sparse as sp
 
 from . import __version__, _device, graph, homology, loops, spectral
+from ._lazy import module as _lazy_module
+
+sp = _lazy_module("scipy.sparse")
 from . import localize as localization
 from ._progress import Progress
 from ._validate import InputError, check_choice, check_k, check_points, check_positive

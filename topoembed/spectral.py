@@ -45,9 +45,11 @@ import logging
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from ._validate import InputError, available_memory_bytes
+from ._lazy import module as _lazy_module
+
+sp = _lazy_module("scipy.sparse")
 from .graph import components
 
 log = logging.getLogger(__name__)
