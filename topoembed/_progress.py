@@ -13,13 +13,15 @@ log = logging.getLogger("topoembed.progress")
 
 
 class Progress:
-    """``total`` steps of ``desc``; :meth:`step` after each. ``enabled`` False: silent."""
+    """``total`` steps of ``desc``; :meth:`step` after each. ``enabled`` False: silent.
+    ``log_every``: off a terminal, log every this many steps (and the last)."""
 
-    def __init__(self, total: int, desc: str, unit: str, enabled: bool = True):
+    def __init__(self, total: int, desc: str, unit: str, enabled: bool = True, log_every: int = 1):
         self.desc, self.total, self.done, self.enabled = desc, total, 0, enabled
+        self.log_every = max(1, int(log_every))
         self.bar = None
         if enabled and sys.stderr.isatty():
-            from tqdm.auto import tqdm
+            from tqdm import tqdm  # the plain bar: tqdm.auto warns in Jupyter without ipywidgets
 
             self.bar = tqdm(total=total, desc=desc, unit=unit, leave=False)
 
@@ -28,7 +30,7 @@ class Progress:
         if self.bar is not None:
             self.bar.set_postfix_str(message.split(":")[0])
             self.bar.update(1)
-        elif self.enabled:
+        elif self.enabled and (self.done % self.log_every == 0 or self.done == self.total):
             log.info("%s %d/%d: %s", self.desc, self.done, self.total, message)
 
     def close(self) -> None:

@@ -162,7 +162,8 @@ def _embed_for_run(args, X, result):
     from . import embed as embedding
 
     D = result.D if args.embed.startswith("sketchmap") else None
-    Y, info = embedding.embed(X, args.embed, D=D, n_epochs=args.n_epochs, device=args.device, seed=args.seed,
+    epochs = {} if args.n_epochs is None else {"n_epochs": args.n_epochs}
+    Y, info = embedding.embed(X, args.embed, D=D, **epochs, device=args.device, seed=args.seed,
                               verbose=not args.quiet)
     topo = embedding.embedding_topology(Y[result.index], result.detection, seed=args.seed)
     return Y, info, topo
@@ -657,7 +658,8 @@ def _embed_args(p, with_loss):
     else:
         p.add_argument("--embed", default=None, choices=sorted(LOSSES),
                        help="also embed the points with this loss and check that the embedding keeps the loops")
-    p.add_argument("--n-epochs", dest="n_epochs", type=int, default=100, help="training epochs (default: 100)")
+    p.add_argument("--n-epochs", dest="n_epochs", type=int, default=None,
+                   help="training epochs (default: the loss's own: 100 for infonce, 50 for neg/nce, ...)")
     if with_loss:  # `run` has the pipeline's --device (Params.device), which the embedding shares
         p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, ... (default: auto)")
 
@@ -671,7 +673,8 @@ def cmd_embed(args) -> int:
         raise InputError(f"--distances is {D.shape[0]}×{D.shape[0]} but the input has {X.shape[0]} points")
     if args.n_components < 1:
         raise InputError(f"--n-components {args.n_components} must be >= 1")
-    Y, info = embedding.embed(X, args.loss, D=D, n_components=args.n_components, n_epochs=args.n_epochs,
+    epochs = {} if args.n_epochs is None else {"n_epochs": args.n_epochs}
+    Y, info = embedding.embed(X, args.loss, D=D, n_components=args.n_components, **epochs,
                               device=args.device, seed=args.seed, verbose=True)
     with io.atomic_path(args.out) as tmp:
         with open(tmp, "wb") as fh:

@@ -5,7 +5,7 @@ epoch permutes the n_items training items (kNN edges, points or random pairs) on
 device with a seeded ``torch.Generator``, cuts them into batches, and calls
 ``batch_loss(idx, generator, progress)`` which returns a scalar tensor (the loss samples
 its own negatives with the same generator). Adam or SGD, a learning-rate schedule, a
-tqdm bar per epoch. Nothing is copied between host and device inside the loop; the
+progress per epoch (a bar on a terminal, else a log line every tenth of the epochs). Nothing is copied between host and device inside the loop; the
 running loss is read back once per epoch.
 """
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Callable, Iterable
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
+
+from .._progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +120,8 @@ def _train(params, batch_loss, n_items, *, n_epochs, batch_size, generator, opti
     total = n_epochs * n_batches
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(schedule, step / total))
     history: list[float] = []
-    bar = tqdm(range(n_epochs), desc=desc, unit="epoch", disable=not verbose, leave=False)
-    for epoch in bar:
+    bar = Progress(n_epochs, desc, "epoch", enabled=verbose, log_every=max(1, n_epochs // 10))
+    for epoch in range(n_epochs):
         perm = torch.randperm(n_items, generator=generator, device=device)
         running = torch.zeros((), device=device)
         progress = epoch / max(n_epochs, 1)
@@ -136,7 +137,7 @@ def _train(params, batch_loss, n_items, *, n_epochs, batch_size, generator, opti
         history.append(float(running) / n_batches)
         if not np.isfinite(history[-1]):
             raise FloatingPointError(f"the loss became {history[-1]} in epoch {epoch}; lower the learning rate")
-        if verbose:
-            bar.set_postfix(loss=f"{history[-1]:.4g}")
+        bar.step(f"loss {history[-1]:.4g}")
+    bar.close()
     log.debug("%s: final epoch loss %.5g after %d epochs", desc, history[-1] if history else float("nan"), n_epochs)
     return history

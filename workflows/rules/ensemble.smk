@@ -39,7 +39,7 @@ rule combine:
         sample=ENSEMBLE,
     params:
         opts=lambda wc: f"{ALL_OPTS} --n-subsamples {n_runs(wc)}"
-        + (f" --embed {EMBED} --n-epochs {N_EPOCHS}" if EMBED else ""),
+        + (f" --embed {EMBED} {EPOCHS}" if EMBED else ""),
         out=S + "/report",
     log:
         OUT + "/logs/{sample}/combine.log",

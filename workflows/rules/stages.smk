@@ -115,7 +115,7 @@ rule embed:
     wildcard_constraints:
         sample=STAGED,
     params:
-        opts=f"--loss {EMBED} --n-epochs {N_EPOCHS} --seed {P.seed}"
+        opts=f"--loss {EMBED} {EPOCHS} --seed {P.seed}"
         + (" --distances {input.distances}" if EMBED and EMBED.startswith("sketchmap") else ""),
     log:
         OUT + "/logs/{sample}/embed.log",
