@@ -14,7 +14,11 @@ import sys
 
 from ._validate import InputError
 
-__all__ = ["resolve", "on_cpu"]
+__all__ = ["resolve", "on_cpu", "TORCH_MISSING"]
+
+#: What to say when the embeddings are asked for without PyTorch (the optional `embed` extra).
+TORCH_MISSING = ("the embeddings need PyTorch, which is not installed: pip install 'topoembed[embed]' (a CPU-only "
+                 "build: pip install torch --index-url https://download.pytorch.org/whl/cpu; README: Install)")
 
 
 def resolve(device) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, ensemble, graph, homology, io, loops, pipeline, report, spectral
+from . import __version__, ensemble, graph, homology, io, pipeline, report, spectral
 from ._validate import InputError, check_k, check_points
 
 log = logging.getLogger("topoembed")
@@ -292,13 +292,19 @@ def _resolve(args, records: list) -> pipeline.Params:
     return params
 
 
-def _record(stage: str, params: pipeline.Params, points: dict | None, records: list, seconds: float,
-            warnings: list) -> dict:
+def _merged(records: list) -> tuple[dict, list]:
+    """The stage times and the warnings (each once) that the input files carry."""
     timings, warned = {}, []
     for _, rec in records:
         if rec is not None:
             timings.update(rec.get("timings", {}))
             warned += [w for w in rec.get("warnings", []) if w not in warned]
+    return timings, warned
+
+
+def _record(stage: str, params: pipeline.Params, points: dict | None, records: list, seconds: float,
+            warnings: list) -> dict:
+    timings, warned = _merged(records)
     timings[_TIMING[stage]] = float(seconds)
     return {"stage": stage, "version": __version__,
             "params": {k: getattr(params, k) for k in pipeline.STAGE_PARAMS[stage]},
@@ -310,10 +316,8 @@ def _stage_work():
     """One BLAS thread (as pipeline.run: the same digits on any machine), the warnings kept, the time taken."""
     import time
 
-    from threadpoolctl import threadpool_limits
-
     box = {"t0": time.perf_counter()}
-    with threadpool_limits(1), pipeline.collect_warnings() as caught:
+    with pipeline.run_context() as caught:
         box["warnings"] = caught
         yield box
     box["seconds"] = time.perf_counter() - box["t0"]
@@ -440,7 +444,7 @@ def cmd_homology(args) -> int:
     points = rec.get("points") if rec else None
     io.write_stage(args.out, _record("homology", p, points, records, box["seconds"], box["warnings"]),
                    **_diagram_arrays(ph))
-    sys.stdout.write(f"homology: " + ", ".join(f"H{d}: {len(g)} bars" for d, g in enumerate(ph["dgms"]))
+    sys.stdout.write("homology: " + ", ".join(f"H{d}: {len(g)} bars" for d, g in enumerate(ph["dgms"]))
                      + f" -> {args.out}\n")
     return 0
 
@@ -509,8 +513,6 @@ def _stage_inputs(args, X, fp, need_loops: bool):
 
 
 def cmd_localize(args) -> int:
-    from . import localize as localization
-
     X, fp = _points_with_fp(args)
     A, D, ph, det, records, _ = _stage_inputs(args, X, fp, need_loops=False)
     p = _resolve(args, records)
@@ -518,11 +520,7 @@ def cmd_localize(args) -> int:
     with _stage_work() as box:
         found = pipeline.describe_loops(ph, det, index)
         if p.localize and found:
-            ph = homology.add_cocycles(D, ph, coeff=localization.DEFAULT_COEFF, rows=det["features"])
-            pipeline.localize_loops(found, X, index, A, D, ph, det, p)
-            if not p.phase_low_confidence:  # as run: phase only where a loop is supported
-                for lp in found:
-                    pipeline.withhold_unsupported_phase(lp, det.get("alpha", loops.ALPHA))
+            ph = pipeline.localization_stage(found, X, index, A, D, ph, det, p)
     arrays = {f"{f}_{i}": np.asarray(lp[f]) for i, lp in enumerate(found) for f in pipeline.PER_POINT if f in lp}
     record = _record("localize", p, fp, records, box["seconds"], box["warnings"])
     record["loops"] = [{k: v for k, v in lp.items() if k not in pipeline.PER_POINT} for lp in found]
@@ -552,11 +550,7 @@ def cmd_report(args) -> int:
     X, fp = _points_with_fp(args)
     A, D, ph, det, records, found = _stage_inputs(args, X, fp, need_loops=True)
     p = dataclasses.replace(_resolve(args, records), n_subsamples=1)
-    timings, warned = {}, []
-    for _, rec in records:
-        if rec is not None:
-            timings.update(rec.get("timings", {}))
-            warned += [w for w in rec.get("warnings", []) if w not in warned]
+    timings, warned = _merged(records)
     timings = {k: timings[k] for k in ("graph", "distances", "homology", "detection", "localization") if k in timings}
     timings["total"] = float(sum(timings.values()))
     n_comp, _ = graph.components(A)
@@ -751,17 +745,17 @@ def build_parser() -> argparse.ArgumentParser:
     _add_params(p, {*S["detect"], "device"}, inherit=True)
     p.set_defaults(func=cmd_detect)
 
-    def _stage_files(p, loops):
+    def _stage_files(p, with_loops):
         p.add_argument("--graph", required=True, help="kNN graph .npz (`topoembed graph`)")
         p.add_argument("--distances", required=True, help="distance matrix .npz (`topoembed distances`)")
         p.add_argument("--diagrams", required=True, help="diagrams .npz (`topoembed homology`)")
         p.add_argument("--detection", required=True, help="detection .json (`topoembed detect`)")
-        if loops:
+        if with_loops:
             p.add_argument("--loops", required=True, help="loops .npz (`topoembed localize`)")
 
     p = sub.add_parser("localize", help="stage 4b: each loop's cycle, member points and phase -> .npz")
     _input_args(p)
-    _stage_files(p, loops=False)
+    _stage_files(p, with_loops=False)
     p.add_argument("--out", required=True, help="output loops .npz")
     _add_params(p, set(S["localize"]), inherit=True)
     p.set_defaults(func=cmd_localize)
@@ -769,7 +763,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("report", help="stage 6: summary.json, report.html, cells.csv (and result.h5ad) from "
                                       "the stage files; the same as `run` on the same points")
     _input_args(p)
-    _stage_files(p, loops=True)
+    _stage_files(p, with_loops=True)
     p.add_argument("--embedding", default=None, help="an embedding .npy (`topoembed embed`): checked for the loops")
     from ._losses import LOSS_NAMES
 
@@ -845,9 +839,9 @@ def main(argv=None) -> int:
     except ModuleNotFoundError as exc:
         if exc.name != "torch":
             raise
-        sys.stderr.write(f"topoembed {args.command}: error: the embeddings need PyTorch, which is not installed: "
-                         "pip install 'topoembed[embed]' (a CPU-only build: pip install torch --index-url "
-                         "https://download.pytorch.org/whl/cpu; README: Install)\n")
+        from ._device import TORCH_MISSING
+
+        sys.stderr.write(f"topoembed {args.command}: error: {TORCH_MISSING}\n")
         return 2
 
 

@@ -40,7 +40,7 @@ import time
 
 import numpy as np
 
-from . import graph, pipeline
+from . import pipeline
 from . import localize as localization
 from ._parallel import Pool, resolve_jobs
 from ._progress import Progress
@@ -215,11 +215,11 @@ def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, timing
     prevalence = [len(c) / n_done for c in clusters]
     reported = [c for c, p in zip(clusters, prevalence) if p >= MIN_PREVALENCE]
     loops_out = [_consensus_loop(c, ext, runs, idxs, n_done) for c in reported]
-    if not params.phase_low_confidence:
-        for lp in loops_out:
-            pipeline.withhold_unsupported_phase(lp, ref_alpha(runs))
     ref_b = _reference_run(runs, reported, order)
     ref = runs[ref_b]
+    if not params.phase_low_confidence:
+        for lp in loops_out:
+            pipeline.withhold_unsupported_phase(lp, ref.detection.get("alpha", pipeline.loops.ALPHA))
     counts = [int(r.detection["n_loops"]) for r in runs]
     detection = {**ref.detection, "n_loops": len(reported)}
     if len(reported) != ref.detection["n_loops"]:
@@ -358,13 +358,6 @@ def _consensus_loop(cluster, ext, runs, idxs, B) -> dict:
     )
     lp["n_on_loop"] = int(lp["on_loop"].sum())
     return lp
-
-
-def ref_alpha(runs) -> float:
-    """The detection's significance level (the same in every run)."""
-    from . import loops
-
-    return float(runs[0].detection.get("alpha", loops.ALPHA)) if runs else loops.ALPHA
 
 
 def _median_p(values) -> float | None:

@@ -333,15 +333,20 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
     ``final`` False: a run inside an ensemble, which keeps every loop's phase (the ensemble
     matches loops across runs by their phases and decides support on all of them).
     """
+    with run_context() as caught:
+        result = _run(X, params, progress=progress, A=A, final=final, **overrides)
+    result.warnings = caught
+    return result
+
+
+@contextlib.contextmanager
+def run_context():
+    """How every stage of a run executes (:func:`run`, the staged command line): on one BLAS
+    thread, with topoembed's warnings collected into the yielded list (:func:`collect_warnings`)."""
     from threadpoolctl import threadpool_limits
 
     with threadpool_limits(1), collect_warnings() as caught:
-        result = _run(X, params, progress=progress, A=A, **overrides)
-        if final and not result.params.phase_low_confidence:
-            for lp in result.loops:
-                withhold_unsupported_phase(lp, result.detection.get("alpha", loops.ALPHA))
-    result.warnings = caught
-    return result
+        yield caught
 
 
 @contextlib.contextmanager
@@ -366,7 +371,7 @@ def collect_warnings():
 
 
 def _run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatrix | None = None,
-         **overrides) -> Result:
+         final: bool = True, **overrides) -> Result:
     # a single run: an ensemble of subsamples is topoembed.ensemble.run, which calls this per subsample
     params = dataclasses.replace(params or Params(), **{**overrides, "n_subsamples": 1})
     X = check_points(X, min_points=3)
@@ -438,9 +443,7 @@ def _run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmat
 
     t0 = time.perf_counter()
     if params.localize and found:
-        if "cocycles" not in ph:
-            ph = homology.add_cocycles(D, ph, coeff=localization.DEFAULT_COEFF, rows=detection["features"])
-        localize_loops(found, X, index, A, D, ph, detection, params)
+        ph = localization_stage(found, X, index, A, D, ph, detection, params, withhold=final)
     tick("localization", t0)
     timings["total"] = time.perf_counter() - t_all
     bar.close()
@@ -475,6 +478,21 @@ def extension_graph(X, params: Params) -> sp.csr_matrix:
     k (:func:`extension_k`) suffices and keeps the sparse solves cheap."""
     return graph.knn_graph(X, k=extension_k(params), metric=params.metric, symmetrize="or",
                            random_state=params.seed, device=params.device, method=params.knn_method)
+
+
+def localization_stage(found, X, index, A, D, ph, detection, params: Params, withhold: bool = True) -> dict:
+    """The localization stage of :func:`run`, the staged ``topoembed localize`` and
+    ``te.tl.detect_loops``: the found loops' cocycles (:func:`topoembed.homology.add_cocycles`,
+    unless ``ph`` has them), :func:`localize_loops`, and, with ``withhold`` and without
+    ``params.phase_low_confidence``, :func:`withhold_unsupported_phase`. Returns ``ph`` with
+    the cocycles."""
+    if "cocycles" not in ph:
+        ph = homology.add_cocycles(D, ph, coeff=localization.DEFAULT_COEFF, rows=detection["features"])
+    localize_loops(found, X, index, A, D, ph, detection, params)
+    if withhold and not params.phase_low_confidence:
+        for lp in found:
+            withhold_unsupported_phase(lp, detection.get("alpha", loops.ALPHA))
+    return ph
 
 
 def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None:

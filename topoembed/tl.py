@@ -225,11 +225,8 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
         check_choice(phase_method, localization.PHASE_METHODS, "phase_method")
         params = pipeline.Params(theta_filtration=theta_filtration, phase_method=phase_method)
         D = _distances_for(adata, key_added)
-        # the same cocycles as the pipeline: ripser.py truncated at the found loops' death
-        ph = homology.add_cocycles(D, ph, coeff=localization.DEFAULT_COEFF, rows=det["features"])
-        pipeline.localize_loops(found, None, index, _graph(adata, key_added), D, ph, det, params)
-        for lp in found:  # phase only where a loop is supported, as te.tl.run
-            pipeline.withhold_unsupported_phase(lp, det.get("alpha", loops.ALPHA))
+        # the pipeline's stage: the same cocycles, phases, and phase only where a loop is supported
+        pipeline.localization_stage(found, None, index, _graph(adata, key_added), D, ph, det, params)
     _write_loops(adata, key_added, det, found)
     return adata if copy else None
 

@@ -20,9 +20,9 @@ from .._validate import InputError
 try:
     import torch  # noqa: F401
 except ModuleNotFoundError as exc:  # torch is the optional `embed` extra
-    raise ModuleNotFoundError("topoembed's embeddings need PyTorch, which is not installed: pip install "
-                              "'topoembed[embed]' (a CPU-only build: pip install torch --index-url "
-                              "https://download.pytorch.org/whl/cpu; README: Install)", name="torch") from exc
+    from .._device import TORCH_MISSING
+
+    raise ModuleNotFoundError(f"topoembed: {TORCH_MISSING}", name="torch") from exc
 from .estimator import ContrastiveEmbedding, SCANClustering, SketchMap, TripletEmbedding, choose_sigma
 from .topology import VERDICTS, embedding_topology
 from .train import resolve_device
