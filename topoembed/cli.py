@@ -551,7 +551,7 @@ def cmd_report(args) -> int:
     A, D, ph, det, records, found = _stage_inputs(args, X, fp, need_loops=True)
     p = dataclasses.replace(_resolve(args, records), n_subsamples=1)
     timings, warned = _merged(records)
-    timings = {k: timings[k] for k in ("graph", "distances", "homology", "detection", "localization") if k in timings}
+    timings = {k: timings[k] for k in _TIMING.values() if k in timings}  # in run's order
     timings["total"] = float(sum(timings.values()))
     n_comp, _ = graph.components(A)
     result = pipeline.Result(params=p, n_input=X.shape[0], index=np.arange(X.shape[0]), A=A, D=D, ph=ph,
