@@ -228,10 +228,48 @@ def test_no_loop_gives_no_localisation():
     assert L.localize_loops(D, A, ph, {**det, "features": []}) == []
 
 
-def test_requires_cocycles_and_valid_parameters():
+@pytest.mark.parametrize("name,n,sigma,k,max_step", [("circle", 300, 0.1, 15, L.MAX_STEP),
+                                                    ("eyeglasses", 300, 0.02, 15, L.MAX_STEP),
+                                                    ("circle", 400, 0.2, 100, L.MAX_STEP),
+                                                    ("circle", 400, 0.2, 100, 1e-6)])
+def test_truncated_cocycle_run_gives_the_same_localization(name, n, sigma, k, max_step):
+    """Without cocycles, localize_loops runs ripser.py only up to cocycle_filtration (and
+    further only if its cycle search needs it: forced by a tiny max_step, with which only
+    the unconstrained search at 0.9 of the lifetime finds the cycle): the result equals that
+    from the cocycles of the full filtration, and the cocycles agree on every edge below the
+    truncation."""
+    s = datasets.make(name, n=n, d=50, sigma=sigma, seed=0)
+    A = graph.knn_graph(s.X, k=k, symmetrize="and" if k == 100 else "or")
+    D = spectral.distance_matrix(A=A)
+    bare = homology.persistence(D, coeff=P)
+    det = loops.detect(bare["dgms"][1], scale=bare["scale"])
+    assert det["features"]
+    full = homology.add_cocycles(D, bare, coeff=P, rows=det["features"])
+    assert np.isinf(full["cocycle_limit"][det["features"]]).all()
+    t = L.cocycle_filtration(bare, det["features"])
+    part = homology.add_cocycles(D, bare, coeff=P, rows=det["features"], thresh=t)
+    D32 = D.astype(np.float32)
+    for row in det["features"]:
+        b, d = bare["dgms"][1][row]
+        assert b < t < d and part["cocycle_limit"][row] == np.float32(t)
+
+        def below(c):
+            c = np.asarray(c, dtype=np.int64)
+            keep = D32[c[:, 0], c[:, 1]] <= np.float32(t)
+            return sorted((min(i, j), max(i, j), (v if i < j else -v) % P) for i, j, v in c[keep])
+        assert below(part["cocycles"][1][row]) == below(full["cocycles"][1][row])
+        assert len(part["cocycles"][1][row]) < len(full["cocycles"][1][row])
+    for a, b_ in zip(L.localize_loops(D, A, full, det, max_step=max_step),
+                     L.localize_loops(D, A, bare, det, max_step=max_step)):
+        # with the tiny step the constrained searches failed up to 0.9 of the lifetime, past t
+        assert (a["cycle_max_step"] is None) == (max_step < 1e-3)
+        np.testing.assert_array_equal(a["phase"], b_["phase"])
+        np.testing.assert_array_equal(a["on_loop"], b_["on_loop"])
+        assert a["cycle"] == b_["cycle"] and a["cycle_filtration"] == b_["cycle_filtration"]
+
+
+def test_valid_parameters():
     s, A, D, ph, det, _ = _run("circle", 300, 0.1)
-    with pytest.raises(ValueError, match="cocycles"):
-        L.localize_loops(D, A, {k: v for k, v in ph.items() if k != "cocycles"}, det)
     with pytest.raises(ValueError, match="theta_filtration"):
         L.localize_loops(D, A, ph, det, theta_filtration=1.0)
 

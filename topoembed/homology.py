@@ -365,29 +365,44 @@ def _grow(t: float, sample: np.ndarray, encl: float, step: int) -> float:
     return min(encl, max(nxt, t * 1.05))
 
 
-def add_cocycles(D: np.ndarray, ph: dict, coeff: int = 2, rows=None) -> dict:
+def add_cocycles(D: np.ndarray, ph: dict, coeff: int = 2, rows=None, thresh: float | None = None) -> dict:
     """``ph`` with ripser.py's representative cocycles (Z_coeff) added for the H1 bars ``rows``
-    (default: all; the others get empty cocycles).
+    (default: all; cocycles ``ph`` already has for other rows are kept, the rest are empty).
 
-    ripser.py runs truncated at the largest death among those bars: with no class born after
-    ``ph``'s truncation (:func:`persistence`), every bar that dies by then is found with the
-    same birth and death, and H1 rows keep ``ph``'s order. Raises RuntimeError if a bar is
-    not found (the two engines disagree).
+    ripser.py runs truncated at the largest death among those bars, or at ``thresh`` if
+    that is smaller. With no class born after ``ph``'s truncation (:func:`persistence`),
+    every bar that dies by then is found with the same birth and death, and a bar still
+    alive there with the same birth (and birth edge). A cocycle from a run truncated at t,
+    restricted to the edges of length ≤ t, is the full run's restricted to them (ripser's
+    reduction of a column only adds columns of longer edges; tested), so a localization
+    that only looks at G_r for r ≤ t needs no more: on the pipeline's noisy circle the run
+    at half the loop's lifetime costs 0.16 s instead of 1.35 s at its death.
+
+    The result has ``cocycle_limit``: per H1 row, the largest filtration value up to which
+    its cocycle is valid (inf when the run reached the bar's death, 0 without a cocycle).
+    Raises RuntimeError if a bar is not found (the two engines disagree).
     """
     D, _, _, Dr = _prepared(D)
     h1 = ph["dgms"][1]
     rows = list(range(len(h1))) if rows is None else [int(r) for r in rows]
     deaths = h1[rows, 1][np.isfinite(h1[rows, 1])] if rows else np.zeros(0)
     t = float(deaths.max()) if len(deaths) else float(ph["thresh"])
+    if thresh is not None:  # never below a birth: each bar must be in the truncated run
+        t = min(t, max(float(thresh), float(h1[rows, 0].max()) if rows else 0.0))
     _check_memory(Dr, t)
     dgms, edges, cocs = _run_engine(Dr, 1, t, "ripser", True, coeff)
+    t32 = np.float32(np.nextafter(np.float32(t), np.float32(np.inf)))
     theirs = dgms[1].astype(np.float32)
+    theirs[theirs[:, 1] > t32, 1] = np.inf  # alive at the truncation
     lookup: dict = {}
     for i, (b, d) in enumerate(theirs.tolist()):
         lookup.setdefault((b, d, *edges[i].tolist()), []).append(i)
     mine = h1.astype(np.float32)
+    mine[mine[:, 1] > t32, 1] = np.inf  # as the truncated run sees them
     empty = np.zeros((0, 3), dtype=np.int64)
-    out_cocs = [empty] * len(h1)
+    old = ph.get("cocycles")
+    out_cocs = list(old[1]) if old is not None and len(old) > 1 else [empty] * len(h1)
+    limit = np.array(ph.get("cocycle_limit", [np.inf if len(c) else 0.0 for c in out_cocs]), dtype=np.float64)
     out_edges = np.array(ph["birth_edges"], dtype=np.int64).reshape(-1, 2).copy()
     used: set = set()
     for r in rows:
@@ -400,4 +415,5 @@ def add_cocycles(D: np.ndarray, ph: dict, coeff: int = 2, rows=None) -> dict:
         used.add(hits[0])
         out_cocs[r] = cocs[1][hits[0]]
         out_edges[r] = edges[hits[0]]
-    return {**ph, "cocycles": [cocs[0], out_cocs], "birth_edges": out_edges}
+        limit[r] = np.inf if np.isfinite(d) else float(np.float32(t))  # G_r for float32(r) ≤ this
+    return {**ph, "cocycles": [cocs[0], out_cocs], "birth_edges": out_edges, "cocycle_limit": limit}

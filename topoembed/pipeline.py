@@ -486,8 +486,10 @@ def localization_stage(found, X, index, A, D, ph, detection, params: Params, wit
     unless ``ph`` has them), :func:`localize_loops`, and, with ``withhold`` and without
     ``params.phase_low_confidence``, :func:`withhold_unsupported_phase`. Returns ``ph`` with
     the cocycles."""
-    if "cocycles" not in ph:
-        ph = homology.add_cocycles(D, ph, coeff=localization.DEFAULT_COEFF, rows=detection["features"])
+    if "cocycles" not in ph:  # truncated where the localization needs them (it runs further if it must)
+        ph = homology.add_cocycles(D, ph, coeff=localization.DEFAULT_COEFF, rows=detection["features"],
+                                   thresh=localization.cocycle_filtration(ph, detection["features"],
+                                                                          params.theta_filtration))
     localize_loops(found, X, index, A, D, ph, detection, params)
     if withhold and not params.phase_low_confidence:
         for lp in found:

@@ -107,13 +107,15 @@ def _write_homology(adata, key, ph):
     entry["thresh"] = float(ph["thresh"])
     entry["scale"] = float(ph["scale"])
     entry["birth_edges"] = np.asarray(ph["birth_edges"], dtype=np.int64).reshape(-1, 2)
-    for stale in ("cocycles_H1", "cocycle_offsets_H1"):
+    for stale in ("cocycles_H1", "cocycle_offsets_H1", "cocycle_limit_H1"):
         entry.pop(stale, None)
     if "cocycles" in ph and len(ph["cocycles"]) > 1:
         # H1 cocycles, concatenated (rows i, j, value) with offsets: compact in .h5ad
         cocycles = [np.asarray(c, dtype=np.int64).reshape(-1, 3) for c in ph["cocycles"][1]]
         entry["cocycles_H1"] = np.concatenate(cocycles) if cocycles else np.zeros((0, 3), np.int64)
         entry["cocycle_offsets_H1"] = np.cumsum([0] + [len(c) for c in cocycles])
+        if "cocycle_limit" in ph:  # up to where each cocycle is valid (homology.add_cocycles)
+            entry["cocycle_limit_H1"] = np.asarray(ph["cocycle_limit"], dtype=np.float64)
 
 
 def _ph_from_entry(entry) -> dict:
@@ -123,6 +125,8 @@ def _ph_from_entry(entry) -> dict:
     if "cocycles_H1" in entry:
         rows, off = np.asarray(entry["cocycles_H1"]), np.asarray(entry["cocycle_offsets_H1"])
         ph["cocycles"] = [[], [rows[off[i]:off[i + 1]] for i in range(len(off) - 1)]]
+        if "cocycle_limit_H1" in entry:
+            ph["cocycle_limit"] = np.asarray(entry["cocycle_limit_H1"], dtype=np.float64)
     return ph
 
 
