@@ -136,3 +136,35 @@ def test_truncation_with_components_and_early_decision():
     early = homology.persistence(D, decided=lambda dgm, t: np.isinf(dgm[:, 1]).sum() == 1)
     if not early["exact"]:
         assert np.isinf(early["dgms"][1][:, 1]).sum() == 1 and early["thresh"] < full["thresh"]
+
+
+def test_engine_cores_match_their_wrappers_and_skip_scikit_learn():
+    """The compiled cores, called directly, give what gph.ripser_parallel and ripser.ripser
+    give on the same matrix (diagrams, generators, cocycles); a run imports no scikit-learn."""
+    import subprocess
+    import sys
+
+    import gph
+    import ripser
+
+    D = _spectral("eyeglasses", n=200, k=15, symmetrize="or")
+    t = float(np.quantile(D, 0.3))
+    t32 = float(np.nextafter(np.float32(t), np.float32(np.inf)))
+    for coeff in (2, 47):
+        dgms, edges, _ = homology._run_engine(D, 1, t, "gph", False, coeff)
+        ref = gph.ripser_parallel(D, maxdim=1, thresh=t32, coeff=coeff, metric="precomputed", return_generators=True)
+        for mine, theirs in zip(dgms, ref["dgms"]):
+            np.testing.assert_array_equal(mine, np.asarray(theirs, dtype=np.float64).reshape(-1, 2))
+        fin = np.isfinite(dgms[1][:, 1])
+        np.testing.assert_array_equal(edges[fin], np.sort(ref["gens"][1][0][:, :2], axis=1))
+        dgms, _, cocs = homology._run_engine(D, 1, t, "ripser", True, coeff)
+        ref = ripser.ripser(D, maxdim=1, thresh=t32, coeff=coeff, distance_matrix=True, do_cocycles=True)
+        for mine, theirs in zip(dgms, ref["dgms"]):
+            np.testing.assert_array_equal(mine, theirs.astype(np.float64))
+        for mine, theirs in zip(cocs[1], ref["cocycles"][1]):
+            np.testing.assert_array_equal(mine, theirs)
+    code = ("import sys; from topoembed import datasets, pipeline; "
+            "pipeline.run(datasets.make('circle', n=150, d=5, sigma=0.1, seed=0).X, k=15); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'gph', 'ripser', 'pyRipser')))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "sklearn" not in out and "pyRipser" in out and "gph.modules.gph_ripser_coeff" in out

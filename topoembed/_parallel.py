@@ -50,11 +50,14 @@ def _preload(modules: tuple) -> None:
     start-up runs while the parent is still busy (see :class:`Pool`)."""
     import importlib
 
-    for name in modules:
+    for name in modules:  # "package.module", or "package.module:function" to call as well
+        module, _, function = name.partition(":")
         try:
-            importlib.import_module(name)
+            loaded = importlib.import_module(module)
         except ImportError:  # an optional engine: the task falls back as it would anyway
-            pass
+            continue
+        if function:
+            getattr(loaded, function)()
 
 
 def _is_main_test(node) -> bool:

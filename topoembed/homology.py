@@ -3,7 +3,10 @@
 ``persistence(D, maxdim=1)`` returns the diagrams per dimension as (birth, death) arrays,
 death = inf for classes that never die. Engines: giotto-ph (Pérez, Hess, Tauzin 2021; the
 faster one, about 2x ripser.py at the same filtration) and ripser.py (Bauer 2021; Tralie,
-Saul and Bar-On 2018), the only one that returns representative cocycles.
+Saul and Bar-On 2018), the only one that returns representative cocycles. Both are called
+through their compiled cores (``gph.modules.gph_ripser[_coeff]``, ``pyRipser``), with the
+inputs their Python wrappers would pass: the wrappers import scikit-learn, 2.5 s in every
+process and worker, for code this package does not use.
 
 Only as much of the filtration is built as the diagram needs (H1):
 
@@ -34,7 +37,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["persistence", "add_cocycles", "birth_bound", "minimum_spanning_tree", "enclosing_radius", "birth_edge",
+__all__ = ["persistence", "add_cocycles", "load_engines", "birth_bound", "minimum_spanning_tree", "enclosing_radius", "birth_edge",
            "distance_scale", "ripser_memory_estimate"]
 
 
@@ -204,12 +207,92 @@ def _engine(engine: str, cocycles: bool) -> str:
     if cocycles:
         return "ripser"  # only ripser.py returns representative cocycles
     if engine == "auto":
-        try:
-            import gph  # noqa: F401
-        except ImportError:  # pragma: no cover - giotto-ph is a dependency
-            return "ripser"
-        return "gph"
+        return "gph" if _gph_core(2) is not None else "ripser"
     return engine
+
+
+def _gph_core(coeff: int):
+    """giotto-ph's compiled engine (``gph.modules.gph_ripser`` for Z_2, ``gph_ripser_coeff``
+    otherwise), loaded without giotto-ph's Python wrapper, whose import pulls in scikit-learn
+    (2.5 s in every process and worker here). The module is registered under its own name,
+    so a later ``import gph`` reuses it. None if giotto-ph is not installed."""
+    import importlib.machinery
+    import importlib.util
+    import os
+    import sys
+
+    name = "gph_ripser" if coeff == 2 else "gph_ripser_coeff"
+    full = "gph.modules." + name
+    if full in sys.modules:
+        return sys.modules[full]
+    try:
+        spec = importlib.util.find_spec("gph")  # a top-level name: gph/__init__ does not run
+        folder = os.path.join(list(spec.submodule_search_locations)[0], "modules")
+        path = next(os.path.join(folder, name + sfx) for sfx in importlib.machinery.EXTENSION_SUFFIXES
+                    if os.path.exists(os.path.join(folder, name + sfx)))
+        loader = importlib.machinery.ExtensionFileLoader(full, path)
+        module = importlib.util.module_from_spec(importlib.util.spec_from_loader(full, loader))
+        loader.exec_module(module)
+    except Exception as exc:  # not installed, or laid out differently: the wrapper, if any
+        log.debug("giotto-ph's engine not loaded directly (%s); using its Python wrapper", exc)
+        try:
+            from gph.modules import gph_ripser, gph_ripser_coeff
+        except ImportError:
+            return None
+        return gph_ripser if coeff == 2 else gph_ripser_coeff
+    sys.modules[full] = module
+    return module
+
+
+def load_engines() -> None:
+    """Load both engines' compiled cores now (a worker's first task; see :mod:`topoembed.ensemble`)."""
+    _gph_core(2), _gph_core(3)
+    try:
+        import pyRipser  # noqa: F401
+    except ImportError:  # pragma: no cover - ripser is a dependency
+        pass
+
+
+def _gph_run(Dr: np.ndarray, maxdim: int, thresh: float, coeff: int):
+    """giotto-ph on the edges of Dr of length ≤ thresh (what ``gph.ripser_parallel(Dr,
+    metric="precomputed", thresh=thresh, return_generators=True, n_threads=1)`` computes):
+    (diagrams, H1 birth edges)."""
+    core = _gph_core(coeff)
+    if core is None:  # pragma: no cover - giotto-ph is a dependency
+        raise ImportError("giotto-ph is not installed: pip install giotto-ph")
+    n = Dr.shape[0]
+    i, j = np.nonzero(np.triu(Dr <= thresh))  # the upper triangle with the diagonal (vertex births)
+    res = core.rips_dm_sparse(i.astype(np.int64), j.astype(np.int64), np.ascontiguousarray(Dr[i, j], np.float32),
+                              len(i), n, coeff, maxdim, thresh, 1, True)
+    dgms = [np.asarray(d, dtype=np.float64).reshape(-1, 2) for d in res.births_and_deaths_by_dim()]
+    edges = None
+    if maxdim >= 1:
+        gens = res.flag_persistence_generators_by_dim
+        fin = np.asarray(gens.finite_higher[0], dtype=np.int64).reshape(-1, 4)
+        inf_ = np.asarray(gens.essential_higher[0], dtype=np.int64).reshape(-1, 2)
+        edges = _gph_edges(dgms[1], fin[:, :2], inf_)
+    return dgms, edges
+
+
+def _ripser_run(Dr: np.ndarray, maxdim: int, thresh: float, coeff: int):
+    """ripser.py's compiled engine (``pyRipser``, what ``ripser.ripser(Dr, distance_matrix=True,
+    do_cocycles=True)`` calls, without its wrapper's scikit-learn import): (diagrams,
+    cocycles as (i, j, value mod coeff) rows per dimension)."""
+    from pyRipser import doRipsFiltrationDM
+
+    n = Dr.shape[0]
+    res = doRipsFiltrationDM(np.ascontiguousarray(Dr[np.triu_indices(n, 1)], dtype=np.float32),
+                             maxdim, thresh, coeff, True)
+    dgms = [np.asarray(d, dtype=np.float64).reshape(-1, 2) for d in res["births_and_deaths_by_dim"]]
+    cocycles = []
+    for dim, per_dim in enumerate(res["cocycles_by_dim"]):
+        rows = []
+        for c in per_dim:
+            c = np.asarray(c, dtype=np.int64).reshape(-1, dim + 2)
+            c[:, -1] = np.mod(c[:, -1], coeff)
+            rows.append(c)
+        cocycles.append(rows)
+    return dgms, cocycles
 
 
 def _run_engine(Dr: np.ndarray, maxdim: int, thresh: float, engine: str, cocycles: bool, coeff: int):
@@ -217,30 +300,15 @@ def _run_engine(Dr: np.ndarray, maxdim: int, thresh: float, engine: str, cocycle
     ≤ thresh in float32 (the engines' precision) is in the filtration."""
     thresh = float(np.nextafter(np.float32(thresh), np.float32(np.inf)))
     if engine == "gph":
-        from gph import ripser_parallel
-
-        res = ripser_parallel(Dr, maxdim=maxdim, thresh=thresh, coeff=coeff, metric="precomputed",
-                              n_threads=1, return_generators=True)
-        dgms = [np.asarray(d, dtype=np.float64).reshape(-1, 2) for d in res["dgms"]]
-        edges = None
-        if maxdim >= 1:
-            fin = np.asarray(res["gens"][1][0], dtype=np.int64).reshape(-1, 4) if len(res["gens"][1]) else \
-                np.zeros((0, 4), np.int64)
-            inf_ = np.asarray(res["gens"][3][0], dtype=np.int64).reshape(-1, 2) if len(res["gens"][3]) else \
-                np.zeros((0, 2), np.int64)
-            edges = _gph_edges(dgms[1], fin[:, :2], inf_)
+        dgms, edges = _gph_run(Dr, maxdim, thresh, coeff)
         return dgms, edges, None
-    from ripser import ripser
-
-    res = ripser(Dr, maxdim=maxdim, distance_matrix=True, do_cocycles=cocycles or maxdim >= 1,
-                 coeff=coeff, thresh=thresh)
-    dgms = [np.asarray(d, dtype=np.float64).reshape(-1, 2) for d in res["dgms"]]
+    dgms, cocs = _ripser_run(Dr, maxdim, thresh, coeff)
     edges = None
     if maxdim >= 1:
         D32 = Dr.astype(np.float32)
-        edges = np.array([birth_edge(D32, b, c) for (b, _), c in zip(dgms[1], res["cocycles"][1])],
+        edges = np.array([birth_edge(D32, b, c) for (b, _), c in zip(dgms[1], cocs[1])],
                          dtype=np.int64).reshape(-1, 2)
-    return dgms, edges, res["cocycles"]
+    return dgms, edges, cocs
 
 
 def _gph_edges(dgm1: np.ndarray, finite_edges: np.ndarray, infinite_edges: np.ndarray) -> np.ndarray:
