@@ -33,6 +33,14 @@ from pathlib import Path
 import numpy as np
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+#: --subsample-size, passed to the cases' processes: the ensemble's subsample size (None: the default)
+_OVERRIDES_ENV = "TOPOEMBED_BENCH_OVERRIDES"
+
+
+def _overrides() -> dict:
+    import os
+
+    return json.loads(os.environ.get(_OVERRIDES_ENV, "{}"))
 
 
 # ---------------------------------------------------------------------------- cases (child side)
@@ -51,7 +59,7 @@ def case_ipc(seed: int) -> dict:
 
     t0 = time.perf_counter()
     a = ad.read_h5ad(DATA / "neural_ipc_scvi.h5ad")
-    te.tl.run(a, use_rep="X_scVI", seed=seed)
+    te.tl.run(a, use_rep="X_scVI", seed=seed, **_overrides())
     wall = time.perf_counter() - t0
     loops = te.tl.get_loops(a)
     row = {"case": "ipc", "seed": seed, "n": a.n_obs, "wall_s": wall, "peak_gib": _peak_gib(), "n_loops": len(loops),
@@ -74,7 +82,7 @@ def case_size(name: str, n: int, seed: int) -> dict:
 
     ds = datasets.make(name, n=n, d=50, sigma=0.2, seed=seed)
     t0 = time.perf_counter()
-    res = ensemble.run(ds.X, seed=seed)
+    res = ensemble.run(ds.X, seed=seed, **_overrides())
     wall = time.perf_counter() - t0
     row = {"case": "sizes", "dataset": name, "n": n, "seed": seed, "wall_s": wall, "peak_gib": _peak_gib(),
            "n_loops": int(res.detection["n_loops"]), "mode": "ensemble" if res.ensemble else "single",
@@ -126,7 +134,7 @@ def case_reference(n: int, seed: int, which: str) -> dict:
     if which == "dense":
         row.update(dense_reference(ds.X))
     else:
-        res = ensemble.run(ds.X, seed=seed)
+        res = ensemble.run(ds.X, seed=seed, **_overrides())
         row.update(n_loops=int(res.detection["n_loops"]), mode="ensemble" if res.ensemble else "single",
                    timings={k: float(v) for k, v in res.timings.items()})
     row["wall_s"] = time.perf_counter() - t0
@@ -150,6 +158,7 @@ def child(kind: str, *args) -> dict:
     if proc.returncode != 0:
         return {"case": kind, "args": list(args), "error": proc.stderr[-2000:]}
     row = json.loads(proc.stdout.strip().splitlines()[-1])
+    row.update(_overrides())
     print(json.dumps(row), flush=True)
     return row
 
@@ -163,8 +172,14 @@ def main(argv=None):
                     help="'dense': time only the published method (the default's cost at n > 1,000 is that of "
                          "its 10 subsample runs, measured by --part sizes)")
     ap.add_argument("--out", type=Path, default=None, help="append the rows as JSON lines")
+    ap.add_argument("--subsample-size", type=int, default=None,
+                    help="the ensemble's subsample size (default: the package's)")
     ap.add_argument("--child", nargs="+", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
+    if args.subsample_size is not None:
+        import os
+
+        os.environ[_OVERRIDES_ENV] = json.dumps({"subsample_size": args.subsample_size})
     if args.child:
         kind, *rest = args.child
         import logging
