@@ -357,8 +357,9 @@ def persistence(D: np.ndarray, maxdim: int = 1, cocycles: bool = False, coeff: i
     :func:`birth_bound` b* (no class is born later) and grows, the number of edges doubling
     (1.25 times at the first step), until no H1 class is alive at the truncation value: the diagram is then
     exactly that of the full filtration (tested against it), at a fraction of the edges
-    (about a third on a noisy circle under effective resistance, 1.3 s instead of 6 s at
-    n = 1,000). H0 comes from the minimum spanning tree, also exact. H2 (``maxdim=2``) and
+    (about 40 % on a noisy circle under effective resistance, 1.3 s instead of 6 s at
+    n = 1,000). Without ``decided`` the first run is one step above b*, never at b*: the
+    edge of length b* opens a class that is still alive there. H0 comes from the minimum spanning tree, also exact. H2 (``maxdim=2``) and
     ``truncate=False`` use the enclosing radius. ``decided(dgm1, t)`` may stop the growth
     early: it gets the H1 diagram at truncation t (classes alive at t have death inf, and
     none is born later) and returns True when the caller's answer can no longer change
@@ -393,6 +394,12 @@ def persistence(D: np.ndarray, maxdim: int = 1, cocycles: bool = False, coeff: i
     sample = _distance_sample(Dr, finite)
     exact = True
     step = 0
+    if decided is None and bound < encl:
+        # a run at b* itself is never complete: the edge of length b* opens a class (no
+        # triangle contains it yet, so its cycle bounds nothing), alive at b* unless a tie
+        # of lengths kills it at once. Start one growth step above (1.0 s saved on the circle)
+        t = _grow(t, sample, encl, step)
+        step += 1
     while True:
         _check_memory(Dr, t)
         dgms, edges, cocs = _run_engine(Dr, 1, t, eng, False, coeff)
