@@ -22,7 +22,6 @@ def test_noiseless_circle_has_one_long_h1_bar():
 
 
 def test_truncation_at_enclosing_radius_keeps_diagrams():
-    rng = np.random.default_rng(0)
     X = datasets.make("circle", n=80, d=3, sigma=0.1, seed=1).X
     D = cdist(X, X)
     from ripser import ripser

@@ -261,8 +261,9 @@ def check_dense_feasible(n: int, max_n: int = DENSE_MAX_N, memory_fraction: floa
     cost = dense_cost(n)
     avail = available_memory_bytes()
     gib = cost["bytes"] / 1024**3
-    advice = (f"Subsample the points (e.g. --subsample 2000 on the command line, or "
-              f"subsample=2000 in Python), which is seeded and reproducible.")
+    advice = ("Analyse them as an ensemble of subsamples, the default of `topoembed run` and te.tl.run "
+              "above 1,000 points (--n-subsamples auto), or run on one seeded subset (--subsample 1000 on "
+              "the command line, subsample=1000 in Python).")
     if n > max_n:
         raise InputError(f"{n} points exceed the dense limit of {max_n} (estimated {gib:.1f} GiB and "
                          f"{cost['seconds'] / 60:.0f} min for the eigendecomposition alone). {advice}")
