@@ -56,6 +56,33 @@ def test_match_loops_pairs_the_same_loop_across_runs():
     assert [len(c) for c in ensemble.match_loops(noise, order=[0, 1, 2])] == [1, 1, 1]
 
 
+def test_match_loops_compares_two_loops_on_their_own_points():
+    """Two loops on disjoint points (as linked circles): off its loop a phase is only its
+    extension (here: noise), which halves |ρ| between runs that found the same loop. Compared
+    on the reference loop's members, every run's two loops join the right clusters; compared
+    on all points they do not (the old matching, which reported 4 loops here)."""
+    rng = np.random.default_rng(3)
+    n = 800
+    on_a, on_b = np.arange(n) < 400, np.arange(n) >= 400
+    true = rng.uniform(0, 2 * np.pi, n)
+
+    def loop(on):  # a run's phase: the truth (with jitter) on its loop, noise elsewhere
+        return np.where(on, np.mod(true + rng.normal(scale=0.5, size=n), 2 * np.pi), rng.uniform(0, 2 * np.pi, n))
+
+    runs = [[loop(on_a), loop(on_b)] if b % 2 else [loop(on_b), loop(on_a)] for b in range(6)]
+    members = [[on_b, on_a] if b % 2 == 0 else [on_a, on_b] for b in range(6)]
+    members = [[m.copy() for m in ms] for ms in members]
+    for ms in members:  # memberships are noisy too: a few points of the other loop
+        for m in ms:
+            m[rng.choice(n, 20, replace=False)] = True
+    clusters = ensemble.match_loops(runs, order=list(range(6)), members=members)
+    assert sorted(len(c) for c in clusters) == [6, 6]
+    for c in clusters:
+        first = members[c[0][0]][c[0][1]][:400].mean() > 0.5
+        assert all((members[b][j][:400].mean() > 0.5) == first for b, j in c)
+    assert len(ensemble.match_loops(runs, order=list(range(6)))) > 2  # on all points they fragment
+
+
 def test_circle_prevalence_one_and_consensus_phase():
     ds, res = _ens("circle")
     assert res.detection["n_loops"] == 1 and len(res.loops) == 1

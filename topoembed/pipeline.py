@@ -41,12 +41,13 @@ H2_MAX_N = 600
 ENSEMBLE_MIN_N = 1000
 #: Subsamples of an ensemble with ``n_subsamples="auto"``.
 ENSEMBLE_RUNS = 10
-#: Points per subsample of an ensemble (``Params.subsample_size``). 500, not the published
-#: protocol's 1,000: on the IPC cells (80 subsample runs, seeds 0-7) the loop was found in 95 %
-#: of 500-point runs (R² of CellCycle on the consensus phase 0.85-0.87) against 97 % at 700 and
-#: ~95 % at 1,000, with p-values as small; noisy circles and blobs were right at every n; and a
-#: run costs about a quarter (BENCHMARKS.md "Whole datasets", fourth pass).
-SUBSAMPLE_SIZE = 500
+#: Points per subsample of an ensemble (``Params.subsample_size``). 700, not the published
+#: protocol's 1,000: on the IPC cells (every subsample run made, seeds 0-7) the loop was found
+#: in 68 of 70 700-point runs (R² of CellCycle on the consensus phase 0.87-0.88) and 76 of 80
+#: 500-point ones, with p-values as small; but on two linked circles (σ = 0.15, n = 5,000)
+#: 500-point runs lose the loops (0-1 per run, 0 reported) where 700- and 1,000-point runs find
+#: both. A 700-point run costs about 40 % of a 1,000-point one (BENCHMARKS.md "Whole datasets").
+SUBSAMPLE_SIZE = 700
 
 
 def _default(func, name):
