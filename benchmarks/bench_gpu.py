@@ -11,7 +11,7 @@ Prints one JSON row per case (and appends them to ``--out``):
 * ``end_to_end``: ``ensemble.run`` with defaults and ``device=...`` on ``--n`` points (a noisy
   circle, σ = 0.2, in R^50): wall time, loops, prevalence, the phase's alignment with the
   true angle. At a million points the kNN graph of all points (the consensus' extension
-  graph) is the GPU's work; the 500-point subsample runs are the CPU's.
+  graph) is the GPU's work; the 700-point subsample runs are the CPU's.
 
 Without CUDA it stops with a message (CI has no GPU; `tests/test_device.py` checks the
 code paths on the CPU).
