@@ -199,3 +199,52 @@ def test_loops_carry_p_values_and_the_report_words_the_confidence():
     assert any(n.startswith("Not significant") for n in report.verdict_notes(dropped))
     with pytest.raises(InputError, match="loop_rule"):
         pipeline.run(X, k=30, loop_rule="vote")
+
+
+def _summary_without_timings(res):
+    out = pipeline.summary(res)
+    out.pop("timings_s", None)
+    return out
+
+
+@pytest.mark.parametrize("name,extra", [("circle", None), ("blob", None), ("circle", "outlier")])
+def test_speculative_confirmation_gives_the_sequential_result(monkeypatch, name, extra):
+    """The confirmation computed in a forked child while the persistence runs gives the same
+    summary (detection, confirmation, warnings, loops) as the sequential run; a child that
+    fails is replaced by the sequential computation."""
+    import os
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("the speculative confirmation runs on Linux only")
+    X = datasets.make(name, n=300, d=20, sigma=0.1, seed=0).X
+    if extra == "outlier":  # a second component: its warnings must come back from the child
+        X = np.vstack([X, np.full((1, X.shape[1]), 30.0)])
+    monkeypatch.setattr("topoembed._parallel.usable_cpus", lambda: 2)
+    started = []
+    real = pipeline._Speculation.__init__
+
+    def spy(self, *a, **k):
+        started.append(1)
+        real(self, *a, **k)
+
+    monkeypatch.setattr(pipeline._Speculation, "__init__", spy)
+    fast = pipeline.run(X, k=30)
+    assert started  # the speculative path ran
+    monkeypatch.setattr(pipeline, "SPECULATE_MAX_N", 0)
+    slow = pipeline.run(X, k=30)
+    assert _summary_without_timings(fast) == _summary_without_timings(slow)
+    if name == "circle":
+        assert fast.detection["confirmation"]["n_loops"] == 1
+    # a failing child: the parent computes the reading itself
+    monkeypatch.setattr(pipeline, "SPECULATE_MAX_N", 2000)
+    parent, real_reading = os.getpid(), pipeline.confirmation_reading
+
+    def fails_in_child(*a, **k):
+        if os.getpid() != parent:
+            raise RuntimeError("child failure")
+        return real_reading(*a, **k)
+
+    monkeypatch.setattr(pipeline, "confirmation_reading", fails_in_child)
+    again = pipeline.run(X, k=30)
+    assert _summary_without_timings(again) == _summary_without_timings(slow)
