@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 __all__ = [
     "sq_dist", "log_cauchy", "neg_normaliser", "infonce_exaggeration", "contrastive_loss", "contrastive_grad",
     "sig", "sig_prime", "sketchmap_loss", "scan_loss", "triplet_loss", "mine_negatives",
-    "CONTRASTIVE_MODES", "Z_TSNE_PER_POINT", "UMAP_NEGATIVES",
+    "CONTRASTIVE_MODES", "Z_TSNE_PER_POINT", "UMAP_NEGATIVES", "umap_ab", "kernel_shape", "D2_FLOOR", "GRAD_CLIP",
 ]
 
 CONTRASTIVE_MODES = ("infonce", "nce", "neg")
@@ -25,6 +26,36 @@ Z_TSNE_PER_POINT = 100.0
 #: UMAP end of the NEG spectrum: Z̄_UMAP = n²/5 (UMAP's 5 negative samples, so that
 #: m·Z̄/n² = 1 gives UMAP's q/(q + 1) for m = 5).
 UMAP_NEGATIVES = 5.0
+
+
+#: Floor of squared embedding distances in the non-Cauchy kernels' gradients (UMAP's 0.001).
+D2_FLOOR = 1e-3
+#: Largest force of one pair in the non-Cauchy kernels' gradients (UMAP clips at 4 per coordinate).
+GRAD_CLIP = 4.0
+
+
+def umap_ab(min_dist: float = 0.1, spread: float = 1.0) -> tuple[float, float]:
+    """UMAP's output-kernel parameters: (a, b) of 1/(1 + a·d^{2b}) fitted by least squares to
+    1 for d < min_dist and exp(−(d − min_dist)/spread) beyond, on 300 points of [0, 3·spread]
+    (McInnes, Healy and Melville 2018). min_dist = 0.1, spread = 1 give a ≈ 1.58, b ≈ 0.90."""
+    from scipy.optimize import curve_fit
+
+    if not (0 <= min_dist < spread):
+        raise ValueError(f"need 0 <= min_dist < spread; got min_dist={min_dist!r}, spread={spread!r}")
+    x = np.linspace(0.0, 3.0 * spread, 300)
+    y = np.where(x < min_dist, 1.0, np.exp(-(x - min_dist) / spread))
+    (a, b), _ = curve_fit(lambda d, a, b: 1.0 / (1.0 + a * d ** (2.0 * b)), x, y, p0=(1.0, 1.0))
+    return float(a), float(b)
+
+
+def kernel_shape(t: float, a: float, b: float) -> tuple[float, float, float]:
+    """(ε, a_t, b_t) of the kernel q = 1/(ε + a_t·d^{2b_t}) at t ∈ [0, 1] (clipped) between
+    Cauchy (t = 0: 1/(1 + d²)) and UMAP's power law (t = 1: 1/(a·d^{2b})): ε = 1 − t,
+    a_t = a^t, b_t = 1 + t·(b − 1). In NEG with c = 1, t = 1 gives UMAP's loss exactly:
+    q/(q + 1) = 1/(1 + a·d^{2b}) is UMAP's output kernel, −log(q/(q + 1)) its attraction and
+    −log(1 − q/(q + 1)) its repulsion."""
+    t = min(max(float(t), 0.0), 1.0)
+    return 1.0 - t, float(a) ** t, 1.0 + t * (float(b) - 1.0)
 
 
 def sq_dist(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -59,7 +90,8 @@ def infonce_exaggeration(s: float) -> float:
 
 def contrastive_loss(y_i: torch.Tensor, y_j: torch.Tensor, y_neg: torch.Tensor, mode: str = "infonce",
                      log_c: torch.Tensor | float = 0.0, rho: float = 1.0, kernel: str = "cauchy",
-                     temperature: float = 0.5, neg_weight: float = 1.0) -> torch.Tensor:
+                     temperature: float = 0.5, neg_weight: float = 1.0,
+                     shape: tuple[float, float, float] | None = None) -> torch.Tensor:
     """Per-edge contrastive neighbour-embedding loss (Damrich, Böhm, Hamprecht and Kobak,
     *From t-SNE to UMAP with contrastive learning*, ICLR 2023).
 
@@ -83,10 +115,17 @@ def contrastive_loss(y_i: torch.Tensor, y_j: torch.Tensor, y_neg: torch.Tensor, 
       ``"nce"`` learns log Z (so ``log_c`` is a tensor with grad); ``"neg"`` fixes it to Z̄(s)
       of :func:`neg_normaliser`; c = 1 is UMAP's q/(q + 1).
 
+    ``kernel="umap"`` with ``shape`` = (ε, a, b): q = 1/(ε + a·‖y_i − y_j‖^{2b}) (see
+    :func:`kernel_shape`; NEG at c = 1 with (0, a, b) is UMAP's loss).
+
     Leading axes broadcast: y_i, y_j (g, c, d) with y_neg (g, 1, M, d) gives the loss of g
     blocks of c edges that share their M negatives, shape (g, c).
     """
-    if kernel == "cauchy":
+    if kernel == "umap":
+        eps, a, b = shape
+        log_q = -torch.log(eps + a * sq_dist(y_i, y_j) ** b)
+        log_qn = -torch.log(eps + a * sq_dist(y_i[..., None, :], y_neg) ** b)
+    elif kernel == "cauchy":
         log_q = log_cauchy(sq_dist(y_i, y_j))                       # (b,)
         log_qn = log_cauchy(sq_dist(y_i[..., None, :], y_neg))      # (b, m)
     elif kernel == "cosine":
@@ -94,7 +133,7 @@ def contrastive_loss(y_i: torch.Tensor, y_j: torch.Tensor, y_neg: torch.Tensor, 
         log_q = (a * torch.nn.functional.normalize(y_j, dim=-1)).sum(-1) / temperature
         log_qn = (a[..., None, :] * torch.nn.functional.normalize(y_neg, dim=-1)).sum(-1) / temperature
     else:
-        raise ValueError(f"kernel={kernel!r} must be 'cauchy' or 'cosine'")
+        raise ValueError(f"kernel={kernel!r} must be 'cauchy', 'umap' or 'cosine'")
     if mode == "infonce":
         all_logs = torch.cat([log_q[..., None], log_qn + math.log(neg_weight)], dim=-1)
         return -rho * log_q + torch.logsumexp(all_logs, dim=-1)
@@ -109,7 +148,8 @@ def contrastive_loss(y_i: torch.Tensor, y_j: torch.Tensor, y_neg: torch.Tensor, 
 
 @torch.no_grad()
 def contrastive_grad(y_i: torch.Tensor, y_j: torch.Tensor, y_neg: torch.Tensor, mode: str = "infonce",
-                     log_c: torch.Tensor | float = 0.0, rho: float = 1.0, neg_weight: float = 1.0):
+                     log_c: torch.Tensor | float = 0.0, rho: float = 1.0, neg_weight: float = 1.0,
+                     shape: tuple[float, float, float] | None = None):
     """Loss and analytic gradient of :func:`contrastive_loss` (Cauchy kernel) for blocks of
     edges that share their negatives; no autograd, a few passes over a (g, c, M) array.
 
@@ -125,17 +165,40 @@ def contrastive_grad(y_i: torch.Tensor, y_j: torch.Tensor, y_neg: torch.Tensor, 
     Returns (loss (g, c), g_i (g, c, d), g_j (g, c, d), g_neg (g, M, d), dℓ/dlog c summed
     over the edges (a scalar; for NCE's learnt normaliser)). Squared negative distances use
     ‖a‖² + ‖b‖² − 2a·b (a batched matrix product), clamped at 0.
+
+    ``shape`` = (ε, a, b) replaces the Cauchy kernel by q = 1/(ε + a·‖Δ‖^{2b})
+    (:func:`kernel_shape`; (1, 1, 1) is Cauchy). Then ∂log q/∂y_a = −2·κ_ab·(y_a − y_b) with
+    κ = a·b·‖Δ‖^{2(b−1)}·q in place of q above; squared distances are floored at
+    :data:`D2_FLOOR` there (UMAP's 0.001), where κ would diverge for b < 1 or ε = 0, and, as in
+    UMAP, each pair's force is clipped to :data:`GRAD_CLIP` in norm (so the returned gradient
+    is the loss's gradient only where no pair is that close).
     """
     diff = y_i - y_j
     d2 = (diff * diff).sum(-1)
-    q = 1.0 / (1.0 + d2)
     base = (y_i * y_i).sum(-1, keepdim=True) + (y_neg * y_neg).sum(-1)[:, None, :]
-    Q = torch.baddbmm(base, y_i, y_neg.transpose(1, 2), alpha=-2.0).clamp_min_(0.0).add_(1.0).reciprocal_()
+    D2 = torch.baddbmm(base, y_i, y_neg.transpose(1, 2), alpha=-2.0).clamp_min_(0.0)
+    if shape is None or tuple(shape) == (1.0, 1.0, 1.0):
+        q = 1.0 / (1.0 + d2)
+        Q = D2.add_(1.0).reciprocal_()
+        nlog_q = torch.log1p(d2)                                    # −log q_ij
+        kappa, K = q, None                                          # κ = q for Cauchy
+    else:
+        eps, a, b = (float(v) for v in shape)
+        d2 = d2.clamp_min(D2_FLOOR)
+        ad = a * d2.pow(b)
+        q = 1.0 / (eps + ad)
+        nlog_q = torch.log(eps + ad)
+        kappa = (b * ad / d2) * q
+        D2.clamp_min_(D2_FLOOR)
+        Q = D2.pow(b).mul_(a)                                       # a·d^{2b}, then K and Q
+        K = (b / D2).mul_(Q)
+        Q.add_(eps).reciprocal_()
+        K.mul_(Q)                                                   # κ_il
     if mode == "infonce":
         S = q + neg_weight * Q.sum(-1)
-        loss = rho * torch.log1p(d2) + torch.log(S)
+        loss = rho * nlog_q + torch.log(S)
         u = rho - q / S
-        B = Q.square_().mul_((neg_weight / S)[..., None])          # v_l·q_il
+        B = (Q.square_() if K is None else Q.mul_(K)).mul_((neg_weight / S)[..., None])   # v_l·κ_il
         d_log_c = torch.zeros((), dtype=y_i.dtype, device=y_i.device)
     elif mode in ("nce", "neg"):
         c = torch.exp(torch.as_tensor(log_c, dtype=y_i.dtype, device=y_i.device))
@@ -143,10 +206,13 @@ def contrastive_grad(y_i: torch.Tensor, y_j: torch.Tensor, y_neg: torch.Tensor, 
         u = c / (q + c)
         V = Q / (Q + c)
         d_log_c = u.sum() - V.sum()
-        B = V.mul_(Q)
+        B = V.mul_(Q if K is None else K)
     else:
         raise ValueError(f"mode={mode!r} must be one of {CONTRASTIVE_MODES}")
-    pull = (2.0 * u * q)[..., None] * diff
+    if K is not None:  # UMAP's clip: no pair pushes or pulls harder than GRAD_CLIP (κ diverges as d → 0)
+        B = torch.minimum(B, D2.sqrt_().reciprocal_().mul_(0.5 * GRAD_CLIP))
+        u = torch.minimum(u * kappa, (0.5 * GRAD_CLIP) / d2.sqrt()) / kappa
+    pull = (2.0 * u * kappa)[..., None] * diff
     g_i = pull - 2.0 * (B.sum(-1, keepdim=True) * y_i - torch.bmm(B, y_neg))
     g_neg = 2.0 * (torch.bmm(B.transpose(1, 2), y_i) - B.sum(1)[..., None] * y_neg)
     return loss, g_i, -pull, g_neg, d_log_c

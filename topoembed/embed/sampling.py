@@ -5,7 +5,8 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-__all__ = ["edge_list", "far_thresholds", "sample_far", "n_far_points"]
+__all__ = ["edge_list", "far_thresholds", "sample_far", "n_far_points", "perplexity_affinity", "perplexity_rows", "fuzzy_affinity",
+           "calibrate_rows"]
 
 
 def edge_list(A: sp.spmatrix, device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -55,3 +56,77 @@ def sample_far(X: torch.Tensor, anchors: torch.Tensor, tau: torch.Tensor, n_samp
         ok = d >= tau[anchors][:, None, None]
         first = torch.where(ok.any(-1), ok.to(torch.int8).argmax(-1), d.argmax(-1))
     return torch.gather(cand, 2, first[..., None]).squeeze(-1)
+
+
+def calibrate_rows(mass, target: np.ndarray, lo: np.ndarray, hi: np.ndarray, iters: int = 50) -> np.ndarray:
+    """Per-row scale σ in [lo, hi] with mass(σ) = target, by bisection on log σ for all rows at
+    once; ``mass`` maps (n,) scales to (n,) values and must increase with σ. Rows whose target
+    is out of reach end at the nearer bound."""
+    a, b = np.log(lo), np.log(hi)
+    for _ in range(iters):
+        mid = 0.5 * (a + b)
+        low = mass(np.exp(mid)) < target
+        a, b = np.where(low, mid, a), np.where(low, b, mid)
+    return np.exp(0.5 * (a + b))
+
+
+def _symmetric(idx: np.ndarray, W: np.ndarray, union) -> sp.csr_matrix:
+    """Symmetric CSR matrix from directed row weights W (n, k) on the neighbours idx, combined
+    with its transpose by ``union(M, Mᵀ)``; self-edges (duplicates listed as neighbours) dropped."""
+    n, k = idx.shape
+    M = sp.csr_matrix((W.ravel(), (np.repeat(np.arange(n), k), idx.ravel())), shape=(n, n))
+    M.setdiag(0)
+    M.eliminate_zeros()
+    S = sp.csr_matrix(union(M, M.T.tocsr()))
+    S.eliminate_zeros()
+    return S
+
+
+def perplexity_rows(dist: np.ndarray, perplexity: float) -> np.ndarray:
+    """Conditional p_{j|i} ∝ exp(−d_ij²/(2σ_i²)) over each row of kNN distances (n, k), σ_i
+    set so that the perplexity exp(H(p_{·|i})) equals ``perplexity``; rows sum to 1."""
+    n, k = dist.shape
+    if not 1.0 <= perplexity < k:
+        raise ValueError(f"perplexity={perplexity!r} must be in [1, k) for k = {k} neighbours")
+    d2 = dist.astype(np.float64) ** 2
+    d2 = d2 - d2.min(1, keepdims=True)
+
+    def rows(sigma):
+        W = np.exp(-d2 / (2.0 * sigma[:, None] ** 2))
+        return W / W.sum(1, keepdims=True)
+
+    def entropy(sigma):
+        P = rows(sigma)
+        return -(P * np.log(np.maximum(P, 1e-300))).sum(1)
+
+    scale = np.sqrt(np.maximum(d2.max(1), 1e-300))
+    return rows(calibrate_rows(entropy, np.full(n, np.log(perplexity)), 1e-4 * scale, 1e4 * scale))
+
+
+def perplexity_affinity(idx: np.ndarray, dist: np.ndarray, perplexity: float = 30.0) -> sp.csr_matrix:
+    """t-SNE's input affinities on a kNN graph (van der Maaten and Hinton 2008; k = 3·perplexity
+    neighbours as in openTSNE): :func:`perplexity_rows` symmetrised, p_ij = (p_{j|i} +
+    p_{i|j})/(2n). Returns the symmetric (n, n) CSR matrix (sum 1)."""
+    P = _symmetric(idx, perplexity_rows(dist, perplexity), lambda A, B: A + B)
+    return P / P.sum()
+
+
+def fuzzy_affinity(idx: np.ndarray, dist: np.ndarray) -> sp.csr_matrix:
+    """UMAP's fuzzy simplicial set on a kNN graph (McInnes, Healy and Melville 2018): directed
+    memberships w_{j|i} = exp(−(d_ij − ρ_i)/σ_i) with ρ_i the distance to i's nearest
+    neighbour (at a positive distance) and σ_i set so that Σ_j w_{j|i} = log2(k), combined by
+    the fuzzy union w_ij = w_{j|i} + w_{i|j} − w_{j|i}·w_{i|j}. Returns the symmetric (n, n) CSR
+    matrix (weights in (0, 1])."""
+    n, k = idx.shape
+    d = dist.astype(np.float64)
+    rho = np.where(d > 0, d, np.inf).min(1)
+    rho = np.where(np.isfinite(rho), rho, 0.0)
+    excess = np.maximum(d - rho[:, None], 0.0)
+
+    def mass(sigma):
+        return np.exp(-excess / sigma[:, None]).sum(1)
+
+    scale = np.maximum(excess.max(1), 1e-12)
+    sigma = calibrate_rows(mass, np.full(n, np.log2(k)), 1e-6 * scale, 1e6 * scale)
+    W = np.exp(-excess / sigma[:, None])
+    return _symmetric(idx, W, lambda A, B: A + B - A.multiply(B))
