@@ -248,3 +248,20 @@ def test_speculative_confirmation_gives_the_sequential_result(monkeypatch, name,
     monkeypatch.setattr(pipeline, "confirmation_reading", fails_in_child)
     again = pipeline.run(X, k=30)
     assert _summary_without_timings(again) == _summary_without_timings(slow)
+
+
+def _run_in_worker(X):
+    return pipeline.run(X, k=30).detection["n_loops"]
+
+
+def test_a_run_inside_a_daemonic_pool_worker_does_not_fork_a_child(monkeypatch):
+    """multiprocessing.Pool workers are daemonic and may not start processes: the run there
+    computes its confirmation itself instead of failing."""
+    import multiprocessing
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        pytest.skip("fork start method")
+    X = datasets.make("circle", n=200, d=10, sigma=0.1, seed=0).X
+    with multiprocessing.get_context("fork").Pool(1) as pool:
+        assert pool.apply(_run_in_worker, (X,)) == 1

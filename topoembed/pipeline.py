@@ -315,9 +315,24 @@ class _Speculation:
 
         from ._parallel import usable_cpus
 
+        import multiprocessing
+
         return (final and n <= SPECULATE_MAX_N and sys.platform.startswith("linux") and usable_cpus() >= 2
+                and not multiprocessing.current_process().daemon  # a daemonic worker may not have children
                 and params.confirm and params.n_loops == "auto" and params.loop_rule != "gap"
                 and params.distance in CONFIRM_WITH)
+
+    @classmethod
+    def start(cls, A, params: Params, spectra, n: int, final: bool):
+        """A running speculation, or None where it does not apply or cannot start (then the
+        run computes the confirmation itself, as it would anyway)."""
+        if not cls.usable(params, n, final):
+            return None
+        try:
+            return cls(A, params, spectra)
+        except Exception as exc:  # noqa: BLE001 - no fork here, too many processes, ...: run sequentially
+            log.debug("no speculative confirmation (%s)", exc)
+            return None
 
     def result(self) -> dict | None:
         try:
@@ -519,8 +534,7 @@ def _run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmat
     tick("distances", t0)
 
     # the confirmation's second opinion, on the other CPU while this process runs the persistence
-    speculation = _Speculation(A, params, spectra) if chosen is None and _Speculation.usable(params, n, final) \
-        else None
+    speculation = _Speculation.start(A, params, spectra, n, final) if chosen is None else None
     try:
         t0 = time.perf_counter()
         # Z_47 coefficients: the cocycles (added below only if a loop is found) lift to integers
