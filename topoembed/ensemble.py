@@ -14,9 +14,9 @@ dataset with more than :data:`topoembed.pipeline.ENSEMBLE_MIN_N` points is analy
 2. Each loop's phase and distance to the loop are extended to all n points over one union
    kNN graph of all points (:func:`topoembed.pipeline.extension_graph`, k = 15;
    :func:`topoembed.localize.extend_phase`).
-3. Loops are matched across runs by their phases on the points on either loop (each run's
-   relative loop distance ≤ 1 over all points): runs are visited by decreasing detection
-   score; a loop joins the cluster whose first loop it correlates with best (|ρ|, Fisher-Lee
+3. Loops are matched across runs by their phases on the points of the cluster's first loop
+   (its run's relative loop distance ≤ 1 over all points): runs are visited by decreasing
+   detection score; a loop joins the cluster whose first loop it correlates with best (|ρ|, Fisher-Lee
    circular correlation, ≥ :data:`MATCH_MIN_CORR`, one loop per cluster and run, Hungarian
    assignment), or opens a new cluster.
 4. **Prevalence** of a cluster = the share of the B runs that found it. A loop is reported
@@ -54,7 +54,8 @@ __all__ = ["run", "run_subsample", "combine", "plan", "early_stop_runs", "subsam
 
 #: A loop is reported when at least this share of the subsamples found it.
 MIN_PREVALENCE = 0.5
-#: Two runs' loops are the same loop when their phases on all points correlate at least this much.
+#: Two runs' loops are the same loop when their phases correlate at least this much (on the
+#: reference loop's points, :func:`match_loops`).
 MATCH_MIN_CORR = 0.5
 #: Fewest points on two loops for :func:`match_loops` to compare them there (else on all points).
 MATCH_MIN_POINTS = 20
@@ -85,11 +86,12 @@ def match_loops(phases: list[list[np.ndarray]], order: list[int], min_corr: floa
     """Clusters of the same loop across runs (module docstring, step 3).
 
     ``phases[b]`` holds run b's loops as phases on all points; runs are visited in ``order``.
-    ``members[b][j]`` (optional, boolean per point): the points on run b's loop j. Two loops
-    are then compared on the points on either of them only: elsewhere a phase is just its
-    extension over the graph, and on data with two loops the points of the other loop (half
-    of them) carry no information and pulled |ρ| between runs that found the same loop down
-    to 0.3 (linked circles, σ = 0.15, all 10 runs finding both loops, 4 clusters reported).
+    ``members[b][j]`` (optional, boolean per point): the points on run b's loop j. A loop is
+    then compared with a cluster's first loop on that loop's points only: elsewhere a phase is
+    just its extension over the graph, and on data with two loops the points of the other loop
+    (half of them) carry no information and pulled |ρ| between runs that found the same loop
+    down to 0.3 (linked circles, σ = 0.15, all 10 runs finding both loops, 4 clusters
+    reported). The points of either loop did worse: a noisy run's members can spread over both.
     Returns clusters, each a list of (run, loop) pairs, its first pair the reference.
     """
     clusters: list[list] = []

@@ -201,13 +201,13 @@ def _h0_diagram(n: int, tree_lengths: np.ndarray) -> np.ndarray:
     return dgm[dgm[:, 1] > 0]
 
 
-def _engine(engine: str, cocycles: bool) -> str:
+def _engine(engine: str, cocycles: bool, coeff: int = 2) -> str:
     if engine not in ("auto", "ripser", "gph"):
         raise ValueError(f"engine={engine!r} must be 'auto', 'ripser' or 'gph'")
     if cocycles:
         return "ripser"  # only ripser.py returns representative cocycles
     if engine == "auto":
-        return "gph" if _gph_core(2) is not None else "ripser"
+        return "gph" if _gph_core(coeff) is not None else "ripser"  # the core that will run
     return engine
 
 
@@ -376,7 +376,7 @@ def persistence(D: np.ndarray, maxdim: int = 1, cocycles: bool = False, coeff: i
         t = encl if thresh is None else float(thresh)
         if maxdim >= 1:
             _check_memory(Dr, t)
-        eng = _engine(engine, cocycles)
+        eng = _engine(engine, cocycles, coeff)
         dgms, edges, cocs = _run_engine(Dr, maxdim, t, eng, cocycles, coeff)
         t32 = float(np.nextafter(np.float32(t), np.float32(np.inf)))
         for dgm in dgms:  # alive at the truncation value: only H0 components (see module doc)
@@ -388,7 +388,7 @@ def persistence(D: np.ndarray, maxdim: int = 1, cocycles: bool = False, coeff: i
             out["cocycles"] = cocs
         return out
 
-    eng = _engine(engine, False)
+    eng = _engine(engine, False, coeff)
     bound, tree_lengths = _birth_bound_and_tree(D)  # inf entries (other components) never enter
     t = min(bound, encl)
     sample = _distance_sample(Dr, finite)

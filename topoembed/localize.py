@@ -101,7 +101,7 @@ __all__ = [
     "localize_loops", "representative_cycle", "circular_coordinate", "loop_membership",
     "extend_phase", "extend_loop_distance", "harmonic_extension", "lift_cocycle",
     "circular_correlation", "circular_alignment", "cycle_winding", "smooth_phase", "cycle_phase",
-    "screened_phase", "phase_confidence", "DEFAULT_COEFF", "THETA_FILTRATION", "ON_LOOP_RULES", "MAX_STEP",
+    "screened_phase", "phase_confidence", "cocycle_filtration", "with_loop_cocycles", "DEFAULT_COEFF", "THETA_FILTRATION", "ON_LOOP_RULES", "MAX_STEP",
     "PHASE_METHODS", "PHASE_SCREENING",
 ]
 
@@ -555,6 +555,16 @@ def cocycle_filtration(ph: dict, rows, theta_filtration: float = THETA_FILTRATIO
     return out
 
 
+def with_loop_cocycles(D: np.ndarray, ph: dict, rows, theta_filtration: float = THETA_FILTRATION,
+                       coeff: int = DEFAULT_COEFF) -> dict:
+    """``ph`` with the cocycles of the H1 bars ``rows``: unchanged if it has them all, else
+    :func:`topoembed.homology.add_cocycles` truncated at :func:`cocycle_filtration`."""
+    rows = list(rows)
+    if "cocycles" in ph and all(len(ph["cocycles"][1][r]) for r in rows):
+        return ph
+    return homology.add_cocycles(D, ph, coeff=coeff, rows=rows, thresh=cocycle_filtration(ph, rows, theta_filtration))
+
+
 def localize_loops(D: np.ndarray, A: sp.spmatrix, ph: dict, detection: dict, *,
                    phase_method: str = "cycle", theta_filtration: float = THETA_FILTRATION,
                    screening: float = PHASE_SCREENING, smooth: str = "knn",
@@ -603,22 +613,22 @@ def localize_loops(D: np.ndarray, A: sp.spmatrix, ph: dict, detection: dict, *,
     n = D.shape[0]
     dgm1 = ph["dgms"][1]
     rows = list(detection["features"])
-    if "cocycles" not in ph or any(not len(ph["cocycles"][1][r]) for r in rows):
-        ph = homology.add_cocycles(D, ph, coeff=p, rows=rows,
-                                   thresh=cocycle_filtration(ph, rows, theta_filtration))
+    ph = with_loop_cocycles(D, ph, rows, theta_filtration, p)
     out = []
     for row in rows:
         b, d_raw = (float(x) for x in dgm1[row])
         d = d_raw if np.isfinite(d_raw) else float(ph["thresh"])
         limit = float(np.asarray(ph.get("cocycle_limit", np.full(len(dgm1), np.inf)))[row])
+        lifted = lift_cocycle(ph["cocycles"][1][row], p)
 
         def cocycle_at(r, row=row, b=b, d=d):
             """The lifted cocycle, valid on G_r (a run truncated further if ph's stops below r)."""
-            nonlocal ph, limit
+            nonlocal ph, limit, lifted
             if np.float32(r) > limit:
                 ph = homology.add_cocycles(D, ph, coeff=p, rows=[row], thresh=b + _CYCLE_FILTRATIONS[-1] * (d - b))
                 limit = float(ph["cocycle_limit"][row])
-            return lift_cocycle(ph["cocycles"][1][row], p)
+                lifted = lift_cocycle(ph["cocycles"][1][row], p)
+            return lifted
 
         anchor = int(ph["birth_edges"][row][0])
         # 3a. harmonic coordinate on the Rips graph at r_θ

@@ -302,7 +302,6 @@ class _Speculation:
     def __init__(self, A, params: Params, spectra):
         import multiprocessing
 
-        self._proc = None
         ctx = multiprocessing.get_context("fork")
         self._conn, child = ctx.Pipe(duplex=False)
         self._proc = ctx.Process(target=_speculative_child, args=(child, A, params, spectra), daemon=True)
@@ -311,11 +310,10 @@ class _Speculation:
 
     @staticmethod
     def usable(params: Params, n: int, final: bool) -> bool:
+        import multiprocessing
         import sys
 
         from ._parallel import usable_cpus
-
-        import multiprocessing
 
         return (final and n <= SPECULATE_MAX_N and sys.platform.startswith("linux") and usable_cpus() >= 2
                 and not multiprocessing.current_process().daemon  # a daemonic worker may not have children
@@ -596,10 +594,8 @@ def localization_stage(found, X, index, A, D, ph, detection, params: Params, wit
     unless ``ph`` has them), :func:`localize_loops`, and, with ``withhold`` and without
     ``params.phase_low_confidence``, :func:`withhold_unsupported_phase`. Returns ``ph`` with
     the cocycles."""
-    if "cocycles" not in ph:  # truncated where the localization needs them (it runs further if it must)
-        ph = homology.add_cocycles(D, ph, coeff=localization.DEFAULT_COEFF, rows=detection["features"],
-                                   thresh=localization.cocycle_filtration(ph, detection["features"],
-                                                                          params.theta_filtration))
+    # truncated where the localization needs them (it runs ripser.py further if it must)
+    ph = localization.with_loop_cocycles(D, ph, detection["features"], params.theta_filtration)
     localize_loops(found, X, index, A, D, ph, detection, params)
     if withhold and not params.phase_low_confidence:
         for lp in found:

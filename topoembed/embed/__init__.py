@@ -13,8 +13,6 @@ in :mod:`topoembed.embed.train`.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .._validate import InputError
 
 try:
