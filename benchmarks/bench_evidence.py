@@ -97,6 +97,44 @@ def collect(part: str) -> None:
                 print(name, sigma, seed, row["n_loops"], f"{row['time_s']:.1f}s", file=sys.stderr, flush=True)
 
 
+def _surface_row(X, **meta) -> dict:
+    """H1 and H2 diagrams of 200 max-min landmarks, on the default spectral distance and on
+    the Euclidean distance of the points (the evidence of ``loops.surface_reading``)."""
+    from topoembed import graph, homology, pipeline, spectral
+
+    t0 = time.perf_counter()
+    p = pipeline.Params(k=min(pipeline.Params().k, X.shape[0] - 1))
+    A = graph.knn_graph(X, k=p.k, symmetrize=p.symmetrize, weights=p.weights, random_state=0)
+    out = dict(meta)
+    for kind, D in (("spectral", spectral.distance_matrix(p.distance, X=X, A=A, t=p.t)),
+                    ("euclidean", spectral.euclidean_distance(X))):
+        ph = homology.landmark_persistence(D)
+        # the engines compute in float32: 9 significant digits keep every value exactly
+        out[kind] = {f"dgm{dim}": [[float(f"{v:.9g}") for v in pair] for pair in ph["dgms"][dim].tolist()]
+                     for dim in (1, 2)}
+        out[kind]["scale"] = ph["scale"]
+    out["time_s"] = time.perf_counter() - t0
+    return out
+
+
+def collect_surface() -> None:
+    from topoembed import datasets
+
+    with open(OUT / "surface_null.jsonl", "w") as fh:
+        for shape in ("blob", "box", "sphere"):
+            for n in (300, 1000):
+                for seed in range(10):
+                    fh.write(json.dumps(_surface_row(_noise(shape, n, seed), shape=shape, n=n, seed=seed)) + "\n")
+                    print("surface", shape, n, seed, file=sys.stderr, flush=True)
+    for which in ("grid", "heldout"):
+        with open(OUT / f"surface_{which}.jsonl", "w") as fh:
+            for row in _load(which):
+                name, sigma, seed = row["dataset"], row["sigma"], row["seed"]
+                X = datasets.make(name, n=1000, d=50, sigma=sigma, seed=seed).X
+                fh.write(json.dumps(_surface_row(X, dataset=name, sigma=sigma, seed=seed)) + "\n")
+                print("surface", which, name, sigma, seed, file=sys.stderr, flush=True)
+
+
 # ------------------------------------------------------------------------------------ rules
 def _dgm(row) -> np.ndarray:
     return np.array(row["dgm1"], dtype=np.float64).reshape(-1, 2)
@@ -157,14 +195,43 @@ def rule_evidence(row) -> int:
     return loops.decide(_dgm(row), scale=row["scale"], rule="evidence", confirmation=confirmation)["n_loops"]
 
 
+def rule_surface(row, kind: str = "spectral") -> int:
+    """The default (``loop_rule="evidence"``, ``surface=True``): ``evidence``, and where the
+    diagram may hide a second loop (``loops.may_hide_loops``), the closed surface of the 200
+    landmarks' H1 and H2 (``loops.surface_reading``, ``loops.surface_count``) on the default
+    spectral distance (``kind="euclidean"``: on the points' Euclidean distance instead)."""
+    from topoembed import loops
+
+    base = rule_evidence(row)
+    life, _ = loops.filtered_lifetimes(_dgm(row))
+    surface = row.get("surface")
+    if surface is None or not loops.may_hide_loops(life, base, row["scale"]):
+        return base
+    s = surface[kind]
+    reading = loops.surface_reading([None, np.array(s["dgm1"]).reshape(-1, 2), np.array(s["dgm2"]).reshape(-1, 2)],
+                                    scale=s["scale"])
+    return max(base, loops.surface_count(reading, life, row["scale"]))
+
+
 RULES = {"gap": rule_gap, "confirmed_gap (old default)": rule_confirmed_gap,
          "p-value count": rule_pvalue_count, "gap + p": rule_gap_p, "significant (confirmed_gap + p)": rule_significant,
-         "evidence (default)": rule_evidence}
+         "evidence": rule_evidence, "evidence + surface, Euclidean landmarks": lambda r: rule_surface(r, "euclidean"),
+         "**evidence + surface (default)**": rule_surface}
 
 
 def _load(name):
+    """Rows of ``name``.jsonl, each with its landmarks' diagrams (``surface_``\ name) joined in."""
     path = OUT / f"{name}.jsonl"
-    return [json.loads(line) for line in open(path)] if path.exists() else []
+    rows = [json.loads(line) for line in open(path)] if path.exists() else []
+    spath = OUT / f"surface_{name}.jsonl"
+    if rows and spath.exists():
+        def key(r):
+            return tuple(r.get(f) for f in ("dataset", "shape", "n", "sigma", "seed"))
+
+        surfaces = {key(s): s for s in map(json.loads, open(spath))}
+        for r in rows:
+            r["surface"] = surfaces.get(key(r))
+    return rows
 
 
 def evaluate() -> None:
@@ -209,12 +276,14 @@ def evaluate() -> None:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=["collect", "evaluate"])
-    ap.add_argument("--part", choices=["null", "grid", "heldout", "all"], default="all")
+    ap.add_argument("--part", choices=["null", "grid", "heldout", "surface", "all"], default="all")
     args = ap.parse_args(argv)
     import logging
 
     logging.disable(logging.WARNING)
-    if args.what == "collect":
+    if args.what == "collect" and args.part == "surface":
+        collect_surface()
+    elif args.what == "collect":
         collect(args.part)
     else:
         evaluate()

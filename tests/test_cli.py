@@ -83,7 +83,7 @@ def _stage_chain(tmp_path, spec, *options):
     assert run_cli("graph", spec, "--out", f["g.npz"], *options) == 0
     assert run_cli("distances", spec, "--graph", f["g.npz"], "--out", f["d.npz"]) == 0
     assert run_cli("homology", f["d.npz"], "--out", f["h.npz"]) == 0
-    assert run_cli("detect", f["h.npz"], "--graph", f["g.npz"], "--out", f["det.json"]) == 0
+    assert run_cli("detect", f["h.npz"], "--graph", f["g.npz"], "--distances", f["d.npz"], "--out", f["det.json"]) == 0
     files = ["--graph", f["g.npz"], "--distances", f["d.npz"], "--diagrams", f["h.npz"], "--detection", f["det.json"]]
     assert run_cli("localize", spec, *files, "--out", f["l.npz"]) == 0
     assert run_cli("report", spec, *files, "--loops", f["l.npz"], "--out", tmp_path / "staged") == 0
@@ -104,6 +104,24 @@ def test_stage_commands_give_what_run_gives(tmp_path):
     assert (tmp_path / "staged" / "cells.csv").read_text() == (tmp_path / "r" / "cells.csv").read_text()
     with np.load(tmp_path / "staged" / "diagrams.npz") as a, np.load(tmp_path / "r" / "diagrams.npz") as b:
         assert set(a.files) == set(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)
+
+
+def test_detect_looks_for_the_surface_on_the_distances_it_is_given(tmp_path):
+    torus = "synthetic:torus?n=800&d=50&sigma=0.05&seed=1"
+    f = {name: tmp_path / name for name in ["g.npz", "d.npz", "h.npz"]}
+    assert run_cli("graph", torus, "--out", f["g.npz"]) == 0
+    assert run_cli("distances", torus, "--graph", f["g.npz"], "--out", f["d.npz"]) == 0
+    assert run_cli("homology", f["d.npz"], "--out", f["h.npz"]) == 0
+    common = [f["h.npz"], "--graph", f["g.npz"]]
+    assert run_cli("detect", *common, "--distances", f["d.npz"], "--out", tmp_path / "with.json") == 0
+    assert run_cli("detect", *common, "--out", tmp_path / "without.json") == 0
+    with_d = json.loads((tmp_path / "with.json").read_text())["detection"]
+    without = json.loads((tmp_path / "without.json").read_text())["detection"]
+    assert with_d["n_loops"] == 2 and with_d["surface_loops"]["previous"] == without["n_loops"] < 2
+    # distances of other points are refused
+    assert run_cli("distances", SPEC, "--out", tmp_path / "other.npz") == 0
+    assert run_cli("detect", *common, "--distances", tmp_path / "other.npz", "--out", tmp_path / "x.json") == 2
+    assert not (tmp_path / "x.json").exists()
 
 
 def test_stage_commands_refuse_inputs_made_otherwise(tmp_path, capsys):

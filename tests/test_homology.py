@@ -167,3 +167,37 @@ def test_engine_cores_match_their_wrappers_and_skip_scikit_learn():
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sklearn', 'gph', 'ripser', 'pyRipser')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "sklearn" not in out and "pyRipser" in out and "gph.modules.gph_ripser_coeff" in out
+
+
+def test_maxmin_landmarks_is_the_greedy_cover():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(120, 3))
+    D = cdist(X, X)
+    L = homology.maxmin_landmarks(D, 15, seed=3)
+    assert len(set(L.tolist())) == 15
+    # each next landmark is the point farthest from those before it (brute force)
+    for i in range(1, 15):
+        far = D[:, L[:i]].min(axis=1)
+        assert far[L[i]] == pytest.approx(far.max())
+    # the cover radius of max-min sampling is within 2x of any set of the same size
+    radius = D[:, L].min(axis=1).max()
+    for seed in range(20):
+        other = np.random.default_rng(seed).choice(120, 15, replace=False)
+        assert radius <= 2 * D[:, other].min(axis=1).max() + 1e-12
+    assert homology.maxmin_landmarks(D, 500).shape == (120,)  # m > n: every point
+
+
+def test_landmark_persistence_is_ripser_on_the_landmarks():
+    from ripser import ripser
+
+    X = datasets.make("torus", n=600, d=3, seed=0).clean
+    D = cdist(X, X)
+    ph = homology.landmark_persistence(D, n_landmarks=120, seed=0)
+    L = ph["landmarks"]
+    ref = ripser(D[np.ix_(L, L)], distance_matrix=True, maxdim=2)["dgms"]
+    for dim in (1, 2):
+        got = np.sort(ph["dgms"][dim], axis=0)
+        want = np.sort(ref[dim][np.isfinite(ref[dim][:, 1])], axis=0)
+        np.testing.assert_allclose(got[np.isfinite(got[:, 1])], want, rtol=1e-5, atol=1e-6)
+    life2 = np.sort(np.diff(ph["dgms"][2], axis=1).ravel())[::-1]
+    assert life2[0] > 2 * life2[1]  # the torus's void, on 120 landmarks

@@ -155,3 +155,65 @@ def test_evidence_rescues_very_significant_loops_the_gap_rule_misses():
     assert det["n_loops"] == 2 and det["rescued"]["reason"] == "unconfirmed"
     # pure noise: nothing to rescue
     assert loops.decide(noise, scale=scale)["n_loops"] == 0
+
+
+def test_surface_reading_counts_the_loops_alive_when_the_void_is_born():
+    # the clean torus on 150 landmarks has a third, short-lived H1 class (Rips at a coarse
+    # sampling) that lives longer than the void but is dead before the void is born
+    X = datasets.make("torus", n=600, d=3, seed=0).clean
+    ph = homology.landmark_persistence(spectral.euclidean_distance(X), n_landmarks=150)
+    dgms = ph["dgms"]
+    life1 = np.sort(np.diff(dgms[1], axis=1).ravel())[::-1]
+    assert life1[2] > np.diff(dgms[2], axis=1).max()
+    r = loops.surface_reading(dgms, scale=ph["scale"])
+    assert r["void"] and r["n_loops"] == 2 and r["void_p"] < loops.ALPHA
+    # by hand: a void born at 5, loops (1, 9) and (2, 6) alive then, (1, 4.5) dead, (6, 8) not yet born
+    noise2 = np.c_[np.linspace(5.0, 6.0, 30), np.linspace(5.0, 6.0, 30) * 1.02]
+    h2 = np.vstack([noise2, [5.0, 50.0]])
+    h1 = np.array([[1.0, 9.0], [2.0, 6.0], [1.0, 4.5], [6.0, 8.0]])
+    assert loops.surface_reading([None, h1, h2])["n_loops"] == 2
+    assert loops.surface_reading([None, h1, noise2])["void"] is False
+    # too few H2 features for the null (a clean surface): the void must stand out by the gap rule
+    few = loops.surface_reading([None, h1, np.array([[5.0, 50.0], [5.0, 6.0]])], scale=20.0)
+    assert few["void"] and few["void_p"] is None and few["n_loops"] == 2
+    assert not loops.surface_reading([None, h1, np.array([[5.0, 50.0], [5.0, 40.0]])], scale=20.0)["void"]
+
+
+def _landmark_dgms(name, sigma, seed=0, d=50):
+    X = datasets.make(name, n=1000, d=d, sigma=sigma, seed=seed).X
+    D = spectral.euclidean_distance(X)
+    return homology.landmark_persistence(D, n_landmarks=150, seed=seed)["dgms"]
+
+
+@pytest.mark.parametrize("name, sigma, void, n_loops", [
+    ("torus", 0.05, True, 2),       # the void and the two loops alive at its birth
+    ("sphere", 0.1, True, 0),       # a void, but no loop
+    ("eyeglasses", 0.1, False, 0),  # two lenses, no void
+    ("blob", 0.0, False, 0),        # noise
+])
+def test_surface_reading_tells_a_torus_from_a_sphere_and_from_two_loops(name, sigma, void, n_loops):
+    reading = loops.surface_reading(_landmark_dgms(name, sigma))
+    assert reading["void"] is void and reading["n_loops"] == n_loops
+    if void:
+        assert reading["void_p"] < loops.ALPHA
+
+
+def test_decide_reports_the_loops_of_a_surface():
+    rng = np.random.default_rng(2)
+    b = rng.uniform(1, 2, 60)
+    noise = np.c_[b, b * (1 + rng.exponential(0.1, 60))]
+    dgm = np.vstack([noise, [1.0, 9.0], [4.0, 8.0]])  # a long loop, a second half as long
+    base = loops.decide(dgm, scale=10.0, confirmation={"distance": "diffusion", "n_loops": 1, "score": 0.5})
+    torus = {"void": True, "void_p": 1e-4, "void_lifetime": 1.0, "n_loops": 2}
+    det = loops.decide(dgm, scale=10.0, confirmation={"distance": "diffusion", "n_loops": 1, "score": 0.5},
+                       surface=torus)
+    assert base["n_loops"] == 1 and det["n_loops"] == 2 and sorted(det["features"]) == [60, 61]
+    assert det["surface_loops"] == {"n_loops": 2, "void_p": 1e-4, "previous": 1}
+    # no void, or a void that no second loop outlives (a sphere), changes nothing
+    for reading in ({**torus, "void": False, "n_loops": 0}, {**torus, "n_loops": 0}):
+        assert loops.decide(dgm, scale=10.0, surface=reading)["n_loops"] == base["n_loops"]
+    # the main diagram must hold the loops: a second feature below the lifetime floor is not one
+    assert loops.decide(dgm, scale=200.0, surface=torus)["n_loops"] < 2
+    # only the default rule reads the surface
+    assert loops.decide(dgm, scale=10.0, rule="confirmed_gap", surface=torus,
+                        confirmation={"distance": "diffusion", "n_loops": 1, "score": 0.5})["n_loops"] == 1

@@ -157,7 +157,7 @@ def test_confirmation_rejects_a_loop_on_noise_and_keeps_a_real_one(monkeypatch):
     assert "Confirmed: diffusion on the same graph" in report.render_html(pipeline.summary(c))
 
 
-@pytest.mark.parametrize("name", ["confirm", "localize"])
+@pytest.mark.parametrize("name", ["confirm", "localize", "surface"])
 def test_switches_must_be_on_or_off(name):
     X = datasets.make("circle", n=60, d=3, sigma=0.0, seed=0).X
     with pytest.raises(InputError, match=f"{name}=2 must be True/False"):
@@ -199,6 +199,25 @@ def test_loops_carry_p_values_and_the_report_words_the_confidence():
     assert any(n.startswith("Not significant") for n in report.verdict_notes(dropped))
     with pytest.raises(InputError, match="loop_rule"):
         pipeline.run(X, k=30, loop_rule="vote")
+
+
+def test_a_torus_gets_its_two_loops_from_its_void():
+    """The default distance short-cuts the torus's tube: without the surface the run reports
+    fewer than 2 loops; the void on the landmarks (H2) and the two H1 classes that outlive it
+    give 2, and the summary and the report say why. A circle never computes the surface."""
+    from topoembed import report
+
+    X = datasets.make("torus", n=800, d=50, sigma=0.05, seed=1).X
+    plain = pipeline.run(X, localize=False, surface=False)
+    res = pipeline.run(X, localize=False)
+    assert plain.detection["n_loops"] < 2 and "surface" not in plain.detection
+    assert res.detection["n_loops"] == 2 and res.detection["surface"]["void"]
+    s = pipeline.summary(res)
+    assert s["detection"]["surface_loops"]["previous"] == plain.detection["n_loops"]
+    assert any(n.startswith("A closed surface") for n in report.verdict_notes(s))
+    assert any("closed surface stands behind" in w for w in res.warnings)
+    circle = pipeline.run(datasets.make("circle", n=400, d=20, sigma=0.1, seed=0).X, k=40, localize=False)
+    assert circle.detection["n_loops"] == 1 and "surface" not in circle.detection
 
 
 def _summary_without_timings(res):

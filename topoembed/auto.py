@@ -152,7 +152,8 @@ def _distance(kind, X, A, spectra, t, p):
                                     n_components=p if p is not None else 2, spectra=spectra)
 
 
-def compute_candidates(X: np.ndarray, configs, *, maxdim: int = 1, seed: int = 0) -> dict:
+def compute_candidates(X: np.ndarray, configs, *, maxdim: int = 1, seed: int = 0,
+                       distances: dict | None = None) -> dict:
     """Persistence summaries of every setting in ``configs`` on the points X.
 
     The kNN graph and its Laplacian eigendecomposition are computed once per k and
@@ -160,7 +161,8 @@ def compute_candidates(X: np.ndarray, configs, *, maxdim: int = 1, seed: int = 0
     summary (:func:`summarize`) also holds ``distance``, ``k``, ``t``, ``n_components`` and
     ``time_s`` (the seconds this setting costs on its own: its graph, eigendecomposition,
     distance and persistence) and ``graph_s`` (the part spent on the shared graph and
-    eigendecomposition; see :func:`total_time`).
+    eigendecomposition; see :func:`total_time`). ``distances``: a dict whose keys name
+    settings whose distance matrices the caller wants back; they are stored under them.
     """
     by_graph = defaultdict(list)
     for cfg in configs:
@@ -181,6 +183,8 @@ def compute_candidates(X: np.ndarray, configs, *, maxdim: int = 1, seed: int = 0
             D = _distance(kind, X, A, spectra, t, p)
             ph = homology.persistence(D, maxdim=maxdim)
             summ = summarize(ph, maxdim)
+            if distances is not None and config_key(cfg) in distances:
+                distances[config_key(cfg)] = D
             own = time.perf_counter() - t1
             summ.update(distance=kind, k=k, t=t, n_components=p, symmetrize=sym,
                         time_s=shared + own, graph_s=shared)
@@ -210,8 +214,12 @@ def _family(c: dict, by: str = "kind") -> tuple:
 
 
 def choose(candidates: dict, *, min_support: int = MIN_SUPPORT, family: str = "kind",
-           fallback: str | None = None) -> dict:
+           fallback: str | None = None, surface: dict | None = None) -> dict:
     """Apply the selection rule (module docstring) to candidate summaries ``{key: summary}``.
+
+    ``surface`` (:func:`topoembed.loops.surface_reading`): where a closed surface stands
+    for more loops than the agreement accepts (:func:`topoembed.loops.surface_count`), that
+    many are chosen, with the candidate whose s_m is highest among those holding them.
 
     ``fallback`` is the key of the setting to report when no loop is accepted and no
     candidate proposes one (default: that of :data:`FALLBACK`, if present).
@@ -245,7 +253,15 @@ def choose(candidates: dict, *, min_support: int = MIN_SUPPORT, family: str = "k
     fallback = config_key(FALLBACK) if fallback is None else fallback
     proposing = [r for r in rows if r["n_loops"] > 0]
     unconfirmed = None
-    if m == 0 and proposing:
+    held = {r["key"]: loops.surface_count(surface, np.asarray(candidates[r["key"]]["life1"]),
+                                          candidates[r["key"]].get("scale", candidates[r["key"]]["thresh"]))
+            for r in rows}
+    m_surface = max(held.values(), default=0)
+    if m_surface > m:
+        m = m_surface
+        best = max((r for r in rows if held[r["key"]] == m), key=lambda r: r["scores"].get(m, 0.0))
+        best = {**best, "score": best["scores"].get(m, 0.0)}
+    elif m == 0 and proposing:
         # no agreement: report the strongest single reading, flagged as unconfirmed
         best = max(proposing, key=lambda r: r["score"])
         unconfirmed = {"key": best["key"], "n_loops": best["n_loops"], "score": best["score"],
@@ -260,12 +276,16 @@ def choose(candidates: dict, *, min_support: int = MIN_SUPPORT, family: str = "k
     support = len(families[m]) if m else sum(r["n_loops"] == 0 for r in rows)
     for r in rows:
         r.pop("family")
-    return {"n_loops": m, "key": best["key"], "distance": best["distance"], "k": best["k"], "t": best["t"],
-            "symmetrize": best["symmetrize"], "score": score,
-            "support": support, "unconfirmed": unconfirmed, "candidates": rows}
+    out = {"n_loops": m, "key": best["key"], "distance": best["distance"], "k": best["k"], "t": best["t"],
+           "symmetrize": best["symmetrize"], "score": score,
+           "support": support, "unconfirmed": unconfirmed, "candidates": rows}
+    if m_surface and m == m_surface:
+        out["surface"] = surface
+    return out
 
 
-def select(X, *, grid=DEFAULT_GRID, seed: int = 0, min_support: int = MIN_SUPPORT, family: str = "kind") -> dict:
+def select(X, *, grid=DEFAULT_GRID, seed: int = 0, min_support: int = MIN_SUPPORT, family: str = "kind",
+           surface: bool = True) -> dict:
     """Choose the distance, k, t and the number of loops for the points X without labels.
 
     Parameters
@@ -277,6 +297,9 @@ def select(X, *, grid=DEFAULT_GRID, seed: int = 0, min_support: int = MIN_SUPPOR
     min_support : number of distinct families that must agree on m > 0.
     family : what counts as one family: ``"kind"`` (distance kind) or ``"graph"``
         (distance kind, k and graph rule).
+    surface : where the default setting's diagram may hide a second loop
+        (:func:`topoembed.loops.may_hide_loops`), look for a closed surface on its
+        distances (:func:`topoembed.pipeline.surface_evidence`) and let :func:`choose` use it.
 
     Returns
     -------
@@ -292,10 +315,19 @@ def select(X, *, grid=DEFAULT_GRID, seed: int = 0, min_support: int = MIN_SUPPOR
     usable = [normalize(c) for c in grid if c[1] is None or c[1] < n]
     if not usable:
         raise InputError(f"every candidate k in the grid is >= the number of points n={n}; pass a grid with smaller k")
-    cands = compute_candidates(X, usable, maxdim=1, seed=seed)
     if family not in FAMILIES:
         raise InputError(f"family={family!r} must be one of {FAMILIES}")
+    distances = {config_key(FALLBACK): None}
+    cands = compute_candidates(X, usable, maxdim=1, seed=seed, distances=distances)
     out = choose(cands, min_support=min_support, family=family)
+    D = distances[config_key(FALLBACK)]
+    if surface and D is not None:
+        c = cands[config_key(FALLBACK)]
+        if loops.may_hide_loops(np.asarray(c["life1"]), out["n_loops"], c["scale"]):
+            from .pipeline import surface_evidence
+
+            out = choose(cands, min_support=min_support, family=family,
+                         surface=surface_evidence(D, seed=seed))
     for r in out["candidates"]:
         r["time_s"] = cands[r["key"]]["time_s"]
     log.info("auto: %s with %d loop(s) (score %.2f, support %d)", out["key"], out["n_loops"], out["score"],

@@ -53,6 +53,8 @@ _HELP = {
                  "with universal-null p < 0.001), confirmed_gap (the score's largest gap, confirmed by the other "
                  "spectral distance; every loop gets its p-value), significant (confirmed_gap without the loops "
                  "with p >= 0.05) or gap (the score alone)",
+    "surface": "1: where a second loop may have been left out, look for a closed surface (a void on 200 "
+               "landmarks, H2) whose loops outlive it, and report them (a torus); 0: no such check",
     "phase_low_confidence": "1: also give a phase for loops without support (p >= 0.05 and, for a whole dataset, "
                             "prevalence < 0.9); 0: their phase is withheld (NaN) and the report says why",
     "confirm": "1: a loop count must be confirmed by the other spectral distance on the same graph "
@@ -460,13 +462,22 @@ def cmd_detect(args) -> int:
         A, grec = _load_graph(args.graph, len(ph["dgms"][0]) if len(ph["dgms"]) else 0)
         records.append((args.graph, grec))
         io.check_record(grec, args.graph, {}, _points_of(records[:1]))
+    D = None
+    if args.distances:
+        D, drec = _load_distance_matrix(args.distances)
+        if D.shape[0] != (len(ph["dgms"][0]) if len(ph["dgms"]) else 0):
+            raise InputError(f"{args.distances} is {D.shape[0]}×{D.shape[0]} but the diagrams are of "
+                             f"{len(ph['dgms'][0])} points; pass the distances the diagrams were computed from")
+        if drec is not None:
+            records.append((args.distances, drec))
+            io.check_record(drec, args.distances, {}, _points_of(records[:1]))
     p = _resolve(args, records)
     if A is None and p.confirm and p.loop_rule != "gap" and p.distance in pipeline.CONFIRM_WITH:
         log.warning("no --graph: the loop count is not confirmed by the other spectral distance as `run` does; "
                     "pass --graph G.npz (the graph of the distances), or --confirm 0 to say so")
         p = dataclasses.replace(p, confirm=False)
     with _stage_work() as box:
-        det = pipeline.decide_loops(ph, A, p)
+        det = pipeline.decide_loops(ph, A, p, D=D)
     record = _record("detect", p, _points_of(records), records, box["seconds"], box["warnings"])
     io.write_json(args.out, {**record, "detection": det, "features": det["features"]})
     sys.stdout.write(f"detect: {det['n_loops']} loop(s), score {det['score']:.3f} -> {args.out}\n")
@@ -741,6 +752,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--graph", default=None,
                    help="the kNN graph .npz of the distances: the other spectral distance is computed on it to "
                         "confirm the count, as `run` does (default: no confirmation, with a warning)")
+    p.add_argument("--distances", default=None,
+                   help="the distance matrix .npz of the diagrams: where a second loop may have been left out, "
+                        "a closed surface is looked for on its landmarks, as `run` does (default: not looked for)")
     p.add_argument("--out", required=True, help="output .json")
     _add_params(p, {*S["detect"], "device"}, inherit=True)
     p.set_defaults(func=cmd_detect)

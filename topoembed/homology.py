@@ -37,7 +37,7 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
-__all__ = ["persistence", "add_cocycles", "load_engines", "birth_bound", "minimum_spanning_tree", "enclosing_radius", "birth_edge",
+__all__ = ["persistence", "add_cocycles", "maxmin_landmarks", "landmark_persistence", "load_engines", "birth_bound", "minimum_spanning_tree", "enclosing_radius", "birth_edge",
            "distance_scale", "ripser_memory_estimate"]
 
 
@@ -492,3 +492,43 @@ def add_cocycles(D: np.ndarray, ph: dict, coeff: int = 2, rows=None, thresh: flo
         out_edges[r] = edges[hits[0]]
         limit[r] = np.inf if np.isfinite(d) else float(np.float32(t))  # G_r for float32(r) ≤ this
     return {**ph, "cocycles": [cocs[0], out_cocs], "birth_edges": out_edges, "cocycle_limit": limit}
+
+
+#: Landmarks of :func:`landmark_persistence`: H2 of 200 points costs about a second.
+N_LANDMARKS = 200
+
+
+def maxmin_landmarks(D: np.ndarray, m: int, seed: int = 0) -> np.ndarray:
+    """Indices of ``m`` landmarks chosen by farthest-point (max-min) sampling on the distance
+    matrix ``D``: start from a seeded random point, then add the point farthest from those
+    chosen. The landmarks cover the data at the smallest radius any greedy choice
+    guarantees (within 2x of the optimum; Gonzalez 1985). O(n m) time, O(n) memory."""
+    D = np.asarray(D)
+    n = D.shape[0]
+    m = min(int(m), n)
+    rng = np.random.default_rng(seed)
+    idx = np.empty(m, dtype=np.int64)
+    idx[0] = int(rng.integers(n))
+    near = np.where(np.isfinite(D[idx[0]]), D[idx[0]], np.inf).astype(np.float64)
+    near[idx[0]] = -1.0
+    for i in range(1, m):
+        # an unreachable point (another component) is infinitely far: it is taken first
+        j = int(np.argmax(near))
+        idx[i] = j
+        near = np.minimum(near, D[j])
+        near[idx[: i + 1]] = -1.0
+    return idx
+
+
+def landmark_persistence(D: np.ndarray, n_landmarks: int = N_LANDMARKS, maxdim: int = 2, seed: int = 0,
+                         engine: str = "auto") -> dict:
+    """Persistence up to H2 of the max-min landmarks (:func:`maxmin_landmarks`) of ``D``:
+    :func:`persistence` on ``D[L, L]``, with ``landmarks`` (the indices L) added. Voids
+    (H2) of all n points are out of reach (34 s at n = 500); on 200 landmarks they take
+    about a second, and a surface sampled that densely keeps its void."""
+    L = maxmin_landmarks(D, n_landmarks, seed)
+    L.sort()
+    out = persistence(np.asarray(D)[np.ix_(L, L)], maxdim=maxdim, engine=engine)
+    out["landmarks"] = L
+    return out
+

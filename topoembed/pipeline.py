@@ -82,7 +82,9 @@ class Params:
     analyses a whole dataset (:meth:`n_runs`; a unanimous ensemble stops after 6 of 10 runs); ``phase_method``: the circular coordinate
     (:func:`topoembed.localize.localize_loops`). ``phase_low_confidence`` (default False): also
     give a phase for loops without support (:func:`loop_support`), whose phases are otherwise
-    withheld (NaN, with the reason in the loop's ``phase_withheld``).
+    withheld (NaN, with the reason in the loop's ``phase_withheld``). ``surface`` (default
+    True): where the H1 diagram could hold a second loop that the count leaves out, look for
+    a closed surface behind it (:func:`surface_evidence`; about a second, only then).
     """
 
     k: int = 100
@@ -108,6 +110,7 @@ class Params:
     device: str = "auto"
     knn_method: str = _default(graph.knn_graph, "method")
     phase_low_confidence: bool = False
+    surface: bool = True
 
     def n_runs(self, n: int) -> int:
         """Single runs the analysis of n points makes: ``n_subsamples`` if an integer, else
@@ -138,7 +141,7 @@ class Params:
         _device.resolve(self.device)  # "cuda" without CUDA fails here, before any work
         if not 0 <= self.theta_filtration < 1:
             raise InputError(f"theta_filtration={self.theta_filtration!r} must be in [0, 1)")
-        for name in ("localize", "confirm", "early_stop", "phase_low_confidence"):
+        for name in ("localize", "confirm", "early_stop", "phase_low_confidence", "surface"):
             if getattr(self, name) not in (True, False):  # also accepts 0 and 1 (the CLI's form)
                 raise InputError(f"{name}={getattr(self, name)!r} must be True/False (on the command line 1 or 0)")
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
@@ -199,7 +202,7 @@ class Result:
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {"graph": ("k", "metric", "symmetrize", "weights", "seed", "knn_method")}
 STAGE_PARAMS["distances"] = STAGE_PARAMS["graph"] + ("distance", "t", "n_components")
 STAGE_PARAMS["homology"] = STAGE_PARAMS["distances"] + ("maxdim",)
-STAGE_PARAMS["detect"] = STAGE_PARAMS["homology"] + ("n_loops", "loop_rule", "confirm")
+STAGE_PARAMS["detect"] = STAGE_PARAMS["homology"] + ("n_loops", "loop_rule", "confirm", "surface")
 STAGE_PARAMS["localize"] = STAGE_PARAMS["detect"] + ("localize", "theta_filtration", "phase_method",
                                                      "phase_low_confidence")
 
@@ -373,13 +376,24 @@ def _speculative_child(conn, A, params, spectra) -> None:
         conn.close()
 
 
+def surface_evidence(D: np.ndarray, seed: int = 0) -> dict:
+    """H1 and H2 of the distance ``D`` on its max-min landmarks
+    (:func:`topoembed.homology.landmark_persistence`), read by
+    :func:`topoembed.loops.surface_reading`: is there a void whose loops the count missed?"""
+    ph = homology.landmark_persistence(D, seed=seed)
+    return {**loops.surface_reading(ph["dgms"], scale=ph["scale"]), "n_landmarks": len(ph["landmarks"])}
+
+
 def decide_loops(ph: dict, A: sp.spmatrix | None, params: Params, spectra: list | None = None,
-                 confirm: bool = True, speculation: _Speculation | None = None) -> dict:
+                 confirm: bool = True, speculation: _Speculation | None = None, D: np.ndarray | None = None) -> dict:
     """The detection stage: read the H1 diagram (:func:`topoembed.loops.detect`), ask the other
     spectral distance on the same graph ``A`` for a second opinion when the count is positive
     (:func:`confirmation_reading`; only with ``params.confirm``, ``n_loops="auto"`` and a rule
-    other than "gap"), and let :func:`topoembed.loops.decide` weigh the evidence. ``A`` None
-    (or ``confirm`` False) skips the second opinion. Logs what the user should know."""
+    other than "gap"), look for a closed surface when a second loop may have been left out
+    (:func:`topoembed.loops.may_hide_loops`, :func:`surface_evidence` on the distances ``D``; rule "evidence",
+    ``params.surface``), and let :func:`topoembed.loops.decide` weigh the evidence. ``A`` None
+    (or ``confirm`` False) skips the second opinion, ``D`` None the surface. Logs what the
+    user should know."""
     dgm1 = ph["dgms"][1] if params.maxdim >= 1 else np.zeros((0, 2))
     rule = params.loop_rule  # confirm=False: no second distance is computed, so none can reject
     reading = loops.detect(dgm1, n_loops=params.n_loops, scale=ph["scale"])
@@ -391,6 +405,17 @@ def decide_loops(ph: dict, A: sp.spmatrix | None, params: Params, spectra: list 
         if check is None:
             check = confirmation_reading(A, params, spectra, n_loops=reading["n_loops"])
     detection = loops.decide(dgm1, scale=ph["scale"], n_loops=params.n_loops, rule=rule, confirmation=check)
+    if (D is not None and params.surface and rule == "evidence" and params.n_loops == "auto"
+            and loops.may_hide_loops(loops.filtered_lifetimes(dgm1)[0], detection["n_loops"], ph["scale"])):
+        surface = surface_evidence(D, seed=params.seed)
+        detection = loops.decide(dgm1, scale=ph["scale"], n_loops=params.n_loops, rule=rule, confirmation=check,
+                                 surface=surface)
+        if "surface_loops" in detection:
+            log.warning("a closed surface stands behind the loops: a void (H2, p = %.2g on %d landmarks) that %d "
+                        "H1 classes outlive; reporting %d loops instead of %d (a torus's second loop is short-cut "
+                        "by spectral distances; surface=False keeps %d)", surface["void_p"], surface["n_landmarks"],
+                        surface["n_loops"], detection["n_loops"], detection["surface_loops"]["previous"],
+                        detection["surface_loops"]["previous"])
     if "rescued" in detection:
         log.warning("the detection rule finds no loop (%s), but %d H1 feature(s) are significant at p < %g "
                     "(universal null, Bonferroni): reported as loop(s) (loop_rule='confirmed_gap' does not)",
@@ -542,7 +567,7 @@ def _run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmat
         tick("homology", t0)
 
         t0 = time.perf_counter()
-        detection = decide_loops(ph, A, params, spectra=spectra, confirm=chosen is None, speculation=speculation)
+        detection = decide_loops(ph, A, params, spectra=spectra, confirm=chosen is None, speculation=speculation, D=D)
     finally:
         if speculation is not None:
             speculation.close()
@@ -695,7 +720,8 @@ def summary(result: Result, input_desc: str = "") -> dict:
                       "scores": {str(m): float(s) for m, s in det["scores"].items()},
                       "score": float(det["score"]),
                       **{k: det[k] for k in ("rule", "alpha", "p_values", "significant", "confirmation",
-                                             "unconfirmed", "not_significant", "rescued") if k in det}},
+                                             "unconfirmed", "not_significant", "rescued", "surface", "surface_loops")
+                         if k in det}},
         "loops": [{k: v for k, v in lp.items() if k not in PER_POINT} for lp in result.loops],
         **({"auto": result.auto} if result.auto is not None else {}),
         **({"ensemble": result.ensemble} if result.ensemble is not None else {}),

@@ -80,8 +80,20 @@ def verdict_notes(summary: dict) -> list[str]:
                 notes.append(f"No phase is given for loop {i + 1}: the data do not support it well enough "
                              "(significance, or for a whole dataset a prevalence of at least 90 %); its cells "
                              "on the loop are still marked. --phase-low-confidence 1 gives the phase anyway.")
+    surface = det.get("surface_loops")
+    if surface:
+        notes.append(f"A closed surface: the distances on {det['surface'].get('n_landmarks', 200)} landmarks hold a void "
+                     f"(H2, universal-null p = {surface['void_p']:.2g}) that {det['surface']['n_loops']} H1 classes "
+                     f"outlive, as a torus's two loops outlive its inside. So {surface['n_loops']} loops are reported "
+                     f"where the other evidence gave {surface['previous']}: spectral distances short-cut a torus's "
+                     "thinner loop, which then fails the detection score's gap or the second distance on its own "
+                     "(--surface 0 keeps the other reading).")
     check = det.get("confirmation")
-    if check and "unconfirmed" in det:
+    if check and "unconfirmed" in det and surface:
+        u = det["unconfirmed"]
+        notes.append(f"{u['distance']} proposed {u['n_loops']} loop(s) and {check['distance']} on the same graph "
+                     f"{check['n_loops']}; the surface above decides the count.")
+    elif check and "unconfirmed" in det:
         u = det["unconfirmed"]
         notes.append(f"Not confirmed: {u['distance']} proposes {u['n_loops']} loop(s) (s = {u['score']:.2f}), but "
                      f"{check['distance']} on the same graph finds {check['n_loops']}, so the verdict is no loop "

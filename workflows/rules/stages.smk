@@ -67,19 +67,21 @@ rule detect:
     input:
         diagrams=S + "/diagrams.npz",
         graph=S + "/graph.npz",
+        distances=S + "/distances.npz",
     output:
         S + "/detection.json",
     wildcard_constraints:
         sample=STAGED,
     params:
-        opts=flags({"n_loops", "loop_rule", "confirm", "device"}),
+        opts=flags({"n_loops", "loop_rule", "confirm", "surface", "device"}),
     log:
         OUT + "/logs/{sample}/detect.log",
     threads: 1
     resources:
         **resources("detect"),
     shell:
-        "topoembed detect {input.diagrams} --graph {input.graph} {params.opts} --out {output} 2> {log}"
+        "topoembed detect {input.diagrams} --graph {input.graph} --distances {input.distances} {params.opts} "
+        "--out {output} 2> {log}"
 
 
 STAGE_FILES = dict(points=S + "/prepared.h5ad", graph=S + "/graph.npz", distances=S + "/distances.npz",
