@@ -205,16 +205,23 @@ def test_a_torus_gets_its_two_loops_from_its_void():
     """The default distance short-cuts the torus's tube: without the surface the run reports
     fewer than 2 loops; the void on the landmarks (H2) and the two H1 classes that outlive it
     give 2, and the summary and the report say why. A circle never computes the surface."""
-    from topoembed import report
+    from topoembed import loops, report
 
     X = datasets.make("torus", n=800, d=50, sigma=0.05, seed=1).X
     plain = pipeline.run(X, localize=False, surface=False)
-    res = pipeline.run(X, localize=False)
+    res = pipeline.run(X)
     assert plain.detection["n_loops"] < 2 and "surface" not in plain.detection
     assert res.detection["n_loops"] == 2 and res.detection["surface"]["void"]
     s = pipeline.summary(res)
     assert s["detection"]["surface_loops"]["previous"] == plain.detection["n_loops"]
-    assert any(n.startswith("A closed surface") for n in report.verdict_notes(s))
+    notes = report.verdict_notes(s)
+    assert any(n.startswith("A closed surface") for n in notes)
+    # the void supports both loops: each gets a phase even where its own p-value is high
+    for i, lp in enumerate(res.loops):
+        assert lp["surface_void_p"] == res.detection["surface"]["void_p"] and "phase_withheld" not in lp
+        assert np.isfinite(lp["phase"]).all()
+        if lp["p_value"] >= loops.ALPHA:
+            assert any(n.startswith(f"Loop {i + 1} on its own is within what noise produces") for n in notes)
     assert any("closed surface stands behind" in w for w in res.warnings)
     circle = pipeline.run(datasets.make("circle", n=400, d=20, sigma=0.1, seed=0).X, k=40, localize=False)
     assert circle.detection["n_loops"] == 1 and "surface" not in circle.detection

@@ -592,11 +592,14 @@ def describe_loops(ph: dict, detection: dict, index: np.ndarray) -> list[dict]:
     null, Bonferroni; :func:`topoembed.loops.decide`) per detected loop."""
     found = []
     p_values = detection.get("p_values") or [None] * len(detection["features"])
+    surface = detection.get("surface_loops")
     for row, p in zip(detection["features"], p_values):
         b, d = ph["dgms"][1][row]
         a_, b_ = ph["birth_edges"][row]
         found.append({"birth": float(b), "death": float(d), "persistence": float(d - b),
                       "birth_edge": [int(index[a_]), int(index[b_])], "p_value": p})
+        if surface:  # one of the loops of a void (loops.surface_reading): the void's p is theirs too
+            found[-1]["surface_void_p"] = surface["void_p"]
     return found
 
 
@@ -667,10 +670,12 @@ def loop_support(lp: dict, alpha: float) -> str | None:
     """None when the data support loop ``lp``, else why not. Support: its universal-null
     p-value (:func:`topoembed.loops.feature_pvalues`) is below ``alpha``, or, for a loop of an
     ensemble, its prevalence is at least :data:`SUPPORT_PREVALENCE`. A p-value that could not
-    be computed (fewer than 10 H1 features, as on a clean circle) does not count against it."""
+    be computed (fewer than 10 H1 features, as on a clean circle) does not count against it.
+    A loop of a closed surface (``surface_void_p`` set: the count rests on a void, which
+    passed its own test, :func:`topoembed.loops.surface_reading`) is supported by it."""
     p = lp.get("p_value")
     prevalence = lp.get("prevalence")
-    if p is None or (isinstance(p, float) and np.isnan(p)) or p < alpha:
+    if p is None or (isinstance(p, float) and np.isnan(p)) or p < alpha or "surface_void_p" in lp:
         return None
     if prevalence is not None and prevalence >= SUPPORT_PREVALENCE:
         return None

@@ -66,7 +66,11 @@ def verdict_notes(summary: dict) -> list[str]:
         where = ", median over the subsamples that found it" if "prevalence" in lp else ""
         if p is None:
             continue
-        if p < alpha:
+        if p >= alpha and "surface_void_p" in lp:
+            notes.append(f"Loop {i + 1} on its own is within what noise produces (universal-null p = {p:.2g} ≥ "
+                         f"{alpha:g}{where}), but it is one of the loops of the void above, which is its evidence; "
+                         "its phase is given.")
+        elif p < alpha:
             notes.append(f"Loop {i + 1} is significant: p = {p:.2g} under the universal null distribution of "
                          f"death/birth ratios (Bobrowski and Skraba 2023), Bonferroni-corrected{where}.")
         else:
