@@ -77,31 +77,33 @@ def choose_clear_counts(cands: dict, prefer: str = "larger") -> dict:
     return {"n_loops": m, "key": key}
 
 
-def choose_smallest_k(cands: dict) -> dict:
-    """The package rule, but when two counts have the same support, the count proposed at
-    the smallest k wins (large-k graphs short-cut bottlenecks)."""
+def choose_mean_score_ties(cands: dict) -> dict:
+    """The rule before issue 14: when two counts have the same support, the one whose
+    proposing settings have the larger mean score wins (the package now takes the count
+    proposed at the smallest k: large-k graphs short-cut bottlenecks)."""
     out = auto.choose(cands)
     rows = out["candidates"]
-    fams = defaultdict(set)
+    fams, scores = defaultdict(set), defaultdict(list)
     for r in rows:
         if r["n_loops"]:
             fams[r["n_loops"]].add(r["distance"])
+            scores[r["n_loops"]].append(r["score"])
     top = max((len(f) for f in fams.values()), default=0)
     tied = [m for m, f in fams.items() if len(f) == top and top >= auto.MIN_SUPPORT]
     if len(tied) > 1:
-        m = min(tied, key=lambda m: min(r["k"] for r in rows if r["n_loops"] == m))
+        m = max(tied, key=lambda m: (float(np.mean(scores[m])), -m))
         best = max((r for r in rows if r["n_loops"] == m), key=lambda r: r["score"])
         return {"n_loops": m, "key": best["key"]}
     return out
 
 
 VARIANTS = {
-    "auto (the package rule)": (GRID, auto.choose),
+    "auto without the surface (support ties: smallest k)": (GRID, auto.choose),
     "families = (kind, k, graph)": (GRID, lambda c: auto.choose(c, family="graph")),
     "+ 2-D eigenmap as a third kind": (GRID + [LE], auto.choose),
     "+ Euclidean as a third kind": (GRID + [EUCLID], auto.choose),
     "+ eigenmap and Euclidean": (GRID + [LE, EUCLID], auto.choose),
-    "support ties: smallest k wins": (GRID, choose_smallest_k),
+    "support ties: larger mean score (the rule before issue 14)": (GRID, choose_mean_score_ties),
     "every clear count votes, larger m": (GRID, choose_clear_counts),
     "every clear count votes, larger m, + Euclidean": (GRID + [EUCLID], choose_clear_counts),
     "every clear count votes, higher score": (GRID, lambda c: choose_clear_counts(c, "score")),
@@ -124,18 +126,13 @@ def _surfaces() -> dict:
 
 
 def choose_with_surface(cands: dict, task: dict, surfaces: dict) -> dict:
-    """The package rule as ``auto.select`` applies it: :func:`topoembed.auto.choose`, then,
-    where the default setting's diagram may hide a second loop, again with the closed
-    surface of its landmarks (:func:`topoembed.loops.surface_reading`). Tasks without stored
-    landmark diagrams (odd σ of circle, linked circles, eyeglasses) get the plain rule."""
-    out = auto.choose(cands)
-    fb = cands.get(auto.config_key(auto.FALLBACK))
+    """The package rule as ``auto.select`` applies it (:func:`topoembed.auto.choose_with_surface`),
+    with the closed surface of the default distance's landmarks read from the stored diagrams.
+    Tasks without them (odd σ of circle, linked circles, eyeglasses) get the plain rule."""
     s = surfaces.get((task["dataset"], round(task["sigma"], 6), task["seed"]))
-    if s is None or fb is None or not loops.may_hide_loops(np.asarray(fb["life1"]), out["n_loops"], fb["scale"]):
-        return out
-    reading = loops.surface_reading([None, np.array(s["dgm1"]).reshape(-1, 2), np.array(s["dgm2"]).reshape(-1, 2)],
-                                    scale=s["scale"])
-    return auto.choose(cands, surface=reading)
+    reading = None if s is None else loops.surface_reading(
+        [None, np.array(s["dgm1"]).reshape(-1, 2), np.array(s["dgm2"]).reshape(-1, 2)], scale=s["scale"])
+    return auto.choose_with_surface(cands, reading)
 
 
 def load_files(files) -> list[dict]:

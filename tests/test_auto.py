@@ -146,13 +146,48 @@ def test_an_unconfirmed_reading_is_reported_but_not_counted():
 
 
 def test_ties_in_support_go_to_the_more_confident_number_not_the_more_numerous():
-    # m = 1 (s_1 = 0.9) from one ER and one diffusion setting; m = 2 (s_2 ≈ 0.79) from
-    # two of each: equal support (2 kinds); the sum would pick m = 2, the mean picks m = 1
+    # on one k: m = 1 (s_1 = 0.9) from one ER and one diffusion setting; m = 2 (s_2 ≈ 0.79)
+    # from two of each: equal support (2 kinds); the sum would pick m = 2, the mean picks m = 1
     two = [1.0, 0.95, 0.2]
     c = {"er15": cand("effective_resistance", 15, ONE), "d15": cand("diffusion", 15, ONE, t=8),
-         "er100": cand("effective_resistance", 100, two), "er100m": {**cand("effective_resistance", 100, two),
-                                                                     "symmetrize": "and"},
-         "d100": cand("diffusion", 100, two, t=8), "d100b": cand("diffusion", 100, two, t=64)}
+         "er15m": {**cand("effective_resistance", 15, two), "symmetrize": "and"},
+         "er15b": cand("effective_resistance", 15, two, thresh=2.0),
+         "d15b": cand("diffusion", 15, two, t=64), "d15c": cand("diffusion", 15, two, t=32)}
     out = auto.choose(c)
     assert out["n_loops"] == 1 and out["support"] == 2 and out["key"] in ("er15", "d15")
     assert out["score"] == pytest.approx(0.9)
+
+
+def test_ties_in_support_go_to_the_number_seen_at_the_smallest_k():
+    # the eyeglasses: the dense graphs short-cut the bridge and read two clear loops (s_2 high),
+    # the sparse ones read one loop less clearly; equal support, the sparse graphs' count wins
+    one_weak = [1.0, 0.35, 0.3]  # s_1 = 0.65
+    c = {"er15": cand("effective_resistance", 15, one_weak), "d15": cand("diffusion", 15, one_weak, t=8),
+         "er100": cand("effective_resistance", 100, TWO), "d100": cand("diffusion", 100, TWO, t=8)}
+    out = auto.choose(c)
+    assert out["n_loops"] == 1 and out["key"] in ("er15", "d15")
+    assert auto.choose({k: v for k, v in c.items() if k.endswith("100")})["n_loops"] == 2
+
+
+def test_a_closed_surface_raises_the_count_only_where_it_is_read():
+    # a torus: every setting reads one loop; the default setting's second feature is half the first
+    torus = [1.0, 0.5, 0.05]
+    c = {"er15": cand("effective_resistance", 15, ONE), "d15": cand("diffusion", 15, ONE, t=8),
+         auto.config_key(auto.FALLBACK): {**cand("effective_resistance", 100, torus), "symmetrize": "and"}}
+    assert auto.choose(c)["n_loops"] == 1
+    void = {"void": True, "void_p": 1e-3, "void_lifetime": 0.1, "n_loops": 2}
+    calls = []
+
+    def reading():
+        calls.append(1)
+        return void
+
+    out = auto.choose_with_surface(c, reading)
+    assert out["n_loops"] == 2 and out["key"] == auto.config_key(auto.FALLBACK) and out["surface"] == void
+    assert out["score"] == pytest.approx(0.9) and calls == [1]
+    # a circle's default diagram cannot hide a second loop: the surface is never computed
+    circle = {**c, auto.config_key(auto.FALLBACK): {**cand("effective_resistance", 100, ONE), "symmetrize": "and"}}
+    assert auto.choose_with_surface(circle, reading)["n_loops"] == 1 and calls == [1]
+    # no void, or a void without two loops (a sphere): nothing changes
+    assert auto.choose_with_surface(c, {**void, "void": False})["n_loops"] == 1
+    assert auto.choose_with_surface(c, {**void, "n_loops": 0})["n_loops"] == 1

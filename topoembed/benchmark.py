@@ -232,15 +232,29 @@ def run_task(dataset: str, sigma: float, seed: int, *, n: int = 1000, d: int = 5
     maxdim = _maxdim(dataset, h1_only)
     t0 = time.perf_counter()
     data = datasets.make(dataset, n=n, d=d, sigma=sigma, seed=seed)
-    cands = auto.compute_candidates(data.X, _task_configs(methods, auto_grid), maxdim=maxdim, seed=seed)
-    rows = _task_rows(cands, _task_base(dataset, sigma, seed), methods, auto_grid)
+    distances = {auto.config_key(auto.FALLBACK): None}
+    cands = auto.compute_candidates(data.X, _task_configs(methods, auto_grid), maxdim=maxdim, seed=seed,
+                                    distances=distances)
+    # the closed surface that auto.select would read (only where it would read one)
+    surface = None
+    D = distances[auto.config_key(auto.FALLBACK)]
+
+    def read_surface():
+        nonlocal surface
+        surface = pipeline.surface_evidence(D, seed=seed)
+        return surface
+
+    if D is not None:
+        auto.choose_with_surface({auto.config_key(c): cands[auto.config_key(c)] for c in auto_grid}, read_surface)
+    rows = _task_rows(cands, _task_base(dataset, sigma, seed), methods, auto_grid, surface=surface)
     return {"dataset": dataset, "sigma": float(sigma), "seed": int(seed), "n": n, "d": d, "maxdim": maxdim,
-            "version": __version__, "wall_s": time.perf_counter() - t0, "rows": rows, "candidates": cands}
+            "version": __version__, "wall_s": time.perf_counter() - t0, "rows": rows, "candidates": cands,
+            "surface": surface}
 
 
-def _auto_rows(cands: dict, auto_grid, base: dict, dim: int) -> list[dict]:
+def _auto_rows(cands: dict, auto_grid, base: dict, dim: int, surface: dict | None = None) -> list[dict]:
     sub = {auto.config_key(c): cands[auto.config_key(c)] for c in auto_grid}
-    choice = auto.choose(sub)
+    choice = auto.choose_with_surface(sub, surface)
     chosen = cands[choice["key"]]
     m_true = base["m_true"]
     time_s = auto.total_time(sub)
@@ -339,8 +353,11 @@ def _task_base(dataset: str, sigma: float, seed: int) -> dict:
             "loops_true": LOOPS_H1[dataset]}
 
 
-def _task_rows(cands: dict, base: dict, methods=None, auto_grid=auto.DEFAULT_GRID) -> list[dict]:
-    """Every row of one task (fixed methods, auto, auto_m) from its candidate summaries.
+def _task_rows(cands: dict, base: dict, methods=None, auto_grid=auto.DEFAULT_GRID,
+               surface: dict | None = None) -> list[dict]:
+    """Every row of one task (fixed methods, auto, auto_m) from its candidate summaries
+    (and the closed surface ``auto`` read, :func:`topoembed.auto.choose_with_surface`;
+    task files written before issue 14 have none).
 
     Datasets in :data:`H1_CHECK` also get ``<dataset>_h1`` rows, scored like the blob
     (1 when the method's own rule reports no H1 loop); their own rows (the void in H2)
@@ -350,10 +367,10 @@ def _task_rows(cands: dict, base: dict, methods=None, auto_grid=auto.DEFAULT_GRI
     rows = []
     if base["dataset"] in H1_CHECK:
         b1 = {**base, "dataset": f"{base['dataset']}_h1", "m_true": 0, "loops_true": 0}
-        rows += _method_rows(cands, methods, b1, 1) + _auto_rows(cands, auto_grid, b1, 1)
+        rows += _method_rows(cands, methods, b1, 1) + _auto_rows(cands, auto_grid, b1, 1, surface)
     dim = TRUTH[base["dataset"]][0]
     if all(f"life{dim}" in c for c in cands.values()):
-        rows += _method_rows(cands, methods, base, dim) + _auto_rows(cands, auto_grid, base, dim)
+        rows += _method_rows(cands, methods, base, dim) + _auto_rows(cands, auto_grid, base, dim, surface)
     return rows
 
 
@@ -365,7 +382,8 @@ def load_rows(task_files) -> list[dict]:
     for f in task_files:
         with open(f) as fh:
             task = json.load(fh)
-        rows.extend(_task_rows(task["candidates"], _task_base(task["dataset"], task["sigma"], task["seed"])))
+        rows.extend(_task_rows(task["candidates"], _task_base(task["dataset"], task["sigma"], task["seed"]),
+                               surface=task.get("surface")))
     return rows
 
 
@@ -419,7 +437,7 @@ def _update_one(args) -> tuple[str, list[str], list[str]]:
                 differ.append(key)
             summ["time_s"], summ["graph_s"] = old["time_s"], old.get("graph_s", 0.0)  # the original run's cost
         task["candidates"][key] = summ
-    task["rows"] = _task_rows(task["candidates"], base, methods, auto_grid)
+    task["rows"] = _task_rows(task["candidates"], base, methods, auto_grid, surface=task.get("surface"))
     io.write_json(f, task)
     return str(f), list(new), differ
 
