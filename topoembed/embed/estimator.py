@@ -44,13 +44,28 @@ AFFINITIES = ("binary", "perplexity", "fuzzy")
 #: vs binary 0.429, 10,000 cells 0.363 vs 0.359, 26,625 cells 0.338 vs 0.329).
 AUTO_AFFINITY = {"infonce": "fuzzy", "nce": "binary", "neg": "binary"}
 FUZZY_MIN_N = 5000
+#: InfoNCE's ``normaliser``: "anchor" (each edge's own S_i = q_ij + w·Σ_l q_il, InfoNCE) or
+#: "global" (one running Z for all edges, t-SNE's single normaliser; an option: on IPC cells it
+#: keeps fewer neighbours, benchmarks/EMBED.md).
+NORMALISERS = ("anchor", "global")
+#: ``near_field="auto"``: InfoNCE (non-parametric, Cauchy kernel) computes each anchor's
+#: repulsion from its NEAR_FIELD nearest points in the current layout exactly (refreshed every
+#: epoch) and samples negatives only beyond them; 0 elsewhere (benchmarks/EMBED.md).
+NEAR_FIELD = 15
+#: Weight of a block's mean Ŝ in the running Z of ``normaliser="global"`` (an exponential
+#: moving average over blocks of NEG_BLOCK edges).
+Z_MOMENTUM = 0.05
 
 
-def auto_negatives(mode: str, n: int) -> int:
-    """m for ``n_negatives="auto"``: InfoNCE min(256, max(64, n // 200)) (the share of a point's
-    neighbourhood among uniform negatives falls as 1/n: 64 → 128 negatives raised recall@15
-    on 26,625 IPC cells from 0.316 to 0.330, on 10,000 from 0.355 to 0.359); NEG/NCE 16."""
-    return int(min(256, max(64, n // 200))) if mode == "infonce" else AUTO_NEGATIVES[mode]
+def auto_negatives(mode: str, n: int, near_field: int = 0) -> int:
+    """m for ``n_negatives="auto"``: InfoNCE with an exact near field 64 (26,625 IPC cells:
+    recall@15 0.345 with m = 64 and 0.346 with 133, near field 8); without one
+    min(256, max(64, n // 200)) (the share of a point's neighbourhood among uniform negatives
+    falls as 1/n: 64 → 128 negatives raised recall@15 on 26,625 IPC cells from 0.316 to
+    0.330, on 10,000 from 0.355 to 0.359); NEG/NCE 16."""
+    if mode != "infonce":
+        return AUTO_NEGATIVES[mode]
+    return 64 if near_field else int(min(256, max(64, n // 200)))
 
 __all__ = ["ContrastiveEmbedding", "SketchMap", "TripletEmbedding", "SCANClustering", "choose_sigma"]
 
@@ -156,11 +171,23 @@ class ContrastiveEmbedding(_Base):
     Positives are the directed edges of the symmetric kNN graph (one epoch = every edge
     once). Negatives are drawn uniformly, ``n_negatives`` = m per edge, one draw shared by
     each block of :data:`NEG_BLOCK` edges (so a block costs one (128, m) array instead of
-    128·m gathered rows); ``"auto"``: :func:`auto_negatives` (InfoNCE 64 to 256 growing with
-    n, NEG/NCE 16).
+    128·m gathered rows); ``"auto"``: :func:`auto_negatives` (InfoNCE 64 with its near field,
+    else 64 to 256 growing with n; NEG/NCE 16).
     InfoNCE weights the negatives by ``neg_weight`` w (``"auto"``: (n − 1)/m, the
     sampled-softmax correction, so that w·Σ_l q_il estimates the full Σ_l q_il and 64
     negatives act like the m → ∞, t-SNE-like limit; w = 1 is plain InfoNCE).
+    ``near_field`` (InfoNCE, non-parametric, Cauchy kernel; ``"auto"``: :data:`NEAR_FIELD` =
+    15 there, else 0): each edge's anchor also repels its ``near_field`` nearest points in the
+    current layout (found once per epoch) exactly, and the sampled negatives count only beyond
+    the farthest of them. The sampled sum is otherwise dominated by the rare negative that
+    lands next to the anchor, weighted by w; the per-anchor normaliser then underweights the
+    short-range repulsion and the layout breaks into clumps of a few points (IPC cells: recall@15
+    0.363 → 0.377 on 10,000 cells, 0.338 → 0.348 on 26,625; benchmarks/EMBED.md, fourth pass).
+    ``normaliser``: "anchor" (InfoNCE: each edge's own S_i = q_ij + Σ_l q_il) or "global"
+    (one running normaliser Z for all edges, t-SNE's: repulsion w·q_il²/Z; an exponential
+    average of the blocks' mean Ŝ, :data:`Z_MOMENTUM`). "global" removes the clumps too but
+    its sampled kicks (w/Z per close negative) limit the learning rate; it keeps fewer
+    neighbours than "anchor" with the near field (benchmarks/EMBED.md).
     ``s`` places the result on the t-SNE (0) ↔ UMAP (1) spectrum: for ``mode="neg"``
     through the fixed normaliser Z̄(s) (:func:`~topoembed.embed.losses.neg_normaliser`), for
     ``"infonce"`` through the attraction weight ρ = 4^s; ``"nce"`` learns its normaliser and
@@ -196,19 +223,21 @@ class ContrastiveEmbedding(_Base):
     Reference: Damrich, Böhm, Hamprecht and Kobak, ICLR 2023.
     """
 
-    _param_names = ("n_components", "k", "mode", "s", "n_negatives", "neg_weight", "kernel", "min_dist", "spread",
-                    "affinity", "perplexity", "momentum",
+    _param_names = ("n_components", "k", "mode", "s", "n_negatives", "neg_weight", "normaliser", "kernel",
+                    "min_dist", "spread", "near_field", "affinity", "perplexity", "momentum",
                     "temperature", "parametric",
                     "hidden", "init", "n_epochs", "batch_size", "optimizer", "lr", "schedule",
                     "early_exaggeration", "device", "seed", "verbose")
 
     def __init__(self, n_components=2, k=15, mode="infonce", s=0.0, n_negatives="auto", neg_weight="auto",
-                 kernel="cauchy", min_dist=0.1, spread=1.0, affinity="auto", perplexity=30.0, momentum=None,
+                 normaliser="anchor", kernel="cauchy", min_dist=0.1, spread=1.0, near_field="auto", affinity="auto",
+                 perplexity=30.0, momentum=None,
                  temperature=0.5, parametric=False, hidden=(128, 128), init="pca", n_epochs="auto",
                  batch_size="auto", optimizer=None, lr=None, schedule="linear", early_exaggeration=True,
                  device="auto", seed=0, verbose=True):
         self.n_components, self.k, self.mode, self.s = n_components, k, mode, s
         self.n_negatives, self.neg_weight, self.kernel, self.temperature = n_negatives, neg_weight, kernel, temperature
+        self.normaliser, self.near_field = normaliser, near_field
         self.min_dist, self.spread, self.affinity, self.perplexity = min_dist, spread, affinity, perplexity
         self.momentum = momentum
         self.parametric, self.hidden, self.init, self.n_epochs = parametric, hidden, init, n_epochs
@@ -240,6 +269,8 @@ class ContrastiveEmbedding(_Base):
             _check_int(self.n_negatives, "n_negatives")
         if self.neg_weight != "auto" and not (np.isfinite(self.neg_weight) and self.neg_weight > 0):
             raise InputError(f"neg_weight={self.neg_weight!r} must be 'auto' or a positive number")
+        if self.normaliser not in NORMALISERS:
+            raise InputError(f"normaliser={self.normaliser!r} must be one of {NORMALISERS}")
         if not np.isfinite(self.s):
             raise InputError(f"s={self.s!r} must be a finite number (0 = t-SNE-like, 1 = UMAP-like)")
         auto_batch = self.batch_size == "auto"
@@ -276,7 +307,19 @@ class ContrastiveEmbedding(_Base):
         cap = 32768 if self.device_.type == "cpu" else 262144  # a GPU takes larger batches
         batch = int(np.clip(n_items // 16, 1024, cap)) if auto_batch else self.batch_size
         self.batch_size_ = batch
-        m = auto_negatives(self.mode, n) if self.n_negatives == "auto" else self.n_negatives
+        kernel = self.kernel
+        if kernel not in ("cauchy", "umap", "cosine"):
+            raise InputError(f"kernel={self.kernel!r} must be 'cauchy', 'umap' or 'cosine'")
+        fast = not self.parametric and kernel != "cosine"  # the analytic gradient
+        if self.near_field == "auto":
+            n_near = NEAR_FIELD if (fast and self.mode == "infonce" and kernel == "cauchy") else 0
+        else:
+            n_near = _check_int(self.near_field, "near_field", 0)
+            if n_near and not (fast and self.mode == "infonce" and kernel == "cauchy"):
+                raise InputError("near_field > 0 needs mode='infonce', kernel='cauchy' and parametric=False")
+        n_near = min(n_near, n - 1)
+        self.near_field_ = n_near
+        m = auto_negatives(self.mode, n, n_near) if self.n_negatives == "auto" else self.n_negatives
         w = (n - 1) / m if self.neg_weight == "auto" else float(self.neg_weight)
         if self.mode != "infonce":
             w = 1.0
@@ -291,9 +334,6 @@ class ContrastiveEmbedding(_Base):
             params = [table]
             embed_rows = lambda idx: table[idx]  # noqa: E731
         opt = self.optimizer or ("adam" if self.parametric else "sgd")
-        kernel = self.kernel
-        if kernel not in ("cauchy", "umap", "cosine"):
-            raise InputError(f"kernel={self.kernel!r} must be 'cauchy', 'umap' or 'cosine'")
         lr = self.lr if self.lr is not None else (1e-3 if self.parametric else 3.0 if self.mode == "infonce" else 1.0)
         reduce_sum = not self.parametric
         log_z = None
@@ -322,7 +362,6 @@ class ContrastiveEmbedding(_Base):
                 return L.neg_normaliser(s, n) + log_nm, 1.0, shape
             return log_z + log_nm, 1.0, shape
 
-        fast = not self.parametric and kernel != "cosine"
         block = NEG_BLOCK
 
         def blocks(idx):
@@ -333,8 +372,36 @@ class ContrastiveEmbedding(_Base):
             if full < len(idx):
                 yield idx[full:].reshape(1, -1)
 
+        glob = self.mode == "infonce" and self.normaliser == "global"
+        run_z = None
+
+        @torch.no_grad()
+        def start_z():
+            """Per-point normaliser Z ≈ Σ_l q_il of the current layout (65,536 random pairs, Cauchy)."""
+            Y0 = embed_rows(torch.arange(n, device=self.device_))
+            a = torch.randint(n, (65536,), generator=g, device=self.device_)
+            b = (a + torch.randint(1, n, (65536,), generator=g, device=self.device_)) % n
+            return ((n - 1) / (1.0 + ((Y0[a] - Y0[b]) ** 2).sum(-1))).mean().reshape(())
+
+        near_state = {"progress": None, "nb": None}
+
+        def near_points(progress):
+            """(n, n_near) nearest neighbours of every point in the current layout, found once per epoch
+            (scikit-learn on the host: the one copy of the table off the device per epoch)."""
+            if near_state["progress"] != progress:
+                from sklearn.neighbors import NearestNeighbors
+                Yc = table.detach().cpu().numpy()
+                nb = NearestNeighbors(n_neighbors=n_near + 1).fit(Yc).kneighbors(Yc, return_distance=False)[:, 1:]
+                near_state.update(progress=progress, nb=torch.as_tensor(nb.astype(np.int64), device=self.device_))
+            return near_state["nb"]
+
         def batch_loss(idx, gen, progress):
+            nonlocal run_z
             log_c, rho, shape = spectrum(progress)
+            nbr = near_points(progress) if n_near else None
+            table_t = table.detach().T.contiguous() if n_near else None  # coordinates first, for the near field
+            if glob and run_z is None:
+                run_z = start_z()
             total = torch.zeros((), device=self.device_)
             if cdf is not None:  # weighted graph: this batch's edges drawn in proportion to their weight
                 u = torch.rand(len(idx), generator=gen, device=self.device_, dtype=torch.float64)
@@ -342,10 +409,23 @@ class ContrastiveEmbedding(_Base):
             for e in blocks(idx):
                 i, j = heads[e], tails[e]
                 neg = torch.randint(n, (e.shape[0], m), generator=gen, device=self.device_)
-                if fast:
+                if glob:
+                    log_c = torch.log(run_z)
+                if nbr is not None:  # near field exact, the sampled negatives beyond it
+                    nb_e = nbr[i]                                                  # (g, c, n_near)
+                    loss, g_i, g_j, g_neg, d_log_c, g_nb = L.contrastive_grad(
+                        table[i], table[j], table[neg], self.mode, log_c=log_c, rho=rho, neg_weight=w, shape=shape,
+                        global_norm=glob, y_near=table_t[:, nb_e])
+                    if table.grad is None:
+                        table.grad = torch.zeros_like(table)
+                    table.grad.T.index_add_(1, nb_e.reshape(-1), g_nb.reshape(dim, -1))
+                elif fast:
                     loss, g_i, g_j, g_neg, d_log_c = L.contrastive_grad(table[i], table[j], table[neg], self.mode,
                                                                         log_c=log_c, rho=rho, neg_weight=w,
-                                                                        shape=shape)
+                                                                        shape=shape, global_norm=glob)
+                if fast:
+                    if glob:  # the running Z moves towards the block's mean Ŝ (Z·Σ_e Ŝ_e/Z / E)
+                        run_z = run_z + Z_MOMENTUM * (run_z * (d_log_c / i.numel()) - run_z)
                     if table.grad is None:
                         table.grad = torch.zeros_like(table)
                     table.grad.index_add_(0, torch.cat([i.reshape(-1), j.reshape(-1), neg.reshape(-1)]),
@@ -359,7 +439,15 @@ class ContrastiveEmbedding(_Base):
                 rows = embed_rows(torch.cat([i.reshape(-1), j.reshape(-1), neg.reshape(-1)]))
                 per_edge = L.contrastive_loss(rows[:g * c].reshape(g, c, dim), rows[g * c:2 * g * c].reshape(g, c, dim),
                                               rows[2 * g * c:].reshape(g, 1, m, dim), self.mode, log_c=log_c, rho=rho,
-                                              kernel=kernel, temperature=self.temperature, neg_weight=w)
+                                              kernel=kernel, temperature=self.temperature, neg_weight=w,
+                                              shape=shape, global_norm=glob)
+                if glob:
+                    with torch.no_grad():
+                        yi = rows[:g * c].reshape(g, c, dim)  # with ρ = 0 and Z = 1 the loss is Ŝ − 1
+                        s_hat = L.contrastive_loss(yi, yi, rows[2 * g * c:].reshape(g, 1, m, dim), "infonce", rho=0.0,
+                                                   kernel=kernel, temperature=self.temperature, neg_weight=w,
+                                                   shape=shape, global_norm=True).mean() + 1.0
+                    run_z = run_z + Z_MOMENTUM * (s_hat - run_z)
                 total = total + per_edge.sum()
             return total if reduce_sum else total / len(idx)
 
