@@ -411,3 +411,15 @@ def test_loop_support_rule():
     assert support({"p_value": 0.3, "prevalence": 0.9}, 0.05) is None
     assert "p = 0.3" in support({"p_value": 0.3}, 0.05)
     assert "60%" in support({"p_value": 0.3, "prevalence": 0.6}, 0.05)
+
+
+def test_stepwise_detection_finds_the_loops_of_a_torus_like_run():
+    X = datasets.make("torus", n=800, d=50, sigma=0.05, seed=1).X
+    a = anndata.AnnData(np.zeros((X.shape[0], 1), dtype=np.float32), obsm={"X_rep": X})
+    te.pp.neighbors(a, k=100, symmetrize="and", use_rep="X_rep")
+    te.tl.spectral_distances(a)
+    te.tl.persistent_homology(a)
+    te.tl.detect_loops(a, localize=False, surface=False)
+    assert a.uns["topoembed"]["detection"]["n_loops"] < 2
+    te.tl.detect_loops(a, localize=False)
+    assert a.uns["topoembed"]["detection"]["n_loops"] == 2 == pipeline.run(X, localize=False).detection["n_loops"]

@@ -202,8 +202,8 @@ def _write_loops(adata, key, det, found):
 
 def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.localize,
                  theta_filtration: float = pipeline.Params.theta_filtration,
-                 phase_method: str = pipeline.Params.phase_method, key_added: str = DEFAULT_KEY,
-                 copy: bool = False):
+                 phase_method: str = pipeline.Params.phase_method, surface: bool = pipeline.Params.surface,
+                 key_added: str = DEFAULT_KEY, copy: bool = False):
     """Detection scores s_1..s_5 and the number of loops from ``uns[key]["diagrams"]["H1"]``.
 
     With ``localize``, also each loop's representative cycle
@@ -213,7 +213,9 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
 
     This step reads only the stored diagram, so it does not confirm the count with a
     second distance as :func:`run` does (``confirm=True``); a loop found here on noisy
-    data should be checked with ``te.tl.run`` or ``distance="auto"``.
+    data should be checked with ``te.tl.run`` or ``distance="auto"``. Where the diagram
+    may hide a second loop, ``surface`` looks for a closed surface on the stored distances'
+    landmarks, as :func:`run` does (:func:`topoembed.pipeline.surface_evidence`).
     """
     adata = adata.copy() if copy else adata
     check_adata(adata)
@@ -223,6 +225,10 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
     ph = _ph_from_entry(entry)
     # the package's rule (loops.decide; no second distance here, see above)
     det = loops.decide(ph["dgms"][1], n_loops=n_loops, scale=ph["scale"])
+    if (surface and n_loops == "auto"
+            and loops.may_hide_loops(loops.filtered_lifetimes(ph["dgms"][1])[0], det["n_loops"], ph["scale"])):
+        evidence = pipeline.surface_evidence(_distances_for(adata, key_added))
+        det = loops.decide(ph["dgms"][1], n_loops=n_loops, scale=ph["scale"], surface=evidence)
     index = np.arange(adata.n_obs)
     found = pipeline.describe_loops(ph, det, index)
     if localize and found:
