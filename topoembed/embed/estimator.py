@@ -56,8 +56,10 @@ NEAR_FIELD = 15
 #: kernel, which moves with s from Cauchy (s = 0) to UMAP's power law (s = 1) (benchmarks/EMBED.md, fifth pass).
 AUTO_KERNEL = {"infonce": "cauchy", "nce": "cauchy", "neg": "umap"}
 #: Standard deviation of the PCA/spectral/random initialisation with the UMAP kernel at s ≥ 1
-#: (UMAP_INIT_STD**s between s = 0 and 1; 1 with the Cauchy kernel): its layout is about ten times
-#: wider, and grown from a unit start its clusters stay loose (benchmarks/EMBED.md, fifth pass).
+#: (UMAP_INIT_STD**s between s = 0 and 1; 1 with the Cauchy kernel): its layouts end at about that
+#: width, and grown from a unit start in 50 epochs its clusters stay loose (4 blobs: within/between
+#: distance 0.333 vs 0.073 from std 10; the Cauchy kernel grows to std 6.5 with tight clusters;
+#: benchmarks/EMBED.md, fifth pass).
 UMAP_INIT_STD = 10.0
 #: Weight of a block's mean Ŝ in the running Z of ``normaliser="global"`` (an exponential
 #: moving average over blocks of NEG_BLOCK edges).
@@ -210,8 +212,8 @@ class ContrastiveEmbedding(_Base):
     blobs more than s = 1). The kernel follows the target s also during early exaggeration, and
     the PCA/spectral/random initialisation is widened to standard deviation
     ``UMAP_INIT_STD ** min(max(s, 0), 1)`` (10 at s = 1, about umap-learn's initial scale):
-    the UMAP kernel's layout is about ten times wider than the Cauchy one's, and grown from a
-    unit start in 50 epochs its clusters stay loose. ``"auto"`` (default): :data:`AUTO_KERNEL`,
+    the UMAP kernel's layouts end at about that width, and grown from a unit start in 50 epochs
+    its clusters stay loose (the Cauchy kernel's do not). ``"auto"`` (default): :data:`AUTO_KERNEL`,
     "umap" for NEG and "cauchy" for InfoNCE and NCE ("cauchy" for parametric models). NEG at
     s = 1 then keeps more of the IPC cells' neighbours than umap-learn (recall@15 0.226 vs 0.183
     on 10,000 cells, 0.145 vs 0.109 on all 26,625; Cauchy: 0.133, 0.077) and separates 4 blobs
@@ -351,7 +353,7 @@ class ContrastiveEmbedding(_Base):
             params = list(self.model_.parameters())
             embed_rows = lambda idx: self.model_(Xt[idx])  # noqa: E731
         else:
-            # the UMAP kernel's layout is about ten times wider than the Cauchy one's: start there
+            # the UMAP kernel's layout ends about ten times wider than a unit start: start there
             std = UMAP_INIT_STD ** min(max(float(self.s), 0.0), 1.0) if kernel == "umap" else 1.0
             table = self._init_table(X, A, init if init is not None else self.init, std=std)
             params = [table]
