@@ -66,7 +66,7 @@ from ._validate import InputError, check_points
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Config", "DEFAULT_GRID", "MIN_SUPPORT", "select", "choose", "choose_with_surface", "summarize", "compute_candidates",
+__all__ = ["Config", "DEFAULT_GRID", "MIN_SUPPORT", "select", "choose", "choose_with_surface", "choose_on", "summarize", "compute_candidates",
            "config_key", "normalize", "FALLBACK", "total_time"]
 
 #: One candidate setting: (distance kind, k, t, n_components[, symmetrize]). t /
@@ -304,6 +304,22 @@ def choose_with_surface(candidates: dict, surface=None, **options) -> dict:
     return choose(candidates, surface=surface() if callable(surface) else surface, **options)
 
 
+def choose_on(candidates: dict, D: np.ndarray | None, *, seed: int = 0, **options) -> tuple[dict, dict | None]:
+    """(choice, surface): :func:`choose_with_surface` with the closed surface of ``D``, the
+    default setting's distances (:func:`topoembed.pipeline.surface_evidence`), read only where
+    it could change the count; ``surface`` is that reading, or None where none was made."""
+    read = []
+
+    def evidence():
+        from .pipeline import surface_evidence
+
+        read.append(surface_evidence(D, seed=seed))
+        return read[0]
+
+    out = choose_with_surface(candidates, evidence if D is not None else None, **options)
+    return out, (read[0] if read else None)
+
+
 def select(X, *, grid=DEFAULT_GRID, seed: int = 0, min_support: int = MIN_SUPPORT, family: str = "kind",
            surface: bool = True) -> dict:
     """Choose the distance, k, t and the number of loops for the points X without labels.
@@ -339,15 +355,8 @@ def select(X, *, grid=DEFAULT_GRID, seed: int = 0, min_support: int = MIN_SUPPOR
         raise InputError(f"family={family!r} must be one of {FAMILIES}")
     distances = {config_key(FALLBACK): None}
     cands = compute_candidates(X, usable, maxdim=1, seed=seed, distances=distances)
-    D = distances[config_key(FALLBACK)]
-
-    def evidence():
-        from .pipeline import surface_evidence
-
-        return surface_evidence(D, seed=seed)
-
-    out = choose_with_surface(cands, evidence if surface and D is not None else None,
-                              min_support=min_support, family=family)
+    out, _ = choose_on(cands, distances[config_key(FALLBACK)] if surface else None, seed=seed,
+                       min_support=min_support, family=family)
     for r in out["candidates"]:
         r["time_s"] = cands[r["key"]]["time_s"]
     log.info("auto: %s with %d loop(s) (score %.2f, support %d)", out["key"], out["n_loops"], out["score"],

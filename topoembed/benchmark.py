@@ -236,16 +236,8 @@ def run_task(dataset: str, sigma: float, seed: int, *, n: int = 1000, d: int = 5
     cands = auto.compute_candidates(data.X, _task_configs(methods, auto_grid), maxdim=maxdim, seed=seed,
                                     distances=distances)
     # the closed surface that auto.select would read (only where it would read one)
-    surface = None
-    D = distances[auto.config_key(auto.FALLBACK)]
-
-    def read_surface():
-        nonlocal surface
-        surface = pipeline.surface_evidence(D, seed=seed)
-        return surface
-
-    if D is not None:
-        auto.choose_with_surface({auto.config_key(c): cands[auto.config_key(c)] for c in auto_grid}, read_surface)
+    _, surface = auto.choose_on({auto.config_key(c): cands[auto.config_key(c)] for c in auto_grid},
+                                distances[auto.config_key(auto.FALLBACK)], seed=seed)
     rows = _task_rows(cands, _task_base(dataset, sigma, seed), methods, auto_grid, surface=surface)
     return {"dataset": dataset, "sigma": float(sigma), "seed": int(seed), "n": n, "d": d, "maxdim": maxdim,
             "version": __version__, "wall_s": time.perf_counter() - t0, "rows": rows, "candidates": cands,

@@ -54,7 +54,7 @@ _HELP = {
                  "spectral distance; every loop gets its p-value), significant (confirmed_gap without the loops "
                  "with p >= 0.05) or gap (the score alone)",
     "surface": "1: where a second loop may have been left out, look for a closed surface (a void on 200 "
-               "landmarks, H2) whose loops outlive it, and report them (a torus); 0: no such check",
+               "landmarks, H2) with the loops alive at its birth, and report them (a torus); 0: no such check",
     "phase_low_confidence": "1: also give a phase for loops without support (p >= 0.05 and, for a whole dataset, "
                             "prevalence < 0.9); 0: their phase is withheld (NaN) and the report says why",
     "confirm": "1: a loop count must be confirmed by the other spectral distance on the same graph "
@@ -458,16 +458,17 @@ def _points_of(records) -> dict | None:
 def cmd_detect(args) -> int:
     ph, rec = _load_diagrams(args.input)
     records, A = [(args.input, rec)], None
+    n_points = len(ph["dgms"][0]) if len(ph["dgms"]) else 0
     if args.graph:
-        A, grec = _load_graph(args.graph, len(ph["dgms"][0]) if len(ph["dgms"]) else 0)
+        A, grec = _load_graph(args.graph, n_points)
         records.append((args.graph, grec))
         io.check_record(grec, args.graph, {}, _points_of(records[:1]))
     D = None
     if args.distances:
         D, drec = _load_distance_matrix(args.distances)
-        if D.shape[0] != (len(ph["dgms"][0]) if len(ph["dgms"]) else 0):
+        if D.shape[0] != n_points:
             raise InputError(f"{args.distances} is {D.shape[0]}×{D.shape[0]} but the diagrams are of "
-                             f"{len(ph['dgms'][0])} points; pass the distances the diagrams were computed from")
+                             f"{n_points} points; pass the distances the diagrams were computed from")
         if drec is not None:
             records.append((args.distances, drec))
             io.check_record(drec, args.distances, {}, _points_of(records[:1]))

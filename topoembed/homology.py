@@ -515,8 +515,8 @@ def maxmin_landmarks(D: np.ndarray, m: int, seed: int = 0) -> np.ndarray:
         # an unreachable point (another component) is infinitely far: it is taken first
         j = int(np.argmax(near))
         idx[i] = j
-        near = np.minimum(near, D[j])
-        near[idx[: i + 1]] = -1.0
+        near = np.minimum(near, D[j])  # the landmarks before stay at -1
+        near[j] = -1.0
     return idx
 
 

@@ -169,6 +169,14 @@ def may_hide_loops(life: np.ndarray, n_loops: int, scale: float) -> bool:
             and life[1] >= SURFACE_MIN_SHARE * life[0])
 
 
+def _scale(dgm: np.ndarray, scale: float | None) -> float:
+    """``scale``, or where it is None the largest finite death of ``dgm`` (0 if none)."""
+    if scale is not None:
+        return scale
+    death = np.asarray(dgm, dtype=float).reshape(-1, 2)[:, 1]
+    return float(np.max(death[np.isfinite(death)], initial=0.0))
+
+
 def detection_scores(dgm: np.ndarray, max_loops: int = MAX_LOOPS, min_ratio: float = MIN_RATIO,
                      binary: bool = False) -> dict:
     """{m: s_m} for m = 1..max_loops (see module docstring; ``binary`` as in
@@ -202,10 +210,7 @@ def detect(dgm: np.ndarray, n_loops="auto", scale: float | None = None, max_loop
     scores = detection_scores(dgm, max_loops, min_ratio)
     life, rows = filtered_lifetimes(dgm, min_ratio)
     if n_loops == "auto":
-        if scale is None:
-            finite = np.asarray(dgm, dtype=float).reshape(-1, 2)[:, 1]
-            finite = finite[np.isfinite(finite)]
-            scale = float(finite.max()) if len(finite) else 0.0
+        scale = _scale(dgm, scale)
         # the largest drop between consecutive filtered lifetimes (p_{m+1} = 0 past the end)
         gaps = [life[j - 1] - (life[j] if len(life) > j else 0.0) for j in range(1, min(len(life), max_loops) + 1)]
         m = int(np.argmax(gaps)) + 1 if gaps else 0
@@ -284,9 +289,7 @@ def decide(dgm: np.ndarray, *, scale: float | None = None, n_loops="auto", rule:
     if n_loops == "auto" and rule == "evidence" and surface is not None:
         out["surface"] = surface
         life, rows = filtered_lifetimes(dgm)
-        if scale is None:
-            scale = float(np.max(dgm[np.isfinite(dgm[:, 1]), 1], initial=0.0))
-        m = surface_count(surface, life, scale)
+        m = surface_count(surface, life, _scale(dgm, scale))
         if m > out["n_loops"]:
             out.update(n_loops=m, features=rows[:m].tolist(), score=float(out["scores"].get(m, 0.0)),
                        surface_loops={"n_loops": m, "void_p": surface["void_p"], "previous": int(out["n_loops"])})

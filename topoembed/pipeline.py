@@ -384,14 +384,28 @@ def surface_evidence(D: np.ndarray, seed: int = 0) -> dict:
     return {**loops.surface_reading(ph["dgms"], scale=ph["scale"]), "n_landmarks": len(ph["landmarks"])}
 
 
+def with_surface(detection: dict, dgm1: np.ndarray, scale: float, params: Params, distances,
+                 confirmation: dict | None = None) -> tuple[dict, dict | None]:
+    """(detection, surface): :func:`topoembed.loops.decide` again with the closed surface of the
+    distances (:func:`surface_evidence`) where it could change the count (rule "evidence",
+    ``n_loops="auto"``, ``params.surface``, :func:`topoembed.loops.may_hide_loops`); else the
+    detection unchanged and None. ``distances``: the matrix, or a function returning it (called
+    only then), or None (no surface)."""
+    if (distances is None or not params.surface or params.loop_rule != "evidence" or params.n_loops != "auto"
+            or not loops.may_hide_loops(loops.filtered_lifetimes(dgm1)[0], detection["n_loops"], scale)):
+        return detection, None
+    surface = surface_evidence(distances() if callable(distances) else distances, seed=params.seed)
+    return loops.decide(dgm1, scale=scale, n_loops=params.n_loops, rule=params.loop_rule,
+                        confirmation=confirmation, surface=surface), surface
+
+
 def decide_loops(ph: dict, A: sp.spmatrix | None, params: Params, spectra: list | None = None,
                  confirm: bool = True, speculation: _Speculation | None = None, D: np.ndarray | None = None) -> dict:
     """The detection stage: read the H1 diagram (:func:`topoembed.loops.detect`), ask the other
     spectral distance on the same graph ``A`` for a second opinion when the count is positive
     (:func:`confirmation_reading`; only with ``params.confirm``, ``n_loops="auto"`` and a rule
     other than "gap"), look for a closed surface when a second loop may have been left out
-    (:func:`topoembed.loops.may_hide_loops`, :func:`surface_evidence` on the distances ``D``; rule "evidence",
-    ``params.surface``), and let :func:`topoembed.loops.decide` weigh the evidence. ``A`` None
+    (:func:`with_surface` on the distances ``D``), and let :func:`topoembed.loops.decide` weigh the evidence. ``A`` None
     (or ``confirm`` False) skips the second opinion, ``D`` None the surface. Logs what the
     user should know."""
     dgm1 = ph["dgms"][1] if params.maxdim >= 1 else np.zeros((0, 2))
@@ -405,17 +419,13 @@ def decide_loops(ph: dict, A: sp.spmatrix | None, params: Params, spectra: list 
         if check is None:
             check = confirmation_reading(A, params, spectra, n_loops=reading["n_loops"])
     detection = loops.decide(dgm1, scale=ph["scale"], n_loops=params.n_loops, rule=rule, confirmation=check)
-    if (D is not None and params.surface and rule == "evidence" and params.n_loops == "auto"
-            and loops.may_hide_loops(loops.filtered_lifetimes(dgm1)[0], detection["n_loops"], ph["scale"])):
-        surface = surface_evidence(D, seed=params.seed)
-        detection = loops.decide(dgm1, scale=ph["scale"], n_loops=params.n_loops, rule=rule, confirmation=check,
-                                 surface=surface)
-        if "surface_loops" in detection:
-            log.warning("a closed surface stands behind the loops: a void (H2, p = %.2g on %d landmarks) that %d "
-                        "H1 classes outlive; reporting %d loops instead of %d (a torus's second loop is short-cut "
-                        "by spectral distances; surface=False keeps %d)", surface["void_p"], surface["n_landmarks"],
-                        surface["n_loops"], detection["n_loops"], detection["surface_loops"]["previous"],
-                        detection["surface_loops"]["previous"])
+    detection, surface = with_surface(detection, dgm1, ph["scale"], params, D, confirmation=check)
+    if "surface_loops" in detection:
+        log.warning("a closed surface stands behind the loops: a void (H2, p = %.2g on %d landmarks) with %d "
+                    "H1 classes alive at its birth; reporting %d loops instead of %d (a torus's second loop is "
+                    "short-cut by spectral distances; surface=False keeps %d)", surface["void_p"],
+                    surface["n_landmarks"], surface["n_loops"], detection["n_loops"],
+                    detection["surface_loops"]["previous"], detection["surface_loops"]["previous"])
     if "rescued" in detection:
         log.warning("the detection rule finds no loop (%s), but %d H1 feature(s) are significant at p < %g "
                     "(universal null, Bonferroni): reported as loop(s) (loop_rule='confirmed_gap' does not)",

@@ -87,8 +87,8 @@ def verdict_notes(summary: dict) -> list[str]:
     surface = det.get("surface_loops")
     if surface:
         notes.append(f"A closed surface: the distances on {det['surface'].get('n_landmarks', 200)} landmarks hold a void "
-                     f"(H2, universal-null p = {surface['void_p']:.2g}) that {det['surface']['n_loops']} H1 classes "
-                     f"outlive, as a torus's two loops outlive its inside. So {surface['n_loops']} loops are reported "
+                     f"(H2, universal-null p = {surface['void_p']:.2g}) with {det['surface']['n_loops']} H1 classes "
+                     f"alive when it appears, as a torus's two loops are when its inside closes. So {surface['n_loops']} loops are reported "
                      f"where the other evidence gave {surface['previous']}: spectral distances short-cut a torus's "
                      "thinner loop, which then fails the detection score's gap or the second distance on its own "
                      "(--surface 0 keeps the other reading).")

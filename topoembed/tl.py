@@ -215,7 +215,7 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
     second distance as :func:`run` does (``confirm=True``); a loop found here on noisy
     data should be checked with ``te.tl.run`` or ``distance="auto"``. Where the diagram
     may hide a second loop, ``surface`` looks for a closed surface on the stored distances'
-    landmarks, as :func:`run` does (:func:`topoembed.pipeline.surface_evidence`).
+    landmarks, as :func:`run` does (:func:`topoembed.pipeline.with_surface`).
     """
     adata = adata.copy() if copy else adata
     check_adata(adata)
@@ -225,10 +225,8 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
     ph = _ph_from_entry(entry)
     # the package's rule (loops.decide; no second distance here, see above)
     det = loops.decide(ph["dgms"][1], n_loops=n_loops, scale=ph["scale"])
-    if (surface and n_loops == "auto"
-            and loops.may_hide_loops(loops.filtered_lifetimes(ph["dgms"][1])[0], det["n_loops"], ph["scale"])):
-        evidence = pipeline.surface_evidence(_distances_for(adata, key_added))
-        det = loops.decide(ph["dgms"][1], n_loops=n_loops, scale=ph["scale"], surface=evidence)
+    det, _ = pipeline.with_surface(det, ph["dgms"][1], ph["scale"], pipeline.Params(n_loops=n_loops, surface=surface),
+                                   lambda: _distances_for(adata, key_added))
     index = np.arange(adata.n_obs)
     found = pipeline.describe_loops(ph, det, index)
     if localize and found:
