@@ -214,3 +214,14 @@ def test_ipc_report_renders_in_chromium(ipc_path, tmp_path):
     assert "1 loop found" in page and "loop 1: phase on UMAP" in _alts(page)
     n, bad, errors = browser_check(page, tmp_path, "ipc", screenshot=tmp_path / "ipc.png")
     assert n == 6 and bad == [] and errors == []
+
+
+def test_a_void_found_by_the_gap_rule_is_worded_without_a_p_value():
+    # a clean surface: H2 has too few features for the null, so the void has no p-value
+    surface = {"void": True, "void_p": None, "void_lifetime": 1.0, "n_loops": 2, "n_landmarks": 200}
+    s = {"detection": {"n_loops": 2, "surface": surface, "surface_loops": {"n_loops": 2, "void_p": None, "previous": 0}},
+         "loops": []}
+    note = next(n for n in report.verdict_notes(s) if n.startswith("A closed surface"))
+    assert "too few H2 features for the null" in note and "p = " not in note
+    with_p = {**s, "detection": {**s["detection"], "surface": {**surface, "void_p": 0.004}}}
+    assert "universal-null p = 0.004" in next(n for n in report.verdict_notes(with_p) if n.startswith("A closed"))

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["filtered_lifetimes", "detection_scores", "detect", "feature_pvalues", "surface_reading", "surface_count",
+__all__ = ["filtered_lifetimes", "detection_scores", "detect", "feature_pvalues", "surface_reading", "void_evidence", "surface_count",
            "may_hide_loops", "decide", "LOOP_RULES",
            "MIN_RATIO", "MAX_LOOPS", "ALPHA"]
 
@@ -140,6 +140,14 @@ def surface_reading(dgms: list, alpha: float = ALPHA, scale: float | None = None
     born = h2[j, 0]
     out.update(void=True, n_loops=int(np.sum((h1[:, 0] <= born) & (h1[:, 1] > born))))
     return out
+
+
+def void_evidence(surface: dict) -> str:
+    """How the void of :func:`surface_reading` was found, in words: its universal-null p, or,
+    where H2 had too few features for the null, the gap rule."""
+    p = surface.get("void_p")
+    return (f"universal-null p = {p:.2g}" if p is not None
+            else "too few H2 features for the null; it stands out by the gap rule")
 
 
 def surface_count(surface: dict | None, life: np.ndarray, scale: float) -> int:

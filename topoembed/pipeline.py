@@ -421,9 +421,9 @@ def decide_loops(ph: dict, A: sp.spmatrix | None, params: Params, spectra: list 
     detection = loops.decide(dgm1, scale=ph["scale"], n_loops=params.n_loops, rule=rule, confirmation=check)
     detection, surface = with_surface(detection, dgm1, ph["scale"], params, D, confirmation=check)
     if "surface_loops" in detection:
-        log.warning("a closed surface stands behind the loops: a void (H2, p = %.2g on %d landmarks) with %d "
+        log.warning("a closed surface stands behind the loops: a void (H2, %s, on %d landmarks) with %d "
                     "H1 classes alive at its birth; reporting %d loops instead of %d (a torus's second loop is "
-                    "short-cut by spectral distances; surface=False keeps %d)", surface["void_p"],
+                    "short-cut by spectral distances; surface=False keeps %d)", loops.void_evidence(surface),
                     surface["n_landmarks"], surface["n_loops"], detection["n_loops"],
                     detection["surface_loops"]["previous"], detection["surface_loops"]["previous"])
     if "rescued" in detection:

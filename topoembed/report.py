@@ -13,7 +13,7 @@ import io
 
 import numpy as np
 
-from . import plotting
+from . import loops, plotting
 
 __all__ = ["render_html", "figure_png", "verdict_notes"]
 
@@ -87,7 +87,7 @@ def verdict_notes(summary: dict) -> list[str]:
     surface = det.get("surface_loops")
     if surface:
         notes.append(f"A closed surface: the distances on {det['surface'].get('n_landmarks', 200)} landmarks hold a void "
-                     f"(H2, universal-null p = {surface['void_p']:.2g}) with {det['surface']['n_loops']} H1 classes "
+                     f"(H2, {loops.void_evidence(det['surface'])}) with {det['surface']['n_loops']} H1 classes "
                      f"alive when it appears, as a torus's two loops are when its inside closes. So {surface['n_loops']} loops are reported "
                      f"where the other evidence gave {surface['previous']}: spectral distances short-cut a torus's "
                      "thinner loop, which then fails the detection score's gap or the second distance on its own "
