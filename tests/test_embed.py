@@ -561,3 +561,43 @@ def test_scan_acceptance_ten_blobs():
         r, c = linear_sum_assignment(-C)
         accs.append(C[r, c].sum() / 1000)
     assert np.median(accs) >= 0.99, accs
+
+
+@pytest.mark.parametrize("momentum, weight_decay", [(0.0, 0.0), (0.9, 0.0), (0.5, 0.01)])
+def test_sgd_equals_torch_sgd_with_the_schedule(momentum, weight_decay):
+    """train's own SGD (no torch.optim import) gives torch.optim.SGD's steps under LambdaLR's schedule."""
+    from topoembed.embed.train import lr_factor, make_generator, train
+
+    target = torch.tensor([[1.0, -2.0], [0.5, 3.0], [-1.0, 0.0]])
+    w0 = torch.tensor([[0.3, 0.1], [-0.2, 0.4], [0.0, 1.0]])
+
+    def loss_of(w):
+        def batch_loss(idx, gen, progress):
+            return ((w[idx] - target[idx]) ** 2 * (1.0 + idx[:, None])).sum()
+        return batch_loss
+
+    ours = torch.nn.Parameter(w0.clone())
+    train([ours], loss_of(ours), 3, n_epochs=4, batch_size=2, generator=make_generator(0, torch.device("cpu")),
+          optimizer="sgd", lr=0.1, schedule="linear", momentum=momentum, weight_decay=weight_decay, verbose=False)
+    ref = torch.nn.Parameter(w0.clone())
+    opt = torch.optim.SGD([ref], lr=0.1, momentum=momentum, weight_decay=weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor("linear", step / 8))
+    g = make_generator(0, torch.device("cpu"))
+    batch_loss = loss_of(ref)
+    for _ in range(4):
+        perm = torch.randperm(3, generator=g)
+        for b in range(2):
+            opt.zero_grad()
+            batch_loss(perm[2 * b:2 * b + 2], g, 0.0).backward()
+            opt.step()
+            sched.step()
+    torch.testing.assert_close(ours.detach(), ref.detach(), rtol=1e-6, atol=1e-7)
+    assert not torch.equal(ours.detach(), w0)
+
+
+def test_zero_epochs_return_the_start():
+    X = make_blobs(200, centers=3, n_features=5, random_state=0)[0]
+    est = ContrastiveEmbedding(mode="neg", n_epochs=0, verbose=False, kernel="cauchy").fit(X)
+    assert est.history_ == []
+    est1 = ContrastiveEmbedding(mode="neg", n_epochs=1, verbose=False, kernel="cauchy").fit(X)
+    assert not np.allclose(est.embedding_, est1.embedding_)

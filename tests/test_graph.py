@@ -85,25 +85,51 @@ def test_exact_search_on_tied_distances_does_not_depend_on_the_blas(monkeypatch)
     np.testing.assert_allclose(dist, np.take_along_axis(oracle, idx, 1), rtol=1e-12)
     assert np.all(np.diff(dist, axis=1) >= 0)
     np.testing.assert_allclose(dist[:, 2], np.sort(oracle, 1)[:, 3], rtol=1e-9)  # the right distance ranks
-    # a perturbed candidate order (another BLAS's rounding) gives the same neighbours
-    from sklearn.neighbors import NearestNeighbors
+    # a perturbed candidate order (another BLAS's rounding, another tree) gives the same neighbours
+    import scipy.spatial
 
-    real = NearestNeighbors.kneighbors
+    real = scipy.spatial.cKDTree
 
-    def shuffled(self, X_, n_neighbors=None, return_distance=True):
-        d, i = real(self, X_, n_neighbors)
-        perm = np.random.default_rng(1).permuted(np.tile(np.arange(i.shape[1]), (len(i), 1)), axis=1)
-        return np.take_along_axis(d, perm, 1), np.take_along_axis(i, perm, 1)
+    class Shuffled:
+        def __init__(self, data, **kw):
+            self.tree = real(data, **kw)
 
-    monkeypatch.setattr(NearestNeighbors, "kneighbors", shuffled)
+        def query(self, x, k, workers=1):
+            d, i = self.tree.query(x, k=k, workers=workers)
+            perm = np.random.default_rng(1).permuted(np.tile(np.arange(i.shape[1]), (len(i), 1)), axis=1)
+            return np.take_along_axis(d, perm, 1), np.take_along_axis(i, perm, 1)
+
+    monkeypatch.setattr(scipy.spatial, "cKDTree", Shuffled)
     idx2, _ = graph.knn_search(X, 3, method="exact")
     np.testing.assert_array_equal(idx2, idx)
+    monkeypatch.undo()
+    # the brute-force candidates (more than KDTREE_MAX_DIM features) give the same neighbours
+    monkeypatch.setattr(graph, "KDTREE_MAX_DIM", 5)
+    idx3, _ = graph.knn_search(X, 3, method="exact")
+    np.testing.assert_array_equal(idx3, idx)
     # small chunks give the same result as one block
     monkeypatch.undo()
     small_idx, small_dist = graph._exact_euclidean(X, 4, chunk_bytes=1)
     big_idx, big_dist = graph._exact_euclidean(X, 4)
     np.testing.assert_array_equal(small_idx, big_idx)
     np.testing.assert_array_equal(small_dist, big_dist)
+
+
+def test_tree_search_equals_brute_force_whatever_its_threads(monkeypatch):
+    """scipy's k-d tree (at most KDTREE_MAX_DIM features) finds the brute-force neighbours, on one
+    thread or several."""
+    from topoembed import _parallel
+
+    X = np.random.default_rng(4).normal(size=(3000, 10))
+    oracle = brute_knn(X, 15)
+    results = []
+    for threads in (1, 2):
+        monkeypatch.setattr(_parallel, "thread_budget", lambda t=threads: t)
+        idx, dist = graph.knn_search(X, 15)
+        results.append(idx)
+        np.testing.assert_array_equal(np.sort(idx, axis=1), np.sort(oracle, axis=1))
+        np.testing.assert_allclose(dist, np.linalg.norm(X[idx] - X[:, None], axis=-1), rtol=1e-12)
+    np.testing.assert_array_equal(results[0], results[1])
 
 
 def test_auto_search_is_exact_for_few_features_at_any_n(monkeypatch):

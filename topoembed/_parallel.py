@@ -11,7 +11,7 @@ from concurrent.futures.process import BrokenProcessPool
 
 from ._validate import InputError
 
-__all__ = ["imap", "Pool", "resolve_jobs", "usable_cpus"]
+__all__ = ["imap", "Pool", "resolve_jobs", "usable_cpus", "thread_budget"]
 
 log = logging.getLogger(__name__)
 
@@ -22,6 +22,16 @@ def usable_cpus() -> int:
         return max(1, len(os.sched_getaffinity(0)))
     except AttributeError:  # pragma: no cover - macOS / Windows
         return max(1, os.cpu_count() or 1)
+
+
+#: Threads a worker of :class:`Pool` may use (set by its initialiser); None in the main process.
+_WORKER_THREADS: int | None = None
+
+
+def thread_budget() -> int:
+    """Threads this process may use for its own parallel work: its share of the CPUs inside a
+    :class:`Pool` worker, else every usable CPU."""
+    return _WORKER_THREADS or usable_cpus()
 
 
 def resolve_jobs(jobs, tasks: int) -> int:
@@ -37,6 +47,8 @@ def resolve_jobs(jobs, tasks: int) -> int:
 def _limit_threads(threads: int) -> None:
     """Worker initialiser: share the CPUs between the workers instead of letting every
     worker's BLAS use all of them (oversubscription slowed 2 workers on 2 cores by ~1.4x)."""
+    global _WORKER_THREADS
+    _WORKER_THREADS = max(1, int(threads))
     try:
         from threadpoolctl import threadpool_limits
 

@@ -23,7 +23,7 @@ from .._validate import InputError, check_points
 from . import losses as L
 from .models import AutoEncoder, mlp, pca_init, spectral_init
 from .sampling import edge_list, far_thresholds, n_far_points, sample_far
-from .train import make_generator, resolve_device, train
+from .train import cpu_threads, make_generator, resolve_device, train
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +61,18 @@ AUTO_KERNEL = {"infonce": "cauchy", "nce": "cauchy", "neg": "umap"}
 #: distance 0.333 vs 0.073 from std 10; the Cauchy kernel grows to std 6.5 with tight clusters;
 #: benchmarks/EMBED.md, fifth pass).
 UMAP_INIT_STD = 10.0
+#: Blocks of a batch on which NEG/NCE evaluate their loss (an estimate for the training history; the
+#: gradient uses every block): the loss's logarithms were 9 % of a NEG step on all IPC cells.
+LOSS_BLOCKS = 16
 #: Weight of a block's mean Ŝ in the running Z of ``normaliser="global"`` (an exponential
 #: moving average over blocks of NEG_BLOCK edges).
 Z_MOMENTUM = 0.05
+
+
+def rows_of(table: torch.Tensor, idx: torch.Tensor) -> torch.Tensor:
+    """table[idx] for an integer index of any shape, by ``index_select`` (3x faster than advanced
+    indexing on a CPU for a (256, 128) index into an (n, 2) table or the edge list)."""
+    return table.index_select(0, idx.reshape(-1)).view(*idx.shape, *table.shape[1:])
 
 
 def auto_negatives(mode: str, n: int, near_field: int = 0) -> int:
@@ -422,6 +431,13 @@ class ContrastiveEmbedding(_Base):
                 near_state.update(progress=progress, nb=torch.as_tensor(nb.astype(np.int64), device=self.device_))
             return near_state["nb"]
 
+        def grad_coords():
+            """The table's gradient as a (dim, n) buffer, coordinates first (``table.grad`` is its
+            transposed view): index_add_ along the rows of an (n, 2) tensor was 1.7x slower on a CPU."""
+            if table.grad is None:
+                table.grad = torch.zeros(dim, n, dtype=table.dtype, device=self.device_).T
+            return table.grad.T
+
         def batch_loss(idx, gen, progress):
             nonlocal run_z
             log_c, rho, shape = spectrum(progress)
@@ -434,33 +450,29 @@ class ContrastiveEmbedding(_Base):
                 u = torch.rand(len(idx), generator=gen, device=self.device_, dtype=torch.float64)
                 idx = torch.searchsorted(cdf, u).clamp_max_(len(cdf) - 1)
             for e in blocks(idx):
-                i, j = heads[e], tails[e]
+                i, j = rows_of(heads, e), rows_of(tails, e)
                 neg = torch.randint(n, (e.shape[0], m), generator=gen, device=self.device_)
                 if glob:
                     log_c = torch.log(run_z)
                 if nbr is not None:  # near field exact, the sampled negatives beyond it
-                    nb_e = nbr[i]                                                  # (g, c, n_near)
+                    nb_e = rows_of(nbr, i)                                         # (g, c, n_near)
                     loss, g_i, g_j, g_neg, d_log_c, g_nb = L.contrastive_grad(
-                        table[i], table[j], table[neg], self.mode, log_c=log_c, rho=rho, neg_weight=w, shape=shape,
-                        global_norm=glob, y_near=table_t[:, nb_e])
-                    if table.grad is None:
-                        table.grad = torch.zeros_like(table)
-                    table.grad.T.index_add_(1, nb_e.reshape(-1), g_nb.reshape(dim, -1))
+                        rows_of(table, i), rows_of(table, j), rows_of(table, neg), self.mode, log_c=log_c, rho=rho,
+                        neg_weight=w, shape=shape, global_norm=glob, y_near=table_t[:, nb_e])
+                    grad_coords().index_add_(1, nb_e.reshape(-1), g_nb.reshape(dim, -1))
                 elif fast:
-                    loss, g_i, g_j, g_neg, d_log_c = L.contrastive_grad(table[i], table[j], table[neg], self.mode,
-                                                                        log_c=log_c, rho=rho, neg_weight=w,
-                                                                        shape=shape, global_norm=glob)
+                    loss, g_i, g_j, g_neg, d_log_c = L.contrastive_grad(
+                        rows_of(table, i), rows_of(table, j), rows_of(table, neg), self.mode, log_c=log_c, rho=rho,
+                        neg_weight=w, shape=shape, global_norm=glob, loss_blocks=LOSS_BLOCKS)
                 if fast:
                     if glob:  # the running Z moves towards the block's mean Ŝ (Z·Σ_e Ŝ_e/Z / E)
                         run_z = run_z + Z_MOMENTUM * (run_z * (d_log_c / i.numel()) - run_z)
-                    if table.grad is None:
-                        table.grad = torch.zeros_like(table)
-                    table.grad.index_add_(0, torch.cat([i.reshape(-1), j.reshape(-1), neg.reshape(-1)]),
-                                          torch.cat([g_i.reshape(-1, dim), g_j.reshape(-1, dim),
-                                                     g_neg.reshape(-1, dim)]))
+                    grad_coords().index_add_(1, torch.cat([i.reshape(-1), j.reshape(-1), neg.reshape(-1)]),
+                                             torch.cat([g_i.reshape(-1, dim), g_j.reshape(-1, dim),
+                                                        g_neg.reshape(-1, dim)]).T)
                     if log_z is not None:
                         log_z.grad = d_log_c if log_z.grad is None else log_z.grad + d_log_c
-                    total += loss.sum()
+                    total += loss.sum() * (e.shape[0] / loss.shape[0])  # NEG/NCE: estimated on LOSS_BLOCKS blocks
                     continue
                 g, c = e.shape
                 rows = embed_rows(torch.cat([i.reshape(-1), j.reshape(-1), neg.reshape(-1)]))
@@ -483,7 +495,8 @@ class ContrastiveEmbedding(_Base):
                               generator=g, optimizer=opt, lr=lr, schedule=self.schedule,
                               momentum=self.momentum if self.momentum is not None else
                               (0.0 if opt == "sgd" and not self.parametric else 0.9), verbose=self.verbose,
-                              desc=f"contrastive {self.mode}")
+                              desc=f"contrastive {self.mode}", replacement=cdf is not None,
+                              num_threads=cpu_threads(batch * (m + n_near)))
         self.log_z_ = float(log_z.detach()) if log_z is not None else None
         with torch.no_grad():
             Y = self.model_(Xt) if self.parametric else table

@@ -22,13 +22,31 @@ from .._progress import Progress
 
 log = logging.getLogger(__name__)
 
-__all__ = ["resolve_device", "make_generator", "train", "OPTIMIZERS", "SCHEDULES", "lr_factor", "CPU_THREADS"]
+__all__ = ["resolve_device", "make_generator", "train", "SGD", "cpu_threads", "OPTIMIZERS", "SCHEDULES", "lr_factor", "CPU_THREADS"]
 
-#: torch threads used on CPU during training (set for the loop, restored after it). The
-#: batches are small, so OpenMP's start-up and synchronisation cost dominates: on a shared
-#: 2-core machine one thread was 40x faster per step than two (1.5 ms vs 60 ms for a
-#: 1024-edge contrastive batch), and 7x faster for a whole 10,000-cell InfoNCE run.
+#: torch threads used on CPU during training when the caller does not say (set for the loop,
+#: restored after it). Small steps stay on one thread: OpenMP's start-up and synchronisation
+#: cost dominates them (a 1,024-edge contrastive batch took 1.5 ms on one thread, 60 ms on two
+#: on a shared 2-core machine).
 CPU_THREADS = 1
+#: Work per step (pair evaluations) from which :func:`cpu_threads` uses every thread it may: NEG
+#: (16 negatives) on 26,625 IPC cells trained in 10.2 s on 2 threads vs 15.9 s on 1, InfoNCE in
+#: 62 s vs 95 s; on 10,000 cells 6.4 vs 8.4 s and 31 vs 37 s; on 2,000 cells (42,000 pairs a
+#: NEG step) the same on both (benchmarks/EMBED.md, sixth pass).
+PARALLEL_MIN_WORK = 2 ** 17
+
+
+def cpu_threads(work_per_step: int) -> int:
+    """Threads for a CPU training loop whose steps evaluate ``work_per_step`` pairs: 1 below
+    :data:`PARALLEL_MIN_WORK`, else every thread this process may use (its share of the CPUs in a
+    worker pool, :func:`topoembed._parallel.thread_budget`), at most torch's own setting
+    (``torch.set_num_threads`` caps it)."""
+    if work_per_step < PARALLEL_MIN_WORK:
+        return 1
+    from .._parallel import thread_budget
+
+    return max(1, min(thread_budget(), torch.get_num_threads()))
+
 
 OPTIMIZERS = ("adam", "sgd")
 SCHEDULES = ("linear", "cosine", "constant")
@@ -74,7 +92,8 @@ def lr_factor(schedule: str, progress: float) -> float:
 def train(params: Iterable, batch_loss: Callable, n_items: int, *, n_epochs: int,
           batch_size: int, generator: torch.Generator, optimizer: str = "adam", lr: float = 1e-3,
           schedule: str = "linear", momentum: float = 0.9, weight_decay: float = 0.0,
-          verbose: bool = True, desc: str = "embedding", num_threads: int | None = None) -> list[float]:
+          verbose: bool = True, desc: str = "embedding", num_threads: int | None = None,
+          replacement: bool = False) -> list[float]:
     """Optimise ``params`` (tensors, or torch parameter-group dicts) for ``n_epochs`` epochs over ``n_items`` items; returns the mean
     batch loss of each epoch.
 
@@ -83,11 +102,16 @@ def train(params: Iterable, batch_loss: Callable, n_items: int, *, n_epochs: int
     without grad means that ``batch_loss`` has filled the parameters' ``.grad`` itself (an
     analytic gradient), so the loop only steps.
     ``num_threads``: torch threads on CPU during the loop (default :data:`CPU_THREADS`).
+    ``replacement=True``: each batch draws its items uniformly with replacement instead of
+    cutting an epoch's permutation (an item is then seen Poisson(1) times per epoch): for losses
+    that draw their own items (weighted edges), which would waste the permutation (15 ms an
+    epoch for 569,548 edges). Uniform draws of a binary kNN graph's edges lost recall (NEG on
+    26,625 IPC cells: 0.137 vs 0.145 with a permutation; benchmarks/EMBED.md, sixth pass).
     """
     with _threads(generator.device, num_threads or CPU_THREADS):
         return _train(params, batch_loss, n_items, n_epochs=n_epochs, batch_size=batch_size, generator=generator,
                       optimizer=optimizer, lr=lr, schedule=schedule, momentum=momentum, weight_decay=weight_decay,
-                      verbose=verbose, desc=desc)
+                      verbose=verbose, desc=desc, replacement=replacement)
 
 
 @contextlib.contextmanager
@@ -104,35 +128,81 @@ def _threads(device: torch.device, n: int):
         torch.set_num_threads(before)
 
 
+class SGD:
+    """Stochastic gradient descent with torch.optim.SGD's update (momentum μ, weight decay λ,
+    no dampening): d = g + λ·p; b = d at the first step, then b = μ·b + d; p ← p − lr·b.
+
+    Written here because the first ``torch.optim`` optimiser of a process imports
+    ``torch._dynamo`` (about 3 s with torch 2.13, a tenth of a NEG run on 26,625 cells), and
+    its per-step bookkeeping cost 0.24 ms of a 12 ms step (benchmarks/EMBED.md, sixth pass).
+    ``param_groups`` are dicts with "params" and "lr", as torch's.
+    """
+
+    def __init__(self, params, lr: float, momentum: float = 0.0, weight_decay: float = 0.0):
+        self.param_groups = [{"lr": lr, **g} for g in params]
+        self.momentum, self.weight_decay = float(momentum), float(weight_decay)
+        self._buffers: dict[int, torch.Tensor] = {}
+
+    def zero_grad(self, set_to_none: bool = True):
+        for group in self.param_groups:
+            for p in group["params"]:
+                p.grad = None
+
+    @torch.no_grad()
+    def step(self):
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is None:
+                    continue
+                d = p.grad if not self.weight_decay else p.grad.add(p, alpha=self.weight_decay)
+                if self.momentum:
+                    buf = self._buffers.get(id(p))
+                    if buf is None:
+                        buf = self._buffers[id(p)] = d.clone()
+                    else:
+                        buf.mul_(self.momentum).add_(d)
+                    d = buf
+                p.add_(d, alpha=-group["lr"])
+
+
 def _train(params, batch_loss, n_items, *, n_epochs, batch_size, generator, optimizer, lr, schedule, momentum,
-           weight_decay, verbose, desc):
+           weight_decay, verbose, desc, replacement=False):
     params = list(params)
     if not (params and isinstance(params[0], dict)):
-        params = [p for p in params if p.requires_grad]
+        params = [{"params": [p for p in params if p.requires_grad]}]
     if optimizer == "adam":
         opt = torch.optim.Adam(params, lr=lr, weight_decay=weight_decay)
     elif optimizer == "sgd":
-        opt = torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
+        opt = SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     else:
         raise ValueError(f"optimizer={optimizer!r} must be one of {OPTIMIZERS}")
+    lr_factor(schedule, 0.0)  # an unknown schedule fails before the first epoch
+    base_lr = [group["lr"] for group in opt.param_groups]
     device = generator.device
     n_batches = max(1, math.ceil(n_items / batch_size))
-    total = n_epochs * n_batches
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda step: lr_factor(schedule, step / total))
+    total = max(1, n_epochs * n_batches)  # n_epochs = 0: the start is returned as it is
+    step = 0
     history: list[float] = []
     bar = Progress(n_epochs, desc, "epoch", enabled=verbose, log_every=max(1, n_epochs // 10))
     for epoch in range(n_epochs):
-        perm = torch.randperm(n_items, generator=generator, device=device)
+        perm = None if replacement else torch.randperm(n_items, generator=generator, device=device)
         running = torch.zeros((), device=device)
         progress = epoch / max(n_epochs, 1)
         for b in range(n_batches):
-            idx = perm[b * batch_size:(b + 1) * batch_size]
+            if replacement:
+                size = min(batch_size, n_items - b * batch_size)
+                idx = torch.randint(n_items, (size,), generator=generator, device=device)
+            else:
+                idx = perm[b * batch_size:(b + 1) * batch_size]
             opt.zero_grad(set_to_none=True)
             loss = batch_loss(idx, generator, progress)
             if loss.requires_grad:
                 loss.backward()
+            factor = lr_factor(schedule, step / total)  # the schedule at this step (torch's LambdaLR's)
+            for group, lr0 in zip(opt.param_groups, base_lr):
+                group["lr"] = lr0 * factor
             opt.step()
-            sched.step()
+            step += 1
             running += loss.detach()
         history.append(float(running) / n_batches)
         if not np.isfinite(history[-1]):
