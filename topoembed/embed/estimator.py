@@ -423,11 +423,14 @@ class ContrastiveEmbedding(_Base):
 
         def near_points(progress):
             """(n, n_near) nearest neighbours of every point in the current layout, found once per epoch
-            (scikit-learn on the host: the one copy of the table off the device per epoch)."""
+            (scipy's k-d tree on the host, on this process's CPUs: the one copy of the table off the
+            device per epoch; 0.09 s on 26,625 points in 2-D vs scikit-learn's 0.18 s)."""
             if near_state["progress"] != progress:
-                from sklearn.neighbors import NearestNeighbors
-                Yc = table.detach().cpu().numpy()
-                nb = NearestNeighbors(n_neighbors=n_near + 1).fit(Yc).kneighbors(Yc, return_distance=False)[:, 1:]
+                from scipy.spatial import cKDTree
+
+                from .._parallel import thread_budget
+                Yc = table.detach().cpu().numpy().astype(np.float64)
+                nb = cKDTree(Yc).query(Yc, k=n_near + 1, workers=thread_budget())[1][:, 1:]
                 near_state.update(progress=progress, nb=torch.as_tensor(nb.astype(np.int64), device=self.device_))
             return near_state["nb"]
 
