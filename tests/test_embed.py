@@ -601,3 +601,40 @@ def test_zero_epochs_return_the_start():
     assert est.history_ == []
     est1 = ContrastiveEmbedding(mode="neg", n_epochs=1, verbose=False, kernel="cauchy").fit(X)
     assert not np.allclose(est.embedding_, est1.embedding_)
+
+
+def _uneven_ring(n, seed, d=10):
+    """A noisy circle in R^d whose density falls from angle 0 to π (von Mises, κ = 1): the sparse arc
+    is where a UMAP-like layout tears a ring open (the IPC cells' cell cycle does so)."""
+    rng = np.random.default_rng(seed)
+    t = rng.vonmises(0.0, 1.0, n)
+    X = 0.1 * rng.normal(size=(n, d))
+    X[:, 0] += np.cos(t)
+    X[:, 1] += np.sin(t)
+    return X
+
+
+def test_neg_warmup_keeps_an_uneven_ring():
+    """NEG at s = 1 with its default warm-up at the t-SNE end keeps a ring with a sparse arc (the
+    embedding check finds its loop); without the warm-up the same layout opens it (seeds 0-4: 5/5
+    vs 0/5 kept, benchmarks/EMBED.md, seventh pass)."""
+    from topoembed.embed import embedding_topology
+
+    for seed in (0, 1):
+        X = _uneven_ring(2000, seed)
+        kept = ContrastiveEmbedding(mode="neg", s=1.0, verbose=False, seed=seed).fit(X)
+        assert kept.warmup_ == pytest.approx(1 / 3)
+        assert embedding_topology(kept.embedding_, {"n_loops": 1})["verdict"] == "shows"
+        torn = ContrastiveEmbedding(mode="neg", s=1.0, warmup=0.0, verbose=False, seed=seed).fit_transform(X)
+        assert embedding_topology(torn, {"n_loops": 1})["verdict"] == "hides"
+
+
+def test_warmup_options():
+    X = make_blobs(200, centers=3, n_features=5, random_state=0)[0]
+    assert ContrastiveEmbedding(mode="infonce", n_epochs=2, verbose=False).fit(X).warmup_ == 0.0
+    assert ContrastiveEmbedding(mode="neg", kernel="cauchy", n_epochs=2, verbose=False).fit(X).warmup_ == 0.0
+    for bad in (1.0, -0.1, "yes", True):
+        with pytest.raises(InputError, match="warmup"):
+            ContrastiveEmbedding(mode="neg", warmup=bad, n_epochs=2, verbose=False).fit(X)
+    with pytest.raises(InputError, match="warmup"):
+        ContrastiveEmbedding(mode="infonce", warmup=0.3, n_epochs=2, verbose=False).fit(X)

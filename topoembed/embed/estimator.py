@@ -64,6 +64,8 @@ UMAP_INIT_STD = 10.0
 #: Blocks of a batch on which NEG/NCE evaluate their loss (an estimate for the training history; the
 #: gradient uses every block): the loss's logarithms were 9 % of a NEG step on all IPC cells.
 LOSS_BLOCKS = 16
+#: ``warmup="auto"``: the share of NEG's epochs (UMAP kernel) run at the t-SNE end first (benchmarks/EMBED.md, seventh pass).
+WARMUP = 1 / 3
 #: Weight of a block's mean Ŝ in the running Z of ``normaliser="global"`` (an exponential
 #: moving average over blocks of NEG_BLOCK edges).
 Z_MOMENTUM = 0.05
@@ -211,7 +213,18 @@ class ContrastiveEmbedding(_Base):
     ``s`` places the result on the t-SNE (0) ↔ UMAP (1) spectrum: for ``mode="neg"``
     through the fixed normaliser Z̄(s) (:func:`~topoembed.embed.losses.neg_normaliser`), for
     ``"infonce"`` through the attraction weight ρ = 4^s; ``"nce"`` learns its normaliser and
-    ignores s. ``early_exaggeration``: the first third of the epochs uses s = max(s, 1).
+    ignores s. ``early_exaggeration``: the first third of the epochs uses s = max(s, 1) (where
+    there is no warm-up).
+    ``warmup`` (NEG with UMAP's kernel): the first ``warmup`` share of the epochs runs at the
+    t-SNE end (s = 0: the Cauchy kernel and Z̄_tSNE), from a unit-scale start; then the layout is
+    widened to standard deviation max(its own, ``UMAP_INIT_STD ** min(max(s, 0), 1)``) and trained
+    at the target s. ``"auto"``: :data:`WARMUP` = 1/3 for non-parametric NEG with the UMAP kernel,
+    else 0. Repulsion-dominated early epochs open the holes of the data (a t-SNE layout shows the
+    IPC cells' cell-cycle ring) and the UMAP kernel then keeps them; trained at s = 1 from the
+    start, the ring opened at one place and the loop was lost, as in umap-learn's layout (IPC:
+    kept on 5 of 5 and 4 of 5 subsamples on 10,000 and 26,625 cells vs 0 of 5; recall@15 0.219 vs
+    0.223 and 0.156 vs 0.145; 4 blobs within/between ratio 0.066 vs 0.071; benchmarks/EMBED.md,
+    seventh pass).
 
     ``kernel``: "cauchy" q = 1/(1 + d²); "umap" moves the kernel with s from Cauchy
     (s ≤ 0) to UMAP's output kernel (s ≥ 1, a and b fitted from ``min_dist`` and ``spread`` as
@@ -219,15 +232,15 @@ class ContrastiveEmbedding(_Base):
     UMAP's loss; pair forces are then clipped as in UMAP. Beyond s = 1 only NEG's c grows, which
     for a power-law kernel rescales the converged layout (in 50 epochs s = 2 still separates
     blobs more than s = 1). The kernel follows the target s also during early exaggeration, and
-    the PCA/spectral/random initialisation is widened to standard deviation
-    ``UMAP_INIT_STD ** min(max(s, 0), 1)`` (10 at s = 1, about umap-learn's initial scale):
-    the UMAP kernel's layouts end at about that width, and grown from a unit start in 50 epochs
-    its clusters stay loose (the Cauchy kernel's do not). ``"auto"`` (default): :data:`AUTO_KERNEL`,
-    "umap" for NEG and "cauchy" for InfoNCE and NCE ("cauchy" for parametric models). NEG at
-    s = 1 then keeps more of the IPC cells' neighbours than umap-learn (recall@15 0.226 vs 0.183
-    on 10,000 cells, 0.145 vs 0.109 on all 26,625; Cauchy: 0.133, 0.077) and separates 4 blobs
-    as tightly (within/between distance ratio 0.073 vs umap-learn's 0.061; benchmarks/EMBED.md,
-    fifth pass).
+    the layout is brought to standard deviation ``UMAP_INIT_STD ** min(max(s, 0), 1)`` (10 at
+    s = 1, about umap-learn's initial scale) after the warm-up (without one, the start is drawn
+    at that scale): the UMAP kernel's layouts end at about that width, and grown from a unit
+    scale in 50 epochs its clusters stay loose (the Cauchy kernel's do not). ``"auto"``
+    (default): :data:`AUTO_KERNEL`, "umap" for NEG and "cauchy" for InfoNCE and NCE ("cauchy"
+    for parametric models). NEG at s = 1 then keeps more of the IPC cells' neighbours than
+    umap-learn (recall@15 0.219 vs 0.183 on 10,000 cells, 0.156 vs 0.109 on all 26,625; Cauchy:
+    0.133, 0.077) and separates 4 blobs as tightly (within/between distance ratio 0.066 vs
+    umap-learn's 0.061; benchmarks/EMBED.md, fifth and seventh passes).
     ``affinity``: the positive edges (:data:`AFFINITIES`): "binary" kNN edges, t-SNE's
     "perplexity" weights or UMAP's "fuzzy" memberships, weighted graphs drawing n·k edges per
     epoch in proportion to their weights; "auto": :data:`AUTO_AFFINITY` (InfoNCE "fuzzy" from
@@ -256,14 +269,14 @@ class ContrastiveEmbedding(_Base):
                     "min_dist", "spread", "near_field", "affinity", "perplexity", "momentum",
                     "temperature", "parametric",
                     "hidden", "init", "n_epochs", "batch_size", "optimizer", "lr", "schedule",
-                    "early_exaggeration", "device", "seed", "verbose")
+                    "early_exaggeration", "warmup", "device", "seed", "verbose")
 
     def __init__(self, n_components=2, k=15, mode="infonce", s=0.0, n_negatives="auto", neg_weight="auto",
                  normaliser="anchor", kernel="auto", min_dist=0.1, spread=1.0, near_field="auto", affinity="auto",
                  perplexity=30.0, momentum=None,
                  temperature=0.5, parametric=False, hidden=(128, 128), init="pca", n_epochs="auto",
                  batch_size="auto", optimizer=None, lr=None, schedule="linear", early_exaggeration=True,
-                 device="auto", seed=0, verbose=True):
+                 warmup="auto", device="auto", seed=0, verbose=True):
         self.n_components, self.k, self.mode, self.s = n_components, k, mode, s
         self.n_negatives, self.neg_weight, self.kernel, self.temperature = n_negatives, neg_weight, kernel, temperature
         self.normaliser, self.near_field = normaliser, near_field
@@ -272,6 +285,7 @@ class ContrastiveEmbedding(_Base):
         self.parametric, self.hidden, self.init, self.n_epochs = parametric, hidden, init, n_epochs
         self.batch_size, self.optimizer, self.lr, self.schedule = batch_size, optimizer, lr, schedule
         self.early_exaggeration, self.device, self.seed, self.verbose = early_exaggeration, device, seed, verbose
+        self.warmup = warmup
 
     def _affinity(self, X, affinity):
         """The weighted symmetric graph of ``affinity`` (its values are the edges' sampling weights)."""
@@ -355,6 +369,15 @@ class ContrastiveEmbedding(_Base):
         w = (n - 1) / m if self.neg_weight == "auto" else float(self.neg_weight)
         if self.mode != "infonce":
             w = 1.0
+        warm = self.warmup
+        if warm == "auto":
+            warm = WARMUP if (self.mode == "neg" and kernel == "umap" and not self.parametric) else 0.0
+        if isinstance(warm, bool) or not isinstance(warm, (int, float)) or not 0 <= warm < 1:
+            raise InputError(f"warmup={self.warmup!r} must be 'auto' or a share of the epochs in [0, 1)")
+        if warm and (self.mode != "neg" or self.parametric):
+            raise InputError("warmup > 0 needs mode='neg' and parametric=False (a warm-up of the embedding table "
+                             "at the t-SNE end of NEG's spectrum)")
+        self.warmup_ = warm = float(warm)
         dim = self.n_components
         g = self.generator_
         if self.parametric:
@@ -363,7 +386,8 @@ class ContrastiveEmbedding(_Base):
             embed_rows = lambda idx: self.model_(Xt[idx])  # noqa: E731
         else:
             # the UMAP kernel's layout ends about ten times wider than a unit start: start there
-            std = UMAP_INIT_STD ** min(max(float(self.s), 0.0), 1.0) if kernel == "umap" else 1.0
+            wide = UMAP_INIT_STD ** min(max(float(self.s), 0.0), 1.0) if kernel == "umap" else 1.0
+            std = 1.0 if warm else wide  # a warm-up starts at the Cauchy kernel's scale and widens after it
             table = self._init_table(X, A, init if init is not None else self.init, std=std)
             params = [table]
             embed_rows = lambda idx: table[idx]  # noqa: E731
@@ -388,10 +412,13 @@ class ContrastiveEmbedding(_Base):
 
         def spectrum(progress):
             """(log c, ρ, kernel shape) at this point of training."""
-            s = max(self.s, 1.0) if (self.early_exaggeration and progress < 1 / 3) else self.s
-            # the kernel follows the target s, not the exaggerated one: the UMAP kernel's early phase
-            # from a narrow start leaves s = 0 loosely clustered (4 blobs: ratio 0.316 vs 0.132)
-            shape = L.kernel_shape(self.s, *ab) if kernel == "umap" else None
+            if progress < warm:  # the warm-up: NEG at the t-SNE end, Cauchy kernel
+                s, shape = 0.0, ((1.0, 1.0, 1.0) if kernel == "umap" else None)
+            else:
+                s = max(self.s, 1.0) if (self.early_exaggeration and not warm and progress < 1 / 3) else self.s
+                # the kernel follows the target s, not the exaggerated one: the UMAP kernel's early phase
+                # from a narrow start leaves s = 0 loosely clustered (4 blobs: ratio 0.316 vs 0.132)
+                shape = L.kernel_shape(self.s, *ab) if kernel == "umap" else None
             if self.mode == "infonce":
                 return 0.0, L.infonce_exaggeration(s), shape
             if self.mode == "neg":
@@ -441,8 +468,20 @@ class ContrastiveEmbedding(_Base):
                 table.grad = torch.zeros(dim, n, dtype=table.dtype, device=self.device_).T
             return table.grad.T
 
+        widened = {"done": not warm}
+
+        @torch.no_grad()
+        def widen():
+            """After the warm-up: the layout scaled to standard deviation max(its own, the wide start's)."""
+            widened["done"] = True
+            now = float(table.std(0).mean())
+            if 0 < now < wide:
+                table.mul_(wide / now)
+
         def batch_loss(idx, gen, progress):
             nonlocal run_z
+            if not widened["done"] and progress >= warm:
+                widen()
             log_c, rho, shape = spectrum(progress)
             nbr = near_points(progress) if n_near else None
             table_t = table.detach().T.contiguous() if n_near else None  # coordinates first, for the near field
