@@ -215,6 +215,12 @@ def test_run_with_embedding_and_embed_command(tmp_path, capsys):
     code = run_cli("run", SPEC, "--embed", "sketchmap", "--subsample", 100, "--k", 10, "--out", tmp_path / "bad", "-q")
     assert code == 2 and not (tmp_path / "bad").exists()
     assert run_cli("embed", SPEC, "--n-components", 0, "--out", tmp_path / "z.npy") == 2
+    # the spectrum position reaches the estimator: s = 1 differs from the default s = 0
+    assert run_cli("embed", SPEC, "--loss", "neg", "--spectrum", 1, "--n-epochs", 5, "--device", "cpu",
+                   "--out", tmp_path / "y1.npy") == 0
+    assert not np.allclose(np.load(tmp_path / "y1.npy"), np.load(tmp_path / "y.npy"))
+    assert run_cli("embed", SPEC, "--loss", "triplet", "--spectrum", 1, "--out", tmp_path / "t.npy") == 2
+    assert not (tmp_path / "t.npy").exists()
 
 
 def test_run_whole_dataset_as_an_ensemble(tmp_path, capsys):

@@ -668,6 +668,9 @@ def _embed_args(p, with_loss):
                    help="training epochs (default: the loss's own: 100 for infonce, 50 for neg/nce, ...)")
     if with_loss:  # `run` has the pipeline's --device (Params.device), which the embedding shares
         p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, ... (default: auto)")
+        p.add_argument("--spectrum", dest="s", type=float, default=None,
+                       help="contrastive losses (infonce, neg, nce, contrastive): the position s on the t-SNE (0) to "
+                            "UMAP (1) spectrum (default: 0; `--loss neg --spectrum 1` is UMAP-like)")
 
 
 def cmd_embed(args) -> int:
@@ -680,6 +683,11 @@ def cmd_embed(args) -> int:
     if args.n_components < 1:
         raise InputError(f"--n-components {args.n_components} must be >= 1")
     epochs = {} if args.n_epochs is None else {"n_epochs": args.n_epochs}
+    if args.s is not None:
+        if args.loss not in ("infonce", "neg", "nce", "contrastive"):
+            raise InputError(f"--spectrum applies to the contrastive losses (infonce, neg, nce, contrastive), "
+                             f"not to --loss {args.loss}")
+        epochs["s"] = args.s
     Y, info = embedding.embed(X, args.loss, D=D, n_components=args.n_components, **epochs,
                               device=args.device, seed=args.seed, verbose=True)
     with io.atomic_path(args.out) as tmp:
