@@ -684,8 +684,9 @@ def cmd_embed(args) -> int:
         raise InputError(f"--n-components {args.n_components} must be >= 1")
     epochs = {} if args.n_epochs is None else {"n_epochs": args.n_epochs}
     if args.s is not None:
-        if args.loss not in ("infonce", "neg", "nce", "contrastive"):
-            raise InputError(f"--spectrum applies to the contrastive losses (infonce, neg, nce, contrastive), "
+        if embedding.LOSSES[args.loss][0] is not embedding.ContrastiveEmbedding:
+            contrastive = sorted(k for k, v in embedding.LOSSES.items() if v[0] is embedding.ContrastiveEmbedding)
+            raise InputError(f"--spectrum applies to the contrastive losses ({', '.join(contrastive)}), "
                              f"not to --loss {args.loss}")
         epochs["s"] = args.s
     Y, info = embedding.embed(X, args.loss, D=D, n_components=args.n_components, **epochs,

@@ -13,8 +13,10 @@ scipy's, on all usable CPUs: 26,625 scVI cells in 10-D take about 1.2 s on 2 cor
 tree took 4.8 s, while pynndescent spends about a minute compiling its numba kernels in each new
 process), and approximate (pynndescent, the index scanpy uses) above. The exact Euclidean search
 re-ranks its candidates by coordinate differences, so tied distances are broken the same
-way whatever the BLAS and its thread count (smaller index first). Cost: exact O(n^2 p) time and
-O(n k) memory (the distance blocks are chunked); pynndescent is roughly O(n^1.14 p k).
+way whatever the BLAS and its thread count (smaller index first). Cost: the k-d tree roughly
+O(n log n) for few features (its queries degrade towards O(n^2) as p grows, hence the 15-feature
+limit), the brute force O(n^2 p) time; O(n k) memory either way (the distance blocks are chunked);
+pynndescent is roughly O(n^1.14 p k).
 """
 from __future__ import annotations
 
@@ -103,12 +105,7 @@ def _exact_euclidean(X: np.ndarray, k: int, chunk_bytes: int = 64 * 2**20,
     X = np.asarray(X, dtype=np.float64)
     m = min(n, k + RERANK_MARGIN)
     if device == "cpu" and X.shape[1] <= KDTREE_MAX_DIM:  # a k-d tree beats O(n²)
-        from scipy.spatial import cKDTree
-
-        from ._parallel import thread_budget
-
-        _, cand = cKDTree(X, leafsize=KDTREE_LEAF).query(X, k=m, workers=thread_budget())
-        cand = np.asarray(cand, dtype=np.int64).reshape(n, m)
+        cand = kdtree_candidates(X, m)
     else:
         cand = _candidates(X, m, device)
     chunk = max(1, int(chunk_bytes // (8 * m * max(1, X.shape[1]))))
@@ -124,6 +121,19 @@ def _exact_euclidean(X: np.ndarray, k: int, chunk_bytes: int = 64 * 2**20,
         idx[rows] = np.take_along_axis(c, order, axis=1)
         dist[rows] = np.take_along_axis(d, order, axis=1)
     return idx, dist
+
+
+def kdtree_candidates(X: np.ndarray, m: int) -> np.ndarray:
+    """The m nearest points of every point of X (itself included, usually first), (n, m) int64, from
+    scipy's k-d tree (leaf size :data:`KDTREE_LEAF`) queried on :func:`topoembed._parallel.thread_budget`
+    threads; each query runs on its own, so the result does not depend on their number."""
+    from scipy.spatial import cKDTree
+
+    from ._parallel import thread_budget
+
+    X = np.asarray(X, dtype=np.float64)
+    _, idx = cKDTree(X, leafsize=KDTREE_LEAF).query(X, k=m, workers=thread_budget())
+    return np.asarray(idx, dtype=np.int64).reshape(X.shape[0], m)
 
 
 def _candidates(X: np.ndarray, m: int, device: str = "cpu", chunk_bytes: int = 256 * 2**20) -> np.ndarray:
