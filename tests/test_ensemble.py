@@ -227,3 +227,50 @@ def test_a_script_without_main_guard_runs_on_one_process_instead_of_breaking(tmp
     guarded = subprocess.run([sys.executable, "guarded.py"], cwd=tmp_path, capture_output=True, text=True,
                              timeout=300)
     assert guarded.returncode == 0 and "loops 1" in guarded.stdout and "instead of" not in guarded.stderr
+
+
+# ---------------------------------------------------------------- prevalence check of a single run
+def test_needs_prevalence_check_only_for_inconclusive_loops():
+    on, off = pipeline.Params(), pipeline.Params(prevalence_check=False)
+    weak = {"p_value": 0.2, "phase": np.zeros(3)}
+    assert ensemble.needs_prevalence_check([weak], on) and not ensemble.needs_prevalence_check([weak], off)
+    assert not ensemble.needs_prevalence_check([{"p_value": 0.001, "phase": np.zeros(3)}], on)  # p says enough
+    assert not ensemble.needs_prevalence_check([{"p_value": None, "phase": np.zeros(3)}], on)  # no null to doubt
+    assert not ensemble.needs_prevalence_check([{**weak, "surface_void_p": 0.001}], on)  # the void is its evidence
+    assert not ensemble.needs_prevalence_check([{"p_value": 0.2}], on)  # no phase to match (localize off)
+    assert not ensemble.needs_prevalence_check([], on)
+    assert ensemble.needs_prevalence_check([{"p_value": 0.001, "phase": np.zeros(3)}, weak], on)
+
+
+def test_prevalence_check_finds_a_noisy_circles_loop_in_every_subsample():
+    # the test: prevalence on a circle is 1 (here noisy, so each subsample decides for itself)
+    X = datasets.make("circle", n=300, d=50, sigma=0.2, seed=0).X
+    res = pipeline.run(X, withhold=False)
+    (lp,) = res.loops
+    check = ensemble.check_prevalence(X, res.loops, pipeline.Params(), jobs=1)
+    assert check["n_subsamples"] == 10 and check["subsample_size"] == 210
+    assert lp["prevalence"] == 1.0 and lp["n_runs"] == 10 and check["prevalence"] == [1.0]
+    assert all(r["n_loops"] >= 1 for r in check["runs"])
+    # too few points for k: no check
+    assert ensemble.check_prevalence(X[:120], res.loops, pipeline.Params(), jobs=1) is None
+
+
+def test_a_forced_noise_loop_has_a_low_prevalence_and_no_phase():
+    # n_loops=1 on a Gaussian blob reports its longest noise feature (p = 1); the subsamples,
+    # deciding their own count, rarely find a loop and never the same one
+    X = datasets.make("blob", n=400, d=50, sigma=0.0, seed=0).X
+    res = ensemble.run(X, n_loops=1, jobs=1)
+    (lp,) = res.loops
+    assert lp["p_value"] >= 0.05 and lp["prevalence"] <= 0.3
+    assert "found in only" in lp["phase_withheld"] and np.isnan(lp["phase"]).all()
+    check = res.detection["prevalence_check"]
+    assert check["subsample_size"] == 280 and len(check["runs"]) == 10
+    assert "prevalence_check" in pipeline.summary(res)["detection"]
+    off = ensemble.run(X, n_loops=1, jobs=1, prevalence_check=False)
+    assert "prevalence" not in off.loops[0] and "prevalence_check" not in off.detection
+    assert "phase_withheld" in off.loops[0]  # still withheld: p = 1
+
+
+def test_ensemble_runs_skip_the_second_distance():
+    p = ensemble.subsample_params(pipeline.Params(subsample=500, confirm=True))
+    assert p.confirm is False and p.subsample is None and p.n_subsamples == 1

@@ -291,6 +291,19 @@ def test_ipc_defaults_meet_the_target(ipc_path):
     assert all(a > b for a, b in zip(er, eu)), (er, eu)
 
 
+@pytest.mark.slow
+def test_ipc_one_subsample_loop_is_supported_by_p_or_prevalence(ipc_path):
+    """Issue 14 target: on 1,000-cell subsamples (seeds 0-4) the defaults report the loop with
+    p < 0.01 or prevalence >= 0.9, and give its phase."""
+    for seed in range(5):
+        a = _ipc_subsample(ipc_path, 1000, seed)
+        te.tl.run(a, use_rep="X_scVI")
+        (lp,) = te.tl.get_loops(a)
+        assert lp["p_value"] < 0.01 or lp["prevalence"] >= 0.9, (seed, lp["p_value"], lp.get("prevalence"))
+        assert ("prevalence" in lp) == (lp["p_value"] >= 0.01)  # the check runs only where p is inconclusive
+        assert a.obs["topoembed_phase"].notna().mean() > 0.99
+
+
 def test_run_auto_stores_the_resolved_setting(circle_adata):
     a = circle_adata
     te.tl.run(a, use_rep="X_rep", distance="auto")
@@ -397,6 +410,9 @@ def test_phase_only_where_the_loop_is_supported():
     te.tl.run(a, use_rep="X_pca")
     (lp,) = te.tl.get_loops(a)
     assert lp["p_value"] >= 0.05 and "low confidence" in lp["phase_withheld"]
+    # nor does the loop reappear in subsamples of 490 of the 700 cells (the prevalence check)
+    assert lp["prevalence"] < 0.5 and "found in only" in lp["phase_withheld"]
+    assert a.uns["topoembed"]["detection"]["prevalence_check"]["subsample_size"] == 490
     assert a.obs["topoembed_phase"].isna().all() and a.obs["topoembed_on_loop"].any()
     assert (a.obs["topoembed_phase_missing"] == te.tl.LOW_CONFIDENCE_REASON).all()
     b = sc.datasets.pbmc68k_reduced()

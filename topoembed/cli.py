@@ -59,6 +59,9 @@ _HELP = {
                             "prevalence < 0.9); 0: their phase is withheld (NaN) and the report says why",
     "confirm": "1: a loop count must be confirmed by the other spectral distance on the same graph "
                "(effective resistance <-> diffusion), else 0 loops are reported; 0: off",
+    "prevalence_check": "1: where a loop's universal-null p >= 0.01 (runs on up to 1,000 points), also find it "
+                        "in 10 subsamples of 70 %% of the points; its prevalence (>= 0.9: supported) goes "
+                        "with it; 0: off",
 }
 _CHOICES = {"knn_method": ["auto", "exact", "approx"], "loop_rule": list(pipeline.loops.LOOP_RULES), "phase_method": list(pipeline.localization.PHASE_METHODS), "distance": sorted(spectral.DISTANCES) + ["auto"], "symmetrize": ["or", "and"], "weights": list(graph.WEIGHTS)}
 

@@ -85,6 +85,13 @@ class Params:
     withheld (NaN, with the reason in the loop's ``phase_withheld``). ``surface`` (default
     True): where the H1 diagram could hold a second loop that the count leaves out, look for
     a closed surface behind it (:func:`surface_evidence`; about a second, only then).
+    ``prevalence_check`` (default True): a run on all of at most :data:`ENSEMBLE_MIN_N`
+    points whose loop has an inconclusive p-value (≥ 0.01) also measures the loop's prevalence
+    in 10 subsamples of 70 % of the points (:func:`topoembed.ensemble.check_prevalence`; about
+    1.5 times the run, only then); a prevalence of at least 0.9 supports the loop.
+    ``confirm`` applies to single runs: the runs of an ensemble or of a prevalence check skip it,
+    since the prevalence across subsamples is their second opinion
+    (:func:`topoembed.ensemble.subsample_params`).
     """
 
     k: int = 100
@@ -111,6 +118,7 @@ class Params:
     knn_method: str = _default(graph.knn_graph, "method")
     phase_low_confidence: bool = False
     surface: bool = True
+    prevalence_check: bool = True
 
     def n_runs(self, n: int) -> int:
         """Single runs the analysis of n points makes: ``n_subsamples`` if an integer, else
@@ -141,7 +149,7 @@ class Params:
         _device.resolve(self.device)  # "cuda" without CUDA fails here, before any work
         if not 0 <= self.theta_filtration < 1:
             raise InputError(f"theta_filtration={self.theta_filtration!r} must be in [0, 1)")
-        for name in ("localize", "confirm", "early_stop", "phase_low_confidence", "surface"):
+        for name in ("localize", "confirm", "early_stop", "phase_low_confidence", "surface", "prevalence_check"):
             if getattr(self, name) not in (True, False):  # also accepts 0 and 1 (the CLI's form)
                 raise InputError(f"{name}={getattr(self, name)!r} must be True/False (on the command line 1 or 0)")
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
@@ -455,7 +463,7 @@ def subsample_index(n: int, size: int | None, seed: int = 0) -> np.ndarray:
 
 
 def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatrix | None = None,
-        final: bool = True, **overrides) -> Result:
+        final: bool = True, withhold: bool | None = None, **overrides) -> Result:
     """Run every stage on points X (n × p) and return a :class:`Result`.
 
     ``params`` or keyword overrides (``k=30, distance="diffusion"``) set the options.
@@ -469,9 +477,13 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
 
     ``final`` False: a run inside an ensemble, which keeps every loop's phase (the ensemble
     matches loops across runs by their phases and decides support on all of them).
+    ``withhold`` (default: ``final``): withhold the phase of loops without support here
+    (:func:`withhold_unsupported_phase`); False leaves that to the caller
+    (:func:`topoembed.ensemble.run` measures a prevalence first).
     """
     with run_context() as caught:
-        result = _run(X, params, progress=progress, A=A, final=final, **overrides)
+        result = _run(X, params, progress=progress, A=A, final=final,
+                      withhold=final if withhold is None else withhold, **overrides)
     result.warnings = caught
     return result
 
@@ -508,7 +520,7 @@ def collect_warnings():
 
 
 def _run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatrix | None = None,
-         final: bool = True, **overrides) -> Result:
+         final: bool = True, withhold: bool = True, **overrides) -> Result:
     # a single run: an ensemble of subsamples is topoembed.ensemble.run, which calls this per subsample
     params = dataclasses.replace(params or Params(), **{**overrides, "n_subsamples": 1})
     X = check_points(X, min_points=3)
@@ -586,7 +598,7 @@ def _run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmat
 
     t0 = time.perf_counter()
     if params.localize and found:
-        ph = localization_stage(found, X, index, A, D, ph, detection, params, withhold=final)
+        ph = localization_stage(found, X, index, A, D, ph, detection, params, withhold=withhold)
     tick("localization", t0)
     timings["total"] = time.perf_counter() - t_all
     bar.close()
@@ -735,7 +747,8 @@ def summary(result: Result, input_desc: str = "") -> dict:
                       "scores": {str(m): float(s) for m, s in det["scores"].items()},
                       "score": float(det["score"]),
                       **{k: det[k] for k in ("rule", "alpha", "p_values", "significant", "confirmation",
-                                             "unconfirmed", "not_significant", "rescued", "surface", "surface_loops")
+                                             "unconfirmed", "not_significant", "rescued", "surface", "surface_loops",
+                                             "prevalence_check")
                          if k in det}},
         "loops": [{k: v for k, v in lp.items() if k not in PER_POINT} for lp in result.loops],
         **({"auto": result.auto} if result.auto is not None else {}),

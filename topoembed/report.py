@@ -13,7 +13,7 @@ import io
 
 import numpy as np
 
-from . import loops, plotting
+from . import loops, pipeline, plotting
 
 __all__ = ["render_html", "figure_png", "verdict_notes"]
 
@@ -63,7 +63,7 @@ def verdict_notes(summary: dict) -> list[str]:
     alpha = det.get("alpha", 0.05)
     for i, lp in enumerate(summary["loops"]):
         p = lp.get("p_value")
-        where = ", median over the subsamples that found it" if "prevalence" in lp else ""
+        where = ", median over the subsamples that found it" if summary.get("ensemble") else ""
         if p is None:
             continue
         if p >= alpha and "surface_void_p" in lp:
@@ -74,15 +74,24 @@ def verdict_notes(summary: dict) -> list[str]:
             notes.append(f"Loop {i + 1} is significant: p = {p:.2g} under the universal null distribution of "
                          f"death/birth ratios (Bobrowski and Skraba 2023), Bonferroni-corrected{where}.")
         else:
+            found_in = (f"{lp['n_runs']} of {_n_subsamples(summary)} subsamples found it"
+                        if "prevalence" in lp else "")
+            if "prevalence" in lp and lp["prevalence"] >= pipeline.SUPPORT_PREVALENCE:
+                notes.append(f"Loop {i + 1}'s death/birth ratio is within what noise produces (universal-null "
+                             f"p = {p:.2g} ≥ {alpha:g}{where}), but {found_in} (prevalence {lp['prevalence']:.0%} "
+                             f"≥ {pipeline.SUPPORT_PREVALENCE:.0%}): the loop is not an accident of a few points, "
+                             "so it is supported and its phase is given. Thick loops with unevenly spread cells, "
+                             "such as the cell cycle, have small ratios (BENCHMARKS.md, 'Evidence for each loop').")
+                continue
             notes.append(f"Low confidence in loop {i + 1}: its death/birth ratio is within what noise produces "
-                         f"(universal-null p = {p:.2g} ≥ {alpha:g}{where}). The second distance agrees"
-                         + (f" and {lp['n_runs']} subsamples found it" if "prevalence" in lp else "")
-                         + ", so it is reported, but check it against known biology (for the cell cycle: the "
+                         f"(universal-null p = {p:.2g} ≥ {alpha:g}{where})"
+                         + (f", and only {found_in}" if "prevalence" in lp else "")
+                         + ". It is reported, but check it against known biology (for the cell cycle: the "
                            "phase against cell-cycle scores) before trusting it. Thick loops with unevenly spread "
                            "cells can also have small ratios (BENCHMARKS.md, 'Evidence for each loop').")
             if lp.get("phase_withheld"):
                 notes.append(f"No phase is given for loop {i + 1}: the data do not support it well enough "
-                             "(significance, or for a whole dataset a prevalence of at least 90 %); its cells "
+                             "(significance, or a prevalence across subsamples of at least 90 %); its cells "
                              "on the loop are still marked. --phase-low-confidence 1 gives the phase anyway.")
     surface = det.get("surface_loops")
     if surface:
@@ -105,6 +114,15 @@ def verdict_notes(summary: dict) -> list[str]:
     elif check:
         notes.append(f"Confirmed: {check['distance']} on the same graph finds the same number of loops "
                      f"(s = {check['score']:.2f}).")
+    chk = det.get("prevalence_check")
+    if chk:
+        found = [f"loop {i + 1} in {lp['n_runs']} of {chk['n_subsamples']} (prevalence {lp['prevalence']:.2f})"
+                 for i, lp in enumerate(summary["loops"]) if "prevalence" in lp]
+        notes.append(f"Prevalence check: a loop's p-value was inconclusive (≥ {chk['p_at_least']:g}), so "
+                     f"{chk['n_subsamples']} random subsamples of {chk['subsample_size']} of the "
+                     f"{summary['n_input']} points were analysed alone and their loops matched to this run's: "
+                     + "; ".join(found) + ". A real loop reappears in most subsamples; one made by a few points "
+                     "does not (--prevalence-check 0 skips this).")
     ens = summary.get("ensemble")
     if ens:
         B = ens["n_subsamples"]
@@ -120,6 +138,13 @@ def verdict_notes(summary: dict) -> list[str]:
                          f"run stopped there: the other {ens['n_planned'] - B} could not have changed which loops "
                          "are reported (--early-stop 0 runs them all).")
     return notes
+
+
+def _n_subsamples(summary: dict) -> int:
+    """Subsamples behind each loop's prevalence: the ensemble's, or a single run's prevalence check's."""
+    if summary.get("ensemble"):
+        return summary["ensemble"]["n_subsamples"]
+    return summary["detection"]["prevalence_check"]["n_subsamples"]
 
 
 def _img(b64, alt, cls="fig"):
@@ -291,11 +316,11 @@ def _loop_evidence(summary, t) -> list[str]:
         if p is None:
             bits.append(f"{t('p_value')} not available (too few H1 features)")
         else:
-            bits.append(f"{t('p_value')} {_p(p)}" + (" (median over the subsamples)" if "prevalence" in lp else "")
+            bits.append(f"{t('p_value')} {_p(p)}" + (" (median over the subsamples)" if summary.get("ensemble") else "")
                         + ": " + ("significant" if p < alpha
                                   else f"<b>not significant</b> at {alpha:g}, low confidence"))
         if "prevalence" in lp:
-            bits.append(f"found in {lp['n_runs']} of {summary['ensemble']['n_subsamples']} subsamples "
+            bits.append(f"found in {lp['n_runs']} of {_n_subsamples(summary)} subsamples "
                         f"({t('prevalence')} {lp['prevalence']:.0%})")
         if confirmed:
             bits.append(f"{t('confirmation', 'confirmed')} by {html.escape(det['confirmation']['distance'])}")
@@ -372,7 +397,7 @@ def _membership_text(summary, lp, arrays, t) -> str:
     if "n_on_loop" in lp:
         thr = lp.get("on_loop_threshold")
         share = f"{lp['n_on_loop']:,} of {n:,} points ({lp['n_on_loop'] / max(n, 1):.0%}) are {t('on_loop')}: "
-        if "prevalence" in lp:  # ensemble: distances in units of each subsample's threshold
+        if summary.get("ensemble"):  # distances in units of each subsample's threshold
             parts.append(share + f"the median over the subsamples of their {t('loop_distance')}, in units of "
                          f"each subsample's {t('threshold')}, is at most 1.")
         else:
