@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import logging
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -319,7 +320,6 @@ def _record(stage: str, params: pipeline.Params, points: dict | None, records: l
 @contextlib.contextmanager
 def _stage_work():
     """One BLAS thread (as pipeline.run: the same digits on any machine), the warnings kept, the time taken."""
-    import time
 
     box = {"t0": time.perf_counter()}
     with pipeline.run_context() as caught:
@@ -532,12 +532,24 @@ def cmd_localize(args) -> int:
     A, D, ph, det, records, _ = _stage_inputs(args, X, fp, need_loops=False)
     p = _resolve(args, records)
     index = np.arange(X.shape[0])
+    check, t_check = None, 0.0
     with _stage_work() as box:
         found = pipeline.describe_loops(ph, det, index)
         if p.localize and found:
-            ph = pipeline.localization_stage(found, X, index, A, D, ph, det, p)
+            # as `run`: the phases are withheld only after a prevalence check had its say
+            ph = pipeline.localization_stage(found, X, index, A, D, ph, det, p, withhold=False)
+            if X.shape[0] <= pipeline.ENSEMBLE_MIN_N and ensemble.needs_prevalence_check(found, p):
+                t0 = time.perf_counter()
+                check = ensemble.check_prevalence(X, found, p, jobs=args.jobs)
+                t_check = time.perf_counter() - t0
+            if not p.phase_low_confidence:
+                for lp in found:
+                    pipeline.withhold_unsupported_phase(lp, det.get("alpha", pipeline.loops.ALPHA))
     arrays = {f"{f}_{i}": np.asarray(lp[f]) for i, lp in enumerate(found) for f in pipeline.PER_POINT if f in lp}
-    record = _record("localize", p, fp, records, box["seconds"], box["warnings"])
+    record = _record("localize", p, fp, records, box["seconds"] - t_check, box["warnings"])
+    if check is not None:
+        record["prevalence_check"] = check
+        record["timings"]["prevalence_check"] = t_check
     record["loops"] = [{k: v for k, v in lp.items() if k not in pipeline.PER_POINT} for lp in found]
     io.write_stage(args.out, record, birth_edges_H1=np.asarray(ph["birth_edges"]), **arrays)
     sys.stdout.write(f"localize: {len(found)} loop(s), " + ", ".join(
@@ -566,8 +578,11 @@ def cmd_report(args) -> int:
     A, D, ph, det, records, found = _stage_inputs(args, X, fp, need_loops=True)
     p = dataclasses.replace(_resolve(args, records), n_subsamples=1)
     timings, warned = _merged(records)
-    timings = {k: timings[k] for k in _TIMING.values() if k in timings}  # in run's order
+    timings = {k: timings[k] for k in [*_TIMING.values(), "prevalence_check"] if k in timings}  # in run's order
     timings["total"] = float(sum(timings.values()))
+    lrec = records[-1][1]  # the loops file's record: a prevalence check made by `localize`
+    if lrec is not None and "prevalence_check" in lrec:
+        det = {**det, "prevalence_check": lrec["prevalence_check"]}
     n_comp, _ = graph.components(A)
     result = pipeline.Result(params=p, n_input=X.shape[0], index=np.arange(X.shape[0]), A=A, D=D, ph=ph,
                              detection=det, loops=found, timings=timings, n_components=int(n_comp), warnings=warned)
@@ -784,6 +799,9 @@ def build_parser() -> argparse.ArgumentParser:
     _input_args(p)
     _stage_files(p, with_loops=False)
     p.add_argument("--out", required=True, help="output loops .npz")
+    p.add_argument("--jobs", type=_auto_or_int, default="auto",
+                   help="local processes for the subsamples of a prevalence check: auto (one per usable CPU) "
+                        "or a number (default: auto)")
     _add_params(p, set(S["localize"]), inherit=True)
     p.set_defaults(func=cmd_localize)
 

@@ -212,7 +212,7 @@ STAGE_PARAMS["distances"] = STAGE_PARAMS["graph"] + ("distance", "t", "n_compone
 STAGE_PARAMS["homology"] = STAGE_PARAMS["distances"] + ("maxdim",)
 STAGE_PARAMS["detect"] = STAGE_PARAMS["homology"] + ("n_loops", "loop_rule", "confirm", "surface")
 STAGE_PARAMS["localize"] = STAGE_PARAMS["detect"] + ("localize", "theta_filtration", "phase_method",
-                                                     "phase_low_confidence")
+                                                     "phase_low_confidence", "prevalence_check")
 
 
 def stage_resources(stage: str, n: int, params: Params | None = None) -> dict:

@@ -140,6 +140,11 @@ def verdict_notes(summary: dict) -> list[str]:
     return notes
 
 
+def _number(x) -> float | None:
+    """x as a float, or None where it is missing (None in JSON, NaN in memory)."""
+    return None if x is None or not np.isfinite(float(x)) else float(x)
+
+
 def _n_subsamples(summary: dict) -> int:
     """Subsamples behind each loop's prevalence: the ensemble's, or a single run's prevalence check's."""
     if summary.get("ensemble"):
@@ -410,7 +415,7 @@ def _membership_text(summary, lp, arrays, t) -> str:
                          "core, a tube round its cycle, not every point that belongs to the loop: on a noisy "
                          "loop a point's loop distance grows with its noise, so even on a pure noisy circle only "
                          f"about half of the points fall inside. Every point gets a {t('phase')}.")
-    if "median_phase_confidence" in lp:
+    if _number(lp.get("median_phase_confidence")) is not None:  # None/NaN: the phase is withheld
         parts.append(f"Median {t('phase_confidence')}: {lp['median_phase_confidence']:.2f}.")
     if "cycle" in lp:
         parts.append(f"The {t('cycle')} (drawn) runs through {len(lp['cycle'])} points.")
@@ -469,7 +474,8 @@ def _loop_table(summary, t) -> str:
             ("on-loop threshold", "threshold", "on_loop_threshold", lambda i, lp: _g(lp["on_loop_threshold"])),
             ("cycle (points)", "cycle", "cycle", lambda i, lp: len(lp["cycle"])),
             ("median phase confidence", "phase_confidence", "median_phase_confidence",
-             lambda i, lp: f"{lp['median_phase_confidence']:.2f}")]
+             lambda i, lp: "–" if _number(lp["median_phase_confidence"]) is None
+             else f"{lp['median_phase_confidence']:.2f}")]
     cols = [c for c in cols if c[2] is None or any(c[2] in lp for lp in loops_)]
     header = [t(key, name) if key else name for name, key, _, _ in cols]
     rows = [[fmt(i, lp) if field is None or field in lp else "–" for _, _, field, fmt in cols]

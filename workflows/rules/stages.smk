@@ -98,14 +98,14 @@ rule localize:
     wildcard_constraints:
         sample=STAGED,
     params:
-        opts=flags({"localize", "theta_filtration", "phase_method"}),
+        opts=flags({"localize", "theta_filtration", "phase_method", "phase_low_confidence", "prevalence_check"}),
     log:
         OUT + "/logs/{sample}/localize.log",
-    threads: 1
+    threads: 2  # a prevalence check (a loop with p >= 0.01) runs its 10 subsamples on them
     resources:
         **resources("localize"),
     shell:
-        "topoembed localize {input.points} {USE} " + FILE_OPTS + " {params.opts} --out {output} 2> {log}"
+        "topoembed localize {input.points} {USE} " + FILE_OPTS + " {params.opts} --jobs {threads} --out {output} 2> {log}"
 
 
 rule embed:
