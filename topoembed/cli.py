@@ -59,7 +59,8 @@ _HELP = {
     "phase_low_confidence": "1: also give a phase for loops without support (p >= 0.05 and, for a whole dataset, "
                             "prevalence < 0.9); 0: their phase is withheld (NaN) and the report says why",
     "confirm": "1: a loop count must be confirmed by the other spectral distance on the same graph "
-               "(effective resistance <-> diffusion), else 0 loops are reported; 0: off",
+               "(effective resistance <-> diffusion), else 0 loops are reported; 0: off (single runs: the "
+               "subsamples of a whole dataset or of a prevalence check rely on their prevalence instead)",
     "prevalence_check": "1: where a loop's universal-null p >= 0.01 (runs on up to 1,000 points), also find it "
                         "in 10 subsamples of 70 %% of the points; its prevalence (>= 0.9: supported) goes "
                         "with it; 0: off",
