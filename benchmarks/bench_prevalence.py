@@ -1,7 +1,7 @@
 """Prevalence as evidence (issue 14): the single run's prevalence check, and ensembles whose
 subsample runs skip the second distance's confirmation.
 
-    python benchmarks/bench_prevalence.py [--part ipc|pbmc|null|shapes|all]   # ~25 min on 2 cores for all
+    python benchmarks/bench_prevalence.py [--part ipc|pbmc|null|shapes|recurrence|all]
 
 Each part writes JSON lines to ``benchmarks/results/evidence/prevalence_<part>.jsonl`` and
 prints them:
@@ -15,6 +15,10 @@ prints them:
   n = 2,000 and 5,000 (whole-dataset ensembles, 10 subsamples of 700, all run), seeds 0-3:
   loops reported (false) and the largest prevalence of any loop cluster, for the ensemble's
   runs with (``confirm``) and without (the default) the diffusion confirmation.
+* ``recurrence``: every run of ``bench_evidence.py``'s null, grid and held-out sets whose
+  default count is 0 and that has a recurrence candidate (``loops.recurrence_candidate``),
+  rerun with the defaults (``ensemble.run``: the single run, then the recurrence check):
+  the count, and the longest feature's prevalence (~45 min; the no-loop sets first).
 * ``shapes``: linked circles, eyeglasses (σ ≤ 0.15) and torus, n = 3,000 in R^50,
   σ = 0.05-0.2, seed 0, ensembles as in ``null``: loops reported with and without the
   confirmation in the subsample runs.
@@ -127,7 +131,36 @@ def part_shapes(fh) -> None:
                            **_ensemble_row(X, 0, confirm)})
 
 
-PARTS = {"ipc": part_ipc, "pbmc": part_pbmc, "null": part_null, "shapes": part_shapes}
+def part_recurrence(fh) -> None:
+    """Every stored run of the evidence benchmark (null, grid, heldout) where the default
+    count is 0 and a recurrence candidate exists, rerun with the defaults (so with the
+    recurrence check): does the longest feature recur in ≥ 90 % of subsamples?"""
+    import bench_evidence as be
+
+    from topoembed import datasets, ensemble, loops
+
+    for which in ("null", "grid", "heldout"):
+        rows = be._load(which)
+        if which != "null":  # the no-loop sets first: they carry the risk
+            rows = sorted(rows, key=lambda r: r["dataset"] not in ("blob", "sphere"))
+        for r in rows:
+            if be.rule_surface(r) != 0 or loops.recurrence_candidate(be._dgm(r), r["scale"]) is None:
+                continue
+            if which == "null":
+                X, meta = be._noise(r["shape"], r["n"], r["seed"]), {"dataset": r["shape"], "n": r["n"], "truth": 0}
+            else:
+                X = datasets.make(r["dataset"], n=1000, d=50, sigma=r["sigma"], seed=r["seed"]).X
+                meta = {"dataset": r["dataset"], "sigma": r["sigma"], "n": 1000, "truth": r["loops_true"],
+                        "best_fixed": r["best_fixed"]}
+            t0 = time.perf_counter()
+            res = ensemble.run(X, seed=0)
+            check = res.detection.get("prevalence_check") or {}
+            _emit(fh, {"part": "recurrence", "set": which, "seed": r["seed"], **meta,
+                       "n_loops": int(res.detection["n_loops"]), "prevalence": (check.get("prevalence") or [None])[0],
+                       "time_s": round(time.perf_counter() - t0, 1)})
+
+
+PARTS = {"ipc": part_ipc, "pbmc": part_pbmc, "null": part_null, "shapes": part_shapes, "recurrence": part_recurrence}
 
 
 def main(argv=None) -> None:

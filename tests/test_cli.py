@@ -107,29 +107,28 @@ def test_stage_commands_give_what_run_gives(tmp_path):
 
 
 def test_stage_commands_make_run_s_prevalence_check(tmp_path, capsys):
-    # a forced loop on Gaussian noise (p = 1): `localize` checks its prevalence as `run` does,
-    # and `report` writes the same summary
+    # Gaussian noise, no loop: `localize` checks the longest H1 feature's recurrence as `run`
+    # does (found in few subsamples: still no loop), and `report` writes the same summary
     blob = "synthetic:blob?n=400&d=50&sigma=0&seed=0"
     f = {name: tmp_path / name for name in ["g.npz", "d.npz", "h.npz", "det.json", "l.npz"]}
     assert run_cli("graph", blob, "--out", f["g.npz"]) == 0
     assert run_cli("distances", blob, "--graph", f["g.npz"], "--out", f["d.npz"]) == 0
     assert run_cli("homology", f["d.npz"], "--out", f["h.npz"]) == 0
-    assert run_cli("detect", f["h.npz"], "--graph", f["g.npz"], "--n-loops", 1, "--out", f["det.json"]) == 0
+    assert run_cli("detect", f["h.npz"], "--graph", f["g.npz"], "--distances", f["d.npz"], "--out", f["det.json"]) == 0
     files = ["--graph", f["g.npz"], "--distances", f["d.npz"], "--diagrams", f["h.npz"], "--detection", f["det.json"]]
     assert run_cli("localize", blob, *files, "--jobs", 1, "--out", f["l.npz"]) == 0
     assert run_cli("report", blob, *files, "--loops", f["l.npz"], "--out", tmp_path / "staged") == 0
-    assert run_cli("run", blob, "--n-loops", 1, "--jobs", 1, "--out", tmp_path / "r") == 0
+    assert run_cli("run", blob, "--jobs", 1, "--out", tmp_path / "r") == 0
     printed = capsys.readouterr().out
     staged = json.loads((tmp_path / "staged" / "summary.json").read_text())
     full = json.loads((tmp_path / "r" / "summary.json").read_text())
-    (lp,) = full["loops"]
-    assert lp["prevalence"] <= 0.3 and "phase_withheld" in lp
-    assert full["detection"]["prevalence_check"]["subsample_size"] == 280
-    assert "Prevalence check: a loop's p-value was inconclusive" in printed
+    check = full["detection"]["prevalence_check"]
+    assert full["detection"]["n_loops"] == 0 and check["subsample_size"] == 280 and check["prevalence"][0] <= 0.3
+    assert "Checked for a hidden loop: the longest H1 feature" in printed
     assert set(staged["timings_s"]) == set(full["timings_s"]) and "prevalence_check" in full["timings_s"]
     staged.pop("timings_s"), full.pop("timings_s")
     assert staged == full
-    assert (tmp_path / "staged" / "cells.csv").read_text() == (tmp_path / "r" / "cells.csv").read_text()
+    assert (tmp_path / "staged" / "cells.csv").exists() == (tmp_path / "r" / "cells.csv").exists()
 
 
 def test_detect_looks_for_the_surface_on_the_distances_it_is_given(tmp_path):

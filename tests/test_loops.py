@@ -157,6 +157,29 @@ def test_evidence_rescues_very_significant_loops_the_gap_rule_misses():
     assert loops.decide(noise, scale=scale)["n_loops"] == 0
 
 
+def test_evidence_reports_a_longest_feature_that_recurs_in_subsamples():
+    rng = np.random.default_rng(2)
+    b = rng.uniform(1, 2, 60)
+    noise = np.c_[b, b * (1 + rng.exponential(0.1, 60))]
+    # one loop and two more features 60 % and 40 % as long: no gap twice its next (s_1 = 0.4)
+    split = np.vstack([noise, [1.5, 3.5], [1.5, 2.7], [1.5, 2.3]])
+    assert loops.decide(split, scale=10.0)["n_loops"] == 0
+    assert loops.recurrence_candidate(split, scale=10.0) == 60
+    assert loops.recurrence_candidate(split, scale=1e3) is None  # below the lifetime floor
+    assert loops.recurrence_candidate(noise[:0]) is None
+    seen = {"feature": 60, "prevalence": 0.9, "n_subsamples": 10}
+    det = loops.decide(split, scale=10.0, recurrence=seen)
+    assert det["n_loops"] == 1 and det["features"] == [60] and len(det["p_values"]) == 1
+    assert det["rescued"] == {"rows": [60], "reason": "recurrence", "prevalence": 0.9, "n_subsamples": 10}
+    assert loops.decide(split, scale=10.0, recurrence={**seen, "prevalence": 0.8})["n_loops"] == 0
+    # only rule "evidence" with a count to decide reads it
+    assert loops.decide(split, scale=10.0, recurrence=seen, rule="confirmed_gap")["n_loops"] == 0
+    assert loops.decide(split, scale=10.0, recurrence=seen, n_loops=2)["n_loops"] == 2
+    # a count already found is not changed
+    clear = np.vstack([noise, [1.0, 9.0]])
+    assert "rescued" not in loops.decide(clear, scale=10.0, recurrence={**seen, "feature": 60})
+
+
 def test_surface_reading_counts_the_loops_alive_when_the_void_is_born():
     # the clean torus on 150 landmarks has a third, short-lived H1 class (Rips at a coarse
     # sampling) that lives longer than the void but is dead before the void is born

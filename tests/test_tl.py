@@ -304,6 +304,23 @@ def test_ipc_one_subsample_loop_is_supported_by_p_or_prevalence(ipc_path):
         assert a.obs["topoembed_phase"].notna().mean() > 0.99
 
 
+@pytest.mark.slow
+def test_ipc_loop_without_a_clear_gap_is_found_by_its_recurrence(ipc_path):
+    """Issue 14, real data: on 1,000-cell subsample seed 7 the loop's lifetime is not twice the
+    next feature's (s_1 = 0.46), so the detection score reports none; the longest feature
+    recurs in every subsample, so the defaults report it, with its phase."""
+    a = _ipc_subsample(ipc_path, 1000, 7)
+    te.tl.run(a, use_rep="X_scVI")
+    det = a.uns["topoembed"]["detection"]
+    assert det["n_loops"] == 1 and det["rescued"]["reason"] == "recurrence" and det["rescued"]["prevalence"] >= 0.9
+    (lp,) = te.tl.get_loops(a)
+    assert lp["prevalence"] >= 0.9 and "phase_withheld" not in lp
+    assert a.obs["topoembed_phase"].notna().mean() > 0.99
+    b = _ipc_subsample(ipc_path, 1000, 7)
+    te.tl.run(b, use_rep="X_scVI", prevalence_check=False)
+    assert b.uns["topoembed"]["detection"]["n_loops"] == 0
+
+
 def test_run_auto_stores_the_resolved_setting(circle_adata):
     a = circle_adata
     te.tl.run(a, use_rep="X_rep", distance="auto")

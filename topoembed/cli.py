@@ -61,9 +61,9 @@ _HELP = {
     "confirm": "1: a loop count must be confirmed by the other spectral distance on the same graph "
                "(effective resistance <-> diffusion), else 0 loops are reported; 0: off (single runs: the "
                "subsamples of a whole dataset or of a prevalence check rely on their prevalence instead)",
-    "prevalence_check": "1: where a loop's universal-null p >= 0.01 (runs on up to 1,000 points), also find it "
-                        "in 10 subsamples of 70 %% of the points; its prevalence (>= 0.9: supported) goes "
-                        "with it; 0: off",
+    "prevalence_check": "1: runs on up to 1,000 points look for a loop with universal-null p >= 0.01 in 10 "
+                        "subsamples of 70 %% of the points (its prevalence >= 0.9 supports it) and, where no "
+                        "loop is found, for the longest H1 feature (reported if it recurs in >= 90 %%); 0: off",
 }
 _CHOICES = {"knn_method": ["auto", "exact", "approx"], "loop_rule": list(pipeline.loops.LOOP_RULES), "phase_method": list(pipeline.localization.PHASE_METHODS), "distance": sorted(spectral.DISTANCES) + ["auto"], "symmetrize": ["or", "and"], "weights": list(graph.WEIGHTS)}
 
@@ -533,24 +533,26 @@ def cmd_localize(args) -> int:
     A, D, ph, det, records, _ = _stage_inputs(args, X, fp, need_loops=False)
     p = _resolve(args, records)
     index = np.arange(X.shape[0])
-    check, t_check = None, 0.0
+    check, t_check, det_in = None, 0.0, det
     with _stage_work() as box:
         found = pipeline.describe_loops(ph, det, index)
         if p.localize and found:
-            # as `run`: the phases are withheld only after a prevalence check had its say
             ph = pipeline.localization_stage(found, X, index, A, D, ph, det, p, withhold=False)
-            if X.shape[0] <= pipeline.ENSEMBLE_MIN_N and ensemble.needs_prevalence_check(found, p):
-                t0 = time.perf_counter()
-                check = ensemble.check_prevalence(X, found, p, jobs=args.jobs)
-                t_check = time.perf_counter() - t0
-            if not p.phase_low_confidence:
-                for lp in found:
-                    pipeline.withhold_unsupported_phase(lp, det.get("alpha", pipeline.loops.ALPHA))
+        if p.localize and X.shape[0] <= pipeline.ENSEMBLE_MIN_N:
+            # as `run`: prevalence as evidence, and the phases withheld only after it had its say
+            t0 = time.perf_counter()
+            det, found, ph, check = ensemble.prevalence_stage(X, A, D, ph, det, found, p, jobs=args.jobs)
+            t_check = time.perf_counter() - t0 if check is not None else 0.0
+        if not p.phase_low_confidence:
+            for lp in found:
+                pipeline.withhold_unsupported_phase(lp, det.get("alpha", pipeline.loops.ALPHA))
     arrays = {f"{f}_{i}": np.asarray(lp[f]) for i, lp in enumerate(found) for f in pipeline.PER_POINT if f in lp}
     record = _record("localize", p, fp, records, box["seconds"] - t_check, box["warnings"])
     if check is not None:
         record["prevalence_check"] = check
         record["timings"]["prevalence_check"] = t_check
+    if det is not det_in:  # the check changed the detection (a loop found by its recurrence)
+        record["detection"] = {**det, "features": [int(f) for f in det["features"]]}
     record["loops"] = [{k: v for k, v in lp.items() if k not in pipeline.PER_POINT} for lp in found]
     io.write_stage(args.out, record, birth_edges_H1=np.asarray(ph["birth_edges"]), **arrays)
     sys.stdout.write(f"localize: {len(found)} loop(s), " + ", ".join(
@@ -582,7 +584,9 @@ def cmd_report(args) -> int:
     timings = {k: timings[k] for k in [*_TIMING.values(), "prevalence_check"] if k in timings}  # in run's order
     timings["total"] = float(sum(timings.values()))
     lrec = records[-1][1]  # the loops file's record: a prevalence check made by `localize`
-    if lrec is not None and "prevalence_check" in lrec:
+    if lrec is not None and "detection" in lrec:  # the check changed the count
+        det = {**lrec["detection"], "scores": {int(m): float(v) for m, v in lrec["detection"]["scores"].items()}}
+    elif lrec is not None and "prevalence_check" in lrec:
         det = {**det, "prevalence_check": lrec["prevalence_check"]}
     n_comp, _ = graph.components(A)
     result = pipeline.Result(params=p, n_input=X.shape[0], index=np.arange(X.shape[0]), A=A, D=D, ph=ph,

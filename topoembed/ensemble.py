@@ -57,7 +57,7 @@ from ._validate import InputError, check_points
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run", "run_subsample", "combine", "plan", "check_prevalence", "needs_prevalence_check", "subsample_params", "early_stop_runs", "subsample_indices", "match_loops", "consensus_phase", "MIN_PREVALENCE", "MATCH_MIN_CORR"]
+__all__ = ["run", "run_subsample", "combine", "plan", "check_prevalence", "needs_prevalence_check", "needs_recurrence_check", "prevalence_stage", "subsample_params", "early_stop_runs", "subsample_indices", "match_loops", "consensus_phase", "MIN_PREVALENCE", "MATCH_MIN_CORR"]
 
 #: A loop is reported when at least this share of the subsamples found it.
 MIN_PREVALENCE = 0.5
@@ -261,29 +261,85 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
 
 
 def _single_with_check(X, params: pipeline.Params, jobs, progress: bool) -> pipeline.Result:
-    """One run on all points, then, where its evidence is inconclusive
-    (:func:`needs_prevalence_check`), the prevalence of its loops (:func:`check_prevalence`),
-    and only then the withholding of unsupported phases."""
+    """One run on all points, then :func:`prevalence_stage`, and only then the withholding of
+    unsupported phases."""
     res = pipeline.run(X, params, progress=progress, withhold=False)
-    if len(res.index) != X.shape[0] or not needs_prevalence_check(res.loops, params):
-        if not params.phase_low_confidence:
-            with pipeline.collect_warnings() as caught:
-                for lp in res.loops:
-                    pipeline.withhold_unsupported_phase(lp, res.detection.get("alpha", pipeline.loops.ALPHA))
-            res.warnings += [w for w in caught if w not in res.warnings]
-        return res
     t0 = time.perf_counter()
     with pipeline.collect_warnings() as caught:
-        check = check_prevalence(X, res.loops, params, jobs=jobs, progress=progress)
-        if check is not None:
-            res.detection["prevalence_check"] = check
-            res.timings["prevalence_check"] = time.perf_counter() - t0
-            res.timings["total"] = res.timings.get("total", 0.0) + res.timings["prevalence_check"]
+        if len(res.index) == X.shape[0]:
+            res.detection, res.loops, res.ph, check = prevalence_stage(
+                X, res.A, res.D, res.ph, res.detection, res.loops, params, jobs=jobs, progress=progress)
+            if check is not None:
+                res.timings["prevalence_check"] = time.perf_counter() - t0
+                res.timings["total"] = res.timings.get("total", 0.0) + res.timings["prevalence_check"]
         if not params.phase_low_confidence:
             for lp in res.loops:
                 pipeline.withhold_unsupported_phase(lp, res.detection.get("alpha", pipeline.loops.ALPHA))
     res.warnings += [w for w in caught if w not in res.warnings]
     return res
+
+
+def prevalence_stage(X, A, D, ph: dict, detection: dict, found: list, params: pipeline.Params, *,
+                     jobs="auto", progress: bool = False) -> tuple[dict, list, dict, dict | None]:
+    """Prevalence as evidence for a run on all n points of X (its graph ``A``, distances ``D``,
+    diagrams ``ph``, ``detection`` and localized loops ``found``, phases not yet withheld):
+
+    * a loop with an inconclusive p-value (:func:`needs_prevalence_check`) gets its
+      prevalence (:func:`check_prevalence`);
+    * where no loop was found (:func:`needs_recurrence_check`), the longest H1 feature
+      (:func:`topoembed.loops.recurrence_candidate`) is localized and checked, and
+      :func:`topoembed.loops.decide` reports it if it recurs in at least 90 % of the subsamples.
+
+    Returns (detection, found, ph, check): updated where the check changed them; ``check``
+    None where none ran. Used by :func:`run` and the staged ``topoembed localize``.
+    """
+    index = np.arange(X.shape[0])
+    if needs_prevalence_check(found, params):
+        check = check_prevalence(X, found, params, jobs=jobs, progress=progress)
+        if check is not None:
+            detection = {**detection, "prevalence_check": check}
+        return detection, found, ph, check
+    if not needs_recurrence_check(ph, detection, params):
+        return detection, found, ph, None
+    dgm1, scale = ph["dgms"][1], ph["scale"]
+    row = pipeline.loops.recurrence_candidate(dgm1, scale)
+    candidate = pipeline.loops.decide(dgm1, scale=scale, n_loops=1, rule=params.loop_rule)
+    assert candidate["features"] == [row]
+    cand = pipeline.describe_loops(ph, candidate, index)
+    log.info("no loop by the detection rule; looking for the longest H1 feature (row %d) in subsamples "
+             "(--prevalence-check 0 skips this)", row)
+    ph_cand = pipeline.localization_stage(cand, X, index, A, D, ph, candidate, params, withhold=False)
+    check = check_prevalence(X, cand, params, jobs=jobs, progress=progress)
+    if check is None:
+        return detection, found, ph, None
+    check["candidate"] = row
+    recurrence = {"feature": row, "prevalence": cand[0]["prevalence"], "n_subsamples": check["n_subsamples"]}
+    decided = pipeline.loops.decide(dgm1, scale=scale, n_loops=params.n_loops, rule=params.loop_rule,
+                                    confirmation=detection.get("confirmation"), surface=detection.get("surface"),
+                                    recurrence=recurrence)
+    for key in ("unconfirmed", "surface_loops"):  # as decide_loops annotated them
+        if key in detection and key in decided:
+            decided[key] = detection[key]
+    decided["prevalence_check"] = check
+    if decided["n_loops"] == 0:
+        log.info("the longest H1 feature recurs in %d of %d subsamples (< %.0f %%): no loop", cand[0]["n_runs"],
+                 check["n_subsamples"], 100 * pipeline.loops.RECURRENCE_MIN)
+        return decided, found, ph, check
+    cand[0]["p_value"] = decided["p_values"][0]
+    log.warning("the detection rule finds no loop, but its longest H1 feature recurs in %d of %d random "
+                "subsamples of %d points: reported as a loop (--prevalence-check 0 does not)", cand[0]["n_runs"],
+                check["n_subsamples"], check["subsample_size"])
+    return decided, cand, ph_cand, check
+
+
+def needs_recurrence_check(ph: dict, detection: dict, params: pipeline.Params) -> bool:
+    """Whether a run that found no loop should have its longest H1 feature checked for
+    recurrence (:func:`prevalence_stage`): ``params.prevalence_check`` and ``localize`` are on,
+    the count is decided by rule "evidence" (``n_loops="auto"``), and there is a
+    :func:`topoembed.loops.recurrence_candidate`."""
+    return (bool(params.prevalence_check) and bool(params.localize) and params.n_loops == "auto"
+            and params.loop_rule == "evidence" and detection["n_loops"] == 0 and len(ph["dgms"]) > 1
+            and pipeline.loops.recurrence_candidate(ph["dgms"][1], ph["scale"]) is not None)
 
 
 def needs_prevalence_check(found: list, params: pipeline.Params) -> bool:

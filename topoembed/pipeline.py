@@ -87,8 +87,10 @@ class Params:
     a closed surface behind it (:func:`surface_evidence`; about a second, only then).
     ``prevalence_check`` (default True): a run on all of at most :data:`ENSEMBLE_MIN_N`
     points whose loop has an inconclusive p-value (≥ 0.01) also measures the loop's prevalence
-    in 10 subsamples of 70 % of the points (:func:`topoembed.ensemble.check_prevalence`; about
-    1.5 times the run, only then); a prevalence of at least 0.9 supports the loop.
+    in 10 subsamples of 70 % of the points (:func:`topoembed.ensemble.check_prevalence`); a
+    prevalence of at least 0.9 supports the loop. Where such a run finds no loop, its longest
+    H1 feature is checked the same way and reported if it recurs in at least 90 % of them
+    (:func:`topoembed.ensemble.prevalence_stage`). Either costs 3-5 times the run, only then.
     ``confirm`` applies to single runs: the runs of an ensemble or of a prevalence check skip it,
     since the prevalence across subsamples is their second opinion
     (:func:`topoembed.ensemble.subsample_params`).
@@ -683,9 +685,10 @@ def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None
         lp["median_phase_confidence"] = float(np.nanmedian(conf)) if np.isfinite(conf).any() else float("nan")
 
 
-#: A loop of an ensemble found in at least this share of the subsamples is supported
-#: whatever its p-value (:func:`loop_support`).
-SUPPORT_PREVALENCE = 0.9
+#: A loop found in at least this share of subsamples (an ensemble's, or a prevalence check's)
+#: is supported whatever its p-value (:func:`loop_support`): the bar at which a loop is found
+#: by its recurrence alone (:data:`topoembed.loops.RECURRENCE_MIN`).
+SUPPORT_PREVALENCE = loops.RECURRENCE_MIN
 
 
 def loop_support(lp: dict, alpha: float) -> str | None:

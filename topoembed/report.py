@@ -53,7 +53,14 @@ def verdict_notes(summary: dict) -> list[str]:
                      f"what noise of this kind produces (universal-null p = {ns['p_value']:.2g} ≥ "
                      f"{det.get('alpha', 0.05):g}, Bonferroni over the H1 features), so it is not reported as a "
                      "loop and no phase is given (--loop-rule confirmed_gap keeps it).")
-    if det.get("rescued"):
+    if det.get("rescued") and det["rescued"].get("reason") == "recurrence":
+        r = det["rescued"]
+        notes.append(f"Found by its recurrence: the detection score sees no clear loop (the longest H1 feature is "
+                     f"not twice as long as the next), but the longest feature reappears in "
+                     f"{r['prevalence']:.0%} of {r['n_subsamples']} random subsamples analysed alone, which noise's "
+                     "longest feature did not in any benchmark run, so it is reported (--prevalence-check 0 would "
+                     "report none).")
+    elif det.get("rescued"):
         r = det["rescued"]
         why = ("the other spectral distance disagreed" if r["reason"] == "unconfirmed"
                else "their lifetimes are below the detection rule's floor")
@@ -115,7 +122,15 @@ def verdict_notes(summary: dict) -> list[str]:
         notes.append(f"Confirmed: {check['distance']} on the same graph finds the same number of loops "
                      f"(s = {check['score']:.2f}).")
     chk = det.get("prevalence_check")
-    if chk:
+    if chk and "candidate" in chk and not det["n_loops"]:
+        n_runs = round(chk["prevalence"][0] * chk["n_subsamples"])
+        notes.append(f"Checked for a hidden loop: the longest H1 feature was looked for in {chk['n_subsamples']} random "
+                     f"subsamples of {chk['subsample_size']} of the {summary['n_input']} points, each analysed alone, "
+                     f"and found in {n_runs} of them (prevalence {chk['prevalence'][0]:.2f} < "
+                     f"{loops.RECURRENCE_MIN:.0%}): no loop (--prevalence-check 0 skips this).")
+    elif chk and "candidate" in chk:
+        pass  # the "found by its recurrence" note above says it
+    elif chk:
         found = [f"loop {i + 1} in {lp['n_runs']} of {chk['n_subsamples']} (prevalence {lp['prevalence']:.2f})"
                  for i, lp in enumerate(summary["loops"]) if "prevalence" in lp]
         notes.append(f"Prevalence check: a loop's p-value was inconclusive (≥ {chk['p_at_least']:g}), so "
