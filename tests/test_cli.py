@@ -123,7 +123,7 @@ def test_stage_commands_make_run_s_prevalence_check(tmp_path, capsys):
     staged = json.loads((tmp_path / "staged" / "summary.json").read_text())
     full = json.loads((tmp_path / "r" / "summary.json").read_text())
     check = full["detection"]["prevalence_check"]
-    assert full["detection"]["n_loops"] == 0 and check["subsample_size"] == 280 and check["prevalence"][0] <= 0.3
+    assert full["detection"]["n_loops"] == 0 and check["subsample_size"] == 280 and check["prevalence"][0] < 0.5
     assert "Checked for a hidden loop: the longest H1 feature" in printed
     assert set(staged["timings_s"]) == set(full["timings_s"]) and "prevalence_check" in full["timings_s"]
     staged.pop("timings_s"), full.pop("timings_s")

@@ -281,8 +281,9 @@ def decide(dgm: np.ndarray, *, scale: float | None = None, n_loops="auto", rule:
       ``{"feature", "prevalence", "n_subsamples"}``, measured by
       :func:`topoembed.ensemble.check_prevalence`; ``rescued`` with reason "recurrence"). The
       IPC cell-cycle loop sometimes shows as a long feature with a second one more than half
-      as long (s_1 = 0.2-0.5 in 3 of 24 1,000-cell subsamples); noise's longest feature
-      recurred in 0-10 % of subsamples;
+      as long (s_1 = 0.2-0.5 in 3 of 24 1,000-cell subsamples); on the noise benchmark's
+      no-loop runs (blob, box, sphere: 158 runs with a candidate) the longest feature
+      recurred in at most 50 % (BENCHMARKS.md, "Evidence for each loop", sixth pass);
     * ``"significant"``: ``"confirmed_gap"``, then loops with p ≥ ``alpha`` are dropped
       (``not_significant``).
 

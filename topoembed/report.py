@@ -127,7 +127,7 @@ def verdict_notes(summary: dict) -> list[str]:
         notes.append(f"Checked for a hidden loop: the longest H1 feature was looked for in {chk['n_subsamples']} random "
                      f"subsamples of {chk['subsample_size']} of the {summary['n_input']} points, each analysed alone, "
                      f"and found in {n_runs} of them (prevalence {chk['prevalence'][0]:.2f} < "
-                     f"{loops.RECURRENCE_MIN:.0%}): no loop (--prevalence-check 0 skips this).")
+                     f"{loops.RECURRENCE_MIN:.0%}): no loop (--prevalence-check 0 skips this)." + _stopped(chk))
     elif chk and "candidate" in chk:
         pass  # the "found by its recurrence" note above says it
     elif chk:
@@ -137,7 +137,7 @@ def verdict_notes(summary: dict) -> list[str]:
                      f"{chk['n_subsamples']} random subsamples of {chk['subsample_size']} of the "
                      f"{summary['n_input']} points were analysed alone and their loops matched to this run's: "
                      + "; ".join(found) + ". A real loop reappears in most subsamples; one made by a few points "
-                     "does not (--prevalence-check 0 skips this).")
+                     "does not (--prevalence-check 0 skips this)." + _stopped(chk))
     ens = summary.get("ensemble")
     if ens:
         B = ens["n_subsamples"]
@@ -153,6 +153,14 @@ def verdict_notes(summary: dict) -> list[str]:
                          f"run stopped there: the other {ens['n_planned'] - B} could not have changed which loops "
                          "are reported (--early-stop 0 runs them all).")
     return notes
+
+
+def _stopped(chk: dict) -> str:
+    """The prevalence check's early stop, in words (empty where all subsamples ran)."""
+    if not chk.get("stopped_early"):
+        return ""
+    return (f" It stopped after {chk['n_subsamples']} of the {chk['n_planned']} planned subsamples, where the "
+            f"call was decided (--early-stop 0 runs them all).")
 
 
 def _number(x) -> float | None:
