@@ -1,7 +1,7 @@
 """Prevalence as evidence (issue 14): the single run's prevalence check, and ensembles whose
 subsample runs skip the second distance's confirmation.
 
-    python benchmarks/bench_prevalence.py [--part ipc|pbmc|null|shapes|recurrence|all]
+    python benchmarks/bench_prevalence.py [--part ipc|pbmc|cost|null|shapes|recurrence|all]
 
 Each part writes JSON lines to ``benchmarks/results/evidence/prevalence_<part>.jsonl`` and
 prints them:
@@ -15,6 +15,7 @@ prints them:
   n = 2,000 and 5,000 (whole-dataset ensembles, 10 subsamples of 700, all run), seeds 0-3:
   loops reported (false) and the largest prevalence of any loop cluster, for the ensemble's
   runs with (``confirm``) and without (the default) the diffusion confirmation.
+* ``cost``: the check's time where there is no loop (blob, sphere, n = 1,000, seeds 0-2).
 * ``recurrence``: every run of ``bench_evidence.py``'s null, grid and held-out sets whose
   default count is 0 and that has a recurrence candidate (``loops.recurrence_candidate``),
   rerun with the defaults (``ensemble.run``: the single run, then the recurrence check):
@@ -164,7 +165,28 @@ def part_recurrence(fh) -> None:
                        "time_s": round(time.perf_counter() - t0, 1)})
 
 
-PARTS = {"ipc": part_ipc, "pbmc": part_pbmc, "null": part_null, "shapes": part_shapes, "recurrence": part_recurrence}
+def part_cost(fh) -> None:
+    """What the check costs where there is no loop: Gaussian blob and noisy sphere, n = 1,000,
+    seeds 0-2, ``ensemble.run`` with the defaults against ``prevalence_check=False``."""
+    from bench_evidence import _noise
+
+    from topoembed import ensemble
+
+    for shape in ("blob", "sphere"):
+        for seed in range(3):
+            X = _noise(shape, 1000, seed)
+            t0 = time.perf_counter()
+            ensemble.run(X, prevalence_check=False)
+            t_off = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            res = ensemble.run(X)
+            t_on = time.perf_counter() - t0
+            check = res.detection.get("prevalence_check") or {}
+            _emit(fh, {"part": "cost", "shape": shape, "n": 1000, "seed": seed, "n_loops": int(res.detection["n_loops"]),
+                       "subsamples_run": check.get("n_subsamples"), "time_ratio": round(t_on / t_off, 2)})
+
+
+PARTS = {"cost": part_cost, "ipc": part_ipc, "pbmc": part_pbmc, "null": part_null, "shapes": part_shapes, "recurrence": part_recurrence}
 
 
 def main(argv=None) -> None:
