@@ -240,6 +240,10 @@ def test_needs_prevalence_check_only_for_inconclusive_loops():
     assert not ensemble.needs_prevalence_check([{"p_value": 0.2}], on)  # no phase to match (localize off)
     assert not ensemble.needs_prevalence_check([], on)
     assert ensemble.needs_prevalence_check([{"p_value": 0.001, "phase": np.zeros(3)}, weak], on)
+    # above ENSEMBLE_MIN_N points the confidence is an ensemble's: no check, nothing changed
+    big = np.zeros((pipeline.ENSEMBLE_MIN_N + 1, 2))
+    det = {"n_loops": 1}
+    assert ensemble.prevalence_stage(big, None, None, {}, det, [weak], on) == (det, [weak], {}, None)
 
 
 def test_prevalence_check_finds_a_noisy_circles_loop_in_every_subsample():

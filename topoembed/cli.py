@@ -538,14 +538,11 @@ def cmd_localize(args) -> int:
         found = pipeline.describe_loops(ph, det, index)
         if p.localize and found:
             ph = pipeline.localization_stage(found, X, index, A, D, ph, det, p, withhold=False)
-        if p.localize and X.shape[0] <= pipeline.ENSEMBLE_MIN_N:
-            # as `run`: prevalence as evidence, and the phases withheld only after it had its say
-            t0 = time.perf_counter()
-            det, found, ph, check = ensemble.prevalence_stage(X, A, D, ph, det, found, p, jobs=args.jobs)
-            t_check = time.perf_counter() - t0 if check is not None else 0.0
-        if not p.phase_low_confidence:
-            for lp in found:
-                pipeline.withhold_unsupported_phase(lp, det.get("alpha", pipeline.loops.ALPHA))
+        # as `run`: prevalence as evidence, and the phases withheld only after it had its say
+        t0 = time.perf_counter()
+        det, found, ph, check = ensemble.prevalence_stage(X, A, D, ph, det, found, p, jobs=args.jobs)
+        t_check = time.perf_counter() - t0 if check is not None else 0.0
+        pipeline.withhold_unsupported_phases(found, det, p)
     arrays = {f"{f}_{i}": np.asarray(lp[f]) for i, lp in enumerate(found) for f in pipeline.PER_POINT if f in lp}
     record = _record("localize", p, fp, records, box["seconds"] - t_check, box["warnings"])
     if check is not None:

@@ -36,7 +36,9 @@ dataset with more than :data:`topoembed.pipeline.ENSEMBLE_MIN_N` points is analy
 **A single run's prevalence check** (:func:`check_prevalence`): on at most
 :data:`topoembed.pipeline.ENSEMBLE_MIN_N` points, a loop whose universal-null p-value is
 inconclusive (≥ :data:`CHECK_P`) is looked for in 10 subsamples of 70 % of the points, and its
-prevalence is reported with it (:func:`run`, ``Params.prevalence_check``).
+prevalence is reported with it; where the run finds no loop, its longest H1 feature is looked
+for the same way and reported if it recurs in 90 % of them (:func:`prevalence_stage`,
+``Params.prevalence_check``).
 
 Cost: B single runs of m points (O(m²) memory each, one per job at a time) plus one kNN graph of
 all points and sparse solves over it: O(n k) memory, no n × n array.
@@ -271,15 +273,13 @@ def _single_with_check(X, params: pipeline.Params, jobs, progress: bool) -> pipe
     res = pipeline.run(X, params, progress=progress, withhold=False)
     t0 = time.perf_counter()
     with pipeline.collect_warnings() as caught:
-        if len(res.index) == X.shape[0]:
+        if len(res.index) == X.shape[0]:  # not a subsample of X
             res.detection, res.loops, res.ph, check = prevalence_stage(
                 X, res.A, res.D, res.ph, res.detection, res.loops, params, jobs=jobs, progress=progress)
             if check is not None:
                 res.timings["prevalence_check"] = time.perf_counter() - t0
                 res.timings["total"] = res.timings.get("total", 0.0) + res.timings["prevalence_check"]
-        if not params.phase_low_confidence:
-            for lp in res.loops:
-                pipeline.withhold_unsupported_phase(lp, res.detection.get("alpha", pipeline.loops.ALPHA))
+        pipeline.withhold_unsupported_phases(res.loops, res.detection, params)
     res.warnings += [w for w in caught if w not in res.warnings]
     return res
 
@@ -295,10 +295,14 @@ def prevalence_stage(X, A, D, ph: dict, detection: dict, found: list, params: pi
       (:func:`topoembed.loops.recurrence_candidate`) is localized and checked, and
       :func:`topoembed.loops.decide` reports it if it recurs in at least 90 % of the subsamples.
 
-    Returns (detection, found, ph, check): updated where the check changed them; ``check``
-    None where none ran. Used by :func:`run` and the staged ``topoembed localize``.
+    Only on at most :data:`topoembed.pipeline.ENSEMBLE_MIN_N` points (a larger input's
+    confidence is an ensemble's prevalence; subsample runs of 0.7 n points would each cost
+    O(n³)). Returns (detection, found, ph, check): updated where the check changed them;
+    ``check`` None where none ran. Used by :func:`run` and the staged ``topoembed localize``.
     """
     index = np.arange(X.shape[0])
+    if X.shape[0] > pipeline.ENSEMBLE_MIN_N:
+        return detection, found, ph, None
     if needs_prevalence_check(found, params):
         check = check_prevalence(X, found, params, jobs=jobs, progress=progress)
         if check is not None:
@@ -371,7 +375,7 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
     the ensemble's :data:`MATCH_MIN_CORR`: these runs may report several noise loops each, and
     one of them then matches by chance). Only the run's loops are references: a subsample that splits the loop
     into two features (the IPC cells, 1 in 10) counts once and does not pull the others away.
-    Adds ``prevalence`` (matched runs / B) and ``n_runs`` to each loop, which
+    Adds ``prevalence`` (matched runs / runs made) and ``n_runs`` to each loop, which
     :func:`topoembed.pipeline.loop_support` then reads (≥ 0.9: supported whatever its
     p-value), and returns the check's record (B, m, each run's count, the prevalences), or
     None where a subsample would be too small for the graph's k.
@@ -384,8 +388,8 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
     9 of the 10 subsamples found it, or 2 missed it (it cannot reach 0.9); the prevalence is
     then over the runs made (``n_subsamples``, of ``n_planned``). Runs are taken in subsample
     order whatever the number of jobs, so the result does not depend on it. Cost: up to 10
-    single runs of 0.7 n points with their localization (3.4-7 times the run itself on 2 CPUs
-    where the loop is supported; on noise, 2-4 runs).
+    single runs of 0.7 n points with their localization (4-6 times the run itself on 2 CPUs
+    where a loop is checked; on noise it stops after 2 runs, 2.5-3 times).
     """
     params = params or pipeline.Params()
     X = check_points(X, min_points=3)
@@ -460,9 +464,7 @@ def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, timing
     loops_out = [_consensus_loop(c, ext, runs, idxs, n_done) for c in reported]
     ref_b = _reference_run(runs, reported, order)
     ref = runs[ref_b]
-    if not params.phase_low_confidence:
-        for lp in loops_out:
-            pipeline.withhold_unsupported_phase(lp, ref.detection.get("alpha", pipeline.loops.ALPHA))
+    pipeline.withhold_unsupported_phases(loops_out, ref.detection, params)
     counts = [int(r.detection["n_loops"]) for r in runs]
     detection = {**ref.detection, "n_loops": len(reported)}
     if len(reported) != ref.detection["n_loops"]:

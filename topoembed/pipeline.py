@@ -90,7 +90,8 @@ class Params:
     in 10 subsamples of 70 % of the points (:func:`topoembed.ensemble.check_prevalence`); a
     prevalence of at least 0.9 supports the loop. Where such a run finds no loop, its longest
     H1 feature is checked the same way and reported if it recurs in at least 90 % of them
-    (:func:`topoembed.ensemble.prevalence_stage`). Either costs 3-5 times the run, only then.
+    (:func:`topoembed.ensemble.prevalence_stage`). Cost, only then: 4-6 times the run where a
+    loop is checked, up to 10 where a hidden loop is found, 2.5-3 on noise (BENCHMARKS.md).
     ``confirm`` applies to single runs: the runs of an ensemble or of a prevalence check skip it,
     since the prevalence across subsamples is their second opinion
     (:func:`topoembed.ensemble.subsample_params`).
@@ -649,9 +650,8 @@ def localization_stage(found, X, index, A, D, ph, detection, params: Params, wit
     # truncated where the localization needs them (it runs ripser.py further if it must)
     ph = localization.with_loop_cocycles(D, ph, detection["features"], params.theta_filtration)
     localize_loops(found, X, index, A, D, ph, detection, params)
-    if withhold and not params.phase_low_confidence:
-        for lp in found:
-            withhold_unsupported_phase(lp, detection.get("alpha", loops.ALPHA))
+    if withhold:
+        withhold_unsupported_phases(found, detection, params)
     return ph
 
 
@@ -723,6 +723,14 @@ def withhold_unsupported_phase(lp: dict, alpha: float) -> None:
             lp[f] = np.full(len(lp[f]), np.nan)
     lp["median_phase_confidence"] = float("nan")
     log.warning("the loop born at %.4g and dying at %.4g has %s", lp["birth"], lp["death"], reason)
+
+
+def withhold_unsupported_phases(found: list, detection: dict, params: Params) -> None:
+    """:func:`withhold_unsupported_phase` for each loop, at the detection's alpha, unless
+    ``params.phase_low_confidence`` asks for every phase."""
+    if not params.phase_low_confidence:
+        for lp in found:
+            withhold_unsupported_phase(lp, detection.get("alpha", loops.ALPHA))
 
 
 #: Per-point arrays of each loop: kept on the Result, not written to summary.json.

@@ -121,16 +121,14 @@ def verdict_notes(summary: dict) -> list[str]:
     elif check:
         notes.append(f"Confirmed: {check['distance']} on the same graph finds the same number of loops "
                      f"(s = {check['score']:.2f}).")
-    chk = det.get("prevalence_check")
+    chk = det.get("prevalence_check")  # a candidate that recurred: "Found by its recurrence" above
     if chk and "candidate" in chk and not det["n_loops"]:
         n_runs = round(chk["prevalence"][0] * chk["n_subsamples"])
         notes.append(f"Checked for a hidden loop: the longest H1 feature was looked for in {chk['n_subsamples']} random "
                      f"subsamples of {chk['subsample_size']} of the {summary['n_input']} points, each analysed alone, "
                      f"and found in {n_runs} of them (prevalence {chk['prevalence'][0]:.2f} < "
                      f"{loops.RECURRENCE_MIN:.0%}): no loop (--prevalence-check 0 skips this)." + _stopped(chk))
-    elif chk and "candidate" in chk:
-        pass  # the "found by its recurrence" note above says it
-    elif chk:
+    elif chk and "candidate" not in chk:
         found = [f"loop {i + 1} in {lp['n_runs']} of {chk['n_subsamples']} (prevalence {lp['prevalence']:.2f})"
                  for i, lp in enumerate(summary["loops"]) if "prevalence" in lp]
         notes.append(f"Prevalence check: a loop's p-value was inconclusive (≥ {chk['p_at_least']:g}), so "
