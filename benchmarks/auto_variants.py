@@ -17,6 +17,7 @@ Usage (seconds; no homology is recomputed)::
 
     python benchmarks/auto_variants.py                                     # the 3-seed grid
     python benchmarks/auto_variants.py benchmarks/results/heldout/tasks    # other task files
+    python benchmarks/auto_variants.py --landmarks 300                     # the surface on 300 landmarks
 """
 from __future__ import annotations
 
@@ -113,11 +114,13 @@ VARIANTS = {
 SURFACES = HERE / "results" / "evidence"
 
 
-def _surfaces() -> dict:
-    """{(dataset, σ, seed): H1/H2 diagrams of the 200 landmarks of the default distance}, from
-    ``bench_evidence.py collect --part surface`` (every second σ of the benchmark)."""
+def _surfaces(n_landmarks: int = 200) -> dict:
+    """{(dataset, σ, seed): H1/H2 diagrams of the ``n_landmarks`` landmarks of the default
+    distance}, from ``bench_evidence.py collect --part surface [--landmarks N]`` (every second
+    σ of the benchmark)."""
     out = {}
-    for name in ("surface_grid", "surface_heldout"):
+    prefix = "surface" if n_landmarks == 200 else f"surface{n_landmarks}"
+    for name in (f"{prefix}_grid", f"{prefix}_heldout", f"{prefix}_heldout56"):
         path = SURFACES / f"{name}.jsonl"
         if path.exists():
             for row in map(json.loads, open(path)):
@@ -209,7 +212,7 @@ def ceiling(tasks: list[dict], keys: list[str]) -> dict:
     return {ds: (_auc(v), float("nan")) for ds, v in score.items()}
 
 
-def table(tasks: list[dict]) -> str:
+def table(tasks: list[dict], n_landmarks: int = 200) -> str:
     best = best_fixed(tasks)
     present = [d for d in LOOP_DATASETS + NO_LOOP if d in best]
     head = "| rule | " + " | ".join(present) + " | loop count right where detectable |"
@@ -223,7 +226,7 @@ def table(tasks: list[dict]) -> str:
 
     for name, (keys, choose) in VARIANTS.items():
         lines.append(line(name, evaluate(tasks, keys, choose, best)))
-    surfaces = _surfaces()
+    surfaces = _surfaces(n_landmarks)
 
     def with_surface(cands, task):
         return choose_with_surface(cands, task, surfaces)
@@ -239,11 +242,13 @@ def table(tasks: list[dict]) -> str:
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("folders", nargs="*", default=[DEFAULT_TASKS], help="folders of task .json files")
+    ap.add_argument("--landmarks", type=int, default=200,
+                    help="landmark count of the stored surface diagrams to read (bench_evidence.py)")
     args = ap.parse_args(argv)
     tasks = load_tasks(args.folders)
     seeds = sorted({t["seed"] for t in tasks})
     print(f"{len(tasks)} tasks, seeds {' '.join(map(str, seeds))}; AUC (blob, sphere_h1: runs with no loop)\n")
-    print(table(tasks))
+    print(table(tasks, args.landmarks))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,11 @@ import numpy as np
 
 HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "evidence"
-TASKS = {"grid": HERE / "results" / "three_seeds" / "tasks", "heldout": HERE / "results" / "heldout" / "tasks"}
+TASKS = {"grid": HERE / "results" / "three_seeds" / "tasks", "heldout": HERE / "results" / "heldout" / "tasks",
+         "heldout56": HERE / "results" / "heldout56" / "tasks"}
+#: the landmark count of the surface files read by ``evaluate`` (``--landmarks``; files
+#: ``surface_<set>.jsonl`` hold 200 landmarks, ``surface<N>_<set>.jsonl`` N)
+LANDMARKS = 200
 ALPHA = 0.05
 
 
@@ -80,7 +84,7 @@ def collect(part: str) -> None:
                         row = _row(_noise(shape, n, seed), shape=shape, n=n, seed=seed)
                         fh.write(json.dumps(row) + "\n")
                         print(shape, n, seed, row["n_loops"], f"{row['time_s']:.1f}s", file=sys.stderr, flush=True)
-    for which in ("grid", "heldout"):
+    for which in TASKS:
         if part not in (which, "all"):
             continue
         with open(OUT / f"{which}.jsonl", "w") as fh:
@@ -97,18 +101,25 @@ def collect(part: str) -> None:
                 print(name, sigma, seed, row["n_loops"], f"{row['time_s']:.1f}s", file=sys.stderr, flush=True)
 
 
-def _surface_row(X, **meta) -> dict:
-    """H1 and H2 diagrams of 200 max-min landmarks, on the default spectral distance and on
-    the Euclidean distance of the points (the evidence of ``loops.surface_reading``)."""
+def _surface_file(which: str, n_landmarks: int) -> Path:
+    return OUT / (f"surface_{which}.jsonl" if n_landmarks == 200 else f"surface{n_landmarks}_{which}.jsonl")
+
+
+def _surface_row(X, n_landmarks: int = 200, euclidean: bool = True, **meta) -> dict:
+    """H1 and H2 diagrams of ``n_landmarks`` max-min landmarks, on the default spectral
+    distance and (``euclidean``) on the Euclidean distance of the points (the evidence of
+    ``loops.surface_reading``)."""
     from topoembed import graph, homology, pipeline, spectral
 
     t0 = time.perf_counter()
     p = pipeline.Params(k=min(pipeline.Params().k, X.shape[0] - 1))
     A = graph.knn_graph(X, k=p.k, symmetrize=p.symmetrize, weights=p.weights, random_state=0)
     out = dict(meta)
-    for kind, D in (("spectral", spectral.distance_matrix(p.distance, X=X, A=A, t=p.t)),
-                    ("euclidean", spectral.euclidean_distance(X))):
-        ph = homology.landmark_persistence(D)
+    kinds = [("spectral", lambda: spectral.distance_matrix(p.distance, X=X, A=A, t=p.t))]
+    if euclidean:
+        kinds.append(("euclidean", lambda: spectral.euclidean_distance(X)))
+    for kind, D in kinds:
+        ph = homology.landmark_persistence(D(), n_landmarks=n_landmarks)
         # the engines compute in float32: 9 significant digits keep every value exactly
         out[kind] = {f"dgm{dim}": [[float(f"{v:.9g}") for v in pair] for pair in ph["dgms"][dim].tolist()]
                      for dim in (1, 2)}
@@ -117,21 +128,36 @@ def _surface_row(X, **meta) -> dict:
     return out
 
 
-def collect_surface() -> None:
+def collect_surface(sets=("null", "grid", "heldout", "heldout56"), n_landmarks: int = 200) -> None:
+    """The landmarks' diagrams of the runs of ``sets`` (200 landmarks: every run, on both
+    distances, as the fifth pass compared them; other counts: the default distance, and only
+    the runs whose diagram may hide a loop, the only ones where ``rule_surface`` reads it)."""
     from topoembed import datasets
 
-    with open(OUT / "surface_null.jsonl", "w") as fh:
-        for shape in ("blob", "box", "sphere"):
-            for n in (300, 1000):
-                for seed in range(10):
-                    fh.write(json.dumps(_surface_row(_noise(shape, n, seed), shape=shape, n=n, seed=seed)) + "\n")
-                    print("surface", shape, n, seed, file=sys.stderr, flush=True)
-    for which in ("grid", "heldout"):
-        with open(OUT / f"surface_{which}.jsonl", "w") as fh:
-            for row in _load(which):
+    euclidean = n_landmarks == 200
+
+    def needed(row):
+        return euclidean or _may_hide(row)
+    if "null" in sets:
+        null_rows = {(r["shape"], r["n"], r["seed"]): r for r in _load("null")}
+        with open(_surface_file("null", n_landmarks), "w") as fh:
+            for shape in ("blob", "box", "sphere"):
+                for n in (300, 1000):
+                    for seed in range(10):
+                        if not needed(null_rows.get((shape, n, seed), {})):
+                            continue
+                        fh.write(json.dumps(_surface_row(_noise(shape, n, seed), n_landmarks, euclidean,
+                                                         shape=shape, n=n, seed=seed)) + "\n")
+                        print("surface", shape, n, seed, file=sys.stderr, flush=True)
+    for which in TASKS:
+        if which not in sets or not (rows := _load(which)):
+            continue
+        with open(_surface_file(which, n_landmarks), "w") as fh:
+            for row in filter(needed, rows):
                 name, sigma, seed = row["dataset"], row["sigma"], row["seed"]
                 X = datasets.make(name, n=1000, d=50, sigma=sigma, seed=seed).X
-                fh.write(json.dumps(_surface_row(X, dataset=name, sigma=sigma, seed=seed)) + "\n")
+                fh.write(json.dumps(_surface_row(X, n_landmarks, euclidean, dataset=name, sigma=sigma,
+                                                 seed=seed)) + "\n")
                 print("surface", which, name, sigma, seed, file=sys.stderr, flush=True)
 
 
@@ -195,6 +221,18 @@ def rule_evidence(row) -> int:
     return loops.decide(_dgm(row), scale=row["scale"], rule="evidence", confirmation=confirmation)["n_loops"]
 
 
+def _may_hide(row) -> bool:
+    """Could a rule read the landmarks' surface for this run: may its diagram hide a second
+    loop under a count below 2 (``loops.may_hide_loops``)? The default rule and ``auto``
+    (``auto.choose_with_surface``, on the same default setting) read it only then."""
+    from topoembed import loops
+
+    if not row:
+        return True
+    life, _ = loops.filtered_lifetimes(_dgm(row))
+    return loops.may_hide_loops(life, 0, row["scale"])
+
+
 def rule_surface(row, kind: str = "spectral") -> int:
     """The default (``loop_rule="evidence"``, ``surface=True``): ``evidence``, and where the
     diagram may hide a second loop (``loops.may_hide_loops``), the closed surface of the 200
@@ -207,7 +245,9 @@ def rule_surface(row, kind: str = "spectral") -> int:
     surface = row.get("surface")
     if surface is None or not loops.may_hide_loops(life, base, row["scale"]):
         return base
-    s = surface[kind]
+    s = surface.get(kind)
+    if s is None:
+        return base
     reading = loops.surface_reading([None, np.array(s["dgm1"]).reshape(-1, 2), np.array(s["dgm2"]).reshape(-1, 2)],
                                     scale=s["scale"])
     return max(base, loops.surface_count(reading, life, row["scale"]))
@@ -220,10 +260,11 @@ RULES = {"gap": rule_gap, "confirmed_gap (old default)": rule_confirmed_gap,
 
 
 def _load(name):
-    """Rows of ``name``.jsonl, each with its landmarks' diagrams (``surface_``\ name) joined in."""
+    """Rows of ``name``.jsonl, each with its landmarks' diagrams (``surface_``\ name, or
+    ``surface<LANDMARKS>_``\ name) joined in."""
     path = OUT / f"{name}.jsonl"
     rows = [json.loads(line) for line in open(path)] if path.exists() else []
-    spath = OUT / f"surface_{name}.jsonl"
+    spath = _surface_file(name, LANDMARKS)
     if rows and spath.exists():
         def key(r):
             return tuple(r.get(f) for f in ("dataset", "shape", "n", "sigma", "seed"))
@@ -254,7 +295,7 @@ def evaluate() -> None:
         print(f"Per-feature p-values pooled over the {len(null)} noise runs ({len(pooled)} H1 features): "
               f"share below 0.05: {np.mean(pooled < 0.05):.3f}, below 0.01: {np.mean(pooled < 0.01):.4f}, "
               f"median {np.median(pooled):.2f} (uniform: 0.05, 0.01, 0.5)\n")
-    for which in ("grid", "heldout"):
+    for which in TASKS:
         rows = _load(which)
         if not rows:
             continue
@@ -276,13 +317,19 @@ def evaluate() -> None:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=["collect", "evaluate"])
-    ap.add_argument("--part", choices=["null", "grid", "heldout", "surface", "all"], default="all")
+    ap.add_argument("--part", choices=["null", "grid", "heldout", "heldout56", "surface", "all"], default="all")
+    ap.add_argument("--sets", nargs="+", default=["null", "grid", "heldout", "heldout56"],
+                    help="with --part surface: which sets' landmarks to compute")
+    ap.add_argument("--landmarks", type=int, default=200,
+                    help="landmarks of the surface files to compute (--part surface) or to read (evaluate)")
     args = ap.parse_args(argv)
+    global LANDMARKS
+    LANDMARKS = args.landmarks
     import logging
 
     logging.disable(logging.WARNING)
     if args.what == "collect" and args.part == "surface":
-        collect_surface()
+        collect_surface(args.sets, args.landmarks)
     elif args.what == "collect":
         collect(args.part)
     else:

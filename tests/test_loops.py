@@ -202,6 +202,24 @@ def test_surface_reading_counts_the_loops_alive_when_the_void_is_born():
     assert not loops.surface_reading([None, h1, np.array([[5.0, 50.0], [5.0, 40.0]])], scale=20.0)["void"]
 
 
+def test_surface_reading_holds_the_void_and_its_loops_to_the_lifetime_floor():
+    # the very noisy sphere's false reading on 300 landmarks, by hand: a void living 2 % of the
+    # scale, significant among H2 noise, with short H1 noise classes alive at its birth
+    rng = np.random.default_rng(0)
+    b = rng.uniform(40.0, 50.0, 200)
+    noise2 = np.c_[b, b * (1 + rng.exponential(0.002, 200))]
+    void = [46.5, 48.5]
+    h1 = np.array([[46.0, 46.8], [46.2, 47.0], [45.9, 47.0], [20.0, 60.0], [30.0, 47.0]])
+    h2 = np.vstack([noise2, void])
+    r = loops.surface_reading([None, h1, h2], scale=100.0)
+    assert r["void_p"] < loops.ALPHA and r["void"] is False and r["n_loops"] == 0
+    # the same void at a scale it clears: only the H1 classes above the floor count (the
+    # three of 3-4 % are noise; (20, 60) and (30, 47) are loops)
+    r = loops.surface_reading([None, h1, h2], scale=30.0)
+    assert r["void"] is True and r["n_loops"] == 2
+    assert loops.surface_reading([None, h1, h2], scale=30.0, min_persistence=0.0)["n_loops"] == 5
+
+
 def _landmark_dgms(name, sigma, seed=0, d=50):
     X = datasets.make(name, n=1000, d=d, sigma=sigma, seed=seed).X
     D = spectral.euclidean_distance(X)

@@ -106,7 +106,8 @@ def feature_pvalues(dgm: np.ndarray, A: float = 1.0) -> np.ndarray:
     return p
 
 
-def surface_reading(dgms: list, alpha: float = ALPHA, scale: float | None = None) -> dict:
+def surface_reading(dgms: list, alpha: float = ALPHA, scale: float | None = None,
+                    min_persistence: float = MIN_PERSISTENCE) -> dict:
     """Is there a closed surface (a torus) behind the loops? Evidence from H1 and H2 of one
     complex, in practice the landmarks' (:func:`topoembed.homology.landmark_persistence`).
 
@@ -119,6 +120,12 @@ def surface_reading(dgms: list, alpha: float = ALPHA, scale: float | None = None
     features alive at its birth (born before it, dying after; ``n_loops``). A sphere has
     the void but its last H1 holes close as the void appears (``n_loops`` 0); noise has no
     significant void. This counts loops; it does not compute the cup product itself.
+
+    The void and its loops must also clear the lifetime floor that every loop clears
+    (``min_persistence`` of ``scale``, :data:`MIN_PERSISTENCE`): on 300 landmarks of a very
+    noisy sphere (σ = 0.225) a void living 2 % of the scale passed the null (p = 0.02), with 5
+    noise H1 classes of 1-6 % alive at its birth. The noise benchmark's torus (σ ≤ 0.175, seeds
+    0-4): void 19-29 %, its two loops 16-62 %.
 
     Where H2 has too few features for the null (:data:`NULL_MIN_FEATURES`, e.g. a clean
     surface), ``void_p`` is None and the void must stand out as one loop would in H1: the
@@ -138,10 +145,12 @@ def surface_reading(dgms: list, alpha: float = ALPHA, scale: float | None = None
     p = p if np.isnan(p) else min(1.0, p)  # min(1.0, nan) would be 1.0
     out.update(void_lifetime=float(life2[j]), void_p=None if np.isnan(p) else p)
     clear = detect(h2, scale=scale)["n_loops"] == 1 if np.isnan(p) else p < alpha
-    if not clear:
+    floor = min_persistence * (scale if scale is not None else max(_scale(h1, None), _scale(h2, None)))
+    if not clear or life2[j] < floor:
         return out
     born = h2[j, 0]
-    out.update(void=True, n_loops=int(np.sum((h1[:, 0] <= born) & (h1[:, 1] > born))))
+    alive = (h1[:, 0] <= born) & (h1[:, 1] > born) & (h1[:, 1] - h1[:, 0] >= floor)
+    out.update(void=True, n_loops=int(np.sum(alive)))
     return out
 
 
