@@ -194,6 +194,16 @@ def test_loops_carry_p_values_and_the_report_words_the_confidence():
     assert any(n.startswith("Loop 1 is significant") for n in report.verdict_notes(s))
     weak = {**s, "loops": [{**lp, "p_value": 0.4}]}
     assert any(n.startswith("Low confidence in loop 1") for n in report.verdict_notes(weak))
+    # an inconclusive p (0.01 <= p < 0.05) that the subsamples did not confirm: low confidence
+    unmatched = {**s, "loops": [{**lp, "p_value": 0.033, "prevalence": 0.0, "n_runs": 0}],
+                 "detection": {**s["detection"], "prevalence_check": {
+                     "n_subsamples": 2, "n_planned": 10, "stopped_early": True, "subsample_size": 210,
+                     "p_at_least": 0.01, "prevalence": [0.0]}}}
+    note = next(n for n in report.verdict_notes(unmatched) if n.startswith("Low confidence in loop 1"))
+    assert "p = 0.033" in note and "0 of 2 subsamples" in note and "0%" in note
+    assert not any(n.startswith("Loop 1 is significant") for n in report.verdict_notes(unmatched))
+    confirmed = {**unmatched, "loops": [{**lp, "p_value": 0.033, "prevalence": 1.0, "n_runs": 2}]}
+    assert any(n.startswith("Loop 1 is significant") for n in report.verdict_notes(confirmed))
     dropped = {**s, "loops": [], "detection": {**s["detection"], "n_loops": 0,
                                                "not_significant": [{"feature": 3, "p_value": 0.4}]}}
     assert any(n.startswith("Not significant") for n in report.verdict_notes(dropped))

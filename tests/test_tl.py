@@ -444,6 +444,13 @@ def test_loop_support_rule():
     assert support({"p_value": 0.3, "prevalence": 0.9}, 0.05) is None
     assert "p = 0.3" in support({"p_value": 0.3}, 0.05)
     assert "60%" in support({"p_value": 0.3, "prevalence": 0.6}, 0.05)
+    # 0.01 <= p < 0.05: enough where no prevalence was measured; where one was, it decides
+    assert support({"p_value": 0.033}, 0.05) is None
+    assert support({"p_value": 0.033, "prevalence": 0.9}, 0.05) is None
+    assert support({"p_value": 0.005, "prevalence": 0.0}, 0.05) is None
+    reason = support({"p_value": 0.033, "prevalence": 0.0}, 0.05)
+    assert "0%" in reason and "0.033" in reason and "0.01" in reason
+    assert support({"p_value": 0.033, "prevalence": 0.0, "surface_void_p": 1e-4}, 0.05) is None
 
 
 def test_stepwise_detection_finds_the_loops_of_a_torus_like_run():

@@ -75,7 +75,7 @@ MATCH_MIN_POINTS = 20
 CHECK_MIN_CORR = 0.8
 #: A single run's loop with a universal-null p-value of at least this gets its prevalence
 #: measured (:func:`check_prevalence`): below it the p-value is evidence enough.
-CHECK_P = 0.01
+CHECK_P = pipeline.P_CONCLUSIVE
 #: Share of the points in each subsample of :func:`check_prevalence`.
 CHECK_FRACTION = 0.7
 

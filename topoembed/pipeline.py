@@ -689,25 +689,33 @@ def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None
 #: is supported whatever its p-value (:func:`loop_support`): the bar at which a loop is found
 #: by its recurrence alone (:data:`topoembed.loops.RECURRENCE_MIN`).
 SUPPORT_PREVALENCE = loops.RECURRENCE_MIN
+#: Below this universal-null p-value a loop is supported by its p-value alone. From it up to
+#: the detection's alpha, a prevalence that was measured (a single run's check, which runs for
+#: exactly these loops, or an ensemble) decides: on fresh noise (benchmark blob, seeds 5-6),
+#: ``auto`` chose a noise loop with p = 0.033 that no subsample found.
+P_CONCLUSIVE = 0.01
 
 
 def loop_support(lp: dict, alpha: float) -> str | None:
     """None when the data support loop ``lp``, else why not. Support: its universal-null
-    p-value (:func:`topoembed.loops.feature_pvalues`) is below ``alpha``, or, for a loop of an
-    ensemble, its prevalence is at least :data:`SUPPORT_PREVALENCE`. A p-value that could not
-    be computed (fewer than 10 H1 features, as on a clean circle) does not count against it.
-    A loop of a closed surface (``surface_void_p`` set: the count rests on a void, which
+    p-value (:func:`topoembed.loops.feature_pvalues`) is below :data:`P_CONCLUSIVE`; or its
+    prevalence (a single run's check or an ensemble's) is at least :data:`SUPPORT_PREVALENCE`;
+    or, where no prevalence was measured, its p-value is below ``alpha``. A p-value that could
+    not be computed (fewer than 10 H1 features, as on a clean circle) does not count against
+    it. A loop of a closed surface (``surface_void_p`` set: the count rests on a void, which
     passed its own test, :func:`topoembed.loops.surface_reading`) is supported by it."""
     p = lp.get("p_value")
     prevalence = lp.get("prevalence")
-    if p is None or (isinstance(p, float) and np.isnan(p)) or p < alpha or "surface_void_p" in lp:
+    if p is None or (isinstance(p, float) and np.isnan(p)) or "surface_void_p" in lp:
+        return None
+    if p < min(alpha, P_CONCLUSIVE) or (prevalence is None and p < alpha):
         return None
     if prevalence is not None and prevalence >= SUPPORT_PREVALENCE:
         return None
-    where = (f" and found in only {prevalence:.0%} of the subsamples (< {SUPPORT_PREVALENCE:.0%})"
-             if prevalence is not None else "")
-    return (f"low confidence: universal-null p = {p:.2g} >= {alpha:g}{where}; no phase is given "
-            "(--phase-low-confidence 1 gives it)")
+    found = f"found in only {prevalence:.0%} of the subsamples (< {SUPPORT_PREVALENCE:.0%})" if prevalence is not None else ""
+    why = (f"universal-null p = {p:.2g} >= {alpha:g}" + (f" and {found}" if found else "") if p >= alpha
+           else f"{found}, and its universal-null p = {p:.2g} is not below {P_CONCLUSIVE:g}")
+    return f"low confidence: {why}; no phase is given (--phase-low-confidence 1 gives it)"
 
 
 def withhold_unsupported_phase(lp: dict, alpha: float) -> None:

@@ -77,25 +77,32 @@ def verdict_notes(summary: dict) -> list[str]:
             notes.append(f"Loop {i + 1} on its own is within what noise produces (universal-null p = {p:.2g} ≥ "
                          f"{alpha:g}{where}), but it is one of the loops of the void above, which is its evidence; "
                          "its phase is given.")
-        elif p < alpha:
+        elif p < alpha and pipeline.loop_support(lp, alpha) is None:
             notes.append(f"Loop {i + 1} is significant: p = {p:.2g} under the universal null distribution of "
                          f"death/birth ratios (Bobrowski and Skraba 2023), Bonferroni-corrected{where}.")
         else:
             found_in = (f"{lp['n_runs']} of {_n_subsamples(summary)} subsamples found it"
                         if "prevalence" in lp else "")
-            if "prevalence" in lp and lp["prevalence"] >= pipeline.SUPPORT_PREVALENCE:
+            if p < alpha:  # inconclusive p, and the subsamples did not find the loop again
+                notes.append(f"Low confidence in loop {i + 1}: its universal-null p = {p:.2g}{where} is below {alpha:g} "
+                             f"but not below {pipeline.P_CONCLUSIVE:g}, where a p-value alone is evidence enough, and "
+                             f"only {found_in} (prevalence {lp['prevalence']:.0%} < "
+                             f"{pipeline.SUPPORT_PREVALENCE:.0%}). A loop that random subsamples do not find again "
+                             "is likely an accident of these points.")
+            elif "prevalence" in lp and lp["prevalence"] >= pipeline.SUPPORT_PREVALENCE:
                 notes.append(f"Loop {i + 1}'s death/birth ratio is within what noise produces (universal-null "
                              f"p = {p:.2g} ≥ {alpha:g}{where}), but {found_in} (prevalence {lp['prevalence']:.0%} "
                              f"≥ {pipeline.SUPPORT_PREVALENCE:.0%}): the loop is not an accident of a few points, "
                              "so it is supported and its phase is given. Thick loops with unevenly spread cells, "
                              "such as the cell cycle, have small ratios (BENCHMARKS.md, 'Evidence for each loop').")
                 continue
-            notes.append(f"Low confidence in loop {i + 1}: its death/birth ratio is within what noise produces "
-                         f"(universal-null p = {p:.2g} ≥ {alpha:g}{where})"
-                         + (f", and only {found_in}" if "prevalence" in lp else "")
-                         + ". It is reported, but check it against known biology (for the cell cycle: the "
-                           "phase against cell-cycle scores) before trusting it. Thick loops with unevenly spread "
-                           "cells can also have small ratios (BENCHMARKS.md, 'Evidence for each loop').")
+            else:
+                notes.append(f"Low confidence in loop {i + 1}: its death/birth ratio is within what noise produces "
+                             f"(universal-null p = {p:.2g} ≥ {alpha:g}{where})"
+                             + (f", and only {found_in}" if "prevalence" in lp else "")
+                             + ". It is reported, but check it against known biology (for the cell cycle: the "
+                               "phase against cell-cycle scores) before trusting it. Thick loops with unevenly "
+                               "spread cells can also have small ratios (BENCHMARKS.md, 'Evidence for each loop').")
             if lp.get("phase_withheld"):
                 notes.append(f"No phase is given for loop {i + 1}: the data do not support it well enough "
                              "(significance, or a prevalence across subsamples of at least 90 %); its cells "
