@@ -90,8 +90,8 @@ class Params:
     in 10 subsamples of 70 % of the points (:func:`topoembed.ensemble.check_prevalence`); a
     prevalence of at least 0.9 supports the loop. Where such a run finds no loop, its longest
     H1 feature is checked the same way and reported if it recurs in at least 90 % of them
-    (:func:`topoembed.ensemble.prevalence_stage`). Cost, only then: 4-6 times the run where a
-    loop is checked, up to 10 where a hidden loop is found, 2.5-3 on noise (BENCHMARKS.md).
+    (:func:`topoembed.ensemble.prevalence_stage`). Cost, only then: 2.5-4.7 times the run where
+    a loop is checked, 4.5-6 where a hidden loop is found, 1.1-2 on noise (BENCHMARKS.md).
     ``confirm`` applies to single runs: the runs of an ensemble or of a prevalence check skip it,
     since the prevalence across subsamples is their second opinion
     (:func:`topoembed.ensemble.subsample_params`).
