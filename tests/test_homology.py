@@ -201,3 +201,31 @@ def test_landmark_persistence_is_ripser_on_the_landmarks():
         np.testing.assert_allclose(got[np.isfinite(got[:, 1])], want, rtol=1e-5, atol=1e-6)
     life2 = np.sort(np.diff(ph["dgms"][2], axis=1).ravel())[::-1]
     assert life2[0] > 2 * life2[1]  # the torus's void, on 120 landmarks
+
+
+@pytest.mark.parametrize("name, sigma", [("sphere", 0.1), ("blob", 0.0), ("torus", 0.15)])
+def test_edge_collapse_keeps_every_diagram(name, sigma):
+    # Boissonnat and Pritam 2020: removing dominated edges leaves H0, H1 and H2 unchanged;
+    # the reference is the same engine on the full complex
+    X = datasets.make(name, n=400, d=10, sigma=sigma, seed=1).X
+    D = cdist(X, X)[:150, :150]
+    got = homology.collapsed_persistence(D, maxdim=2)
+    want = homology.persistence(D, maxdim=2, engine="gph")
+    assert got["engine"] == "gph-collapse" and got["scale"] == want["scale"]
+    for dim in (0, 1, 2):
+        a = got["dgms"][dim]
+        b = want["dgms"][dim][np.lexsort((want["dgms"][dim][:, 1], want["dgms"][dim][:, 0]))]
+        assert a.shape == b.shape and len(a) > 0
+        np.testing.assert_array_equal(a, b)
+
+
+def test_landmark_persistence_without_the_collapser_falls_back(monkeypatch):
+    X = datasets.make("torus", n=600, d=3, seed=0).clean
+    D = cdist(X, X)
+    fast = homology.landmark_persistence(D, n_landmarks=100)
+    monkeypatch.setattr(homology, "_gph_module", lambda name: None)
+    slow = homology.landmark_persistence(D, n_landmarks=100)
+    assert fast["engine"] == "gph-collapse" and slow["engine"] == "ripser"
+    np.testing.assert_array_equal(fast["landmarks"], slow["landmarks"])
+    for dim in (1, 2):
+        np.testing.assert_allclose(np.sort(fast["dgms"][dim], axis=0), np.sort(slow["dgms"][dim], axis=0), rtol=1e-6)

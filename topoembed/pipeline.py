@@ -84,7 +84,7 @@ class Params:
     give a phase for loops without support (:func:`loop_support`), whose phases are otherwise
     withheld (NaN, with the reason in the loop's ``phase_withheld``). ``surface`` (default
     True): where the H1 diagram could hold a second loop that the count leaves out, look for
-    a closed surface behind it (:func:`surface_evidence`; about a second, only then).
+    a closed surface behind it (:func:`surface_evidence`; 0.1-0.4 s, only then).
     ``prevalence_check`` (default True): a run on all of at most :data:`ENSEMBLE_MIN_N`
     points whose loop has an inconclusive p-value (≥ 0.01) also measures the loop's prevalence
     in 10 subsamples of 70 % of the points (:func:`topoembed.ensemble.check_prevalence`); a
