@@ -1,7 +1,8 @@
 """Evidence for each loop (issue 14): the universal-null p-value on spectral distances.
 
-    python benchmarks/bench_evidence.py collect [--part null|grid|heldout|all]   # diagrams (minutes)
-    python benchmarks/bench_evidence.py evaluate                                 # the tables (seconds)
+    python benchmarks/bench_evidence.py collect [--part null|grid|heldout|heldout56|all]   # diagrams (minutes)
+    python benchmarks/bench_evidence.py collect --part surface [--landmarks 300] [--sets ...]  # landmarks' H1/H2
+    python benchmarks/bench_evidence.py evaluate [--landmarks 300]                         # the tables (seconds)
 
 ``collect`` runs the package's default single run (mutual kNN graph k = 100, corrected
 effective resistance, diffusion confirmation: ``loop_rule="confirmed_gap"``, the rule before
@@ -12,10 +13,10 @@ without recomputing homology:
 * ``null``: pure noise with no loop: Gaussian blob in R^50, uniform box [0, 1]^10 in R^50
   (zero-padded), 2-sphere in R^50 (σ = 0.05), n = 300 and 1,000 (the size of every
   subsample of a whole-dataset run), seeds 0-9.
-* ``grid`` / ``heldout``: the noise benchmark's datasets and noise levels (every second
-  σ), seeds 0-2 / 3-4, the same points as ``topoembed benchmark``; the stored task files of
-  the benchmark (``results/three_seeds``, ``results/heldout``) give the best fixed method's
-  score per run.
+* ``grid`` / ``heldout`` / ``heldout56``: the noise benchmark's datasets and noise levels
+  (every second σ), seeds 0-2 / 3-4 / 5-6, the same points as ``topoembed benchmark``; the
+  stored task files of the benchmark (``results/three_seeds``, ``results/heldout``,
+  ``results/heldout56``) give the best fixed setting's score per run.
 
 ``evaluate`` prints, per rule: the share of noise runs with a false loop (null), and on the
 benchmark the loop count right where the best fixed method scores > 0.5, and 0 loops on
