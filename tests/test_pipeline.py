@@ -241,20 +241,18 @@ def test_the_noise_benchmarks_torus_keeps_its_void_on_300_landmarks():
     """σ = 0.15, seed 0 of the noise benchmark (n = 1,000 in R^50): 200 landmarks of the
     default distance miss the void (p ≈ 0.05), 300 find it with its two loops, and the
     default run reports 2 loops (1 without the surface)."""
-    from topoembed import graph, homology, loops, spectral
+    from topoembed import homology, loops
 
     X = datasets.make("torus", n=1000, d=50, sigma=0.15, seed=0).X
-    p = pipeline.Params()
-    A = graph.knn_graph(X, k=p.k, symmetrize=p.symmetrize, weights=p.weights, random_state=0)
-    D = spectral.distance_matrix(p.distance, X=X, A=A, t=p.t)
-    readings = {m: loops.surface_reading(ph["dgms"], scale=ph["scale"])
-                for m in (200, 300) for ph in [homology.landmark_persistence(D, n_landmarks=m)]}
-    assert not readings[200]["void"] and readings[200]["void_p"] >= loops.ALPHA
-    assert readings[300]["void"] and readings[300]["n_loops"] == 2
-    assert homology.N_LANDMARKS == 300
     res = pipeline.run(X, localize=False)
     assert res.detection["n_loops"] == 2 and res.detection["surface"]["n_landmarks"] == 300
     assert res.detection["surface_loops"]["previous"] < 2
+    # the same distances the run read (res.D), on 200 and on 300 landmarks
+    readings = {m: loops.surface_reading(ph["dgms"], scale=ph["scale"])
+                for m in (200, 300) for ph in [homology.landmark_persistence(res.D, n_landmarks=m)]}
+    assert not readings[200]["void"] and readings[200]["void_p"] >= loops.ALPHA
+    assert readings[300]["void"] and readings[300]["n_loops"] == 2
+    assert homology.N_LANDMARKS == 300
 
 
 def _summary_without_timings(res):
