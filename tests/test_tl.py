@@ -439,13 +439,14 @@ def test_phase_only_where_the_loop_is_supported():
 
 def test_loop_support_rule():
     support = pipeline.loop_support
-    assert support({"p_value": 0.01}, 0.05) is None
+    assert support({"p_value": 0.009}, 0.05) is None
+    assert support({"p_value": 0.01}, 0.05) is not None  # the bar is p < 0.01
     assert support({"p_value": None}, 0.05) is None  # too few features for a p-value: not held against it
     assert support({"p_value": 0.3, "prevalence": 0.9}, 0.05) is None
     assert "p = 0.3" in support({"p_value": 0.3}, 0.05)
     assert "60%" in support({"p_value": 0.3, "prevalence": 0.6}, 0.05)
-    # 0.01 <= p < 0.05: enough where no prevalence was measured; where one was, it decides
-    assert support({"p_value": 0.033}, 0.05) is None
+    # 0.01 <= p < 0.05: not enough alone (a possible loop); a measured prevalence decides
+    assert "0.033" in support({"p_value": 0.033}, 0.05) and "0.01" in support({"p_value": 0.033}, 0.05)
     assert support({"p_value": 0.033, "prevalence": 0.9}, 0.05) is None
     assert support({"p_value": 0.005, "prevalence": 0.0}, 0.05) is None
     reason = support({"p_value": 0.033, "prevalence": 0.0}, 0.05)

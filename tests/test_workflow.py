@@ -140,7 +140,7 @@ def test_samples_workflow_runs_every_stage_and_tabulates(tmp_path):
     ring = json.loads((out / "ring" / "report" / "summary.json").read_text())
     assert ring["detection"]["n_loops"] == 1 and ring["params"]["k"] == 20
     table = (out / "samples.csv").read_text().splitlines()
-    assert table[0].startswith("sample,n_input") and [r.split(",")[0] for r in table[1:]] == ["ring", "noise"]
+    assert table[0].startswith("sample,verdict,n_input") and [r.split(",")[0] for r in table[1:]] == ["ring", "noise"]
     assert (out / "samples.md").exists() and (out / "samples.png").stat().st_size > 1000
     # the same as topoembed run on the same points and settings
     from topoembed import cli
@@ -160,6 +160,24 @@ def test_samples_workflow_runs_every_stage_and_tabulates(tmp_path):
     assert "prepare" not in planned and planned["graph"] == 2 and planned["report"] == 2
 
 
+def test_a_failed_sample_is_listed_and_the_others_collected(tmp_path):
+    """With --keep-going, a sample whose input is bad (NaN) fails at prepare; the other samples finish,
+    and samples.md/.csv list every sample, the failed one with its log's last line."""
+    import numpy as np
+
+    X = np.random.default_rng(0).normal(size=(50, 3))
+    X[3, 1] = np.nan
+    np.save(tmp_path / "bad.npy", X)
+    config = TWO_SAMPLES.replace('noise: {path: "noise.npy"}', 'bad: {path: "bad.npy"}')
+    res = _samples(tmp_path, config, "--keep-going")
+    assert res.returncode != 0 and "samples.md lists every sample" in res.stderr
+    rows = {r.split(",")[0]: r for r in (tmp_path / "res" / "samples.csv").read_text().splitlines()[1:]}
+    assert rows["ring"].split(",")[1] == "1 loop"
+    assert rows["bad"].split(",")[1] == "failed" and "NaN" in rows["bad"] and "prepare.log" in rows["bad"]
+    md = (tmp_path / "res" / "samples.md").read_text()
+    assert "| bad | failed |" in md and "| ring | 1 loop |" in md
+
+
 def test_samples_workflow_refuses_unknown_options(tmp_path):
     res = _samples(tmp_path, TWO_SAMPLES.replace("params: {k: 20}", "params: {kk: 20}"), "-n")
     assert res.returncode != 0 and "unknown option(s) ['kk']" in res.stdout + res.stderr
@@ -176,7 +194,7 @@ def test_demo_config_end_to_end(tmp_path):
                          timeout=1500)
     assert res.returncode == 0, res.stderr[-3000:]
     rows = (tmp_path / "demo" / "samples.csv").read_text().splitlines()[1:]
-    got = {r.split(",")[0]: int(r.split(",")[4]) for r in rows}
+    got = {r.split(",")[0]: int(r.split(",")[5]) for r in rows}
     assert got["circle"] == 1 and got["eyeglasses"] == 2 and got["blob"] == 0
     if (repo.parent / "shared" / "data" / "neural_ipc_scvi.h5ad").exists():
         assert got["neural_ipc"] == 1

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, ensemble, graph, homology, io, pipeline, report, spectral
+from . import __version__, analysis, ensemble, graph, homology, io, pipeline, report, spectral
 from ._validate import InputError, check_k, check_points
 
 log = logging.getLogger("topoembed")
@@ -128,10 +128,8 @@ def cmd_run(args) -> int:
     params.validate(X.shape[0])
     _check_embed_args(args, params)
     with io.OutputSet(args.out) as outputs:
-        if args.from_runs:
-            result = ensemble.combine(X, [io.read_run(f) for f in args.from_runs], params)
-        else:
-            result = ensemble.run(X, params, jobs=args.jobs, progress=not args.quiet)
+        runs = [io.read_run(f) for f in args.from_runs] if args.from_runs else None
+        result = analysis.run(X, params, from_runs=runs, jobs=args.jobs, progress=not args.quiet)
         emb = _embed_for_run(args, X, result)
         summ = _write_run_outputs(outputs, args, result, X, emb)
         outputs.commit()
@@ -230,7 +228,7 @@ def _write_run_outputs(outputs, args, result, X, emb=None, view=None) -> dict:
             np.save(fh, Y)
         extra.append(("Embedding", report.embedding_section(Y, info["loss"], topo, result)))
     outputs.path("summary.json").write_text(io.dumps_json(summ))
-    _write_diagrams(outputs.path("diagrams.npz"), result.ph)
+    _write_diagrams(outputs.path("diagrams.npz"), {**result.ph, "n_points": len(result.index)})
     per_point = [{f: lp[f] for f in pipeline.PER_POINT if f in lp} for lp in result.loops]
     outputs.path("report.html").write_text(report.render_html(summ, points=X[result.index], index=result.index,
                                                               per_point=per_point, extra_sections=extra, view=view))
@@ -258,7 +256,7 @@ def _print_table(summ, out, extra=None):
         f"topoembed {summ['version']}: {summ['input']}",
         f"  points        {summ['n_points']}" + (f" (of {summ['n_input']})" if summ["n_input"] != summ["n_points"] else ""),
         f"  distance      {summ['distance']} (k={summ['params']['k']})",
-        f"  loops found   {det['n_loops']}",
+        f"  verdict       {report.summary_verdict(summ).headline()}",
         *(f"                {note}" for note in report.verdict_notes(summ)),
         f"  score         {det['score']:.3f}   (s_m: " + ", ".join(f"{m}:{s:.2f}" for m, s in det["scores"].items()) + ")",
         "  time (s)      " + "  ".join(f"{k} {v:.2f}" for k, v in summ["timings_s"].items()),
@@ -417,6 +415,10 @@ def _diagram_arrays(ph) -> dict:
     arrays["thresh"] = np.array(ph["thresh"])
     arrays["scale"] = np.array(ph["scale"])
     arrays["exact"] = np.array(bool(ph.get("exact", True)))
+    # H0 drops bars of length 0 (duplicates; a two-point side component under corrected effective
+    # resistance), so its length is not the number of points: the file says it
+    if "n_points" in ph:
+        arrays["n_points"] = np.array(int(ph["n_points"]))
     return arrays
 
 
@@ -434,6 +436,12 @@ def _load_diagrams(path):
           "thresh": float(arrays.get("thresh", np.inf)),
           "scale": float(arrays["scale"]) if "scale" in arrays else None,
           "exact": bool(arrays.get("exact", True))}
+    if "n_points" in arrays:
+        ph["n_points"] = int(arrays["n_points"])
+    elif rec and rec.get("points"):
+        ph["n_points"] = int(rec["points"]["n"])
+    else:  # a file made by an older version without a record: H0's bars, one per point unless duplicates
+        ph["n_points"] = len(dgms[0])
     return ph, rec
 
 
@@ -447,6 +455,7 @@ def cmd_homology(args) -> int:
         raise InputError(f"maxdim=2 on {D.shape[0]} points is too slow (limit {pipeline.H2_MAX_N}); subsample first")
     with _stage_work() as box:  # Z_47, as `run`: the cocycles of the loops lift to integers
         ph = homology.persistence(D, maxdim=p.maxdim, coeff=localization.DEFAULT_COEFF)
+    ph["n_points"] = D.shape[0]
     points = rec.get("points") if rec else None
     io.write_stage(args.out, _record("homology", p, points, records, box["seconds"], box["warnings"]),
                    **_diagram_arrays(ph))
@@ -462,7 +471,7 @@ def _points_of(records) -> dict | None:
 def cmd_detect(args) -> int:
     ph, rec = _load_diagrams(args.input)
     records, A = [(args.input, rec)], None
-    n_points = len(ph["dgms"][0]) if len(ph["dgms"]) else 0
+    n_points = ph["n_points"]
     if args.graph:
         A, grec = _load_graph(args.graph, n_points)
         records.append((args.graph, grec))
@@ -661,7 +670,10 @@ def cmd_collect(args) -> int:
         if not sep:
             name, path = Path(item).parent.name, item
         pairs[name] = path
-    rows = collect.table(pairs)
+    rows = collect.table(pairs, logs=args.logs)
+    for r in rows:
+        if r["verdict"] == collect.FAILED:
+            sys.stderr.write(f"topoembed collect: sample {r['sample']!r} failed: {r['error']}\n")
     out = Path(args.out)
     with io.OutputSet(out) as outputs:
         outputs.path("samples.csv").write_text(collect.to_csv(rows))
@@ -845,6 +857,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("summaries", nargs="+", metavar="[NAME=]SUMMARY",
                    help="summary.json files, each optionally named NAME=PATH (default name: the name of its folder)")
     p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--logs", default=None, metavar="DIR",
+                   help="a folder with one log folder per sample (the samples workflow's logs/): a sample without "
+                        "summary.json is then listed as failed, with its log's last line, instead of stopping")
     p.set_defaults(func=cmd_collect)
 
     # Subcommands that live beside their stage (each module offers add_subcommand(sub)).

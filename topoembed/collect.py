@@ -14,13 +14,18 @@ import numpy as np
 
 from ._validate import InputError
 
-#: Columns of the table, in order (README: Snakemake workflow).
-COLUMNS = ("sample", "n_input", "n_points", "distance", "n_loops", "score", "p_value_1", "prevalence_1",
-           "confirmed", "median_phase_confidence_1", "n_on_loop_1", "warnings", "time_s")
+#: Columns of the table, in order (README: Snakemake workflow). ``verdict``: the run's
+#: :class:`topoembed.verdict.Verdict` headline, or "failed" for a sample whose run failed
+#: (``error``: the last line of its log).
+COLUMNS = ("sample", "verdict", "n_input", "n_points", "distance", "n_loops", "score", "p_value_1", "prevalence_1",
+           "confirmed", "median_phase_confidence_1", "n_on_loop_1", "warnings", "time_s", "error")
+FAILED = "failed"
 
 
 def row(sample: str, summ: dict) -> dict:
     """One sample's row from its summary (see :data:`COLUMNS`); missing values are None."""
+    from . import verdict
+
     det = summ["detection"]
     first = summ["loops"][0] if summ.get("loops") else {}
     confirmed = None
@@ -28,15 +33,32 @@ def row(sample: str, summ: dict) -> dict:
         confirmed = det["confirmation"]["n_loops"] == det["n_loops"]
     if "unconfirmed" in det:
         confirmed = False
-    return {"sample": sample, "n_input": summ["n_input"], "n_points": summ["n_points"], "distance": summ["distance"],
+    return {"sample": sample, "verdict": verdict.decide(summ["loops"], det).headline(), "n_input": summ["n_input"], "n_points": summ["n_points"], "distance": summ["distance"],
             "n_loops": det["n_loops"], "score": det["score"], "p_value_1": first.get("p_value"),
             "prevalence_1": first.get("prevalence"), "confirmed": confirmed,
             "median_phase_confidence_1": first.get("median_phase_confidence"), "n_on_loop_1": first.get("n_on_loop"),
-            "warnings": len(summ.get("warnings", [])), "time_s": summ["timings_s"].get("total")}
+            "warnings": len(summ.get("warnings", [])), "time_s": summ["timings_s"].get("total"), "error": None}
 
 
-def table(summaries: dict) -> list[dict]:
-    """Rows for ``{sample: path to summary.json}``, in the given order."""
+def failed_row(sample: str, error: str) -> dict:
+    """The row of a sample whose run failed: its verdict is :data:`FAILED`, ``error`` says why."""
+    return {**dict.fromkeys(COLUMNS), "sample": sample, "verdict": FAILED, "error": error}
+
+
+def last_error(log_dir) -> str:
+    """The last non-empty line of the newest log under ``log_dir`` (a failed sample's logs)."""
+    logs = sorted(Path(log_dir).glob("*.log"), key=lambda f: f.stat().st_mtime) if Path(log_dir).is_dir() else []
+    for log in reversed(logs):
+        lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
+        if lines:
+            return f"{log.name}: {lines[-1]}"
+    return "no summary.json and no log"
+
+
+def table(summaries: dict, logs=None) -> list[dict]:
+    """Rows for ``{sample: path to summary.json}``, in the given order. ``logs`` (a folder
+    with one log folder per sample, as the samples workflow writes): a missing summary is a
+    failed sample, whose row carries its log's last line; without it a missing summary is an error."""
     rows = []
     for sample, path in summaries.items():
         path = Path(path)
@@ -44,7 +66,9 @@ def table(summaries: dict) -> list[dict]:
             summ = json.loads(path.read_text())
             rows.append(row(sample, summ))
         except FileNotFoundError:
-            raise InputError(f"{path} does not exist; run the sample first") from None
+            if logs is None:
+                raise InputError(f"{path} does not exist; run the sample first") from None
+            rows.append(failed_row(sample, last_error(Path(logs) / sample)))
         except (ValueError, KeyError) as exc:
             raise InputError(f"{path} is not a topoembed summary.json ({exc})") from None
     return rows
@@ -59,26 +83,37 @@ def _cell(v) -> str:
 
 
 def to_csv(rows: list[dict]) -> str:
-    return "\n".join([",".join(COLUMNS)] + [",".join(_cell(r[c]) for c in COLUMNS) for r in rows]) + "\n"
+    import csv
+    import io
+
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\n")  # quotes a cell with a comma (an error message)
+    writer.writerow(COLUMNS)
+    writer.writerows([_cell(r[c]) for c in COLUMNS] for r in rows)
+    return buf.getvalue()
 
 
 def to_markdown(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    lines += ["| " + " | ".join(_cell(r[c]) for c in COLUMNS) + " |" for r in rows]
+    lines += ["| " + " | ".join(_cell(r[c]).replace("|", "\\|") for c in COLUMNS) + " |" for r in rows]
     return "\n".join(lines) + "\n"
 
 
 def plot(rows: list[dict], ax=None):
-    """Bar per sample: its detection score, coloured by the number of loops found."""
+    """Bar per sample: its detection score, coloured by the number of loops found, labelled
+    with the verdict ("failed" for a failed sample)."""
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(rows) + 2), 3.2))
     colours = plt.get_cmap("tab10")
-    m = [int(r["n_loops"]) for r in rows]
-    ax.bar(np.arange(len(rows)), [r["score"] for r in rows], color=[colours(k) for k in m])
-    for i, (r, k) in enumerate(zip(rows, m)):
-        ax.text(i, r["score"], f"{k} loop{'s' if k != 1 else ''}", ha="center", va="bottom", fontsize=8)
+    ok = [r["verdict"] != FAILED for r in rows]
+    m = [int(r["n_loops"]) if good else 0 for r, good in zip(rows, ok)]
+    score = [r["score"] if good else 0.0 for r, good in zip(rows, ok)]
+    ax.bar(np.arange(len(rows)), score, color=[colours(k) for k in m])
+    for i, (r, good) in enumerate(zip(rows, ok)):
+        ax.text(i, score[i], r["verdict"] if good else "failed", ha="center", va="bottom", fontsize=8,
+                color="black" if good else "firebrick")
     ax.set_xticks(np.arange(len(rows)), [r["sample"] for r in rows], rotation=30, ha="right")
     ax.set_ylim(0, 1.12)
     ax.set_ylabel("detection score of the call")

@@ -59,7 +59,7 @@ from ._validate import InputError, check_points
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run", "run_subsample", "combine", "plan", "check_prevalence", "needs_prevalence_check", "needs_recurrence_check", "prevalence_stage", "subsample_params", "early_stop_runs", "subsample_indices", "match_loops", "consensus_phase", "MIN_PREVALENCE", "MATCH_MIN_CORR"]
+__all__ = ["run", "single_with_check", "run_subsample", "combine", "plan", "check_prevalence", "needs_prevalence_check", "needs_recurrence_check", "prevalence_stage", "subsample_params", "early_stop_runs", "subsample_indices", "match_loops", "consensus_phase", "MIN_PREVALENCE", "MATCH_MIN_CORR"]
 
 #: A loop is reported when at least this share of the subsamples found it.
 MIN_PREVALENCE = 0.5
@@ -222,7 +222,7 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
     params.validate(n)
     B = params.n_runs(n)
     if B <= 1:
-        return _single_with_check(X, params, jobs, progress)
+        return single_with_check(X, params, jobs, progress)
     t_all = time.perf_counter()
     m = min(int(params.subsample_size), n)
     idxs = subsample_indices(n, m, B, params.seed)
@@ -267,15 +267,20 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
                    {"graph_all_points": t_graph, "subsample_runs": t_runs, "consensus": t_consensus}, t_all)
 
 
-def _single_with_check(X, params: pipeline.Params, jobs, progress: bool) -> pipeline.Result:
-    """One run on all points, then :func:`prevalence_stage`, and only then the withholding of
-    unsupported phases."""
-    res = pipeline.run(X, params, progress=progress, withhold=False)
+def single_with_check(X, params: pipeline.Params, jobs="auto", progress: bool = False, A=None) -> pipeline.Result:
+    """One run on all points (on the graph ``A`` where given), then :func:`prevalence_stage`,
+    and only then the withholding of unsupported phases.
+
+    The check reads the run's *resolved* settings (``result.params``): with ``distance="auto"``
+    they hold the chosen distance, k and loop count, so the check looks in the subsamples with
+    that choice, and a count that ``auto`` decided is never decided again by another rule (it
+    had turned ``auto``'s 0 loops into a loop with prevalence 0)."""
+    res = pipeline.run(X, params, progress=progress, withhold=False, A=A)
     t0 = time.perf_counter()
     with pipeline.collect_warnings() as caught:
         if len(res.index) == X.shape[0]:  # not a subsample of X
             res.detection, res.loops, res.ph, check = prevalence_stage(
-                X, res.A, res.D, res.ph, res.detection, res.loops, params, jobs=jobs, progress=progress)
+                X, res.A, res.D, res.ph, res.detection, res.loops, res.params, jobs=jobs, progress=progress)
             if check is not None:
                 res.timings["prevalence_check"] = time.perf_counter() - t0
                 res.timings["total"] = res.timings.get("total", 0.0) + res.timings["prevalence_check"]
@@ -469,7 +474,15 @@ def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, timing
     ref = runs[ref_b]
     pipeline.withhold_unsupported_phases(loops_out, ref.detection, params)
     counts = [int(r.detection["n_loops"]) for r in runs]
-    detection = {**ref.detection, "n_loops": len(reported)}
+    # the ensemble's count, and per reported loop: its row in the reference run's H1 diagram (None
+    # where that run missed it) and its consensus p-value, so that no list describes another count
+    alpha = ref.detection.get("alpha", pipeline.loops.ALPHA)
+    rows = [next((ref.detection["features"][j] for b, j in c if b == ref_b), None) for c in reported]
+    p_values = [lp["p_value"] for lp in loops_out]
+    detection = {**ref.detection, "n_loops": len(reported), "features": rows, "p_values": p_values,
+                 "significant": [None if p is None else bool(p < alpha) for p in p_values],
+                 "score": float(ref.detection["scores"].get(len(reported), ref.detection["score"]))
+                 if len(reported) else ref.detection["score"]}
     if len(reported) != ref.detection["n_loops"]:
         detection["reference_n_loops"] = int(ref.detection["n_loops"])
     ensemble = {

@@ -19,7 +19,7 @@ from typing import Union
 
 import numpy as np
 
-from . import __version__, _device, graph, homology, loops, spectral
+from . import __version__, _device, graph, homology, loops, spectral, verdict
 from ._lazy import module as _lazy_module
 
 sp = _lazy_module("scipy.sparse")
@@ -205,6 +205,12 @@ class Result:
     auto: dict | None = None     # topoembed.auto.select's choice when distance="auto"
     ensemble: dict | None = None  # topoembed.ensemble: subsamples, each run's reading, prevalence
     warnings: list = field(default_factory=list)  # the run's logged warnings, for summary.json and the report
+
+    @property
+    def verdict(self) -> "verdict.Verdict":
+        """The one verdict on the loops found (:func:`topoembed.verdict.decide`): what the
+        summary, the command line, ``adata.uns`` and the report render."""
+        return verdict.decide(self.loops, self.detection)
 
 
 #: The settings each stage of the staged command line depends on (each includes the earlier
@@ -685,37 +691,16 @@ def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None
         lp["median_phase_confidence"] = float(np.nanmedian(conf)) if np.isfinite(conf).any() else float("nan")
 
 
-#: A loop found in at least this share of subsamples (an ensemble's, or a prevalence check's)
-#: is supported whatever its p-value (:func:`loop_support`): the bar at which a loop is found
-#: by its recurrence alone (:data:`topoembed.loops.RECURRENCE_MIN`).
-SUPPORT_PREVALENCE = loops.RECURRENCE_MIN
-#: Below this universal-null p-value a loop is supported by its p-value alone. From it up to
-#: the detection's alpha, a prevalence that was measured (a single run's check, which runs for
-#: exactly these loops, or an ensemble) decides: on fresh noise (benchmark blob, seeds 5-6),
-#: ``auto`` chose a noise loop with p = 0.033 that no subsample found.
-P_CONCLUSIVE = 0.01
+#: The support thresholds live with the verdict (:mod:`topoembed.verdict`), the one place that reads them.
+SUPPORT_PREVALENCE = verdict.SUPPORT_PREVALENCE
+P_CONCLUSIVE = verdict.P_CONCLUSIVE
 
 
 def loop_support(lp: dict, alpha: float) -> str | None:
-    """None when the data support loop ``lp``, else why not. Support: its universal-null
-    p-value (:func:`topoembed.loops.feature_pvalues`) is below :data:`P_CONCLUSIVE`; or its
-    prevalence (a single run's check or an ensemble's) is at least :data:`SUPPORT_PREVALENCE`;
-    or, where no prevalence was measured, its p-value is below ``alpha``. A p-value that could
-    not be computed (fewer than 10 H1 features, as on a clean circle) does not count against
-    it. A loop of a closed surface (``surface_void_p`` set: the count rests on a void, which
-    passed its own test, :func:`topoembed.loops.surface_reading`) is supported by it."""
-    p = lp.get("p_value")
-    prevalence = lp.get("prevalence")
-    if p is None or (isinstance(p, float) and np.isnan(p)) or "surface_void_p" in lp:
-        return None
-    if p < min(alpha, P_CONCLUSIVE) or (prevalence is None and p < alpha):
-        return None
-    if prevalence is not None and prevalence >= SUPPORT_PREVALENCE:
-        return None
-    found = f"found in only {prevalence:.0%} of the subsamples (< {SUPPORT_PREVALENCE:.0%})" if prevalence is not None else ""
-    why = (f"universal-null p = {p:.2g} >= {alpha:g}" + (f" and {found}" if found else "") if p >= alpha
-           else f"{found}, and its universal-null p = {p:.2g} is not below {P_CONCLUSIVE:g}")
-    return f"low confidence: {why}; no phase is given (--phase-low-confidence 1 gives it)"
+    """None when the data support loop ``lp`` (:func:`topoembed.verdict.assess_loop`), else why
+    not, with the way to get its phase anyway."""
+    why = verdict.assess_loop(lp, alpha).why_not()
+    return None if why is None else f"{why}; no phase is given (--phase-low-confidence 1 gives it)"
 
 
 def withhold_unsupported_phase(lp: dict, alpha: float) -> None:
@@ -769,6 +754,7 @@ def summary(result: Result, input_desc: str = "") -> dict:
                                              "unconfirmed", "not_significant", "rescued", "surface", "surface_loops",
                                              "prevalence_check")
                          if k in det}},
+        "verdict": result.verdict.to_dict(),
         "loops": [{k: v for k, v in lp.items() if k not in PER_POINT} for lp in result.loops],
         **({"auto": result.auto} if result.auto is not None else {}),
         **({"ensemble": result.ensemble} if result.ensemble is not None else {}),

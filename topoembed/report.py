@@ -13,9 +13,9 @@ import io
 
 import numpy as np
 
-from . import loops, pipeline, plotting
+from . import loops, pipeline, plotting, verdict
 
-__all__ = ["render_html", "figure_png", "verdict_notes"]
+__all__ = ["render_html", "figure_png", "verdict_notes", "summary_verdict", "loop_label"]
 
 
 def figure_png(draw, figsize=(5, 4), margins=(0.14, 0.96, 0.14, 0.9)) -> str:
@@ -67,7 +67,8 @@ def verdict_notes(summary: dict) -> list[str]:
         notes.append(f"Found by their significance: {why}, but {len(r['rows'])} H1 feature(s) have p < {r['alpha']:g} "
                      "under the universal null, which noise did not produce in any benchmark run, so they are "
                      "reported (--loop-rule confirmed_gap would report none).")
-    alpha = det.get("alpha", 0.05)
+    alpha = det.get("alpha", verdict.ALPHA)
+    calls = verdict.decide(summary["loops"], det).loops
     for i, lp in enumerate(summary["loops"]):
         p = lp.get("p_value")
         where = ", median over the subsamples that found it" if summary.get("ensemble") else ""
@@ -77,22 +78,28 @@ def verdict_notes(summary: dict) -> list[str]:
             notes.append(f"Loop {i + 1} on its own is within what noise produces (universal-null p = {p:.2g} ≥ "
                          f"{alpha:g}{where}), but it is one of the loops of the void above, which is its evidence; "
                          "its phase is given.")
-        elif p < alpha and pipeline.loop_support(lp, alpha) is None:
+        elif p < alpha and calls[i].supported:
             notes.append(f"Loop {i + 1} is significant: p = {p:.2g} under the universal null distribution of "
                          f"death/birth ratios (Bobrowski and Skraba 2023), Bonferroni-corrected{where}.")
         else:
             found_in = (f"{lp['n_runs']} of {_n_subsamples(summary)} subsamples found it"
                         if "prevalence" in lp else "")
-            if p < alpha:  # inconclusive p, and the subsamples did not find the loop again
+            if p < alpha and "prevalence" in lp:  # inconclusive p, and the subsamples did not find the loop again
                 notes.append(f"Low confidence in loop {i + 1}: its universal-null p = {p:.2g}{where} is below {alpha:g} "
-                             f"but not below {pipeline.P_CONCLUSIVE:g}, where a p-value alone is evidence enough, and "
+                             f"but not below {verdict.P_CONCLUSIVE:g}, where a p-value alone is evidence enough, and "
                              f"only {found_in} (prevalence {lp['prevalence']:.0%} < "
-                             f"{pipeline.SUPPORT_PREVALENCE:.0%}). A loop that random subsamples do not find again "
+                             f"{verdict.SUPPORT_PREVALENCE:.0%}). A loop that random subsamples do not find again "
                              "is likely an accident of these points.")
-            elif "prevalence" in lp and lp["prevalence"] >= pipeline.SUPPORT_PREVALENCE:
+            elif p < alpha:  # inconclusive p, and no prevalence was measured
+                notes.append(f"Low confidence in loop {i + 1}: its universal-null p = {p:.2g}{where} is below {alpha:g} "
+                             f"but not below {verdict.P_CONCLUSIVE:g}, where a p-value alone is evidence enough, and "
+                             "no prevalence across subsamples was measured (the check needs the loop's phase: "
+                             "localize, on at most 1,000 points). Noise gives such p-values after a choice among "
+                             "settings or without the second distance.")
+            elif calls[i].supported:
                 notes.append(f"Loop {i + 1}'s death/birth ratio is within what noise produces (universal-null "
                              f"p = {p:.2g} ≥ {alpha:g}{where}), but {found_in} (prevalence {lp['prevalence']:.0%} "
-                             f"≥ {pipeline.SUPPORT_PREVALENCE:.0%}): the loop is not an accident of a few points, "
+                             f"≥ {verdict.SUPPORT_PREVALENCE:.0%}): the loop is not an accident of a few points, "
                              "so it is supported and its phase is given. Thick loops with unevenly spread cells, "
                              "such as the cell cycle, have small ratios (BENCHMARKS.md, 'Evidence for each loop').")
                 continue
@@ -309,18 +316,32 @@ def _p(p) -> str:
 
 _RULES = {
     "gap": "the largest drop in the {s_m} alone",
-    "confirmed_gap": "the largest drop in the {s_m}, {confirmed} by a second distance",
-    "evidence": "the largest drop in the {s_m}, {confirmed} by a second distance; where that finds none, "
+    "confirmed_gap": "the largest drop in the {s_m}{confirmed}",
+    "evidence": "the largest drop in the {s_m}{confirmed}; where that finds none, "
                 "loops with a very small {p_value} (< 0.001)",
-    "significant": "the largest drop in the {s_m}, {confirmed} by a second distance, keeping only loops "
-                   "with {p_value} < 0.05",
+    "significant": "the largest drop in the {s_m}{confirmed}, keeping only loops with {p_value} < 0.05",
 }
+
+
+def summary_verdict(summary: dict) -> verdict.Verdict:
+    """The run's :class:`topoembed.verdict.Verdict`, from the loops of ``summary`` (the same
+    rule that wrote ``summary["verdict"]``, so an edited or older summary is read the same way)."""
+    return verdict.decide(summary["loops"], summary["detection"])
+
+
+_LEVEL_CSS = {verdict.LOOP: "found", verdict.POSSIBLE: "possible", verdict.NONE: "none"}
+
+
+def loop_label(call: verdict.LoopCall) -> str:
+    """'Loop 2' for a supported loop, 'Possible loop 2' for one without support."""
+    return f"{'Loop' if call.supported else 'Possible loop'} {call.index + 1}"
 
 
 def _headline(summary, t) -> str:
     det = summary["detection"]
     m = det["n_loops"]
-    what = "No loop found" if m == 0 else f"{m} loop{'s' if m > 1 else ''} found"
+    v = summary_verdict(summary)
+    what = v.headline() + (" found" if v.level == verdict.NONE or not v.n_possible else "")
     n, n_in = summary["n_points"], summary["n_input"]
     pts = f"{n:,} points" + (f" (of {n_in:,} in the input)" if n_in != n else "")
     if "ensemble" in summary:
@@ -329,7 +350,7 @@ def _headline(summary, t) -> str:
     dist = summary["distance"].replace("_", " ")
     p = summary["params"]
     graph = summary.get("graph", {})
-    return (f"<p class='headline {'found' if m else 'none'}'>{what}</p>"
+    return (f"<p class='headline {_LEVEL_CSS[v.level]}'>{what}</p>"
             f"<p>in {pts}, with the {t('distance', dist)} {t('distance', 'distance')} on a "
             f"{'mutual ' if p.get('symmetrize') == 'and' else ''}{t('knn', 'kNN graph')} (k = {p.get('k')}"
             + (f", {graph['n_edges']:,} edges, {graph['n_components']} connected component"
@@ -341,8 +362,9 @@ def _headline(summary, t) -> str:
 def _loop_evidence(summary, t) -> list[str]:
     """One plain sentence of evidence per reported loop."""
     det, out = summary["detection"], []
-    alpha = det.get("alpha", 0.05)
+    alpha = det.get("alpha", verdict.ALPHA)
     confirmed = det.get("confirmation") and "unconfirmed" not in det
+    calls = summary_verdict(summary).loops
     for i, lp in enumerate(summary["loops"]):
         bits = []
         p = lp.get("p_value")
@@ -362,7 +384,10 @@ def _loop_evidence(summary, t) -> list[str]:
         ratio = lp["death"] / lp["birth"] if lp.get("death") and lp["birth"] > 0 else None
         bits.append(f"{t('persistence')} {_g(lp['persistence'])}"
                     + (f", {t('ratio')} {ratio:.2f}" if ratio else ""))
-        out.append(f"<b style='color:{plotting.loop_color(i)}'>Loop {i + 1}</b>: " + "; ".join(bits) + ".")
+        level = ("supported" if calls[i].supported else "<b>not supported</b>, so its phase is withheld "
+                 "unless asked for") + f" ({html.escape(calls[i].sentence())})"
+        out.append(f"<b style='color:{plotting.loop_color(i)}'>{loop_label(calls[i])}</b>: {level}; "
+                   + "; ".join(bits) + ".")
     return out
 
 
@@ -370,13 +395,21 @@ def _checks(summary, t) -> list[str]:
     det = summary["detection"]
     rule = det.get("rule")
     items = []
+    ensemble = summary.get("ensemble")
     if rule in _RULES:
-        words = _RULES[rule].format(s_m=t("s_m", "scores s_m"), confirmed=t("confirmation", "confirmed"),
-                                    p_value=t("p_value"))
-        items.append(f"The number of loops was decided by the rule <code>{html.escape(rule)}</code>: {words}.")
+        # the subsample runs of an ensemble skip the second distance: their prevalence is the second opinion
+        if ensemble or not summary["params"].get("confirm"):
+            confirmed = ""
+        else:
+            confirmed = f", {t('confirmation', 'confirmed')} by a second distance"
+        words = _RULES[rule].format(s_m=t("s_m", "scores s_m"), confirmed=confirmed, p_value=t("p_value"))
+        whose = "Each subsample's number of loops" if ensemble else "The number of loops"
+        items.append(f"{whose} was decided by the rule <code>{html.escape(rule)}</code>: {words}"
+                     + (" (without a second distance: the prevalence across subsamples is the second opinion)"
+                        if ensemble else "") + ".")
     items += [html.escape(n) for n in verdict_notes(summary)]
     if det.get("confirmation") is None and summary["params"].get("confirm") and det["n_loops"] == 0 \
-            and "unconfirmed" not in det:
+            and "unconfirmed" not in det and not ensemble:
         items.append("No count to confirm: the detection score found no loop with the first distance.")
     return items
 
@@ -514,7 +547,7 @@ def _loop_table(summary, t) -> str:
 _CSS = """body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:1120px;margin:1.5em auto;
 padding:0 1em;color:#222;line-height:1.45}h1{margin-bottom:.1em}h2{border-bottom:1px solid #ddd;margin-top:1.6em}
 .sub{color:#666;margin-top:0}.verdict{background:#f6f8fa;border:1px solid #d0d7de;border-radius:6px;padding:.4em 1.2em}
-.headline{font-size:1.6em;font-weight:600;margin:.3em 0}.headline.found{color:#1a7f37}.headline.none{color:#57606a}
+.headline{font-size:1.6em;font-weight:600;margin:.3em 0}.headline.found{color:#1a7f37}.headline.none{color:#57606a}.headline.possible{color:#9a6700}
 .warn{background:#fff8c5;border:1px solid #d4a72c;border-radius:6px;padding:.3em 1em;margin:.6em 0}
 .ok{color:#1a7f37}table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding:.2em .6em;
 text-align:left}th{background:#f6f8fa}.figs{display:grid;grid-template-columns:repeat(2,minmax(0,1fr));gap:.6em}

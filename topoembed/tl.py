@@ -25,7 +25,7 @@ import logging
 
 import numpy as np
 
-from . import ensemble, homology, loops, pipeline, spectral
+from . import analysis, homology, loops, pipeline, spectral, verdict
 from . import localize as localization
 from ._anndata import check_adata, h5ad_safe, points, uns_entry
 from ._validate import InputError, check_choice
@@ -198,6 +198,7 @@ def _write_loops(adata, key, det, found):
         stored.append({k: (np.asarray(v) if isinstance(v, list) else v) for k, v in lp.items()
                        if k not in pipeline.PER_POINT})
     entry["loops"] = h5ad_safe(stored) if stored else {}
+    entry["verdict"] = h5ad_safe(verdict.decide(found, det).to_dict())  # as summary.json has it
 
 
 def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.localize,
@@ -262,12 +263,8 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
             raise InputError("neighbors_key (reuse of scanpy's graph) cannot be combined with subsample")
         neighbors(adata, neighbors_key=neighbors_key, binarize=binarize, symmetrize=p.symmetrize, key_added=key_added)
         A = adata.obsp[f"{key_added}_graph"]
-    if from_runs is not None:
-        result = ensemble.combine(X, from_runs, p)
-    elif A is not None:
-        result = pipeline.run(X, p, A=A, progress=progress)
-    else:  # all cells: one run, or an ensemble of subsamples above pipeline.ENSEMBLE_MIN_N cells
-        result = ensemble.run(X, p, jobs=jobs, progress=progress)
+    # the front door: all cells in one run (with the prevalence check), or an ensemble of subsamples
+    result = analysis.run(X, p, A=A, from_runs=from_runs, jobs=jobs, progress=progress)
     store_result(adata, result, use_rep=use_rep, key_added=key_added, neighbors_key=neighbors_key,
                  binarize=binarize)
     return result

@@ -16,3 +16,16 @@ rule collect:
         runtime=10,
     shell:
         "topoembed collect {params.pairs} --out {OUT} > {log} 2>&1"
+
+
+# A failed sample (with --keep-going, after every other sample has finished) still leaves the
+# table: the samples that finished, and each failed one with the last line of its log.
+onerror:
+    import subprocess
+
+    summaries = [f"{n}={OUT}/{n}/report/summary.json" for n in SAMPLES]
+    done = subprocess.run(["topoembed", "collect", *summaries, "--out", OUT, "--logs", f"{OUT}/logs"],
+                          capture_output=True, text=True)
+    print(f"topoembed workflow: a sample failed; {OUT}/samples.md lists every sample and why it failed"
+          if done.returncode == 0 else f"topoembed workflow: the table could not be written: {done.stderr}",
+          file=sys.stderr)

@@ -1,0 +1,144 @@
+"""The one verdict (topoembed.verdict) and the front door (topoembed.analysis): every way in
+gives the same call, and nothing renders a loop the evidence does not support as found."""
+import json
+
+import numpy as np
+import pytest
+
+from topoembed import analysis, cli, datasets, pipeline, report, verdict
+from topoembed._validate import InputError
+
+
+@pytest.mark.parametrize("lp, level", [
+    ({"p_value": 0.004}, verdict.LOOP),                                    # conclusive p alone
+    ({"p_value": None}, verdict.LOOP),                                     # no null: nothing against it
+    ({"p_value": float("nan")}, verdict.LOOP),
+    ({"p_value": 0.017}, verdict.POSSIBLE),                                # inconclusive, nothing measured
+    ({"p_value": 0.033, "prevalence": 0.9}, verdict.LOOP),                 # the subsamples decide
+    ({"p_value": 0.033, "prevalence": 0.8}, verdict.POSSIBLE),
+    ({"p_value": 0.44, "prevalence": 0.0}, verdict.POSSIBLE),              # pbmc68k_reduced's loop
+    ({"p_value": 0.44, "prevalence": 1.0}, verdict.LOOP),                  # a thick real loop (IPC)
+    ({"p_value": 0.005, "prevalence": 0.0}, verdict.LOOP),                 # a conclusive p stands
+    ({"p_value": 0.7, "surface_void_p": 1e-4}, verdict.LOOP),              # a loop of a closed surface
+])
+def test_each_loop_gets_its_level_from_the_evidence(lp, level):
+    call = verdict.assess_loop(lp)
+    assert call.level == level and call.supported == (level == verdict.LOOP)
+    assert (call.why_not() is None) == call.supported
+    assert all(isinstance(r, verdict.Reason) for r in call.reasons) and call.reasons
+    # the reasons say which threshold each piece of evidence was held to
+    for r in call.reasons:
+        if r.evidence == "prevalence":
+            assert r.threshold == verdict.SUPPORT_PREVALENCE and r.supports == (r.value >= r.threshold)
+        if r.evidence == "p_value" and r.value is not None:
+            assert r.supports == (r.value < r.threshold)
+
+
+def test_the_verdict_levels_and_headline():
+    none = verdict.decide([], {"alpha": 0.05})
+    assert none.level == verdict.NONE and none.headline() == "No loop" and none.n_loops == 0
+    weak = verdict.decide([{"p_value": 0.44, "prevalence": 0.0}])
+    assert weak.level == verdict.POSSIBLE and weak.headline() == "1 possible loop (not supported)"
+    mixed = verdict.decide([{"p_value": 1e-4}, {"p_value": 0.2, "prevalence": 0.1}, {"p_value": 0.001}])
+    assert mixed.level == verdict.LOOP and (mixed.n_loops, mixed.n_possible) == (2, 1)
+    assert mixed.headline() == "2 loops, 1 possible"
+    d = mixed.to_dict()
+    assert json.loads(json.dumps(d)) == d  # plain JSON
+    assert [x["level"] for x in d["loops"]] == [verdict.LOOP, verdict.POSSIBLE, verdict.LOOP]
+    with pytest.raises(Exception):  # frozen
+        mixed.level = verdict.NONE
+
+
+def test_the_report_never_calls_an_unsupported_loop_found():
+    X = datasets.make("circle", n=300, d=10, sigma=0.1, seed=0).X
+    s = pipeline.summary(pipeline.run(X, k=30, localize=False))
+    assert s["verdict"]["level"] == verdict.LOOP and s["verdict"]["headline"] == "1 loop"
+    assert "1 loop found" in report.render_html(s)
+    check = {"n_subsamples": 2, "n_planned": 10, "stopped_early": True, "subsample_size": 210, "p_at_least": 0.01,
+             "prevalence": [0.0]}
+    weak = {**s, "loops": [{**s["loops"][0], "p_value": 0.44, "prevalence": 0.0, "n_runs": 0}],
+            "detection": {**s["detection"], "prevalence_check": check}}
+    page = report.render_html(weak)
+    assert "loop found" not in page and "1 possible loop (not supported)" in page and "Possible loop 1" in page
+    assert "headline possible" in page
+
+
+def test_the_front_door_checks_the_precomputed_graph_and_the_options():
+    X = datasets.make("circle", n=100, d=5, sigma=0.05, seed=0).X
+    with pytest.raises(InputError, match="shape"):
+        analysis.run(X, k=10, A=np.eye(50))
+    with pytest.raises(InputError, match="subsample"):
+        analysis.run(X, k=10, A=np.eye(100), subsample=50)
+    with pytest.raises(InputError, match="exclude"):
+        analysis.run(X, k=10, A=np.eye(100), from_runs=[])
+
+
+def test_every_way_in_gives_the_same_verdict_on_a_circle_and_a_blob(tmp_path):
+    """topoembed run, te.tl.run, te.tl.run(neighbors_key=...) on the same graph and the staged
+    chain: the same verdict, count, p-values and phases."""
+    import anndata
+
+    import topoembed as te
+    from topoembed import graph
+
+    for name, spec in (("circle", "circle?n=300&d=10&sigma=0.1&seed=0"), ("blob", "blob?n=300&d=10&sigma=0.2&seed=0")):
+        X = datasets.make(spec.split("?")[0], **{k: (float(v) if "." in v else int(v)) for k, v in
+                                                 (kv.split("=") for kv in spec.split("?")[1].split("&"))}).X
+        np.save(tmp_path / f"{name}.npy", X)
+        out = tmp_path / f"{name}_run"
+        assert cli.main(["run", str(tmp_path / f"{name}.npy"), "--k", "30", "--out", str(out), "-q"]) == 0
+        by_run = json.loads((out / "summary.json").read_text())
+        a = anndata.AnnData(X.astype(np.float32))
+        te.tl.run(a, k=30)
+        by_tl = a.uns["topoembed"]
+        # scanpy's graph route on the same kNN graph: the front door adds the same prevalence check
+        b = anndata.AnnData(X.astype(np.float32))
+        A = graph.knn_graph(X, k=30, symmetrize="and")
+        b.obsp["connectivities"], b.obsp["distances"] = A, A
+        b.uns["neighbors"] = {"connectivities_key": "connectivities", "distances_key": "distances",
+                              "params": {"n_neighbors": 30, "method": "umap"}}
+        te.tl.run(b, k=30, neighbors_key="neighbors")
+        by_nk = b.uns["topoembed"]
+        staged = _staged(tmp_path / name, tmp_path / f"{name}.npy")
+        for other in (by_tl, by_nk, staged):
+            assert _call(other["verdict"]) == _call(by_run["verdict"]), name
+            assert int(other["detection"]["n_loops"]) == by_run["detection"]["n_loops"]
+        p_run = [lp["p_value"] for lp in by_run["loops"]]
+        for p_other in ([lp["p_value"] for lp in te.tl.get_loops(a)], [lp["p_value"] for lp in te.tl.get_loops(b)],
+                        [lp["p_value"] for lp in staged["loops"]]):
+            assert len(p_other) == len(p_run) and np.allclose(p_other, p_run)
+        if by_run["loops"]:
+            assert np.allclose(a.obs["topoembed_phase"], b.obs["topoembed_phase"], equal_nan=True)
+
+
+def _call(v: dict) -> tuple:
+    """(level, headline, each loop's level and evidence) of a verdict from summary.json or adata.uns
+    (where h5ad stores lists as {"0": ...})."""
+    loops_ = v["loops"] if isinstance(v["loops"], list) else [v["loops"][k] for k in sorted(v["loops"], key=int)]
+    return str(v["level"]), str(v["headline"]), int(v["n_loops"]), [(str(c["level"]), str(c["text"])) for c in loops_]
+
+
+def _staged(folder, points):
+    folder.mkdir()
+    f = {k: str(folder / v) for k, v in dict(g="g.npz", D="D.npz", H="H.npz", det="det.json", L="L.npz").items()}
+    for argv in (["graph", points, "--k", "30", "--out", f["g"]],
+                 ["distances", points, "--graph", f["g"], "--out", f["D"]],
+                 ["homology", f["D"], "--out", f["H"]],
+                 ["detect", f["H"], "--graph", f["g"], "--distances", f["D"], "--out", f["det"]],
+                 ["localize", points, "--graph", f["g"], "--distances", f["D"], "--diagrams", f["H"],
+                  "--detection", f["det"], "--out", f["L"]],
+                 ["report", points, "--graph", f["g"], "--distances", f["D"], "--diagrams", f["H"],
+                  "--detection", f["det"], "--loops", f["L"], "--out", str(folder / "res")]):
+        assert cli.main([str(x) for x in argv]) == 0, argv
+    return json.loads((folder / "res" / "summary.json").read_text())
+
+
+def test_auto_s_no_loop_is_never_turned_into_a_loop_by_the_check():
+    """distance="auto" decides its own count; the prevalence check that follows looks in the
+    subsamples with auto's choice and never re-decides the count by another rule. Before, on this
+    blob (and on 400 pbmc68k_reduced cells, seed 2, and McDavid's H9 cells) auto's 0 loops came
+    out as 1-5 loops with prevalence 0."""
+    X = datasets.make("blob", n=400, d=50, sigma=0.2, seed=0).X
+    res = analysis.run(X, distance="auto", jobs=1)
+    assert res.auto["n_loops"] == 0 == res.detection["n_loops"] and res.loops == []
+    assert res.verdict.level == verdict.NONE and "rescued" not in res.detection

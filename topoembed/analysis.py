@@ -1,0 +1,58 @@
+"""The front door: one function that every way in calls.
+
+``topoembed run``, ``te.tl.run`` (with or without ``neighbors_key``), ``topoembed run
+--from-runs`` (the Snakemake ensemble) and the staged command line's last step end here or
+in the same pieces, so the same input gets the same loop count, p-values, phases and
+:class:`topoembed.verdict.Verdict` whichever way it came in:
+
+1. validate the input and the settings once (:meth:`topoembed.pipeline.Params.validate`);
+2. analyse: subsample runs made elsewhere are combined (:func:`topoembed.ensemble.combine`);
+   a precomputed graph (scanpy's) gets one run on all points
+   (:func:`topoembed.ensemble.single_with_check`); otherwise all points are one run, or an
+   ensemble of subsamples above :data:`topoembed.pipeline.ENSEMBLE_MIN_N` points
+   (:func:`topoembed.ensemble.run`). A single run of at most that many points measures the
+   prevalence of a doubtful loop (:func:`topoembed.ensemble.prevalence_stage`) in every case;
+3. the verdict is :func:`topoembed.verdict.decide` on the loops found, read as
+   ``result.verdict`` and rendered by the summary, the command line, ``adata.uns`` and the report.
+"""
+from __future__ import annotations
+
+import dataclasses
+
+from . import ensemble, pipeline
+from ._validate import InputError, check_points
+
+__all__ = ["run"]
+
+
+def run(X, params: pipeline.Params | None = None, *, A=None, from_runs: list | None = None, jobs="auto",
+        progress: bool = False, **overrides) -> pipeline.Result:
+    """Analyse the points X (n × p) and return a :class:`topoembed.pipeline.Result` whose
+    ``verdict`` is the answer.
+
+    ``params`` or keyword overrides set the options (:class:`topoembed.pipeline.Params`).
+    ``A``: a precomputed symmetric adjacency on all n points (scanpy's graph); the run then
+    uses it instead of a kNN graph, on all points (no ensemble, no ``subsample``).
+    ``from_runs``: results of :func:`topoembed.ensemble.run_subsample` made elsewhere (one
+    cluster job each) to combine. ``jobs``: local processes for subsamples and checks
+    ("auto": one per usable CPU).
+    """
+    params = dataclasses.replace(params or pipeline.Params(), **overrides)
+    X = check_points(X, min_points=3)
+    n = X.shape[0]
+    if A is not None and from_runs is not None:
+        raise InputError("a precomputed graph and subsample runs made elsewhere exclude each other; pass one")
+    if A is not None:
+        if params.subsample is not None:
+            raise InputError("a precomputed graph (neighbors_key) cannot be combined with subsample; "
+                             "subsample the cells first")
+        if A.shape != (n, n):
+            raise InputError(f"the graph has shape {A.shape} but there are {n} points")
+        # one run on all points: the graph covers them all, so there is nothing to subsample
+        params = dataclasses.replace(params, n_subsamples=1)
+        params.validate(n)
+        return ensemble.single_with_check(X, params, jobs, progress, A=A)
+    if from_runs is not None:
+        return ensemble.combine(X, from_runs, params)
+    params.validate(n)
+    return ensemble.run(X, params, jobs=jobs, progress=progress)
