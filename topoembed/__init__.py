@@ -4,7 +4,7 @@
 ``te.pl`` (AnnData in, AnnData out) on top of the array core: ``graph``, ``spectral``,
 ``homology``, ``loops``, ``datasets`` and ``pipeline``.
 """
-__version__ = "0.1.0"
+from ._version import __version__  # noqa: F401
 
 from . import datasets, graph, homology, loops, pipeline, spectral  # noqa: E402,F401
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import InputError, check_points
+from ._validate import InputError, check_points, looks_like_counts
 
 
 def check_adata(adata) -> None:
@@ -25,7 +25,6 @@ def points(adata, use_rep: str | None = None, *, expect_representation: bool = T
     are refused: persistent homology should run on a representation (PCA, scVI, ...).
     """
     from .io import points_from_adata
-    from .pp import looks_like_counts
 
     check_adata(adata)
     X = points_from_adata(adata, use_rep)

@@ -90,3 +90,38 @@ def available_memory_bytes() -> int:
         return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
     except (ValueError, OSError, AttributeError):  # pragma: no cover
         return 4 * 1024**3
+
+
+def looks_like_counts(X, sample: int = 20000, seed: int = 0) -> bool:
+    """True if X is non-negative and integer-valued (checked on a random sample of entries)."""
+    return count_kind(X, sample, seed) == "integer"
+
+
+def count_kind(X, sample: int = 20000, seed: int = 0) -> str:
+    """What a matrix of expression values looks like, from a random sample of its entries:
+    "integer" (raw counts), "fractional" (non-negative, non-integer, with values above
+    :data:`LOG_MAX`: counts after ambient-RNA correction or from a pseudo-aligner), "log"
+    (non-negative, non-integer, all at most :data:`LOG_MAX`: log1p of normalised counts
+    stays below about 12), "negative" (scaled data or a representation) or "empty"."""
+    data = X.data if _issparse(X) else np.asarray(X).ravel()
+    if data.size == 0:
+        return "empty"
+    if data.size > sample:
+        data = data[np.random.default_rng(seed).choice(data.size, sample, replace=False)]
+    data = np.asarray(data, dtype=np.float64)
+    if np.any(data < 0) or not np.all(np.isfinite(data)):
+        return "negative"
+    if np.all(data == np.round(data)) and data.max() > 1:
+        return "integer"
+    return "log" if data.max() <= LOG_MAX else "fractional"
+
+
+#: The largest value log-transformed expression takes in practice (log1p(1e4 · 1) ≈ 9.2; some
+#: pipelines scale to 1e6: log1p(1e6) ≈ 13.8).
+LOG_MAX = 15.0
+
+
+def _issparse(X) -> bool:
+    import scipy.sparse as sp
+
+    return sp.issparse(X)

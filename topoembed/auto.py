@@ -306,14 +306,12 @@ def choose_with_surface(candidates: dict, surface=None, **options) -> dict:
 
 def choose_on(candidates: dict, D: np.ndarray | None, *, seed: int = 0, **options) -> tuple[dict, dict | None]:
     """(choice, surface): :func:`choose_with_surface` with the closed surface of ``D``, the
-    default setting's distances (:func:`topoembed.pipeline.surface_evidence`), read only where
+    default setting's distances (:func:`topoembed.loops.surface_evidence`), read only where
     it could change the count; ``surface`` is that reading, or None where none was made."""
     read = []
 
     def evidence():
-        from .pipeline import surface_evidence
-
-        read.append(surface_evidence(D, seed=seed))
+        read.append(loops.surface_evidence(D, seed=seed))
         return read[0]
 
     out = choose_with_surface(candidates, evidence if D is not None else None, **options)
@@ -335,7 +333,7 @@ def select(X, *, grid=DEFAULT_GRID, seed: int = 0, min_support: int = MIN_SUPPOR
         (distance kind, k and graph rule).
     surface : where the default setting's diagram may hide a second loop
         (:func:`topoembed.loops.may_hide_loops`), look for a closed surface on its
-        distances (:func:`topoembed.pipeline.surface_evidence`) and let :func:`choose` use it.
+        distances (:func:`topoembed.loops.surface_evidence`) and let :func:`choose` use it.
 
     Returns
     -------

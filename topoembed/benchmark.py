@@ -56,7 +56,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, auto, datasets, io, loops, pipeline
+from . import auto, datasets, io, loops, pipeline
+from ._version import __version__
 from ._parallel import imap
 from ._validate import InputError, available_memory_bytes
 

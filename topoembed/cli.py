@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__, analysis, ensemble, graph, homology, io, pipeline, report, spectral
+from . import analysis, ensemble, graph, homology, io, pipeline, report, spectral
+from ._version import __version__
 from ._validate import InputError, check_k, check_points
 
 log = logging.getLogger("topoembed")

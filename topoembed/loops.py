@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import homology
+
 __all__ = ["filtered_lifetimes", "detection_scores", "detect", "feature_pvalues", "surface_reading", "void_evidence", "surface_count",
            "may_hide_loops", "recurrence_candidate", "decide", "LOOP_RULES",
            "MIN_RATIO", "MAX_LOOPS", "ALPHA"]
@@ -152,6 +154,14 @@ def surface_reading(dgms: list, alpha: float = ALPHA, scale: float | None = None
     alive = (h1[:, 0] <= born) & (h1[:, 1] > born) & (h1[:, 1] - h1[:, 0] >= floor)
     out.update(void=True, n_loops=int(np.sum(alive)))
     return out
+
+
+def surface_evidence(D: np.ndarray, seed: int = 0) -> dict:
+    """H1 and H2 of the distance ``D`` on its max-min landmarks
+    (:func:`topoembed.homology.landmark_persistence`), read by :func:`surface_reading`: is
+    there a void whose loops the count missed?"""
+    ph = homology.landmark_persistence(D, seed=seed)
+    return {**surface_reading(ph["dgms"], scale=ph["scale"]), "n_landmarks": len(ph["landmarks"])}
 
 
 def void_evidence(surface: dict) -> str:

@@ -19,7 +19,8 @@ from typing import Union
 
 import numpy as np
 
-from . import __version__, _device, graph, homology, loops, spectral, verdict
+from . import _device, graph, homology, loops, spectral, verdict
+from ._version import __version__
 from ._lazy import module as _lazy_module
 
 sp = _lazy_module("scipy.sparse")
@@ -84,7 +85,7 @@ class Params:
     give a phase for loops without support (:func:`loop_support`), whose phases are otherwise
     withheld (NaN, with the reason in the loop's ``phase_withheld``). ``surface`` (default
     True): where the H1 diagram could hold a second loop that the count leaves out, look for
-    a closed surface behind it (:func:`surface_evidence`; 0.1-0.4 s, only then).
+    a closed surface behind it (:func:`topoembed.loops.surface_evidence`; 0.1-0.4 s, only then).
     ``prevalence_check`` (default True): a run on all of at most :data:`ENSEMBLE_MIN_N`
     points whose loop has an inconclusive p-value (≥ 0.01) also measures the loop's prevalence
     in 10 subsamples of 70 % of the points (:func:`topoembed.ensemble.check_prevalence`); a
@@ -393,25 +394,17 @@ def _speculative_child(conn, A, params, spectra) -> None:
         conn.close()
 
 
-def surface_evidence(D: np.ndarray, seed: int = 0) -> dict:
-    """H1 and H2 of the distance ``D`` on its max-min landmarks
-    (:func:`topoembed.homology.landmark_persistence`), read by
-    :func:`topoembed.loops.surface_reading`: is there a void whose loops the count missed?"""
-    ph = homology.landmark_persistence(D, seed=seed)
-    return {**loops.surface_reading(ph["dgms"], scale=ph["scale"]), "n_landmarks": len(ph["landmarks"])}
-
-
 def with_surface(detection: dict, dgm1: np.ndarray, scale: float, params: Params, distances,
                  confirmation: dict | None = None) -> tuple[dict, dict | None]:
     """(detection, surface): :func:`topoembed.loops.decide` again with the closed surface of the
-    distances (:func:`surface_evidence`) where it could change the count (rule "evidence",
+    distances (:func:`topoembed.loops.surface_evidence`) where it could change the count (rule "evidence",
     ``n_loops="auto"``, ``params.surface``, :func:`topoembed.loops.may_hide_loops`); else the
     detection unchanged and None. ``distances``: the matrix, or a function returning it (called
     only then), or None (no surface)."""
     if (distances is None or not params.surface or params.loop_rule != "evidence" or params.n_loops != "auto"
             or not loops.may_hide_loops(loops.filtered_lifetimes(dgm1)[0], detection["n_loops"], scale)):
         return detection, None
-    surface = surface_evidence(distances() if callable(distances) else distances, seed=params.seed)
+    surface = loops.surface_evidence(distances() if callable(distances) else distances, seed=params.seed)
     return loops.decide(dgm1, scale=scale, n_loops=params.n_loops, rule=params.loop_rule,
                         confirmation=confirmation, surface=surface), surface
 

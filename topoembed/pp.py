@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from . import graph
 from ._anndata import check_adata, points, uns_entry
-from ._validate import InputError, check_k
+from ._validate import LOG_MAX, InputError, check_k, count_kind, looks_like_counts  # noqa: F401 (public here)
 from .pipeline import Params
 
 log = logging.getLogger(__name__)
@@ -44,33 +44,6 @@ def cell_cycle_genes(organism: str = "human", phase: str | None = None) -> list[
     return genes if organism == "human" else [g[0] + g[1:].lower() for g in genes]
 
 
-def looks_like_counts(X, sample: int = 20000, seed: int = 0) -> bool:
-    """True if X is non-negative and integer-valued (checked on a random sample of entries)."""
-    return count_kind(X, sample, seed) == "integer"
-
-
-def count_kind(X, sample: int = 20000, seed: int = 0) -> str:
-    """What a matrix of expression values looks like, from a random sample of its entries:
-    "integer" (raw counts), "fractional" (non-negative, non-integer, with values above
-    :data:`LOG_MAX`: counts after ambient-RNA correction or from a pseudo-aligner), "log"
-    (non-negative, non-integer, all at most :data:`LOG_MAX`: log1p of normalised counts
-    stays below about 12), "negative" (scaled data or a representation) or "empty"."""
-    data = X.data if sp.issparse(X) else np.asarray(X).ravel()
-    if data.size == 0:
-        return "empty"
-    if data.size > sample:
-        data = data[np.random.default_rng(seed).choice(data.size, sample, replace=False)]
-    data = np.asarray(data, dtype=np.float64)
-    if np.any(data < 0) or not np.all(np.isfinite(data)):
-        return "negative"
-    if np.all(data == np.round(data)) and data.max() > 1:
-        return "integer"
-    return "log" if data.max() <= LOG_MAX else "fractional"
-
-
-#: The largest value log-transformed expression takes in practice (log1p(1e4 · 1) ≈ 9.2; some
-#: pipelines scale to 1e6: log1p(1e6) ≈ 13.8).
-LOG_MAX = 15.0
 
 
 def _match_genes(var_names, genes, organism):

@@ -1,0 +1,76 @@
+"""The package's shape (issue 27): an import graph without circles, modules of one job."""
+import ast
+from pathlib import Path
+
+PKG = Path(__file__).resolve().parents[1] / "topoembed"
+
+
+def _modules() -> dict:
+    mods = {}
+    for f in PKG.rglob("*.py"):
+        parts = f.relative_to(PKG.parent).with_suffix("").parts
+        mods[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = f
+    return mods
+
+
+def import_graph() -> dict:
+    """module -> the package's modules it imports anywhere in its body (lazy imports included)."""
+    mods = _modules()
+    edges = {m: set() for m in mods}
+    for m, f in mods.items():
+        here = m.split(".") if f.name == "__init__.py" else m.split(".")[:-1]
+        for node in ast.walk(ast.parse(f.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                if node.level:
+                    base = ".".join(here[:len(here) - node.level + 1] + ([node.module] if node.module else []))
+                elif (node.module or "").startswith("topoembed"):
+                    base = node.module
+                else:
+                    continue
+                subs = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in mods]
+                targets = subs + ([base] if len(subs) < len(node.names) else [])
+            elif isinstance(node, ast.Import):
+                targets = [a.name for a in node.names if a.name.startswith("topoembed")]
+            else:
+                continue
+            edges[m] |= {t for t in targets if t in mods and t != m}
+    return edges
+
+
+def cycles(edges: dict) -> list:
+    """Strongly connected components with more than one module (Tarjan)."""
+    index, low, stack, on, found = {}, {}, [], set(), []
+
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on.add(v)
+        for w in edges[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            comp = []
+            while not comp or comp[-1] != v:
+                comp.append(stack.pop())
+                on.discard(comp[-1])
+            if len(comp) > 1:
+                found.append(sorted(comp))
+
+    for v in edges:
+        if v not in index:
+            visit(v)
+    return found
+
+
+def test_cycle_finder_finds_a_cycle():
+    assert cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_the_import_graph_has_no_circles():
+    edges = import_graph()
+    assert "topoembed.pipeline" in edges and "topoembed.loops" in edges["topoembed.pipeline"]
+    assert cycles(edges) == []
