@@ -74,7 +74,8 @@ def _best_fixed(task: dict) -> float:
 
 
 def collect(part: str) -> None:
-    from topoembed import benchmark, datasets
+    import noise_benchmark as benchmark
+    from topoembed import datasets
 
     OUT.mkdir(parents=True, exist_ok=True)
     if part in ("null", "all"):

@@ -1,4 +1,5 @@
 import os
+import sys
 from pathlib import Path
 
 import matplotlib
@@ -6,6 +7,9 @@ import pytest
 
 matplotlib.use("Agg")
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+# the benchmark harnesses live beside the package, in benchmarks/ (tests import noise_benchmark from there)
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 IPC_H5AD = SHARED_DATA / "neural_ipc_scvi.h5ad"

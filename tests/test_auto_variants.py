@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from topoembed import benchmark
+import noise_benchmark as benchmark
 
 ROOT = Path(__file__).resolve().parents[1]
 TASKS = ROOT / "benchmarks" / "results" / "three_seeds" / "tasks"

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from topoembed import benchmark as B
+import noise_benchmark as B
 from topoembed import pipeline
 from topoembed._validate import InputError
 from topoembed.cli import main

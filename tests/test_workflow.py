@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from topoembed import benchmark as B
+import noise_benchmark as B
 
 pytestmark = pytest.mark.skipif(
     importlib.util.find_spec("snakemake") is None or shutil.which("snakemake") is None,

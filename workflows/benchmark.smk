@@ -1,12 +1,14 @@
 # Noise benchmark (issue 6) on a cluster or many cores. No analysis code here: each job
-# calls the topoembed command line; the grid comes from topoembed.benchmark.grid().
+# calls the topoembed command line; the grid comes from benchmarks/noise_benchmark.py's grid().
 #
 #   snakemake -s workflows/benchmark.smk --cores 32                                  # quick grid
 #   snakemake -s workflows/benchmark.smk --cores 32 --config quick=false out=benchmarks/results/full
 #   snakemake -s workflows/benchmark.smk --executor slurm --jobs 200 --config quick=false   # a cluster
 import os
 
-from topoembed import benchmark as B
+from topoembed.cli import benchmark_harness
+
+B = benchmark_harness()  # benchmarks/noise_benchmark.py of this checkout
 
 configfile: os.path.join(workflow.basedir, "benchmark.yaml")
 

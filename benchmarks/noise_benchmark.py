@@ -33,6 +33,10 @@ writes one JSON file. :func:`aggregate` turns the task files into the tables and
 The local runner (:func:`run_grid`, ``--jobs``) and the Snakemake workflow
 (``workflows/benchmark.smk``) both run the same task command.
 
+This harness lives in the source repository, outside the installed package: run it as
+``python benchmarks/noise_benchmark.py ARGS`` or, from a source checkout with an editable
+install, as ``topoembed benchmark ARGS`` (the thin subcommand loads this file).
+
 Command line::
 
     topoembed benchmark --quick --out benchmarks/results/quick      # coarse grid, minutes to an hour
@@ -56,15 +60,15 @@ from pathlib import Path
 
 import numpy as np
 
-from . import auto, datasets, io, loops, pipeline
-from ._version import __version__
-from ._parallel import imap
-from ._validate import InputError, available_memory_bytes
+from topoembed import auto, datasets, io, loops, pipeline
+from topoembed._parallel import imap
+from topoembed._validate import InputError, available_memory_bytes
+from topoembed._version import __version__
 
 log = logging.getLogger(__name__)
 
 __all__ = ["METHODS", "DATASETS", "sigma_grid", "grid", "run_task", "task_filename", "run_grid", "aggregate",
-           "auc_table", "add_subcommand", "PUBLISHED"]
+           "auc_table", "build_parser", "main", "PUBLISHED"]
 
 #: Noise levels of the paper: linspace(0, 0.35, 29), rounded so that file names and
 #: command lines reproduce them exactly; the eyeglasses stop at 0.15.
@@ -683,7 +687,9 @@ def _selected(path: Path, datasets_, seeds) -> bool:
 
 
 def _cmd(args) -> int:
-    command = "topoembed benchmark " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["benchmark"] else ""
+    command = ("topoembed benchmark " + " ".join(sys.argv[2:]) if sys.argv[1:2] == ["benchmark"]
+               else "python benchmarks/noise_benchmark.py " + " ".join(sys.argv[1:])
+               if sys.argv[0].endswith("noise_benchmark.py") else "")
     if args.n < 10 or args.d < 3:
         raise InputError(f"--n {args.n} / --d {args.d} too small; use n >= 10 and d >= 3")
     if args.jobs < 1:
@@ -737,10 +743,9 @@ def _cmd(args) -> int:
     return 0
 
 
-def add_subcommand(subparsers) -> argparse.ArgumentParser:
-    """Register ``topoembed benchmark`` on the CLI's subparsers."""
-    p = subparsers.add_parser("benchmark", help="the noise benchmark (Damrich et al. 2024) with auto selection",
-                              description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    """The harness's options (``topoembed benchmark`` forwards its arguments here)."""
+    p = argparse.ArgumentParser(prog="topoembed benchmark", description=__doc__.split("\n\n")[0])
     p.add_argument("--out", required=True, help="output folder (grid, --aggregate) or task .json (--task)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true",
@@ -763,5 +768,18 @@ def add_subcommand(subparsers) -> argparse.ArgumentParser:
                         "but not scored for its void (H2 takes minutes per setting at n = 1,000)")
     p.add_argument("--list", action="store_true", help="print the tasks of the grid and exit")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(func=_cmd)
     return p
+
+
+def main(argv=None) -> int:
+    """Run the harness with command-line arguments ``argv`` (default: ``sys.argv[1:]``)."""
+    return _cmd(build_parser().parse_args(argv))
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        sys.exit(main())
+    except InputError as exc:
+        sys.stderr.write(f"noise_benchmark: error: {exc}\n")
+        sys.exit(2)
