@@ -60,7 +60,7 @@ from pathlib import Path
 
 import numpy as np
 
-from topoembed import auto, datasets, io, loops, pipeline
+from topoembed import auto, datasets, evidence, io, loops, pipeline
 from topoembed._parallel import imap
 from topoembed._validate import InputError, available_memory_bytes
 from topoembed._version import __version__
@@ -121,9 +121,9 @@ METHODS = {
 def _confirm_config():
     """The second distance ``pipeline.Params()`` confirms a loop count with (same graph), or None."""
     p = pipeline.Params()
-    if not p.confirm or p.distance not in pipeline.CONFIRM_WITH:
+    if not p.confirm or p.distance not in evidence.CONFIRM_WITH:
         return None
-    other = pipeline.CONFIRM_WITH[p.distance]
+    other = evidence.CONFIRM_WITH[p.distance]
     return (other, p.k, p.t if other == "diffusion" else None, None, p.symmetrize)
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import noise_benchmark as B
-from topoembed import pipeline
+from topoembed import evidence, pipeline
 from topoembed._validate import InputError
 from topoembed.cli import main
 
@@ -171,7 +171,7 @@ def test_loop_count_accuracy_where_the_best_fixed_method_detects():
 
 
 def test_default_applies_the_pipelines_confirmation():
-    assert B.CONFIRM == (pipeline.CONFIRM_WITH[pipeline.Params().distance], pipeline.Params().k, pipeline.Params().t,
+    assert B.CONFIRM == (evidence.CONFIRM_WITH[pipeline.Params().distance], pipeline.Params().k, pipeline.Params().t,
                          None, pipeline.Params().symmetrize)
     one = {"life1": [1.0, 0.1, 0.05], "thresh": 1.0}
     none = {"life1": list(np.linspace(0.1, 0.01, 10)), "thresh": 1.0}

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from topoembed import datasets, homology, pipeline, spectral
+from topoembed import datasets, evidence, homology, pipeline, spectral
 from topoembed._validate import InputError
 
 
@@ -167,7 +167,7 @@ def test_switches_must_be_on_or_off(name):
 @pytest.mark.parametrize("name", ["circle", "blob"])
 def test_confirmation_stopped_early_gives_the_full_filtration_count(name):
     """The confirmation stops its filtration once the count cannot change
-    (pipeline._one_loop_decided); the count must equal that of the whole filtration."""
+    (evidence._one_loop_decided); the count must equal that of the whole filtration."""
     from topoembed import graph, loops, spectral
 
     X = datasets.make(name, n=400, d=20, sigma=0.2, seed=1).X
@@ -176,8 +176,8 @@ def test_confirmation_stopped_early_gives_the_full_filtration_count(name):
     scale = homology.distance_scale(D2)
     full = homology.persistence(D2, truncate=False)
     want = loops.detect(full["dgms"][1], scale=full["scale"])["n_loops"]
-    early = homology.persistence(D2, decided=lambda dgm, t: pipeline._one_loop_decided(dgm, t, scale))
-    dgm = early["dgms"][1] if early["exact"] else pipeline._at_truncation(early["dgms"][1], early["thresh"])
+    early = homology.persistence(D2, decided=lambda dgm, t: evidence._one_loop_decided(dgm, t, scale))
+    dgm = early["dgms"][1] if early["exact"] else evidence._at_truncation(early["dgms"][1], early["thresh"])
     got = loops.detect(dgm, scale=early["scale"])
     assert got["n_loops"] == want
     if not early["exact"]:  # the lower bound of s_1 is below the true score
@@ -276,30 +276,30 @@ def test_speculative_confirmation_gives_the_sequential_result(monkeypatch, name,
         X = np.vstack([X, np.full((1, X.shape[1]), 30.0)])
     monkeypatch.setattr("topoembed._parallel.usable_cpus", lambda: 2)
     started = []
-    real = pipeline._Speculation.__init__
+    real = evidence._Speculation.__init__
 
     def spy(self, *a, **k):
         started.append(1)
         real(self, *a, **k)
 
-    monkeypatch.setattr(pipeline._Speculation, "__init__", spy)
+    monkeypatch.setattr(evidence._Speculation, "__init__", spy)
     fast = pipeline.run(X, k=30)
     assert started  # the speculative path ran
-    monkeypatch.setattr(pipeline, "SPECULATE_MAX_N", 0)
+    monkeypatch.setattr(evidence, "SPECULATE_MAX_N", 0)
     slow = pipeline.run(X, k=30)
     assert _summary_without_timings(fast) == _summary_without_timings(slow)
     if name == "circle":
         assert fast.detection["confirmation"]["n_loops"] == 1
     # a failing child: the parent computes the reading itself
-    monkeypatch.setattr(pipeline, "SPECULATE_MAX_N", 2000)
-    parent, real_reading = os.getpid(), pipeline.confirmation_reading
+    monkeypatch.setattr(evidence, "SPECULATE_MAX_N", 2000)
+    parent, real_reading = os.getpid(), evidence.confirmation_reading
 
     def fails_in_child(*a, **k):
         if os.getpid() != parent:
             raise RuntimeError("child failure")
         return real_reading(*a, **k)
 
-    monkeypatch.setattr(pipeline, "confirmation_reading", fails_in_child)
+    monkeypatch.setattr(evidence, "confirmation_reading", fails_in_child)
     again = pipeline.run(X, k=30)
     assert _summary_without_timings(again) == _summary_without_timings(slow)
 

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import analysis, ensemble, graph, homology, io, pipeline, report, spectral
+from . import analysis, ensemble, evidence, graph, homology, io, pipeline, report, spectral
 from ._version import __version__
 from ._validate import InputError, check_k, check_points
 
@@ -487,12 +487,12 @@ def cmd_detect(args) -> int:
             records.append((args.distances, drec))
             io.check_record(drec, args.distances, {}, _points_of(records[:1]))
     p = _resolve(args, records)
-    if A is None and p.confirm and p.loop_rule != "gap" and p.distance in pipeline.CONFIRM_WITH:
+    if A is None and p.confirm and p.loop_rule != "gap" and p.distance in evidence.CONFIRM_WITH:
         log.warning("no --graph: the loop count is not confirmed by the other spectral distance as `run` does; "
                     "pass --graph G.npz (the graph of the distances), or --confirm 0 to say so")
         p = dataclasses.replace(p, confirm=False)
     with _stage_work() as box:
-        det = pipeline.decide_loops(ph, A, p, D=D)
+        det = evidence.decide_loops(ph, A, p, D=D)
     record = _record("detect", p, _points_of(records), records, box["seconds"], box["warnings"])
     io.write_json(args.out, {**record, "detection": det, "features": det["features"]})
     sys.stdout.write(f"detect: {det['n_loops']} loop(s), score {det['score']:.3f} -> {args.out}\n")

@@ -368,7 +368,7 @@ def persistence(D: np.ndarray, maxdim: int = 1, cocycles: bool = False, coeff: i
     ``truncate=False`` use the enclosing radius. ``decided(dgm1, t)`` may stop the growth
     early: it gets the H1 diagram at truncation t (classes alive at t have death inf, and
     none is born later) and returns True when the caller's answer can no longer change
-    (see :func:`topoembed.pipeline.confirmation_reading`); the result then has ``exact=False``.
+    (see :func:`topoembed.evidence.confirmation_reading`); the result then has ``exact=False``.
 
     ``engine``: "gph" (giotto-ph; about twice as fast as ripser.py), "ripser" (ripser.py,
     the only one with cocycles) or "auto" (gph unless cocycles are asked for). With

@@ -271,7 +271,7 @@ def decide(dgm: np.ndarray, *, scale: float | None = None, n_loops="auto", rule:
 
     Evidence: the detection score's largest-gap reading (:func:`detect`); the reading of a
     second spectral distance on the same graph (``confirmation``: ``{"distance", "n_loops",
-    "score"}``, computed by :func:`topoembed.pipeline.confirmation_reading`); and each
+    "score"}``, computed by :func:`topoembed.evidence.confirmation_reading`); and each
     feature's universal-null p-value (:func:`feature_pvalues`), Bonferroni-corrected over
     the H1 features of the diagram. (An ensemble of subsamples adds each loop's
     prevalence, :mod:`topoembed.ensemble`.)

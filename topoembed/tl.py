@@ -25,7 +25,7 @@ import logging
 
 import numpy as np
 
-from . import analysis, homology, loops, pipeline, spectral, verdict
+from . import analysis, evidence, homology, loops, pipeline, spectral, verdict
 from . import localize as localization
 from ._anndata import check_adata, h5ad_safe, points, uns_entry
 from ._validate import InputError, check_choice
@@ -216,7 +216,7 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
     second distance as :func:`run` does (``confirm=True``); a loop found here on noisy
     data should be checked with ``te.tl.run`` or ``distance="auto"``. Where the diagram
     may hide a second loop, ``surface`` looks for a closed surface on the stored distances'
-    landmarks, as :func:`run` does (:func:`topoembed.pipeline.with_surface`).
+    landmarks, as :func:`run` does (:func:`topoembed.evidence.with_surface`).
     """
     adata = adata.copy() if copy else adata
     check_adata(adata)
@@ -226,7 +226,7 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
     ph = _ph_from_entry(entry)
     # the package's rule (loops.decide; no second distance here, see above)
     det = loops.decide(ph["dgms"][1], n_loops=n_loops, scale=ph["scale"])
-    det, _ = pipeline.with_surface(det, ph["dgms"][1], ph["scale"], pipeline.Params(n_loops=n_loops, surface=surface),
+    det, _ = evidence.with_surface(det, ph["dgms"][1], ph["scale"], pipeline.Params(n_loops=n_loops, surface=surface),
                                    lambda: _distances_for(adata, key_added))
     index = np.arange(adata.n_obs)
     found = pipeline.describe_loops(ph, det, index)

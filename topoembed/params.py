@@ -1,0 +1,218 @@
+"""The settings contract: :class:`Params`, every setting that shapes a result, with its checks.
+
+Each default is read from the signature of the core function that uses it, so a parameter
+has one name and one default everywhere (Python API, command line, workflow config).
+:meth:`Params.validate` checks every setting against the number of points *before* any
+work; :data:`STAGE_PARAMS` says which settings each stage of the staged command line
+depends on, and :func:`stage_resources` what a cluster job of each stage should ask for.
+"""
+from __future__ import annotations
+
+import dataclasses
+import inspect
+from dataclasses import dataclass
+from typing import Union
+
+import numpy as np
+
+from . import _device, graph, homology, loops, spectral
+from . import localize as localization
+from ._validate import InputError, check_choice, check_k, check_positive
+
+__all__ = ["Params", "STAGE_PARAMS", "stage_resources", "H2_MAX_N", "ENSEMBLE_MIN_N", "ENSEMBLE_RUNS",
+           "SUBSAMPLE_SIZE"]
+
+#: Largest n for which H2 (maxdim=2) is allowed: ripser took 34 s at n = 500 on the sphere (2 cores).
+H2_MAX_N = 600
+#: Above this many points (and with no ``subsample``) ``n_subsamples="auto"`` analyses the data
+#: as an ensemble of subsamples of ``subsample_size`` (:mod:`topoembed.ensemble`). The single run
+#: (k = 100, mutual graph) was checked right at 300 and 1,000 points (noisy circle, Gaussian blob,
+#: IPC cells; 3 seeds each); at 2,000 points it loses the IPC loop (seed 0 here; seeds 0 and 1
+#: in issue 13) and its confirmation takes minutes on a noisy circle (170 s, 2 cores).
+ENSEMBLE_MIN_N = 1000
+#: Subsamples of an ensemble with ``n_subsamples="auto"``.
+ENSEMBLE_RUNS = 10
+#: Points per subsample of an ensemble (``Params.subsample_size``). 700, not the published
+#: protocol's 1,000: on the IPC cells (every subsample run made, seeds 0-7) the loop was found
+#: in 68 of 70 700-point runs (R² of CellCycle on the consensus phase 0.87-0.88) and 76 of 80
+#: 500-point ones, with p-values as small; but on two linked circles (σ = 0.15, n = 5,000)
+#: 500-point runs lose the loops (0-1 per run, 0 reported) where 700- and 1,000-point runs find
+#: both. A 700-point run costs about 40 % of a 1,000-point one (BENCHMARKS.md "Whole datasets").
+SUBSAMPLE_SIZE = 700
+
+
+def _default(func, name):
+    return inspect.signature(func).parameters[name].default
+
+
+@dataclass
+class Params:
+    """Every setting of a pipeline run (names are the same in ``tl``, the CLI and YAML).
+
+    The pipeline's graph differs from :func:`topoembed.graph.knn_graph`'s generic
+    defaults (k=15, union graph): a *mutual* kNN graph with k = 100. On the neural IPC
+    cell-cycle data (1,000-cell subsamples, seeds 0-4) it lifts the corrected effective
+    resistance's detection score from 0.57 (k=15, union) to 0.83, and it keeps the noisy
+    circle's loop (sigma = 0.25-0.3) found; see BENCHMARKS.md. Mutual kNN graphs drop the
+    one-sided edges that noise adds between distant parts of a loop (Maier, Hein and von
+    Luxburg 2009). Pass smaller k for small inputs (k must be < n).
+
+    ``confirm`` (default True): with ``n_loops="auto"``, a loop count found with a
+    spectral distance must be confirmed by the other spectral kind on the same graph
+    (effective resistance ↔ diffusion at time ``t``; :data:`CONFIRM_WITH`), else the run
+    reports 0 loops and keeps the reading as ``detection["unconfirmed"]``. On Gaussian
+    noise (noise benchmark, 45 runs) effective resistance alone reported a loop in 15 runs,
+    confirmed in none; on the IPC cell-cycle data it was confirmed in every subsample.
+    Cost: one more distance matrix and H1 persistence, only when a loop was found.
+
+    ``knn_method`` ("auto", "exact", "approx"): the kNN search (:func:`topoembed.graph.knn_search`;
+    "exact" removes the approximate search's dependence on pynndescent at large n).
+    ``device`` ("cpu", "auto", "cuda"): where the kNN search and the eigendecomposition run
+    (:mod:`topoembed._device`; the CPU fallback gives the same graph). ``n_subsamples`` /
+    ``subsample_size`` / ``early_stop``: how :func:`topoembed.ensemble.run`
+    analyses a whole dataset (:meth:`n_runs`; a unanimous ensemble stops after 6 of 10 runs); ``phase_method``: the circular coordinate
+    (:func:`topoembed.localize.localize_loops`). ``phase_low_confidence`` (default False): also
+    give a phase for loops without support (:func:`loop_support`), whose phases are otherwise
+    withheld (NaN, with the reason in the loop's ``phase_withheld``). ``surface`` (default
+    True): where the H1 diagram could hold a second loop that the count leaves out, look for
+    a closed surface behind it (:func:`topoembed.loops.surface_evidence`; 0.1-0.4 s, only then).
+    ``prevalence_check`` (default True): a run on all of at most :data:`ENSEMBLE_MIN_N`
+    points whose loop has an inconclusive p-value (≥ 0.01) also measures the loop's prevalence
+    in 10 subsamples of 70 % of the points (:func:`topoembed.ensemble.check_prevalence`); a
+    prevalence of at least 0.9 supports the loop. Where such a run finds no loop, its longest
+    H1 feature is checked the same way and reported if it recurs in at least 90 % of them
+    (:func:`topoembed.ensemble.prevalence_stage`). Cost, only then: 2.5-4.7 times the run where
+    a loop is checked, 4.5-6 where a hidden loop is found, 1.1-2 on noise (BENCHMARKS.md).
+    ``confirm`` applies to single runs: the runs of an ensemble or of a prevalence check skip it,
+    since the prevalence across subsamples is their second opinion
+    (:func:`topoembed.ensemble.subsample_params`).
+    """
+
+    k: int = 100
+    metric: str = _default(graph.knn_graph, "metric")
+    symmetrize: str = "and"
+    weights: str = _default(graph.knn_graph, "weights")
+    distance: str = spectral.DEFAULT_DISTANCE
+    t: float = _default(spectral.distance_matrix, "t")
+    n_components: int = _default(spectral.distance_matrix, "n_components")
+    maxdim: int = _default(homology.persistence, "maxdim")
+    n_loops: Union[str, int] = _default(loops.detect, "n_loops")
+    subsample: Union[int, None] = None
+    seed: int = 0
+    max_points: int = spectral.DENSE_MAX_N
+    localize: bool = True
+    confirm: bool = True
+    loop_rule: str = _default(loops.decide, "rule")
+    theta_filtration: float = _default(localization.localize_loops, "theta_filtration")
+    phase_method: str = _default(localization.localize_loops, "phase_method")
+    n_subsamples: Union[str, int] = "auto"
+    subsample_size: int = SUBSAMPLE_SIZE
+    early_stop: bool = True
+    device: str = "auto"
+    knn_method: str = _default(graph.knn_graph, "method")
+    phase_low_confidence: bool = False
+    surface: bool = True
+    prevalence_check: bool = True
+
+    def n_runs(self, n: int) -> int:
+        """Single runs the analysis of n points makes: ``n_subsamples`` if an integer, else
+        (``"auto"``) 1 when ``subsample`` is set or n ≤ :data:`ENSEMBLE_MIN_N`, and
+        :data:`ENSEMBLE_RUNS` subsamples of ``subsample_size`` points above."""
+        if self.n_subsamples != "auto":
+            return int(self.n_subsamples)
+        return 1 if self.subsample is not None or n <= ENSEMBLE_MIN_N else ENSEMBLE_RUNS
+
+    def validate(self, n: int) -> "Params":
+        """Check every setting against the number of input points n; raise InputError."""
+        check_choice(self.distance, [*spectral.DISTANCES, "auto"], "distance")
+        check_choice(self.symmetrize, ("or", "and"), "symmetrize")
+        check_choice(self.weights, graph.WEIGHTS, "weights")
+        check_positive(self.t, "t", allow_zero=True)
+        check_positive(self.n_components, "n_components", integer=True)
+        check_positive(self.max_points, "max_points", integer=True)
+        if self.maxdim not in (0, 1, 2):
+            raise InputError(f"maxdim={self.maxdim!r} must be 0, 1 or 2")
+        if self.n_loops != "auto":
+            check_positive(self.n_loops, "n_loops", integer=True, allow_zero=True)
+            if int(self.n_loops) > loops.MAX_LOOPS:
+                raise InputError(f"n_loops={self.n_loops} is more than the {loops.MAX_LOOPS} loops the detection "
+                                 f"score is defined for; pass 0-{loops.MAX_LOOPS} or 'auto'")
+        check_choice(self.phase_method, localization.PHASE_METHODS, "phase_method")
+        check_choice(self.loop_rule, loops.LOOP_RULES, "loop_rule")
+        check_choice(self.knn_method, ("auto", "exact", "approx"), "knn_method")
+        _device.resolve(self.device)  # "cuda" without CUDA fails here, before any work
+        if not 0 <= self.theta_filtration < 1:
+            raise InputError(f"theta_filtration={self.theta_filtration!r} must be in [0, 1)")
+        for name in ("localize", "confirm", "early_stop", "phase_low_confidence", "surface", "prevalence_check"):
+            if getattr(self, name) not in (True, False):  # also accepts 0 and 1 (the CLI's form)
+                raise InputError(f"{name}={getattr(self, name)!r} must be True/False (on the command line 1 or 0)")
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
+            raise InputError(f"seed={self.seed!r} must be an integer")
+        if self.n_subsamples != "auto":
+            check_positive(self.n_subsamples, "n_subsamples", integer=True)
+        check_positive(self.subsample_size, "subsample_size", integer=True)
+        n_used = n
+        if self.n_runs(n) > 1:
+            if self.subsample is not None:
+                raise InputError("subsample (one random subset) and n_subsamples > 1 (an ensemble of subsets) "
+                                 "exclude each other; pass one of them")
+            n_used = min(n, int(self.subsample_size))
+        if self.subsample is not None:
+            check_positive(self.subsample, "subsample", integer=True)
+            if self.subsample < 3:
+                raise InputError(f"subsample={self.subsample} is too small; use at least k + 1 points")
+            n_used = min(n, int(self.subsample))
+        if self.distance == "auto":
+            if n_used < 20:
+                raise InputError(f"distance='auto' needs at least 20 points, got {n_used}")
+        else:
+            check_k(self.k, n_used)
+        if self.distance == "laplacian_eigenmaps" and self.n_components >= n_used - 1:
+            raise InputError(f"n_components={self.n_components} must be < n - 1 = {n_used - 1}")
+        if self.maxdim == 2 and n_used > H2_MAX_N:
+            raise InputError(f"maxdim=2 (voids) on {n_used} points would take very long (limit {H2_MAX_N}); "
+                             f"subsample, e.g. --subsample {H2_MAX_N}")
+        spectral.check_dense_feasible(n_used, max_n=self.max_points)
+        return self
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+#: The settings each stage of the staged command line depends on (each includes the earlier
+#: stages'): they are recorded in the stage's output file, and a later stage refuses an
+#: input whose record disagrees with its own options (:func:`topoembed.io.check_record`).
+STAGE_PARAMS: dict[str, tuple[str, ...]] = {"graph": ("k", "metric", "symmetrize", "weights", "seed", "knn_method")}
+STAGE_PARAMS["distances"] = STAGE_PARAMS["graph"] + ("distance", "t", "n_components")
+STAGE_PARAMS["homology"] = STAGE_PARAMS["distances"] + ("maxdim",)
+STAGE_PARAMS["detect"] = STAGE_PARAMS["homology"] + ("n_loops", "loop_rule", "confirm", "surface")
+STAGE_PARAMS["localize"] = STAGE_PARAMS["detect"] + ("localize", "theta_filtration", "phase_method",
+                                                     "phase_low_confidence", "prevalence_check")
+
+
+def stage_resources(stage: str, n: int, params: Params | None = None) -> dict:
+    """What to ask a cluster scheduler for one stage on n points: ``{"mem_mb", "runtime"}``
+    (minutes), and 1 thread (every stage runs on one BLAS thread).
+
+    Memory: the dense n × n stages hold a few float64 matrices (distances, eigenvectors,
+    workspace: 4 · 8 n² bytes) and persistence adds at most
+    :func:`topoembed.homology.ripser_memory_estimate` over a third of the edges (the
+    truncated filtration's worst case measured here); graph, embedding and report are
+    O(n k). Time: about what n = 1,000 took on this project's 2-core machine (graph 5 s,
+    distances 2 s, homology 10 s, detect 10 s, localize 5 s, embedding 60 s, report 10 s),
+    scaled by n^3 for the dense stages and n for the others, times 3; the floor is 10
+    minutes. An ensemble (n > :data:`ENSEMBLE_MIN_N`) runs a whole single run on each of its
+    ``subsample_size``-point subsamples (``stage="subsample"``), and its ``combine`` job is O(n k).
+    """
+    params = params or Params()
+    if stage == "subsample":
+        n, stage = int(params.subsample_size), "single"
+    scale = max(n, 1) / 1000
+    dense = 4 * 8 * n**2 + homology.ripser_memory_estimate(n * n / 6)
+    mem = {"graph": 5e-5 * n * params.k, "embed": 1e-4 * n * 100, "report": 1e-4 * n * params.k,
+           "combine": 1e-4 * n * params.k}.get(stage, dense / 2**20)  # MB: about 50-100 bytes per graph edge
+    linear = {"graph": 5, "embed": 60, "report": 10, "combine": 30}
+    cubic = {"distances": 2, "homology": 10, "detect": 10, "localize": 5, "single": 30}
+    seconds = linear[stage] * scale if stage in linear else cubic.get(stage, 30) * scale**3
+    runtime = 3 * seconds / 60
+    return {"mem_mb": int(1000 + mem), "runtime": int(max(10, 3 * runtime)), "threads": 1}
