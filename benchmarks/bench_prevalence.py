@@ -22,7 +22,7 @@ prints them:
   the count, and the longest feature's prevalence (~35 min; the no-loop sets first). The
   committed rows were made with the check's match threshold at |ρ| ≥ 0.5 (``min_corr``), and
   the four rows that then reported a loop were rerun at the present 0.8
-  (``ensemble.CHECK_MIN_CORR``); a stricter threshold can only lower a prevalence, so the
+  (``prevalence.CHECK_MIN_CORR``); a stricter threshold can only lower a prevalence, so the
   other rows' counts stand.
 * ``shapes``: linked circles, eyeglasses (σ ≤ 0.15) and torus, n = 3,000 in R^50,
   σ = 0.05-0.2, seed 0, ensembles as in ``null``: loops reported with and without the

@@ -4,7 +4,7 @@ from functools import lru_cache
 import numpy as np
 import pytest
 
-from topoembed import datasets, ensemble, pipeline
+from topoembed import datasets, ensemble, pipeline, prevalence, subsamples
 from topoembed import localize as L
 from topoembed._validate import InputError
 
@@ -18,12 +18,12 @@ def _ens(name, n=1200, sigma=0.1, seed=0, jobs=1):
 
 
 def test_subsample_indices_are_seeded_distinct_and_sorted():
-    a = ensemble.subsample_indices(1000, 100, 3, seed=5)
-    b = ensemble.subsample_indices(1000, 100, 3, seed=5)
+    a = subsamples.subsample_indices(1000, 100, 3, seed=5)
+    b = subsamples.subsample_indices(1000, 100, 3, seed=5)
     assert all(np.array_equal(x, y) for x, y in zip(a, b))
     assert all(len(np.unique(x)) == 100 and np.all(np.diff(x) > 0) for x in a)
     assert not np.array_equal(a[0], a[1])
-    assert not np.array_equal(a[0], ensemble.subsample_indices(1000, 100, 3, seed=6)[0])
+    assert not np.array_equal(a[0], subsamples.subsample_indices(1000, 100, 3, seed=6)[0])
 
 
 def test_consensus_phase_undoes_rotation_and_reflection():
@@ -233,17 +233,17 @@ def test_a_script_without_main_guard_runs_on_one_process_instead_of_breaking(tmp
 def test_needs_prevalence_check_only_for_inconclusive_loops():
     on, off = pipeline.Params(), pipeline.Params(prevalence_check=False)
     weak = {"p_value": 0.2, "phase": np.zeros(3)}
-    assert ensemble.needs_prevalence_check([weak], on) and not ensemble.needs_prevalence_check([weak], off)
-    assert not ensemble.needs_prevalence_check([{"p_value": 0.001, "phase": np.zeros(3)}], on)  # p says enough
-    assert not ensemble.needs_prevalence_check([{"p_value": None, "phase": np.zeros(3)}], on)  # no null to doubt
-    assert not ensemble.needs_prevalence_check([{**weak, "surface_void_p": 0.001}], on)  # the void is its evidence
-    assert not ensemble.needs_prevalence_check([{"p_value": 0.2}], on)  # no phase to match (localize off)
-    assert not ensemble.needs_prevalence_check([], on)
-    assert ensemble.needs_prevalence_check([{"p_value": 0.001, "phase": np.zeros(3)}, weak], on)
+    assert prevalence.needs_prevalence_check([weak], on) and not prevalence.needs_prevalence_check([weak], off)
+    assert not prevalence.needs_prevalence_check([{"p_value": 0.001, "phase": np.zeros(3)}], on)  # p says enough
+    assert not prevalence.needs_prevalence_check([{"p_value": None, "phase": np.zeros(3)}], on)  # no null to doubt
+    assert not prevalence.needs_prevalence_check([{**weak, "surface_void_p": 0.001}], on)  # the void is its evidence
+    assert not prevalence.needs_prevalence_check([{"p_value": 0.2}], on)  # no phase to match (localize off)
+    assert not prevalence.needs_prevalence_check([], on)
+    assert prevalence.needs_prevalence_check([{"p_value": 0.001, "phase": np.zeros(3)}, weak], on)
     # above ENSEMBLE_MIN_N points the confidence is an ensemble's: no check, nothing changed
     big = np.zeros((pipeline.ENSEMBLE_MIN_N + 1, 2))
     det = {"n_loops": 1}
-    assert ensemble.prevalence_stage(big, None, None, {}, det, [weak], on) == (det, [weak], {}, None)
+    assert prevalence.prevalence_stage(big, None, None, {}, det, [weak], on) == (det, [weak], {}, None)
 
 
 def test_prevalence_check_finds_a_noisy_circles_loop_in_every_subsample():
@@ -251,16 +251,16 @@ def test_prevalence_check_finds_a_noisy_circles_loop_in_every_subsample():
     X = datasets.make("circle", n=300, d=50, sigma=0.2, seed=0).X
     res = pipeline.run(X, withhold=False)
     (lp,) = res.loops
-    check = ensemble.check_prevalence(X, res.loops, pipeline.Params(early_stop=False), jobs=1)
+    check = prevalence.check_prevalence(X, res.loops, pipeline.Params(early_stop=False), jobs=1)
     assert check["n_subsamples"] == check["n_planned"] == 10 and check["subsample_size"] == 210
     assert lp["prevalence"] == 1.0 and lp["n_runs"] == 10 and check["prevalence"] == [1.0]
     assert all(r["n_loops"] >= 1 for r in check["runs"])
     # the default stops once the support is decided (9 of 10), the same with 1 or 2 jobs
     for jobs in (1, 2):
-        check = ensemble.check_prevalence(X, res.loops, pipeline.Params(), jobs=jobs)
+        check = prevalence.check_prevalence(X, res.loops, pipeline.Params(), jobs=jobs)
         assert check["n_subsamples"] == 9 and check["stopped_early"] and check["prevalence"] == [1.0]
     # too few points for k: no check
-    assert ensemble.check_prevalence(X[:120], res.loops, pipeline.Params(), jobs=1) is None
+    assert prevalence.check_prevalence(X[:120], res.loops, pipeline.Params(), jobs=1) is None
 
 
 def test_the_prevalence_checks_subsample_runs_decide_alone_without_a_surface(monkeypatch):
@@ -268,9 +268,9 @@ def test_the_prevalence_checks_subsample_runs_decide_alone_without_a_surface(mon
     # surface (a loop of a surface is never checked; its H2 was 45 % of the check's time on IPC)
     X = datasets.make("circle", n=300, d=50, sigma=0.2, seed=0).X
     res = pipeline.run(X, withhold=False)
-    seen, real = [], ensemble._single
-    monkeypatch.setattr(ensemble, "_single", lambda args: (seen.append(args[2]), real(args))[1])
-    ensemble.check_prevalence(X, res.loops, pipeline.Params(n_loops=1), jobs=1)
+    seen, real = [], prevalence.run_one
+    monkeypatch.setattr(prevalence, "run_one", lambda args: (seen.append(args[2]), real(args))[1])
+    prevalence.check_prevalence(X, res.loops, pipeline.Params(n_loops=1), jobs=1)
     assert len(seen) == 9
     assert all(p.surface is False and p.n_loops == "auto" and p.confirm is False for p in seen)
 
@@ -292,5 +292,5 @@ def test_a_forced_noise_loop_has_a_low_prevalence_and_no_phase():
 
 
 def test_ensemble_runs_skip_the_second_distance():
-    p = ensemble.subsample_params(pipeline.Params(subsample=500, confirm=True))
+    p = subsamples.subsample_params(pipeline.Params(subsample=500, confirm=True))
     assert p.confirm is False and p.subsample is None and p.n_subsamples == 1

@@ -8,10 +8,10 @@ in the same pieces, so the same input gets the same loop count, p-values, phases
 1. validate the input and the settings once (:meth:`topoembed.pipeline.Params.validate`);
 2. analyse: subsample runs made elsewhere are combined (:func:`topoembed.ensemble.combine`);
    a precomputed graph (scanpy's) gets one run on all points
-   (:func:`topoembed.ensemble.single_with_check`); otherwise all points are one run, or an
+   (:func:`topoembed.prevalence.single_with_check`); otherwise all points are one run, or an
    ensemble of subsamples above :data:`topoembed.pipeline.ENSEMBLE_MIN_N` points
    (:func:`topoembed.ensemble.run`). A single run of at most that many points measures the
-   prevalence of a doubtful loop (:func:`topoembed.ensemble.prevalence_stage`) in every case;
+   prevalence of a doubtful loop (:func:`topoembed.prevalence.prevalence_stage`) in every case;
 3. the verdict is :func:`topoembed.verdict.decide` on the loops found, read as
    ``result.verdict`` and rendered by the summary, the command line, ``adata.uns`` and the report.
 """
@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from . import ensemble, pipeline
+from . import ensemble, pipeline, prevalence
 from ._validate import InputError, check_points
 
 __all__ = ["run"]
@@ -51,7 +51,7 @@ def run(X, params: pipeline.Params | None = None, *, A=None, from_runs: list | N
         # one run on all points: the graph covers them all, so there is nothing to subsample
         params = dataclasses.replace(params, n_subsamples=1)
         params.validate(n)
-        return ensemble.single_with_check(X, params, jobs, progress, A=A)
+        return prevalence.single_with_check(X, params, jobs, progress, A=A)
     if from_runs is not None:
         return ensemble.combine(X, from_runs, params)
     params.validate(n)

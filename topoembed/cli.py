@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import analysis, ensemble, evidence, graph, homology, io, pipeline, report, spectral
+from . import analysis, ensemble, evidence, graph, homology, io, pipeline, prevalence, report, spectral
 from ._version import __version__
 from ._validate import InputError, check_k, check_points
 
@@ -550,7 +550,7 @@ def cmd_localize(args) -> int:
             ph = pipeline.localization_stage(found, X, index, A, D, ph, det, p, withhold=False)
         # as `run`: prevalence as evidence, and the phases withheld only after it had its say
         t0 = time.perf_counter()
-        det, found, ph, check = ensemble.prevalence_stage(X, A, D, ph, det, found, p, jobs=args.jobs)
+        det, found, ph, check = prevalence.prevalence_stage(X, A, D, ph, det, found, p, jobs=args.jobs)
         t_check = time.perf_counter() - t0 if check is not None else 0.0
         pipeline.withhold_unsupported_phases(found, det, p)
     arrays = {f"{f}_{i}": np.asarray(lp[f]) for i, lp in enumerate(found) for f in pipeline.PER_POINT if f in lp}

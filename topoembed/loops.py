@@ -298,7 +298,7 @@ def decide(dgm: np.ndarray, *, scale: float | None = None, n_loops="auto", rule:
       finds no loop, the :func:`recurrence_candidate` is reported if it recurs in at least
       :data:`RECURRENCE_MIN` of random subsamples analysed alone (``recurrence``:
       ``{"feature", "prevalence", "n_subsamples"}``, measured by
-      :func:`topoembed.ensemble.check_prevalence`; ``rescued`` with reason "recurrence"). The
+      :func:`topoembed.prevalence.check_prevalence`; ``rescued`` with reason "recurrence"). The
       IPC cell-cycle loop sometimes shows as a long feature with a second one more than half
       as long (s_1 = 0.2-0.5 in 3 of 24 1,000-cell subsamples); on the noise benchmark's
       no-loop runs (blob, box, sphere: 158 runs with a candidate) the longest feature

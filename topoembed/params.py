@@ -78,14 +78,14 @@ class Params:
     a closed surface behind it (:func:`topoembed.loops.surface_evidence`; 0.1-0.4 s, only then).
     ``prevalence_check`` (default True): a run on all of at most :data:`ENSEMBLE_MIN_N`
     points whose loop has an inconclusive p-value (≥ 0.01) also measures the loop's prevalence
-    in 10 subsamples of 70 % of the points (:func:`topoembed.ensemble.check_prevalence`); a
+    in 10 subsamples of 70 % of the points (:func:`topoembed.prevalence.check_prevalence`); a
     prevalence of at least 0.9 supports the loop. Where such a run finds no loop, its longest
     H1 feature is checked the same way and reported if it recurs in at least 90 % of them
-    (:func:`topoembed.ensemble.prevalence_stage`). Cost, only then: 2.5-4.7 times the run where
+    (:func:`topoembed.prevalence.prevalence_stage`). Cost, only then: 2.5-4.7 times the run where
     a loop is checked, 4.5-6 where a hidden loop is found, 1.1-2 on noise (BENCHMARKS.md).
     ``confirm`` applies to single runs: the runs of an ensemble or of a prevalence check skip it,
     since the prevalence across subsamples is their second opinion
-    (:func:`topoembed.ensemble.subsample_params`).
+    (:func:`topoembed.subsamples.subsample_params`).
     """
 
     k: int = 100

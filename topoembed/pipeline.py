@@ -27,7 +27,7 @@ from ._validate import InputError, check_points
 from .evidence import _Speculation, decide_loops
 from .params import (ENSEMBLE_MIN_N, ENSEMBLE_RUNS, H2_MAX_N, STAGE_PARAMS, SUBSAMPLE_SIZE, Params,  # noqa: F401
                      _default, stage_resources)
-from .summary import PER_POINT, summary  # noqa: F401
+from .summary import PER_POINT, summary  # noqa: F401 (PER_POINT: pipeline.PER_POINT for callers)
 
 sp = _lazy_module("scipy.sparse")
 

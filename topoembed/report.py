@@ -13,7 +13,7 @@ import io
 
 import numpy as np
 
-from . import loops, pipeline, plotting, verdict
+from . import loops, plotting, verdict
 
 __all__ = ["render_html", "figure_png", "verdict_notes", "summary_verdict", "loop_label"]
 
