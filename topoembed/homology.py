@@ -28,6 +28,11 @@ Cost: memory ≈ 4·n² bytes for the float32 copy plus the reduction, which gro
 edges below the truncation (:func:`ripser_memory_estimate`, checked before each run);
 time from well under a second to a few seconds at n = 1,000. H2 costs much more: 34 s at
 n = 500 (sphere, 2 cores); the pipeline refuses above 600.
+
+Size (about 570 lines): the two engines (ripser.py, giotto-ph's compiled core loaded without
+its wrapper), the truncated filtration with its memory check, the landmarks with the edge
+collapse, and the cocycles all read one prepared float32 matrix and the same engine loader;
+apart, each would import the others' private helpers.
 """
 from __future__ import annotations
 

@@ -4,6 +4,11 @@ It shows the persistence diagram, the barcode, a 2-D PCA view of the points with
 detected loop's birth edge marked, the detection-score table and the run's parameters
 and timings. Everything it prints comes from the ``summary.json`` dict, so the two
 never disagree.
+
+Size (about 620 lines): one self-contained page. Its sections, the sentences that word the
+verdict (:func:`verdict_notes`, shared with the command line) and the glossary that each
+number links to are written against the same summary dict; the figures themselves are drawn
+by :mod:`topoembed.plotting`, the verdict is decided by :mod:`topoembed.verdict`.
 """
 from __future__ import annotations
 
