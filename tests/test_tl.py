@@ -123,6 +123,27 @@ def test_h5ad_round_trip_and_plots(circle_adata, tmp_path):
     plt.close("all")
 
 
+def test_the_loop_plot_works_right_after_run_and_says_the_verdict(circle_adata):
+    """No UMAP yet: the default view is the PCA of the analysed points (it was "basis 'umap' not
+    found"); the title carries the verdict; with no loop the frame says there is nothing to mark."""
+    import matplotlib.pyplot as plt
+
+    a = circle_adata.copy()
+    del a.obsm["X_umap"]
+    te.tl.run(a, use_rep="X_rep")
+    ax = te.pl.loop(a)
+    assert ax.get_title() == "PCA of X_rep: 1 loop"
+    with pytest.raises(InputError, match="sc.tl.umap"):
+        te.pl.loop(a, basis="umap")
+    blob = datasets.make("blob", n=300, d=10, sigma=0.2, seed=0).X
+    b = anndata.AnnData(blob.astype(np.float32))
+    te.tl.run(b, k=30)
+    ax = te.pl.loop(b)
+    assert ax.get_title() == "PCA of X: No loop"
+    assert any(t.get_text() == "no loop found: nothing to mark" for t in ax.texts)
+    plt.close("all")
+
+
 def _cyclic_counts(n_cells=300, n_genes=200, seed=0):
     """Counts with a cyclic programme: genes 0-59 ('MCM5'-like names) peak at staggered phases."""
     rng = np.random.default_rng(seed)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import plotting
+from . import plotting, verdict
 from ._anndata import uns_entry
 from ._validate import InputError
 from .pp import DEFAULT_KEY
@@ -91,37 +91,60 @@ def detection(adata, key: str = DEFAULT_KEY, *, ax=None, show: bool | None = Non
     return _finish(plotting.detection_scores(_ax(ax), scores, int(det["n_loops"]), min_score=MIN_SCORE), show, save)
 
 
-def loop(adata, basis: str = "umap", key: str = DEFAULT_KEY, *, color: str | None = None, by: str | None = None,
-         which: int = 0, ax=None, show: bool | None = None, save: str | None = None):
-    """Cells on ``obsm[f"X_{basis}"]`` with each detected loop's birth edge (and cycle, once
-    loops are localised); coloured by ``obs[color]`` or, if present, the loop phase.
+def loop(adata, basis: str | None = None, key: str = DEFAULT_KEY, *, color: str | None = None,
+         by: str | None = None, which: int = 0, ax=None, show: bool | None = None, save: str | None = None):
+    """Cells on a 2-D view with each found loop's birth edge (and cycle, once loops are
+    localised); coloured by ``obs[color]`` or, if present, the loop phase.
 
-    ``by="phase"`` or ``"membership"``: the HTML report's view of loop ``which`` (0-based)
-    instead: its phase θ, or on/off the loop, with its representative cycle."""
-    _entry(adata, key, "detection")
-    obsm_key = basis if basis in adata.obsm else f"X_{basis}"
-    if obsm_key not in adata.obsm:
-        raise InputError(f"basis {basis!r} not found in adata.obsm ({list(adata.obsm.keys())}); "
-                         "compute it first, e.g. sc.tl.umap(adata)")
-    Y = np.asarray(adata.obsm[obsm_key])[:, :2]
+    ``basis``: an ``obsm`` key (``"umap"`` or ``"X_umap"``); default: the UMAP if
+    ``obsm["X_umap"]`` exists, else the first two principal components of the points the
+    run analysed (``use_rep``), so the plot works right after ``te.tl.run``. The title says
+    the verdict (:mod:`topoembed.verdict`): a possible loop is named so, and with no loop the
+    frame says that there is nothing to mark. ``by="phase"`` or ``"membership"``: the HTML
+    report's view of loop ``which`` (0-based) instead: its phase θ, or on/off the loop, with
+    its representative cycle."""
+    entry = _entry(adata, key, "detection")
+    name, Y = _basis(adata, entry, basis)
     found = get_loops(adata, key)
     edges = [tuple(int(v) for v in lp["birth_edge"]) for lp in found]
     cycles = [np.asarray(lp["cycle"], dtype=int) for lp in found if "cycle" in lp]
     if by is not None:
-        return _finish(_loop_view(adata, key, Y, cycles, by, which, obsm_key, ax), show, save)
+        return _finish(_loop_view(adata, key, Y, cycles, by, which, name, ax), show, save)
     col = None
     label = None
     if color is not None:
         if color not in adata.obs:
             raise InputError(f"color {color!r} is not a column of adata.obs")
         col, label = adata.obs[color].to_numpy(), color
-    elif f"{key}_phase" in adata.obs:
+    elif f"{key}_phase" in adata.obs and np.isfinite(adata.obs[f"{key}_phase"].to_numpy(dtype=float)).any():
         col, label = adata.obs[f"{key}_phase"].to_numpy(), "loop phase θ"
     a = _ax(ax, (5, 5))
     cmap = "twilight" if label == "loop phase θ" else "viridis"
-    plotting.points_2d(a, Y, color=col, edges=edges, cycles=cycles, cmap=cmap, title=f"{obsm_key}: loops",
+    headline = verdict.decide(found, dict(entry["detection"])).headline()
+    plotting.points_2d(a, Y, color=col, edges=edges, cycles=cycles, cmap=cmap, title=f"{name}: {headline}",
                        colorbar_label=label)
+    if not found:
+        a.text(0.5, 0.02, "no loop found: nothing to mark", transform=a.transAxes, ha="center", va="bottom",
+               fontsize=9, color="0.3")
     return _finish(a, show, save)
+
+
+def _basis(adata, entry, basis):
+    """(name, n × 2 coordinates) of the view: ``obsm[basis]`` / ``obsm["X_" + basis]``, or by
+    default the UMAP when there is one, else a PCA of the analysed points."""
+    if basis is None:
+        if "X_umap" in adata.obsm:
+            return "X_umap", np.asarray(adata.obsm["X_umap"])[:, :2]
+        from ._anndata import points
+
+        rep = str((entry.get("params") or {}).get("use_rep", "X"))
+        return f"PCA of {rep}", plotting.pca_2d(points(adata, None if rep == "X" else rep))
+    obsm_key = basis if basis in adata.obsm else f"X_{basis}"
+    if obsm_key not in adata.obsm:
+        raise InputError(f"basis {basis!r} not found in adata.obsm ({list(adata.obsm.keys())}); compute it first "
+                         "(e.g. sc.pp.neighbors(adata, use_rep=...); sc.tl.umap(adata)), or leave basis out for "
+                         "the PCA of the analysed points")
+    return obsm_key, np.asarray(adata.obsm[obsm_key])[:, :2]
 
 
 def _loop_view(adata, key, Y, cycles, by, which, basis, ax):
