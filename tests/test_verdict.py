@@ -142,3 +142,19 @@ def test_auto_s_no_loop_is_never_turned_into_a_loop_by_the_check():
     res = analysis.run(X, distance="auto", jobs=1)
     assert res.auto["n_loops"] == 0 == res.detection["n_loops"] and res.loops == []
     assert res.verdict.level == verdict.NONE and "rescued" not in res.detection
+
+
+def test_a_message_names_the_fix_for_the_interface_in_use(tmp_path, capsys, caplog):
+    """The same warning says symmetrize='or' in Python and --symmetrize or on the command line."""
+    from topoembed import _validate
+
+    X = datasets.make("circle", n=200, d=10, sigma=0.05, seed=0).X
+    X = np.vstack([X, X.max() * 20 + 0.01 * np.eye(3, 10)])  # a side component of three points
+    np.save(tmp_path / "x.npy", X)
+    with caplog.at_level("WARNING", logger="topoembed"):
+        pipeline.run(X, k=20, localize=False)
+    said = " ".join(r.getMessage() for r in caplog.records)
+    assert "symmetrize='or'" in said and "--symmetrize" not in said and "3 points outside" in said
+    assert cli.main(["run", str(tmp_path / "x.npy"), "--k", "20", "--out", str(tmp_path / "o"), "-q"]) == 0
+    assert "--symmetrize or" in capsys.readouterr().err + " ".join(r.getMessage() for r in caplog.records)
+    assert _validate.option("prevalence_check", False) == "prevalence_check=False"

@@ -125,3 +125,18 @@ def _issparse(X) -> bool:
     import scipy.sparse as sp
 
     return sp.issparse(X)
+
+
+# ---------------------------------------------------------------- the fix, in the user's words
+#: Which interface the user is in: "python" (the default) or "cli" (set by ``topoembed.cli.main``).
+#: Messages that name a fix say it as that interface spells it (:func:`option`).
+INTERFACE = {"name": "python"}
+
+
+def option(name: str, value) -> str:
+    """A setting as the user would write it: ``--prevalence-check 0`` on the command line,
+    ``prevalence_check=False`` in Python (booleans are 1/0 on the command line)."""
+    if INTERFACE["name"] == "cli":
+        shown = int(value) if isinstance(value, bool) else value
+        return f"--{name.replace('_', '-')} {shown}"
+    return f"{name}={value!r}"

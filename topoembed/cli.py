@@ -899,6 +899,18 @@ def cmd_benchmark(args) -> int:
 
 
 def main(argv=None) -> int:
+    """The ``topoembed`` command; returns the exit status. Messages that name a fix say it as
+    ``--option value`` while it runs (:func:`topoembed._validate.option`)."""
+    from ._validate import INTERFACE
+
+    before, INTERFACE["name"] = INTERFACE["name"], "cli"
+    try:
+        return _main(argv)
+    finally:
+        INTERFACE["name"] = before
+
+
+def _main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     parser = build_parser()
     cut = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))

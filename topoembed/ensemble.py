@@ -50,7 +50,7 @@ from ._parallel import Pool, resolve_jobs
 from .subsamples import (MATCH_MIN_POINTS, WORKER_PRELOAD, assign, extend_loop, phase_corr, run_one,  # noqa: F401
                          subsample_indices, subsample_params)
 from ._progress import Progress
-from ._validate import InputError, check_points
+from ._validate import InputError, check_points, option
 
 log = logging.getLogger(__name__)
 
@@ -171,7 +171,7 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
     t_runs = t_consensus = 0.0
     stopped_early = False
     # the workers start (and import the persistence engines) while this process builds the graph
-    with Pool(jobs, killed_hint="run again with fewer --jobs or a smaller --subsample-size",
+    with Pool(jobs, killed_hint=f"run again with fewer {option('jobs', 1)[:-2]} or a smaller {option('subsample_size', 500)[:-4]}",
               preload=WORKER_PRELOAD) as pool:
         t0 = time.perf_counter()
         A_full = pipeline.extension_graph(X, params)
@@ -194,8 +194,8 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
             if len(runs) < B and _unanimous(runs, combined["clusters"]):
                 stopped_early = True
                 log.info("ensemble: the first %d subsamples agree (%d loop(s) in each); the other %d could not "
-                         "change the call (--early-stop 0, early_stop=False in Python, runs them)", len(runs),
-                         runs[0].detection["n_loops"], B - len(runs))
+                         "change the call (%s runs them)", len(runs),
+                         runs[0].detection["n_loops"], B - len(runs), option("early_stop", False))
                 break
     bar.close()
     return _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs,

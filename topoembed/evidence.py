@@ -16,6 +16,7 @@ import numpy as np
 
 from . import homology, loops, spectral
 from ._lazy import module as _lazy_module
+from ._validate import option
 from .params import Params
 
 sp = _lazy_module("scipy.sparse")
@@ -209,17 +210,19 @@ def decide_loops(ph: dict, A: sp.spmatrix | None, params: Params, spectra: list 
                     detection["surface_loops"]["previous"], detection["surface_loops"]["previous"])
     if "rescued" in detection:
         log.warning("the detection rule finds no loop (%s), but %d H1 feature(s) are significant at p < %g "
-                    "(universal null, Bonferroni): reported as loop(s) (loop_rule='confirmed_gap' does not)",
-                    detection["rescued"]["reason"], detection["n_loops"], detection["rescued"]["alpha"])
+                    "(universal null, Bonferroni): reported as loop(s) (%s does not)",
+                    detection["rescued"]["reason"], detection["n_loops"], detection["rescued"]["alpha"],
+                    option("loop_rule", "confirmed_gap"))
     if "unconfirmed" in detection:
         detection["unconfirmed"]["distance"] = params.distance
         log.warning("%s finds %d loop(s) (s = %.2f) but %s on the same graph finds %d: reporting 0 loops "
-                    "(--confirm 0, confirm=False in Python, keeps the first reading)", params.distance, reading["n_loops"],
-                    reading["score"], check["distance"], check["n_loops"])
+                    "(%s keeps the first reading)", params.distance, reading["n_loops"],
+                    reading["score"], check["distance"], check["n_loops"], option("confirm", False))
     for ns in detection.get("not_significant", []):
         log.warning("H1 feature %d is not significant under the universal null (p = %.3g >= %.2g, Bonferroni): "
-                    "not reported as a loop (loop_rule='significant'; the default 'confirmed_gap' keeps it)",
-                    ns["feature"], ns["p_value"], detection["alpha"])
+                    "not reported as a loop (%s; %s keeps it)",
+                    ns["feature"], ns["p_value"], detection["alpha"], option("loop_rule", "significant"),
+                    option("loop_rule", "confirmed_gap"))
     for f, p in zip(detection["features"], detection["p_values"]):
         if p is not None and p >= detection["alpha"]:
             log.warning("the loop of H1 feature %d has low confidence: its death/birth ratio is within what noise "

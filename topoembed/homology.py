@@ -93,7 +93,7 @@ def birth_edge(D32: np.ndarray, birth: float, cocycle: np.ndarray | None = None)
 
 def _check_memory(D: np.ndarray, thresh: float) -> None:
     """Refuse, with a clear message, a filtration that ripser could not hold in memory."""
-    from ._validate import InputError, available_memory_bytes
+    from ._validate import InputError, available_memory_bytes, option
 
     n = D.shape[0]
     n_edges = (int(np.count_nonzero(D <= thresh)) - n) // 2
@@ -101,8 +101,8 @@ def _check_memory(D: np.ndarray, thresh: float) -> None:
     if need > have:
         raise InputError(f"persistent homology of {n} points ({n_edges:,} filtration edges) may need about "
                          f"{need / 2**30:.1f} GiB, but {have / 2**30:.1f} GiB are available; analyse the data as "
-                         "an ensemble of subsamples (the default above 1,000 points: --n-subsamples auto) or "
-                         "pass --subsample")
+                         f"an ensemble of subsamples (the default above 1,000 points: {option('n_subsamples', 'auto')}) "
+                         f"or pass {option('subsample', 1000)}")
 
 
 def minimum_spanning_tree(D: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _device, graph, homology, loops, spectral
 from . import localize as localization
-from ._validate import InputError, check_choice, check_k, check_positive
+from ._validate import InputError, check_choice, check_k, check_positive, option
 
 __all__ = ["Params", "STAGE_PARAMS", "stage_resources", "H2_MAX_N", "ENSEMBLE_MIN_N", "ENSEMBLE_RUNS",
            "SUBSAMPLE_SIZE"]
@@ -171,7 +171,7 @@ class Params:
             raise InputError(f"n_components={self.n_components} must be < n - 1 = {n_used - 1}")
         if self.maxdim == 2 and n_used > H2_MAX_N:
             raise InputError(f"maxdim=2 (voids) on {n_used} points would take very long (limit {H2_MAX_N}); "
-                             f"subsample, e.g. --subsample {H2_MAX_N}")
+                             f"subsample, e.g. {option('subsample', H2_MAX_N)}")
         spectral.check_dense_feasible(n_used, max_n=self.max_points)
         return self
 

@@ -21,7 +21,7 @@ from . import graph, homology, loops, spectral, verdict
 from . import localize as localization
 from ._lazy import module as _lazy_module
 from ._progress import Progress
-from ._validate import InputError, check_points
+from ._validate import InputError, check_points, option
 # the settings contract and the summary have modules of their own; the names that every caller
 # of the chain uses stay reachable here (pipeline.Params, pipeline.summary, ...)
 from .evidence import _Speculation, decide_loops
@@ -298,7 +298,7 @@ def loop_support(lp: dict, alpha: float) -> str | None:
     """None when the data support loop ``lp`` (:func:`topoembed.verdict.assess_loop`), else why
     not, with the way to get its phase anyway."""
     why = verdict.assess_loop(lp, alpha).why_not()
-    return None if why is None else f"{why}; no phase is given (--phase-low-confidence 1 gives it)"
+    return None if why is None else f"{why}; no phase is given ({option('phase_low_confidence', True)} gives it)"
 
 
 def withhold_unsupported_phase(lp: dict, alpha: float) -> None:

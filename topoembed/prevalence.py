@@ -23,7 +23,7 @@ import numpy as np
 from . import loops, pipeline, verdict
 from ._parallel import Pool, resolve_jobs
 from ._progress import Progress
-from ._validate import check_points
+from ._validate import check_points, option
 from .subsamples import WORKER_PRELOAD, assign, extend_loop, phase_corr, run_one, subsample_indices, subsample_params
 
 log = logging.getLogger(__name__)
@@ -97,7 +97,7 @@ def prevalence_stage(X, A, D, ph: dict, detection: dict, found: list, params: pi
     assert candidate["features"] == [row]
     cand = pipeline.describe_loops(ph, candidate, index)
     log.info("no loop by the detection rule; looking for the longest H1 feature (row %d) in subsamples "
-             "(--prevalence-check 0 skips this)", row)
+             "(%s skips this)", row, option("prevalence_check", False))
     ph_cand = pipeline.localization_stage(cand, X, index, A, D, ph, candidate, params, withhold=False)
     check = check_prevalence(X, cand, params, jobs=jobs, progress=progress)
     if check is None:
@@ -117,8 +117,8 @@ def prevalence_stage(X, A, D, ph: dict, detection: dict, found: list, params: pi
         return decided, found, ph, check
     cand[0]["p_value"] = decided["p_values"][0]
     log.warning("the detection rule finds no loop, but its longest H1 feature recurs in %d of %d random "
-                "subsamples of %d points: reported as a loop (--prevalence-check 0 does not)", cand[0]["n_runs"],
-                check["n_subsamples"], check["subsample_size"])
+                "subsamples of %d points: reported as a loop (%s does not)", cand[0]["n_runs"],
+                check["n_subsamples"], check["subsample_size"], option("prevalence_check", False))
     return decided, cand, ph_cand, check
 
 
@@ -190,13 +190,13 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
     jobs = resolve_jobs(jobs, B)
     weak = ", ".join(f"{lp['p_value']:.2g}" for lp in found if lp.get("p_value") is not None)
     log.info("prevalence check: universal-null p = %s; analysing %d subsamples of %d of the %d points "
-             "(--prevalence-check 0 skips this)", weak, B, m, n)
+             "(%s skips this)", weak, B, m, n, option("prevalence_check", False))
     bar = Progress(B, "topoembed prevalence check", "run", enabled=progress)
     need = int(np.ceil(loops.RECURRENCE_MIN * B - 1e-9))  # matched runs for support: 9 of 10
     hits = np.zeros(len(found), dtype=int)
     runs: dict = {}
     done = B
-    with Pool(jobs, killed_hint="run again with fewer --jobs or --prevalence-check 0",
+    with Pool(jobs, killed_hint=f"run again with fewer jobs or {option('prevalence_check', False)}",
               preload=WORKER_PRELOAD) as pool:
         A_full = pipeline.extension_graph(X, params)
         for start in range(0, B, jobs):  # one batch per round of the workers, so that it can stop

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ._validate import InputError, available_memory_bytes
+from ._validate import InputError, available_memory_bytes, option
 from ._lazy import module as _lazy_module
 
 sp = _lazy_module("scipy.sparse")
@@ -178,9 +178,12 @@ def _spectral_distance(A, kind, spectra=None, **params):
     if len(spectra) == 1:
         return one(spectra[0][1])
     n = A.shape[0]
-    log.warning("the kNN graph has %d connected components (sizes %s); spectral distances are "
-                "computed per component and are inf between components. Increase k to connect them.",
-                len(spectra), sorted((len(i) for i, _ in spectra), reverse=True)[:10])
+    sizes = sorted((len(i) for i, _ in spectra), reverse=True)
+    log.warning("the kNN graph has %d connected components (sizes %s); spectral distances are computed per "
+                "component and are inf between components, so the %d points outside the largest one cannot lie on "
+                "its loops. Most often a mutual kNN graph (the pipeline's default) leaves a few points without a "
+                "mutual neighbour; the union graph (%s) or a larger k joins them.", len(spectra), sizes[:10],
+                n - sizes[0], option("symmetrize", "or"))
     D = np.full((n, n), np.inf)
     for idx, spec in spectra:
         if spec is None:
@@ -262,8 +265,8 @@ def check_dense_feasible(n: int, max_n: int = DENSE_MAX_N, memory_fraction: floa
     avail = available_memory_bytes()
     gib = cost["bytes"] / 1024**3
     advice = ("Analyse them as an ensemble of subsamples, the default of `topoembed run` and te.tl.run "
-              "above 1,000 points (--n-subsamples auto), or run on one seeded subset (--subsample 1000 on "
-              "the command line, subsample=1000 in Python).")
+              f"above 1,000 points ({option('n_subsamples', 'auto')}), or run on one seeded subset "
+              f"({option('subsample', 1000)}).")
     if n > max_n:
         raise InputError(f"{n} points exceed the dense limit of {max_n} (estimated {gib:.1f} GiB and "
                          f"{cost['seconds'] / 60:.0f} min for the eigendecomposition alone). {advice}")
