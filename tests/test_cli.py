@@ -469,3 +469,19 @@ def test_the_staged_chain_runs_on_the_fucci_counts(tmp_path):
     assert run_cli("run", prepared, *rep, "--out", tmp_path / "run", "-q") == 0
     direct = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert staged["verdict"] == direct["verdict"] and staged["detection"] == direct["detection"]
+
+
+def test_a_run_into_an_earlier_runs_folder_says_it_replaced_its_files(tmp_path, caplog):
+    out = tmp_path / "res"
+    assert run_cli("run", SPEC, "--out", out, "-q", "--localize", 0) == 0
+    assert "replaced the earlier" not in caplog.text
+    assert run_cli("run", SPEC, "--out", out, "-q", "--localize", 0) == 0
+    assert "replaced the earlier summary.json, diagrams.npz, report.html" in caplog.text
+
+
+def test_the_bare_command_and_a_leading_quiet_flag(capsys):
+    assert cli.main([]) == 2
+    said = capsys.readouterr().out
+    assert "usage: topoembed" in said and "Start with the demo: `topoembed run`" in said
+    args = cli.build_parser().parse_args(["-q", "run"])
+    assert args.quiet_all and not args.quiet  # main() carries it over to the subcommand's -q

@@ -1,4 +1,4 @@
-"""Feedback on long work: a tqdm bar on a terminal, one plain log line per step elsewhere.
+"""Feedback on long work: a tqdm bar on a terminal or in Jupyter, one log line per step elsewhere.
 
 A bar redrawn into a log file (a cluster job's stderr) becomes one line of thousands of
 characters; off a terminal each step is logged instead, on the ``topoembed.progress``
@@ -20,10 +20,15 @@ class Progress:
         self.desc, self.total, self.done, self.enabled = desc, total, 0, enabled
         self.log_every = max(1, int(log_every))
         self.bar = None
-        if enabled and sys.stderr.isatty():
+        if enabled and interactive():
             from tqdm import tqdm  # the plain bar: tqdm.auto warns in Jupyter without ipywidgets
 
             self.bar = tqdm(total=total, desc=desc, unit=unit, leave=False)
+
+    def now(self, label: str) -> None:
+        """Name the work that starts now (the bar shows it while it runs, not the step before)."""
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"{label}…")
 
     def step(self, message: str) -> None:
         self.done += 1
@@ -36,3 +41,20 @@ class Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()
+
+
+def interactive() -> bool:
+    """A person watches: stderr is a terminal, or the code runs in a Jupyter kernel (whose
+    output shows a text bar redrawn in place)."""
+    return sys.stderr.isatty() or "ipykernel" in sys.modules
+
+
+def scanpy_wants_progress() -> bool:
+    """Progress for the Python API unless scanpy's verbosity is below its default (warnings):
+    ``sc.settings.verbosity = 0`` (errors only) silences it, as it silences scanpy."""
+    try:
+        import scanpy as sc
+
+        return int(sc.settings.verbosity) >= 1
+    except Exception:  # noqa: BLE001 - no scanpy settings: show it
+        return True

@@ -740,6 +740,8 @@ def build_parser() -> argparse.ArgumentParser:
                "log line per step otherwise (-q: neither).")
     parser.add_argument("--version", action="version", version=f"topoembed {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
+    parser.add_argument("-q", "--quiet", dest="quiet_all", action="store_true",
+                        help="no progress bar or progress lines (also after the subcommand: topoembed run -q)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="all stages: graph, distances, homology, loops, report")
@@ -898,6 +900,16 @@ def cmd_benchmark(args) -> int:
     return benchmark_harness().main(args.harness_args)
 
 
+class _Format(logging.Formatter):
+    """``WARNING topoembed.spectral: ...`` for messages, ``topoembed: ...`` for progress steps."""
+
+    def __init__(self):
+        super().__init__("%(levelname)s %(name)s: %(message)s")
+
+    def format(self, record):
+        return record.getMessage() if record.name == "topoembed.progress" else super().format(record)
+
+
 def main(argv=None) -> int:
     """The ``topoembed`` command; returns the exit status. Messages that name a fix say it as
     ``--option value`` while it runs (:func:`topoembed._validate.option`)."""
@@ -914,13 +926,22 @@ def _main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
     parser = build_parser()
     cut = next((i for i, a in enumerate(argv) if not a.startswith("-")), len(argv))
+    if cut == len(argv) and not {"-h", "--help", "--version"} & set(argv):  # `topoembed` alone: help and a start
+        parser.print_help()
+        sys.stdout.write("\nStart with the demo: `topoembed run` (a noisy circle; results in topoembed_results/),\n"
+                         "then `topoembed run YOUR_FILE --out DIR` (.h5ad, .csv/.tsv, .npy, a 10x folder).\n")
+        return 2
     if argv[cut:cut + 1] == ["benchmark"]:  # every later argument is the harness's own
         args = parser.parse_args(argv[:cut + 1])
         args.harness_args = argv[cut + 1:]
     else:
         args = parser.parse_args(argv)
+    if args.quiet_all and hasattr(args, "quiet"):  # `topoembed -q run` is `topoembed run -q`
+        args.quiet = True
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    for handler in logging.getLogger().handlers:  # progress lines read "topoembed: ...", not "INFO topoembed.progress: ..."
+        handler.setFormatter(_Format())
     logging.getLogger("topoembed.progress").setLevel(min(level, logging.INFO))  # steps off a terminal
     import signal
 
@@ -933,6 +954,11 @@ def _main(argv=None) -> int:
         out = getattr(args, "out", None)
         if out and args.command != "benchmark":  # fail now, not after the computation
             io.check_writable(out, folder=args.command in ("run", "report", "collect"))
+        if sys.stderr.isatty():  # warnings print above the bar instead of breaking it
+            from tqdm.contrib.logging import logging_redirect_tqdm
+
+            with logging_redirect_tqdm(loggers=[logging.getLogger()]):
+                return args.func(args)
         return args.func(args)
     except KeyboardInterrupt:
         sys.stderr.write(f"topoembed {args.command}: interrupted (Ctrl-C or SIGTERM); no output was written\n")

@@ -302,9 +302,13 @@ class OutputSet:
         return tmp
 
     def commit(self):
+        replaced = [final.name for _, final in self._staged if final.exists()]
         for tmp, final in self._staged:
             os.replace(tmp, final)
         self._staged = []
+        if replaced:  # say so: an earlier run's results are gone
+            log.warning("replaced the earlier %s in %s/ (another --out keeps both)", ", ".join(replaced),
+                        self.out_dir)
 
     def __exit__(self, exc_type, exc, tb):
         for tmp, _ in self._staged:

@@ -140,11 +140,14 @@ def _run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmat
     timings: dict[str, float] = {}
     stages = ["graph", "distances", "homology", "detection", "localization"]
     bar = Progress(len(stages), "topoembed", "stage", enabled=progress)
+    bar.now(stages[0])
 
     def tick(name, t0):
         timings[name] = time.perf_counter() - t0
         log.debug("%s: %.2f s", name, timings[name])
         bar.step(f"{name}: {timings[name]:.1f} s")
+        if bar.done < len(stages):
+            bar.now(stages[bar.done])  # what runs next, while it runs
 
     t_all = time.perf_counter()
     chosen = None

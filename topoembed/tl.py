@@ -28,6 +28,7 @@ import numpy as np
 from . import analysis, evidence, homology, loops, pipeline, spectral, verdict
 from . import localize as localization
 from ._anndata import check_adata, h5ad_safe, points, uns_entry
+from ._progress import scanpy_wants_progress
 from ._validate import InputError, check_choice
 from .pp import DEFAULT_KEY, neighbors
 
@@ -249,7 +250,7 @@ def get_loops(adata, key: str = DEFAULT_KEY) -> list[dict]:
 
 
 def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, binarize: bool = True,
-               key_added: str = DEFAULT_KEY, progress: bool = False, jobs="auto", from_runs=None,
+               key_added: str = DEFAULT_KEY, progress: bool | None = None, jobs="auto", from_runs=None,
                **params) -> pipeline.Result:
     """Like :func:`run` but returns the :class:`topoembed.pipeline.Result` (used by the CLI).
     ``from_runs``: subsample runs made elsewhere (:func:`topoembed.ensemble.run_subsample`, one
@@ -264,6 +265,8 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
         neighbors(adata, neighbors_key=neighbors_key, binarize=binarize, symmetrize=p.symmetrize, key_added=key_added)
         A = adata.obsp[f"{key_added}_graph"]
     # the front door: all cells in one run (with the prevalence check), or an ensemble of subsamples
+    if progress is None:  # as scanpy: shown unless sc.settings.verbosity is 0
+        progress = scanpy_wants_progress()
     result = analysis.run(X, p, A=A, from_runs=from_runs, jobs=jobs, progress=progress)
     store_result(adata, result, use_rep=use_rep, key_added=key_added, neighbors_key=neighbors_key,
                  binarize=binarize)
@@ -312,7 +315,7 @@ def store_result(adata, result: pipeline.Result, *, use_rep: str | None = None, 
 
 
 def run(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, binarize: bool = True,
-        key_added: str = DEFAULT_KEY, copy: bool = False, progress: bool = False, jobs="auto", **params):
+        key_added: str = DEFAULT_KEY, copy: bool = False, progress: bool | None = None, jobs="auto", **params):
     """All stages in one call: graph (or scanpy's, via ``neighbors_key``), distances,
     persistent homology and loop detection, with the options of
     :class:`topoembed.pipeline.Params` (``k``, ``distance``, ``t``, ``subsample``, ...).
@@ -322,6 +325,9 @@ def run(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, 
     local processes): every cell gets the consensus phase, ``obs[f"{key}_phase_spread"]``
     (its circular variance across subsamples), and each loop its ``prevalence`` in
     ``uns[key]["loops"]``; ``uns[key]["ensemble"]`` holds each subsample's reading.
+
+    ``progress``: a bar per stage and per subsample, in Jupyter or on a terminal; by default
+    shown unless scanpy's verbosity is 0 (``sc.settings.verbosity = 0`` silences it).
     """
     adata = adata.copy() if copy else adata
     run_result(adata, use_rep=use_rep, neighbors_key=neighbors_key, binarize=binarize, key_added=key_added,
