@@ -46,9 +46,15 @@ def resolve_jobs(jobs, tasks: int) -> int:
 
 def _limit_threads(threads: int) -> None:
     """Worker initialiser: share the CPUs between the workers instead of letting every
-    worker's BLAS use all of them (oversubscription slowed 2 workers on 2 cores by ~1.4x)."""
+    worker's BLAS use all of them (oversubscription slowed 2 workers on 2 cores by ~1.4x),
+    and leave Ctrl-C to the parent."""
     global _WORKER_THREADS
     _WORKER_THREADS = max(1, int(threads))
+    import signal
+
+    # Ctrl-C reaches the whole process group: the parent handles it and ends the workers
+    # (Pool.__exit__); a worker of its own would only print a traceback
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         from threadpoolctl import threadpool_limits
 
@@ -138,8 +144,11 @@ class Pool:
                     self._pool.submit(_preload, self.preload)
         return self
 
-    def __exit__(self, *exc):
+    def __exit__(self, exc_type, exc, tb):
         if self._pool is not None:
+            if exc_type is not None:  # Ctrl-C, SIGTERM or an error: stop the workers now, not after their tasks
+                for proc in list(getattr(self._pool, "_processes", {}).values()):
+                    proc.terminate()
             self._pool.shutdown(wait=True, cancel_futures=True)
         return False
 
