@@ -74,3 +74,17 @@ def test_the_import_graph_has_no_circles():
     edges = import_graph()
     assert "topoembed.pipeline" in edges and "topoembed.loops" in edges["topoembed.pipeline"]
     assert cycles(edges) == []
+
+
+#: A module longer than this says in its docstring why it is one module ("Size (...)").
+MAX_LINES = 500
+
+
+def test_a_long_module_says_why_it_is_one():
+    long = {}
+    for name, f in _modules().items():
+        n = len(f.read_text().splitlines())
+        doc = ast.get_docstring(ast.parse(f.read_text())) or ""
+        if n > MAX_LINES and "Size (" not in doc:
+            long[name] = n
+    assert long == {}, f"modules over {MAX_LINES} lines without a 'Size (...)' reason in their docstring: {long}"

@@ -260,6 +260,7 @@ def test_cli_h5ad_round_trip_input_untouched(tmp_path):
     assert code == 2 and not (tmp_path / "bad").exists()
 
 
+@pytest.mark.torch
 def test_embed_cluster_and_topology(circle_adata, tmp_path):
     a = circle_adata
     te.tl.run(a, use_rep="X_rep", k=30)
@@ -394,6 +395,7 @@ def test_ipc_all_cells_defaults(ipc_path):
     assert abs(circular_correlation(*phases)) >= 0.9
 
 
+@pytest.mark.torch
 def test_isolated_cell_gets_a_missing_phase_with_its_reason_and_sketchmap_still_embeds():
     """A cell far from all others is its own component of the kNN graph: its phase is missing
     with the reason in obs, and sketch-map on the run's distances (inf to that cell) works."""

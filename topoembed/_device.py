@@ -17,8 +17,9 @@ from ._validate import InputError
 __all__ = ["resolve", "on_cpu", "TORCH_MISSING"]
 
 #: What to say when the embeddings are asked for without PyTorch (the optional `embed` extra).
-TORCH_MISSING = ("the embeddings need PyTorch, which is not installed: pip install 'topoembed[embed]' (a CPU-only "
-                 "build: pip install torch --index-url https://download.pytorch.org/whl/cpu; README: Install)")
+TORCH_MISSING = ("the embeddings need PyTorch, which is not installed: on a laptop or a CPU node "
+                 "pip install torch --index-url https://download.pytorch.org/whl/cpu (about 200 MB), on a GPU node "
+                 "pip install torch (README: Install)")
 
 
 def resolve(device) -> str:

@@ -14,11 +14,14 @@ The command line reads them as ``synthetic:NAME?n=1000&d=50&sigma=0.25&seed=0``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from importlib import resources
 from urllib.parse import parse_qsl
 
 import numpy as np
 
-__all__ = ["Synthetic", "make", "SHAPES", "parse_spec", "from_spec"]
+from ._validate import InputError
+
+__all__ = ["Synthetic", "make", "SHAPES", "parse_spec", "from_spec", "demo_adata", "cell_cycle_genes"]
 
 
 @dataclass
@@ -190,3 +193,46 @@ def from_spec(spec: str) -> Synthetic:
     """Generate the dataset a ``synthetic:...`` spec describes."""
     name, kwargs = parse_spec(spec)
     return make(name, **kwargs)
+
+
+def demo_adata(n_cells: int = 600, n_genes: int = 400, seed: int = 0):
+    """A small AnnData of raw counts with a cell cycle in it, for tutorials and tests: no file needed.
+
+    Each cell has a true position θ on the cycle (``obs["true_phase"]``). The S-phase genes of
+    the bundled list (Tirosh et al. 2016) peak one after another over the first half of the
+    cycle and the G2/M genes over the second half, rate 1 + 20·exp(2(cos(θ − peak) − 1)); the
+    other genes are Poisson(2) noise. ``X`` holds the integer counts (float32), so
+    ``te.pp.recipe_cell_cycle`` applies as to real counts; ``var_names`` are human symbols.
+    """
+    import anndata
+    import pandas as pd
+
+
+    rng = np.random.default_rng(seed)
+    s_genes, g2m_genes = cell_cycle_genes(phase="S"), cell_cycle_genes(phase="G2M")
+    cyc = s_genes + g2m_genes
+    if n_genes <= len(cyc):
+        raise ValueError(f"n_genes={n_genes} must exceed the {len(cyc)} cell-cycle genes")
+    peaks = np.r_[np.linspace(0, np.pi, len(s_genes), endpoint=False),
+                  np.linspace(np.pi, 2 * np.pi, len(g2m_genes), endpoint=False)]
+    theta = rng.uniform(0, 2 * np.pi, n_cells)
+    rate = np.full((n_cells, n_genes), 2.0)
+    rate[:, :len(cyc)] = 1 + 20 * np.exp(2 * (np.cos(theta[:, None] - peaks[None]) - 1))
+    X = rng.poisson(rate).astype(np.float32)
+    names = cyc + [f"GENE{i}" for i in range(n_genes - len(cyc))]
+    obs = pd.DataFrame({"true_phase": theta}, index=[f"cell{i}" for i in range(n_cells)])
+    return anndata.AnnData(X=X, obs=obs, var=pd.DataFrame(index=names))
+
+
+def cell_cycle_genes(organism: str = "human", phase: str | None = None) -> list[str]:
+    """The bundled cell-cycle genes: S and G2/M markers of Tirosh et al., Science 2016.
+
+    ``organism="mouse"`` gives the mouse orthologues, which for these genes are the human
+    symbols in title case (Mcm5, Pcna, ...). ``phase``: "S", "G2M" or None (both).
+    """
+    if organism not in ("human", "mouse"):
+        raise InputError(f"organism={organism!r} must be 'human' or 'mouse' (or pass your own gene list)")
+    text = resources.files("topoembed").joinpath("data/cell_cycle_genes.txt").read_text()
+    rows = [line.split("\t") for line in text.splitlines() if line and not line.startswith("#")]
+    genes = [g.strip() for p, g in rows if phase is None or p == phase]
+    return genes if organism == "human" else [g[0] + g[1:].lower() for g in genes]

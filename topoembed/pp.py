@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 import re
-from importlib import resources
 
 import numpy as np
 import scipy.sparse as sp
 
 from . import graph
+from .datasets import cell_cycle_genes  # noqa: F401 (te.pp.cell_cycle_genes: the bundled list lives with the data)
 from ._anndata import check_adata, points, uns_entry
 from ._validate import LOG_MAX, InputError, check_k, count_kind, looks_like_counts  # noqa: F401 (public here)
 from .pipeline import Params
@@ -28,22 +28,6 @@ def __dir__():  # tab completion shows the API, not the modules this one imports
 
 DEFAULT_KEY = "topoembed"
 _PARAMS = Params()  # the pipeline's defaults, shared by te.pp, te.tl and the CLI
-
-
-def cell_cycle_genes(organism: str = "human", phase: str | None = None) -> list[str]:
-    """The bundled cell-cycle genes: S and G2/M markers of Tirosh et al., Science 2016.
-
-    ``organism="mouse"`` gives the mouse orthologues, which for these genes are the human
-    symbols in title case (Mcm5, Pcna, ...). ``phase``: "S", "G2M" or None (both).
-    """
-    if organism not in ("human", "mouse"):
-        raise InputError(f"organism={organism!r} must be 'human' or 'mouse' (or pass your own gene list)")
-    text = resources.files("topoembed").joinpath("data/cell_cycle_genes.txt").read_text()
-    rows = [line.split("\t") for line in text.splitlines() if line and not line.startswith("#")]
-    genes = [g.strip() for p, g in rows if phase is None or p == phase]
-    return genes if organism == "human" else [g[0] + g[1:].lower() for g in genes]
-
-
 
 
 def _match_genes(var_names, genes, organism):
