@@ -489,3 +489,22 @@ def test_ipc_phase_follows_the_cell_cycle(ipc_path):
         assert _fullest_window(th) <= 0.4  # the harmonic coordinate: 0.99-1.00
         thetas.append(th)
     assert abs(L.circular_correlation(*thetas)) >= 0.9
+
+
+@pytest.mark.parametrize("sign, shift", [(1, 0.0), (1, 2.0), (-1, 0.7), (-1, 4.0)])
+def test_a_phase_is_oriented_by_its_s_and_g2m_scores(sign, shift):
+    """S centred at 1.0 (G1/S at 0, S/G2 at 2.0) and G2/M at 3.0 on the true cycle, G1 low on both:
+    whatever the loop's own direction and origin, the oriented phase is the true one."""
+    from topoembed.localize import orient_by_markers
+
+    rng = np.random.default_rng(0)
+    truth = rng.uniform(0, 2 * np.pi, 2000)
+    s_score = np.exp(2 * (np.cos(truth - 1.0) - 1)) + 0.1 * rng.standard_normal(2000)
+    g2m_score = np.exp(2 * (np.cos(truth - 3.0) - 1)) + 0.1 * rng.standard_normal(2000)
+    phase = (sign * truth + shift) % (2 * np.pi)
+    phase[:5] = np.nan  # cells without a phase stay without
+    out, info = orient_by_markers(phase, s_score, g2m_score)
+    d = np.angle(np.exp(1j * (out[5:] - truth[5:])))
+    assert np.abs(d).max() < 0.1 and np.isnan(out[:5]).all()
+    assert info["reflected"] == (sign == -1)
+    assert abs(info["theta_S"] - 1.0) < 0.1 and abs(info["theta_G2M"] - 3.0) < 0.1

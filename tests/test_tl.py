@@ -487,3 +487,21 @@ def test_stepwise_detection_finds_the_loops_of_a_torus_like_run():
     assert a.uns["topoembed"]["detection"]["n_loops"] < 2
     te.tl.detect_loops(a, localize=False)
     assert a.uns["topoembed"]["detection"]["n_loops"] == 2 == pipeline.run(X, localize=False).detection["n_loops"]
+
+
+def test_the_phase_reads_like_the_cell_cycle_after_the_recipe():
+    """te.datasets.demo_adata: S genes peak over the first half of the true cycle, G2/M genes over
+    the second. After the recipe (which scores S and G2/M per cell) te.tl.run turns the loop's
+    phase so that θ = 0 is G1/S and S comes before G2/M, as the true phase runs."""
+    a = te.datasets.demo_adata(n_cells=500)
+    te.pp.recipe_cell_cycle(a)
+    assert {"topoembed_S_score", "topoembed_G2M_score"} <= set(a.obs)
+    te.tl.run(a, use_rep="X_pca_cell_cycle", progress=False)
+    (lp,) = te.tl.get_loops(a)
+    assert lp["phase_orientation"]["by"] == "S and G2/M scores"
+    from topoembed.localize import circular_alignment
+
+    # same direction as the true cycle (sign +1), close to it, and its origin near G1/S: the loop's
+    # phase runs evenly along the cycle, so it stretches G1 (seeds 0-2: shift 0.55-0.75 rad)
+    R, sign, shift = circular_alignment(a.obs["topoembed_phase"].to_numpy(), a.obs["true_phase"].to_numpy())
+    assert sign == 1 and R > 0.95 and abs(shift) < 1.0

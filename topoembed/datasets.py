@@ -198,10 +198,10 @@ def from_spec(spec: str) -> Synthetic:
 def demo_adata(n_cells: int = 600, n_genes: int = 400, seed: int = 0):
     """A small AnnData of raw counts with a cell cycle in it, for tutorials and tests: no file needed.
 
-    Each cell has a true position θ on the cycle (``obs["true_phase"]``). The S-phase genes of
-    the bundled list (Tirosh et al. 2016) peak one after another over the first half of the
-    cycle and the G2/M genes over the second half, rate 1 + 20·exp(2(cos(θ − peak) − 1)); the
-    other genes are Poisson(2) noise. ``X`` holds the integer counts (float32), so
+    Each cell has a true position θ on the cycle (``obs["true_phase"]``, θ = 0 at G1/S). The
+    S-phase genes of the bundled list (Tirosh et al. 2016) peak one after another over
+    [0, 0.35]·2π and the G2/M genes over [0.4, 0.75]·2π, rate 1 + 20·exp(2(cos(θ − peak) − 1));
+    the rest of the cycle is G1, where neither set is high. The other genes are Poisson(2) noise. ``X`` holds the integer counts (float32), so
     ``te.pp.recipe_cell_cycle`` applies as to real counts; ``var_names`` are human symbols.
     """
     import anndata
@@ -213,8 +213,7 @@ def demo_adata(n_cells: int = 600, n_genes: int = 400, seed: int = 0):
     cyc = s_genes + g2m_genes
     if n_genes <= len(cyc):
         raise ValueError(f"n_genes={n_genes} must exceed the {len(cyc)} cell-cycle genes")
-    peaks = np.r_[np.linspace(0, np.pi, len(s_genes), endpoint=False),
-                  np.linspace(np.pi, 2 * np.pi, len(g2m_genes), endpoint=False)]
+    peaks = 2 * np.pi * np.r_[np.linspace(0, 0.35, len(s_genes)), np.linspace(0.4, 0.75, len(g2m_genes))]
     theta = rng.uniform(0, 2 * np.pi, n_cells)
     rate = np.full((n_cells, n_genes), 2.0)
     rate[:, :len(cyc)] = 1 + 20 * np.exp(2 * (np.cos(theta[:, None] - peaks[None]) - 1))

@@ -105,7 +105,7 @@ log = logging.getLogger(__name__)
 __all__ = [
     "localize_loops", "representative_cycle", "circular_coordinate", "loop_membership",
     "extend_phase", "extend_loop_distance", "harmonic_extension", "lift_cocycle",
-    "circular_correlation", "circular_alignment", "cycle_winding", "smooth_phase", "cycle_phase",
+    "circular_correlation", "circular_alignment", "orient_by_markers", "cycle_winding", "smooth_phase", "cycle_phase",
     "screened_phase", "phase_confidence", "cocycle_filtration", "with_loop_cocycles", "DEFAULT_COEFF", "THETA_FILTRATION", "ON_LOOP_RULES", "MAX_STEP",
     "PHASE_METHODS", "PHASE_SCREENING",
 ]
@@ -532,6 +532,44 @@ def circular_alignment(a, b) -> tuple[float, int, float]:
         if best is None or cand[0] > best[0]:
             best = cand
     return best
+
+
+def orient_by_markers(phase, s_score, g2m_score) -> tuple[np.ndarray, dict]:
+    """Turn a cell-cycle phase so that it reads like the cycle: S before G2/M along θ, and
+    θ = 0 at the G1/S boundary (the convention of tricycle, Zheng et al. 2022), so that
+    phases compare across samples.
+
+    θ_S and θ_G2M are the circular means of θ weighted by each cell's S and G2/M score (its
+    positive part). They split the circle into two arcs: the one from S to G2/M holds cells
+    scoring high on both (late S, G2), the other the G1 cells, low on both. θ is reflected
+    where the arc forward from θ_S to θ_G2M has the lower mean score (S + G2/M) of its cells;
+    then it is rotated so that the G1/S boundary, θ_S − δ/2 with δ the arc from θ_S to θ_G2M
+    (the S phase is centred on θ_S), lands at 0. Returns (θ', info): info holds
+    ``reflected``, ``shift`` (θ' = ±θ − shift, mod 2π), the peaks ``theta_S``/``theta_G2M`` in θ'
+    and ``resultant`` (how concentrated each score is on the loop, |weighted mean of e^{iθ}|).
+    """
+    theta = np.asarray(phase, dtype=np.float64)
+    ok = np.isfinite(theta)
+
+    def peak(score, th):
+        w = np.clip(np.nan_to_num(np.asarray(score, dtype=np.float64)), 0, None)[ok]
+        z = np.sum(w * np.exp(1j * th[ok])) / max(np.sum(w), 1e-300)
+        return float(np.angle(z)) % (2 * np.pi), float(np.abs(z))
+
+    (t_s, r_s), (t_g, r_g) = peak(s_score, theta), peak(g2m_score, theta)
+    total = np.nan_to_num(np.asarray(s_score, dtype=np.float64) + np.asarray(g2m_score, dtype=np.float64))[ok]
+    forward = (theta[ok] - t_s) % (2 * np.pi) < (t_g - t_s) % (2 * np.pi)  # on the arc from θ_S to θ_G2M
+    mean_on = [total[forward].mean() if forward.any() else -np.inf,
+               total[~forward].mean() if (~forward).any() else -np.inf]
+    reflected = bool(mean_on[0] < mean_on[1])  # G1 (low on both) lies forward of S: the loop runs backwards
+    if reflected:
+        theta, t_s, t_g = (-theta) % (2 * np.pi), (-t_s) % (2 * np.pi), (-t_g) % (2 * np.pi)
+    delta = (t_g - t_s) % (2 * np.pi)
+    shift = (t_s - delta / 2) % (2 * np.pi)
+    out = (theta - shift) % (2 * np.pi)
+    return out, {"by": "S and G2/M scores", "reflected": bool(reflected), "shift": float(shift),
+                 "theta_S": float((t_s - shift) % (2 * np.pi)), "theta_G2M": float((t_g - shift) % (2 * np.pi)),
+                 "resultant": {"S": r_s, "G2M": r_g}}
 
 
 # ---------------------------------------------------------------------------- entry point

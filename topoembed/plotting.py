@@ -262,8 +262,9 @@ def detection_scores(ax, scores, n_loops=None, title="Detection scores s_m", min
     return ax
 
 
-def phase_histogram(ax, phase, on_loop=None, bins=24, title="Circular coordinate θ", loop=0):
-    """Histogram of θ in [0, 2π) (all points, and those on loop ``loop`` when given)."""
+def phase_histogram(ax, phase, on_loop=None, bins=24, title="Circular coordinate θ", loop=0, orientation=None):
+    """Histogram of θ in [0, 2π) (all points, and those on loop ``loop`` when given).
+    ``orientation`` (a loop's ``phase_orientation``): mark G1/S at 0 and where S and G2/M peak."""
     edges = np.linspace(0, 2 * np.pi, bins + 1)
     phase = np.asarray(phase, dtype=float)
     ok = np.isfinite(phase)
@@ -272,10 +273,14 @@ def phase_histogram(ax, phase, on_loop=None, bins=24, title="Circular coordinate
         on = np.asarray(on_loop, dtype=bool) & ok
         ax.hist(phase[on], bins=edges, color=loop_color(loop), alpha=0.8, label="on the loop")
         ax.legend(fontsize=8)
+    if orientation:
+        for where, name in ((0.0, "G1/S"), (orientation["theta_S"], "S"), (orientation["theta_G2M"], "G2/M")):
+            ax.axvline(where, color="k", lw=1, ls="--")
+            ax.text(where, 1.0, f" {name}", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
     ax.set_xlim(0, 2 * np.pi)
     ax.set_xticks(np.linspace(0, 2 * np.pi, 5))
     ax.set_xticklabels(["0", "π/2", "π", "3π/2", "2π"])
-    ax.set_xlabel("θ")
+    ax.set_xlabel("θ (0 = G1/S; S, then G2/M)" if orientation else "θ")
     ax.set_ylabel("points")
     ax.set_title(title)
     return ax

@@ -69,6 +69,26 @@ def gene_names_for_matching(adata, gene_symbols: str | None = None, genes=None) 
     return names, "var_names"
 
 
+#: ``obs`` columns of each cell's S-phase and G2/M score (written by :func:`recipe_cell_cycle`);
+#: ``te.tl.run`` turns the loop's phase by them (:func:`topoembed.localize.orient_by_markers`).
+SCORE_COLUMNS = ("topoembed_S_score", "topoembed_G2M_score")
+
+
+def _cell_cycle_scores(adata, work, names, pos, organism) -> None:
+    """Per cell, the mean of the z-scored log expression of the matched S genes and of the
+    matched G2/M genes (Tirosh et al. 2016) into ``adata.obs[SCORE_COLUMNS]``."""
+    X = work.X.toarray() if sp.issparse(work.X) else np.asarray(work.X)
+    for col, phase in zip(SCORE_COLUMNS, ("S", "G2M")):
+        matched = _match_genes(names, cell_cycle_genes("human", phase=phase), organism)
+        cols = [pos[v] for v in matched]
+        if not cols:
+            continue
+        G = X[:, cols].astype(np.float64)
+        sd = G.std(axis=0)
+        z = (G - G.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
+        adata.obs[col] = z.mean(axis=1)
+
+
 def recipe_cell_cycle(adata, *, genes="cell_cycle", organism: str = "auto", n_comps: int = 20,
                       n_top_genes: int = 2000, target_sum: float = 1e4, layer: str | None = None,
                       min_genes: int = 10, key_added: str = "X_pca_cell_cycle", random_state: int = 0,
@@ -89,7 +109,10 @@ def recipe_cell_cycle(adata, *, genes="cell_cycle", organism: str = "auto", n_co
         ``var_names`` that are Ensembl ids; if None, the text column matching most genes.
 
     Writes ``adata.obsm[key_added]`` and ``adata.uns["topoembed_recipe"]`` (what was
-    done); ``adata.X`` is left as it was. Uses scanpy's own functions throughout.
+    done); with the bundled cell-cycle genes also each cell's S and G2/M score
+    (``obs["topoembed_S_score"]``, ``obs["topoembed_G2M_score"]``: the mean z-scored log
+    expression of each phase's genes), by which ``te.tl.run`` orients the phase (S, then G2/M,
+    θ = 0 at G1/S). ``adata.X`` is left as it was. Uses scanpy's own functions throughout.
     """
     import anndata
     import scanpy as sc
@@ -146,6 +169,8 @@ def recipe_cell_cycle(adata, *, genes="cell_cycle", organism: str = "auto", n_co
             pos.setdefault(v, i)
         chosen = [work.var_names[pos[v]] for v in chosen_names]
         source += f", matched on {name_source}"
+    if isinstance(genes, str) and genes == "cell_cycle":
+        _cell_cycle_scores(adata, work, names, pos, organism)
     sub = work[:, chosen].copy()
     n_comps_used = int(min(n_comps, sub.n_vars - 1, sub.n_obs - 1))
     if n_comps_used < 2:

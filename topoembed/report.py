@@ -518,7 +518,8 @@ def _loop_views(summary, points, index, per_point, view, t) -> str:
                              f"loop {i + 1}: membership on {name}"))
         figs.append(_img(figure_png(lambda ax: plotting.phase_histogram(
             ax, arrays["phase"], arrays.get("on_loop"), title=f"loop {i + 1}: θ of all {len(phase):,} points",
-            loop=i), (5.2, 3.4), (0.14, 0.96, 0.18, 0.9)), f"loop {i + 1}: phase histogram"))
+            loop=i, orientation=lp.get("phase_orientation")), (5.2, 3.4), (0.14, 0.96, 0.18, 0.9)),
+            f"loop {i + 1}: phase histogram"))
         out.append(_membership_text(summary, lp, arrays, t) + "<div class='figs'>" + "".join(figs) + "</div>")
     return "".join(out)
 

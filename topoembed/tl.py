@@ -268,9 +268,31 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
     if progress is None:  # as scanpy: shown unless sc.settings.verbosity is 0
         progress = scanpy_wants_progress()
     result = analysis.run(X, p, A=A, from_runs=from_runs, jobs=jobs, progress=progress)
+    orient_phases(adata, result)
     store_result(adata, result, use_rep=use_rep, key_added=key_added, neighbors_key=neighbors_key,
                  binarize=binarize)
     return result
+
+
+def orient_phases(adata, result: pipeline.Result) -> None:
+    """Where the cells carry S and G2/M scores (``obs["topoembed_S_score"]``,
+    ``obs["topoembed_G2M_score"]``, from :func:`topoembed.pp.recipe_cell_cycle`), turn each
+    loop's phase so that S comes before G2/M and θ = 0 is the G1/S boundary
+    (:func:`topoembed.localize.orient_by_markers`); ``phase_orientation`` says how."""
+    from .pp import SCORE_COLUMNS
+
+    if not all(c in adata.obs for c in SCORE_COLUMNS) or result.n_input != adata.n_obs:
+        return
+    s_score, g2m_score = (adata.obs[c].to_numpy(dtype=float) for c in SCORE_COLUMNS)
+    for i, lp in enumerate(result.loops):
+        phase = np.asarray(lp.get("phase", []), dtype=float)
+        if len(phase) != adata.n_obs or not np.isfinite(phase).any():
+            continue  # no phase (withheld, or not localised)
+        lp["phase"], lp["phase_orientation"] = localization.orient_by_markers(phase, s_score, g2m_score)
+        o = lp["phase_orientation"]
+        log.info("loop %d: phase turned by the S and G2/M scores (%s, θ = 0 at G1/S; S peaks at θ = %.2f, "
+                 "G2/M at %.2f)", i + 1, "reflected" if o["reflected"] else "not reflected", o["theta_S"],
+                 o["theta_G2M"])
 
 
 def store_result(adata, result: pipeline.Result, *, use_rep: str | None = None, key_added: str = DEFAULT_KEY,
