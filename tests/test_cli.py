@@ -48,7 +48,7 @@ def test_run_end_to_end_contract(tmp_path, capsys):
     with np.load(out / "diagrams.npz") as z:
         np.testing.assert_allclose(z["H1"][:, 0], [b for b, _ in s["diagrams"]["H1"]])
     html = (out / "report.html").read_text()
-    assert html.count("data:image/png;base64,") == 6 and "<table>" in html  # + θ view and θ histogram
+    assert html.count("data:image/png;base64,") == 7 and "<table>" in html  # + θ views (first screen, loop section), θ histogram
 
 
 def test_run_on_files(tmp_path):
@@ -393,12 +393,13 @@ def test_progress_is_one_plain_line_per_stage_off_a_terminal(tmp_path):
     res = subprocess.run([sys.executable, "-m", "topoembed", "run", SPEC, "--k", "12", "--out", str(tmp_path / "r")],
                          capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr
-    lines = [ln for ln in res.stderr.splitlines() if "topoembed.progress" in ln]
-    assert [ln.split(": ")[2] for ln in lines] == ["graph", "distances", "homology", "detection", "localization"]
+    lines = [ln for ln in res.stderr.splitlines() if ln.startswith("topoembed ") and "/5: " in ln]
+    assert [ln.split(": ")[1] for ln in lines] == ["graph", "distances", "homology", "detection", "localization"]
+    assert lines[0].startswith("topoembed 1/5: graph: ") and "INFO" not in res.stderr  # plain lines, no logger names
     assert "\r" not in res.stderr and "it/s" not in res.stderr
     quiet = subprocess.run([sys.executable, "-m", "topoembed", "run", SPEC, "--k", "12", "-q", "--out",
                             str(tmp_path / "q")], capture_output=True, text=True, timeout=300)
-    assert quiet.returncode == 0 and "progress" not in quiet.stderr
+    assert quiet.returncode == 0 and "/5: " not in quiet.stderr
 
 
 def test_without_torch_the_loops_run_and_the_embedding_says_what_to_install(tmp_path):

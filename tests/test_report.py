@@ -185,7 +185,7 @@ def browser_check(html_text, tmp_path, name, screenshot=None):
 
 @needs_chromium
 def test_reports_render_in_chromium(circle, blob, tmp_path):
-    for name, (summ, kw), n_images in [("circle", circle, 6), ("blob", blob, 3)]:
+    for name, (summ, kw), n_images in [("circle", circle, 7), ("blob", blob, 3)]:
         shot = tmp_path / f"{name}.png"
         n, bad, errors = browser_check(report.render_html(summ, **kw), tmp_path, name, screenshot=shot)
         assert n == n_images and bad == [] and errors == [], (name, n, bad, errors)
@@ -213,7 +213,7 @@ def test_ipc_report_renders_in_chromium(ipc_path, tmp_path):
     page = report.render_html(summ, **kw, view=("UMAP", np.asarray(a.obsm["X_umap"])[idx]))
     assert "1 loop found" in page and "loop 1: phase on UMAP" in _alts(page)
     n, bad, errors = browser_check(page, tmp_path, "ipc", screenshot=tmp_path / "ipc.png")
-    assert n == 6 and bad == [] and errors == []
+    assert n == 7 and bad == [] and errors == []
 
 
 def test_a_void_found_by_the_gap_rule_is_worded_without_a_p_value():

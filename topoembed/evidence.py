@@ -224,7 +224,7 @@ def decide_loops(ph: dict, A: sp.spmatrix | None, params: Params, spectra: list 
                     ns["feature"], ns["p_value"], detection["alpha"], option("loop_rule", "significant"),
                     option("loop_rule", "confirmed_gap"))
     for f, p in zip(detection["features"], detection["p_values"]):
-        if p is not None and p >= detection["alpha"]:
-            log.warning("the loop of H1 feature %d has low confidence: its death/birth ratio is within what noise "
-                        "produces (universal-null p = %.3g, Bonferroni)", f, p)
+        if p is not None and p >= detection["alpha"]:  # a prevalence may still support it: the verdict warns
+            log.info("the loop of H1 feature %d has a death/birth ratio within what noise produces (universal-null "
+                     "p = %.3g, Bonferroni)", f, p)
     return detection

@@ -115,10 +115,9 @@ def verdict_notes(summary: dict) -> list[str]:
                              + ". It is reported, but check it against known biology (for the cell cycle: the "
                                "phase against cell-cycle scores) before trusting it. Thick loops with unevenly "
                                "spread cells can also have small ratios (BENCHMARKS.md, 'Evidence for each loop').")
-            if lp.get("phase_withheld"):
-                notes.append(f"No phase is given for loop {i + 1}: the data do not support it well enough "
-                             "(significance, or a prevalence across subsamples of at least 90 %); its cells "
-                             "on the loop are still marked. --phase-low-confidence 1 gives the phase anyway.")
+            if lp.get("phase_withheld"):  # said once, with the note on its confidence
+                notes[-1] += (" So it is a possible loop: its cells on the loop are marked, its phase is withheld "
+                              "(--phase-low-confidence 1 gives it).")
     surface = det.get("surface_loops")
     if surface:
         notes.append(f"A closed surface: the distances on {det['surface'].get('n_landmarks', 200)} landmarks hold a void "
@@ -367,21 +366,12 @@ def _headline(summary, t) -> str:
 def _loop_evidence(summary, t) -> list[str]:
     """One plain sentence of evidence per reported loop."""
     det, out = summary["detection"], []
-    alpha = det.get("alpha", verdict.ALPHA)
     confirmed = det.get("confirmation") and "unconfirmed" not in det
     calls = summary_verdict(summary).loops
     for i, lp in enumerate(summary["loops"]):
-        bits = []
-        p = lp.get("p_value")
-        if p is None:
-            bits.append(f"{t('p_value')} not available (too few H1 features)")
-        else:
-            bits.append(f"{t('p_value')} {_p(p)}" + (" (median over the subsamples)" if summary.get("ensemble") else "")
-                        + ": " + ("significant" if p < alpha
-                                  else f"<b>not significant</b> at {alpha:g}, low confidence"))
+        bits = []  # the p-value and the prevalence are in the verdict's reasons, said once
         if "prevalence" in lp:
-            bits.append(f"found in {lp['n_runs']} of {_n_subsamples(summary)} subsamples "
-                        f"({t('prevalence')} {lp['prevalence']:.0%})")
+            bits.append(f"{lp['n_runs']} of {_n_subsamples(summary)} subsamples found it ({t('prevalence')})")
         if confirmed:
             bits.append(f"{t('confirmation', 'confirmed')} by {html.escape(det['confirmation']['distance'])}")
         if "n_on_loop" in lp:
@@ -389,8 +379,9 @@ def _loop_evidence(summary, t) -> list[str]:
         ratio = lp["death"] / lp["birth"] if lp.get("death") and lp["birth"] > 0 else None
         bits.append(f"{t('persistence')} {_g(lp['persistence'])}"
                     + (f", {t('ratio')} {ratio:.2f}" if ratio else ""))
+        where = " (p-value: median over the subsamples)" if summary.get("ensemble") and lp.get("p_value") else ""
         level = ("supported" if calls[i].supported else "<b>not supported</b>, so its phase is withheld "
-                 "unless asked for") + f" ({html.escape(calls[i].sentence())})"
+                 "unless asked for") + f": {html.escape(calls[i].sentence())}{where}"
         out.append(f"<b style='color:{plotting.loop_color(i)}'>{loop_label(calls[i])}</b>: {level}; "
                    + "; ".join(bits) + ".")
     return out
@@ -497,10 +488,11 @@ def _loop_views(summary, points, index, per_point, view, t) -> str:
         return ("<p>No loop was found, so there is no phase or loop membership to show"
                 + (" (the 2-D view is left out)." if points is not None or view is not None else ".") + "</p>")
     got = _view(summary, points, index, view)
+    calls = summary_verdict(summary).loops
     out = []
     for i, lp in enumerate(summary["loops"]):
         arrays = per_point[i] if i < len(per_point) else {}
-        out.append(f"<h3 style='color:{plotting.loop_color(i)}'>Loop {i + 1}</h3>")
+        out.append(f"<h3 style='color:{plotting.loop_color(i)}'>{loop_label(calls[i])}</h3>")
         if "phase" not in arrays or got is None:
             out.append("<p>This loop was not localised (no phase or membership was computed, or no points were "
                        "passed to the report), so it is not drawn.</p>" + _membership_text(summary, lp, {}, t))
@@ -522,6 +514,22 @@ def _loop_views(summary, points, index, per_point, view, t) -> str:
             f"loop {i + 1}: phase histogram"))
         out.append(_membership_text(summary, lp, arrays, t) + "<div class='figs'>" + "".join(figs) + "</div>")
     return "".join(out)
+
+
+def _first_loop_figure(summary, points, index, per_point, view) -> str:
+    """The first loop's phase on the 2-D view (the input's UMAP when given), for the first screen."""
+    got = _view(summary, points, index, view) if summary["loops"] else None
+    arrays = per_point[0] if len(per_point) else {}
+    phase = arrays.get("phase")
+    if got is None or phase is None or not np.isfinite(np.asarray(phase, dtype=float)).any():
+        return ""
+    name, Y, ids = got
+    pos = {int(v): r for r, v in enumerate(ids)}
+    cyc = [pos[v] for v in summary["loops"][0].get("cycle", []) if v in pos]
+    theta = np.asarray(phase, dtype=float)[ids]
+    return "<div class='figs'>" + _img(figure_png(lambda ax: plotting.loop_view(
+        ax, Y, phase=theta, cycle=cyc, loop=0, basis=name), (5.6, 4.8), _VIEW_MARGINS),
+        f"loop 1: phase on {name}") + "</div>"
 
 
 def _loop_table(summary, t) -> str:
@@ -581,7 +589,9 @@ def render_html(summary: dict, points=None, index=None, per_point: list[dict] = 
     evidence = "".join(f"<li>{s}</li>" for s in _loop_evidence(summary, t))
     checks = "".join(f"<li>{s}</li>" for s in _checks(summary, t))
     verdict = (_headline(summary, t) + (f"<ul>{evidence}</ul>" if evidence else "")
-               + (f"<p><b>What was checked</b></p><ul>{checks}</ul>" if checks else "") + _warnings(summary))
+               + _first_loop_figure(summary, points, index, per_point, view)
+               + (f"<details><summary><b>What was checked</b> ({checks.count('<li>')} points)</summary>"
+                  f"<ul>{checks}</ul></details>" if checks else "") + _warnings(summary))
     n_h1 = len(h1)
     persistence = (f"<p>{len(dgms[0]):,} {t('h1', 'H0')} and {n_h1:,} H1 features. The diagram is scaled to the "
                    f"H1 features (the inset shows all of them at full scale); each point is one feature at "
