@@ -103,9 +103,9 @@ def _params_from(args) -> pipeline.Params:
 
 def _input_args(parser):
     parser.add_argument("input", nargs="?", default=DEMO_INPUT,
-                        help=f"points: .npy, .csv/.tsv, .h5ad, or synthetic:NAME?n=..&d=..&sigma=..&seed=.. "
+                        help=f"points: .h5ad, .loom, a 10x matrix folder, .csv/.tsv, .npy, or synthetic:NAME?n=..&d=..&sigma=..&seed=.. "
                              f"(default: the demo {DEMO_INPUT})")
-    parser.add_argument("--use-rep", default=None, help="for .h5ad input: obsm key to use (default: X)")
+    parser.add_argument("--use-rep", default=None, help="for AnnData input: obsm key to use (default: X)")
     idx = parser.add_mutually_exclusive_group()
     idx.add_argument("--index-col", dest="index_col", action="store_const", const=True, default=None,
                      help="for .csv/.tsv input: the first column is a row index; drop it (default: detected)")
@@ -119,10 +119,27 @@ def _load(args):
 
 
 # ---------------------------------------------------------------- run
+def _anndata_input(args):
+    """(adata, use_rep) of an AnnData input (.h5ad, .loom, a 10x folder) for run and prepare: with
+    --recipe cell_cycle the recipe's PCA of the raw counts (in X, or in --layer)."""
+    from . import pp
+
+    if not io.is_anndata_input(args.input):
+        if args.recipe or args.layer:
+            raise InputError("--recipe and --layer need AnnData input with raw counts (.h5ad, .loom or a 10x "
+                             "matrix folder); a table or .npy is analysed as it is")
+        return None, args.use_rep
+    adata = io.read_anndata(args.input)
+    if args.recipe == "cell_cycle":
+        pp.recipe_cell_cycle(adata, layer=args.layer, gene_symbols=args.gene_symbols)
+        return adata, "X_pca_cell_cycle"
+    if args.layer is not None:
+        raise InputError("--layer picks the raw counts for --recipe cell_cycle; without a recipe use --use-rep")
+    return adata, args.use_rep
+
+
 def cmd_run(args) -> int:
-    if args.recipe and not str(args.input).endswith(".h5ad"):
-        raise InputError("--recipe needs .h5ad input with raw counts in X")
-    if str(args.input).endswith(".h5ad"):
+    if io.is_anndata_input(args.input) or args.recipe or args.layer:
         return _run_h5ad(args)
     X, meta = _load(args)
     params = _params_from(args)
@@ -132,7 +149,7 @@ def cmd_run(args) -> int:
         runs = [io.read_run(f) for f in args.from_runs] if args.from_runs else None
         result = analysis.run(X, params, from_runs=runs, jobs=args.jobs, progress=not args.quiet)
         emb = _embed_for_run(args, X, result)
-        summ = _write_run_outputs(outputs, args, result, X, emb)
+        summ = _write_run_outputs(outputs, args, result, X, emb, ids=meta.get("row_names"))
         outputs.commit()
     _print_table(summ, args.out)
     return 0
@@ -176,14 +193,10 @@ def _embed_for_run(args, X, result):
 
 
 def _run_h5ad(args) -> int:
-    """h5ad in: results go into a copy of the AnnData (``result.h5ad``) under --key-added."""
-    from . import pp, tl
+    """AnnData in: results go into a copy of the AnnData (``result.h5ad``) under --key-added."""
+    from . import tl
 
-    adata = io.read_h5ad(args.input)
-    use_rep = args.use_rep
-    if args.recipe == "cell_cycle":
-        pp.recipe_cell_cycle(adata, gene_symbols=args.gene_symbols)
-        use_rep = "X_pca_cell_cycle"
+    adata, use_rep = _anndata_input(args)
     params = _params_from(args)
     X = _anndata_points(adata, use_rep)
     params.validate(X.shape[0])
@@ -198,7 +211,8 @@ def _run_h5ad(args) -> int:
 
             adata.obsm[obsm_key(args.embed)] = emb[0]
             tl.embedding_topology(adata, obsm_key(args.embed), key=args.key_added, seed=args.seed)
-        summ = _write_run_outputs(outputs, args, result, X, emb, view=_view_of(adata, X.shape[0]))
+        summ = _write_run_outputs(outputs, args, result, X, emb, view=_view_of(adata, X.shape[0]),
+                                  ids=list(adata.obs_names))
         adata.write_h5ad(outputs.path("result.h5ad"))
         outputs.commit()
     _print_table(summ, args.out, extra="result.h5ad")
@@ -217,7 +231,7 @@ def _view_of(adata, n):
     return ("UMAP", np.asarray(Y)[:, :2]) if Y is not None and len(Y) == n and np.ndim(Y) == 2 else None
 
 
-def _write_run_outputs(outputs, args, result, X, emb=None, view=None) -> dict:
+def _write_run_outputs(outputs, args, result, X, emb=None, view=None, ids=None) -> dict:
     summ = pipeline.summary(result, input_desc=str(args.input))
     extra = []
     if emb is not None:
@@ -234,21 +248,26 @@ def _write_run_outputs(outputs, args, result, X, emb=None, view=None) -> dict:
     outputs.path("report.html").write_text(report.render_html(summ, points=X[result.index], index=result.index,
                                                               per_point=per_point, extra_sections=extra, view=view))
     if any(per_point):
-        _write_cells_csv(outputs.path("cells.csv"), result)
+        _write_cells_csv(outputs.path("cells.csv"), result, ids)
     return summ
 
 
-def _write_cells_csv(path, result):
-    """One row per input point: id, and per loop phase_i, phase_confidence_i, loop_distance_i, on_loop_i."""
-    cols = {"id": np.arange(result.n_input)}
+def _write_cells_csv(path, result, ids=None):
+    """One row per input point: id (the input's cell names where it has them, else the row
+    number), and per loop phase_i, phase_confidence_i, loop_distance_i, on_loop_i."""
+    cols = {}
     for i, lp in enumerate(result.loops, start=1):
         for f in pipeline.PER_POINT:
             if f in lp:
-                cols[f"{f}_{i}"] = np.asarray(lp[f])
-    header = ",".join(cols)
-    table = np.column_stack([np.asarray(v, dtype=float) for v in cols.values()])
-    fmt = ["%d"] + ["%.6g"] * (table.shape[1] - 1)
-    np.savetxt(path, table, delimiter=",", header=header, comments="", fmt=fmt)
+                cols[f"{f}_{i}"] = np.asarray(lp[f], dtype=float)
+    table = np.column_stack(list(cols.values()))
+    rows = range(result.n_input) if ids is None else ids
+    with open(path, "w", newline="") as fh:
+        import csv
+
+        out = csv.writer(fh, lineterminator="\n")
+        out.writerow(["id", *cols])
+        out.writerows([name, *(f"{v:.6g}" for v in values)] for name, values in zip(rows, table))
 
 
 def _print_table(summ, out, extra=None):
@@ -606,9 +625,10 @@ def cmd_report(args) -> int:
         if Y.ndim != 2 or Y.shape[0] != X.shape[0]:
             raise InputError(f"--embedding {args.embedding} holds {Y.shape}, not one row per input point")
         emb = (Y, {"loss": args.loss, "device": "file"}, embedding_topology(Y, det, seed=p.seed))
-    adata = io.read_h5ad(args.input) if str(args.input).endswith(".h5ad") else None
+    adata = io.read_anndata(args.input) if io.is_anndata_input(args.input) else None
     with io.OutputSet(args.out) as outputs:
-        summ = _write_run_outputs(outputs, args, result, X, emb, view=_view_of(adata, X.shape[0]))
+        summ = _write_run_outputs(outputs, args, result, X, emb, view=_view_of(adata, X.shape[0]),
+                                  ids=None if adata is None else list(adata.obs_names))
         if adata is not None:
             from . import tl
 
@@ -633,22 +653,11 @@ def cmd_prepare(args) -> int:
     input, else a new one) with the points to analyse in obsm[PREPARED_REP]."""
     import anndata
 
-    from . import pp
-
     src = str(args.input)
-    if src.endswith(".h5ad"):
-        adata = io.read_h5ad(src)
-        if args.recipe == "cell_cycle":
-            pp.recipe_cell_cycle(adata, layer=args.layer, gene_symbols=args.gene_symbols)
-            rep = "X_pca_cell_cycle"
-        elif args.layer is not None:
-            raise InputError("--layer picks the raw counts for --recipe cell_cycle; without a recipe use --use-rep")
-        else:
-            rep = args.use_rep
+    adata, rep = _anndata_input(args)
+    if adata is not None:
         X = _anndata_points(adata, rep)
     else:
-        if args.recipe or args.layer:
-            raise InputError("--recipe and --layer need .h5ad input (raw counts in X or a layer)")
         X, _ = _load(args)
         adata = anndata.AnnData(np.zeros((X.shape[0], 0), dtype=np.float32))
         rep = None
@@ -749,7 +758,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="topoembed_results", help="output folder (default: topoembed_results)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--recipe", choices=["cell_cycle"], default=None,
-                   help="for .h5ad raw counts: run te.pp.recipe_cell_cycle first and use its PCA")
+                   help="for raw counts (.h5ad, .loom, a 10x folder): run te.pp.recipe_cell_cycle first and use "
+                        "its PCA")
+    p.add_argument("--layer", default=None, help="with --recipe: the layer holding the raw counts (default: X)")
     p.add_argument("--gene-symbols", default=None, metavar="COLUMN",
                    help="with --recipe: the adata.var column holding gene symbols when var_names are Ensembl ids "
                         "(default: detected)")

@@ -26,19 +26,55 @@ __all__ = ["load_points", "read_h5ad", "atomic_path", "write_json", "write_npz",
 
 log = logging.getLogger(__name__)
 
-INPUT_SUFFIXES = (".npy", ".csv", ".tsv", ".txt", ".h5ad")
+INPUT_SUFFIXES = (".npy", ".csv", ".tsv", ".txt", ".h5ad", ".loom")
+#: Files that make a 10x Genomics matrix folder (Cell Ranger's filtered_feature_bc_matrix/).
+TENX_MATRIX = ("matrix.mtx.gz", "matrix.mtx")
 
 
-def read_h5ad(path):
+def is_10x_folder(path) -> bool:
+    """A 10x Genomics matrix folder: matrix.mtx[.gz] beside barcodes.tsv[.gz] and features/genes.tsv[.gz]."""
+    path = Path(path)
+    return path.is_dir() and any((path / f).exists() for f in TENX_MATRIX)
+
+
+def is_anndata_input(source) -> bool:
+    """Inputs read as AnnData (cells × genes with annotations): .h5ad, .loom and 10x folders."""
+    s = str(source)
+    return s.endswith((".h5ad", ".loom")) or is_10x_folder(s)
+
+
+def read_anndata(path):
+    """An AnnData from an .h5ad file, a .loom file or a 10x matrix folder (scanpy's readers;
+    gene symbols become var_names for 10x folders, Ensembl ids stay in ``var["gene_ids"]``)."""
     import anndata
 
     path = Path(path)
+    if is_10x_folder(path):
+        import scanpy as sc
+
+        try:
+            adata = sc.read_10x_mtx(path, var_names="gene_symbols", make_unique=True)
+        except Exception as exc:
+            raise InputError(f"{path} looks like a 10x matrix folder but could not be read ({type(exc).__name__}: "
+                             f"{exc}); it needs matrix.mtx[.gz], barcodes.tsv[.gz] and features.tsv[.gz] "
+                             "(or genes.tsv) as Cell Ranger writes them") from None
+        log.info("%s: a 10x matrix folder, %d cells x %d genes (raw counts: use --recipe cell_cycle)", path,
+                 adata.n_obs, adata.n_vars)
+        return adata
     _check_file(path)
     try:
+        if path.suffix.lower() == ".loom":
+            return anndata.read_loom(path)
         return anndata.read_h5ad(path)
     except Exception as exc:
-        raise InputError(f"{path} could not be read as an .h5ad file ({type(exc).__name__}: {exc}); "
-                         "check that it was written by anndata/scanpy (adata.write_h5ad)") from None
+        what = "a .loom" if path.suffix.lower() == ".loom" else "an .h5ad"
+        raise InputError(f"{path} could not be read as {what} file ({type(exc).__name__}: {exc}); "
+                         "check that it was written by anndata/scanpy (adata.write_h5ad) or loompy") from None
+
+
+def read_h5ad(path):
+    """:func:`read_anndata` (kept for the stage commands, which read .h5ad files)."""
+    return read_anndata(path)
 
 
 def _umask_mode() -> int:
@@ -58,50 +94,82 @@ def _new_temp(final: Path) -> Path:
 def _check_file(path: Path):
     if not path.exists():
         raise InputError(f"input file {str(path)!r} does not exist; check the path")
-    if path.is_dir():
-        raise InputError(f"input {str(path)!r} is a folder; pass a file ({', '.join(INPUT_SUFFIXES)})")
+    if path.is_dir() and not is_10x_folder(path):
+        raise InputError(f"input {str(path)!r} is a folder without a 10x matrix (matrix.mtx[.gz]); pass a file "
+                         f"({', '.join(INPUT_SUFFIXES)}) or a 10x matrix folder")
 
 
-def _read_table(path: Path, index_col: bool | None = None) -> np.ndarray:
-    """A numeric table with at most one header row. ``index_col`` None detects a leading
-    index column as pandas' ``DataFrame.to_csv`` writes it (an empty or "Unnamed: 0" first
-    header field, or a first column that is exactly 0, 1, …, n − 1) and drops it with a log
-    line; True always drops the first column, False never does."""
+def _is_number(field: str) -> bool:
+    try:
+        float(field)
+        return True
+    except ValueError:
+        return False
+
+
+def _read_table(path: Path, index_col: bool | None = None) -> tuple[np.ndarray, list | None]:
+    """(X, row names or None) from a numeric table with at most one header row and at most one
+    index column. ``index_col`` None detects the index as pandas' ``DataFrame.to_csv`` writes
+    it: cell names (a first column that is not numeric where the rest is), an empty or
+    "Unnamed: 0" first header field, or a first column that is exactly 0, 1, …, n − 1; it is
+    dropped with a log line. True always drops the first column, False never does."""
     delim = "\t" if path.suffix == ".tsv" else ("," if path.suffix == ".csv" else None)
     with open(path, "r", errors="replace") as fh:
-        first = fh.readline()
+        first, second = fh.readline(), fh.readline()
     if delim is None:
         delim = "\t" if "\t" in first else ("," if "," in first else None)
-    fields = [f.strip() for f in (first.split(delim) if delim else first.split())]
+
+    def split(line):
+        return [f.strip().strip('"\'') for f in (line.split(delim) if delim else line.split())]
+
+    fields, row = split(first), split(second) if second.strip() else []
+    numeric = [_is_number(f) for f in fields if f != ""]
+    values = [float(f) for f in fields if f != "" and _is_number(f)]
+    # pandas writes an index's header as an empty first field (",0,1,2") and default column
+    # names as 0, 1, 2, ...: a first row counting up from 0 is a header
+    counting = len(values) > 1 and all(numeric) and values == list(range(len(values)))
+    # a header row has names past the first field; a first field alone that is not a number is a
+    # header only where the next row's first field is a number (else it is the first cell's name)
+    names_after_first = any(not _is_number(f) for f in fields[1:] if f != "")
+    named_first = bool(fields) and fields[0] != "" and not _is_number(fields[0])
+    header = (names_after_first or (len(fields) > 1 and fields[0] == "") or counting
+              or (named_first and bool(row) and _is_number(row[0])))
+    if counting:
+        log.info("%s: the first row (0, 1, ..., %d) is read as column names", path, len(values) - 1)
+    data_row = row if header else fields
+    named = (len(data_row) > 1 and not _is_number(data_row[0]) and all(_is_number(f) for f in data_row[1:]))
+    if index_col is None and named:
+        index_col = True
+        log.info("%s: the first column holds row names (e.g. %r); they are the cells' ids (--no-index-col keeps "
+                 "the column as data, which then fails: it is not numeric)", path, data_row[0])
     try:
-        values = [float(f) for f in fields if f != ""]
-        # pandas writes an index's header as an empty first field (",0,1,2") and default
-        # column names as 0, 1, 2, ...: a first row counting up from 0 is a header
-        counting = len(values) > 1 and values == list(range(len(values)))
-        header = fields if (len(fields) > 1 and fields[0] == "") or counting else None
-        if counting:
-            log.info("%s: the first row (0, 1, ..., %d) is read as column names", path, len(values) - 1)
-    except ValueError:
-        header = fields  # header row
-    try:
+        if named or (index_col and not _is_number(data_row[0] if data_row else "0")):
+            import pandas as pd
+
+            df = pd.read_csv(path, sep=delim if delim else r"\s+", header=0 if header else None, index_col=False,
+                             dtype=str, keep_default_na=False)
+            names = df.iloc[:, 0].astype(str).tolist()
+            X = df.iloc[:, 1:].to_numpy(dtype=np.float64) if index_col else df.to_numpy(dtype=np.float64)
+            return np.atleast_2d(X), (names if index_col else None)
         with warnings.catch_warnings():  # an empty file: refused below as "0 points"
             warnings.simplefilter("ignore", UserWarning)
-            X = np.loadtxt(path, delimiter=delim, skiprows=0 if header is None else 1, dtype=np.float64, ndmin=2)
+            X = np.loadtxt(path, delimiter=delim, skiprows=1 if header else 0, dtype=np.float64, ndmin=2)
     except ValueError as exc:
         raise InputError(f"{path} has non-numeric values or rows of different lengths ({exc}); the table must "
-                         "hold numbers only, with at most one header row") from None
+                         "hold numbers only, with at most one header row and one index column of cell names "
+                         "(as pandas' to_csv writes it)") from None
     if index_col is None and X.shape[1] > 1:
-        unnamed = header is not None and header[0].strip('"\'') in ("", "Unnamed: 0", "index")
-        counting = bool(np.array_equal(X[:, 0], np.arange(X.shape[0])))
-        if unnamed or counting:
+        unnamed = header and fields[0] in ("", "Unnamed: 0", "index")
+        counting_col = bool(np.array_equal(X[:, 0], np.arange(X.shape[0])))
+        if unnamed or counting_col:
             log.info("%s: the first column is a row index (%s); dropped (--no-index-col keeps it)", path,
                      "unnamed header" if unnamed else "0, 1, ..., n-1")
             index_col = True
     if index_col:
         if X.shape[1] < 2:
             raise InputError(f"{path} has one column; with --index-col there would be no coordinates left")
-        X = X[:, 1:]
-    return X
+        return X[:, 1:], [str(v) for v in X[:, 0]]
+    return X, None
 
 
 def load_points(source: str | os.PathLike, use_rep: str | None = None,
@@ -125,6 +193,10 @@ def load_points(source: str | os.PathLike, use_rep: str | None = None,
     path = Path(s)
     _check_file(path)
     suffix = path.suffix.lower()
+    if is_anndata_input(path):
+        adata = read_anndata(path)
+        return points_from_adata(adata, use_rep), {"source": str(path), "kind": "anndata",
+                                                   "use_rep": use_rep or "X", "adata": adata}
     if suffix not in INPUT_SUFFIXES:
         raise InputError(f"{path} has an unsupported file type {suffix or '(none)'!r}; use one of "
                          f"{', '.join(INPUT_SUFFIXES)} or synthetic:NAME")
@@ -134,15 +206,12 @@ def load_points(source: str | os.PathLike, use_rep: str | None = None,
             X = np.load(path, allow_pickle=False)
         except Exception as exc:
             raise InputError(f"{path} is not a valid .npy array ({exc}); save it with numpy.save") from None
-    elif suffix == ".h5ad":
-        adata = read_h5ad(path)
-        X = points_from_adata(adata, use_rep)
-        meta["use_rep"] = use_rep or "X"
-        meta["adata"] = adata
     else:
-        X = _read_table(path, index_col)
-    if use_rep is not None and suffix != ".h5ad":
-        raise InputError(f"--use-rep {use_rep!r} only applies to .h5ad input, not {suffix}")
+        X, names = _read_table(path, index_col)
+        if names is not None:
+            meta["row_names"] = names
+    if use_rep is not None:
+        raise InputError(f"--use-rep {use_rep!r} only applies to .h5ad/.loom/10x input, not {suffix}")
     return X, meta
 
 
@@ -302,10 +371,19 @@ class OutputSet:
         return tmp
 
     def commit(self):
+        import signal
+
         replaced = [final.name for _, final in self._staged if final.exists()]
-        for tmp, final in self._staged:
-            os.replace(tmp, final)
-        self._staged = []
+        # Ctrl-C or SIGTERM between two renames would leave half a set: they wait until all are in place
+        blocked = {signal.SIGINT, signal.SIGTERM}
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked) if hasattr(signal, "pthread_sigmask") else None
+        try:
+            for tmp, final in self._staged:
+                os.replace(tmp, final)
+            self._staged = []
+        finally:
+            if old is not None:
+                signal.pthread_sigmask(signal.SIG_SETMASK, old)
         if replaced:  # say so: an earlier run's results are gone
             log.warning("replaced the earlier %s in %s/ (another --out keeps both)", ", ".join(replaced),
                         self.out_dir)

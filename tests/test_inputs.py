@@ -1,0 +1,84 @@
+"""Inputs as users have them, each with one command: a pandas CSV with cell names, a 10x matrix
+folder, an h5ad whose raw counts are in layers["counts"]."""
+import gzip
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.io
+import scipy.sparse as sp
+
+from topoembed import cli, datasets, io
+from topoembed._validate import InputError
+
+
+def _summary(out):
+    return json.loads((out / "summary.json").read_text())
+
+
+def test_a_pandas_csv_with_cell_names_runs_like_its_npy(tmp_path):
+    X = datasets.make("circle", n=300, d=10, sigma=0.1, seed=0).X
+    names = [f"AAACCTG-{i}" for i in range(300)]
+    pd.DataFrame(X, index=names, columns=[f"PC{j}" for j in range(10)]).to_csv(tmp_path / "cells.csv")
+    pd.DataFrame(X, index=names).to_csv(tmp_path / "cells.tsv", sep="\t", header=False)
+    np.save(tmp_path / "cells.npy", X)
+    for name in ("cells.csv", "cells.tsv", "cells.npy"):
+        assert cli.main(["run", str(tmp_path / name), "--k", "30", "--out", str(tmp_path / name[-3:]), "-q"]) == 0
+    ref = _summary(tmp_path / "npy")
+    for ext in ("csv", "tsv"):
+        got = _summary(tmp_path / ext)
+        assert got["diagrams"] == ref["diagrams"] and got["verdict"] == ref["verdict"]
+        cells = pd.read_csv(tmp_path / ext / "cells.csv")
+        assert cells["id"].tolist() == names  # the cells keep their names
+    Y, meta = io.load_points(tmp_path / "cells.csv")
+    assert np.allclose(Y, X) and meta["row_names"][:2] == names[:2]
+    with pytest.raises(InputError, match="not numeric|non-numeric"):
+        io.load_points(tmp_path / "cells.csv", index_col=False)
+
+
+def test_a_csv_with_text_inside_is_refused_with_the_fix(tmp_path):
+    (tmp_path / "bad.csv").write_text("id,a,b\nc1,1,2\nc2,x,3\nc3,4,5\n")
+    with pytest.raises(InputError, match="numbers only"):
+        io.load_points(tmp_path / "bad.csv")
+
+
+def _write_10x(folder, adata):
+    folder.mkdir()
+    with gzip.open(folder / "matrix.mtx.gz", "wb") as fh:
+        scipy.io.mmwrite(fh, sp.csr_matrix(adata.X.T).astype(np.int64))  # genes × cells, as Cell Ranger writes
+    with gzip.open(folder / "barcodes.tsv.gz", "wt") as fh:
+        fh.write("".join(f"{b}\n" for b in adata.obs_names))
+    with gzip.open(folder / "features.tsv.gz", "wt") as fh:
+        fh.write("".join(f"ENSG{i:011d}\t{g}\tGene Expression\n" for i, g in enumerate(adata.var_names)))
+
+
+def test_a_10x_folder_runs_with_the_recipe_and_raw_counts_are_refused_without(tmp_path, capsys):
+    counts = datasets.demo_adata(n_cells=400)
+    _write_10x(tmp_path / "filtered_feature_bc_matrix", counts)
+    folder = tmp_path / "filtered_feature_bc_matrix"
+    assert io.is_10x_folder(folder) and io.is_anndata_input(folder)
+    assert cli.main(["run", str(folder), "--recipe", "cell_cycle", "--out", str(tmp_path / "r"), "-q"]) == 0
+    s = _summary(tmp_path / "r")
+    assert s["verdict"]["level"] == "loop" and s["n_input"] == 400
+    assert (tmp_path / "r" / "result.h5ad").exists()
+    assert cli.main(["run", str(folder), "--out", str(tmp_path / "raw"), "-q"]) == 2
+    assert "raw counts" in capsys.readouterr().err and not (tmp_path / "raw").exists()
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(InputError, match="10x"):
+        io.load_points(tmp_path / "empty")
+
+
+def test_counts_in_a_layer_run_with_one_command(tmp_path):
+    a = datasets.demo_adata(n_cells=400)
+    a.layers["counts"] = a.X.copy()
+    a.X = np.log1p(a.X / a.X.sum(1, keepdims=True) * 1e4)  # what scanpy users keep in X
+    a.write_h5ad(tmp_path / "cells.h5ad")
+    assert cli.main(["run", str(tmp_path / "cells.h5ad"), "--recipe", "cell_cycle", "--layer", "counts",
+                     "--out", str(tmp_path / "r"), "-q"]) == 0
+    assert _summary(tmp_path / "r")["verdict"]["level"] == "loop"
+    # X is log-normalised: the recipe on X refuses and says to pass the layer
+    assert cli.main(["run", str(tmp_path / "cells.h5ad"), "--recipe", "cell_cycle", "--out",
+                     str(tmp_path / "x"), "-q"]) == 2
+    assert cli.main(["run", str(tmp_path / "cells.h5ad"), "--layer", "counts", "--out", str(tmp_path / "y"),
+                     "-q"]) == 2  # a layer without the recipe: refused with the fix
