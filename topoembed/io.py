@@ -398,69 +398,6 @@ class OutputSet:
         return False
 
 
-# ---------------------------------------------------------------- staged files (one per CLI stage)
-#: Name of the entry that holds a stage file's record (JSON): which stage made it, with which
-#: parameters, on which points, in how long. A later stage refuses an input whose record
-#: disagrees with its own options (:func:`check_record`), so a workflow cannot mix stages.
-STAGE_KEY = "topoembed_stage"
-
-
-def points_fingerprint(X) -> dict:
-    """n, p and a hash of the points (float64, C order): tells whether two stages saw the same input."""
-    import hashlib
-
-    X = np.ascontiguousarray(X, dtype=np.float64)
-    return {"n": int(X.shape[0]), "p": int(X.shape[1]), "sha1": hashlib.sha1(X.tobytes()).hexdigest()[:16]}
-
-
-def write_stage(path, record: dict, **arrays) -> None:
-    """An ``.npz`` of ``arrays`` plus the stage record, written atomically."""
-    write_npz(path, **arrays, **{STAGE_KEY: np.array(json.dumps(to_jsonable(record)))})
-
-
-def read_stage(path, what: str, made_by: str) -> tuple[dict, dict | None]:
-    """(arrays, record) of an ``.npz`` stage file; record is None for an ``.npz`` without one
-    (made by hand or by an older version). ``what``/``made_by`` word the error messages."""
-    path = Path(path)
-    if not path.exists():
-        raise InputError(f"{what} {str(path)!r} does not exist; make it with `{made_by}`")
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[k] for k in z.files}
-    except Exception as exc:
-        raise InputError(f"{path} is not an .npz {what} ({exc}); make it with `{made_by}`") from None
-    raw = arrays.pop(STAGE_KEY, None)
-    return arrays, (None if raw is None else json.loads(str(raw)))
-
-
-def check_record(record: dict | None, path, params: dict, points: dict | None = None) -> None:
-    """Refuse a stage input made with other parameters or on other points than this step's.
-
-    ``params``: this step's options (name → value); only the names the record also holds are
-    compared. ``points``: :func:`points_fingerprint` of this step's input, if it has one."""
-    if record is None:
-        return
-    made = record.get("params", {})
-    diff = [k for k in params if k in made and _norm(made[k]) != _norm(params[k])]
-    if diff:
-        said = ", ".join(f"--{k.replace('_', '-')} {made[k]} (here {params[k]})" for k in diff)
-        raise InputError(f"{path} was made by `topoembed {record.get('stage', '?')}` with {said}; remake it with "
-                         "this step's options, or pass the same options here")
-    if points is not None and record.get("points") and record["points"] != points:
-        raise InputError(f"{path} was made from other points ({record['points']['n']} × {record['points']['p']}, "
-                         f"hash {record['points']['sha1']}) than this step's input ({points['n']} × {points['p']}, "
-                         f"hash {points['sha1']}); remake it from the same input")
-
-
-def _norm(value):
-    """Compare 1 with True and 1.0 with 1, as options read from a command line and from JSON."""
-    if isinstance(value, bool):
-        return int(value)
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
 def count_points(source, use_rep: str | None = None) -> int:
     """The number of points of ``source`` without reading its values (a workflow sizes its
     jobs with it): the synthetic spec's n, an .npy header, an .h5ad's n_obs, a table's rows."""

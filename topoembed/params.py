@@ -181,7 +181,7 @@ class Params:
 
 #: The settings each stage of the staged command line depends on (each includes the earlier
 #: stages'): they are recorded in the stage's output file, and a later stage refuses an
-#: input whose record disagrees with its own options (:func:`topoembed.io.check_record`).
+#: input whose record disagrees with its own options (:func:`topoembed.stage_files.check_record`).
 STAGE_PARAMS: dict[str, tuple[str, ...]] = {"graph": ("k", "metric", "symmetrize", "weights", "seed", "knn_method")}
 STAGE_PARAMS["distances"] = STAGE_PARAMS["graph"] + ("distance", "t", "n_components")
 STAGE_PARAMS["homology"] = STAGE_PARAMS["distances"] + ("maxdim",)

@@ -1,0 +1,151 @@
+"""Options and inputs shared by the subcommands: every :class:`topoembed.params.Params` field as
+``--name`` with its default and help, the input argument, and reading the points.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+
+from .. import graph, io, pipeline, spectral
+from .._validate import InputError, check_points
+
+
+DEMO_INPUT = "synthetic:circle?n=1000&d=50&sigma=0.25&seed=0"
+
+
+_HELP = {
+    "k": "neighbours per point in the kNN graph",
+    "metric": "metric of the kNN search (euclidean, cosine, ...)",
+    "symmetrize": "'or' (union) or 'and' (mutual kNN graph)",
+    "weights": "edge weights: binary, distance or gaussian",
+    "distance": "distance for persistent homology: " + ", ".join(spectral.DISTANCES)
+                + ", or auto (label-free choice of distance, k, t and loop count; ~7x the time)",
+    "t": "diffusion time (distance=diffusion)",
+    "n_components": "eigenvectors used (distance=laplacian_eigenmaps)",
+    "maxdim": "highest homology dimension (2 = voids, small n only)",
+    "n_loops": "'auto' or a fixed number of loops to score",
+    "subsample": "run on a random subset of this many points (seeded)",
+    "localize": "1: each loop's cycle, members and phase of every point; 0: detection only",
+    "theta_filtration": "where in a loop's lifetime its phase is read: r = birth + f (death - birth), f in [0, 1)",
+    "seed": "random seed (subsampling, approximate kNN)",
+    "max_points": "refuse inputs with more points than this (dense n×n stages)",
+    "phase_method": "circular coordinate: cycle (evenly along the loop's representative cycle, then smoothed "
+                    "locally) or harmonic (de Silva et al.; collapses where the density along the loop varies)",
+    "n_subsamples": "subsamples analysed for a whole dataset: auto (10 above 1,000 points, else one run on all "
+                    "points) or a number; each loop gets its prevalence, the share of subsamples that find it",
+    "subsample_size": "points per subsample of a whole-dataset run",
+    "knn_method": "kNN search: auto (exact up to 20,000 points or 15 features, else pynndescent), exact, approx",
+    "device": "where the kNN search, the eigendecomposition and --embed run: auto (CUDA if present, else the "
+              "CPU), cpu or cuda[:N]",
+    "early_stop": "1: a whole-dataset run stops after 6 of its 10 subsamples when they agree unanimously "
+                  "(the others could not change the call); 0: run them all",
+    "loop_rule": "how the number of loops is decided: evidence (confirmed_gap, and where it finds none, features "
+                 "with universal-null p < 0.001), confirmed_gap (the score's largest gap, confirmed by the other "
+                 "spectral distance; every loop gets its p-value), significant (confirmed_gap without the loops "
+                 "with p >= 0.05) or gap (the score alone)",
+    "surface": "1: where a second loop may have been left out, look for a closed surface (a void on 200 "
+               "landmarks, H2) with the loops alive at its birth, and report them (a torus); 0: no such check",
+    "phase_low_confidence": "1: also give a phase for loops without support (p >= 0.05 and, for a whole dataset, "
+                            "prevalence < 0.9); 0: their phase is withheld (NaN) and the report says why",
+    "confirm": "1: a loop count must be confirmed by the other spectral distance on the same graph "
+               "(effective resistance <-> diffusion), else 0 loops are reported; 0: off (single runs: the "
+               "subsamples of a whole dataset or of a prevalence check rely on their prevalence instead)",
+    "prevalence_check": "1: runs on up to 1,000 points look for a loop with universal-null p >= 0.01 in 10 "
+                        "subsamples of 70 %% of the points (its prevalence >= 0.9 supports it) and, where no "
+                        "loop is found, for the longest H1 feature (reported if it recurs in >= 90 %%); 0: off",
+}
+
+
+_CHOICES = {"knn_method": ["auto", "exact", "approx"], "loop_rule": list(pipeline.loops.LOOP_RULES), "phase_method": list(pipeline.localization.PHASE_METHODS), "distance": sorted(spectral.DISTANCES) + ["auto"], "symmetrize": ["or", "and"], "weights": list(graph.WEIGHTS)}
+
+
+def _auto_or_int(value: str):
+    if value == "auto":
+        return value
+    try:
+        return int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} is neither 'auto' nor an integer") from None
+
+
+def _add_params(parser, names=None, inherit=False):
+    """Add the Params fields (or the subset ``names``) as --options with their defaults.
+    ``inherit``: a stage step, whose unset options come from its inputs' records."""
+    for f in dataclasses.fields(pipeline.Params):
+        if names is not None and f.name not in names:
+            continue
+        default = f.default
+        typ = ({"n_loops": _auto_or_int, "n_subsamples": _auto_or_int, "t": float}.get(f.name)
+               or (int if isinstance(default, int) else float if isinstance(default, float) else str))
+        if f.name == "subsample":
+            typ = int
+        shown = int(default) if isinstance(default, bool) else default  # as the option takes it: 1/0
+        where = f"default: as the input files record, else {shown}" if inherit else f"default: {shown}"
+        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=typ,
+                            default=None if inherit else default,
+                            choices=_CHOICES.get(f.name), help=f"{_HELP.get(f.name, '')} ({where})")
+
+
+def _params_from(args) -> pipeline.Params:
+    names = {f.name for f in dataclasses.fields(pipeline.Params)}
+    return pipeline.Params(**{k: v for k, v in vars(args).items() if k in names})
+
+
+def _input_args(parser):
+    parser.add_argument("input", nargs="?", default=DEMO_INPUT,
+                        help=f"points: .h5ad, .loom, a 10x matrix folder, .csv/.tsv, .npy, or synthetic:NAME?n=..&d=..&sigma=..&seed=.. "
+                             f"(default: the demo {DEMO_INPUT})")
+    parser.add_argument("--use-rep", default=None, help="for AnnData input: obsm key to use (default: X)")
+    idx = parser.add_mutually_exclusive_group()
+    idx.add_argument("--index-col", dest="index_col", action="store_const", const=True, default=None,
+                     help="for .csv/.tsv input: the first column is a row index; drop it (default: detected)")
+    idx.add_argument("--no-index-col", dest="index_col", action="store_const", const=False,
+                     help="for .csv/.tsv input: keep the first column even if it looks like a row index")
+
+
+def _load(args):
+    X, meta = io.load_points(args.input, use_rep=args.use_rep, index_col=getattr(args, "index_col", None))
+    return check_points(X, min_points=3), meta
+
+
+# ---------------------------------------------------------------- run
+def _anndata_input(args):
+    """(adata, use_rep) of an AnnData input (.h5ad, .loom, a 10x folder) for run and prepare: with
+    --recipe cell_cycle the recipe's PCA of the raw counts (in X, or in --layer)."""
+    from .. import pp
+
+    if not io.is_anndata_input(args.input):
+        if args.recipe or args.layer:
+            raise InputError("--recipe and --layer need AnnData input with raw counts (.h5ad, .loom or a 10x "
+                             "matrix folder); a table or .npy is analysed as it is")
+        return None, args.use_rep
+    adata = io.read_anndata(args.input)
+    if args.recipe == "cell_cycle":
+        pp.recipe_cell_cycle(adata, layer=args.layer, gene_symbols=args.gene_symbols)
+        return adata, "X_pca_cell_cycle"
+    if args.layer is not None:
+        raise InputError("--layer picks the raw counts for --recipe cell_cycle; without a recipe use --use-rep")
+    return adata, args.use_rep
+
+
+def _anndata_points(adata, use_rep):
+    from .._anndata import points
+
+    return points(adata, use_rep)
+
+
+def _embed_args(p, with_loss):
+    from .._losses import LOSS_NAMES as LOSSES  # no torch import for --help
+
+    if with_loss:
+        p.add_argument("--loss", default="infonce", choices=sorted(LOSSES), help="embedding loss (default: infonce)")
+    else:
+        p.add_argument("--embed", default=None, choices=sorted(LOSSES),
+                       help="also embed the points with this loss and check that the embedding keeps the loops")
+    p.add_argument("--n-epochs", dest="n_epochs", type=int, default=None,
+                   help="training epochs (default: the loss's own: 100 for infonce, 50 for neg/nce, ...)")
+    if with_loss:  # `run` has the pipeline's --device (Params.device), which the embedding shares
+        p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu), cpu, cuda, ... (default: auto)")
+        p.add_argument("--spectrum", dest="s", type=float, default=None,
+                       help="contrastive losses (infonce, neg, nce, contrastive): the position s on the t-SNE (0) to "
+                            "UMAP (1) spectrum (default: 0; `--loss neg --spectrum 1` is UMAP-like)")

@@ -1,0 +1,99 @@
+"""What a run writes and prints: summary.json, diagrams.npz, report.html, cells.csv (atomically,
+through :class:`topoembed.io.OutputSet`), the embedding when asked, and the table on stdout.
+"""
+from __future__ import annotations
+
+import sys
+
+import numpy as np
+
+from .. import io, pipeline, report, stage_files
+from .._validate import InputError
+
+
+def _check_embed_args(args, params):
+    import importlib.util
+
+    if args.embed and importlib.util.find_spec("torch") is None:  # now, not after the loop stages
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+    if args.embed and args.embed.startswith("sketchmap") and params.subsample is not None:
+        raise InputError("--embed sketchmap uses the run's distance matrix, which covers only the subsample; "
+                         "drop --subsample or use --embed infonce")
+
+
+def _embed_for_run(args, X, result):
+    """(Y, info, topology) for --embed LOSS, or None: embeds every input point."""
+    if not args.embed:
+        return None
+    from .. import embed as embedding
+
+    D = result.D if args.embed.startswith("sketchmap") else None
+    epochs = {} if args.n_epochs is None else {"n_epochs": args.n_epochs}
+    Y, info = embedding.embed(X, args.embed, D=D, **epochs, device=args.device, seed=args.seed,
+                              verbose=not args.quiet)
+    topo = embedding.embedding_topology(Y[result.index], result.detection, seed=args.seed)
+    return Y, info, topo
+
+
+def _view_of(adata, n):
+    """The 2-D view of the report's loop plots: the user's UMAP when the AnnData has one."""
+    Y = None if adata is None else adata.obsm.get("X_umap")
+    return ("UMAP", np.asarray(Y)[:, :2]) if Y is not None and len(Y) == n and np.ndim(Y) == 2 else None
+
+
+def _write_run_outputs(outputs, args, result, X, emb=None, view=None, ids=None) -> dict:
+    summ = pipeline.summary(result, input_desc=str(args.input))
+    extra = []
+    if emb is not None:
+        Y, info, topo = emb
+        summ["embedding"] = {"loss": info["loss"], "device": info["device"], "verdict": topo["message"],
+                             "n_loops_embedding": int(topo["low"]["n_loops"]),
+                             "score_embedding": float(topo["low"]["score"])}
+        with open(outputs.path("embedding.npy"), "wb") as fh:
+            np.save(fh, Y)
+        extra.append(("Embedding", report.embedding_section(Y, info["loss"], topo, result)))
+    outputs.path("summary.json").write_text(io.dumps_json(summ))
+    stage_files.write_diagrams(outputs.path("diagrams.npz"), {**result.ph, "n_points": len(result.index)})
+    per_point = [{f: lp[f] for f in pipeline.PER_POINT if f in lp} for lp in result.loops]
+    outputs.path("report.html").write_text(report.render_html(summ, points=X[result.index], index=result.index,
+                                                              per_point=per_point, extra_sections=extra, view=view))
+    if any(per_point):
+        _write_cells_csv(outputs.path("cells.csv"), result, ids)
+    return summ
+
+
+def _write_cells_csv(path, result, ids=None):
+    """One row per input point: id (the input's cell names where it has them, else the row
+    number), and per loop phase_i, phase_confidence_i, loop_distance_i, on_loop_i."""
+    cols = {}
+    for i, lp in enumerate(result.loops, start=1):
+        for f in pipeline.PER_POINT:
+            if f in lp:
+                cols[f"{f}_{i}"] = np.asarray(lp[f], dtype=float)
+    table = np.column_stack(list(cols.values()))
+    rows = range(result.n_input) if ids is None else ids
+    with open(path, "w", newline="") as fh:
+        import csv
+
+        out = csv.writer(fh, lineterminator="\n")
+        out.writerow(["id", *cols])
+        out.writerows([name, *(f"{v:.6g}" for v in values)] for name, values in zip(rows, table))
+
+
+def _print_table(summ, out, extra=None):
+    det = summ["detection"]
+    lines = [
+        f"topoembed {summ['version']}: {summ['input']}",
+        f"  points        {summ['n_points']}" + (f" (of {summ['n_input']})" if summ["n_input"] != summ["n_points"] else ""),
+        f"  distance      {summ['distance']} (k={summ['params']['k']})",
+        f"  verdict       {report.summary_verdict(summ).headline()}",
+        *(f"                {note}" for note in report.verdict_notes(summ)),
+        f"  score         {det['score']:.3f}   (s_m: " + ", ".join(f"{m}:{s:.2f}" for m, s in det["scores"].items()) + ")",
+        "  time (s)      " + "  ".join(f"{k} {v:.2f}" for k, v in summ["timings_s"].items()),
+        f"  written to    {out}/ (summary.json, diagrams.npz, report.html"
+        f"{', cells.csv' if summ['loops'] else ''}{', embedding.npy' if 'embedding' in summ else ''}"
+        f"{', ' + extra if extra else ''})",
+    ]
+    if "embedding" in summ:
+        lines.insert(-2, f"  embedding     {summ['embedding']['loss']}: {summ['embedding']['verdict']}")
+    sys.stdout.write("\n".join(lines) + "\n")

@@ -1,0 +1,97 @@
+"""``topoembed run`` (all stages, or an ensemble of subsamples), ``subsample`` (one subsample as a
+cluster job) and ``embed``.
+"""
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import numpy as np
+
+from .. import analysis, ensemble, io
+from .._validate import InputError
+from .options import _anndata_input, _anndata_points, _load, _params_from
+from ..stage_files import load_distance_matrix
+from .outputs import _check_embed_args, _embed_for_run, _print_table, _view_of, _write_run_outputs
+
+
+def cmd_run(args) -> int:
+    if io.is_anndata_input(args.input) or args.recipe or args.layer:
+        return _run_h5ad(args)
+    X, meta = _load(args)
+    params = _params_from(args)
+    params.validate(X.shape[0])
+    _check_embed_args(args, params)
+    with io.OutputSet(args.out) as outputs:
+        runs = [io.read_run(f) for f in args.from_runs] if args.from_runs else None
+        result = analysis.run(X, params, from_runs=runs, jobs=args.jobs, progress=not args.quiet)
+        emb = _embed_for_run(args, X, result)
+        summ = _write_run_outputs(outputs, args, result, X, emb, ids=meta.get("row_names"))
+        outputs.commit()
+    _print_table(summ, args.out)
+    return 0
+
+
+def cmd_subsample(args) -> int:
+    if str(args.input).endswith(".h5ad") and args.use_rep is None:
+        raise InputError("for .h5ad input pass --use-rep (e.g. X_scVI or X_pca): `run --from-runs` must see "
+                         "the same points")
+    X, _ = _load(args)
+    params = _params_from(args)
+    res = ensemble.run_subsample(X, args.index, params)
+    io.write_run(args.out, res)
+    sys.stdout.write(f"subsample {args.index}: {len(res.index)} points, {res.detection['n_loops']} loop(s), "
+                     f"{res.timings['wall']:.1f} s -> {args.out}\n")
+    return 0
+
+
+def _run_h5ad(args) -> int:
+    """AnnData in: results go into a copy of the AnnData (``result.h5ad``) under --key-added."""
+    from .. import tl
+
+    adata, use_rep = _anndata_input(args)
+    params = _params_from(args)
+    X = _anndata_points(adata, use_rep)
+    params.validate(X.shape[0])
+    _check_embed_args(args, params)
+    with io.OutputSet(args.out) as outputs:
+        result = tl.run_result(adata, use_rep=use_rep, key_added=args.key_added, progress=not args.quiet,
+                               jobs=args.jobs, from_runs=[io.read_run(f) for f in args.from_runs or []] or None,
+                               **dataclasses.asdict(params))
+        emb = _embed_for_run(args, X, result)
+        if emb is not None:
+            from ..embed import obsm_key
+
+            adata.obsm[obsm_key(args.embed)] = emb[0]
+            tl.embedding_topology(adata, obsm_key(args.embed), key=args.key_added, seed=args.seed)
+        summ = _write_run_outputs(outputs, args, result, X, emb, view=_view_of(adata, X.shape[0]),
+                                  ids=list(adata.obs_names))
+        adata.write_h5ad(outputs.path("result.h5ad"))
+        outputs.commit()
+    _print_table(summ, args.out, extra="result.h5ad")
+    return 0
+
+
+def cmd_embed(args) -> int:
+    from .. import embed as embedding
+
+    X, _ = _load(args)
+    D = load_distance_matrix(args.distances)[0] if args.distances else None
+    if D is not None and D.shape[0] != X.shape[0]:
+        raise InputError(f"--distances is {D.shape[0]}×{D.shape[0]} but the input has {X.shape[0]} points")
+    if args.n_components < 1:
+        raise InputError(f"--n-components {args.n_components} must be >= 1")
+    epochs = {} if args.n_epochs is None else {"n_epochs": args.n_epochs}
+    if args.s is not None:
+        if embedding.LOSSES[args.loss][0] is not embedding.ContrastiveEmbedding:
+            contrastive = sorted(k for k, v in embedding.LOSSES.items() if v[0] is embedding.ContrastiveEmbedding)
+            raise InputError(f"--spectrum applies to the contrastive losses ({', '.join(contrastive)}), "
+                             f"not to --loss {args.loss}")
+        epochs["s"] = args.s
+    Y, info = embedding.embed(X, args.loss, D=D, n_components=args.n_components, **epochs,
+                              device=args.device, seed=args.seed, verbose=True)
+    with io.atomic_path(args.out) as tmp:
+        with open(tmp, "wb") as fh:
+            np.save(fh, Y)
+    sys.stdout.write(f"embed: {args.loss} on {info['device']}, {Y.shape[0]}×{Y.shape[1]} -> {args.out}\n")
+    return 0

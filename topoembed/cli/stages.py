@@ -1,0 +1,276 @@
+"""The staged commands: graph → distances → homology → detect → localize → report.
+
+Each stage writes one file that records the settings it depends on
+(:data:`topoembed.params.STAGE_PARAMS`), the points it saw and its time
+(:mod:`topoembed.stage_files`). A later stage takes its settings from those records unless they
+are given on its command line, and refuses inputs whose records disagree with each other or
+with its own options. The chain gives what ``run`` gives on the same points (tested), so a
+workflow can cache and rerun each stage on its own.
+"""
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import logging
+import sys
+import time
+
+import numpy as np
+
+from .. import evidence, graph, homology, io, pipeline, prevalence, spectral, stage_files
+from .._validate import InputError, check_k
+from .._version import __version__
+from ..stage_files import (diagram_arrays, load_detection, load_diagrams, load_distance_matrix, load_graph,
+                           load_loops)
+from .options import _load
+
+log = logging.getLogger(__name__)
+from .outputs import _print_table, _view_of, _write_run_outputs
+
+
+# ---------------------------------------------------------------- stage commands
+# Each stage writes one file that records the settings it depends on
+# (pipeline.STAGE_PARAMS), the points it saw and its time. A later stage takes its settings
+# from those records unless they are given on its command line, and refuses inputs whose
+# records disagree with each other or with its own options. The chain
+# graph → distances → homology → detect → localize → report gives what `run` gives on the
+# same points (tested), so a workflow can cache and rerun each stage on its own.
+_TIMING = {"graph": "graph", "distances": "distances", "homology": "homology", "detect": "detection",
+           "localize": "localization"}
+
+
+def _resolve(args, records: list) -> pipeline.Params:
+    """This step's Params: an option given on the command line, else the inputs' records, else
+    the default. Every record must agree with the result (stage_files.check_record)."""
+    made: dict = {}
+    for path, rec in records:
+        if rec is not None:
+            made.update(rec.get("params", {}))
+    values = {}
+    for f in dataclasses.fields(pipeline.Params):
+        given = getattr(args, f.name, None)
+        values[f.name] = given if given is not None else made.get(f.name, f.default)
+    params = pipeline.Params(**values)
+    for path, rec in records:
+        stage_files.check_record(rec, path, values)
+    return params
+
+
+def _merged(records: list) -> tuple[dict, list]:
+    """The stage times and the warnings (each once) that the input files carry."""
+    timings, warned = {}, []
+    for _, rec in records:
+        if rec is not None:
+            timings.update(rec.get("timings", {}))
+            warned += [w for w in rec.get("warnings", []) if w not in warned]
+    return timings, warned
+
+
+def _record(stage: str, params: pipeline.Params, points: dict | None, records: list, seconds: float,
+            warnings: list) -> dict:
+    timings, warned = _merged(records)
+    timings[_TIMING[stage]] = float(seconds)
+    return {"stage": stage, "version": __version__,
+            "params": {k: getattr(params, k) for k in pipeline.STAGE_PARAMS[stage]},
+            "points": points, "timings": timings, "warnings": warned + [w for w in warnings if w not in warned]}
+
+
+@contextlib.contextmanager
+def _stage_work():
+    """One BLAS thread (as pipeline.run: the same digits on any machine), the warnings kept, the time taken."""
+
+    box = {"t0": time.perf_counter()}
+    with pipeline.run_context() as caught:
+        box["warnings"] = caught
+        yield box
+    box["seconds"] = time.perf_counter() - box["t0"]
+
+
+def _points_with_fp(args):
+    X, _ = _load(args)
+    return X, stage_files.points_fingerprint(X)
+
+
+def cmd_graph(args) -> int:
+    X, fp = _points_with_fp(args)
+    p = _resolve(args, [])
+    check_k(p.k, X.shape[0])
+    with _stage_work() as box:
+        A = graph.knn_graph(X, k=p.k, metric=p.metric, symmetrize=p.symmetrize, weights=p.weights,
+                            random_state=p.seed, device=p.device, method=p.knn_method).tocsr()
+    stage_files.write_stage(args.out, _record("graph", p, fp, [], box["seconds"], box["warnings"]),
+                   format=np.array("csr"), shape=np.array(A.shape), data=A.data, indices=A.indices, indptr=A.indptr)
+    n_comp, _ = graph.components(A)
+    sys.stdout.write(f"graph: {A.shape[0]} points, {A.nnz // 2} edges, {n_comp} component(s) -> {args.out}\n")
+    return 0
+
+
+def cmd_distances(args) -> int:
+    X, fp = _points_with_fp(args)
+    records, A = [], None
+    if args.graph:
+        A, rec = load_graph(args.graph, X.shape[0])
+        records.append((args.graph, rec))
+        stage_files.check_record(rec, args.graph, {}, fp)
+    p = _resolve(args, records)
+    p.validate(X.shape[0])
+    with _stage_work() as box:
+        if A is None and p.distance != "euclidean":
+            A = graph.knn_graph(X, k=p.k, metric=p.metric, symmetrize=p.symmetrize, weights=p.weights,
+                                random_state=p.seed, device=p.device, method=p.knn_method)
+        spectra = spectral.component_spectra(A, device=p.device) if p.distance != "euclidean" else None
+        D = spectral.distance_matrix(p.distance, X=X, A=A, t=p.t, n_components=p.n_components, spectra=spectra)
+    if str(args.out).endswith(".npy"):  # a plain matrix, for other tools
+        with io.atomic_path(args.out) as tmp:
+            with open(tmp, "wb") as fh:
+                np.save(fh, D)
+    else:
+        stage_files.write_stage(args.out, _record("distances", p, fp, records, box["seconds"], box["warnings"]), D=D)
+    sys.stdout.write(f"distances: {p.distance}, {D.shape[0]}×{D.shape[1]} -> {args.out}\n")
+    return 0
+
+
+def cmd_homology(args) -> int:
+    from .. import localize as localization
+
+    D, rec = load_distance_matrix(args.input)
+    records = [(args.input, rec)]
+    p = _resolve(args, records)
+    if p.maxdim == 2 and D.shape[0] > pipeline.H2_MAX_N:
+        raise InputError(f"maxdim=2 on {D.shape[0]} points is too slow (limit {pipeline.H2_MAX_N}); subsample first")
+    with _stage_work() as box:  # Z_47, as `run`: the cocycles of the loops lift to integers
+        ph = homology.persistence(D, maxdim=p.maxdim, coeff=localization.DEFAULT_COEFF)
+    ph["n_points"] = D.shape[0]
+    points = rec.get("points") if rec else None
+    stage_files.write_stage(args.out, _record("homology", p, points, records, box["seconds"], box["warnings"]),
+                   **diagram_arrays(ph))
+    sys.stdout.write("homology: " + ", ".join(f"H{d}: {len(g)} bars" for d, g in enumerate(ph["dgms"]))
+                     + f" -> {args.out}\n")
+    return 0
+
+
+def _points_of(records) -> dict | None:
+    return next((rec["points"] for _, rec in records if rec and rec.get("points")), None)
+
+
+def cmd_detect(args) -> int:
+    ph, rec = load_diagrams(args.input)
+    records, A = [(args.input, rec)], None
+    n_points = ph["n_points"]
+    if args.graph:
+        A, grec = load_graph(args.graph, n_points)
+        records.append((args.graph, grec))
+        stage_files.check_record(grec, args.graph, {}, _points_of(records[:1]))
+    D = None
+    if args.distances:
+        D, drec = load_distance_matrix(args.distances)
+        if D.shape[0] != n_points:
+            raise InputError(f"{args.distances} is {D.shape[0]}×{D.shape[0]} but the diagrams are of "
+                             f"{n_points} points; pass the distances the diagrams were computed from")
+        if drec is not None:
+            records.append((args.distances, drec))
+            stage_files.check_record(drec, args.distances, {}, _points_of(records[:1]))
+    p = _resolve(args, records)
+    if A is None and p.confirm and p.loop_rule != "gap" and p.distance in evidence.CONFIRM_WITH:
+        log.warning("no --graph: the loop count is not confirmed by the other spectral distance as `run` does; "
+                    "pass --graph G.npz (the graph of the distances), or --confirm 0 to say so")
+        p = dataclasses.replace(p, confirm=False)
+    with _stage_work() as box:
+        det = evidence.decide_loops(ph, A, p, D=D)
+    record = _record("detect", p, _points_of(records), records, box["seconds"], box["warnings"])
+    io.write_json(args.out, {**record, "detection": det, "features": det["features"]})
+    sys.stdout.write(f"detect: {det['n_loops']} loop(s), score {det['score']:.3f} -> {args.out}\n")
+    return 0
+
+
+def _stage_inputs(args, X, fp, need_loops: bool):
+    """Graph, distances, diagrams, detection (and loops) of a localize/report step, checked
+    against each other and against the points."""
+    A, grec = load_graph(args.graph, X.shape[0])
+    D, drec = load_distance_matrix(args.distances)
+    ph, hrec = load_diagrams(args.diagrams)
+    det, jrec = load_detection(args.detection)
+    records = [(args.graph, grec), (args.distances, drec), (args.diagrams, hrec), (args.detection, jrec)]
+    loops_file = getattr(args, "loops", None)
+    found = None
+    if loops_file:
+        found, ph_loc, lrec = load_loops(loops_file, X.shape[0])
+        records.append((loops_file, lrec))
+        ph = {**ph, "birth_edges": ph_loc} if ph_loc is not None else ph
+    elif need_loops:
+        raise InputError("pass --loops L.npz (from `topoembed localize`)")
+    if D.shape[0] != X.shape[0]:
+        raise InputError(f"{args.distances} is {D.shape[0]}×{D.shape[0]} but the input has {X.shape[0]} points")
+    for path, rec in records:
+        stage_files.check_record(rec, path, {}, fp)
+    return A, D, ph, det, records, found
+
+
+def cmd_localize(args) -> int:
+    X, fp = _points_with_fp(args)
+    A, D, ph, det, records, _ = _stage_inputs(args, X, fp, need_loops=False)
+    p = _resolve(args, records)
+    index = np.arange(X.shape[0])
+    check, t_check, det_in = None, 0.0, det
+    with _stage_work() as box:
+        found = pipeline.describe_loops(ph, det, index)
+        if p.localize and found:
+            ph = pipeline.localization_stage(found, X, index, A, D, ph, det, p, withhold=False)
+        # as `run`: prevalence as evidence, and the phases withheld only after it had its say
+        t0 = time.perf_counter()
+        det, found, ph, check = prevalence.prevalence_stage(X, A, D, ph, det, found, p, jobs=args.jobs)
+        t_check = time.perf_counter() - t0 if check is not None else 0.0
+        pipeline.withhold_unsupported_phases(found, det, p)
+    arrays = {f"{f}_{i}": np.asarray(lp[f]) for i, lp in enumerate(found) for f in pipeline.PER_POINT if f in lp}
+    record = _record("localize", p, fp, records, box["seconds"] - t_check, box["warnings"])
+    if check is not None:
+        record["prevalence_check"] = check
+        record["timings"]["prevalence_check"] = t_check
+    if det is not det_in:  # the check changed the detection (a loop found by its recurrence)
+        record["detection"] = {**det, "features": [int(f) for f in det["features"]]}
+    record["loops"] = [{k: v for k, v in lp.items() if k not in pipeline.PER_POINT} for lp in found]
+    stage_files.write_stage(args.out, record, birth_edges_H1=np.asarray(ph["birth_edges"]), **arrays)
+    sys.stdout.write(f"localize: {len(found)} loop(s), " + ", ".join(
+        f"loop {i + 1}: {lp.get('n_on_loop', '?')} points on it" for i, lp in enumerate(found)) + f" -> {args.out}\n")
+    return 0
+
+
+def cmd_report(args) -> int:
+    X, fp = _points_with_fp(args)
+    A, D, ph, det, records, found = _stage_inputs(args, X, fp, need_loops=True)
+    p = dataclasses.replace(_resolve(args, records), n_subsamples=1)
+    timings, warned = _merged(records)
+    timings = {k: timings[k] for k in [*_TIMING.values(), "prevalence_check"] if k in timings}  # in run's order
+    timings["total"] = float(sum(timings.values()))
+    lrec = records[-1][1]  # the loops file's record: a prevalence check made by `localize`
+    if lrec is not None and "detection" in lrec:  # the check changed the count
+        det = {**lrec["detection"], "scores": {int(m): float(v) for m, v in lrec["detection"]["scores"].items()}}
+    elif lrec is not None and "prevalence_check" in lrec:
+        det = {**det, "prevalence_check": lrec["prevalence_check"]}
+    n_comp, _ = graph.components(A)
+    result = pipeline.Result(params=p, n_input=X.shape[0], index=np.arange(X.shape[0]), A=A, D=D, ph=ph,
+                             detection=det, loops=found, timings=timings, n_components=int(n_comp), warnings=warned)
+    emb = None
+    if args.embedding:
+        from ..embed import embedding_topology
+
+        Y = np.load(args.embedding, allow_pickle=False)
+        if Y.ndim != 2 or Y.shape[0] != X.shape[0]:
+            raise InputError(f"--embedding {args.embedding} holds {Y.shape}, not one row per input point")
+        emb = (Y, {"loss": args.loss, "device": "file"}, embedding_topology(Y, det, seed=p.seed))
+    adata = io.read_anndata(args.input) if io.is_anndata_input(args.input) else None
+    with io.OutputSet(args.out) as outputs:
+        summ = _write_run_outputs(outputs, args, result, X, emb, view=_view_of(adata, X.shape[0]),
+                                  ids=None if adata is None else list(adata.obs_names))
+        if adata is not None:
+            from .. import tl
+
+            tl.store_result(adata, result, use_rep=args.use_rep, key_added=args.key_added, input_desc=str(args.input))
+            if emb is not None:
+                from ..embed import obsm_key
+
+                adata.obsm[obsm_key(args.loss)] = emb[0]
+            adata.write_h5ad(outputs.path("result.h5ad"))
+        outputs.commit()
+    _print_table(summ, args.out, extra="result.h5ad" if str(args.input).endswith(".h5ad") else None)
+    return 0
