@@ -455,6 +455,8 @@ def test_phase_only_where_the_loop_is_supported():
     assert a.uns["topoembed"]["detection"]["prevalence_check"]["subsample_size"] == 490
     assert a.obs["topoembed_phase"].isna().all() and a.obs["topoembed_on_loop"].any()
     assert (a.obs["topoembed_phase_missing"] == te.tl.LOW_CONFIDENCE_REASON).all()
+    # the verdict never calls it found: a possible loop (it was a green "1 loop found")
+    assert a.uns["topoembed"]["verdict"]["level"] == "possible loop"
     b = sc.datasets.pbmc68k_reduced()
     te.tl.run(b, use_rep="X_pca", phase_low_confidence=True)
     assert "phase_withheld" not in te.tl.get_loops(b)[0] and b.obs["topoembed_phase"].notna().mean() > 0.9

@@ -158,3 +158,25 @@ def test_a_message_names_the_fix_for_the_interface_in_use(tmp_path, capsys, capl
     assert cli.main(["run", str(tmp_path / "x.npy"), "--k", "20", "--out", str(tmp_path / "o"), "-q"]) == 0
     assert "--symmetrize or" in capsys.readouterr().err + " ".join(r.getMessage() for r in caplog.records)
     assert _validate.option("prevalence_check", False) == "prevalence_check=False"
+
+
+@pytest.mark.slow
+def test_every_way_in_gives_the_same_verdict_on_1000_ipc_cells(tmp_path, ipc_path):
+    """The issue's case: the README chain on 1,000 IPC cells with --k 30 (it stopped at detect on a
+    side component), topoembed run and te.tl.run on the same cells: one verdict, count, p-values, phases."""
+    import anndata
+
+    import topoembed as te
+
+    full = anndata.read_h5ad(ipc_path)
+    idx = np.sort(np.random.default_rng(0).choice(full.n_obs, 1000, replace=False))
+    X = np.asarray(full.obsm["X_scVI"], dtype=np.float64)[idx]
+    np.save(tmp_path / "ipc.npy", X)
+    assert cli.main(["run", str(tmp_path / "ipc.npy"), "--k", "30", "--out", str(tmp_path / "run"), "-q"]) == 0
+    by_run = json.loads((tmp_path / "run" / "summary.json").read_text())
+    staged = _staged(tmp_path / "staged", tmp_path / "ipc.npy")
+    a = anndata.AnnData(X.astype(np.float32))
+    te.tl.run(a, k=30, progress=False)
+    assert by_run["verdict"] == staged["verdict"] and _call(a.uns["topoembed"]["verdict"]) == _call(by_run["verdict"])
+    assert staged["loops"] == by_run["loops"]
+    assert [lp["p_value"] for lp in by_run["loops"]] == [lp["p_value"] for lp in te.tl.get_loops(a)]

@@ -1,0 +1,245 @@
+"""The real-data panel: every dataset of ../shared/data with a truth, IPC subsamples of several
+sizes, the IPC minority mixtures and the no-loop controls, with the defaults, and next to each,
+in the same run, what a user would try instead.
+
+    python benchmarks/bench_panel.py [--part fucci|mcdavid|coil|ipc|minority|controls|all] [--seeds 3]
+
+One JSON line per case goes to ``benchmarks/results/panel/<part>.jsonl`` (and stdout); BENCHMARKS.md
+("The real-data panel") holds the table. Per case:
+
+* the verdict of ``topoembed.analysis.run`` with the defaults (level, loops, p-values,
+  prevalence), or why the defaults refuse the input;
+* the phase against the truth: FUCCI and COIL-20 by the alignment |mean e^{i(θ − θ_true)}|
+  (up to reflection, :func:`topoembed.localize.circular_alignment`), the sorted McDavid cells by
+  η², the share of the variance of (cos θ, sin θ) that the sorted stage explains, the IPC cells
+  by R² of their ``CellCycle`` score on (cos θ, sin θ); where the defaults give no phase, the
+  forced one (``n_loops=1, phase_low_confidence=True``) is reported beside it;
+* baselines on the same cells: the PC1/PC2 angle, and DREiMac's circular coordinates
+  (``pip install dreimac``; benchmark-only, skipped with a note where it is absent).
+
+The data preparation follows ../shared/data/README.md: FUCCI: log-normalised counts of the 20
+genes with the highest ``pve_fucci``, scaled, 5 PCs (the README's 0.48 for the PC angle) for the
+baselines, and ``te.pp.recipe_cell_cycle`` for topoembed; McDavid: one cell line at a time,
+each cell's mean subtracted, 10 PCs; COIL-20: 1,024 grey levels, 20 PCs, per object (72 images)
+and all 1,440 together.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parents[1] / "shared" / "data"
+OUT = HERE / "results" / "panel"
+
+
+def _emit(fh, row):
+    line = json.dumps(row)
+    print(line, flush=True)
+    fh.write(line + "\n")
+    fh.flush()
+
+
+def pca(X, k):
+    from sklearn.decomposition import PCA
+
+    return PCA(n_components=min(k, X.shape[1], X.shape[0] - 1), random_state=0).fit_transform(np.asarray(X, float))
+
+
+def pc_angle(X):
+    Y = pca(X, 2)
+    return np.arctan2(Y[:, 1], Y[:, 0]) % (2 * np.pi)
+
+
+def alignment(theta, truth):
+    from topoembed.localize import circular_alignment
+
+    ok = np.isfinite(theta)
+    return None if ok.sum() < 3 else round(float(circular_alignment(theta[ok], np.asarray(truth)[ok])[0]), 3)
+
+
+def eta2(theta, groups):
+    ok = np.isfinite(theta)
+    if ok.sum() < 3:
+        return None
+    Z = np.c_[np.cos(theta[ok]), np.sin(theta[ok])]
+    g = np.asarray(groups)[ok]
+    total = ((Z - Z.mean(0)) ** 2).sum()
+    between = sum((g == v).sum() * ((Z[g == v].mean(0) - Z.mean(0)) ** 2).sum() for v in np.unique(g))
+    return round(float(between / total), 3) if total > 0 else None
+
+
+def r2(theta, y):
+    ok = np.isfinite(theta) & np.isfinite(y)
+    if ok.sum() < 3:
+        return None
+    Z = np.c_[np.ones(ok.sum()), np.cos(theta[ok]), np.sin(theta[ok])]
+    coef, *_ = np.linalg.lstsq(Z, y[ok], rcond=None)
+    resid = y[ok] - Z @ coef
+    return round(float(1 - resid.var() / y[ok].var()), 3)
+
+
+def dreimac(X, seed=0):
+    """DREiMac's circular coordinate of the most persistent class (None where it is not installed)."""
+    try:
+        from dreimac import CircularCoords
+    except ImportError:
+        return None
+    np.random.seed(seed)
+    cc = CircularCoords(np.asarray(X, float), n_landmarks=min(200, len(X)))
+    for standard in (True, False):  # DREiMac's advice when the class is short: standard_range=False
+        try:
+            return np.asarray(cc.get_coordinates(perc=0.5, cocycle_idx=0, standard_range=standard),
+                              float) % (2 * np.pi)
+        except Exception as exc:  # noqa: BLE001 - a baseline that fails is reported, not fatal
+            print(f"dreimac (standard_range={standard}) failed: {exc}", file=sys.stderr)
+    return None
+
+
+def verdict_row(X, score, **params):
+    """topoembed's verdict with the defaults (or ``params``), and its phase scored by ``score``."""
+    from topoembed import analysis
+    from topoembed._validate import InputError
+
+    t0 = time.perf_counter()
+    try:
+        res = analysis.run(X, jobs=1, **params)
+    except InputError as exc:
+        return {"refused": str(exc)[:160]}
+    v = res.verdict
+    phase = np.asarray(res.loops[0]["phase"], float) if res.loops and "phase" in res.loops[0] else None
+    row = {"verdict": v.headline(), "level": v.level, "n_found": len(res.loops),
+           "p_values": [None if lp.get("p_value") is None else round(float(lp["p_value"]), 4) for lp in res.loops],
+           "prevalence": [lp.get("prevalence") for lp in res.loops], "seconds": round(time.perf_counter() - t0, 1)}
+    if phase is not None and np.isfinite(phase).any():
+        row["phase_score"] = score(phase)
+    return row
+
+
+def case(fh, part, name, X, truth_score, forced_k=None, **extra):
+    """One panel row: defaults, the forced phase where the defaults give none, and the baselines."""
+    row = {"part": part, "case": name, "n": int(X.shape[0]), **extra, "default": verdict_row(X, truth_score)}
+    if "phase_score" not in row["default"]:
+        kw = {"n_loops": 1, "phase_low_confidence": True, "prevalence_check": False}
+        if forced_k is not None:
+            kw["k"] = forced_k
+        row["forced_one_loop"] = verdict_row(X, truth_score, **kw)
+    row["pc_angle"] = truth_score(pc_angle(X))
+    dm = dreimac(X)
+    row["dreimac"] = None if dm is None else truth_score(dm)
+    _emit(fh, row)
+
+
+def part_fucci(fh):
+    import anndata
+    import scanpy as sc
+
+    import topoembed as te
+
+    a = anndata.read_h5ad(DATA / "fucci_ipsc_peco.h5ad")
+    truth = a.obs["fucci_theta"].to_numpy(float)
+    score = lambda th: alignment(th, truth)  # noqa: E731
+    b = a.copy()
+    sc.pp.normalize_total(b, target_sum=1e4)
+    sc.pp.log1p(b)
+    top = np.argsort(-a.var["pve_fucci"].to_numpy())[:20]
+    Z = np.asarray(b.X[:, top].todense())
+    Z = (Z - Z.mean(0)) / np.where(Z.std(0) > 0, Z.std(0), 1)
+    case(fh, "fucci", "FUCCI top-20 genes, 5 PCs", pca(Z, 5), score)
+    c = a.copy()
+    c.var_names = c.var["hgnc"].astype(str) if "hgnc" in c.var else c.var_names
+    te.pp.recipe_cell_cycle(c, genes="hvg")
+    case(fh, "fucci", "FUCCI recipe (all 101 genes, PCA)", np.asarray(c.obsm["X_pca_cell_cycle"]), score)
+
+
+def part_mcdavid(fh):
+    import anndata
+
+    a = anndata.read_h5ad(DATA / "mcdavid_nanostring930.h5ad")
+    for line in sorted(a.obs["cell_line"].unique()):
+        sub = a[a.obs["cell_line"] == line]
+        X = np.asarray(sub.X, float)
+        X = X - X.mean(1, keepdims=True)
+        stage = sub.obs["truth_stage"].astype(str).to_numpy()
+        case(fh, "mcdavid", f"McDavid {line}", pca(X, 10), lambda th, s=stage: eta2(th, s), forced_k=15)
+
+
+def part_coil(fh):
+    import anndata
+
+    a = anndata.read_h5ad(DATA / "coil20.h5ad")
+    X = pca(np.asarray(a.X, float), 20)
+    for obj in sorted(a.obs["object"].unique()):
+        m = (a.obs["object"] == obj).to_numpy()
+        truth = a.obs["truth_angle"].to_numpy(float)[m]
+        case(fh, "coil", f"COIL-20 object {obj}", X[m], lambda th, t=truth: alignment(th, t), forced_k=10)
+    from topoembed import analysis
+
+    res = analysis.run(X, jobs=1)
+    _emit(fh, {"part": "coil", "case": "COIL-20 all 1,440 images", "n": 1440, "default": {
+        "verdict": res.verdict.headline(), "n_found": len(res.loops)}})
+
+
+def part_ipc(fh, seeds):
+    import anndata
+
+    a = anndata.read_h5ad(DATA / "neural_ipc_scvi.h5ad")
+    X, cc = np.asarray(a.obsm["X_scVI"], float), a.obs["CellCycle"].to_numpy(float)
+    for size in (300, 500, 1000, 2000):
+        for seed in range(seeds):
+            idx = np.sort(np.random.default_rng(seed).choice(len(X), size, replace=False))
+            case(fh, "ipc", f"IPC {size} cells seed {seed}", X[idx], lambda th, y=cc[idx]: r2(th, y),
+                 size=size, seed=seed)
+
+
+def part_minority(fh):
+    import anndata
+
+    a = anndata.read_h5ad(DATA / "neural_ipc_scvi.h5ad")
+    X, cc = np.asarray(a.obsm["X_scVI"], float), a.obs["CellCycle"].to_numpy(float)
+    cyc = a.obs["Cycling"].to_numpy(bool)
+    rest = np.flatnonzero(~cyc)
+    for k in (400, 200):
+        pick = np.sort(np.r_[rest, np.random.default_rng(0).choice(np.flatnonzero(cyc), k, replace=False)])
+        on = cyc[pick]
+        case(fh, "minority", f"IPC {len(rest)} non-cycling + {k} cycling", X[pick],
+             lambda th, y=cc[pick], on=on: r2(np.where(on, th, np.nan), y))
+
+
+def part_controls(fh):
+    import scanpy as sc
+
+    from topoembed import datasets
+
+    pb = sc.datasets.pbmc68k_reduced()
+    none = lambda th: None  # noqa: E731 - no truth: only the call counts
+    case(fh, "controls", "pbmc68k_reduced (X_pca)", np.asarray(pb.obsm["X_pca"], float), none)
+    for seed in range(2):
+        case(fh, "controls", f"Gaussian blob 1,000 in R^50 seed {seed}",
+             datasets.make("blob", n=1000, d=50, sigma=0.2, seed=seed).X, none)
+        case(fh, "controls", f"uniform noise 500 in [0,1]^10 seed {seed}",
+             np.random.default_rng(seed).uniform(size=(500, 10)), none)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--part", default="all", choices=["fucci", "mcdavid", "coil", "ipc", "minority", "controls", "all"])
+    ap.add_argument("--seeds", type=int, default=3, help="IPC subsample seeds per size (default 3)")
+    args = ap.parse_args(argv)
+    if not DATA.exists():
+        sys.exit(f"{DATA} is absent: the panel needs ../shared/data")
+    OUT.mkdir(parents=True, exist_ok=True)
+    parts = ["fucci", "mcdavid", "coil", "ipc", "minority", "controls"] if args.part == "all" else [args.part]
+    for part in parts:
+        with open(OUT / f"{part}.jsonl", "w") as fh:
+            fn = globals()[f"part_{part}"]
+            fn(fh, args.seeds) if part == "ipc" else fn(fh)
+
+
+if __name__ == "__main__":
+    main()
