@@ -81,6 +81,8 @@ def test_whole_dataset_as_one_job_per_subsample(tmp_path):
     local = ensemble.run(X, n_subsamples=3, subsample_size=300, k=30, symmetrize="or", early_stop=False, jobs=1)
     assert got["detection"]["n_loops"] == local.detection["n_loops"] == 1
     assert got["ensemble"]["clusters"] == json.loads(json.dumps(local.ensemble["clusters"]))
+    t = got["timings_s"]  # the subsample jobs' time counts in the total, not only the combine job's
+    assert t["total"] >= t["subsample_runs"] + t["graph_all_points"]
     # nothing to redo on a second call
     again = subprocess.run(["snakemake", "-s", str(ENSEMBLE_SMK), "--configfile", str(cfg), "--cores", "1", "-n"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
@@ -139,6 +141,7 @@ def test_samples_workflow_runs_every_stage_and_tabulates(tmp_path):
             assert (out / name / "report" / f).exists(), (name, f)
     ring = json.loads((out / "ring" / "report" / "summary.json").read_text())
     assert ring["detection"]["n_loops"] == 1 and ring["params"]["k"] == 20
+    assert ring["input"] == "synthetic:circle?n=200&d=10&sigma=0.05&seed=0"  # the sample, not its prepared.h5ad
     table = (out / "samples.csv").read_text().splitlines()
     assert table[0].startswith("sample,verdict,n_input") and [r.split(",")[0] for r in table[1:]] == ["ring", "noise"]
     assert (out / "samples.md").exists() and (out / "samples.png").stat().st_size > 1000

@@ -41,8 +41,22 @@ def _view_of(adata, n):
     return ("UMAP", np.asarray(Y)[:, :2]) if Y is not None and len(Y) == n and np.ndim(Y) == 2 else None
 
 
+def input_name(path) -> str:
+    """What the user gave as input: a workflow's prepared.h5ad names the sample's own file."""
+    if str(path).endswith(".h5ad"):
+        try:
+            import h5py
+
+            with h5py.File(path, "r") as f:  # only the record, not the whole AnnData
+                src = f["uns/topoembed_input/source"][()]
+            return src.decode() if isinstance(src, bytes) else str(src)
+        except (OSError, KeyError, ImportError):
+            pass
+    return str(path)
+
+
 def _write_run_outputs(outputs, args, result, X, emb=None, view=None, ids=None) -> dict:
-    summ = pipeline.summary(result, input_desc=str(args.input))
+    summ = pipeline.summary(result, input_desc=input_name(args.input))
     extra = []
     if emb is not None:
         Y, info, topo = emb

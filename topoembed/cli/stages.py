@@ -25,7 +25,7 @@ from ..stage_files import (diagram_arrays, load_detection, load_diagrams, load_d
 from .options import _load
 
 log = logging.getLogger(__name__)
-from .outputs import _print_table, _view_of, _write_run_outputs
+from .outputs import _print_table, _view_of, _write_run_outputs, input_name
 
 
 # ---------------------------------------------------------------- stage commands
@@ -265,7 +265,8 @@ def cmd_report(args) -> int:
         if adata is not None:
             from .. import tl
 
-            tl.store_result(adata, result, use_rep=args.use_rep, key_added=args.key_added, input_desc=str(args.input))
+            tl.store_result(adata, result, use_rep=args.use_rep, key_added=args.key_added,
+                            input_desc=input_name(args.input))
             if emb is not None:
                 from ..embed import obsm_key
 
