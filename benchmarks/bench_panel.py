@@ -3,6 +3,7 @@ sizes, the IPC minority mixtures and the no-loop controls, with the defaults, an
 in the same run, what a user would try instead.
 
     python benchmarks/bench_panel.py [--part fucci|mcdavid|coil|ipc|minority|controls|all] [--seeds 3]
+    python benchmarks/bench_panel.py --table          # the table of BENCHMARKS.md from the result files
 
 One JSON line per case goes to ``benchmarks/results/panel/<part>.jsonl`` (and stdout); BENCHMARKS.md
 ("The real-data panel") holds the table. Per case:
@@ -226,11 +227,37 @@ def part_controls(fh):
              np.random.default_rng(seed).uniform(size=(500, 10)), none)
 
 
+def table() -> str:
+    """The Markdown table of BENCHMARKS.md from the committed result files."""
+    def score(r):
+        return "–" if r is None else f"{r:.3f}" if isinstance(r, float) else str(r)
+
+    lines = ["| case | n | defaults: verdict (p; prevalence) | its phase vs truth | forced one loop: phase | "
+             "PC1/PC2 angle | DREiMac |", "|---|---|---|---|---|---|---|"]
+    for part in ("fucci", "mcdavid", "coil", "ipc", "minority", "controls"):
+        path = OUT / f"{part}.jsonl"
+        for row in map(json.loads, path.read_text().splitlines() if path.exists() else []):
+            d = row["default"]
+            call = d.get("refused", "refused") if "refused" in d else d["verdict"]
+            if d.get("p_values"):
+                prev = ", ".join("–" if v is None else f"{v:.1f}" for v in d.get("prevalence", []))
+                call += f" ({', '.join(f'{p:.2g}' for p in d['p_values'])}; {prev})"
+            forced = row.get("forced_one_loop") or {}
+            lines.append(f"| {row['case']} | {row['n']} | {call} | {score(d.get('phase_score'))} | "
+                         f"{score(forced.get('phase_score'))} | {score(row.get('pc_angle'))} | "
+                         f"{score(row.get('dreimac'))} |")
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--part", default="all", choices=["fucci", "mcdavid", "coil", "ipc", "minority", "controls", "all"])
     ap.add_argument("--seeds", type=int, default=3, help="IPC subsample seeds per size (default 3)")
+    ap.add_argument("--table", action="store_true", help="print the Markdown table of the result files and stop")
     args = ap.parse_args(argv)
+    if args.table:
+        sys.stdout.write(table())
+        return
     if not DATA.exists():
         sys.exit(f"{DATA} is absent: the panel needs ../shared/data")
     OUT.mkdir(parents=True, exist_ok=True)
