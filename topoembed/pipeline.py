@@ -4,8 +4,9 @@
 any work, then calls the core stages in order and times each one, and returns a
 :class:`Result`; its count comes from :func:`topoembed.evidence.decide_loops`, its verdict
 from :mod:`topoembed.verdict`, its ``summary.json`` from :func:`topoembed.summary.summary`.
-Whole datasets and the prevalence check sit above it (:mod:`topoembed.ensemble`), and every
-way in goes through :func:`topoembed.analysis.run`.
+Whole datasets (:mod:`topoembed.ensemble`) and a single run's prevalence check
+(:mod:`topoembed.prevalence`) sit above it, and every way in goes through
+:func:`topoembed.analysis.run`.
 """
 from __future__ import annotations
 

@@ -1,7 +1,6 @@
 """A single run's prevalence check: does a doubtful loop reappear in random subsamples?
 
-**A single run's prevalence check** (:func:`check_prevalence`): on at most
-:data:`topoembed.pipeline.ENSEMBLE_MIN_N` points, a loop whose universal-null p-value is
+On at most :data:`topoembed.params.ENSEMBLE_MIN_N` points (:func:`check_prevalence`), a loop whose universal-null p-value is
 inconclusive (≥ :data:`CHECK_P`) is looked for in 10 subsamples of 70 % of the points, and its
 prevalence is reported with it; where the run finds no loop, its longest H1 feature is looked
 for the same way and reported if it recurs in 90 % of them (:func:`prevalence_stage`,

@@ -1,7 +1,7 @@
 """The verdict: how sure the run is of each loop, in three levels, decided in one place.
 
 Every way in (``topoembed run``, ``te.tl.run`` with or without ``neighbors_key``, the staged
-command line, the Snakemake workflow, the benchmark) ends in :func:`decide`, and
+command line, the Snakemake workflow, the real-data panel) ends in :func:`decide`, and
 ``summary.json``, the command-line table, ``adata.uns[key]["verdict"]`` and the HTML report
 only render the :class:`Verdict` it returns. The levels:
 
