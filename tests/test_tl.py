@@ -507,3 +507,18 @@ def test_the_phase_reads_like_the_cell_cycle_after_the_recipe():
     # phase runs evenly along the cycle, so it stretches G1 (seeds 0-2: shift 0.55-0.75 rad)
     R, sign, shift = circular_alignment(a.obs["topoembed_phase"].to_numpy(), a.obs["true_phase"].to_numpy())
     assert sign == 1 and R > 0.95 and abs(shift) < 1.0
+
+
+def test_progress_follows_scanpy_verbosity(monkeypatch):
+    from topoembed import _progress
+
+    before = sc.settings.verbosity
+    try:
+        sc.settings.verbosity = 0  # errors only: silent, as scanpy
+        assert not _progress.scanpy_wants_progress()
+        sc.settings.verbosity = 1  # scanpy's default
+        assert _progress.scanpy_wants_progress()
+    finally:
+        sc.settings.verbosity = before
+    monkeypatch.setitem(__import__("sys").modules, "ipykernel", object())  # in Jupyter: a bar, not log lines
+    assert _progress.interactive()

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._validate import InputError, check_points, looks_like_counts
+from ._validate import INTERFACE, InputError, check_points, looks_like_counts
 
 
 def check_adata(adata) -> None:
@@ -30,9 +30,13 @@ def points(adata, use_rep: str | None = None, *, expect_representation: bool = T
     X = points_from_adata(adata, use_rep)
     where = f"adata.obsm[{use_rep!r}]" if use_rep not in (None, "X") else "adata.X"
     if expect_representation and X.shape[1] > 100 and looks_like_counts(X):
-        raise InputError(f"{where} looks like raw counts ({X.shape[1]} columns of non-negative integers); "
-                         "run te.pp.recipe_cell_cycle(adata) (or sc.pp.normalize_total, sc.pp.log1p and "
-                         "sc.pp.pca) first and pass use_rep='X_pca_cell_cycle' / 'X_pca'")
+        if INTERFACE["name"] == "cli":
+            fix = ("pass --recipe cell_cycle (normalise, log, cell-cycle genes, PCA; --layer NAME where the counts "
+                   "are in a layer), or --use-rep KEY for a representation in obsm (X_pca, X_scVI)")
+        else:
+            fix = ("run te.pp.recipe_cell_cycle(adata) (or sc.pp.normalize_total, sc.pp.log1p and sc.pp.pca) first "
+                   "and pass use_rep='X_pca_cell_cycle' / 'X_pca'")
+        raise InputError(f"{where} looks like raw counts ({X.shape[1]} columns of non-negative integers); {fix}")
     return check_points(X, name=where, min_points=3)
 
 
