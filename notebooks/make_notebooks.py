@@ -121,7 +121,7 @@ te.tl.run(adata, use_rep=use_rep, n_subsamples=5)   # default: n_subsamples='aut
 result = adata.uns["topoembed"]
 det = result["detection"]
 found = te.tl.get_loops(adata)
-print(f"loops found: {det['n_loops']}  (distance: {result['params']['distance']}, k = {result['params']['k']})")
+print(f"verdict: {result['verdict']['headline']}  (distance: {result['params']['distance']}, k = {result['params']['k']})")
 for i, lp in enumerate(found):
     p = lp.get("p_value")
     print(f"  loop {i + 1}: found in {lp['prevalence']:.0%} of the subsamples, persistence {lp['persistence']:.3g}, "
