@@ -294,3 +294,14 @@ def test_a_forced_noise_loop_has_a_low_prevalence_and_no_phase():
 def test_ensemble_runs_skip_the_second_distance():
     p = subsamples.subsample_params(pipeline.Params(subsample=500, confirm=True))
     assert p.confirm is False and p.subsample is None and p.n_subsamples == 1
+
+
+def test_the_graph_of_all_points_is_announced_off_a_terminal(caplog):
+    """Feedback on the step outside the counted subsamples (on a million points it took minutes
+    without a word): one progress line before and one after the kNN graph of all points."""
+    X = datasets.make("circle", n=1200, d=10, sigma=0.1, seed=0).X
+    with caplog.at_level("INFO", logger="topoembed.progress"):
+        ensemble.run(X, k=30, symmetrize="or", n_subsamples=2, subsample_size=300, jobs=1, progress=True)
+    said = [r.getMessage() for r in caplog.records if r.name == "topoembed.progress"]
+    assert any("kNN graph of all 1,200 points (k = 15)…" in m for m in said)
+    assert any("kNN graph of all 1,200 points: " in m and "now the subsamples" in m for m in said)

@@ -30,6 +30,14 @@ class Progress:
         if self.bar is not None:
             self.bar.set_postfix_str(f"{label}…")
 
+    def note(self, message: str) -> None:
+        """Work outside the counted steps (the kNN graph of all points, the consensus): on the
+        bar while it runs, and one log line off a terminal, where a bar is not drawn."""
+        if self.bar is not None:
+            self.bar.set_postfix_str(message)
+        elif self.enabled:
+            log.info("%s: %s", self.desc, message)
+
     def step(self, message: str) -> None:
         self.done += 1
         if self.bar is not None:

@@ -174,8 +174,10 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
     with Pool(jobs, killed_hint=f"run again with fewer {option('jobs', 1)[:-2]} or a smaller {option('subsample_size', 500)[:-4]}",
               preload=WORKER_PRELOAD) as pool:
         t0 = time.perf_counter()
+        bar.note(f"kNN graph of all {n:,} points (k = {pipeline.extension_k(params)})…")
         A_full = pipeline.extension_graph(X, params)
         t_graph = time.perf_counter() - t0
+        bar.note(f"kNN graph of all {n:,} points: {t_graph:.1f} s; now the subsamples")
         for batch in (range(0, first), range(first, B)):
             if not len(batch):
                 continue

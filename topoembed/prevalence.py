@@ -197,6 +197,7 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
     done = B
     with Pool(jobs, killed_hint=f"run again with fewer jobs or {option('prevalence_check', False)}",
               preload=WORKER_PRELOAD) as pool:
+        bar.note(f"kNN graph of all {n:,} points…")
         A_full = pipeline.extension_graph(X, params)
         for start in range(0, B, jobs):  # one batch per round of the workers, so that it can stop
             batch = list(range(start, min(B, start + jobs)))
