@@ -33,8 +33,10 @@ def test_a_pandas_csv_with_cell_names_runs_like_its_npy(tmp_path):
         assert cells["id"].tolist() == names  # the cells keep their names
     Y, meta = io.load_points(tmp_path / "cells.csv")
     assert np.allclose(Y, X) and meta["row_names"][:2] == names[:2]
-    with pytest.raises(InputError, match="not numeric|non-numeric"):
+    with pytest.raises(InputError, match="leave it out"):
         io.load_points(tmp_path / "cells.csv", index_col=False)
+    pd.DataFrame(X).to_csv(tmp_path / "numbered.csv")  # a numeric index: ids 0, 1, ... as integers
+    assert io.load_points(tmp_path / "numbered.csv")[1]["row_names"][:2] == ["0", "1"]
 
 
 def test_a_csv_with_text_inside_is_refused_with_the_fix(tmp_path):

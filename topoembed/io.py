@@ -155,9 +155,11 @@ def _read_table(path: Path, index_col: bool | None = None) -> tuple[np.ndarray, 
             warnings.simplefilter("ignore", UserWarning)
             X = np.loadtxt(path, delimiter=delim, skiprows=1 if header else 0, dtype=np.float64, ndmin=2)
     except ValueError as exc:
+        hint = ("; --no-index-col keeps the first column, which holds names: leave it out" if index_col is False
+                and named else "")
         raise InputError(f"{path} has non-numeric values or rows of different lengths ({exc}); the table must "
                          "hold numbers only, with at most one header row and one index column of cell names "
-                         "(as pandas' to_csv writes it)") from None
+                         f"(as pandas' to_csv writes it){hint}") from None
     if index_col is None and X.shape[1] > 1:
         unnamed = header and fields[0] in ("", "Unnamed: 0", "index")
         counting_col = bool(np.array_equal(X[:, 0], np.arange(X.shape[0])))
@@ -168,7 +170,7 @@ def _read_table(path: Path, index_col: bool | None = None) -> tuple[np.ndarray, 
     if index_col:
         if X.shape[1] < 2:
             raise InputError(f"{path} has one column; with --index-col there would be no coordinates left")
-        return X[:, 1:], [str(v) for v in X[:, 0]]
+        return X[:, 1:], [str(int(v)) if float(v).is_integer() else str(v) for v in X[:, 0]]
     return X, None
 
 
