@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import verdict
 from ._validate import InputError
 
 #: Columns of the table, in order (README: Snakemake workflow). ``verdict``: the run's
@@ -24,8 +25,6 @@ FAILED = "failed"
 
 def row(sample: str, summ: dict) -> dict:
     """One sample's row from its summary (see :data:`COLUMNS`); missing values are None."""
-    from . import verdict
-
     det = summ["detection"]
     first = summ["loops"][0] if summ.get("loops") else {}
     confirmed = None

@@ -41,22 +41,20 @@ def _view_of(adata, n):
     return ("UMAP", np.asarray(Y)[:, :2]) if Y is not None and len(Y) == n and np.ndim(Y) == 2 else None
 
 
-def input_name(path) -> str:
-    """What the user gave as input: a workflow's prepared.h5ad names the sample's own file."""
-    if str(path).endswith(".h5ad"):
-        try:
-            import h5py
-
-            with h5py.File(path, "r") as f:  # only the record, not the whole AnnData
-                src = f["uns/topoembed_input/source"][()]
-            return src.decode() if isinstance(src, bytes) else str(src)
-        except (OSError, KeyError, ImportError):
-            pass
-    return str(path)
+def input_name(path, adata=None) -> str:
+    """What the user gave as input: a workflow's prepared.h5ad (``adata``, already read) names
+    the sample's own file in its record."""
+    source = None if adata is None else (adata.uns.get("topoembed_input") or {}).get("source")
+    return str(source) if source else str(path)
 
 
-def _write_run_outputs(outputs, args, result, X, emb=None, view=None, ids=None) -> dict:
-    summ = pipeline.summary(result, input_desc=input_name(args.input))
+def _write_run_outputs(outputs, args, result, X, emb=None, adata=None, ids=None) -> dict:
+    """summary.json, diagrams.npz, report.html and cells.csv of a run; an AnnData input
+    (``adata``) gives the report its UMAP, cells.csv its cell names and the summary its source."""
+    if adata is not None:
+        ids = list(adata.obs_names)
+    summ = pipeline.summary(result, input_desc=input_name(args.input, adata))
+    view = _view_of(adata, X.shape[0])
     extra = []
     if emb is not None:
         Y, info, topo = emb
@@ -79,6 +77,8 @@ def _write_run_outputs(outputs, args, result, X, emb=None, view=None, ids=None) 
 def _write_cells_csv(path, result, ids=None):
     """One row per input point: id (the input's cell names where it has them, else the row
     number), and per loop phase_i, phase_confidence_i, loop_distance_i, on_loop_i."""
+    import csv
+
     cols = {}
     for i, lp in enumerate(result.loops, start=1):
         for f in pipeline.PER_POINT:
@@ -87,8 +87,6 @@ def _write_cells_csv(path, result, ids=None):
     table = np.column_stack(list(cols.values()))
     rows = range(result.n_input) if ids is None else ids
     with open(path, "w", newline="") as fh:
-        import csv
-
         out = csv.writer(fh, lineterminator="\n")
         out.writerow(["id", *cols])
         out.writerows([name, *(f"{v:.6g}" for v in values)] for name, values in zip(rows, table))

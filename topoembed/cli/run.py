@@ -12,7 +12,7 @@ from .. import analysis, ensemble, io
 from .._validate import InputError
 from .options import _anndata_input, _anndata_points, _load, _params_from
 from ..stage_files import load_distance_matrix
-from .outputs import _check_embed_args, _embed_for_run, _print_table, _view_of, _write_run_outputs
+from .outputs import _check_embed_args, _embed_for_run, _print_table, _write_run_outputs
 
 
 def cmd_run(args) -> int:
@@ -64,8 +64,7 @@ def _run_h5ad(args) -> int:
 
             adata.obsm[obsm_key(args.embed)] = emb[0]
             tl.embedding_topology(adata, obsm_key(args.embed), key=args.key_added, seed=args.seed)
-        summ = _write_run_outputs(outputs, args, result, X, emb, view=_view_of(adata, X.shape[0]),
-                                  ids=list(adata.obs_names))
+        summ = _write_run_outputs(outputs, args, result, X, emb, adata=adata)
         adata.write_h5ad(outputs.path("result.h5ad"))
         outputs.commit()
     _print_table(summ, args.out, extra="result.h5ad")

@@ -25,7 +25,7 @@ from ..stage_files import (diagram_arrays, load_detection, load_diagrams, load_d
 from .options import _load
 
 log = logging.getLogger(__name__)
-from .outputs import _print_table, _view_of, _write_run_outputs, input_name
+from .outputs import _print_table, _write_run_outputs, input_name
 
 
 # ---------------------------------------------------------------- stage commands
@@ -260,13 +260,12 @@ def cmd_report(args) -> int:
         emb = (Y, {"loss": args.loss, "device": "file"}, embedding_topology(Y, det, seed=p.seed))
     adata = io.read_anndata(args.input) if io.is_anndata_input(args.input) else None
     with io.OutputSet(args.out) as outputs:
-        summ = _write_run_outputs(outputs, args, result, X, emb, view=_view_of(adata, X.shape[0]),
-                                  ids=None if adata is None else list(adata.obs_names))
+        summ = _write_run_outputs(outputs, args, result, X, emb, adata=adata)
         if adata is not None:
             from .. import tl
 
             tl.store_result(adata, result, use_rep=args.use_rep, key_added=args.key_added,
-                            input_desc=input_name(args.input))
+                            input_desc=input_name(args.input, adata))
             if emb is not None:
                 from ..embed import obsm_key
 
