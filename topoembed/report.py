@@ -482,12 +482,21 @@ def _membership_text(summary, lp, arrays, t) -> str:
 _VIEW_MARGINS = (0.02, 0.98, 0.02, 0.93)  # 2-D views have no axis labels
 
 
-def _loop_views(summary, points, index, per_point, view, t) -> str:
-    """Per loop: its phase and membership on the 2-D view, θ histogram and words."""
+def _phase_image(got, lp, phase, i) -> str:
+    """Loop i's phase θ on the 2-D view ``got`` (:func:`_view`), with its cycle."""
+    name, Y, ids = got
+    pos = {int(v): r for r, v in enumerate(ids)}
+    cyc = [pos[v] for v in lp.get("cycle", []) if v in pos]
+    theta = np.asarray(phase, dtype=float)[ids]
+    return _img(figure_png(lambda ax: plotting.loop_view(ax, Y, phase=theta, cycle=cyc, loop=i, basis=name),
+                           (5.6, 4.8), _VIEW_MARGINS), f"loop {i + 1}: phase on {name}")
+
+
+def _loop_views(summary, got, per_point, t, has_view: bool) -> str:
+    """Per loop: its phase and membership on the 2-D view ``got``, θ histogram and words."""
     if not summary["loops"]:
         return ("<p>No loop was found, so there is no phase or loop membership to show"
-                + (" (the 2-D view is left out)." if points is not None or view is not None else ".") + "</p>")
-    got = _view(summary, points, index, view)
+                + (" (the 2-D view is left out)." if has_view else ".") + "</p>")
     calls = summary_verdict(summary).loops
     out = []
     for i, lp in enumerate(summary["loops"]):
@@ -500,36 +509,26 @@ def _loop_views(summary, points, index, per_point, view, t) -> str:
         name, Y, ids = got
         pos = {int(v): r for r, v in enumerate(ids)}
         cyc = [pos[v] for v in lp.get("cycle", []) if v in pos]
-        phase = np.asarray(arrays["phase"], dtype=float)[ids]
-        figs = [_img(figure_png(lambda ax: plotting.loop_view(ax, Y, phase=phase, cycle=cyc, loop=i, basis=name),
-                                (5.6, 4.8), _VIEW_MARGINS), f"loop {i + 1}: phase on {name}")]
+        figs = [_phase_image(got, lp, arrays["phase"], i)]
         if "on_loop" in arrays:
             on = np.asarray(arrays["on_loop"], dtype=bool)[ids]
             figs.append(_img(figure_png(lambda ax: plotting.loop_view(ax, Y, on_loop=on, cycle=cyc, loop=i,
                                                                       basis=name), (5.6, 4.8), _VIEW_MARGINS),
                              f"loop {i + 1}: membership on {name}"))
         figs.append(_img(figure_png(lambda ax: plotting.phase_histogram(
-            ax, arrays["phase"], arrays.get("on_loop"), title=f"loop {i + 1}: θ of all {len(phase):,} points",
+            ax, arrays["phase"], arrays.get("on_loop"), title=f"loop {i + 1}: θ of all {len(ids):,} points",
             loop=i, orientation=lp.get("phase_orientation")), (5.2, 3.4), (0.14, 0.96, 0.18, 0.9)),
             f"loop {i + 1}: phase histogram"))
         out.append(_membership_text(summary, lp, arrays, t) + "<div class='figs'>" + "".join(figs) + "</div>")
     return "".join(out)
 
 
-def _first_loop_figure(summary, points, index, per_point, view) -> str:
+def _first_loop_figure(summary, got, per_point) -> str:
     """The first loop's phase on the 2-D view (the input's UMAP when given), for the first screen."""
-    got = _view(summary, points, index, view) if summary["loops"] else None
-    arrays = per_point[0] if len(per_point) else {}
-    phase = arrays.get("phase")
+    phase = per_point[0].get("phase") if len(per_point) else None
     if got is None or phase is None or not np.isfinite(np.asarray(phase, dtype=float)).any():
         return ""
-    name, Y, ids = got
-    pos = {int(v): r for r, v in enumerate(ids)}
-    cyc = [pos[v] for v in summary["loops"][0].get("cycle", []) if v in pos]
-    theta = np.asarray(phase, dtype=float)[ids]
-    return "<div class='figs'>" + _img(figure_png(lambda ax: plotting.loop_view(
-        ax, Y, phase=theta, cycle=cyc, loop=0, basis=name), (5.6, 4.8), _VIEW_MARGINS),
-        f"loop 1: phase on {name}") + "</div>"
+    return "<div class='figs'>" + _phase_image(got, summary["loops"][0], phase, 0) + "</div>"
 
 
 def _loop_table(summary, t) -> str:
@@ -588,8 +587,9 @@ def render_html(summary: dict, points=None, index=None, per_point: list[dict] = 
     rows = _detected_rows(summary, h1)
     evidence = "".join(f"<li>{s}</li>" for s in _loop_evidence(summary, t))
     checks = "".join(f"<li>{s}</li>" for s in _checks(summary, t))
+    got = _view(summary, points, index, view) if summary["loops"] else None  # one view (a PCA) for both
     verdict = (_headline(summary, t) + (f"<ul>{evidence}</ul>" if evidence else "")
-               + _first_loop_figure(summary, points, index, per_point, view)
+               + _first_loop_figure(summary, got, per_point)
                + (f"<details><summary><b>What was checked</b> ({checks.count('<li>')} points)</summary>"
                   f"<ul>{checks}</ul></details>" if checks else "") + _warnings(summary))
     n_h1 = len(h1)
@@ -602,7 +602,7 @@ def render_html(summary: dict, points=None, index=None, per_point: list[dict] = 
     sections = [
         ("Verdict", f"<div class='verdict'>{verdict}</div>"),
         ("Persistence and detection", persistence),
-        ("Where the loop lies", _loop_views(summary, points, index, per_point, view, t)),
+        ("Where the loop lies", _loop_views(summary, got, per_point, t, points is not None or view is not None)),
         *extra_sections,
         ("Parameters and timings", _details(summary)),
         ("Glossary", t.html()),
