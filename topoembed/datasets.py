@@ -133,6 +133,28 @@ def _blob(n, rng):
     return rng.standard_normal((n, 2)), np.full(n, np.nan), np.zeros(n, int), {1: 0, 2: 0}
 
 
+#: Share of the points on the circle of "circle_in_clusters" (``fraction=`` changes it).
+CIRCLE_FRACTION = 0.05
+
+
+def _circle_in_clusters(n, rng, fraction=CIRCLE_FRACTION):
+    """A unit circle carried by ``fraction`` of the points, among 6 Gaussian clusters (σ = 0.5 in
+    5-D, centres ±4 on three axes orthogonal to the circle's plane): a loop that few points carry.
+    Label 0 is the circle, 1-6 the clusters; the angle is NaN off the circle."""
+    if not 0 <= fraction <= 1:
+        raise ValueError(f"fraction={fraction} must be in [0, 1]")
+    n_circle = int(round(fraction * n))
+    theta = 2 * np.pi * np.arange(n_circle) / max(n_circle, 1)
+    Y = np.zeros((n, 5))
+    Y[:n_circle, 0], Y[:n_circle, 1] = np.cos(theta), np.sin(theta)
+    cluster = rng.integers(0, 6, n - n_circle)
+    centres = np.zeros((6, 5))
+    centres[np.arange(6), 2 + np.arange(6) // 2] = np.where(np.arange(6) % 2 == 0, 4.0, -4.0)
+    Y[n_circle:] = centres[cluster] + 0.5 * rng.standard_normal((n - n_circle, 5))
+    angle = np.r_[theta, np.full(n - n_circle, np.nan)]
+    return Y, angle, np.r_[np.zeros(n_circle, int), cluster + 1], {1: int(n_circle > 0), 2: 0}
+
+
 SHAPES = {
     "circle": _circle,
     "linked_circles": _linked_circles,
@@ -140,14 +162,17 @@ SHAPES = {
     "sphere": _sphere,
     "torus": _torus,
     "blob": _blob,
+    "circle_in_clusters": _circle_in_clusters,
 }
 
 
-def make(name: str = "circle", n: int = 1000, d: int = 50, sigma: float = 0.0, seed: int = 0) -> Synthetic:
+def make(name: str = "circle", n: int = 1000, d: int = 50, sigma: float = 0.0, seed: int = 0,
+         fraction: float | None = None) -> Synthetic:
     """Generate shape ``name`` with ``n`` points in R^``d`` plus N(0, sigma^2 I_d) noise.
 
     The shape (intrinsic dimension 2 or 3) is mapped isometrically into R^d by a random
     orthonormal basis drawn from ``seed``; the same seed always gives the same points.
+    ``fraction``: the circle's share of the points in "circle_in_clusters" (default 0.05).
     """
     if name not in SHAPES:
         raise ValueError(f"unknown synthetic shape {name!r}; choose one of {sorted(SHAPES)}")
@@ -157,17 +182,19 @@ def make(name: str = "circle", n: int = 1000, d: int = 50, sigma: float = 0.0, s
     if sigma < 0 or not np.isfinite(sigma):
         raise ValueError(f"sigma={sigma}: the noise scale must be a finite number >= 0")
     rng = np.random.default_rng(seed)
-    Y, angle, label, betti = SHAPES[name](n, rng)
+    if fraction is not None and name != "circle_in_clusters":
+        raise ValueError(f"fraction is a parameter of circle_in_clusters, not of {name!r}")
+    Y, angle, label, betti = SHAPES[name](n, rng, **({} if fraction is None else {"fraction": float(fraction)}))
     if d < Y.shape[1]:
         raise ValueError(f"d={d} is smaller than the intrinsic dimension {Y.shape[1]} of {name!r}")
     Q, _ = np.linalg.qr(rng.standard_normal((d, Y.shape[1])))
     clean = Y @ Q.T
     X = clean + sigma * rng.standard_normal((n, d))
-    params = dict(n=n, d=d, sigma=float(sigma), seed=int(seed))
+    params = dict(n=n, d=d, sigma=float(sigma), seed=int(seed), **({} if fraction is None else {"fraction": float(fraction)}))
     return Synthetic(X=X, clean=clean, intrinsic=Y, name=name, betti=betti, angle=angle, label=label, params=params)
 
 
-_SPEC_TYPES = {"n": int, "d": int, "sigma": float, "seed": int}
+_SPEC_TYPES = {"n": int, "d": int, "sigma": float, "seed": int, "fraction": float}
 
 
 def parse_spec(spec: str) -> tuple[str, dict]:

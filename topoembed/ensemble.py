@@ -44,10 +44,10 @@ import time
 
 import numpy as np
 
-from . import pipeline, prevalence
+from . import parts, pipeline, prevalence
 from . import localize as localization
 from ._parallel import Pool, resolve_jobs
-from .subsamples import (MATCH_MIN_POINTS, WORKER_PRELOAD, assign, extend_loop, phase_corr, run_one,  # noqa: F401
+from .subsamples import (MATCH_MIN_CORR, MATCH_MIN_POINTS, WORKER_PRELOAD, assign, extend_loop, phase_corr, run_one,  # noqa: F401
                          subsample_indices, subsample_params)
 from ._progress import Progress
 from ._validate import InputError, check_points, option
@@ -59,9 +59,6 @@ __all__ = ["run", "run_subsample", "combine", "plan", "early_stop_runs", "match_
 
 #: A loop is reported when at least this share of the subsamples found it.
 MIN_PREVALENCE = 0.5
-#: Two runs' loops are the same loop when their phases correlate at least this much (on the
-#: reference loop's points, :func:`match_loops`).
-MATCH_MIN_CORR = 0.5
 
 
 
@@ -201,11 +198,14 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
                 break
     bar.close()
     return _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs,
-                   {"graph_all_points": t_graph, "subsample_runs": t_runs, "consensus": t_consensus}, t_all)
+                   {"graph_all_points": t_graph, "subsample_runs": t_runs, "consensus": t_consensus}, t_all,
+                   A_full=A_full)
 
 
-def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, timings, t_all) -> pipeline.Result:
-    """Prevalence, consensus loops and the reference run from the runs made (see :func:`run`)."""
+def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, timings, t_all,
+            A_full=None) -> pipeline.Result:
+    """Prevalence, consensus loops and the reference run from the runs made (see :func:`run`),
+    then, with ``params.parts``, the loops inside parts of the graph ``A_full`` (:mod:`topoembed.parts`)."""
     t0 = time.perf_counter()
     n = X.shape[0]
     n_done = len(runs)
@@ -215,18 +215,27 @@ def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, timing
     loops_out = [_consensus_loop(c, ext, runs, idxs, n_done) for c in reported]
     ref_b = _reference_run(runs, reported, order)
     ref = runs[ref_b]
+    part_record = None
+    if params.parts and A_full is not None:
+        t_parts = time.perf_counter()
+        found, part_record = parts.search(X, A_full, params, loops_out, run, jobs=jobs)
+        loops_out += found
+        timings = {**timings, "parts": time.perf_counter() - t_parts}
     pipeline.withhold_unsupported_phases(loops_out, ref.detection, params)
     counts = [int(r.detection["n_loops"]) for r in runs]
     # the ensemble's count, and per reported loop: its row in the reference run's H1 diagram (None
     # where that run missed it) and its consensus p-value, so that no list describes another count
     alpha = ref.detection.get("alpha", pipeline.loops.ALPHA)
     rows = [next((ref.detection["features"][j] for b, j in c if b == ref_b), None) for c in reported]
+    rows += [None] * (len(loops_out) - len(rows))  # a part's loop has no row in the reference run's diagram
     p_values = [lp["p_value"] for lp in loops_out]
-    detection = {**ref.detection, "n_loops": len(reported), "features": rows, "p_values": p_values,
+    detection = {**ref.detection, "n_loops": len(loops_out), "features": rows, "p_values": p_values,
                  "significant": [None if p is None else bool(p < alpha) for p in p_values],
                  "score": float(ref.detection["scores"].get(len(reported), ref.detection["score"]))
                  if len(reported) else ref.detection["score"]}
-    if len(reported) != ref.detection["n_loops"]:
+    if part_record is not None:
+        detection["parts"] = part_record
+    if len(loops_out) != ref.detection["n_loops"]:
         detection["reference_n_loops"] = int(ref.detection["n_loops"])
     ensemble = {
         "n_subsamples": n_done, "n_planned": B, "stopped_early": stopped_early, "subsample_size": len(idxs[0]),
@@ -309,7 +318,7 @@ def combine(X, runs: list, params: pipeline.Params | None = None, **overrides) -
     combined = _combine(ordered, ext)
     runs_s = float(sum(r.timings["wall"] for r in ordered))
     timings = {"graph_all_points": t_graph, "subsample_runs": runs_s, "consensus": time.perf_counter() - t0}
-    res = _finish(X, params, ordered, ext, combined, idxs, len(idxs), False, 1, timings, t_all)
+    res = _finish(X, params, ordered, ext, combined, idxs, len(idxs), False, 1, timings, t_all, A_full=A_full)
     # the subsample jobs ran elsewhere: the analysis took their time too, not only this combine job's
     res.timings["total"] += runs_s
     return res

@@ -83,6 +83,10 @@ class Params:
     H1 feature is checked the same way and reported if it recurs in at least 90 % of them
     (:func:`topoembed.prevalence.prevalence_stage`). Cost, only then: 2.5-4.7 times the run where
     a loop is checked, 4.5-6 where a hidden loop is found, 1.1-2 on noise (BENCHMARKS.md).
+    ``parts`` (default True): an ensemble (more than :data:`ENSEMBLE_MIN_N` points) also looks
+    for loops inside each part of the graph that holds 150 points to a quarter of them
+    (:mod:`topoembed.parts`): a loop that only a few percent of the points carry, which
+    uniform subsamples miss; p-values are corrected for the number of parts searched.
     ``confirm`` applies to single runs: the runs of an ensemble or of a prevalence check skip it,
     since the prevalence across subsamples is their second opinion
     (:func:`topoembed.subsamples.subsample_params`).
@@ -113,6 +117,7 @@ class Params:
     phase_low_confidence: bool = False
     surface: bool = True
     prevalence_check: bool = True
+    parts: bool = True
 
     def n_runs(self, n: int) -> int:
         """Single runs the analysis of n points makes: ``n_subsamples`` if an integer, else
@@ -143,7 +148,7 @@ class Params:
         _device.resolve(self.device)  # "cuda" without CUDA fails here, before any work
         if not 0 <= self.theta_filtration < 1:
             raise InputError(f"theta_filtration={self.theta_filtration!r} must be in [0, 1)")
-        for name in ("localize", "confirm", "early_stop", "phase_low_confidence", "surface", "prevalence_check"):
+        for name in ("localize", "confirm", "early_stop", "phase_low_confidence", "surface", "prevalence_check", "parts"):
             if getattr(self, name) not in (True, False):  # also accepts 0 and 1 (the CLI's form)
                 raise InputError(f"{name}={getattr(self, name)!r} must be True/False (on the command line 1 or 0)")
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):

@@ -21,8 +21,11 @@ from . import pipeline
 from . import localize as localization
 
 __all__ = ["subsample_indices", "subsample_params", "run_one", "extend_loop", "phase_corr", "assign",
-           "WORKER_PRELOAD", "MATCH_MIN_POINTS"]
+           "WORKER_PRELOAD", "MATCH_MIN_POINTS", "MATCH_MIN_CORR"]
 
+#: Two runs' loops are the same loop when their phases correlate at least this much (on the
+#: reference loop's points, :func:`topoembed.ensemble.match_loops`).
+MATCH_MIN_CORR = 0.5
 #: Fewest points on two loops for :func:`match_loops` to compare them there (else on all points).
 MATCH_MIN_POINTS = 20
 

@@ -1,0 +1,76 @@
+"""Loops that few points carry: the partition and the search inside parts (topoembed.parts)."""
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from scipy.sparse import csgraph
+
+from topoembed import analysis, datasets, localize, parts
+
+
+def _ring(n, offset):
+    i = np.arange(n)
+    return np.c_[offset + i, offset + (i + 1) % n]
+
+
+def test_partition_of_disconnected_rings_is_their_components_largest_first():
+    # oracle: three rings with no edge between them are three connected components
+    edges = np.vstack([_ring(30, 0), _ring(50, 30), _ring(20, 80)])
+    A = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(100, 100))
+    A = (A + A.T).tocsr()
+    labels = parts.partition(A, seed=0)
+    _, comp = csgraph.connected_components(A, directed=False)
+    # same grouping as the components (a ring of 50 may split: every part lies inside one component)
+    for c in np.unique(labels):
+        assert len(np.unique(comp[labels == c])) == 1
+    sizes = np.bincount(labels)
+    assert np.all(np.diff(sizes) <= 0)  # label 0 is the largest part
+    assert np.array_equal(labels, parts.partition(A, seed=0))  # seeded
+
+
+def test_searched_parts_keep_the_sizes_the_uniform_subsamples_miss():
+    labels = np.r_[np.zeros(600, int), np.ones(200, int), np.full(100, 2), np.full(100, 3)]
+    got = parts.searched_parts(labels)
+    # 600 of 1,000 is above MAX_SHARE (the uniform subsamples see it), 100 is below MIN_PART
+    assert [len(P) for P in got] == [200]
+    assert np.array_equal(got[0], np.arange(600, 800))
+
+
+def test_circle_in_clusters_dataset():
+    s = datasets.make("circle_in_clusters", n=2000, d=20, sigma=0.1, seed=3, fraction=0.1)
+    assert s.X.shape == (2000, 20) and (s.label == 0).sum() == 200
+    assert np.isnan(s.angle[s.label > 0]).all() and np.isfinite(s.angle[s.label == 0]).all()
+    assert set(np.unique(s.label)) == set(range(7))
+    with pytest.raises(ValueError, match="fraction"):
+        datasets.make("circle", n=100, fraction=0.1)
+    assert datasets.from_spec("synthetic:circle_in_clusters?n=500&fraction=0.2").label.tolist().count(0) == 100
+
+
+@pytest.fixture(scope="module")
+def minority():
+    s = datasets.make("circle_in_clusters", n=3000, d=50, sigma=0.2, seed=0, fraction=0.08)
+    return s, analysis.run(s.X, jobs=1), analysis.run(s.X, jobs=1, parts=False)
+
+
+def test_a_loop_of_eight_percent_is_found_in_its_part_and_not_by_uniform_subsamples(minority):
+    s, res, uniform = minority
+    truth = s.label == 0
+    assert uniform.verdict.level == "no loop"  # what the parts add: without them, nothing
+    assert res.verdict.level == "loop" and len(res.loops) == 1
+    lp = res.loops[0]
+    on = np.asarray(lp["on_loop"], bool)
+    f1 = 2 * (on & truth).sum() / (on.sum() + truth.sum())
+    assert f1 >= 0.8 and not on[~truth].any()
+    assert abs(localize.circular_correlation(lp["phase"][truth], s.angle[truth])) >= 0.9
+    # a part's loop says nothing outside its part (the circle and at most a few stray points)
+    assert np.isfinite(lp["phase"]).sum() <= lp["part_size"] <= 1.1 * truth.sum()
+    rec = res.detection["parts"]
+    assert len(rec["searched"]) == lp["n_parts_searched"] >= 2
+    # Bonferroni over the parts searched
+    assert lp["p_value"] == pytest.approx(min(1.0, lp["p_value_in_part"] * lp["n_parts_searched"]))
+
+
+def test_the_same_clusters_without_the_circle_have_no_loop():
+    s = datasets.make("circle_in_clusters", n=3000, d=50, sigma=0.2, seed=0, fraction=0.0)
+    res = analysis.run(s.X, jobs=1)
+    assert res.verdict.level == "no loop" and res.loops == []
+    assert len(res.detection["parts"]["searched"]) == 6
