@@ -74,3 +74,17 @@ def test_the_same_clusters_without_the_circle_have_no_loop():
     res = analysis.run(s.X, jobs=1)
     assert res.verdict.level == "no loop" and res.loops == []
     assert len(res.detection["parts"]["searched"]) == 6
+
+
+def test_a_part_loop_in_summary_json_and_the_report(tmp_path):
+    import json
+
+    from topoembed.cli import main
+
+    out = tmp_path / "run"
+    assert main(["run", "synthetic:circle_in_clusters?n=3000&fraction=0.08&sigma=0.2", "--out", str(out), "-q"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["verdict"]["level"] == "loop"
+    assert summary["detection"]["parts"]["loops"][0]["part_size"] == summary["loops"][0]["part_size"]
+    html = (out / "report.html").read_text()
+    assert "Loop 1 lies in a part of" in html and "--parts 0 skips this" in html

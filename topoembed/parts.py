@@ -113,6 +113,8 @@ def search(X, A_full, params: pipeline.Params, known: list, analyse, *, jobs="au
             record["screened_loops"].append(None)
             continue
         record["screened_loops"].append(int(screen.detection["n_loops"]))
+        log.info("part %d of %d (%d points): the screen finds %d loop(s)", i + 1, len(parts), len(P),
+                 screen.detection["n_loops"])
         if not screen.detection["n_loops"] or all(_known(lp, Ps, A_full, known) for lp in screen.loops):
             continue  # no loop, or only loops the uniform subsamples report already
         try:

@@ -158,17 +158,33 @@ def verdict_notes(summary: dict) -> list[str]:
     if ens:
         B = ens["n_subsamples"]
         found = [f"loop {i + 1} in {lp['n_runs']} of {B} (prevalence {lp['prevalence']:.2f})"
-                 for i, lp in enumerate(summary["loops"])]
+                 for i, lp in enumerate(summary["loops"]) if "part" not in lp]
         dropped = [c for c in ens["clusters"] if not c["reported"]]
         notes.append(f"Whole dataset: {B} random subsamples of {ens['subsample_size']} of the {summary['n_input']} "
                      f"points, each analysed alone; " + ("; ".join(found) if found else "no loop in a majority of them")
                      + (f". Not reported (found in fewer than {ens['min_prevalence']:.0%} of the subsamples): "
                         + ", ".join(f"{len(c['runs'])} of {B}" for c in dropped) if dropped else "") + ".")
+        prt = summary["detection"].get("parts")
+        if prt and prt.get("searched"):
+            in_parts = [(i, lp) for i, lp in enumerate(summary["loops"]) if "part" in lp]
+            notes.append(f"Parts: the graph of all points has {prt['n_parts']} parts; the {len(prt['searched'])} of "
+                         f"{min(prt['searched'])}-{max(prt['searched'])} points were each screened for a loop that "
+                         "too few of the random subsamples' points carry. "
+                         + ("; ".join(f"Loop {i + 1} lies in a part of {lp['part_size']} points (p = "
+                                      f"{_num_text(lp.get('p_value_in_part'))} there, {_num_text(lp.get('p_value'))} "
+                                      f"after multiplying by the {lp['n_parts_searched']} parts searched); its phase and "
+                                      "membership are given on that part only" for i, lp in in_parts)
+                            if in_parts else "None holds a loop that the subsamples did not report")
+                         + " (--parts 0 skips this).")
         if ens.get("stopped_early"):
             notes.append(f"The first {B} of the {ens['n_planned']} planned subsamples agreed unanimously, so the "
                          f"run stopped there: the other {ens['n_planned'] - B} could not have changed which loops "
                          "are reported (--early-stop 0 runs them all).")
     return notes
+
+
+def _num_text(x) -> str:
+    return "–" if x is None else f"{float(x):.2g}"
 
 
 def _stopped(chk: dict) -> str:
