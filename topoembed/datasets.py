@@ -184,13 +184,14 @@ def make(name: str = "circle", n: int = 1000, d: int = 50, sigma: float = 0.0, s
     rng = np.random.default_rng(seed)
     if fraction is not None and name != "circle_in_clusters":
         raise ValueError(f"fraction is a parameter of circle_in_clusters, not of {name!r}")
-    Y, angle, label, betti = SHAPES[name](n, rng, **({} if fraction is None else {"fraction": float(fraction)}))
+    extra = {} if fraction is None else {"fraction": float(fraction)}  # the one shape parameter beyond n
+    Y, angle, label, betti = SHAPES[name](n, rng, **extra)
     if d < Y.shape[1]:
         raise ValueError(f"d={d} is smaller than the intrinsic dimension {Y.shape[1]} of {name!r}")
     Q, _ = np.linalg.qr(rng.standard_normal((d, Y.shape[1])))
     clean = Y @ Q.T
     X = clean + sigma * rng.standard_normal((n, d))
-    params = dict(n=n, d=d, sigma=float(sigma), seed=int(seed), **({} if fraction is None else {"fraction": float(fraction)}))
+    params = dict(n=n, d=d, sigma=float(sigma), seed=int(seed), **extra)
     return Synthetic(X=X, clean=clean, intrinsic=Y, name=name, betti=betti, angle=angle, label=label, params=params)
 
 

@@ -248,7 +248,7 @@ def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, timing
         "clusters": [{"prevalence": float(p), "runs": [int(b) for b, _ in c],
                       "reported": bool(p >= MIN_PREVALENCE)} for c, p in zip(clusters, prevalence)],
     }
-    timings = {**timings, "consensus": timings.get("consensus", 0.0) + time.perf_counter() - t0,
+    timings = {**timings, "consensus": timings.get("consensus", 0.0) + time.perf_counter() - t0 - timings.get("parts", 0.0),
                "total": time.perf_counter() - t_all}
     seen: dict[str, int] = {}  # each subsample's warnings, once, with how many subsamples gave them
     for r in runs:

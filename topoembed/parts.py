@@ -12,8 +12,8 @@ uniform subsamples (:mod:`topoembed.ensemble`) misses it. Above the ensemble:
    :data:`MAX_SHARE` of all points (at most :data:`MAX_PARTS`, largest first) is first
    screened by one run on at most ``subsample_size`` (700) of its points, confirmed by the
    second spectral distance. Where the screen finds a loop that the uniform subsamples do not
-   already report (step 4), the part is analysed alone by the same analysis as a dataset on its own points: a single run with its prevalence check
-   up to 1,000 points, an ensemble of uniform subsamples of the part above. A larger part
+   already report (step 4), the part is analysed alone as a dataset of its own: a single run
+   with its prevalence check up to 1,000 points, an ensemble of uniform subsamples above. A larger part
    is seen well enough by the uniform subsamples themselves.
 3. **Multiple testing.** Each loop's universal-null p-value is multiplied by the number
    of parts searched (Bonferroni; ``p_value_in_part`` keeps the part's own), so a search
@@ -46,8 +46,8 @@ __all__ = ["partition", "searched_parts", "search", "RESOLUTION", "MIN_PART", "M
 
 #: Leiden's modularity resolution: 1 (the standard modularity; scanpy's default).
 RESOLUTION = 1.0
-#: Fewest points of a part searched alone (a single run needs several times k = 100 points... of
-#: its own graph; 150 is the smallest size at which the defaults were checked on a circle).
+#: Fewest points of a part searched alone: a run with k = 100 needs a few times k points, and
+#: 150 is the smallest size at which the defaults were checked on a circle.
 MIN_PART = 150
 #: Largest share of all points a searched part may hold: above it the uniform subsamples of
 #: 700 points hold at least 175 of its points, as many as a part of the smallest size searched.
@@ -91,7 +91,8 @@ def search(X, A_full, params: pipeline.Params, known: list, analyse, *, jobs="au
     labels = partition(A_full, seed=params.seed)
     parts = searched_parts(labels)
     inner = dataclasses.replace(params, parts=False, n_subsamples="auto", subsample=None)
-    record = {"n_parts": int(labels.max()) + 1, "searched": [int(len(P)) for P in parts], "loops": []}
+    record = {"n_parts": int(labels.max()) + 1, "searched": [int(len(P)) for P in parts], "loops": [],
+              "screened_loops": []}
     if not parts:
         return [], record
     log.info("parts: %d parts of the graph; looking for loops inside the %d of %d-%d points",
@@ -99,7 +100,6 @@ def search(X, A_full, params: pipeline.Params, known: list, analyse, *, jobs="au
     new = []
     screen_params = dataclasses.replace(subsample_params(inner), confirm=True)
     rng = np.random.default_rng(params.seed)
-    record["screened_loops"] = []
     for i, P in enumerate(parts):
         # the screen: one run on at most one subsample's worth of the part's points; only a part
         # whose screen finds a loop gets the full analysis (on the IPC cells, 12 parts and no loop:
@@ -115,7 +115,8 @@ def search(X, A_full, params: pipeline.Params, known: list, analyse, *, jobs="au
         record["screened_loops"].append(int(screen.detection["n_loops"]))
         log.info("part %d of %d (%d points): the screen finds %d loop(s)", i + 1, len(parts), len(P),
                  screen.detection["n_loops"])
-        if not screen.detection["n_loops"] or all(_known(lp, Ps, A_full, known) for lp in screen.loops):
+        if not screen.detection["n_loops"] or all(
+                _has_phase(lp) and _matches_known(lp, extend_loop(lp, A_full, Ps), Ps, known) for lp in screen.loops):
             continue  # no loop, or only loops the uniform subsamples report already
         try:
             res = analyse(X[P], inner, jobs=jobs)
@@ -123,26 +124,27 @@ def search(X, A_full, params: pipeline.Params, known: list, analyse, *, jobs="au
             log.info("part %d (%d points) not searched: %s", i, len(P), err)
             continue
         for lp in res.loops:
-            if "phase" not in lp or lp.get("loop_distance") is None:
-                continue
-            if not np.isfinite(np.asarray(lp["phase"], float)).any():
-                continue  # unsupported within its part (phase withheld): not a finding
-            if _known(lp, P, A_full, known):
-                continue
+            if lp.get("loop_distance") is None or not _has_phase(lp):
+                continue  # not localized, or unsupported within its part (phase withheld): not a finding
             ext = extend_loop(lp, A_full, P)
+            if _matches_known(lp, ext, P, known):
+                continue
             new.append(_global_loop(lp, ext, P, len(parts), i))
             record["loops"].append({"part": i, "part_size": int(len(P)), "p_value_in_part": lp.get("p_value"),
                                     "prevalence": lp.get("prevalence")})
     return new, record
 
 
-def _known(lp: dict, rows: np.ndarray, A_full, known: list) -> bool:
-    """Whether a loop found on the points ``rows`` is one of the loops ``known`` over all points:
-    |ρ| of its phase, extended over the graph, with theirs on its own points ≥ MATCH_MIN_CORR."""
-    if "phase" not in lp or not np.isfinite(np.asarray(lp["phase"], float)).any():
-        return False
-    ext = extend_loop(lp, A_full, rows)
-    where = np.zeros(A_full.shape[0], bool)
+def _has_phase(lp: dict) -> bool:
+    """Whether a run's loop carries a phase (none where it was withheld as unsupported)."""
+    return "phase" in lp and bool(np.isfinite(np.asarray(lp["phase"], float)).any())
+
+
+def _matches_known(lp: dict, ext: dict, rows: np.ndarray, known: list) -> bool:
+    """Whether a loop found on the points ``rows`` (``ext``: its extension over the graph,
+    :func:`topoembed.subsamples.extend_loop`) is one of the loops ``known`` over all points:
+    |ρ| of the phases on its own points ≥ MATCH_MIN_CORR."""
+    where = np.zeros(len(ext["phase"]), bool)
     where[rows[np.asarray(lp["on_loop"], bool)]] = True
     return any(phase_corr(k["phase"], ext["phase"], where) >= MATCH_MIN_CORR for k in known if "phase" in k)
 

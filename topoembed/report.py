@@ -171,7 +171,7 @@ def verdict_notes(summary: dict) -> list[str]:
                          f"{min(prt['searched'])}-{max(prt['searched'])} points were each screened for a loop that "
                          "too few of the random subsamples' points carry. "
                          + ("; ".join(f"Loop {i + 1} lies in a part of {lp['part_size']} points (p = "
-                                      f"{_num_text(lp.get('p_value_in_part'))} there, {_num_text(lp.get('p_value'))} "
+                                      f"{verdict._num(lp.get('p_value_in_part'))} there, {verdict._num(lp.get('p_value'))} "
                                       f"after multiplying by the {lp['n_parts_searched']} parts searched); its phase and "
                                       "membership are given on that part only" for i, lp in in_parts)
                             if in_parts else "None holds a loop that the subsamples did not report")
@@ -181,10 +181,6 @@ def verdict_notes(summary: dict) -> list[str]:
                          f"run stopped there: the other {ens['n_planned'] - B} could not have changed which loops "
                          "are reported (--early-stop 0 runs them all).")
     return notes
-
-
-def _num_text(x) -> str:
-    return "–" if x is None else f"{float(x):.2g}"
 
 
 def _stopped(chk: dict) -> str:
