@@ -14,8 +14,9 @@ dataset with more than :data:`topoembed.pipeline.ENSEMBLE_MIN_N` points is analy
    spectral distance's confirmation (:func:`subsample_params`): step 4's prevalence is the
    second opinion.
 2. Each loop's phase and distance to the loop are extended to all n points over one union
-   kNN graph of all points (:func:`topoembed.pipeline.extension_graph`, k = 15;
-   :func:`topoembed.localize.extend_phase`).
+   kNN graph of all points (k = 15; above :data:`topoembed.extension.LANDMARKS` points, of
+   landmarks, each other point taking the mean of its nearest landmarks';
+   :mod:`topoembed.extension`).
 3. Loops are matched across runs by their phases on the points of the cluster's first loop
    (its run's relative loop distance ≤ 1 over all points): runs are visited by decreasing
    detection score; a loop joins the cluster whose first loop it correlates with best (|ρ|, Fisher-Lee
@@ -33,8 +34,8 @@ dataset with more than :data:`topoembed.pipeline.ENSEMBLE_MIN_N` points is analy
    The loop's ``p_value`` is the median of the runs' universal-null p-values
    (:func:`topoembed.loops.decide`; each run reports only significant loops).
 
-Cost: B single runs of m points (O(m²) memory each, one per job at a time) plus one kNN graph of
-all points and sparse solves over it: O(n k) memory, no n × n array.
+Cost: B single runs of m points (O(m²) memory each, one per job at a time) plus the extension
+graph (:mod:`topoembed.extension`) and sparse solves over it: O(n k) memory, no n × n array.
 """
 from __future__ import annotations
 
@@ -44,7 +45,7 @@ import time
 
 import numpy as np
 
-from . import parts, pipeline, prevalence
+from . import extension, parts, pipeline, prevalence
 from . import localize as localization
 from ._parallel import Pool, resolve_jobs
 from .subsamples import (MATCH_MIN_CORR, MATCH_MIN_POINTS, WORKER_PRELOAD, assign, extend_loop, phase_corr, run_one,  # noqa: F401
@@ -171,10 +172,10 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
     with Pool(jobs, killed_hint=f"run again with fewer {option('jobs', 1)[:-2]} or a smaller {option('subsample_size', 500)[:-4]}",
               preload=WORKER_PRELOAD) as pool:
         t0 = time.perf_counter()
-        bar.note(f"kNN graph of all {n:,} points (k = {pipeline.extension_k(params)})…")
-        A_full = pipeline.extension_graph(X, params)
+        bar.note(_graph_label(n, params) + "…")
+        ext_graph = extension.build(X, params, include=idxs, progress=progress)
         t_graph = time.perf_counter() - t0
-        bar.note(f"kNN graph of all {n:,} points: {t_graph:.1f} s; now the subsamples")
+        bar.note(f"{_graph_label(n)}: {t_graph:.1f} s; now the subsamples")
         for batch in (range(0, first), range(first, B)):
             if not len(batch):
                 continue
@@ -187,7 +188,7 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
             runs += [done[b] for b in batch]
             t_runs += time.perf_counter() - t0
             t0 = time.perf_counter()
-            ext += [[extend_loop(lp, A_full, idxs[b]) for lp in done[b].loops] for b in batch]
+            ext += [[extend_loop(lp, ext_graph, idxs[b]) for lp in done[b].loops] for b in batch]
             combined = _combine(runs, ext)
             t_consensus += time.perf_counter() - t0
             if len(runs) < B and _unanimous(runs, combined["clusters"]):
@@ -197,15 +198,25 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
                          runs[0].detection["n_loops"], B - len(runs), option("early_stop", False))
                 break
     bar.close()
-    return _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs,
+    return _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, progress,
                    {"graph_all_points": t_graph, "subsample_runs": t_runs, "consensus": t_consensus}, t_all,
-                   A_full=A_full)
+                   ext_graph=ext_graph)
 
 
-def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, timings, t_all,
-            A_full=None) -> pipeline.Result:
+def _graph_label(n: int, params=None) -> str:
+    """What the extension graph of n points is (:func:`topoembed.extension.build`), for progress;
+    with ``params``, its k."""
+    k = "" if params is None else f" (k = {pipeline.extension_k(params)})"
+    if n <= extension.LANDMARKS:
+        return f"kNN graph of all {n:,} points{k}"
+    return f"kNN graph of {extension.LANDMARKS:,} landmarks{k} and the nearest landmarks of all {n:,} points"
+
+
+def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, progress, timings, t_all,
+            ext_graph=None) -> pipeline.Result:
     """Prevalence, consensus loops and the reference run from the runs made (see :func:`run`),
-    then, with ``params.parts``, the loops inside parts of the graph ``A_full`` (:mod:`topoembed.parts`)."""
+    then, with ``params.parts``, the loops inside parts of the extension graph ``ext_graph``
+    (:class:`topoembed.extension.Extension`; :mod:`topoembed.parts`)."""
     t0 = time.perf_counter()
     n = X.shape[0]
     n_done = len(runs)
@@ -216,9 +227,9 @@ def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, timing
     ref_b = _reference_run(runs, reported, order)
     ref = runs[ref_b]
     part_record = None
-    if params.parts and A_full is not None:
+    if params.parts and ext_graph is not None:
         t_parts = time.perf_counter()
-        found, part_record = parts.search(X, A_full, params, loops_out, run, jobs=jobs)
+        found, part_record = parts.search(X, ext_graph, params, loops_out, run, jobs=jobs, progress=progress)
         loops_out += found
         timings = {**timings, "parts": time.perf_counter() - t_parts}
     pipeline.withhold_unsupported_phases(loops_out, ref.detection, params)
@@ -284,10 +295,11 @@ def run_subsample(X, b: int, params: pipeline.Params | None = None, **overrides)
     return res
 
 
-def combine(X, runs: list, params: pipeline.Params | None = None, **overrides) -> pipeline.Result:
+def combine(X, runs: list, params: pipeline.Params | None = None, *, progress: bool = False,
+            **overrides) -> pipeline.Result:
     """The ensemble's result from the runs of :func:`run_subsample` (one per subsample, any
     order): the same as :func:`run` with ``early_stop=False``. Refuses runs made with other
-    settings or of other subsamples."""
+    settings or of other subsamples. ``progress``: feedback on the graph and the parts."""
     params = dataclasses.replace(params or pipeline.Params(), **overrides)
     X = check_points(X, min_points=3)
     idxs = plan(X.shape[0], params)
@@ -311,14 +323,16 @@ def combine(X, runs: list, params: pipeline.Params | None = None, **overrides) -
         raise InputError(f"subsample runs {missing} are missing (this ensemble has {len(idxs)})")
     ordered = [by_b[b] for b in range(len(idxs))]
     t0 = time.perf_counter()
-    A_full = pipeline.extension_graph(X, params)
+    log.info("%s…", _graph_label(X.shape[0], params))
+    ext_graph = extension.build(X, params, include=idxs, progress=progress)
     t_graph = time.perf_counter() - t0
     t0 = time.perf_counter()
-    ext = [[extend_loop(lp, A_full, idxs[b]) for lp in r.loops] for b, r in enumerate(ordered)]
+    ext = [[extend_loop(lp, ext_graph, idxs[b]) for lp in r.loops] for b, r in enumerate(ordered)]
     combined = _combine(ordered, ext)
     runs_s = float(sum(r.timings["wall"] for r in ordered))
     timings = {"graph_all_points": t_graph, "subsample_runs": runs_s, "consensus": time.perf_counter() - t0}
-    res = _finish(X, params, ordered, ext, combined, idxs, len(idxs), False, 1, timings, t_all, A_full=A_full)
+    res = _finish(X, params, ordered, ext, combined, idxs, len(idxs), False, 1, progress, timings, t_all,
+                  ext_graph=ext_graph)
     # the subsample jobs ran elsewhere: the analysis took their time too, not only this combine job's
     res.timings["total"] += runs_s
     return res

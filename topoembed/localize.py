@@ -385,7 +385,7 @@ def screened_phase(A: sp.spmatrix, phase: np.ndarray, screening: float = PHASE_S
 
 
 def phase_confidence(A: sp.spmatrix, phase: np.ndarray, loop_distance: np.ndarray | None = None,
-                     threshold: float | None = None) -> np.ndarray:
+                     threshold: float | None = None, neighbour_phase: np.ndarray | None = None) -> np.ndarray:
     """Per-point confidence in θ, in [0, 1] (NaN where θ is NaN).
 
     c_i = R_i · min(1, threshold / loop_distance_i), with R_i = |Σ_j w_ij e^{iθ_j}| / Σ_j w_ij
@@ -393,13 +393,17 @@ def phase_confidence(A: sp.spmatrix, phase: np.ndarray, loop_distance: np.ndarra
     on the phase, near 0 where they point all round the circle (the middle of the hole, a
     crossing of two loops). The second factor discounts points farther from the loop's
     cycle than the on-loop threshold (see step 3). Without ``loop_distance`` only R_i.
+    ``neighbour_phase``: the θ_j of A's columns where they are other points than its rows
+    (A an n × M matrix: points to their landmarks, :mod:`topoembed.extension`).
     """
     phase = np.asarray(phase, dtype=np.float64)
     A = sp.csr_matrix(A)
     ok = ~np.isnan(phase)
-    e = np.where(ok, np.exp(1j * np.where(ok, phase, 0.0)), 0.0)
+    nb = phase if neighbour_phase is None else np.asarray(neighbour_phase, dtype=np.float64)
+    ok_nb = ~np.isnan(nb)
+    e = np.where(ok_nb, np.exp(1j * np.where(ok_nb, nb, 0.0)), 0.0)
     num = np.abs(A @ e)
-    den = A @ ok.astype(np.float64)
+    den = A @ ok_nb.astype(np.float64)
     with np.errstate(divide="ignore", invalid="ignore"):
         conf = np.where(den > 0, num / den, 0.0)
         if loop_distance is not None and threshold is not None:

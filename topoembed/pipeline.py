@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from . import graph, homology, loops, spectral, verdict
+from . import extension, graph, homology, loops, spectral, verdict
 from . import localize as localization
 from ._lazy import module as _lazy_module
 from ._progress import Progress
@@ -29,6 +29,7 @@ from .evidence import _Speculation, decide_loops
 from .params import (ENSEMBLE_MIN_N, ENSEMBLE_RUNS, H2_MAX_N, STAGE_PARAMS, SUBSAMPLE_SIZE, Params,  # noqa: F401
                      _default, stage_resources)
 from .summary import PER_POINT, summary  # noqa: F401 (PER_POINT: pipeline.PER_POINT for callers)
+from .extension import extension_graph, extension_k  # noqa: F401 (pipeline.extension_k for callers)
 
 sp = _lazy_module("scipy.sparse")
 
@@ -236,19 +237,6 @@ def describe_loops(ph: dict, detection: dict, index: np.ndarray) -> list[dict]:
     return found
 
 
-def extension_k(params: Params) -> int:
-    """k of :func:`extension_graph`: the generic k (15), or ``params.k`` if smaller."""
-    return min(params.k, _default(graph.knn_graph, "k"))
-
-
-def extension_graph(X, params: Params) -> sp.csr_matrix:
-    """The union kNN graph of all points over which results on a subsample are extended to
-    the others (a subsampled run, each run of an ensemble). An interpolation graph: a small
-    k (:func:`extension_k`) suffices and keeps the sparse solves cheap."""
-    return graph.knn_graph(X, k=extension_k(params), metric=params.metric, symmetrize="or",
-                           random_state=params.seed, device=params.device, method=params.knn_method)
-
-
 def localization_stage(found, X, index, A, D, ph, detection, params: Params, withhold: bool = True) -> dict:
     """The localization stage of :func:`run`, the staged ``topoembed localize`` and
     ``te.tl.detect_loops``: the found loops' cocycles (:func:`topoembed.homology.add_cocycles`,
@@ -273,19 +261,19 @@ def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None
     placed = localization.localize_loops(D, A, ph, detection, theta_filtration=params.theta_filtration,
                                          phase_method=params.phase_method)
     n_in = len(index) if X is None else X.shape[0]
-    A_full = extension_graph(X, params) if len(index) < n_in else None  # cells outside the subsample
+    ext_graph = extension.build(X, params, include=[index]) if len(index) < n_in else None  # cells outside the subsample
     for lp, pl in zip(found, placed):
         lp["cycle"] = [int(index[v]) for v in pl["cycle"]]
         lp["n_on_loop"] = int(pl["n_on_loop"])
         lp["theta_radius"] = float(pl["theta_filtration"])  # r_θ: the Rips value θ was solved at
         lp["on_loop_threshold"] = float(pl["on_loop_threshold"])
-        if A_full is None:
+        if ext_graph is None:
             phase, dist, on, conf = pl["phase"], pl["loop_distance"], pl["on_loop"], pl["phase_confidence"]
         else:
-            phase = localization.extend_phase(A_full, index, pl["phase"])
-            dist = localization.extend_loop_distance(A_full, index, pl["loop_distance"])
+            phase = ext_graph.phase(index, pl["phase"])
+            dist = ext_graph.values(index, pl["loop_distance"])
             on = dist <= pl["on_loop_threshold"]
-            conf = localization.phase_confidence(A_full, phase, dist, pl["on_loop_threshold"])
+            conf = ext_graph.confidence(phase, dist, pl["on_loop_threshold"])
             lp["n_on_loop"] = int(on.sum())
         lp["phase"], lp["loop_distance"], lp["on_loop"] = phase, dist, np.asarray(on, dtype=bool)
         lp["phase_confidence"] = conf

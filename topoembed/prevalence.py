@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from . import loops, pipeline, verdict
+from . import extension, loops, pipeline, verdict
 from ._parallel import Pool, resolve_jobs
 from ._progress import Progress
 from ._validate import check_points, option
@@ -198,14 +198,14 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
     with Pool(jobs, killed_hint=f"run again with fewer jobs or {option('prevalence_check', False)}",
               preload=WORKER_PRELOAD) as pool:
         bar.note(f"kNN graph of all {n:,} points…")
-        A_full = pipeline.extension_graph(X, params)
+        ext_graph = extension.build(X, params, include=idxs)
         for start in range(0, B, jobs):  # one batch per round of the workers, so that it can stop
             batch = list(range(start, min(B, start + jobs)))
             for b, res in pool.imap(run_one, [(b, X[idxs[b]], single) for b in batch]):
                 runs[b] = res
                 bar.step(f"subsample {b + 1}: {res.detection['n_loops']} loop(s)")
             for b in batch:  # in subsample order, whatever the number of jobs: the same stop, the same result
-                hits += _matched(found, [extend_loop(lp, A_full, idxs[b]) for lp in runs[b].loops])
+                hits += _matched(found, [extend_loop(lp, ext_graph, idxs[b]) for lp in runs[b].loops])
                 if params.early_stop and all(h >= need or (b + 1 - h) > B - need for h in hits):
                     done = b + 1  # every loop's support is decided
                     break

@@ -79,11 +79,12 @@ def assign(cm: np.ndarray, min_corr: float) -> dict:
     return {int(r): int(c) for r, c in zip(rows, cols) if cm[r, c] >= min_corr}
 
 
-def extend_loop(lp: dict, A_full, idx) -> dict:
-    """One run's loop over all points: phase, confidence and relative distance to the loop."""
+def extend_loop(lp: dict, ext, idx) -> dict:
+    """One run's loop over all points (``ext``: :class:`topoembed.extension.Extension`): phase,
+    confidence and relative distance to the loop."""
     # the run's own loop dict is over its subsample (the single run has no other points)
     rel = np.asarray(lp["loop_distance"], dtype=np.float64) / lp["on_loop_threshold"]
-    phase = localization.extend_phase(A_full, idx, lp["phase"])
-    dist = localization.extend_loop_distance(A_full, idx, rel)
-    conf = localization.phase_confidence(A_full, phase, dist, 1.0)
+    phase = ext.phase(idx, lp["phase"])
+    dist = ext.values(idx, rel)
+    conf = ext.confidence(phase, dist, 1.0)
     return {"phase": phase, "loop_distance": dist, "phase_confidence": conf}

@@ -1,0 +1,83 @@
+"""The extension graph (topoembed.extension): all points, or landmarks with leaves."""
+import numpy as np
+import pytest
+
+from topoembed import datasets, ensemble, extension, localize, pipeline
+
+
+def _brute(X, Y, k):
+    d2 = ((X[:, None, :] - Y[None, :, :]) ** 2).sum(-1)
+    return np.argsort(d2, axis=1, kind="stable")[:, :k]
+
+
+def test_nearest_landmarks_are_exact_when_every_cell_is_probed():
+    rng = np.random.default_rng(0)
+    X, XL = rng.normal(size=(500, 6)), rng.normal(size=(200, 6))  # 28 cells, all 32 probed
+    assert np.array_equal(extension.nearest_landmarks(X, XL, 5), _brute(X, XL, 5))
+
+
+def test_nearest_landmarks_are_near_in_high_dimensional_noise():
+    s = datasets.make("circle_in_clusters", n=12_000, d=40, sigma=0.3, seed=1, fraction=0.1)
+    X, XL = s.X[:2000], s.X[2000:]  # 10,000 landmarks, 200 cells: 32 probed
+    got, exact = extension.nearest_landmarks(X, XL, 5), _brute(X, XL, 5)
+    dist = np.sqrt(((X[:, None, :] - XL[got]) ** 2).sum(-1)).mean(1)
+    true = np.sqrt(((X[:, None, :] - XL[exact]) ** 2).sum(-1)).mean(1)
+    assert np.mean(dist / true) <= 1.05  # 1.027: the ones found are nearly as near
+    recall = np.mean([len(set(a) & set(b)) / 5 for a, b in zip(got, exact)])
+    assert recall >= 0.5  # 0.64 in 40-D noise; 0.99 on 200,000 points of the clusters without noise
+
+
+def test_without_landmarks_the_extension_is_the_harmonic_one_over_all_points():
+    s = datasets.make("circle", n=1500, d=10, sigma=0.05, seed=2)
+    p = pipeline.Params()
+    E = extension.build(s.X, p)
+    assert not E.uses_landmarks
+    A = pipeline.extension_graph(s.X, p)
+    idx = np.arange(0, 1500, 7)
+    assert np.allclose(E.phase(idx, s.angle[idx]), localize.extend_phase(A, idx, s.angle[idx]), equal_nan=True)
+
+
+def test_landmark_extension_follows_the_graph_of_all_points():
+    s = datasets.make("circle", n=6000, d=20, sigma=0.1, seed=3)
+    p = pipeline.Params()
+    idx = np.sort(np.random.default_rng(0).choice(6000, 300, replace=False))
+    E = extension.build(s.X, p, include=[idx], n_landmarks=1500)
+    assert E.uses_landmarks and len(E.landmarks) == 1500 and np.isin(idx, E.landmarks).all()
+    theta = E.phase(idx, s.angle[idx])
+    assert np.array_equal(theta[idx], np.mod(s.angle[idx], 2 * np.pi))  # known points keep their phase
+    assert np.isfinite(theta).all()
+    full = localize.extend_phase(pipeline.extension_graph(s.X, p), idx, s.angle[idx])
+    assert abs(localize.circular_correlation(theta, full)) >= 0.99
+    assert abs(localize.circular_correlation(theta, s.angle)) >= 0.98
+    # a leaf is the mean of its landmarks' values
+    dist = E.values(idx, np.arange(300, dtype=float))
+    leaf = np.setdiff1d(np.arange(6000), E.landmarks)[:50]
+    near = _brute(s.X[leaf], s.X[E.landmarks], extension.LEAF_K)
+    on_landmarks = dist[E.landmarks]
+    assert np.allclose(dist[leaf], on_landmarks[near].mean(axis=1))
+    conf = E.confidence(theta, np.zeros(6000), 1.0)
+    assert np.all((conf >= 0) & (conf <= 1)) and np.median(conf) > 0.8
+    with pytest.raises(ValueError, match="landmarks"):
+        E.phase(leaf[:3], np.zeros(3))
+
+
+def test_ensemble_over_landmarks_finds_and_places_a_minority_loop(monkeypatch):
+    s = datasets.make("circle_in_clusters", n=8000, d=10, sigma=0.1, seed=4, fraction=0.1)
+    monkeypatch.setattr(extension, "LANDMARKS", 3000)
+    res = ensemble.run(s.X, jobs=1)
+    assert res.detection["n_loops"] == 1
+    lp = res.loops[0]
+    truth = s.label == 0
+    on = np.asarray(lp["on_loop"], bool)
+    assert 2 * (on & truth).sum() / (on.sum() + truth.sum()) >= 0.9
+    assert abs(localize.circular_correlation(lp["phase"][truth], s.angle[truth])) >= 0.95
+
+
+def test_smallest_without_torch_is_the_same(monkeypatch):
+    import sys
+
+    d2 = np.random.default_rng(5).normal(size=(50, 300)).astype(np.float32)
+    with_torch = extension._smallest(d2, 5)
+    monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
+    assert np.array_equal(extension._smallest(d2, 5), with_torch)
+    assert np.array_equal(with_torch, np.argsort(d2, axis=1)[:, :5])
