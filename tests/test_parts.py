@@ -4,7 +4,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.sparse import csgraph
 
-from topoembed import analysis, datasets, localize, parts
+from topoembed import analysis, datasets, graph, localize, parts
 
 
 def _ring(n, offset):
@@ -17,14 +17,14 @@ def test_partition_of_disconnected_rings_is_their_components_largest_first():
     edges = np.vstack([_ring(30, 0), _ring(50, 30), _ring(20, 80)])
     A = sp.coo_matrix((np.ones(len(edges)), (edges[:, 0], edges[:, 1])), shape=(100, 100))
     A = (A + A.T).tocsr()
-    labels = parts.partition(A, seed=0)
+    labels = graph.leiden(A, seed=0)
     _, comp = csgraph.connected_components(A, directed=False)
     # same grouping as the components (a ring of 50 may split: every part lies inside one component)
     for c in np.unique(labels):
         assert len(np.unique(comp[labels == c])) == 1
     sizes = np.bincount(labels)
     assert np.all(np.diff(sizes) <= 0)  # label 0 is the largest part
-    assert np.array_equal(labels, parts.partition(A, seed=0))  # seeded
+    assert np.array_equal(labels, graph.leiden(A, seed=0))  # seeded
 
 
 def test_searched_parts_keep_the_sizes_the_uniform_subsamples_miss():
@@ -33,6 +33,17 @@ def test_searched_parts_keep_the_sizes_the_uniform_subsamples_miss():
     # 600 of 1,000 is above MAX_SHARE (the uniform subsamples see it), 100 is below MIN_PART
     assert [len(P) for P in got] == [200]
     assert np.array_equal(got[0], np.arange(600, 800))
+
+
+def test_a_coarser_partition_adds_the_loop_that_the_finer_cut_into_arcs():
+    # 3,000 points: a ring of 600 cut into three arcs at the finer resolution, whole at the coarser;
+    # a cluster of 300 the same at both (searched once)
+    fine = np.r_[np.zeros(2100, int), np.full(200, 1), np.full(200, 2), np.full(200, 3), np.full(300, 4)]
+    coarse = np.r_[np.zeros(2100, int), np.full(600, 1), np.full(300, 2)]
+    got = parts.searched_parts(fine, coarse)
+    assert [len(P) for P in got] == [300, 200, 200, 200, 600]
+    assert np.array_equal(got[-1], np.arange(2100, 2700))
+    assert len(parts.searched_parts(fine, fine)) == 4
 
 
 def test_circle_in_clusters_dataset():

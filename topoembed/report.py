@@ -167,7 +167,11 @@ def verdict_notes(summary: dict) -> list[str]:
         prt = summary["detection"].get("parts")
         if prt and prt.get("searched"):
             in_parts = [(i, lp) for i, lp in enumerate(summary["loops"]) if "part" in lp]
-            notes.append(f"Parts: the graph of all points has {prt['n_parts']} parts; the {len(prt['searched'])} of "
+            levels = prt.get("n_parts_by_resolution", [prt["n_parts"]])
+            notes.append(f"Parts: community detection splits the graph into "
+                         + " or ".join(f"{c} parts" for c in levels)
+                         + (f" (resolutions {', '.join(f'{r:g}' for r in prt['resolutions'])})" if len(levels) > 1 else "")
+                         + f"; the {len(prt['searched'])} of "
                          f"{min(prt['searched'])}-{max(prt['searched'])} points were each screened for a loop that "
                          "too few of the random subsamples' points carry. "
                          + ("; ".join(f"Loop {i + 1} lies in a part of {lp['part_size']} points (p = "
