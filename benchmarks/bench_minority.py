@@ -21,28 +21,36 @@ import time
 
 
 def case(n: int, fraction: float, seed: int, use_parts: bool) -> dict:
-    import numpy as np
-
-    from topoembed import analysis, datasets, localize
+    from topoembed import analysis, datasets
 
     s = datasets.make("circle_in_clusters", n=n, d=50, sigma=0.2, seed=seed, fraction=fraction)
     t0 = time.perf_counter()
     res = analysis.run(s.X, parts=use_parts)
     row = {"n": n, "fraction": fraction, "seed": seed, "parts": use_parts, "verdict": res.verdict.level,
            "time_s": round(time.perf_counter() - t0, 1),
-           "timings_s": {k: round(v, 1) for k, v in res.timings.items()}, "loops": []}
-    truth = s.label == 0
-    for lp in res.loops:
-        on = np.asarray(lp["on_loop"], bool)
-        phase = np.asarray(lp["phase"], float)
-        row["loops"].append({
-            "p_value": lp.get("p_value"), "prevalence": lp.get("prevalence"), "part_size": lp.get("part_size"),
-            "f1": round(float(2 * (on & truth).sum() / (on.sum() + truth.sum())), 3) if truth.any() else None,
-            "alignment": round(abs(localize.circular_correlation(phase[truth], s.angle[truth])), 3)
-            if truth.any() and np.isfinite(phase[truth]).any() else None})
+           "timings_s": {k: round(v, 1) for k, v in res.timings.items()}, "loops": scored_loops(res, s.label == 0, s.angle)}
     row["peak_kb"] = max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                          resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)
     return row
+
+
+def scored_loops(res, truth, angle) -> list:
+    """Per loop of a result: its p-value, prevalence, part, the F1 of ``on_loop`` against the
+    points ``truth`` and |ρ| of its phase with the true ``angle`` there."""
+    import numpy as np
+
+    from topoembed import localize
+
+    out = []
+    for lp in res.loops:
+        on = np.asarray(lp["on_loop"], bool)
+        phase = np.asarray(lp["phase"], float)
+        out.append({
+            "p_value": lp.get("p_value"), "prevalence": lp.get("prevalence"), "part_size": lp.get("part_size"),
+            "f1": round(float(2 * (on & truth).sum() / (on.sum() + truth.sum())), 3) if truth.any() else None,
+            "alignment": round(abs(localize.circular_correlation(phase[truth], angle[truth])), 3)
+            if truth.any() and np.isfinite(phase[truth]).any() else None})
+    return out
 
 
 def main(argv=None):
