@@ -151,25 +151,29 @@ def extension_graph(X, params):
 def build(X, params, include=None, n_landmarks: int = LANDMARKS, progress: bool = False) -> Extension:
     """The :class:`Extension` of X under ``params`` (k, metric, seed): the kNN graph of all
     points up to ``n_landmarks`` points, else landmarks that hold the points ``include``
-    (the subsamples' points, which values are extended from). ``progress``: a bar over the
-    nearest-landmark search (a log line per tenth off a terminal)."""
+    (the subsamples' points, which values are extended from). Landmarks measure Euclidean
+    distances (cosine: between the rows scaled to unit length); another metric builds the
+    graph of all points. ``progress``: a bar over the nearest-landmark search (a log line per
+    tenth off a terminal)."""
     n = X.shape[0]
-    if n <= n_landmarks:
-        return Extension(n=n, landmarks=np.arange(n), A=extension_graph(X, params))
-    if params.metric != "euclidean":
-        raise ValueError(f"the landmark extension of {n:,} points measures Euclidean distances, not "
-                         f"metric={params.metric!r}")
-    rng = np.random.default_rng(np.random.SeedSequence([int(params.seed), 0x1A4D]))
     fixed = np.unique(np.concatenate([np.asarray(i, dtype=np.int64) for i in include])) if include is not None \
         else np.zeros(0, dtype=np.int64)
-    if len(fixed) > n_landmarks:
-        raise ValueError(f"{len(fixed):,} subsample points do not fit in {n_landmarks:,} landmarks")
+    n_landmarks = max(int(n_landmarks), len(fixed))  # every subsample's point is a landmark
+    if n > n_landmarks and params.metric not in ("euclidean", "cosine"):
+        log.warning("the landmark extension measures Euclidean (or cosine) distances, not metric=%r: "
+                    "building the kNN graph of all %d points instead (slower)", params.metric, n)
+    if n <= n_landmarks or params.metric not in ("euclidean", "cosine"):
+        return Extension(n=n, landmarks=np.arange(n), A=extension_graph(X, params))
+    if params.metric == "cosine":  # the same neighbours as Euclidean distance between unit vectors
+        X = np.asarray(X, dtype=np.float32)
+        X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), np.finfo(np.float32).tiny)
+    rng = np.random.default_rng(np.random.SeedSequence([int(params.seed), 0x1A4D]))
     free = np.setdiff1d(np.arange(n), fixed, assume_unique=True)
     L = np.sort(np.concatenate([fixed, rng.choice(free, n_landmarks - len(fixed), replace=False)]))
     XL = np.asarray(X[L], dtype=np.float64)
     k = extension_k(params)
     if XL.shape[1] <= graph.KDTREE_MAX_DIM:
-        A = graph.knn_graph(XL, k=k, symmetrize="or", method="exact")
+        A = graph.knn_graph(XL, k=k, symmetrize="or", method="exact")  # Euclidean, as above
     else:
         idx = nearest_landmarks(XL, XL, k + 1, seed=params.seed, progress=progress, what="landmarks")
         # drop each landmark itself (it is among its own nearest; a duplicate may take its place)
