@@ -420,12 +420,12 @@ def _update_one(args) -> tuple[str, list[str], list[str]]:
     with open(f) as fh:
         task = json.load(fh)
     stale = _stale_configs(task, methods, auto_grid)
-    if not stale:
+    if not stale and "surface" in task:
         return str(f), [], []
     base = _task_base(task["dataset"], task["sigma"], task["seed"])
     data = datasets.make(base["dataset"], n=task["n"], d=task["d"], sigma=base["sigma"], seed=base["seed"])
     maxdim = task.get("maxdim", _maxdim(base["dataset"]))
-    new = auto.compute_candidates(data.X, stale, maxdim=maxdim, seed=base["seed"])
+    new = auto.compute_candidates(data.X, stale, maxdim=maxdim, seed=base["seed"]) if stale else {}
     differ = []
     for key, summ in new.items():
         old = task["candidates"].get(key)
@@ -434,17 +434,40 @@ def _update_one(args) -> tuple[str, list[str], list[str]]:
                 differ.append(key)
             summ["time_s"], summ["graph_s"] = old["time_s"], old.get("graph_s", 0.0)  # the original run's cost
         task["candidates"][key] = summ
+    added = list(new)
+    if "surface" not in task:  # stored before auto read the closed surface: read it where auto would
+        task["surface"] = _surface_for(task["candidates"], auto_grid, data.X, base["seed"])
+        added.append("surface")
     task["rows"] = _task_rows(task["candidates"], base, methods, auto_grid, surface=task.get("surface"))
     io.write_json(f, task)
-    return str(f), list(new), differ
+    return str(f), added, differ
+
+
+def _surface_for(cands: dict, auto_grid, X, seed: int) -> dict | None:
+    """The closed surface :func:`run_task` stores (:func:`topoembed.auto.choose_on`), from stored
+    candidates: the default setting's distances are recomputed only where auto reads it."""
+    from topoembed import loops
+
+    key = auto.config_key(auto.FALLBACK)
+    read = []
+
+    def evidence():
+        distances = {key: None}
+        auto.compute_candidates(X, [auto.FALLBACK], maxdim=1, seed=seed, distances=distances)
+        read.append(loops.surface_evidence(distances[key], seed=seed))
+        return read[0]
+
+    auto.choose_with_surface({auto.config_key(c): cands[auto.config_key(c)] for c in auto_grid}, evidence)
+    return read[0] if read else None
 
 
 def update_tasks(task_files, *, methods=None, auto_grid=auto.DEFAULT_GRID, jobs: int = 1,
                  progress: bool = False) -> list[Path]:
     """Bring existing task files up to what the current code scores, without recomputing
     the rest: add the settings they lack (e.g. after a method or the confirmation rule was
-    added) and recompute the published-comparison settings stored before the unfiltered
-    lifetimes were kept. A recomputed setting must reproduce its stored lifetimes (same
+    added), recompute the published-comparison settings stored before the unfiltered
+    lifetimes were kept, and read the closed surface that ``auto`` reads (:func:`_surface_for`)
+    where a task predates it. A recomputed setting must reproduce its stored lifetimes (same
     seed, same result); a mismatch is logged as a warning. Returns the files that changed."""
     methods = METHODS if methods is None else methods
     args = [(str(f), methods, auto_grid) for f in task_files]
