@@ -53,6 +53,6 @@ def run(X, params: pipeline.Params | None = None, *, A=None, from_runs: list | N
         params.validate(n)
         return prevalence.single_with_check(X, params, jobs, progress, A=A)
     if from_runs is not None:
-        return ensemble.combine(X, from_runs, params, progress=progress)
+        return ensemble.combine(X, from_runs, params, jobs=jobs, progress=progress)
     params.validate(n)
     return ensemble.run(X, params, jobs=jobs, progress=progress)

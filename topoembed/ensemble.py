@@ -295,11 +295,12 @@ def run_subsample(X, b: int, params: pipeline.Params | None = None, **overrides)
     return res
 
 
-def combine(X, runs: list, params: pipeline.Params | None = None, *, progress: bool = False,
+def combine(X, runs: list, params: pipeline.Params | None = None, *, jobs=1, progress: bool = False,
             **overrides) -> pipeline.Result:
     """The ensemble's result from the runs of :func:`run_subsample` (one per subsample, any
     order): the same as :func:`run` with ``early_stop=False``. Refuses runs made with other
-    settings or of other subsamples. ``progress``: feedback on the graph and the parts."""
+    settings or of other subsamples. ``jobs``: local processes for the part search's analyses;
+    ``progress``: feedback on the graph and the parts."""
     params = dataclasses.replace(params or pipeline.Params(), **overrides)
     X = check_points(X, min_points=3)
     idxs = plan(X.shape[0], params)
@@ -331,7 +332,8 @@ def combine(X, runs: list, params: pipeline.Params | None = None, *, progress: b
     combined = _combine(ordered, ext)
     runs_s = float(sum(r.timings["wall"] for r in ordered))
     timings = {"graph_all_points": t_graph, "subsample_runs": runs_s, "consensus": time.perf_counter() - t0}
-    res = _finish(X, params, ordered, ext, combined, idxs, len(idxs), False, 1, progress, timings, t_all,
+    res = _finish(X, params, ordered, ext, combined, idxs, len(idxs), False, resolve_jobs(jobs, len(idxs)), progress,
+                  timings, t_all,
                   ext_graph=ext_graph)
     # the subsample jobs ran elsewhere: the analysis took their time too, not only this combine job's
     res.timings["total"] += runs_s

@@ -54,11 +54,11 @@ rule combine:
         runs=expand(OUT + "/runs/{b}.run", b=range(B)),
     output:
         f"{OUT}/result/summary.json",
-    threads: 1
+    threads: 2  # the part search's analyses (topoembed.parts) run on these
     resources:
-        mem_mb=8000,  # one kNN graph of all points and sparse solves: O(n k)
+        mem_mb=8000,  # the extension graph (of 50,000 landmarks above that many points) and sparse solves: O(n k); 1.5 GiB at 10^6 x 50
         runtime=60,
     log:
         OUT + "/logs/combine.log",
     shell:
-        "topoembed run {input.data} --from-runs {input.runs} {ARGS} --out {OUT}/result -q 2> {log}"
+        "topoembed run {input.data} --from-runs {input.runs} {ARGS} --jobs {threads} --out {OUT}/result -q 2> {log}"
