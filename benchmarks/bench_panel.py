@@ -64,6 +64,14 @@ def alignment(theta, truth):
     return None if ok.sum() < 3 else round(float(circular_alignment(theta[ok], np.asarray(truth)[ok])[0]), 3)
 
 
+def symmetric_alignment(theta, truth):
+    """:func:`alignment` with the best of h · truth, h = 1-4: an object that looks the same after
+    a half (quarter) turn traces its image loop twice (four times) per rotation, so a correct
+    phase follows 2θ (4θ). Every method is scored this way."""
+    scores = [alignment(theta, h * np.asarray(truth)) for h in (1, 2, 3, 4)]
+    return None if scores[0] is None else max(scores)
+
+
 def eta2(theta, groups):
     ok = np.isfinite(theta)
     if ok.sum() < 3:
@@ -178,7 +186,7 @@ def part_coil(fh):
     for obj in sorted(a.obs["object"].unique()):
         m = (a.obs["object"] == obj).to_numpy()
         truth = a.obs["truth_angle"].to_numpy(float)[m]
-        case(fh, "coil", f"COIL-20 object {obj}", X[m], lambda th, t=truth: alignment(th, t), forced_k=10)
+        case(fh, "coil", f"COIL-20 object {obj}", X[m], lambda th, t=truth: symmetric_alignment(th, t), forced_k=10)
     from topoembed import analysis
 
     res = analysis.run(X, jobs=1)
@@ -241,7 +249,7 @@ def table() -> str:
             call = d.get("refused", "refused") if "refused" in d else d["verdict"]
             if d.get("p_values"):
                 prev = ", ".join("–" if v is None else f"{v:.1f}" for v in d.get("prevalence", []))
-                call += f" ({', '.join(f'{p:.2g}' for p in d['p_values'])}; {prev})"
+                call += f" ({', '.join('–' if p is None else f'{p:.2g}' for p in d['p_values'])}; {prev})"
             forced = row.get("forced_one_loop") or {}
             lines.append(f"| {row['case']} | {row['n']} | {call} | {score(d.get('phase_score'))} | "
                          f"{score(forced.get('phase_score'))} | {score(row.get('pc_angle'))} | "

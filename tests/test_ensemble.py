@@ -236,6 +236,7 @@ def test_needs_prevalence_check_only_for_inconclusive_loops():
     assert prevalence.needs_prevalence_check([weak], on) and not prevalence.needs_prevalence_check([weak], off)
     assert not prevalence.needs_prevalence_check([{"p_value": 0.001, "phase": np.zeros(3)}], on)  # p says enough
     assert not prevalence.needs_prevalence_check([{"p_value": None, "phase": np.zeros(3)}], on)  # no null to doubt
+    assert prevalence.needs_prevalence_check([{"p_value": None, "phase": np.zeros(3)}], on, n=72)  # too few points
     assert not prevalence.needs_prevalence_check([{**weak, "surface_void_p": 0.001}], on)  # the void is its evidence
     assert not prevalence.needs_prevalence_check([{"p_value": 0.2}], on)  # no phase to match (localize off)
     assert not prevalence.needs_prevalence_check([], on)

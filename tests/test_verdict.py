@@ -133,6 +133,24 @@ def _staged(folder, points):
     return json.loads((folder / "res" / "summary.json").read_text())
 
 
+def test_an_input_too_small_for_the_default_k_gets_the_small_union_graph(tmp_path):
+    circle = datasets.make("circle", n=72, d=20, sigma=0.05, seed=0).X
+    res = analysis.run(circle, jobs=1)
+    assert (res.params.k, res.params.symmetrize) == (pipeline.SMALL_INPUT_K, "or")
+    assert res.verdict.level == "loop" and "too few for the default k = 100" in res.warnings[0]
+    blob = datasets.make("blob", n=72, d=20, sigma=0.2, seed=1).X
+    assert analysis.run(blob, jobs=1).verdict.level != "loop"
+    assert analysis.run(circle, jobs=1, k=20).params.k == 20  # a k the user chose is kept
+    with pytest.raises(InputError, match="smaller than the number of points"):
+        analysis.run(circle[:8], jobs=1)  # too few even for k = 10
+    out = tmp_path / "small"
+    np.save(tmp_path / "c.npy", circle)
+    assert cli.main(["run", str(tmp_path / "c.npy"), "--out", str(out), "-q", "--jobs", "1"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["params"]["k"] == pipeline.SMALL_INPUT_K
+    assert any("too few for the default k" in w for w in summary["warnings"])
+
+
 def test_auto_s_no_loop_is_never_turned_into_a_loop_by_the_check():
     """distance="auto" decides its own count; the prevalence check that follows looks in the
     subsamples with auto's choice and never re-decides the count by another rule. Before, on this

@@ -5,7 +5,9 @@
 in the same pieces, so the same input gets the same loop count, p-values, phases and
 :class:`topoembed.verdict.Verdict` whichever way it came in:
 
-1. validate the input and the settings once (:meth:`topoembed.pipeline.Params.validate`);
+1. validate the input and the settings once (:meth:`topoembed.pipeline.Params.validate`); an
+   input of at most the default k = 100 points gets the union k = 10 graph instead, with a
+   warning (:meth:`topoembed.pipeline.Params.for_small_input`);
 2. analyse: subsample runs made elsewhere are combined (:func:`topoembed.ensemble.combine`);
    a precomputed graph (scanpy's) gets one run on all points
    (:func:`topoembed.prevalence.single_with_check`); otherwise all points are one run, or an
@@ -18,9 +20,12 @@ in the same pieces, so the same input gets the same loop count, p-values, phases
 from __future__ import annotations
 
 import dataclasses
+import logging
 
 from . import ensemble, pipeline, prevalence
 from ._validate import InputError, check_points
+
+log = logging.getLogger(__name__)
 
 __all__ = ["run"]
 
@@ -40,6 +45,12 @@ def run(X, params: pipeline.Params | None = None, *, A=None, from_runs: list | N
     params = dataclasses.replace(params or pipeline.Params(), **overrides)
     X = check_points(X, min_points=3)
     n = X.shape[0]
+    params, note = params.for_small_input(n)
+    if note is not None:
+        log.warning(note)
+        result = run(X, params, A=A, from_runs=from_runs, jobs=jobs, progress=progress)
+        result.warnings.insert(0, note)
+        return result
     if A is not None and from_runs is not None:
         raise InputError("a precomputed graph and subsample runs made elsewhere exclude each other; pass one")
     if A is not None:

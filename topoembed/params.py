@@ -20,7 +20,15 @@ from . import localize as localization
 from ._validate import InputError, check_choice, check_k, check_positive, option
 
 __all__ = ["Params", "STAGE_PARAMS", "stage_resources", "H2_MAX_N", "ENSEMBLE_MIN_N", "ENSEMBLE_RUNS",
-           "SUBSAMPLE_SIZE"]
+           "SUBSAMPLE_SIZE", "SMALL_INPUT_K"]
+
+#: k of the union graph for inputs of at most the default k points (:meth:`Params.for_small_input`),
+#: where the default mutual k = 100 graph cannot be built. Before the prevalence check of loops
+#: without a p-value (:data:`topoembed.prevalence.CHECK_NO_P_MAX_N`), on the 20 COIL-20 objects
+#: (72 rotation images each, 20 PCs): a loop in 17 of 20 with k = 10 (union k = 15: 13, k = 20:
+#: 10; mutual k = 15: 15, k = 23: 9), none on 20 noise sets of 72 points but with mutual k = 23
+#: (2); with the check 9 of 20, and 1 of 120 no-loop sets of 30-100 points (BENCHMARKS.md).
+SMALL_INPUT_K = 10
 
 #: Largest n for which H2 (maxdim=2) is allowed: ripser took 34 s at n = 500 on the sphere (2 cores).
 H2_MAX_N = 600
@@ -126,6 +134,17 @@ class Params:
         if self.n_subsamples != "auto":
             return int(self.n_subsamples)
         return 1 if self.subsample is not None or n <= ENSEMBLE_MIN_N else ENSEMBLE_RUNS
+
+    def for_small_input(self, n: int) -> tuple["Params", str | None]:
+        """(settings, note): for n ≤ k points with the default k (100, whose graph needs more
+        points), the union kNN graph with :data:`SMALL_INPUT_K` neighbours instead, and a note
+        that says so; otherwise these settings unchanged and no note."""
+        default_k = Params.__dataclass_fields__["k"].default
+        if not (SMALL_INPUT_K < n <= self.k == default_k):
+            return self, None
+        note = (f"{n} points are too few for the default k = {default_k} graph: using the union graph with "
+                f"k = {SMALL_INPUT_K}; pass another k below {n} (e.g. {option('k', max(2, n // 4))}) to choose otherwise")
+        return dataclasses.replace(self, k=SMALL_INPUT_K, symmetrize="or"), note
 
     def validate(self, n: int) -> "Params":
         """Check every setting against the number of input points n; raise InputError."""

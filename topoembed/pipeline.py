@@ -26,7 +26,7 @@ from ._validate import InputError, check_points, option
 # the settings contract and the summary have modules of their own; the names that every caller
 # of the chain uses stay reachable here (pipeline.Params, pipeline.summary, ...)
 from .evidence import _Speculation, decide_loops
-from .params import (ENSEMBLE_MIN_N, ENSEMBLE_RUNS, H2_MAX_N, STAGE_PARAMS, SUBSAMPLE_SIZE, Params,  # noqa: F401
+from .params import (ENSEMBLE_MIN_N, ENSEMBLE_RUNS, H2_MAX_N, SMALL_INPUT_K, STAGE_PARAMS, SUBSAMPLE_SIZE, Params,  # noqa: F401
                      _default, stage_resources)
 from .summary import PER_POINT, summary  # noqa: F401 (PER_POINT: pipeline.PER_POINT for callers)
 from .extension import extension_graph, extension_k  # noqa: F401 (pipeline.extension_k for callers)

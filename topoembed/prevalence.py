@@ -28,7 +28,7 @@ from .subsamples import WORKER_PRELOAD, assign, extend_loop, phase_corr, run_one
 log = logging.getLogger(__name__)
 
 __all__ = ["single_with_check", "prevalence_stage", "check_prevalence", "needs_prevalence_check",
-           "needs_recurrence_check", "CHECK_MIN_CORR", "CHECK_P", "CHECK_FRACTION"]
+           "needs_recurrence_check", "CHECK_MIN_CORR", "CHECK_P", "CHECK_NO_P_MAX_N", "CHECK_FRACTION"]
 
 #: A prevalence check counts a subsample's loop as the run's loop only from this |ρ| on: a
 #: subsample run without the confirmation may report several noise loops, and on a noisy
@@ -38,6 +38,11 @@ CHECK_MIN_CORR = 0.8
 #: A single run's loop with a universal-null p-value of at least this gets its prevalence
 #: measured (:func:`check_prevalence`): below it the p-value is evidence enough.
 CHECK_P = verdict.P_CONCLUSIVE
+#: Up to this many points a loop without a universal-null p-value is checked too: below the
+#: default k's 100 points (the small-input graph, :meth:`topoembed.params.Params.for_small_input`)
+#: few H1 features leave most loops without one, and without the check 6 of 30 no-loop sets of 50
+#: points (blobs, uniform noise, small spheres) got a supported loop.
+CHECK_NO_P_MAX_N = 100
 #: Share of the points in each subsample of :func:`check_prevalence`.
 CHECK_FRACTION = 0.7
 
@@ -83,7 +88,7 @@ def prevalence_stage(X, A, D, ph: dict, detection: dict, found: list, params: pi
     index = np.arange(X.shape[0])
     if X.shape[0] > pipeline.ENSEMBLE_MIN_N:
         return detection, found, ph, None
-    if needs_prevalence_check(found, params):
+    if needs_prevalence_check(found, params, X.shape[0]):
         check = check_prevalence(X, found, params, jobs=jobs, progress=progress)
         if check is not None:
             detection = {**detection, "prevalence_check": check}
@@ -131,14 +136,16 @@ def needs_recurrence_check(ph: dict, detection: dict, params: pipeline.Params) -
             and loops.recurrence_candidate(ph["dgms"][1], ph["scale"]) is not None)
 
 
-def needs_prevalence_check(found: list, params: pipeline.Params) -> bool:
-    """Whether a single run's loops ``found`` need :func:`check_prevalence`: ``params.prevalence_check``
-    is on and a reported loop with a phase has a universal-null p-value of at least
-    :data:`CHECK_P` (a loop of a closed surface has the void as its evidence; a loop without a
-    p-value, as on a clean circle with too few H1 features, has nothing to doubt)."""
+def needs_prevalence_check(found: list, params: pipeline.Params, n: int | None = None) -> bool:
+    """Whether a single run's loops ``found`` (on ``n`` points) need :func:`check_prevalence`:
+    ``params.prevalence_check`` is on and a reported loop with a phase has a universal-null
+    p-value of at least :data:`CHECK_P`, or none at all on at most :data:`CHECK_NO_P_MAX_N`
+    points (a loop of a closed surface has the void as its evidence; a loop without a p-value
+    on more points, as on a clean circle with too few H1 features, has nothing to doubt)."""
+    small = n is not None and n <= CHECK_NO_P_MAX_N
     return bool(params.prevalence_check) and any(
-        lp.get("p_value") is not None and lp["p_value"] >= CHECK_P and "surface_void_p" not in lp and "phase" in lp
-        for lp in found)
+        (lp["p_value"] >= CHECK_P if lp.get("p_value") is not None else small)
+        and "surface_void_p" not in lp and "phase" in lp for lp in found)
 
 
 def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, jobs="auto",
@@ -186,6 +193,8 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
     # No closed surface in them: a loop of a surface is never checked (its void is its evidence),
     # and on the IPC cells the surface's H2 was 45 % of the check's time, with no void found.
     single = dataclasses.replace(subsample_params(params), n_loops="auto", surface=False)
+    if n <= CHECK_NO_P_MAX_N:  # a graph of 10 neighbours spans a fifth of a 50-point loop and hides it
+        single = dataclasses.replace(single, k=max(3, int(params.k) // 2))
     jobs = resolve_jobs(jobs, B)
     weak = ", ".join(f"{lp['p_value']:.2g}" for lp in found if lp.get("p_value") is not None)
     log.info("prevalence check: universal-null p = %s; analysing %d subsamples of %d of the %d points "

@@ -19,7 +19,8 @@ A found loop is *supported* (:func:`assess_loop`) when any of these holds:
 * it was found again in at least :data:`SUPPORT_PREVALENCE` of random subsamples analysed
   alone (an ensemble's prevalence or a single run's prevalence check);
 * its p-value cannot be computed (fewer than :data:`topoembed.loops.NULL_MIN_FEATURES` H1
-  features, as on a clean circle): nothing speaks against it.
+  features, as on a clean circle) and no prevalence was measured: nothing speaks against it
+  (where one was measured, it decides).
 
 A p-value from :data:`P_CONCLUSIVE` up to :data:`ALPHA` is not enough on its own: on fresh
 noise (benchmark blob, seeds 5-6) ``auto`` chose a noise loop with p = 0.033 that no subsample
@@ -147,8 +148,12 @@ def assess_loop(lp: dict, alpha: float = ALPHA, index: int = 0) -> LoopCall:
     if "surface_void_p" in lp:
         reasons = (Reason("surface", lp["surface_void_p"], None, True),)
         return LoopCall(index, LOOP, reasons)
-    if p is None:
+    if p is None and prevalence is None:
         return LoopCall(index, LOOP, (Reason("p_value", None, None, True),))
+    if p is None:  # no null to test against, but the subsamples were asked
+        recurs = float(prevalence) >= SUPPORT_PREVALENCE
+        return LoopCall(index, LOOP if recurs else POSSIBLE,
+                        (Reason("prevalence", float(prevalence), SUPPORT_PREVALENCE, recurs),))
     conclusive = p < min(alpha, P_CONCLUSIVE)
     if prevalence is None:
         return LoopCall(index, LOOP if conclusive else POSSIBLE,

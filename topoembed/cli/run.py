@@ -20,7 +20,7 @@ def cmd_run(args) -> int:
         return _run_h5ad(args)
     X, meta = _load(args)
     params = _params_from(args)
-    params.validate(X.shape[0])
+    params.for_small_input(X.shape[0])[0].validate(X.shape[0])  # what the front door will run
     _check_embed_args(args, params)
     with io.OutputSet(args.out) as outputs:
         runs = [io.read_run(f) for f in args.from_runs] if args.from_runs else None
@@ -52,7 +52,7 @@ def _run_h5ad(args) -> int:
     adata, use_rep = _anndata_input(args)
     params = _params_from(args)
     X = _anndata_points(adata, use_rep)
-    params.validate(X.shape[0])
+    params.for_small_input(X.shape[0])[0].validate(X.shape[0])  # what the front door will run
     _check_embed_args(args, params)
     with io.OutputSet(args.out) as outputs:
         result = tl.run_result(adata, use_rep=use_rep, key_added=args.key_added, progress=not args.quiet,
