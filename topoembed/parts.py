@@ -13,10 +13,11 @@ uniform subsamples (:mod:`topoembed.ensemble`) misses it. Above the ensemble:
    :data:`MAX_SHARE` of all points (at most :data:`MAX_PARTS` per resolution, largest first;
    one part where two resolutions give nearly the same, :data:`SAME_PART`) is first
    screened by one run on at most ``subsample_size`` (700) of its points, confirmed by the
-   second spectral distance. Where the screen finds a loop that the uniform subsamples do not
-   already report (step 4), the part is analysed alone as a dataset of its own: a single run
-   with its prevalence check up to 1,000 points, an ensemble of uniform subsamples above. A larger part
-   is seen well enough by the uniform subsamples themselves.
+   second spectral distance (the screens on the ``jobs`` local processes). Where the screen
+   finds a loop that the uniform subsamples do not already report (step 4) and whose p-value
+   is below :data:`SCREEN_MAX_P`, the part is analysed alone as a dataset of its own: a single
+   run with its prevalence check up to 1,000 points, an ensemble of uniform subsamples above.
+   A larger part is seen well enough by the uniform subsamples themselves.
 3. **Multiple testing.** Each loop's universal-null p-value is multiplied by the number
    of parts searched (Bonferroni; ``p_value_in_part`` keeps the part's own), so a search
    over many parts is not a search for a chance loop in one of them.
@@ -27,8 +28,8 @@ uniform subsamples (:mod:`topoembed.ensemble`) misses it. Above the ensemble:
    part (``part``, ``part_size``) and is judged by :mod:`topoembed.verdict` like any other.
 
 Cost: a Leiden partition of the graph per resolution (about 0.4 s at 20,000 points, 1-2 s for
-50,000 landmarks), one screening run of at
-most 700 points per searched part, and for a part whose screen finds a loop one analysis of its
+50,000 landmarks), one screening run of at most 700 points per searched part (all of them on
+the ``jobs`` local processes), and for a part whose screen finds a loop one analysis of its
 points (a single run and its prevalence check, or up to 10 subsample runs of 700 points).
 """
 from __future__ import annotations
@@ -40,13 +41,15 @@ import time
 import numpy as np
 
 from . import pipeline
+from ._parallel import Pool, resolve_jobs
 from ._progress import Progress
-from ._validate import InputError
-from .subsamples import MATCH_MIN_CORR, phase_corr, subsample_params
+from ._validate import InputError, option
+from .subsamples import MATCH_MIN_CORR, WORKER_PRELOAD, phase_corr, subsample_params
 
 log = logging.getLogger(__name__)
 
-__all__ = ["searched_parts", "search", "RESOLUTIONS", "SAME_PART", "MIN_PART", "MAX_SHARE", "MAX_PARTS"]
+__all__ = ["searched_parts", "search", "RESOLUTIONS", "SAME_PART", "MIN_PART", "MAX_SHARE", "MAX_PARTS",
+           "SCREEN_MAX_P"]
 
 #: Leiden's modularity resolutions, finest first: 1 (the standard modularity; scanpy's
 #: default) and a coarser 0.2. Modularity cuts a long loop into arcs (its resolution limit,
@@ -64,6 +67,11 @@ MIN_PART = 150
 MAX_SHARE = 0.25
 #: Most parts searched per resolution (the largest of the eligible ones).
 MAX_PARTS = 12
+#: A screen's loop with a universal-null p-value of at least this is not analysed further. On all
+#: IPC cells two screens found loops with p = 1.0, whose full analyses (about 20 s of the run's
+#: 34 s) then rejected them; the minority circles' screens had p < 1e-9, and the IPC cycle itself
+#: has p = 0.0002-0.09 in subsamples of 500-2,000 cells (BENCHMARKS.md, the real-data panel).
+SCREEN_MAX_P = 0.5
 
 
 def searched_parts(*labelings: np.ndarray) -> list[np.ndarray]:
@@ -112,27 +120,33 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
     bar = Progress(len(parts), "topoembed parts", "part", enabled=progress)
     screen_params = dataclasses.replace(subsample_params(inner), confirm=True)
     rng = np.random.default_rng(params.seed)
-    for i, P in enumerate(parts):
-        # the screen: one run on at most one subsample's worth of the part's points; only a part
-        # whose screen finds a loop gets the full analysis (on the IPC cells, 12 parts and no loop:
-        # 60 s of full analyses otherwise)
+    # the screens: one run on at most one subsample's worth of each part's points, on the local
+    # processes; only a part whose screen finds a loop gets the full analysis (on the IPC cells,
+    # 12 parts and no loop: 60 s of full analyses otherwise)
+    picks = []
+    for P in parts:
         m = min(len(P), int(params.subsample_size))
-        Ps = P if m == len(P) else np.sort(rng.choice(P, m, replace=False))
-        bar.now(f"screening part {i + 1} ({len(P):,} points)")
-        try:
-            screen = pipeline.run(X[Ps], screen_params, final=False)
-        except InputError as err:  # a part that cannot be analysed (too small for k) is not searched
-            log.info("part %d (%d points) not searched: %s", i, len(P), err)
+        picks.append(P if m == len(P) else np.sort(rng.choice(P, m, replace=False)))
+    screens = {}
+    with Pool(resolve_jobs(jobs, len(parts)), preload=WORKER_PRELOAD,
+              killed_hint=f"run again with fewer {option('jobs', 1)[:-2]} or {option('parts', False)}") as pool:
+        for i, screen in pool.imap(_screen, [(i, X[Ps], screen_params) for i, Ps in enumerate(picks)]):
+            screens[i] = screen
+            bar.step(f"part {i + 1}: " + (f"{screen.detection['n_loops']} loop(s) in the screen"
+                                          if not isinstance(screen, str) else "not searched"))
+    for i, (P, Ps) in enumerate(zip(parts, picks)):
+        screen = screens[i]
+        if isinstance(screen, str):  # a part that cannot be analysed (too small for k) is not searched
+            log.info("part %d (%d points) not searched: %s", i, len(P), screen)
             record["screened_loops"].append(None)
-            bar.step(f"part {i + 1}: not searched")
             continue
         record["screened_loops"].append(int(screen.detection["n_loops"]))
         log.info("part %d of %d (%d points): the screen finds %d loop(s)", i + 1, len(parts), len(P),
                  screen.detection["n_loops"])
-        bar.step(f"part {i + 1}: {screen.detection['n_loops']} loop(s) in the screen")
         if not screen.detection["n_loops"] or all(
-                _has_phase(lp) and _matches_known(lp, lp["phase"], Ps, known) for lp in screen.loops):
-            continue  # no loop, or only loops the uniform subsamples report already
+                _hopeless(lp) or (_has_phase(lp) and _matches_known(lp, lp["phase"], Ps, known))
+                for lp in screen.loops):
+            continue  # no loop, only loops the uniform subsamples report already, or none with a chance
         bar.note(f"part {i + 1} ({len(P):,} points): a new loop in the screen; analysing the part")
         try:
             res = analyse(X[P], inner, jobs=jobs, progress=progress)
@@ -149,6 +163,22 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
                                     "prevalence": lp.get("prevalence")})
     bar.close()
     return new, record
+
+
+def _screen(args):
+    """One part's screen (top level: picklable for worker processes): (part, run), or (part,
+    the message) where the part cannot be analysed."""
+    i, Xs, params = args
+    try:
+        return i, pipeline.run(Xs, params, final=False)
+    except InputError as err:
+        return i, str(err)
+
+
+def _hopeless(lp: dict) -> bool:
+    """Whether a screen's loop has a universal-null p-value of at least :data:`SCREEN_MAX_P`."""
+    p = lp.get("p_value")
+    return p is not None and p >= SCREEN_MAX_P
 
 
 def _has_phase(lp: dict) -> bool:
