@@ -98,3 +98,15 @@ def test_smallest_without_torch_is_the_same(monkeypatch):
     monkeypatch.setitem(sys.modules, "torch", None)  # import torch now raises ImportError
     assert np.array_equal(extension._smallest(d2, 5), with_torch)
     assert np.array_equal(with_torch, np.argsort(d2, axis=1)[:, :5])
+
+
+def test_conductance_against_a_ring_and_a_component():
+    import scipy.sparse as sp
+
+    n = 100
+    ring = sp.csr_matrix((np.ones(2 * n), (np.r_[np.arange(n), (np.arange(n) + 1) % n],
+                                           np.r_[(np.arange(n) + 1) % n, np.arange(n)])), shape=(n, n))
+    E = extension.Extension(n=n, landmarks=np.arange(n), A=ring)
+    assert E.conductance(np.arange(50)) == pytest.approx(2 / 100)  # 2 edges out, volume 100 each side
+    two = extension.Extension(n=2 * n, landmarks=np.arange(2 * n), A=sp.block_diag([ring, ring]).tocsr())
+    assert two.conductance(np.arange(n)) == 0.0

@@ -126,6 +126,15 @@ class Extension:
         conf[L] = localization.phase_confidence(self.A, phase[L], dist[L], threshold)
         return conf
 
+    def conductance(self, rows) -> float:
+        """cut(S, rest) / min(vol S, vol rest) of the points ``rows`` in the graph (their
+        landmarks where it is one of landmarks): 0 for a component of its own."""
+        inside = np.isin(self.landmarks, np.asarray(rows)) if self.uses_landmarks else \
+            np.isin(np.arange(self.n), np.asarray(rows))
+        deg = np.asarray(self.A.sum(axis=1)).ravel()
+        vol = min(deg[inside].sum(), deg[~inside].sum())
+        return float(self.A[inside][:, ~inside].sum() / vol) if vol > 0 else 0.0
+
     def partition(self, resolution: float, seed: int) -> np.ndarray:
         """Leiden labels of the graph (:func:`topoembed.graph.leiden`), a leaf taking its
         nearest landmark's."""

@@ -9,7 +9,8 @@ uniform subsamples (:mod:`topoembed.ensemble`) misses it. Above the ensemble:
    other point then in its nearest landmark's part) is split into communities by Leiden
    modularity optimisation (:func:`topoembed.graph.leiden`), at each
    of the :data:`RESOLUTIONS` (a finer and a coarser one: modularity cuts long loops into arcs).
-2. **Search.** Every part of at least :data:`MIN_PART` points and at most
+2. **Search.** Every part nearly apart from the rest (conductance below
+   :data:`MAX_CONDUCTANCE`) of at least :data:`MIN_PART` points and at most
    :data:`MAX_SHARE` of all points (at most :data:`MAX_PARTS` per resolution, largest first;
    one part where two resolutions give nearly the same, :data:`SAME_PART`) is first
    screened by one run on at most ``subsample_size`` (700) of its points, confirmed by the
@@ -23,8 +24,10 @@ uniform subsamples (:mod:`topoembed.ensemble`) misses it. Above the ensemble:
    over many parts is not a search for a chance loop in one of them.
 4. **New loops only.** A part's loop is given over all points, NaN outside its part (phase,
    confidence and distance; so ``on_loop`` only inside it); one that matches a loop the uniform ensemble
-   already reports (|ρ| ≥ :data:`topoembed.subsamples.MATCH_MIN_CORR` on the part loop's
-   points) is left out, so uniform results stay as they were. A new loop keeps its
+   already reports, or a loop found in a part before (extended over the graph), is left out
+   (|ρ| ≥ :data:`topoembed.subsamples.MATCH_MIN_CORR` on the part loop's points), so uniform
+   results stay as they were and a loop that runs through several parts (a torus's second
+   loop, in every band of it) is reported once. A new loop keeps its
    part (``part``, ``part_size``) and is judged by :mod:`topoembed.verdict` like any other.
 
 Cost: a Leiden partition of the graph per resolution (about 0.4 s at 20,000 points, 1-2 s for
@@ -49,7 +52,7 @@ from .subsamples import MATCH_MIN_CORR, WORKER_PRELOAD, phase_corr, subsample_pa
 log = logging.getLogger(__name__)
 
 __all__ = ["searched_parts", "search", "RESOLUTIONS", "SAME_PART", "MIN_PART", "MAX_SHARE", "MAX_PARTS",
-           "SCREEN_MAX_P"]
+           "SCREEN_MAX_P", "MAX_CONDUCTANCE"]
 
 #: Leiden's modularity resolutions, finest first: 1 (the standard modularity; scanpy's
 #: default) and a coarser 0.2. Modularity cuts a long loop into arcs (its resolution limit,
@@ -59,6 +62,12 @@ __all__ = ["searched_parts", "search", "RESOLUTIONS", "SAME_PART", "MIN_PART", "
 RESOLUTIONS = (1.0, 0.2)
 #: Parts of two resolutions that share at least this share of their points (Jaccard) are one part.
 SAME_PART = 0.9
+#: Only a part whose conductance in the graph (cut to the rest over the smaller volume) is below
+#: this is searched. Without it, parts of a 1,500-point torus (conductance 0.046-0.15) each
+#: reported the torus's second loop, 3 or 4 loops in 2 of 6 runs; the minority circles' parts are
+#: components of their own (0.0); the IPC cells' parts are 0.04-0.30 (their screens found no
+#: new loop), and the cycling cells' part in the IPC mixtures 0.043 (no loop found there either).
+MAX_CONDUCTANCE = 0.03
 #: Fewest points of a part searched alone: a run with k = 100 needs a few times k points, and
 #: 150 is the smallest size at which the defaults were checked on a circle.
 MIN_PART = 150
@@ -107,16 +116,24 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
         t0 = time.perf_counter()
         labelings.append(ext_graph.partition(r, params.seed))
         log.info("parts: resolution %g: %d parts (%.1f s)", r, labelings[-1].max() + 1, time.perf_counter() - t0)
-    parts = searched_parts(*labelings)
+    eligible = searched_parts(*labelings)
+    # a loop through a part joined to the rest by many edges may run on outside it (a torus's
+    # second loop, in each of its bands): only a part nearly apart from the rest is searched
+    conductance = [ext_graph.conductance(P) for P in eligible]
+    parts = [P for P, c in zip(eligible, conductance) if c < MAX_CONDUCTANCE]
     inner = dataclasses.replace(params, parts=False, n_subsamples="auto", subsample=None)
     record = {"n_parts": int(labelings[0].max()) + 1, "resolutions": list(RESOLUTIONS),
               "n_parts_by_resolution": [int(lb.max()) + 1 for lb in labelings],
-              "searched": [int(len(P)) for P in parts], "loops": [], "screened_loops": []}
+              "searched": [int(len(P)) for P in parts], "loops": [], "screened_loops": [],
+              "not_apart": int(len(eligible) - len(parts)), "max_conductance": MAX_CONDUCTANCE}
     if not parts:
+        log.info("parts: none of the %d parts of %d points or more is apart from the rest (conductance < %g)",
+                 len(eligible), MIN_PART, MAX_CONDUCTANCE)
         return [], record
     log.info("parts: %d parts of the graph; looking for loops inside the %d of %d-%d points",
              record["n_parts"], len(parts), len(parts[-1]), len(parts[0]))
     new = []
+    seen: list = []  # the part loops found so far, their phases extended over the graph
     bar = Progress(len(parts), "topoembed parts", "part", enabled=progress)
     screen_params = dataclasses.replace(subsample_params(inner), confirm=True)
     rng = np.random.default_rng(params.seed)
@@ -144,7 +161,7 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
         log.info("part %d of %d (%d points): the screen finds %d loop(s)", i + 1, len(parts), len(P),
                  screen.detection["n_loops"])
         if not screen.detection["n_loops"] or all(
-                _hopeless(lp) or (_has_phase(lp) and _matches_known(lp, lp["phase"], Ps, known))
+                _hopeless(lp) or (_has_phase(lp) and _matches_known(lp, lp["phase"], Ps, known + seen))
                 for lp in screen.loops):
             continue  # no loop, only loops the uniform subsamples report already, or none with a chance
         bar.note(f"part {i + 1} ({len(P):,} points): a new loop in the screen; analysing the part")
@@ -156,9 +173,12 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
         for lp in res.loops:
             if lp.get("loop_distance") is None or not _has_phase(lp):
                 continue  # not localized, or unsupported within its part (phase withheld): not a finding
-            if _matches_known(lp, lp["phase"], P, known):
+            if _matches_known(lp, lp["phase"], P, known + seen):
                 continue
             new.append(_global_loop(lp, P, len(X), len(parts), i))
+            # over all points (from the part's landmarks), to match the same loop found in another part
+            on_graph = np.isin(P, ext_graph.landmarks)
+            seen.append({"phase": ext_graph.phase(P[on_graph], np.asarray(lp["phase"], float)[on_graph])})
             record["loops"].append({"part": i, "part_size": int(len(P)), "p_value_in_part": lp.get("p_value"),
                                     "prevalence": lp.get("prevalence")})
     bar.close()
