@@ -6,7 +6,7 @@ import logging
 import multiprocessing
 import os
 import sys
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from ._validate import InputError
@@ -14,6 +14,10 @@ from ._validate import InputError
 __all__ = ["imap", "Pool", "resolve_jobs", "usable_cpus", "thread_budget"]
 
 log = logging.getLogger(__name__)
+
+
+#: Longest wait for a worker's result before the parent looks at its signals again (Ctrl-C).
+WAKE_S = 0.5
 
 
 def usable_cpus() -> int:
@@ -157,8 +161,13 @@ class Pool:
             yield from map(fn, args)
             return
         try:
-            for fut in as_completed([self._pool.submit(fn, a) for a in args]):
-                yield fut.result()
+            pending = {self._pool.submit(fn, a) for a in args}
+            while pending:
+                # short waits, so that a Ctrl-C the kernel hands to another thread (torch's, BLAS's)
+                # is raised here within WAKE_S instead of after the running tasks
+                done, pending = wait(pending, timeout=WAKE_S, return_when=FIRST_COMPLETED)
+                for fut in done:
+                    yield fut.result()
         except BrokenProcessPool as exc:
             raise InputError(f"a worker process died before its task finished, most likely killed by the "
                              f"out-of-memory killer; {self.killed_hint}") from exc
