@@ -149,7 +149,10 @@ def verdict_notes(summary: dict) -> list[str]:
     elif chk and "candidate" not in chk:
         found = [f"loop {i + 1} in {lp['n_runs']} of {chk['n_subsamples']} (prevalence {lp['prevalence']:.2f})"
                  for i, lp in enumerate(summary["loops"]) if "prevalence" in lp]
-        notes.append(f"Prevalence check: a loop's p-value was inconclusive (≥ {chk['p_at_least']:g}), so "
+        why = ("a loop had no universal-null p-value (too few H1 features among so few points)"
+               if any(lp.get("p_value") is None for lp in summary["loops"] if "prevalence" in lp)
+               else f"a loop's p-value was inconclusive (≥ {chk['p_at_least']:g})")
+        notes.append(f"Prevalence check: {why}, so "
                      f"{chk['n_subsamples']} random subsamples of {chk['subsample_size']} of the "
                      f"{summary['n_input']} points were analysed alone and their loops matched to this run's: "
                      + "; ".join(found) + ". A real loop reappears in most subsamples; one made by a few points "
