@@ -43,7 +43,7 @@ def make(n: int, d: int, path: str) -> None:
 def case(path: str) -> dict:
     import numpy as np
 
-    from topoembed import analysis
+    from topoembed import analysis, extension
 
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(relativeCreated)d %(name)s %(message)s")
     data = np.load(path)
@@ -53,7 +53,7 @@ def case(path: str) -> dict:
     row = {"n": int(X.shape[0]), "d": int(X.shape[1]), "verdict": res.verdict.level,
            "time_s": round(time.perf_counter() - t0, 1),
            "timings_s": {k: round(v, 1) for k, v in res.timings.items()},
-           "landmarks": bool(X.shape[0] > __import__("topoembed.extension").extension.LANDMARKS),
+           "landmarks": bool(X.shape[0] > extension.LANDMARKS),
            "loops": scored_loops(res, truth, angle)}
     row["peak_gib"] = round(max(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
                                 resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss) / 2**20, 2)

@@ -446,19 +446,15 @@ def _update_one(args) -> tuple[str, list[str], list[str]]:
 def _surface_for(cands: dict, auto_grid, X, seed: int) -> dict | None:
     """The closed surface :func:`run_task` stores (:func:`topoembed.auto.choose_on`), from stored
     candidates: the default setting's distances are recomputed only where auto reads it."""
-    from topoembed import loops
-
     key = auto.config_key(auto.FALLBACK)
-    read = []
 
-    def evidence():
+    def default_distances():
         distances = {key: None}
         auto.compute_candidates(X, [auto.FALLBACK], maxdim=1, seed=seed, distances=distances)
-        read.append(loops.surface_evidence(distances[key], seed=seed))
-        return read[0]
+        return distances[key]
 
-    auto.choose_with_surface({auto.config_key(c): cands[auto.config_key(c)] for c in auto_grid}, evidence)
-    return read[0] if read else None
+    return auto.choose_on({auto.config_key(c): cands[auto.config_key(c)] for c in auto_grid},
+                          default_distances, seed=seed)[1]
 
 
 def update_tasks(task_files, *, methods=None, auto_grid=auto.DEFAULT_GRID, jobs: int = 1,

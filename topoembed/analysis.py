@@ -44,13 +44,18 @@ def run(X, params: pipeline.Params | None = None, *, A=None, from_runs: list | N
     """
     params = dataclasses.replace(params or pipeline.Params(), **overrides)
     X = check_points(X, min_points=3)
-    n = X.shape[0]
-    params, note = params.for_small_input(n)
+    params, note = params.for_small_input(X.shape[0])
     if note is not None:
         log.warning(note)
-        result = run(X, params, A=A, from_runs=from_runs, jobs=jobs, progress=progress)
+    result = _analyse(X, params, A, from_runs, jobs, progress)
+    if note is not None:
         result.warnings.insert(0, note)
-        return result
+    return result
+
+
+def _analyse(X, params, A, from_runs, jobs, progress) -> pipeline.Result:
+    """Step 2 of the module docstring, on checked points and settings."""
+    n = X.shape[0]
     if A is not None and from_runs is not None:
         raise InputError("a precomputed graph and subsample runs made elsewhere exclude each other; pass one")
     if A is not None:

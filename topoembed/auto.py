@@ -304,14 +304,15 @@ def choose_with_surface(candidates: dict, surface=None, **options) -> dict:
     return choose(candidates, surface=surface() if callable(surface) else surface, **options)
 
 
-def choose_on(candidates: dict, D: np.ndarray | None, *, seed: int = 0, **options) -> tuple[dict, dict | None]:
+def choose_on(candidates: dict, D, *, seed: int = 0, **options) -> tuple[dict, dict | None]:
     """(choice, surface): :func:`choose_with_surface` with the closed surface of ``D``, the
-    default setting's distances (:func:`topoembed.loops.surface_evidence`), read only where
-    it could change the count; ``surface`` is that reading, or None where none was made."""
+    default setting's distances (:func:`topoembed.loops.surface_evidence`; or a function that
+    computes them, called only then), read only where it could change the count; ``surface``
+    is that reading, or None where none was made."""
     read = []
 
     def evidence():
-        read.append(loops.surface_evidence(D, seed=seed))
+        read.append(loops.surface_evidence(D() if callable(D) else D, seed=seed))
         return read[0]
 
     out = choose_with_surface(candidates, evidence if D is not None else None, **options)

@@ -213,7 +213,7 @@ def _graph_label(n: int, params=None) -> str:
 
 
 def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, progress, timings, t_all,
-            ext_graph=None) -> pipeline.Result:
+            ext_graph) -> pipeline.Result:
     """Prevalence, consensus loops and the reference run from the runs made (see :func:`run`),
     then, with ``params.parts``, the loops inside parts of the extension graph ``ext_graph``
     (:class:`topoembed.extension.Extension`; :mod:`topoembed.parts`)."""
@@ -227,7 +227,7 @@ def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, progre
     ref_b = _reference_run(runs, reported, order)
     ref = runs[ref_b]
     part_record = None
-    if params.parts and ext_graph is not None:
+    if params.parts:
         t_parts = time.perf_counter()
         found, part_record = parts.search(X, ext_graph, params, loops_out, run, jobs=jobs, progress=progress)
         loops_out += found

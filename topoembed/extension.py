@@ -179,17 +179,13 @@ def build(X, params, include=None, n_landmarks: int = LANDMARKS, progress: bool 
     rng = np.random.default_rng(np.random.SeedSequence([int(params.seed), 0x1A4D]))
     free = np.setdiff1d(np.arange(n), fixed, assume_unique=True)
     L = np.sort(np.concatenate([fixed, rng.choice(free, n_landmarks - len(fixed), replace=False)]))
-    XL = np.asarray(X[L], dtype=np.float64)
+    XL = X[L]  # each search takes the precision it needs
     k = extension_k(params)
     if XL.shape[1] <= graph.KDTREE_MAX_DIM:
         A = graph.knn_graph(XL, k=k, symmetrize="or", method="exact")  # Euclidean, as above
     else:
         idx = nearest_landmarks(XL, XL, k + 1, seed=params.seed, progress=progress, what="landmarks")
-        # drop each landmark itself (it is among its own nearest; a duplicate may take its place)
-        self_hit = idx == np.arange(len(L))[:, None]
-        keep = ~self_hit
-        keep[~self_hit.any(axis=1), -1] = False
-        A = graph.adjacency_from_knn(idx[keep].reshape(len(L), k), symmetrize="or")
+        A = graph.adjacency_from_knn(idx[graph.without_self(idx)].reshape(len(L), k), symmetrize="or")
     near = nearest_landmarks(X, XL, LEAF_K, seed=params.seed, progress=progress, what="all points")
     near[L] = np.arange(len(L))[:, None]  # a landmark is its own (and only) neighbour
     rows = np.repeat(np.arange(n), LEAF_K)

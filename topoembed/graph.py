@@ -30,7 +30,7 @@ csgraph = _lazy.module("scipy.sparse.csgraph")
 
 log = logging.getLogger(__name__)
 
-__all__ = ["knn_graph", "knn_search", "adjacency_from_knn", "components", "leiden", "WEIGHTS", "EXACT_MAX_N", "KDTREE_MAX_DIM"]
+__all__ = ["knn_graph", "knn_search", "without_self", "adjacency_from_knn", "components", "leiden", "WEIGHTS", "EXACT_MAX_N", "KDTREE_MAX_DIM"]
 
 #: Largest n for which the exact kNN search is used by default (``method="auto"``).
 EXACT_MAX_N = 20_000
@@ -69,15 +69,18 @@ def knn_search(X: np.ndarray, k: int, metric: str = "euclidean", method: str = "
         idx, dist = index.neighbor_graph
     else:
         raise ValueError(f"method={method!r} must be 'auto', 'exact' or 'approx'")
-    # Drop the query point itself. With duplicates it need not come first, so remove it
-    # by identity and keep the k nearest others.
-    self_hit = idx == np.arange(n)[:, None]
-    has_self = self_hit.any(axis=1)
+    keep = without_self(idx)
+    return idx[keep].reshape(n, k), dist[keep].reshape(n, k)
+
+
+def without_self(idx: np.ndarray) -> np.ndarray:
+    """Mask of the (n, k + 1) neighbour lists ``idx`` (of the points 0..n-1 among themselves)
+    that drops each point itself, k left per row. With duplicates it need not come first, so
+    it goes by identity; a point not returned as its own neighbour loses its farthest."""
+    self_hit = idx == np.arange(idx.shape[0])[:, None]
     keep = ~self_hit
-    keep[~has_self, -1] = False  # point not returned as its own neighbour: drop the farthest
-    idx = idx[keep].reshape(n, k)
-    dist = dist[keep].reshape(n, k)
-    return idx, dist
+    keep[~self_hit.any(axis=1), -1] = False
+    return keep
 
 
 #: Extra candidates the exact Euclidean search re-ranks (see :func:`_exact_euclidean`).

@@ -24,10 +24,8 @@ uniform subsamples (:mod:`topoembed.ensemble`) misses it. Above the ensemble:
    over many parts is not a search for a chance loop in one of them.
 4. **New loops only.** A part's loop is given over all points, NaN outside its part (phase,
    confidence and distance; so ``on_loop`` only inside it); one that matches a loop the uniform ensemble
-   already reports, or a loop found in a part before (extended over the graph), is left out
-   (|ρ| ≥ :data:`topoembed.subsamples.MATCH_MIN_CORR` on the part loop's points), so uniform
-   results stay as they were and a loop that runs through several parts (a torus's second
-   loop, in every band of it) is reported once. A new loop keeps its
+   already reports (|ρ| ≥ :data:`topoembed.subsamples.MATCH_MIN_CORR` on the part loop's
+   points) is left out, so uniform results stay as they were. A new loop keeps its
    part (``part``, ``part_size``) and is judged by :mod:`topoembed.verdict` like any other.
 
 Cost: a Leiden partition of the graph per resolution (about 0.4 s at 20,000 points, 1-2 s for
@@ -133,7 +131,6 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
     log.info("parts: %d parts of the graph; looking for loops inside the %d of %d-%d points",
              record["n_parts"], len(parts), len(parts[-1]), len(parts[0]))
     new = []
-    seen: list = []  # the part loops found so far, their phases extended over the graph
     bar = Progress(len(parts), "topoembed parts", "part", enabled=progress)
     screen_params = dataclasses.replace(subsample_params(inner), confirm=True)
     rng = np.random.default_rng(params.seed)
@@ -161,7 +158,7 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
         log.info("part %d of %d (%d points): the screen finds %d loop(s)", i + 1, len(parts), len(P),
                  screen.detection["n_loops"])
         if not screen.detection["n_loops"] or all(
-                _hopeless(lp) or (_has_phase(lp) and _matches_known(lp, lp["phase"], Ps, known + seen))
+                _hopeless(lp) or (_has_phase(lp) and _matches_known(lp, Ps, known))
                 for lp in screen.loops):
             continue  # no loop, only loops the uniform subsamples report already, or none with a chance
         bar.note(f"part {i + 1} ({len(P):,} points): a new loop in the screen; analysing the part")
@@ -173,12 +170,9 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
         for lp in res.loops:
             if lp.get("loop_distance") is None or not _has_phase(lp):
                 continue  # not localized, or unsupported within its part (phase withheld): not a finding
-            if _matches_known(lp, lp["phase"], P, known + seen):
+            if _matches_known(lp, P, known):
                 continue
             new.append(_global_loop(lp, P, len(X), len(parts), i))
-            # over all points (from the part's landmarks), to match the same loop found in another part
-            on_graph = np.isin(P, ext_graph.landmarks)
-            seen.append({"phase": ext_graph.phase(P[on_graph], np.asarray(lp["phase"], float)[on_graph])})
             record["loops"].append({"part": i, "part_size": int(len(P)), "p_value_in_part": lp.get("p_value"),
                                     "prevalence": lp.get("prevalence")})
     bar.close()
@@ -206,12 +200,12 @@ def _has_phase(lp: dict) -> bool:
     return "phase" in lp and bool(np.isfinite(np.asarray(lp["phase"], float)).any())
 
 
-def _matches_known(lp: dict, phase, rows: np.ndarray, known: list) -> bool:
-    """Whether a loop found on the points ``rows`` (``phase``: its phase there) is one of the
-    loops ``known`` over all points: |ρ| of the phases on its own points (else on all of
-    ``rows``, :func:`topoembed.subsamples.phase_corr`) ≥ MATCH_MIN_CORR."""
+def _matches_known(lp: dict, rows: np.ndarray, known: list) -> bool:
+    """Whether a loop found on the points ``rows`` is one of the loops ``known`` over all
+    points: |ρ| of the phases on its own points (else on all of ``rows``,
+    :func:`topoembed.subsamples.phase_corr`) ≥ MATCH_MIN_CORR."""
     where = np.asarray(lp["on_loop"], bool)
-    return any(phase_corr(k["phase"][rows], phase, where) >= MATCH_MIN_CORR for k in known if "phase" in k)
+    return any(phase_corr(k["phase"][rows], lp["phase"], where) >= MATCH_MIN_CORR for k in known if "phase" in k)
 
 
 def _global_loop(lp: dict, P: np.ndarray, n: int, n_searched: int, part: int) -> dict:
