@@ -4,7 +4,7 @@ import pytest
 import scipy.sparse as sp
 from scipy.sparse import csgraph
 
-from topoembed import analysis, datasets, graph, localize, parts
+from topoembed import analysis, datasets, ensemble, extension, graph, localize, parts, pipeline
 
 
 def _ring(n, offset):
@@ -72,8 +72,10 @@ def test_a_loop_of_eight_percent_is_found_in_its_part_and_not_by_uniform_subsamp
     f1 = 2 * (on & truth).sum() / (on.sum() + truth.sum())
     assert f1 >= 0.8 and not on[~truth].any()
     assert abs(localize.circular_correlation(lp["phase"][truth], s.angle[truth])) >= 0.9
-    # a part's loop says nothing outside its part (the circle and at most a few stray points)
-    assert np.isfinite(lp["phase"]).sum() <= lp["part_size"] <= 1.1 * truth.sum()
+    # a part's loop says nothing outside the points analysed: its part (the circle and at most a
+    # few stray points) and, the part not being a component of its own here, its surroundings
+    assert lp["part_size"] <= 1.1 * truth.sum()
+    assert np.isfinite(lp["phase"]).sum() <= lp["n_analysed"] <= 700
     rec = res.detection["parts"]
     assert len(rec["searched"]) == lp["n_parts_searched"] >= 2
     # Bonferroni over the parts searched
@@ -108,3 +110,70 @@ def test_a_torus_is_not_given_its_second_loop_once_per_band():
     assert res.detection["n_loops"] <= 2
     rec = res.detection["parts"]
     assert rec["not_apart"] >= 1 and not rec["loops"]
+
+
+def _path_extension(n):
+    # the path 0 - 1 - ... - n-1, and a lone edge n - n+1 (a component of its own)
+    i = np.arange(n - 1)
+    rows, cols = np.r_[i, n], np.r_[i + 1, n + 1]
+    A = sp.coo_matrix((np.ones(len(rows)), (rows, cols)), shape=(n + 2, n + 2))
+    return extension.Extension(n + 2, np.arange(n + 2), (A + A.T).tocsr())
+
+
+def test_surroundings_are_the_points_within_two_edges_up_to_the_size():
+    E = _path_extension(40)
+    rng = np.random.default_rng(0)
+    P = np.arange(10, 20)
+    # oracle: on a path, the points within two edges of 10..19 are 8, 9, 20, 21
+    assert np.array_equal(E.neighbourhood(P, 2), [8, 9, 20, 21])
+    assert np.array_equal(parts.with_surroundings(E, P, 700, rng), np.arange(8, 22))
+    got = parts.with_surroundings(E, P, 12, rng)  # room for two of the four
+    assert len(got) == 12 and np.isin(P, got).all() and np.isin(got, [8, 9, 20, 21] + list(P)).all()
+    assert np.array_equal(parts.with_surroundings(E, P, 10, rng), P)  # no room: the part alone
+    assert np.array_equal(parts.with_surroundings(E, [40, 41], 700, rng), [40, 41])  # a component
+
+
+@pytest.fixture(scope="module")
+def circle_part():
+    s = datasets.make("circle_in_clusters", n=3000, d=50, sigma=0.2, seed=0, fraction=0.08)
+    return s, extension.build(s.X, pipeline.Params())
+
+
+@pytest.mark.parametrize("p_value, prevalence, replaced", [(0.9, 0.5, True), (1e-5, 1.0, False)])
+def test_a_part_loop_replaces_the_ensembles_loop_only_where_that_one_is_not_supported(
+        circle_part, p_value, prevalence, replaced):
+    # the ensemble's (here: made-up) loop is the circle, phase the true angle; unsupported, the
+    # part's analysis of the same loop replaces it; supported, the part adds nothing
+    s, E = circle_part
+    truth = s.label == 0
+    known = {"phase": np.where(truth, s.angle, np.nan), "p_value": p_value, "prevalence": prevalence}
+    found, rec = parts.search(s.X, E, pipeline.Params(), [known], ensemble.run, jobs=1)
+    assert rec["replaces"] == ([0] if replaced else [])
+    assert len(found) == int(replaced)
+    if replaced:
+        lp = found[0]
+        assert lp["replaces"] == {"loop": 0, "p_value": p_value, "prevalence": prevalence}
+        assert lp["p_value"] < 1e-3
+        assert abs(localize.circular_correlation(lp["phase"][truth], s.angle[truth])) >= 0.9
+
+
+def test_the_ipc_mixture_loop_closes_through_the_parts_surroundings(ipc_path):
+    # 3,668 non-cycling IPC cells and 400 (10 %) cycling ones: the uniform subsamples hold ~70
+    # cycling cells each; the cycling cells' part holds 304 of them, the G1 end of the cycle lies
+    # in the non-cycling mass, so the loop is found with the part's surroundings (issues 28, 29)
+    import anndata
+
+    a = anndata.read_h5ad(ipc_path)
+    cycling = a.obs["Cycling"].to_numpy(bool)
+    rng = np.random.default_rng(0)
+    idx = np.sort(np.r_[np.flatnonzero(~cycling), rng.choice(np.flatnonzero(cycling), 400, replace=False)])
+    res = analysis.run(np.asarray(a.obsm["X_scVI"], float)[idx], jobs=1)
+    assert res.verdict.level == "loop" and len(res.loops) == 1
+    lp = res.loops[0]
+    assert lp["part_size"] < lp["n_analysed"] <= 700 and lp["p_value"] < 0.01
+    # R² of the CellCycle score on (cos θ, sin θ), on the cycling cells that have a phase
+    on = cycling[idx] & np.isfinite(lp["phase"])
+    theta, y = lp["phase"][on], a.obs["CellCycle"].to_numpy(float)[idx][on]
+    Z = np.c_[np.ones(on.sum()), np.cos(theta), np.sin(theta)]
+    resid = y - Z @ np.linalg.lstsq(Z, y, rcond=None)[0]
+    assert on.sum() >= 300 and 1 - resid.var() / y.var() >= 0.65

@@ -135,6 +135,16 @@ class Extension:
         vol = min(deg[inside].sum(), deg[~inside].sum())
         return float(self.A[inside][:, ~inside].sum() / vol) if vol > 0 else 0.0
 
+    def neighbourhood(self, rows, hops: int) -> np.ndarray:
+        """Sorted ids of the points within ``hops`` edges of the points ``rows`` in the graph,
+        ``rows`` left out (landmarks only where it is one of landmarks)."""
+        inside = np.isin(self.landmarks, np.asarray(rows)) if self.uses_landmarks else \
+            np.isin(np.arange(self.n), np.asarray(rows))
+        reached = inside.copy()
+        for _ in range(hops):
+            reached |= (self.A @ reached.astype(np.float64)) > 0
+        return self.landmarks[reached & ~inside]
+
     def partition(self, resolution: float, seed: int) -> np.ndarray:
         """Leiden labels of the graph (:func:`topoembed.graph.leiden`), a leaf taking its
         nearest landmark's."""

@@ -12,21 +12,28 @@ uniform subsamples (:mod:`topoembed.ensemble`) misses it. Above the ensemble:
 2. **Search.** Every part nearly apart from the rest (conductance below
    :data:`MAX_CONDUCTANCE`) of at least :data:`MIN_PART` points and at most
    :data:`MAX_SHARE` of all points (at most :data:`MAX_PARTS` per resolution, largest first;
-   one part where two resolutions give nearly the same, :data:`SAME_PART`) is first
-   screened by one run on at most ``subsample_size`` (700) of its points, confirmed by the
-   second spectral distance (the screens on the ``jobs`` local processes). Where the screen
-   finds a loop that the uniform subsamples do not already report (step 4) and whose p-value
-   is below :data:`SCREEN_MAX_P`, the part is analysed alone as a dataset of its own: a single
-   run with its prevalence check up to 1,000 points, an ensemble of uniform subsamples above.
-   A larger part is seen well enough by the uniform subsamples themselves.
+   one part where two resolutions give nearly the same, :data:`SAME_PART`) is searched with
+   its surroundings (:func:`with_surroundings`: a part under ``subsample_size`` (700) points
+   filled up to it with points within :data:`SURROUNDING_HOPS` edges; a loop through a part
+   may close outside it). It is first screened by one run on at most 700 of those points,
+   confirmed by the second spectral distance (the screens on the ``jobs`` local processes).
+   Where the screen finds a loop that the uniform subsamples do not already report as
+   supported (step 4) and whose p-value is below :data:`SCREEN_MAX_P`, those points are
+   analysed as a dataset of their own: a single run with its prevalence check up to 1,000
+   points, an ensemble of uniform subsamples above. A larger part is seen well enough by the
+   uniform subsamples themselves.
 3. **Multiple testing.** Each loop's universal-null p-value is multiplied by the number
    of parts searched (Bonferroni; ``p_value_in_part`` keeps the part's own), so a search
    over many parts is not a search for a chance loop in one of them.
-4. **New loops only.** A part's loop is given over all points, NaN outside its part (phase,
-   confidence and distance; so ``on_loop`` only inside it); one that matches a loop the uniform ensemble
-   already reports (|ρ| ≥ :data:`topoembed.subsamples.MATCH_MIN_CORR` on the part loop's
-   points) is left out, so uniform results stay as they were. A new loop keeps its
-   part (``part``, ``part_size``) and is judged by :mod:`topoembed.verdict` like any other.
+4. **New loops only.** A part's loop is given over all points, NaN outside the points
+   analysed (phase, confidence and distance; so ``on_loop`` only there). One that matches a
+   loop the uniform ensemble already reports (|ρ| ≥ :data:`topoembed.subsamples.MATCH_MIN_CORR`
+   on the part loop's points) is left out where the verdict supports that loop, so uniform
+   results stay as they were, and **replaces** it where it does not (``replaces``: that loop's
+   p-value and prevalence): 6 of 10 uniform subsamples of the IPC mixture (400 cycling cells
+   among 3,668) find the cycle, p = 0.96, while its part gives p = 0.001. A new loop keeps
+   its part (``part``, ``part_size``, ``n_analysed``) and is judged by :mod:`topoembed.verdict`
+   like any other.
 
 Cost: a Leiden partition of the graph per resolution (about 0.4 s at 20,000 points, 1-2 s for
 50,000 landmarks), one screening run of at most 700 points per searched part (all of them on
@@ -41,7 +48,7 @@ import time
 
 import numpy as np
 
-from . import pipeline
+from . import pipeline, verdict
 from ._parallel import Pool, resolve_jobs
 from ._progress import Progress
 from ._validate import InputError, option
@@ -49,8 +56,8 @@ from .subsamples import MATCH_MIN_CORR, WORKER_PRELOAD, phase_corr, subsample_pa
 
 log = logging.getLogger(__name__)
 
-__all__ = ["searched_parts", "search", "RESOLUTIONS", "SAME_PART", "MIN_PART", "MAX_SHARE", "MAX_PARTS",
-           "SCREEN_MAX_P", "MAX_CONDUCTANCE"]
+__all__ = ["searched_parts", "search", "with_surroundings", "SURROUNDING_HOPS", "RESOLUTIONS", "SAME_PART",
+           "MIN_PART", "MAX_SHARE", "MAX_PARTS", "SCREEN_MAX_P", "MAX_CONDUCTANCE"]
 
 #: Leiden's modularity resolutions, finest first: 1 (the standard modularity; scanpy's
 #: default) and a coarser 0.2. Modularity cuts a long loop into arcs (its resolution limit,
@@ -62,10 +69,14 @@ RESOLUTIONS = (1.0, 0.2)
 SAME_PART = 0.9
 #: Only a part whose conductance in the graph (cut to the rest over the smaller volume) is below
 #: this is searched. Without it, parts of a 1,500-point torus (conductance 0.046-0.15) each
-#: reported the torus's second loop, 3 or 4 loops in 2 of 6 runs; the minority circles' parts are
-#: components of their own (0.0); the IPC cells' parts are 0.04-0.30 (their screens found no
-#: new loop), and the cycling cells' part in the IPC mixtures 0.043 (no loop found there either).
-MAX_CONDUCTANCE = 0.03
+#: reported the torus's second loop, 3 or 4 loops in 2 of 6 runs (with 0.2, 4 loops in 1 of 6;
+#: with 0.06 none, as with 0.03); the minority circles' parts are components of their own (0.0);
+#: the IPC cells' parts are 0.04-0.30; in the IPC mixtures (3,668 non-cycling cells and 400
+#: cycling ones, 8 draws) the cycling cells' part is 0.037-0.053, every other part 0.072 or more
+#: (with 200 cycling cells 0.069-0.084, not searched).
+MAX_CONDUCTANCE = 0.06
+#: How far (edges of the extension graph) around a part :func:`with_surroundings` looks.
+SURROUNDING_HOPS = 2
 #: Fewest points of a part searched alone: a run with k = 100 needs a few times k points, and
 #: 150 is the smallest size at which the defaults were checked on a circle.
 MIN_PART = 150
@@ -104,7 +115,9 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
     points) do not already hold (module docstring). ``ext_graph``: the ensemble's
     :class:`topoembed.extension.Extension`, whose graph is split. ``analyse(X_part, params, jobs=...)`` is the
     analysis of one part (:func:`topoembed.ensemble.run`, passed in by it: a single run with its
-    prevalence check, or an ensemble). Returns (new loops over all points, record). ``progress``:
+    prevalence check, or an ensemble). Returns (new loops over all points, record);
+    ``record["replaces"]``: the positions in ``known`` of the unsupported loops that a new loop
+    replaces (the caller drops them). ``progress``:
     a bar over the parts (:class:`topoembed._progress.Progress`), also into a part's analysis."""
     log.info("parts: Leiden communities of the %s at resolution%s %s…",
              "landmarks' graph" if ext_graph.uses_landmarks else "graph of all points",
@@ -122,7 +135,7 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
     inner = dataclasses.replace(params, parts=False, n_subsamples="auto", subsample=None)
     record = {"n_parts": int(labelings[0].max()) + 1, "resolutions": list(RESOLUTIONS),
               "n_parts_by_resolution": [int(lb.max()) + 1 for lb in labelings],
-              "searched": [int(len(P)) for P in parts], "loops": [], "screened_loops": [],
+              "searched": [int(len(P)) for P in parts], "loops": [], "screened_loops": [], "replaces": [],
               "not_apart": int(len(eligible) - len(parts)), "max_conductance": MAX_CONDUCTANCE}
     if not parts:
         log.info("parts: none of the %d parts of %d points or more is apart from the rest (conductance < %g)",
@@ -130,17 +143,24 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
         return [], record
     log.info("parts: %d parts of the graph; looking for loops inside the %d of %d-%d points",
              record["n_parts"], len(parts), len(parts[-1]), len(parts[0]))
-    new = []
+    new, replaced = [], []
+    # the ensemble's loops the verdict supports (None for the others): a part's loop that is one
+    # of these is not reported again; one that is an unsupported one replaces it
+    supported = [k if verdict.assess_loop(k).supported else None for k in known]
     bar = Progress(len(parts), "topoembed parts", "part", enabled=progress)
     screen_params = dataclasses.replace(subsample_params(inner), confirm=True)
     rng = np.random.default_rng(params.seed)
     # the screens: one run on at most one subsample's worth of each part's points, on the local
     # processes; only a part whose screen finds a loop gets the full analysis (on the IPC cells,
     # 12 parts and no loop: 60 s of full analyses otherwise)
-    picks = []
+    # what is analysed of a part: the part with some of its surroundings, or (a large part)
+    # the part alone, and what is screened of it: at most one subsample's worth
+    data, picks = [], []
     for P in parts:
-        m = min(len(P), int(params.subsample_size))
-        picks.append(P if m == len(P) else np.sort(rng.choice(P, m, replace=False)))
+        D = with_surroundings(ext_graph, P, int(params.subsample_size), rng)
+        m = min(len(D), int(params.subsample_size))
+        data.append(D)
+        picks.append(D if m == len(D) else np.sort(rng.choice(D, m, replace=False)))
     screens = {}
     with Pool(resolve_jobs(jobs, len(parts)), preload=WORKER_PRELOAD,
               killed_hint=f"run again with fewer {option('jobs', 1)[:-2]} or {option('parts', False)}") as pool:
@@ -148,7 +168,7 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
             screens[i] = screen
             bar.step(f"part {i + 1}: " + (f"{screen.detection['n_loops']} loop(s) in the screen"
                                           if not isinstance(screen, str) else "not searched"))
-    for i, (P, Ps) in enumerate(zip(parts, picks)):
+    for i, (P, D, Ps) in enumerate(zip(parts, data, picks)):
         screen = screens[i]
         if isinstance(screen, str):  # a part that cannot be analysed (too small for k) is not searched
             log.info("part %d (%d points) not searched: %s", i, len(P), screen)
@@ -158,25 +178,55 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
         log.info("part %d of %d (%d points): the screen finds %d loop(s)", i + 1, len(parts), len(P),
                  screen.detection["n_loops"])
         if not screen.detection["n_loops"] or all(
-                _hopeless(lp) or (_has_phase(lp) and _matches_known(lp, Ps, known))
+                _hopeless(lp) or (_has_phase(lp) and _known_match(lp, Ps, supported) is not None)
                 for lp in screen.loops):
             continue  # no loop, only loops the uniform subsamples report already, or none with a chance
         bar.note(f"part {i + 1} ({len(P):,} points): a new loop in the screen; analysing the part")
         try:
-            res = analyse(X[P], inner, jobs=jobs, progress=progress)
+            res = analyse(X[D], inner, jobs=jobs, progress=progress)
         except InputError as err:  # a part that cannot be analysed (too small for k) is not searched
             log.info("part %d (%d points) not searched: %s", i, len(P), err)
             continue
         for lp in res.loops:
             if lp.get("loop_distance") is None or not _has_phase(lp):
                 continue  # not localized, or unsupported within its part (phase withheld): not a finding
-            if _matches_known(lp, P, known):
-                continue
-            new.append(_global_loop(lp, P, len(X), len(parts), i))
-            record["loops"].append({"part": i, "part_size": int(len(P)), "p_value_in_part": lp.get("p_value"),
-                                    "prevalence": lp.get("prevalence")})
+            j = _known_match(lp, D, known)
+            if j is not None and (supported[j] is not None or j in replaced):
+                continue  # the ensemble's supported loop (or one a part's loop replaces already)
+            found = _global_loop(lp, D, len(X), len(parts), i, len(P))
+            if j is not None:  # the ensemble's loop, unsupported there: seen where it lives instead
+                replaced.append(j)
+                found["replaces"] = {"loop": j, "p_value": known[j].get("p_value"),
+                                     "prevalence": known[j].get("prevalence")}
+                log.info("part %d: its loop is the ensemble's loop %d (not supported there: universal-null "
+                         "p = %s, prevalence %s), which it replaces", i + 1, j + 1, known[j].get("p_value"),
+                         known[j].get("prevalence"))
+            new.append(found)
+            record["loops"].append({"part": i, "part_size": int(len(P)), "analysed": int(len(D)),
+                                    "p_value_in_part": lp.get("p_value"), "prevalence": lp.get("prevalence"),
+                                    "replaces": j})
     bar.close()
+    record["replaces"] = [int(j) for j in replaced]
     return new, record
+
+
+def with_surroundings(ext_graph, P: np.ndarray, size: int, rng) -> np.ndarray:
+    """The points analysed for the part P (sorted ids): P and, while it has fewer than ``size``
+    points, a random sample of the points within :data:`SURROUNDING_HOPS` edges of it (the
+    extension graph's; landmarks where it is one of landmarks) up to ``size`` in all.
+
+    A loop through a part may close outside it: in the IPC mixtures the cycling cells' part
+    holds 304 of the 400 cycling cells, the G1 end of the cycle lying in the non-cycling mass;
+    the part alone has no loop, with 396 points of its surroundings its screen has p = 0.0008.
+    A part that is a component of its own has no surroundings."""
+    P = np.asarray(P, dtype=np.int64)
+    room = int(size) - len(P)
+    if room <= 0:
+        return P
+    around = ext_graph.neighbourhood(P, SURROUNDING_HOPS)
+    if len(around) > room:
+        around = rng.choice(around, room, replace=False)
+    return np.union1d(P, around)
 
 
 def _screen(args):
@@ -200,18 +250,20 @@ def _has_phase(lp: dict) -> bool:
     return "phase" in lp and bool(np.isfinite(np.asarray(lp["phase"], float)).any())
 
 
-def _matches_known(lp: dict, rows: np.ndarray, known: list) -> bool:
-    """Whether a loop found on the points ``rows`` is one of the loops ``known`` over all
-    points: |ρ| of the phases on its own points (else on all of ``rows``,
-    :func:`topoembed.subsamples.phase_corr`) ≥ MATCH_MIN_CORR."""
+def _known_match(lp: dict, rows: np.ndarray, known: list) -> int | None:
+    """Which of the loops ``known`` over all points (None entries skipped) a loop found on the
+    points ``rows`` is: the first with |ρ| of the phases on the loop's own points (else on all
+    of ``rows``, :func:`topoembed.subsamples.phase_corr`) ≥ MATCH_MIN_CORR; None if none."""
     where = np.asarray(lp["on_loop"], bool)
-    return any(phase_corr(k["phase"][rows], lp["phase"], where) >= MATCH_MIN_CORR for k in known if "phase" in k)
+    return next((j for j, k in enumerate(known) if k is not None and "phase" in k
+                 and phase_corr(k["phase"][rows], lp["phase"], where) >= MATCH_MIN_CORR), None)
 
 
-def _global_loop(lp: dict, P: np.ndarray, n: int, n_searched: int, part: int) -> dict:
+def _global_loop(lp: dict, P: np.ndarray, n: int, n_searched: int, part: int, part_size: int) -> dict:
     """A part's loop over all n points, its ids and p-value those of the whole data: its values
-    on the part's points, NaN elsewhere. (An extension over the graph of all points would only
-    spread them into a neighbouring part: a cluster joined to the circle by a few edges.)"""
+    on the points analysed (``P``: the part with its surroundings), NaN elsewhere. (An extension
+    over the graph of all points would only spread them into a neighbouring part: a cluster
+    joined to the circle by a few edges.)"""
     out = {k: v for k, v in lp.items() if k not in pipeline.PER_POINT}
     p = lp.get("p_value")
 
@@ -224,7 +276,7 @@ def _global_loop(lp: dict, P: np.ndarray, n: int, n_searched: int, part: int) ->
     out.update(
         cycle=[int(P[v]) for v in lp.get("cycle", [])], birth_edge=[int(P[v]) for v in lp.get("birth_edge", [])],
         p_value=None if p is None else float(min(1.0, p * n_searched)), p_value_in_part=p,
-        n_parts_searched=int(n_searched), part=int(part), part_size=int(len(P)),
+        n_parts_searched=int(n_searched), part=int(part), part_size=int(part_size), n_analysed=int(len(P)),
         phase=on_all(lp["phase"]), phase_confidence=on_all(lp["phase_confidence"]), loop_distance=dist,
         on_loop=np.nan_to_num(dist, nan=np.inf) <= 1.0, on_loop_threshold=1.0,
     )

@@ -76,7 +76,9 @@ def verdict_notes(summary: dict) -> list[str]:
     calls = verdict.decide(summary["loops"], det).loops
     for i, lp in enumerate(summary["loops"]):
         p = lp.get("p_value")
-        where = ", median over the subsamples that found it" if summary.get("ensemble") else ""
+        where = ("" if not summary.get("ensemble") else
+                 f", times the number of parts searched ({lp['n_parts_searched']}; see Parts)" if "part" in lp else
+                 ", median over the subsamples that found it")
         if p is None:
             continue
         if p >= alpha and "surface_void_p" in lp:
@@ -162,6 +164,8 @@ def verdict_notes(summary: dict) -> list[str]:
         B = ens["n_subsamples"]
         found = [f"loop {i + 1} in {lp['n_runs']} of {B} (prevalence {lp['prevalence']:.2f})"
                  for i, lp in enumerate(summary["loops"]) if "part" not in lp]
+        found += [f"loop {i + 1} in {lp['replaces']['prevalence']:.0%} of them, without support (see Parts)"
+                  for i, lp in enumerate(summary["loops"]) if lp.get("replaces", {}).get("prevalence") is not None]
         dropped = [c for c in ens["clusters"] if not c["reported"]]
         notes.append(f"Whole dataset: {B} random subsamples of {ens['subsample_size']} of the {summary['n_input']} "
                      f"points, each analysed alone; " + ("; ".join(found) if found else "no loop in a majority of them")
@@ -171,16 +175,14 @@ def verdict_notes(summary: dict) -> list[str]:
         if prt and prt.get("searched"):
             in_parts = [(i, lp) for i, lp in enumerate(summary["loops"]) if "part" in lp]
             levels = prt.get("n_parts_by_resolution", [prt["n_parts"]])
-            notes.append(f"Parts: community detection splits the graph into "
+            notes.append("Parts: community detection splits the graph into "
                          + " or ".join(f"{c} parts" for c in levels)
                          + (f" (resolutions {', '.join(f'{r:g}' for r in prt['resolutions'])})" if len(levels) > 1 else "")
-                         + f"; the {len(prt['searched'])} of "
-                         f"{min(prt['searched'])}-{max(prt['searched'])} points were each screened for a loop that "
-                         "too few of the random subsamples' points carry. "
-                         + ("; ".join(f"Loop {i + 1} lies in a part of {lp['part_size']} points (p = "
-                                      f"{verdict._num(lp.get('p_value_in_part'))} there, {verdict._num(lp.get('p_value'))} "
-                                      f"after multiplying by the {lp['n_parts_searched']} parts searched); its phase and "
-                                      "membership are given on that part only" for i, lp in in_parts)
+                         + (f"; the part of {prt['searched'][0]} points nearly apart from the rest was" if len(prt["searched"]) == 1
+                            else f"; the {len(prt['searched'])} parts of {min(prt['searched'])}-{max(prt['searched'])} "
+                                 "points nearly apart from the rest were each")
+                         + " screened for a loop that too few of the random subsamples' points carry. "
+                         + ("; ".join(_part_loop_note(i, lp) for i, lp in in_parts)
                             if in_parts else "None holds a loop that the subsamples did not report")
                          + " (--parts 0 skips this).")
         if ens.get("stopped_early"):
@@ -188,6 +190,22 @@ def verdict_notes(summary: dict) -> list[str]:
                          f"run stopped there: the other {ens['n_planned'] - B} could not have changed which loops "
                          "are reported (--early-stop 0 runs them all).")
     return notes
+
+
+def _part_loop_note(i: int, lp: dict) -> str:
+    """The report's sentence on loop i found inside a part (:mod:`topoembed.parts`)."""
+    analysed = lp.get("n_analysed", lp["part_size"])
+    where = (f"that part and {analysed - lp['part_size']} points of its surroundings"
+             if analysed > lp["part_size"] else "that part")
+    text = (f"Loop {i + 1} lies in a part of {lp['part_size']} points (p = {verdict._num(lp.get('p_value_in_part'))} "
+            f"there, {verdict._num(lp.get('p_value'))} after multiplying by the {lp['n_parts_searched']} parts "
+            f"searched); its phase and membership are given on {where} only")
+    old = lp.get("replaces")
+    if old:
+        text += (f". The random subsamples had found it too, without support (p = {verdict._num(old.get('p_value'))}, "
+                 f"in {old['prevalence']:.0%} of them); this analysis replaces theirs"
+                 if old.get("prevalence") is not None else ". It replaces the random subsamples' unsupported loop")
+    return text
 
 
 def _stopped(chk: dict) -> str:
