@@ -177,3 +177,40 @@ def test_the_ipc_mixture_loop_closes_through_the_parts_surroundings(ipc_path):
     Z = np.c_[np.ones(on.sum()), np.cos(theta), np.sin(theta)]
     resid = y - Z @ np.linalg.lstsq(Z, y, rcond=None)[0]
     assert on.sum() >= 300 and 1 - resid.var() / y.var() >= 0.65
+
+
+def test_the_prevalence_check_follows_the_corrected_p_value():
+    ok = {"p_value": 0.004, "phase": np.zeros(3), "prevalence": None}
+    assert parts._needs_check_after_correction(ok, 3, pipeline.Params())  # 0.012 after 3 parts
+    assert not parts._needs_check_after_correction(ok, 2, pipeline.Params())  # 0.008: conclusive still
+    assert not parts._needs_check_after_correction({**ok, "p_value": 0.02}, 3, pipeline.Params())  # checked in the part
+    assert not parts._needs_check_after_correction({**ok, "prevalence": 0.9}, 3, pipeline.Params())
+    assert not parts._needs_check_after_correction(ok, 3, pipeline.Params(prevalence_check=False))
+
+
+@pytest.mark.parametrize("p_in_part, checked", [(0.006, True), (0.0001, False)])
+def test_a_part_loop_inconclusive_after_the_correction_gets_its_prevalence(circle_part, monkeypatch,
+                                                                           p_in_part, checked):
+    from topoembed import prevalence
+
+    s, E = circle_part
+    calls = []
+
+    def analyse(X, params, **kw):  # the part's real analysis, its p-value set to p_in_part
+        res = ensemble.run(X, params, **kw)
+        for lp in res.loops:
+            lp["p_value"] = p_in_part
+        return res
+
+    def check(X, found, params, **kw):
+        calls.append((len(X), len(found)))
+        for lp in found:
+            lp["prevalence"], lp["n_runs"] = 1.0, 10
+
+    monkeypatch.setattr(prevalence, "check_prevalence", check)
+    found, rec = parts.search(s.X, E, pipeline.Params(), [], analyse, jobs=1)
+    assert len(found) == 1 and len(rec["searched"]) >= 2
+    lp = found[0]
+    assert lp["p_value"] == pytest.approx(min(1.0, p_in_part * len(rec["searched"])))
+    assert calls == ([(lp["n_analysed"], 1)] if checked else [])
+    assert lp.get("prevalence") == (1.0 if checked else None)

@@ -24,7 +24,9 @@ uniform subsamples (:mod:`topoembed.ensemble`) misses it. Above the ensemble:
    uniform subsamples themselves.
 3. **Multiple testing.** Each loop's universal-null p-value is multiplied by the number
    of parts searched (Bonferroni; ``p_value_in_part`` keeps the part's own), so a search
-   over many parts is not a search for a chance loop in one of them.
+   over many parts is not a search for a chance loop in one of them. A loop whose p-value was
+   conclusive within its part but is not once multiplied gets the prevalence check that its
+   part's analysis skipped (:func:`topoembed.prevalence.check_prevalence` on the points analysed).
 4. **New loops only.** A part's loop is given over all points, NaN outside the points
    analysed (phase, confidence and distance; so ``on_loop`` only there). One that matches a
    loop the uniform ensemble already reports (|ρ| ≥ :data:`topoembed.subsamples.MATCH_MIN_CORR`
@@ -48,7 +50,7 @@ import time
 
 import numpy as np
 
-from . import pipeline, verdict
+from . import pipeline, prevalence, verdict
 from ._parallel import Pool, resolve_jobs
 from ._progress import Progress
 from ._validate import InputError, option
@@ -193,6 +195,12 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
             j = _known_match(lp, D, known)
             if j is not None and (supported[j] is not None or j in replaced):
                 continue  # the ensemble's supported loop (or one a part's loop replaces already)
+            if _needs_check_after_correction(lp, len(parts), inner):
+                # conclusive within the part, no longer once multiplied by the parts searched:
+                # the prevalence the part's analysis skipped is measured now
+                log.info("part %d: its loop's p-value times %d parts is %.2g; measuring its prevalence", i + 1,
+                         len(parts), lp["p_value"] * len(parts))
+                prevalence.check_prevalence(X[D], [lp], inner, jobs=jobs, progress=progress)
             found = _global_loop(lp, D, len(X), len(parts), i, len(P))
             if j is not None:  # the ensemble's loop, unsupported there: seen where it lives instead
                 replaced.append(j)
@@ -237,6 +245,18 @@ def _screen(args):
         return i, pipeline.run(Xs, params, final=False)
     except InputError as err:
         return i, str(err)
+
+
+def _needs_check_after_correction(lp: dict, n_searched: int, params: pipeline.Params) -> bool:
+    """Whether a part's loop (on the points analysed) needs the prevalence check that its
+    analysis skipped: its p-value was conclusive there (below
+    :data:`topoembed.prevalence.CHECK_P`) but is not once multiplied by the ``n_searched``
+    parts, and no prevalence was measured (:func:`topoembed.prevalence.needs_prevalence_check`
+    on the corrected p-value)."""
+    p = lp.get("p_value")
+    if p is None or lp.get("prevalence") is not None or p >= prevalence.CHECK_P:
+        return False
+    return prevalence.needs_prevalence_check([{**lp, "p_value": min(1.0, p * n_searched)}], params)
 
 
 def _hopeless(lp: dict) -> bool:
