@@ -214,3 +214,19 @@ def test_a_part_loop_inconclusive_after_the_correction_gets_its_prevalence(circl
     assert lp["p_value"] == pytest.approx(min(1.0, p_in_part * len(rec["searched"])))
     assert calls == ([(lp["n_analysed"], 1)] if checked else [])
     assert lp.get("prevalence") == (1.0 if checked else None)
+
+
+@pytest.mark.parametrize("size, runs", [(700, "auto"), (200, 10)])
+def test_a_part_of_more_points_than_a_subsample_is_analysed_by_an_ensemble(circle_part, size, runs):
+    # the circle's part (about 240 points, with its surroundings up to the subsample size)
+    s, E = circle_part
+    seen = []
+
+    def analyse(X, params, **kw):
+        seen.append((len(X), params.n_subsamples))
+        return pipeline.Result(params=params, n_input=len(X), index=np.arange(len(X)), A=None, D=None, ph={},
+                               detection={"n_loops": 0})
+
+    parts.search(s.X, E, pipeline.Params(subsample_size=size, k=30), [], analyse, jobs=1)
+    assert seen and all(n_sub == runs for _, n_sub in seen)
+    assert all((n > size) == (runs == 10) for n, _ in seen)
