@@ -259,11 +259,13 @@ def cmd_report(args) -> int:
             raise InputError(f"--embedding {args.embedding} holds {Y.shape}, not one row per input point")
         emb = (Y, {"loss": args.loss, "device": "file"}, embedding_topology(Y, det, seed=p.seed))
     adata = io.read_anndata(args.input) if io.is_anndata_input(args.input) else None
+    if adata is not None:  # as `run`: a phase turned by the cells' S and G2/M scores where the recipe made them
+        from .. import tl
+
+        tl.orient_phases(adata, result)
     with io.OutputSet(args.out) as outputs:
         summ = _write_run_outputs(outputs, args, result, X, emb, adata=adata)
         if adata is not None:
-            from .. import tl
-
             tl.store_result(adata, result, use_rep=args.use_rep, key_added=args.key_added,
                             input_desc=input_name(args.input, adata))
             if emb is not None:
