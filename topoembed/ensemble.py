@@ -226,20 +226,19 @@ def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, progre
     loops_out = [_consensus_loop(c, ext, runs, idxs, n_done) for c in reported]
     ref_b = _reference_run(runs, reported, order)
     ref = runs[ref_b]
-    part_record, row_clusters = None, reported
+    part_record = None
     if params.parts:
         t_parts = time.perf_counter()
         found, part_record = parts.search(X, ext_graph, params, loops_out, run, jobs=jobs, progress=progress)
-        # a part's loop that is an unsupported loop of the ensemble replaces it
-        kept = [i for i in range(len(loops_out)) if i not in part_record["replaces"]]
-        loops_out, row_clusters = [loops_out[i] for i in kept] + found, [reported[i] for i in kept]
+        parts.apply_evidence(loops_out, part_record)  # a part's p-value for an unsupported loop it found again
+        loops_out += found
         timings = {**timings, "parts": time.perf_counter() - t_parts}
     pipeline.withhold_unsupported_phases(loops_out, ref.detection, params)
     counts = [int(r.detection["n_loops"]) for r in runs]
     # the ensemble's count, and per reported loop: its row in the reference run's H1 diagram (None
     # where that run missed it) and its consensus p-value, so that no list describes another count
     alpha = ref.detection.get("alpha", pipeline.loops.ALPHA)
-    rows = [next((ref.detection["features"][j] for b, j in c if b == ref_b), None) for c in row_clusters]
+    rows = [next((ref.detection["features"][j] for b, j in c if b == ref_b), None) for c in reported]
     rows += [None] * (len(loops_out) - len(rows))  # a part's loop has no row in the reference run's diagram
     p_values = [lp["p_value"] for lp in loops_out]
     detection = {**ref.detection, "n_loops": len(loops_out), "features": rows, "p_values": p_values,

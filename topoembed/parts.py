@@ -31,10 +31,12 @@ uniform subsamples (:mod:`topoembed.ensemble`) misses it. Above the ensemble:
 4. **New loops only.** A part's loop is given over all points, NaN outside the points
    analysed (phase, confidence and distance; so ``on_loop`` only there). One that matches a
    loop the uniform ensemble already reports (|ρ| ≥ :data:`topoembed.subsamples.MATCH_MIN_CORR`
-   on the part loop's points) is left out where the verdict supports that loop, so uniform
-   results stay as they were, and **replaces** it where it does not (``replaces``: that loop's
-   p-value and prevalence): 6 of 10 uniform subsamples of the IPC mixture (400 cycling cells
-   among 3,668) find the cycle, p = 0.96, while its part gives p = 0.001. A new loop keeps
+   on the part loop's points) is left out; where the verdict does not support that loop but
+   supports it on the part's evidence (its Bonferroni-corrected p-value, and the prevalence
+   measured within the part), that evidence becomes the loop's (:func:`apply_evidence`;
+   ``part_evidence`` keeps both; the ensemble's phase and membership over all points stay):
+   6 of 10 uniform subsamples of an IPC mixture (400 cycling cells among 3,668) find the cycle,
+   p = 0.96, while its part gives p = 0.001. A new loop keeps
    its part (``part``, ``part_size``, ``n_analysed``) and is judged by :mod:`topoembed.verdict`
    like any other.
 
@@ -60,7 +62,7 @@ from .subsamples import MATCH_MIN_CORR, WORKER_PRELOAD, phase_corr, subsample_pa
 
 log = logging.getLogger(__name__)
 
-__all__ = ["searched_parts", "search", "with_surroundings", "SURROUNDING_HOPS", "RESOLUTIONS", "SAME_PART",
+__all__ = ["searched_parts", "search", "apply_evidence", "with_surroundings", "SURROUNDING_HOPS", "RESOLUTIONS", "SAME_PART",
            "MIN_PART", "MAX_SHARE", "MAX_PARTS", "SCREEN_MAX_P", "MAX_CONDUCTANCE"]
 
 #: Leiden's modularity resolutions, finest first: 1 (the standard modularity; scanpy's
@@ -120,8 +122,8 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
     :class:`topoembed.extension.Extension`, whose graph is split. ``analyse(X_part, params, jobs=...)`` is the
     analysis of one part (:func:`topoembed.ensemble.run`, passed in by it: a single run with its
     prevalence check, or an ensemble). Returns (new loops over all points, record);
-    ``record["replaces"]``: the positions in ``known`` of the unsupported loops that a new loop
-    replaces (the caller drops them). ``progress``:
+    ``record["evidence"]``: for unsupported loops of ``known`` that a part's loop is, the part's
+    p-value (the caller applies them with :func:`apply_evidence`). ``progress``:
     a bar over the parts (:class:`topoembed._progress.Progress`), also into a part's analysis."""
     log.info("parts: Leiden communities of the %s at resolution%s %s…",
              "landmarks' graph" if ext_graph.uses_landmarks else "graph of all points",
@@ -139,7 +141,7 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
     inner = dataclasses.replace(params, parts=False, n_subsamples="auto", subsample=None)
     record = {"n_parts": int(labelings[0].max()) + 1, "resolutions": list(RESOLUTIONS),
               "n_parts_by_resolution": [int(lb.max()) + 1 for lb in labelings],
-              "searched": [int(len(P)) for P in parts], "loops": [], "screened_loops": [], "replaces": [],
+              "searched": [int(len(P)) for P in parts], "loops": [], "screened_loops": [], "evidence": [],
               "not_apart": int(len(eligible) - len(parts)), "max_conductance": MAX_CONDUCTANCE}
     if not parts:
         log.info("parts: none of the %d parts of %d points or more is apart from the rest (conductance < %g)",
@@ -147,9 +149,9 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
         return [], record
     log.info("parts: %d parts of the graph; looking for loops inside the %d of %d-%d points",
              record["n_parts"], len(parts), len(parts[-1]), len(parts[0]))
-    new, replaced = [], []
+    new, evidence = [], {}
     # the ensemble's loops the verdict supports (None for the others): a part's loop that is one
-    # of these is not reported again; one that is an unsupported one replaces it
+    # of these is not reported again; an unsupported one gets the part's p-value as its evidence
     supported = [k if verdict.assess_loop(k).supported else None for k in known]
     bar = Progress(len(parts), "topoembed parts", "part", enabled=progress)
     screen_params = dataclasses.replace(subsample_params(inner), confirm=True)
@@ -199,28 +201,22 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
             if lp.get("loop_distance") is None or not _has_phase(lp):
                 continue  # not localized, or unsupported within its part (phase withheld): not a finding
             j = _known_match(lp, D, known)
-            if j is not None and (supported[j] is not None or j in replaced):
-                continue  # the ensemble's supported loop (or one a part's loop replaces already)
+            if j is not None and (supported[j] is not None or j in evidence):
+                continue  # a supported loop of the ensemble stays as it is
             if _needs_check_after_correction(lp, len(parts), inner):
                 # conclusive within the part, no longer once multiplied by the parts searched:
                 # the prevalence the part's analysis skipped is measured now
                 log.info("part %d: its loop's p-value times %d parts is %.2g; measuring its prevalence", i + 1,
                          len(parts), lp["p_value"] * len(parts))
                 prevalence.check_prevalence(X[D], [lp], inner, jobs=jobs, progress=progress)
-            found = _global_loop(lp, D, len(X), len(parts), i, len(P))
-            if j is not None:  # the ensemble's loop, unsupported there: seen where it lives instead
-                replaced.append(j)
-                found["replaces"] = {"loop": j, "p_value": known[j].get("p_value"),
-                                     "prevalence": known[j].get("prevalence")}
-                log.info("part %d: its loop is the ensemble's loop %d (not supported there: universal-null "
-                         "p = %s, prevalence %s), which it replaces", i + 1, j + 1, known[j].get("p_value"),
-                         known[j].get("prevalence"))
-            new.append(found)
+            if j is not None:  # an unsupported loop of the ensemble: the part's evidence, if it supports it
+                _add_evidence(evidence, j, known[j], lp, i, P, D, len(parts))
+                continue
+            new.append(_global_loop(lp, D, len(X), len(parts), i, len(P)))
             record["loops"].append({"part": i, "part_size": int(len(P)), "analysed": int(len(D)),
-                                    "p_value_in_part": lp.get("p_value"), "prevalence": lp.get("prevalence"),
-                                    "replaces": j})
+                                    "p_value_in_part": lp.get("p_value"), "prevalence": lp.get("prevalence")})
     bar.close()
-    record["replaces"] = [int(j) for j in replaced]
+    record["evidence"] = [evidence[j] for j in sorted(evidence)]
     return new, record
 
 
@@ -251,6 +247,35 @@ def _screen(args):
         return i, pipeline.run(Xs, params, final=False)
     except InputError as err:
         return i, str(err)
+
+
+def _add_evidence(evidence: dict, j: int, known_loop: dict, lp: dict, part: int, P, D, n_searched: int) -> None:
+    """Record the evidence of the part's loop ``lp`` (its Bonferroni-corrected p-value and the
+    prevalence measured within the part) for the ensemble's unsupported loop j that it is
+    (module docstring, step 4), where the verdict supports the loop on that evidence."""
+    p = lp.get("p_value")
+    ev = {"p_value": None if p is None else float(min(1.0, p * n_searched)), "prevalence": lp.get("prevalence")}
+    if not verdict.assess_loop(ev).supported or (p is None and ev["prevalence"] is None):
+        return
+    evidence[j] = {"loop": int(j), **ev, "p_value_in_part": p, "part": int(part), "part_size": int(len(P)),
+                   "n_analysed": int(len(D)), "n_parts_searched": int(n_searched),
+                   "ensemble_p_value": known_loop.get("p_value"), "ensemble_prevalence": known_loop.get("prevalence")}
+    log.info("part %d: its loop is the ensemble's loop %d (not supported there: universal-null p = %s, prevalence "
+             "%s); within the part p = %s (times %d parts), prevalence %s: now its evidence", part + 1, j + 1,
+             known_loop.get("p_value"), known_loop.get("prevalence"), ev["p_value"], n_searched, ev["prevalence"])
+
+
+def apply_evidence(found: list, record: dict) -> None:
+    """Give each of the ensemble's unsupported loops ``found`` that a part's analysis supports
+    (``record["evidence"]`` of :func:`search`) that analysis's p-value (and its prevalence where
+    it measured one), keeping the ensemble's own in ``part_evidence`` with the part's record.
+    The loop's phase, membership, ``n_runs`` and consensus stay the ensemble's."""
+    for ev in record.get("evidence", []):
+        lp = found[ev["loop"]]
+        lp["p_value"] = ev["p_value"]
+        if ev["prevalence"] is not None:
+            lp["prevalence"] = ev["prevalence"]
+        lp["part_evidence"] = {k: v for k, v in ev.items() if k != "loop"}
 
 
 def _needs_check_after_correction(lp: dict, n_searched: int, params: pipeline.Params) -> bool:

@@ -78,6 +78,8 @@ def verdict_notes(summary: dict) -> list[str]:
         p = lp.get("p_value")
         where = ("" if not summary.get("ensemble") else
                  f", times the number of parts searched ({lp['n_parts_searched']}; see Parts)" if "part" in lp else
+                 f", from a part of the data that holds it, times the number of parts searched "
+                 f"({lp['part_evidence']['n_parts_searched']}; see Parts)" if "part_evidence" in lp else
                  ", median over the subsamples that found it")
         if p is None:
             continue
@@ -162,10 +164,9 @@ def verdict_notes(summary: dict) -> list[str]:
     ens = summary.get("ensemble")
     if ens:
         B = ens["n_subsamples"]
-        found = [f"loop {i + 1} in {lp['n_runs']} of {B} (prevalence {lp['prevalence']:.2f})"
+        found = [f"loop {i + 1} in {lp['n_runs']} of {B} (prevalence "
+                 f"{lp.get('part_evidence', {}).get('ensemble_prevalence', lp['prevalence']):.2f})"
                  for i, lp in enumerate(summary["loops"]) if "part" not in lp]
-        found += [f"loop {i + 1} in {lp['replaces']['prevalence']:.0%} of them, without support (see Parts)"
-                  for i, lp in enumerate(summary["loops"]) if lp.get("replaces", {}).get("prevalence") is not None]
         dropped = [c for c in ens["clusters"] if not c["reported"]]
         notes.append(f"Whole dataset: {B} random subsamples of {ens['subsample_size']} of the {summary['n_input']} "
                      f"points, each analysed alone; " + ("; ".join(found) if found else "no loop in a majority of them")
@@ -174,6 +175,7 @@ def verdict_notes(summary: dict) -> list[str]:
         prt = summary["detection"].get("parts")
         if prt and prt.get("searched"):
             in_parts = [(i, lp) for i, lp in enumerate(summary["loops"]) if "part" in lp]
+            again = [(i, lp) for i, lp in enumerate(summary["loops"]) if "part_evidence" in lp]
             levels = prt.get("n_parts_by_resolution", [prt["n_parts"]])
             notes.append("Parts: community detection splits the graph into "
                          + " or ".join(f"{c} parts" for c in levels)
@@ -182,8 +184,9 @@ def verdict_notes(summary: dict) -> list[str]:
                             else f"; the {len(prt['searched'])} parts of {min(prt['searched'])}-{max(prt['searched'])} "
                                  "points nearly apart from the rest were each")
                          + " screened for a loop that too few of the random subsamples' points carry. "
-                         + ("; ".join(_part_loop_note(i, lp) for i, lp in in_parts)
-                            if in_parts else "None holds a loop that the subsamples did not report")
+                         + ("; ".join([_part_loop_note(i, lp) for i, lp in in_parts]
+                                      + [_part_evidence_note(i, lp) for i, lp in again])
+                            if in_parts or again else "None holds a loop that the subsamples did not report")
                          + " (--parts 0 skips this).")
         if ens.get("stopped_early"):
             notes.append(f"The first {B} of the {ens['n_planned']} planned subsamples agreed unanimously, so the "
@@ -200,12 +203,22 @@ def _part_loop_note(i: int, lp: dict) -> str:
     text = (f"Loop {i + 1} lies in a part of {lp['part_size']} points (p = {verdict._num(lp.get('p_value_in_part'))} "
             f"there, {verdict._num(lp.get('p_value'))} after multiplying by the {lp['n_parts_searched']} parts "
             f"searched); its phase and membership are given on {where} only")
-    old = lp.get("replaces")
-    if old:
-        text += (f". The random subsamples had found it too, without support (p = {verdict._num(old.get('p_value'))}, "
-                 f"in {old['prevalence']:.0%} of them); this analysis replaces theirs"
-                 if old.get("prevalence") is not None else ". It replaces the random subsamples' unsupported loop")
     return text
+
+
+def _part_evidence_note(i: int, lp: dict) -> str:
+    """The report's sentence on loop i of the random subsamples that a part's analysis found again."""
+    ev = lp["part_evidence"]
+    around = (f" and {ev['n_analysed'] - ev['part_size']} points of its surroundings"
+              if ev["n_analysed"] > ev["part_size"] else "")
+    own = f"p = {verdict._num(ev['ensemble_p_value'])}" + (
+        f", in {ev['ensemble_prevalence']:.0%} of them" if ev.get("ensemble_prevalence") is not None else "")
+    there = f"p = {verdict._num(ev['p_value_in_part'])} ({verdict._num(ev['p_value'])} after multiplying by the " \
+            f"{ev['n_parts_searched']} parts searched)" + (
+                f", prevalence {ev['prevalence']:.0%} in subsamples of those points" if ev["prevalence"] is not None else "")
+    return (f"Loop {i + 1}, found by the random subsamples without support ({own}), is found again in a part of "
+            f"{ev['part_size']} points{around} with {there}, which is now its evidence; its phase and membership "
+            "are still the subsamples' consensus over all points")
 
 
 def _stopped(chk: dict) -> str:
