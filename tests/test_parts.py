@@ -243,3 +243,17 @@ def test_a_part_of_more_points_than_a_subsample_is_analysed_by_an_ensemble(circl
     parts.search(s.X, E, pipeline.Params(subsample_size=size, k=30), [], analyse, jobs=1)
     assert seen and all(n_sub == runs for _, n_sub in seen)
     assert all((n > size) == (runs == 10) for n, _ in seen)
+
+
+def test_the_report_says_whose_subsamples_a_prevalence_counts():
+    from topoembed import report
+
+    summary = {"ensemble": {"n_subsamples": 10}}
+    own = {"prevalence": 0.6, "n_runs": 6}
+    assert report._found_in(own, summary) == "6 of 10 subsamples found it"
+    # a prevalence measured among a part's points (parts.apply_evidence) counts those subsamples
+    loops = [dict(own)]
+    parts.apply_evidence(loops, {"evidence": [{"loop": 0, "p_value": 0.06, "prevalence": 1.0, "n_runs": 9,
+                                               "n_subsamples": 9, "ensemble_p_value": 1.0, "ensemble_prevalence": 0.6}]})
+    assert loops[0]["prevalence"] == 1.0 and loops[0]["n_runs"] == 6
+    assert report._found_in(loops[0], summary) == "9 of 9 subsamples of its part's points found it"

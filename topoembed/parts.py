@@ -122,8 +122,8 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
     :class:`topoembed.extension.Extension`, whose graph is split. ``analyse(X_part, params, jobs=...)`` is the
     analysis of one part (:func:`topoembed.ensemble.run`, passed in by it: a single run with its
     prevalence check, or an ensemble). Returns (new loops over all points, record);
-    ``record["evidence"]``: for unsupported loops of ``known`` that a part's loop is, the part's
-    p-value (the caller applies them with :func:`apply_evidence`). ``progress``:
+    ``record["evidence"]``: for unsupported loops of ``known`` that a part's loop is and that the
+    part's evidence supports, that evidence (the caller applies it with :func:`apply_evidence`). ``progress``:
     a bar over the parts (:class:`topoembed._progress.Progress`), also into a part's analysis."""
     log.info("parts: Leiden communities of the %s at resolution%s %s…",
              "landmarks' graph" if ext_graph.uses_landmarks else "graph of all points",
@@ -151,14 +151,11 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
              record["n_parts"], len(parts), len(parts[-1]), len(parts[0]))
     new, evidence = [], {}
     # the ensemble's loops the verdict supports (None for the others): a part's loop that is one
-    # of these is not reported again; an unsupported one gets the part's p-value as its evidence
+    # of these is not reported again; an unsupported one may get the part's evidence
     supported = [k if verdict.assess_loop(k).supported else None for k in known]
     bar = Progress(len(parts), "topoembed parts", "part", enabled=progress)
     screen_params = dataclasses.replace(subsample_params(inner), confirm=True)
     rng = np.random.default_rng(params.seed)
-    # the screens: one run on at most one subsample's worth of each part's points, on the local
-    # processes; only a part whose screen finds a loop gets the full analysis (on the IPC cells,
-    # 12 parts and no loop: 60 s of full analyses otherwise)
     # what is analysed of a part: the part with some of its surroundings, or (a large part)
     # the part alone, and what is screened of it: at most one subsample's worth
     data, picks = [], []
@@ -167,6 +164,8 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
         m = min(len(D), int(params.subsample_size))
         data.append(D)
         picks.append(D if m == len(D) else np.sort(rng.choice(D, m, replace=False)))
+    # the screens, on the local processes; only a part whose screen finds a loop gets the full
+    # analysis (on the IPC cells, 12 parts and no loop: 60 s of full analyses otherwise)
     screens = {}
     with Pool(resolve_jobs(jobs, len(parts)), preload=WORKER_PRELOAD,
               killed_hint=f"run again with fewer {option('jobs', 1)[:-2]} or {option('parts', False)}") as pool:
@@ -190,9 +189,9 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
         bar.note(f"part {i + 1} ({len(P):,} points): a new loop in the screen; analysing the part")
         # more points than one subsample: an ensemble of subsamples of them, whose consensus phase
         # is steadier than one run's (a 1,000-point noisy circle: alignment 0.953 against 0.948)
-        many = len(D) > int(params.subsample_size)
+        beyond_one_subsample = len(D) > int(params.subsample_size)
         try:
-            res = analyse(X[D], dataclasses.replace(inner, n_subsamples=ENSEMBLE_RUNS) if many else inner,
+            res = analyse(X[D], dataclasses.replace(inner, n_subsamples=ENSEMBLE_RUNS) if beyond_one_subsample else inner,
                           jobs=jobs, progress=progress)
         except InputError as err:  # a part that cannot be analysed (too small for k) is not searched
             log.info("part %d (%d points) not searched: %s", i, len(P), err)
@@ -257,6 +256,9 @@ def _add_evidence(evidence: dict, j: int, known_loop: dict, lp: dict, part: int,
     ev = {"p_value": None if p is None else float(min(1.0, p * n_searched)), "prevalence": lp.get("prevalence")}
     if not verdict.assess_loop(ev).supported or (p is None and ev["prevalence"] is None):
         return
+    if ev["prevalence"]:  # the part's prevalence check: n_runs of n_subsamples (prevalence = their ratio)
+        ev["n_runs"] = int(lp["n_runs"])
+        ev["n_subsamples"] = int(round(lp["n_runs"] / ev["prevalence"]))
     evidence[j] = {"loop": int(j), **ev, "p_value_in_part": p, "part": int(part), "part_size": int(len(P)),
                    "n_analysed": int(len(D)), "n_parts_searched": int(n_searched),
                    "ensemble_p_value": known_loop.get("p_value"), "ensemble_prevalence": known_loop.get("prevalence")}

@@ -91,8 +91,7 @@ def verdict_notes(summary: dict) -> list[str]:
             notes.append(f"Loop {i + 1} is significant: p = {p:.2g} under the universal null distribution of "
                          f"death/birth ratios (Bobrowski and Skraba 2023), Bonferroni-corrected{where}.")
         else:
-            found_in = (f"{lp['n_runs']} of {_n_subsamples(summary)} subsamples found it"
-                        if "prevalence" in lp else "")
+            found_in = _found_in(lp, summary) if "prevalence" in lp else ""
             if p < alpha and "prevalence" in lp:  # inconclusive p, and the subsamples did not find the loop again
                 notes.append(f"Low confidence in loop {i + 1}: its universal-null p = {p:.2g}{where} is below {alpha:g} "
                              f"but not below {verdict.P_CONCLUSIVE:g}, where a p-value alone is evidence enough, and "
@@ -232,6 +231,15 @@ def _stopped(chk: dict) -> str:
 def _number(x) -> float | None:
     """x as a float, or None where it is missing (None in JSON, NaN in memory)."""
     return None if x is None or not np.isfinite(float(x)) else float(x)
+
+
+def _found_in(lp: dict, summary: dict) -> str:
+    """"k of B subsamples found it": the subsamples behind the loop's prevalence (those of its
+    part's points where a part's analysis gave it, :func:`topoembed.parts.apply_evidence`)."""
+    ev = lp.get("part_evidence") or {}
+    if ev.get("prevalence") is not None:
+        return f"{ev['n_runs']} of {ev['n_subsamples']} subsamples of its part's points found it"
+    return f"{lp['n_runs']} of {_n_subsamples(summary)} subsamples found it"
 
 
 def _n_subsamples(summary: dict) -> int:
@@ -421,7 +429,7 @@ def _loop_evidence(summary, t) -> list[str]:
     for i, lp in enumerate(summary["loops"]):
         bits = []  # the p-value and the prevalence are in the verdict's reasons, said once
         if "prevalence" in lp:
-            bits.append(f"{lp['n_runs']} of {_n_subsamples(summary)} subsamples found it ({t('prevalence')})")
+            bits.append(f"{_found_in(lp, summary)} ({t('prevalence')})")
         if confirmed:
             bits.append(f"{t('confirmation', 'confirmed')} by {html.escape(det['confirmation']['distance'])}")
         if "n_on_loop" in lp:
