@@ -44,3 +44,19 @@ def test_an_interrupted_pool_ends_its_workers_at_once():
         signal.signal(signal.SIGINT, previous)
     assert interrupted
     assert time.perf_counter() - t0 < 15  # the tasks would sleep 30 s
+
+
+def test_a_script_read_from_standard_input_runs_on_one_process_with_a_warning():
+    # `python - <<EOF ...`: spawned workers would look for a file named <stdin> and die at start,
+    # which the pool used to report as the out-of-memory killer
+    import subprocess
+    import sys
+
+    script = ("import logging; logging.basicConfig()\n"
+              "from topoembed._parallel import Pool\n"
+              "with Pool(2) as pool:\n"
+              "    print(sorted(pool.imap(abs, [-1, -2, -3])), pool.jobs)\n")
+    out = subprocess.run([sys.executable, "-"], input=script, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[1, 2, 3] 1"
+    assert "read from standard input" in out.stderr

@@ -115,6 +115,13 @@ def unguarded_script_call() -> bool:
                    for n in ast.walk(tree))
 
 
+def main_from_stdin() -> bool:
+    """Is the main script read from standard input (``python - <<EOF``, ``python < script.py``)?
+    Spawned workers would try to run it again from a file named ``<stdin>`` and die at start."""
+    path = getattr(sys.modules.get("__main__"), "__file__", None)
+    return path is not None and not os.path.exists(str(path))
+
+
 class Pool:
     """Worker processes kept across several batches of tasks (one start-up cost).
 
@@ -137,6 +144,11 @@ class Pool:
             log.warning("running on 1 process instead of %d: this script calls topoembed outside "
                         "`if __name__ == \"__main__\":`, and worker processes (Python's spawn) would run the "
                         "script again; put the call under that line to use %d processes", self.jobs, self.jobs)
+            self.jobs = 1
+        if self.jobs > 1 and main_from_stdin():
+            log.warning("running on 1 process instead of %d: this script is read from standard input, which "
+                        "worker processes (Python's spawn) cannot read again; save it as a file, with the call "
+                        "under `if __name__ == \"__main__\":`, to use %d processes", self.jobs, self.jobs)
             self.jobs = 1
         if self.jobs > 1:
             # spawn, not fork: forking a process whose BLAS/OpenMP threads hold locks can deadlock
