@@ -3,8 +3,8 @@
 Fast: the committed notebooks were executed (every code cell ran, in order) and their outputs
 show no error, no machine path and no warning. Slow (`pytest -m slow`, ~4 minutes on 2 cores):
 each notebook is executed again from top to bottom with nbclient, in a temporary copy, and
-its fresh outputs are checked the same way; the single-cell quick start also without the
-shared data (it must fall back to its synthetic stand-in with a note).
+its fresh outputs are checked the same way; the notebooks on real cells (01, 04) also without
+the shared data (they must fall back to a synthetic stand-in with a note).
 """
 import importlib.util
 import re
@@ -100,8 +100,9 @@ def test_notebook_executes_top_to_bottom(path, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-def test_quickstart_falls_back_to_synthetic_data_with_a_note(tmp_path, monkeypatch):
-    path = next(p for p in NOTEBOOKS if p.name.startswith("01"))
+@pytest.mark.parametrize("prefix", ["01", "04"])
+def test_real_data_notebooks_fall_back_to_synthetic_data_with_a_note(tmp_path, monkeypatch, prefix):
+    path = next(p for p in NOTEBOOKS if p.name.startswith(prefix))
     empty = tmp_path / "empty"
     empty.mkdir()
     nb = _execute(path, tmp_path, monkeypatch, empty)

@@ -5,7 +5,7 @@ import pytest
 import scanpy as sc
 
 import topoembed as te
-from topoembed import datasets, pipeline
+from topoembed import datasets, pipeline, verdict
 from topoembed._validate import InputError
 
 
@@ -522,3 +522,18 @@ def test_progress_follows_scanpy_verbosity(monkeypatch):
         sc.settings.verbosity = before
     monkeypatch.setitem(__import__("sys").modules, "ipykernel", object())  # in Jupyter: a bar, not log lines
     assert _progress.interactive()
+
+
+def test_get_verdict_gives_summary_json_s_verdict_back(circle_adata, tmp_path):
+    # uns keeps lists as {"0": ...} so that write_h5ad accepts them; get_verdict undoes that,
+    # also after a round trip through the file
+    a = circle_adata
+    res = te.tl.run_result(a, use_rep="X_rep", k=15, progress=False)
+    want = verdict.decide(res.loops, res.detection).to_dict()
+    assert isinstance(a.uns["topoembed"]["verdict"]["loops"], dict)
+    got = te.tl.get_verdict(a)
+    assert got["headline"] == want["headline"] == "1 loop"
+    assert [c["text"] for c in got["loops"]] == [c["text"] for c in want["loops"]]
+    assert [r["evidence"] for r in got["loops"][0]["reasons"]] == [r["evidence"] for r in want["loops"][0]["reasons"]]
+    a.write_h5ad(tmp_path / "a.h5ad")
+    assert te.tl.get_verdict(anndata.read_h5ad(tmp_path / "a.h5ad"))["loops"][0]["text"] == want["loops"][0]["text"]

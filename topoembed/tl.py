@@ -34,7 +34,7 @@ from .pp import DEFAULT_KEY, neighbors
 
 log = logging.getLogger(__name__)
 
-__all__ = ["spectral_distances", "persistent_homology", "detect_loops", "run", "run_result", "store_result", "get_loops", "embed",
+__all__ = ["spectral_distances", "persistent_homology", "detect_loops", "run", "run_result", "store_result", "get_loops", "get_verdict", "embed",
            "cluster", "embedding_topology", "OBSP_DENSE_MAX_N", "NO_LOOP_REASON", "NO_LOOP_VALUES",
            "LOW_CONFIDENCE_REASON"]
 
@@ -241,12 +241,26 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
     return adata if copy else None
 
 
-def get_loops(adata, key: str = DEFAULT_KEY) -> list[dict]:
-    """The detected loops as a list (``uns[key]["loops"]`` is stored as {"0": ..., "1": ...})."""
-    stored = uns_entry(adata, key).get("loops", {})
+def _as_list(stored) -> list:
+    """A list that ``adata.uns`` holds as {"0": ..., "1": ...} (h5ad-safe), as a list again."""
     if isinstance(stored, list):
         return stored
     return [stored[k] for k in sorted(stored, key=int)]
+
+
+def get_loops(adata, key: str = DEFAULT_KEY) -> list[dict]:
+    """The detected loops as a list (``uns[key]["loops"]`` is stored as {"0": ..., "1": ...})."""
+    return _as_list(uns_entry(adata, key).get("loops", {}))
+
+
+def get_verdict(adata, key: str = DEFAULT_KEY) -> dict:
+    """The run's verdict as ``summary.json`` has it (:meth:`topoembed.verdict.Verdict.to_dict`:
+    ``level``, ``headline``, and per loop its ``level``, ``reasons`` and ``text``), its lists
+    restored from the form ``uns[key]["verdict"]`` stores them in."""
+    stored = dict(uns_entry(adata, key)["verdict"])
+    stored["loops"] = [{**call, "reasons": _as_list(call.get("reasons", {}))}
+                       for call in _as_list(stored.get("loops", {}))]
+    return stored
 
 
 def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, binarize: bool = True,
