@@ -230,7 +230,7 @@ def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, progre
     if params.parts:
         t_parts = time.perf_counter()
         found, part_record = parts.search(X, ext_graph, params, loops_out, run, jobs=jobs, progress=progress)
-        parts.apply_evidence(loops_out, part_record)  # a part's p-value for an unsupported loop it found again
+        parts.apply_evidence(loops_out, part_record)  # a part's evidence for an unsupported loop it found again
         loops_out += found
         timings = {**timings, "parts": time.perf_counter() - t_parts}
     pipeline.withhold_unsupported_phases(loops_out, ref.detection, params)

@@ -126,11 +126,14 @@ class Extension:
         conf[L] = localization.phase_confidence(self.A, phase[L], dist[L], threshold)
         return conf
 
+    def _in_graph(self, rows) -> np.ndarray:
+        """Mask over the graph's nodes (all points, or the landmarks) of those among ``rows``."""
+        return np.isin(self.landmarks, np.asarray(rows))
+
     def conductance(self, rows) -> float:
         """cut(S, rest) / min(vol S, vol rest) of the points ``rows`` in the graph (their
         landmarks where it is one of landmarks): 0 for a component of its own."""
-        inside = np.isin(self.landmarks, np.asarray(rows)) if self.uses_landmarks else \
-            np.isin(np.arange(self.n), np.asarray(rows))
+        inside = self._in_graph(rows)
         deg = np.asarray(self.A.sum(axis=1)).ravel()
         vol = min(deg[inside].sum(), deg[~inside].sum())
         return float(self.A[inside][:, ~inside].sum() / vol) if vol > 0 else 0.0
@@ -138,8 +141,7 @@ class Extension:
     def neighbourhood(self, rows, hops: int) -> np.ndarray:
         """Sorted ids of the points within ``hops`` edges of the points ``rows`` in the graph,
         ``rows`` left out (landmarks only where it is one of landmarks)."""
-        inside = np.isin(self.landmarks, np.asarray(rows)) if self.uses_landmarks else \
-            np.isin(np.arange(self.n), np.asarray(rows))
+        inside = self._in_graph(rows)
         reached = inside.copy()
         for _ in range(hops):
             reached |= (self.A @ reached.astype(np.float64)) > 0
