@@ -2,7 +2,7 @@
 sizes, the IPC minority mixtures and the no-loop controls, with the defaults, and next to each,
 in the same run, what a user would try instead.
 
-    python benchmarks/bench_panel.py [--part fucci|mcdavid|coil|ipc|minority|controls|all] [--seeds 3]
+    python benchmarks/bench_panel.py [--part fucci|mcdavid|coil|ipc|minority|controls|all] [--seeds 3] [--draws 1]
     python benchmarks/bench_panel.py --table          # the table of BENCHMARKS.md from the result files
 
 One JSON line per case goes to ``benchmarks/results/panel/<part>.jsonl`` (and stdout); BENCHMARKS.md
@@ -206,7 +206,9 @@ def part_ipc(fh, seeds):
                  size=size, seed=seed)
 
 
-def part_minority(fh):
+def part_minority(fh, draws=1):
+    """All non-cycling IPC cells plus 400 (10 %) or 200 (5 %) cycling ones, ``draws`` random
+    draws of the cycling cells each (draw d: ``default_rng(d)``)."""
     import anndata
 
     a = anndata.read_h5ad(DATA / "neural_ipc_scvi.h5ad")
@@ -214,10 +216,11 @@ def part_minority(fh):
     cyc = a.obs["Cycling"].to_numpy(bool)
     rest = np.flatnonzero(~cyc)
     for k in (400, 200):
-        pick = np.sort(np.r_[rest, np.random.default_rng(0).choice(np.flatnonzero(cyc), k, replace=False)])
-        on = cyc[pick]
-        case(fh, "minority", f"IPC {len(rest)} non-cycling + {k} cycling", X[pick],
-             lambda th, y=cc[pick], on=on: r2(np.where(on, th, np.nan), y))
+        for draw in range(draws):
+            pick = np.sort(np.r_[rest, np.random.default_rng(draw).choice(np.flatnonzero(cyc), k, replace=False)])
+            on = cyc[pick]
+            case(fh, "minority", f"IPC {len(rest)} non-cycling + {k} cycling" + (f" draw {draw}" if draw else ""),
+                 X[pick], lambda th, y=cc[pick], on=on: r2(np.where(on, th, np.nan), y), draw=draw)
 
 
 def part_controls(fh):
@@ -261,6 +264,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--part", default="all", choices=["fucci", "mcdavid", "coil", "ipc", "minority", "controls", "all"])
     ap.add_argument("--seeds", type=int, default=3, help="IPC subsample seeds per size (default 3)")
+    ap.add_argument("--draws", type=int, default=1, help="draws of the cycling cells per IPC mixture (default 1)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table of the result files and stop")
     args = ap.parse_args(argv)
     if args.table:
@@ -273,7 +277,7 @@ def main(argv=None):
     for part in parts:
         with open(OUT / f"{part}.jsonl", "w") as fh:
             fn = globals()[f"part_{part}"]
-            fn(fh, args.seeds) if part == "ipc" else fn(fh)
+            fn(fh, args.seeds) if part == "ipc" else fn(fh, args.draws) if part == "minority" else fn(fh)
 
 
 if __name__ == "__main__":
