@@ -490,7 +490,7 @@ def test_the_bare_command_and_a_leading_quiet_flag(capsys):
     assert args.quiet_all and not args.quiet  # main() carries it over to the subcommand's -q
 
 
-def test_the_staged_chain_turns_the_phase_by_the_recipes_scores_as_run_does(tmp_path):
+def test_the_staged_chain_turns_the_phase_by_the_recipes_scores_as_run_does(tmp_path, capsys):
     # `topoembed prepare --recipe cell_cycle` stores each cell's S and G2/M scores; `run` turns the
     # loop's phase by them (θ = 0 at G1/S, S before G2/M) and `report` must give the same cells
     import topoembed as te
@@ -498,7 +498,7 @@ def test_the_staged_chain_turns_the_phase_by_the_recipes_scores_as_run_does(tmp_
     te.datasets.demo_adata(n_cells=400).write_h5ad(tmp_path / "demo.h5ad")
     prep = tmp_path / "prep.h5ad"
     assert run_cli("prepare", tmp_path / "demo.h5ad", "--recipe", "cell_cycle", "--out", prep) == 0
-    rep = ("--use-rep", "X_topoembed_input")
+    rep = ()  # a prepared file's points (obsm["X_topoembed_input"]) are the default, not its raw counts in X
     f = {name: tmp_path / name for name in ["g.npz", "d.npz", "h.npz", "det.json", "l.npz"]}
     assert run_cli("graph", prep, *rep, "--out", f["g.npz"]) == 0
     assert run_cli("distances", prep, *rep, "--graph", f["g.npz"], "--out", f["d.npz"]) == 0
@@ -507,10 +507,16 @@ def test_the_staged_chain_turns_the_phase_by_the_recipes_scores_as_run_does(tmp_
     files = ["--graph", f["g.npz"], "--distances", f["d.npz"], "--diagrams", f["h.npz"], "--detection", f["det.json"]]
     assert run_cli("localize", prep, *rep, *files, "--out", f["l.npz"]) == 0
     assert run_cli("report", prep, *rep, *files, "--loops", f["l.npz"], "--out", tmp_path / "staged") == 0
-    assert run_cli("run", prep, "--use-rep", "X_topoembed_input", "--out", tmp_path / "r", "-q") == 0
+    assert run_cli("run", prep, "--out", tmp_path / "r", "-q") == 0
     staged = json.loads((tmp_path / "staged" / "summary.json").read_text())
     full = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert full["loops"][0]["phase_orientation"]["by"] == "S and G2/M scores"
     staged.pop("timings_s"), full.pop("timings_s")
     assert staged == full
     assert (tmp_path / "staged" / "cells.csv").read_text() == (tmp_path / "r" / "cells.csv").read_text()
+    # the raw counts themselves are refused by a stage as by run, with the way to the points
+    capsys.readouterr()
+    code = run_cli("graph", tmp_path / "demo.h5ad", "--out", tmp_path / "raw.npz")
+    err = " ".join(capsys.readouterr().err.split())
+    assert code != 0 and not (tmp_path / "raw.npz").exists()
+    assert "raw counts" in err and "topoembed prepare demo.h5ad --recipe cell_cycle" in err

@@ -18,11 +18,13 @@ def check_adata(adata) -> None:
         raise InputError("the AnnData has 0 cells; filter less strictly or check the input file")
 
 
-def points(adata, use_rep: str | None = None, *, expect_representation: bool = True) -> np.ndarray:
+def points(adata, use_rep: str | None = None, *, expect_representation: bool = True,
+           counts_fix: str | None = None) -> np.ndarray:
     """The matrix to analyse: ``obsm[use_rep]`` or ``X``, validated.
 
     With ``expect_representation``, raw counts (non-negative integers over many genes)
     are refused: persistent homology should run on a representation (PCA, scVI, ...).
+    ``counts_fix``: what the refusal tells to do instead (default: the interface's way).
     """
     from .io import points_from_adata
 
@@ -30,7 +32,9 @@ def points(adata, use_rep: str | None = None, *, expect_representation: bool = T
     X = points_from_adata(adata, use_rep)
     where = f"adata.obsm[{use_rep!r}]" if use_rep not in (None, "X") else "adata.X"
     if expect_representation and X.shape[1] > 100 and looks_like_counts(X):
-        if INTERFACE["name"] == "cli":
+        if counts_fix is not None:
+            fix = counts_fix
+        elif INTERFACE["name"] == "cli":
             fix = ("pass --recipe cell_cycle (normalise, log, cell-cycle genes, PCA; --layer NAME where the counts "
                    "are in a layer), or --use-rep KEY for a representation in obsm (X_pca, X_scVI)")
         else:

@@ -196,9 +196,15 @@ def load_points(source: str | os.PathLike, use_rep: str | None = None,
     _check_file(path)
     suffix = path.suffix.lower()
     if is_anndata_input(path):
+        from ._anndata import points
+
         adata = read_anndata(path)
-        return points_from_adata(adata, use_rep), {"source": str(path), "kind": "anndata",
-                                                   "use_rep": use_rep or "X", "adata": adata}
+        use_rep = default_rep(adata, use_rep)
+        # as `run`: raw counts are refused, with the way to a representation for a stage's input
+        fix = (f"make the points first with `topoembed prepare {path.name} --recipe cell_cycle --out prepared.h5ad` "
+               "and pass prepared.h5ad, or pass --use-rep KEY for a representation in obsm (X_pca, X_scVI)")
+        return points(adata, use_rep, counts_fix=fix), {"source": str(path), "kind": "anndata", "use_rep": use_rep or "X",
+                                        "adata": adata}
     if suffix not in INPUT_SUFFIXES:
         raise InputError(f"{path} has an unsupported file type {suffix or '(none)'!r}; use one of "
                          f"{', '.join(INPUT_SUFFIXES)} or synthetic:NAME")
@@ -215,6 +221,19 @@ def load_points(source: str | os.PathLike, use_rep: str | None = None,
     if use_rep is not None:
         raise InputError(f"--use-rep {use_rep!r} only applies to .h5ad/.loom/10x input, not {suffix}")
     return X, meta
+
+
+#: The ``obsm`` key where ``topoembed prepare`` puts the points to analyse (and
+#: ``uns["topoembed_input"]`` says how they were made).
+PREPARED_REP = "X_topoembed_input"
+
+
+def default_rep(adata, use_rep: str | None) -> str | None:
+    """``use_rep``, or, where none is given and ``adata`` is what ``topoembed prepare`` wrote,
+    :data:`PREPARED_REP`: its prepared points, not its ``X`` (often the raw counts)."""
+    if use_rep is None and PREPARED_REP in adata.obsm and "topoembed_input" in adata.uns:
+        return PREPARED_REP
+    return use_rep
 
 
 def points_from_adata(adata, use_rep: str | None = None) -> np.ndarray:
@@ -419,4 +438,6 @@ def count_points(source, use_rep: str | None = None) -> int:
             return int(adata.n_obs)
         finally:
             adata.file.close()
+    if is_anndata_input(path):  # .loom, a 10x folder: read, but not validated as points (raw counts are fine here)
+        return int(read_anndata(path).n_obs)
     return int(load_points(s)[0].shape[0])

@@ -128,7 +128,7 @@ def _anndata_input(args):
         return adata, "X_pca_cell_cycle"
     if args.layer is not None:
         raise InputError("--layer picks the raw counts for --recipe cell_cycle; without a recipe use --use-rep")
-    return adata, args.use_rep
+    return adata, io.default_rep(adata, args.use_rep)
 
 
 def _anndata_points(adata, use_rep):

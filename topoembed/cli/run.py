@@ -33,10 +33,10 @@ def cmd_run(args) -> int:
 
 
 def cmd_subsample(args) -> int:
-    if str(args.input).endswith(".h5ad") and args.use_rep is None:
+    X, meta = _load(args)
+    if meta.get("kind") == "anndata" and meta["use_rep"] == "X":
         raise InputError("for .h5ad input pass --use-rep (e.g. X_scVI or X_pca): `run --from-runs` must see "
                          "the same points")
-    X, _ = _load(args)
     params = _params_from(args)
     res = ensemble.run_subsample(X, args.index, params)
     io.write_run(args.out, res)

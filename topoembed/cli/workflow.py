@@ -15,7 +15,7 @@ from .options import _anndata_input, _anndata_points, _load
 
 # ---------------------------------------------------------------- workflow helpers
 #: obsm key of the points in a `topoembed prepare` file: every later stage uses --use-rep with it.
-PREPARED_REP = "X_topoembed_input"
+PREPARED_REP = io.PREPARED_REP
 
 
 def cmd_prepare(args) -> int:
