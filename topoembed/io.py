@@ -196,15 +196,10 @@ def load_points(source: str | os.PathLike, use_rep: str | None = None,
     _check_file(path)
     suffix = path.suffix.lower()
     if is_anndata_input(path):
-        from ._anndata import points
-
         adata = read_anndata(path)
         use_rep = default_rep(adata, use_rep)
-        # as `run`: raw counts are refused, with the way to a representation for a stage's input
-        fix = (f"make the points first with `topoembed prepare {path.name} --recipe cell_cycle --out prepared.h5ad` "
-               "and pass prepared.h5ad, or pass --use-rep KEY for a representation in obsm (X_pca, X_scVI)")
-        return points(adata, use_rep, counts_fix=fix), {"source": str(path), "kind": "anndata", "use_rep": use_rep or "X",
-                                        "adata": adata}
+        return points_from_adata(adata, use_rep), {"source": str(path), "kind": "anndata",
+                                                   "use_rep": use_rep or "X", "adata": adata}
     if suffix not in INPUT_SUFFIXES:
         raise InputError(f"{path} has an unsupported file type {suffix or '(none)'!r}; use one of "
                          f"{', '.join(INPUT_SUFFIXES)} or synthetic:NAME")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from pathlib import Path
 
 from .. import graph, io, pipeline, spectral
 from .._validate import InputError, check_points
@@ -108,6 +109,13 @@ def _input_args(parser):
 
 def _load(args):
     X, meta = io.load_points(args.input, use_rep=args.use_rep, index_col=getattr(args, "index_col", None))
+    if meta.get("kind") == "anndata":  # as `run`: raw counts are refused, with the way to the points
+        from .._anndata import points
+
+        name = Path(str(args.input)).name
+        fix = (f"make the points first with `topoembed prepare {name} --recipe cell_cycle --out prepared.h5ad` "
+               "and pass prepared.h5ad, or pass --use-rep KEY for a representation in obsm (X_pca, X_scVI)")
+        X = points(meta["adata"], meta["use_rep"], counts_fix=fix)
     return check_points(X, min_points=3), meta
 
 
