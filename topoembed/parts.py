@@ -206,7 +206,7 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
                 # conclusive within the part, no longer once multiplied by the parts searched:
                 # the prevalence the part's analysis skipped is measured now
                 log.info("part %d: its loop's p-value times %d parts is %.2g; measuring its prevalence", i + 1,
-                         len(parts), lp["p_value"] * len(parts))
+                         len(parts), _corrected(lp["p_value"], len(parts)))
                 prevalence.check_prevalence(X[D], [lp], inner, jobs=jobs, progress=progress)
             if j is not None:  # an unsupported loop of the ensemble: the part's evidence, if it supports it
                 _add_evidence(evidence, j, known[j], lp, i, P, D, len(parts))
@@ -248,12 +248,17 @@ def _screen(args):
         return i, str(err)
 
 
+def _corrected(p: float | None, n_searched: int) -> float | None:
+    """A part's p-value over the whole search (step 3): Bonferroni over the ``n_searched`` parts."""
+    return None if p is None else float(min(1.0, p * n_searched))
+
+
 def _add_evidence(evidence: dict, j: int, known_loop: dict, lp: dict, part: int, P, D, n_searched: int) -> None:
     """Record the evidence of the part's loop ``lp`` (its Bonferroni-corrected p-value and the
     prevalence measured within the part) for the ensemble's unsupported loop j that it is
     (module docstring, step 4), where the verdict supports the loop on that evidence."""
     p = lp.get("p_value")
-    ev = {"p_value": None if p is None else float(min(1.0, p * n_searched)), "prevalence": lp.get("prevalence")}
+    ev = {"p_value": _corrected(p, n_searched), "prevalence": lp.get("prevalence")}
     if not verdict.assess_loop(ev).supported or (p is None and ev["prevalence"] is None):
         return
     if ev["prevalence"]:  # the part's prevalence check: n_runs of n_subsamples (prevalence = their ratio)
@@ -289,7 +294,7 @@ def _needs_check_after_correction(lp: dict, n_searched: int, params: pipeline.Pa
     p = lp.get("p_value")
     if p is None or lp.get("prevalence") is not None or p >= prevalence.CHECK_P:
         return False
-    return prevalence.needs_prevalence_check([{**lp, "p_value": min(1.0, p * n_searched)}], params)
+    return prevalence.needs_prevalence_check([{**lp, "p_value": _corrected(p, n_searched)}], params)
 
 
 def _hopeless(lp: dict) -> bool:
@@ -328,7 +333,7 @@ def _global_loop(lp: dict, P: np.ndarray, n: int, n_searched: int, part: int, pa
     dist = on_all(np.asarray(lp["loop_distance"], dtype=np.float64) / lp["on_loop_threshold"])
     out.update(
         cycle=[int(P[v]) for v in lp.get("cycle", [])], birth_edge=[int(P[v]) for v in lp.get("birth_edge", [])],
-        p_value=None if p is None else float(min(1.0, p * n_searched)), p_value_in_part=p,
+        p_value=_corrected(p, n_searched), p_value_in_part=p,
         n_parts_searched=int(n_searched), part=int(part), part_size=int(part_size), n_analysed=int(len(P)),
         phase=on_all(lp["phase"]), phase_confidence=on_all(lp["phase_confidence"]), loop_distance=dist,
         on_loop=np.nan_to_num(dist, nan=np.inf) <= 1.0, on_loop_threshold=1.0,

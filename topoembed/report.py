@@ -199,10 +199,14 @@ def _part_loop_note(i: int, lp: dict) -> str:
     analysed = lp.get("n_analysed", lp["part_size"])
     where = (f"that part and {analysed - lp['part_size']} points of its surroundings"
              if analysed > lp["part_size"] else "that part")
-    text = (f"Loop {i + 1} lies in a part of {lp['part_size']} points (p = {verdict._num(lp.get('p_value_in_part'))} "
-            f"there, {verdict._num(lp.get('p_value'))} after multiplying by the {lp['n_parts_searched']} parts "
-            f"searched); its phase and membership are given on {where} only")
-    return text
+    return (f"Loop {i + 1} lies in a part of {lp['part_size']} points (p = {verdict._num(lp.get('p_value_in_part'))} "
+            f"there, {_over_parts(lp.get('p_value'), lp['n_parts_searched'])}); its phase and membership are given "
+            f"on {where} only")
+
+
+def _over_parts(p, n_searched: int) -> str:
+    """A part's Bonferroni-corrected p-value (:mod:`topoembed.parts`) in words."""
+    return f"{verdict._num(p)} after multiplying by the {n_searched} parts searched"
 
 
 def _part_evidence_note(i: int, lp: dict) -> str:
@@ -212,8 +216,7 @@ def _part_evidence_note(i: int, lp: dict) -> str:
               if ev["n_analysed"] > ev["part_size"] else "")
     own = f"p = {verdict._num(ev['ensemble_p_value'])}" + (
         f", in {ev['ensemble_prevalence']:.0%} of them" if ev.get("ensemble_prevalence") is not None else "")
-    there = f"p = {verdict._num(ev['p_value_in_part'])} ({verdict._num(ev['p_value'])} after multiplying by the " \
-            f"{ev['n_parts_searched']} parts searched)" + (
+    there = f"p = {verdict._num(ev['p_value_in_part'])} ({_over_parts(ev['p_value'], ev['n_parts_searched'])})" + (
                 f", prevalence {ev['prevalence']:.0%} in subsamples of those points" if ev["prevalence"] is not None else "")
     return (f"Loop {i + 1}, found by the random subsamples without support ({own}), is found again in a part of "
             f"{ev['part_size']} points{around} with {there}, which is now its evidence; its phase and membership "
