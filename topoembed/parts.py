@@ -28,8 +28,9 @@ uniform subsamples (:mod:`topoembed.ensemble`) misses it. Above the ensemble:
    over many parts is not a search for a chance loop in one of them. A loop whose p-value was
    conclusive within its part but is not once multiplied gets the prevalence check that its
    part's analysis skipped (:func:`topoembed.prevalence.check_prevalence` on the points analysed).
-4. **New loops only.** A part's loop is given over all points, NaN outside the points
-   analysed (phase, confidence and distance; so ``on_loop`` only there). One that matches a
+4. **New loops only.** A part's loop is given over all points: on the points analysed, extended
+   over the graph to the rest of the part and of its surroundings (:func:`_global_loop`), NaN
+   elsewhere (phase, confidence and distance; so ``on_loop`` only there). One that matches a
    loop the uniform ensemble already reports (|ρ| ≥ :data:`topoembed.subsamples.MATCH_MIN_CORR`
    on the part loop's points) is left out; where the verdict does not support that loop but
    supports it on the part's evidence (its Bonferroni-corrected p-value, and the prevalence
@@ -58,7 +59,7 @@ from .params import ENSEMBLE_RUNS
 from ._parallel import Pool, resolve_jobs
 from ._progress import Progress
 from ._validate import InputError, option
-from .subsamples import MATCH_MIN_CORR, WORKER_PRELOAD, phase_corr, subsample_params
+from .subsamples import MATCH_MIN_CORR, WORKER_PRELOAD, extend_loop, phase_corr, subsample_params
 
 log = logging.getLogger(__name__)
 
@@ -211,7 +212,8 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
             if j is not None:  # an unsupported loop of the ensemble: the part's evidence, if it supports it
                 _add_evidence(evidence, j, known[j], lp, i, P, D, len(parts))
                 continue
-            new.append(_global_loop(lp, D, len(X), len(parts), i, len(P)))
+            new.append(_global_loop(lp, D, len(X), len(parts), i, len(P), ext_graph,
+                                    np.union1d(P, ext_graph.neighbourhood(P, SURROUNDING_HOPS))))
             record["loops"].append({"part": i, "part_size": int(len(P)), "analysed": int(len(D)),
                                     "p_value_in_part": lp.get("p_value"), "prevalence": lp.get("prevalence")})
     bar.close()
@@ -317,30 +319,42 @@ def _known_match(lp: dict, rows: np.ndarray, known: list) -> int | None:
                  and phase_corr(k["phase"][rows], lp["phase"], where) >= MATCH_MIN_CORR), None)
 
 
-def _global_loop(lp: dict, P: np.ndarray, n: int, n_searched: int, part: int, part_size: int) -> dict:
+def _global_loop(lp: dict, P: np.ndarray, n: int, n_searched: int, part: int, part_size: int,
+                 ext_graph=None, region: np.ndarray | None = None) -> dict:
     """A part's loop over all n points, its ids and p-value those of the whole data: its values
-    on the points analysed (``P``: the part with its surroundings), NaN elsewhere. (An extension
-    over the graph of all points would only spread them into a neighbouring part: a cluster
-    joined to the circle by a few edges.)"""
+    on the points analysed (``P``: the part with its surroundings), extended over ``ext_graph``
+    (harmonic extension, :func:`topoembed.subsamples.extend_loop`) to the points of ``region``
+    (the part and all of its surroundings, of which ``P`` holds a sample), NaN elsewhere. (An
+    extension over the graph of all points would spread them into every neighbouring part: a
+    cluster joined to the circle by a few edges.) Without ``ext_graph``, or where it is one of
+    landmarks, the values stay on ``P``."""
     out = {k: v for k, v in lp.items() if k not in pipeline.PER_POINT}
     p = lp.get("p_value")
+    rel = np.asarray(lp["loop_distance"], dtype=np.float64) / lp["on_loop_threshold"]
+    spread = {"phase": lp["phase"], "phase_confidence": lp["phase_confidence"], "loop_distance": rel}
+    where = P
+    if ext_graph is not None and region is not None and not ext_graph.uses_landmarks and len(region) > len(P):
+        spread = extend_loop(lp, ext_graph, P)
+        where = np.asarray(region, dtype=np.int64)
+        spread = {key: np.asarray(v, dtype=np.float64)[where] for key, v in spread.items()}
 
     def on_all(values):
         full = np.full(n, np.nan)
-        full[P] = values
+        full[where] = values
         return full
 
-    dist = on_all(np.asarray(lp["loop_distance"], dtype=np.float64) / lp["on_loop_threshold"])
+    dist = on_all(spread["loop_distance"])
     out.update(
         cycle=[int(P[v]) for v in lp.get("cycle", [])], birth_edge=[int(P[v]) for v in lp.get("birth_edge", [])],
         p_value=_corrected(p, n_searched), p_value_in_part=p,
         n_parts_searched=int(n_searched), part=int(part), part_size=int(part_size), n_analysed=int(len(P)),
-        phase=on_all(lp["phase"]), phase_confidence=on_all(lp["phase_confidence"]), loop_distance=dist,
+        phase=on_all(spread["phase"]), phase_confidence=on_all(spread["phase_confidence"]), loop_distance=dist,
         on_loop=np.nan_to_num(dist, nan=np.inf) <= 1.0, on_loop_threshold=1.0,
     )
     conf = out["phase_confidence"]
     out["median_phase_confidence"] = float(np.nanmedian(conf)) if np.isfinite(conf).any() else float("nan")
     out["n_on_loop"] = int(out["on_loop"].sum())
-    if "phase_spread" in lp:
-        out["phase_spread"] = on_all(lp["phase_spread"])
+    if "phase_spread" in lp:  # the ensemble's spread over its runs: on the points analysed only
+        out["phase_spread"] = np.full(n, np.nan)
+        out["phase_spread"][P] = lp["phase_spread"]
     return out

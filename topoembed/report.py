@@ -199,9 +199,12 @@ def _part_loop_note(i: int, lp: dict) -> str:
     analysed = lp.get("n_analysed", lp["part_size"])
     where = (f"that part and {analysed - lp['part_size']} points of its surroundings"
              if analysed > lp["part_size"] else "that part")
+    given = int(np.isfinite(np.asarray(lp["phase"], dtype=np.float64)).sum()) if "phase" in lp else analysed
+    given = (f"found on {where}, its phase and membership are given on the {given} points of the part and "
+             "its surroundings (within two edges of it) only" if given > analysed
+             else f"its phase and membership are given on {where} only")
     return (f"Loop {i + 1} lies in a part of {lp['part_size']} points (p = {verdict._num(lp.get('p_value_in_part'))} "
-            f"there, {_over_parts(lp.get('p_value'), lp['n_parts_searched'])}); its phase and membership are given "
-            f"on {where} only")
+            f"there, {_over_parts(lp.get('p_value'), lp['n_parts_searched'])}); {given}")
 
 
 def _over_parts(p, n_searched: int) -> str:
