@@ -2,7 +2,7 @@
 import ast
 from pathlib import Path
 
-PKG = Path(__file__).resolve().parents[1] / "topoembed"
+PKG = Path(__file__).resolve().parents[1] / "src" / "topoembed"
 
 
 def _modules() -> dict:
@@ -88,3 +88,18 @@ def test_a_long_module_says_why_it_is_one():
         if n > MAX_LINES and "Size (" not in doc:
             long[name] = n
     assert long == {}, f"modules over {MAX_LINES} lines without a 'Size (...)' reason in their docstring: {long}"
+
+
+def test_a_folder_named_topoembed_where_python_starts_does_not_hide_the_package(tmp_path):
+    # `git clone …/topoembed` then Python (Jupyter) started in the clone's parent: the clone is a
+    # folder `topoembed` without __init__.py in the working directory. With the package at the
+    # repository's top, an editable install's import hook came after it and `import topoembed`
+    # gave that folder as an empty namespace package (te.tl: AttributeError); from src/ it cannot
+    import subprocess
+    import sys
+
+    (tmp_path / "topoembed" / "topoembed").mkdir(parents=True)
+    got = subprocess.run([sys.executable, "-c", "import topoembed as te; print(te.__file__); te.tl"],
+                         cwd=tmp_path, capture_output=True, text=True)
+    assert got.returncode == 0, got.stderr[-500:]
+    assert got.stdout.strip().endswith("__init__.py")

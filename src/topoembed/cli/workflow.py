@@ -69,7 +69,7 @@ def cmd_collect(args) -> int:
 
 
 #: The noise benchmark's harness, in the source repository beside the package (not installed).
-HARNESS = Path(__file__).resolve().parents[2] / "benchmarks" / "noise_benchmark.py"
+HARNESS = Path(__file__).resolve().parents[3] / "benchmarks" / "noise_benchmark.py"
 
 
 def benchmark_harness():
