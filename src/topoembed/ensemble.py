@@ -48,6 +48,7 @@ import numpy as np
 from . import extension, parts, pipeline, prevalence
 from . import localize as localization
 from ._parallel import Pool, resolve_jobs
+from .params import MIN_PREVALENCE  # noqa: F401 (ensemble.MIN_PREVALENCE for callers)
 from .subsamples import (MATCH_MIN_CORR, MATCH_MIN_POINTS, WORKER_PRELOAD, assign, extend_loop, phase_corr, run_one,  # noqa: F401
                          subsample_indices, subsample_params)
 from ._progress import Progress
@@ -57,10 +58,6 @@ log = logging.getLogger(__name__)
 
 __all__ = ["run", "run_subsample", "combine", "plan", "early_stop_runs", "match_loops", "consensus_phase",
            "MIN_PREVALENCE", "MATCH_MIN_CORR"]
-
-#: A loop is reported when at least this share of the subsamples found it.
-MIN_PREVALENCE = 0.5
-
 
 
 def match_loops(phases: list[list[np.ndarray]], order: list[int], min_corr: float = MATCH_MIN_CORR,

@@ -19,7 +19,7 @@ from . import _device, graph, homology, loops, spectral
 from . import localize as localization
 from ._validate import InputError, check_choice, check_k, check_positive, option
 
-__all__ = ["Params", "STAGE_PARAMS", "stage_resources", "H2_MAX_N", "ENSEMBLE_MIN_N", "ENSEMBLE_RUNS",
+__all__ = ["Params", "STAGE_PARAMS", "stage_resources", "H2_MAX_N", "ENSEMBLE_MIN_N", "ENSEMBLE_RUNS", "MIN_PREVALENCE",
            "SUBSAMPLE_SIZE", "SMALL_INPUT_K"]
 
 #: k of the union graph for inputs of at most the default k points (:meth:`Params.for_small_input`),
@@ -40,6 +40,10 @@ H2_MAX_N = 600
 ENSEMBLE_MIN_N = 1000
 #: Subsamples of an ensemble with ``n_subsamples="auto"``.
 ENSEMBLE_RUNS = 10
+#: A loop found in subsamples is reported when at least this share of them found it (a
+#: majority; :mod:`topoembed.ensemble`, and a new loop inside a part, :mod:`topoembed.parts`):
+#: a loop found in one subsample out of ten is not a finding.
+MIN_PREVALENCE = 0.5
 #: Points per subsample of an ensemble (``Params.subsample_size``). 700, not the published
 #: protocol's 1,000: on the IPC cells (every subsample run made, seeds 0-7) the loop was found
 #: in 68 of 70 700-point runs (R² of CellCycle on the consensus phase 0.87-0.88) and 76 of 80

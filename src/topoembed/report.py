@@ -186,6 +186,7 @@ def verdict_notes(summary: dict) -> list[str]:
                          + ("; ".join([_part_loop_note(i, lp) for i, lp in in_parts]
                                       + [_part_evidence_note(i, lp) for i, lp in again])
                             if in_parts or again else "None holds a loop that the subsamples did not report")
+                         + "".join(_not_recurring_note(r) for r in prt.get("not_recurring", []))
                          + " (--parts 0 skips this).")
         if ens.get("stopped_early"):
             notes.append(f"The first {B} of the {ens['n_planned']} planned subsamples agreed unanimously, so the "
@@ -199,12 +200,21 @@ def _part_loop_note(i: int, lp: dict) -> str:
     analysed = lp.get("n_analysed", lp["part_size"])
     where = (f"that part and {analysed - lp['part_size']} points of its surroundings"
              if analysed > lp["part_size"] else "that part")
-    given = int(np.isfinite(np.asarray(lp["phase"], dtype=np.float64)).sum()) if "phase" in lp else analysed
-    given = (f"found on {where}, its phase and membership are given on the {given} points of the part and "
-             "its surroundings (within two edges of it) only" if given > analysed
-             else f"its phase and membership are given on {where} only")
+    again = (f", found again in {lp['n_runs']} of {lp['n_subsamples']} random subsamples of them"
+             if lp.get("n_runs") is not None and lp.get("n_subsamples") else "")
+    reached = lp.get("n_reached", analysed)
+    given = (f"found on {where}{again}, its phase and membership are given on the {reached} points of the part and "
+             "its surroundings (within two edges of it) only" if reached > analysed
+             else f"its phase and membership are given on {where} only{again}")
     return (f"Loop {i + 1} lies in a part of {lp['part_size']} points (p = {verdict._num(lp.get('p_value_in_part'))} "
             f"there, {_over_parts(lp.get('p_value'), lp['n_parts_searched'])}); {given}")
+
+
+def _not_recurring_note(r: dict) -> str:
+    """The report's sentence on a part's loop left out because it did not recur (:mod:`topoembed.parts`)."""
+    return (f" A loop in a part of {r['part_size']} points (p = {verdict._num(r.get('p_value_in_part'))} on its "
+            f"{r['analysed']} points analysed) recurs in only {r['prevalence']:.0%} of random subsamples of them "
+            "and is not reported.")
 
 
 def _over_parts(p, n_searched: int) -> str:
