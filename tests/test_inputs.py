@@ -39,6 +39,25 @@ def test_a_pandas_csv_with_cell_names_runs_like_its_npy(tmp_path):
     assert io.load_points(tmp_path / "numbered.csv")[1]["row_names"][:2] == ["0", "1"]
 
 
+
+@pytest.mark.parametrize("name, sep", [("cells.csv.gz", ","), ("cells.TSV.gz", "\t"), ("cells.txt.gz", " ")])
+def test_a_gzipped_table_reads_like_the_plain_one(tmp_path, name, sep):
+    X = datasets.make("circle", n=50, d=4, sigma=0.1, seed=0).X
+    names = [f"cell-{i}" for i in range(50)]
+    pd.DataFrame(X, index=names, columns=list("abcd")).to_csv(tmp_path / name, sep=sep, compression="gzip")
+    Y, meta = io.load_points(tmp_path / name)
+    assert np.array_equal(Y, pd.DataFrame(X).to_numpy()) and meta["row_names"] == names
+    assert io.count_points(tmp_path / name) == 50
+
+
+def test_a_gz_that_is_no_gzip_file_is_refused_with_the_fix(tmp_path):
+    (tmp_path / "plain.csv.gz").write_text("a,b\n1,2\n3,4\n")
+    with pytest.raises(InputError, match="cannot be read as a gzip-compressed table"):
+        io.load_points(tmp_path / "plain.csv.gz")
+    (tmp_path / "x.npy.gz").write_bytes(b"")
+    with pytest.raises(InputError, match="unsupported file type '.gz'"):
+        io.load_points(tmp_path / "x.npy.gz")
+
 def test_a_csv_with_text_inside_is_refused_with_the_fix(tmp_path):
     (tmp_path / "bad.csv").write_text("id,a,b\nc1,1,2\nc2,x,3\nc3,4,5\n")
     with pytest.raises(InputError, match="numbers only"):

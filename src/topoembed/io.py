@@ -1,7 +1,8 @@
 """Reading inputs and writing outputs, atomically.
 
-Inputs: ``.npy``, ``.csv``/``.tsv`` (numeric, optional header row), ``.h5ad`` (its ``X``
-or an ``obsm`` key named by ``use_rep``), or a ``synthetic:NAME?...`` spec.
+Inputs: ``.npy``, ``.csv``/``.tsv``/``.txt`` (numeric, optional header row; gzip-compressed as
+``.csv.gz`` etc. too), ``.h5ad`` (its ``X`` or an ``obsm`` key named by ``use_rep``), ``.loom``,
+a 10x matrix folder, or a ``synthetic:NAME?...`` spec.
 Outputs are written to a temporary file in the target folder and renamed into place
 (``os.replace`` is atomic on POSIX), so a failed run never leaves a half-written file.
 """
@@ -26,7 +27,15 @@ __all__ = ["load_points", "read_h5ad", "atomic_path", "write_json", "write_npz",
 
 log = logging.getLogger(__name__)
 
-INPUT_SUFFIXES = (".npy", ".csv", ".tsv", ".txt", ".h5ad", ".loom")
+INPUT_SUFFIXES = (".npy", ".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz", ".h5ad", ".loom")
+
+
+def _suffix(path: Path) -> str:
+    """The file type of ``path``, lower case: ``.csv`` or, for a gzip-compressed table, ``.csv.gz``."""
+    suffixes = [x.lower() for x in path.suffixes[-2:]]
+    if len(suffixes) == 2 and suffixes[1] == ".gz" and suffixes[0] in (".csv", ".tsv", ".txt"):
+        return "".join(suffixes)
+    return path.suffix.lower()
 #: Files that make a 10x Genomics matrix folder (Cell Ranger's filtered_feature_bc_matrix/).
 TENX_MATRIX = ("matrix.mtx.gz", "matrix.mtx")
 
@@ -113,9 +122,20 @@ def _read_table(path: Path, index_col: bool | None = None) -> tuple[np.ndarray, 
     it: cell names (a first column that is not numeric where the rest is), an empty or
     "Unnamed: 0" first header field, or a first column that is exactly 0, 1, …, n − 1; it is
     dropped with a log line. True always drops the first column, False never does."""
-    delim = "\t" if path.suffix == ".tsv" else ("," if path.suffix == ".csv" else None)
-    with open(path, "r", errors="replace") as fh:
-        first, second = fh.readline(), fh.readline()
+    kind = _suffix(path).removesuffix(".gz")
+    delim = "\t" if kind == ".tsv" else ("," if kind == ".csv" else None)
+    if _suffix(path).endswith(".gz"):
+        import gzip
+
+        opener = gzip.open(path, "rt", errors="replace")
+    else:
+        opener = open(path, "r", errors="replace")
+    try:
+        with opener as fh:
+            first, second = fh.readline(), fh.readline()
+    except (OSError, EOFError) as exc:  # a .gz that is no gzip file, or one cut short
+        raise InputError(f"{path} cannot be read as a gzip-compressed table ({exc}); check the file or "
+                         "decompress it") from None
     if delim is None:
         delim = "\t" if "\t" in first else ("," if "," in first else None)
 
@@ -146,8 +166,10 @@ def _read_table(path: Path, index_col: bool | None = None) -> tuple[np.ndarray, 
         if named or (index_col and not _is_number(data_row[0] if data_row else "0")):
             import pandas as pd
 
-            df = pd.read_csv(path, sep=delim if delim else r"\s+", header=0 if header else None, index_col=False,
-                             dtype=str, keep_default_na=False)
+            # the header row is skipped, not parsed: split at whitespace, pandas' header of an index
+            # (" a b") loses its empty first field, and the names would then drop the last column
+            df = pd.read_csv(path, sep=delim if delim else r"\s+", header=None, skiprows=1 if header else 0,
+                             index_col=False, dtype=str, keep_default_na=False)
             names = df.iloc[:, 0].astype(str).tolist()
             X = df.iloc[:, 1:].to_numpy(dtype=np.float64) if index_col else df.to_numpy(dtype=np.float64)
             return np.atleast_2d(X), (names if index_col else None)
@@ -194,7 +216,7 @@ def load_points(source: str | os.PathLike, use_rep: str | None = None,
         return ds.X, {"source": s, "kind": "synthetic", "synthetic": ds}
     path = Path(s)
     _check_file(path)
-    suffix = path.suffix.lower()
+    suffix = _suffix(path)
     if is_anndata_input(path):
         adata = read_anndata(path)
         use_rep = default_rep(adata, use_rep)

@@ -198,7 +198,7 @@ def _main(argv=None) -> int:
     if cut == len(argv) and not {"-h", "--help", "--version"} & set(argv):  # `topoembed` alone: help and a start
         parser.print_help()
         sys.stdout.write("\nStart with the demo: `topoembed run` (a noisy circle; results in topoembed_results/),\n"
-                         "then `topoembed run YOUR_FILE --out DIR` (.h5ad, .csv/.tsv, .npy, a 10x folder).\n")
+                         "then `topoembed run YOUR_FILE --out DIR` (.h5ad, .csv/.tsv[.gz], .npy, a 10x folder).\n")
         return 2
     if argv[cut:cut + 1] == ["benchmark"]:  # every later argument is the harness's own
         args = parser.parse_args(argv[:cut + 1])
