@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from topoembed import _device
+
 import noise_benchmark as B
 
 pytestmark = pytest.mark.skipif(
@@ -185,6 +187,27 @@ def test_samples_workflow_refuses_unknown_options(tmp_path):
     res = _samples(tmp_path, TWO_SAMPLES.replace("params: {k: 20}", "params: {kk: 20}"), "-n")
     assert res.returncode != 0 and "unknown option(s) ['kk']" in res.stdout + res.stderr
 
+
+
+def test_the_demo_without_pytorch_analyses_the_loops_and_leaves_out_the_embedding(tmp_path):
+    # a new user's venv (`pip install -e ".[workflow]"`, no torch): the demo config asks for an
+    # embedding; the samples are still analysed, the embedding is left out with the install line.
+    # torch is hidden by patching topoembed._device.torch_installed in the snakemake process
+    import sys
+
+    code = ("import sys, topoembed._device as d; d.torch_installed = lambda: False; "
+            "from snakemake.cli import main; sys.argv = ['snakemake'] + sys.argv[1:]; main()")
+    repo = Path(__file__).resolve().parents[1]
+    args = ["-s", str(SAMPLES_SMK), "--configfile", str(DEMO_CONFIG), "--config", f"out={tmp_path / 'demo'}",
+            "--cores", "1", "-n"]
+    hidden = subprocess.run([sys.executable, "-c", code, *args], cwd=repo, capture_output=True, text=True, timeout=300)
+    assert hidden.returncode == 0, hidden.stderr[-3000:]
+    assert "embed: infonce skipped for every sample" in hidden.stderr and "pip install torch" in hidden.stderr
+    planned = _planned(hidden)
+    assert "embed" not in planned and planned["report"] >= 3
+    if _device.torch_installed():  # with torch the same demo plans its embeddings
+        shown = subprocess.run(["snakemake", *args], cwd=repo, capture_output=True, text=True, timeout=300)
+        assert _planned(shown)["embed"] >= 3
 
 @pytest.mark.slow
 def test_demo_config_end_to_end(tmp_path):

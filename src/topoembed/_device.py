@@ -14,12 +14,19 @@ import sys
 
 from ._validate import InputError
 
-__all__ = ["resolve", "on_cpu", "TORCH_MISSING"]
+__all__ = ["resolve", "on_cpu", "torch_installed", "TORCH_MISSING"]
 
 #: What to say when the embeddings are asked for without PyTorch (the optional `embed` extra).
 TORCH_MISSING = ("the embeddings need PyTorch, which is not installed: on a laptop or a CPU node "
                  "pip install torch --index-url https://download.pytorch.org/whl/cpu (about 200 MB), on a GPU node "
                  "pip install torch (README: Install)")
+
+
+def torch_installed() -> bool:
+    """Whether PyTorch can be imported (without importing it: that takes seconds)."""
+    import importlib.util
+
+    return importlib.util.find_spec("torch") is not None
 
 
 def resolve(device) -> str:

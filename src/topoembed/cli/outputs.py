@@ -12,9 +12,9 @@ from .._validate import InputError
 
 
 def _check_embed_args(args, params):
-    import importlib.util
+    from .._device import torch_installed
 
-    if args.embed and importlib.util.find_spec("torch") is None:  # now, not after the loop stages
+    if args.embed and not torch_installed():  # now, not after the loop stages
         raise ModuleNotFoundError("No module named 'torch'", name="torch")
     if args.embed and args.embed.startswith("sketchmap") and params.subsample is not None:
         raise InputError("--embed sketchmap uses the run's distance matrix, which covers only the subsample; "
