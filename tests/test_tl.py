@@ -170,6 +170,25 @@ def test_recipe_on_cyclic_counts_finds_the_loop():
     assert a.uns["topoembed"]["detection"]["n_loops"] == 1
 
 
+
+def test_run_after_the_recipe_analyses_its_pca_without_use_rep(caplog):
+    # scanpy-style: te.pp.recipe_cell_cycle(adata) then te.tl.run(adata) (it refused the raw counts in X
+    # and told the user to run the recipe they had just run)
+    a, _ = _cyclic_counts()
+    te.pp.recipe_cell_cycle(a, n_comps=10)
+    b = a.copy()
+    with caplog.at_level("INFO", logger="topoembed.io"):
+        te.tl.run(a, k=15, progress=False)
+    assert "which te.pp.recipe_cell_cycle wrote" in caplog.text
+    assert a.uns["topoembed"]["params"]["use_rep"] == "X_pca_cell_cycle"
+    te.tl.run(b, use_rep="X_pca_cell_cycle", k=15, progress=False)
+    np.testing.assert_array_equal(a.obs["topoembed_phase"], b.obs["topoembed_phase"])
+    assert a.X.shape[1] > 100
+    with pytest.raises(InputError, match="raw counts"):  # X asked for by name: still the counts, refused
+        te.tl.run(a, use_rep="X", k=15, progress=False)
+    te.pp.neighbors(a, k=15, key_added="nb")
+    assert a.uns["nb"]["graph"]["use_rep"] == "X_pca_cell_cycle"
+
 def test_recipe_variants_and_errors():
     a, _ = _cyclic_counts()
     te.pp.recipe_cell_cycle(a, genes="hvg", n_top_genes=100, key_added="X_hvg")

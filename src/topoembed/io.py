@@ -246,11 +246,21 @@ PREPARED_REP = "X_topoembed_input"
 
 
 def default_rep(adata, use_rep: str | None) -> str | None:
-    """``use_rep``, or, where none is given and ``adata`` is what ``topoembed prepare`` wrote,
-    :data:`PREPARED_REP`: its prepared points, not its ``X`` (often the raw counts)."""
-    if use_rep is None and PREPARED_REP in adata.obsm and "topoembed_input" in adata.uns:
+    """``use_rep``, or, where none is given (None; "X" asks for ``adata.X``), the points that
+    topoembed prepared in ``adata``, not its ``X`` (often the raw counts): :data:`PREPARED_REP`
+    where ``topoembed prepare`` wrote the file, else the PCA that ``te.pp.recipe_cell_cycle``
+    stored (``uns["topoembed_recipe"]["key_added"]``), with a log line."""
+    if use_rep is not None:
+        return use_rep
+    if PREPARED_REP in adata.obsm and "topoembed_input" in adata.uns:
         return PREPARED_REP
-    return use_rep
+    recipe = adata.uns.get("topoembed_recipe")
+    key = recipe.get("key_added") if isinstance(recipe, dict) else None
+    if isinstance(key, str) and key in adata.obsm:
+        log.info("use_rep not given: analysing obsm[%r], which te.pp.recipe_cell_cycle wrote (use_rep='X' for "
+                 "adata.X)", key)
+        return key
+    return None
 
 
 def points_from_adata(adata, use_rep: str | None = None) -> np.ndarray:

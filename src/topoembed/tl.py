@@ -28,6 +28,7 @@ import numpy as np
 from . import analysis, evidence, homology, loops, pipeline, spectral, verdict
 from . import localize as localization
 from ._anndata import check_adata, h5ad_safe, points, uns_entry
+from .io import default_rep
 from ._progress import scanpy_wants_progress
 from ._validate import InputError, check_choice
 from .pp import DEFAULT_KEY, neighbors
@@ -71,6 +72,7 @@ def spectral_distances(adata, kind: str = spectral.DEFAULT_DISTANCE, *, t: float
     adata = adata.copy() if copy else adata
     check_adata(adata)
     check_choice(kind, spectral.DISTANCES, "kind")
+    use_rep = default_rep(adata, use_rep)
     D = _compute_distances(adata, key_added, kind, t, n_components, use_rep)
     store = adata.n_obs <= OBSP_DENSE_MAX_N if store_distances is None else bool(store_distances)
     name = f"{key_added}_distances"
@@ -270,6 +272,7 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
     ``from_runs``: subsample runs made elsewhere (:func:`topoembed.ensemble.run_subsample`, one
     cluster job each) to combine instead of computing them."""
     check_adata(adata)
+    use_rep = default_rep(adata, use_rep)
     X = points(adata, use_rep)
     p = pipeline.Params(**params)
     A = None
@@ -388,6 +391,7 @@ def embed(adata, loss: str = "infonce", *, use_rep: str | None = None, distance_
     from . import embed as embedding
 
     adata = adata.copy() if copy else adata
+    use_rep = default_rep(adata, use_rep)
     X = points(adata, use_rep)
     D = None
     if distance_key is not None:
@@ -419,6 +423,7 @@ def cluster(adata, n_classes: int = 10, *, use_rep: str | None = None, key_added
     from . import embed as embedding
 
     adata = adata.copy() if copy else adata
+    use_rep = default_rep(adata, use_rep)
     X = points(adata, use_rep)
     labels, probs, info = embedding.cluster(X, n_classes=n_classes, **params)
     adata.obs[key_added] = pd.Categorical(np.asarray(labels).astype(str))
