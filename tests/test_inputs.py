@@ -105,3 +105,25 @@ def test_counts_in_a_layer_run_with_one_command(tmp_path):
                      str(tmp_path / "x"), "-q"]) == 2
     assert cli.main(["run", str(tmp_path / "cells.h5ad"), "--layer", "counts", "--out", str(tmp_path / "y"),
                      "-q"]) == 2  # a layer without the recipe: refused with the fix
+
+
+
+def test_integer_pixels_are_refused_as_counts_until_use_rep_x_names_them(tmp_path, capsys, caplog):
+    # COIL-20-like images: 0-255 grey levels over 1,024 pixels look like counts; --use-rep X says
+    # "analyse X as it is" (before, nothing could)
+    import anndata
+
+    X = np.round(np.clip(datasets.make("circle", n=150, d=120, sigma=0.05, seed=0).X * 60 + 120, 0, 255))
+    anndata.AnnData(X=X.astype(np.float32)).write_h5ad(tmp_path / "images.h5ad")
+    assert cli.main(["run", str(tmp_path / "images.h5ad"), "--out", str(tmp_path / "no"), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert "looks like raw counts" in err and "--use-rep X analyses it as it is" in err
+    assert not (tmp_path / "no").exists()
+    with caplog.at_level("WARNING"):
+        assert cli.main(["run", str(tmp_path / "images.h5ad"), "--use-rep", "X", "--k", "20", "--out",
+                         str(tmp_path / "yes"), "-q"]) == 0
+    assert "analysed as it is, as --use-rep X asks" in caplog.text
+    # a stage, too: raw-looking X refused without --use-rep, analysed with it
+    assert cli.main(["graph", str(tmp_path / "images.h5ad"), "--out", str(tmp_path / "g.npz")]) == 2
+    assert cli.main(["graph", str(tmp_path / "images.h5ad"), "--use-rep", "X", "--out", str(tmp_path / "g.npz")]) == 0
+    assert _summary(tmp_path / "yes")["verdict"]["level"] == "loop"

@@ -184,8 +184,13 @@ def test_run_after_the_recipe_analyses_its_pca_without_use_rep(caplog):
     te.tl.run(b, use_rep="X_pca_cell_cycle", k=15, progress=False)
     np.testing.assert_array_equal(a.obs["topoembed_phase"], b.obs["topoembed_phase"])
     assert a.X.shape[1] > 100
-    with pytest.raises(InputError, match="raw counts"):  # X asked for by name: still the counts, refused
-        te.tl.run(a, use_rep="X", k=15, progress=False)
+    c = a.copy()
+    del c.uns["topoembed_recipe"]
+    with pytest.raises(InputError, match="raw counts.*use_rep='X' analyses it as it is"):
+        te.tl.run(c, k=15, progress=False)
+    with caplog.at_level("WARNING"):  # X asked for by name: analysed as it is (pixel values are no counts)
+        te.tl.run(c, use_rep="X", k=15, progress=False)
+    assert "analysed as it is" in caplog.text and c.uns["topoembed"]["params"]["use_rep"] == "X"
     te.pp.neighbors(a, k=15, key_added="nb")
     assert a.uns["nb"]["graph"]["use_rep"] == "X_pca_cell_cycle"
 

@@ -1,9 +1,13 @@
 """Small AnnData helpers shared by ``pp``, ``tl`` and ``pl`` (no mathematics here)."""
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from ._validate import INTERFACE, InputError, check_points, looks_like_counts
+
+log = logging.getLogger(__name__)
 
 
 def check_adata(adata) -> None:
@@ -23,7 +27,9 @@ def points(adata, use_rep: str | None = None, *, expect_representation: bool = T
     """The matrix to analyse: ``obsm[use_rep]`` or ``X``, validated.
 
     With ``expect_representation``, raw counts (non-negative integers over many genes)
-    are refused: persistent homology should run on a representation (PCA, scVI, ...).
+    are refused: persistent homology should run on a representation (PCA, scVI, ...);
+    ``use_rep="X"`` names ``X`` on purpose and analyses it as it is, with a warning (pixel
+    values or binary features look like counts too).
     ``counts_fix``: what the refusal tells to do instead (default: the interface's way).
     """
     from .io import points_from_adata
@@ -32,6 +38,11 @@ def points(adata, use_rep: str | None = None, *, expect_representation: bool = T
     X = points_from_adata(adata, use_rep)
     where = f"adata.obsm[{use_rep!r}]" if use_rep not in (None, "X") else "adata.X"
     if expect_representation and X.shape[1] > 100 and looks_like_counts(X):
+        as_is = "--use-rep X" if INTERFACE["name"] == "cli" else "use_rep='X'"
+        if use_rep == "X":  # asked for by name: analysed as it is (pixel values, binary features are no counts)
+            log.warning("adata.X looks like raw counts (%d columns of non-negative integers); analysed as it is, "
+                        "as %s asks", X.shape[1], as_is)
+            return check_points(X, name=where, min_points=3)
         if counts_fix is not None:
             fix = counts_fix
         elif INTERFACE["name"] == "cli":
@@ -40,7 +51,8 @@ def points(adata, use_rep: str | None = None, *, expect_representation: bool = T
         else:
             fix = ("run te.pp.recipe_cell_cycle(adata) (or sc.pp.normalize_total, sc.pp.log1p and sc.pp.pca) first "
                    "and pass use_rep='X_pca_cell_cycle' / 'X_pca'")
-        raise InputError(f"{where} looks like raw counts ({X.shape[1]} columns of non-negative integers); {fix}")
+        raise InputError(f"{where} looks like raw counts ({X.shape[1]} columns of non-negative integers); {fix}. "
+                         f"If it holds no counts (pixel values, binary features), {as_is} analyses it as it is")
     return check_points(X, name=where, min_points=3)
 
 

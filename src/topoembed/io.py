@@ -221,7 +221,7 @@ def load_points(source: str | os.PathLike, use_rep: str | None = None,
         adata = read_anndata(path)
         use_rep = default_rep(adata, use_rep)
         return points_from_adata(adata, use_rep), {"source": str(path), "kind": "anndata",
-                                                   "use_rep": use_rep or "X", "adata": adata}
+                                                   "use_rep": use_rep or "X", "rep": use_rep, "adata": adata}
     if suffix not in INPUT_SUFFIXES:
         raise InputError(f"{path} has an unsupported file type {suffix or '(none)'!r}; use one of "
                          f"{', '.join(INPUT_SUFFIXES)} or synthetic:NAME")
