@@ -97,9 +97,10 @@ def _params_from(args) -> pipeline.Params:
 
 def _input_args(parser):
     parser.add_argument("input", nargs="?", default=DEMO_INPUT,
-                        help=f"points: .h5ad, .loom, a 10x matrix folder, .csv/.tsv, .npy, or synthetic:NAME?n=..&d=..&sigma=..&seed=.. "
+                        help=f"points: .h5ad, .loom, a 10x matrix folder, .csv/.tsv (or .gz), .npy, or synthetic:NAME?n=..&d=..&sigma=..&seed=.. "
                              f"(default: the demo {DEMO_INPUT})")
-    parser.add_argument("--use-rep", default=None, help="for AnnData input: obsm key to use (default: X)")
+    parser.add_argument("--use-rep", default=None, help="for AnnData input: obsm key to use (default: the points "
+                        "topoembed prepare or its recipe stored, else X; X: X as it is, even where it looks like raw counts)")
     idx = parser.add_mutually_exclusive_group()
     idx.add_argument("--index-col", dest="index_col", action="store_const", const=True, default=None,
                      help="for .csv/.tsv input: the first column is a row index; drop it (default: detected)")
