@@ -272,8 +272,9 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
     ``from_runs``: subsample runs made elsewhere (:func:`topoembed.ensemble.run_subsample`, one
     cluster job each) to combine instead of computing them."""
     check_adata(adata)
-    use_rep = default_rep(adata, use_rep)
-    X = points(adata, use_rep)
+    with pipeline.collect_warnings() as about_input:  # (X analysed as it is though it looks like counts)
+        use_rep = default_rep(adata, use_rep)
+        X = points(adata, use_rep)
     p = pipeline.Params(**params)
     A = None
     if neighbors_key is not None:
@@ -285,6 +286,7 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
     if progress is None:  # as scanpy: shown unless sc.settings.verbosity is 0
         progress = scanpy_wants_progress()
     result = analysis.run(X, p, A=A, from_runs=from_runs, jobs=jobs, progress=progress)
+    result.warnings[:0] = [w for w in about_input if w not in result.warnings]  # summary.json and the report say them too
     orient_phases(adata, result)
     store_result(adata, result, use_rep=use_rep, key_added=key_added, neighbors_key=neighbors_key,
                  binarize=binarize)
