@@ -561,3 +561,19 @@ def test_get_verdict_gives_summary_json_s_verdict_back(circle_adata, tmp_path):
     assert [r["evidence"] for r in got["loops"][0]["reasons"]] == [r["evidence"] for r in want["loops"][0]["reasons"]]
     a.write_h5ad(tmp_path / "a.h5ad")
     assert te.tl.get_verdict(anndata.read_h5ad(tmp_path / "a.h5ad"))["loops"][0]["text"] == want["loops"][0]["text"]
+
+
+def test_without_use_rep_a_scanpy_pca_is_analysed_as_scanpy_would(caplog):
+    # scanpy's use_rep=None: obsm["X_pca"] where X has more than 50 genes, else X
+    a = te.datasets.demo_adata(n_cells=300)
+    sc.pp.normalize_total(a)
+    sc.pp.log1p(a)
+    sc.pp.pca(a, n_comps=10)
+    with caplog.at_level("INFO", logger="topoembed.io"):
+        te.tl.run(a, k=30, progress=False)
+    assert a.uns["topoembed"]["params"]["use_rep"] == "X_pca" and "as scanpy would" in caplog.text
+    te.tl.run(a, use_rep="X", k=30, progress=False)  # X by name: the 400 log-expression columns
+    assert a.uns["topoembed"]["params"]["use_rep"] == "X"
+    few = a[:, :40].copy()  # 40 genes: scanpy uses X itself
+    te.tl.run(few, k=30, progress=False)
+    assert few.uns["topoembed"]["params"]["use_rep"] == "X"

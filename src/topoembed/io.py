@@ -240,6 +240,9 @@ def load_points(source: str | os.PathLike, use_rep: str | None = None,
     return X, meta
 
 
+#: scanpy's ``settings.N_PCS``: with ``use_rep=None`` scanpy analyses ``obsm["X_pca"]`` when X
+#: has more columns than this (``sc.pp.neighbors``), and so does :func:`default_rep`.
+SCANPY_N_PCS = 50
 #: The ``obsm`` key where ``topoembed prepare`` puts the points to analyse (and
 #: ``uns["topoembed_input"]`` says how they were made).
 PREPARED_REP = "X_topoembed_input"
@@ -247,9 +250,11 @@ PREPARED_REP = "X_topoembed_input"
 
 def default_rep(adata, use_rep: str | None) -> str | None:
     """``use_rep``, or, where none is given (None; "X" asks for ``adata.X``), the points that
-    topoembed prepared in ``adata``, not its ``X`` (often the raw counts): :data:`PREPARED_REP`
-    where ``topoembed prepare`` wrote the file, else the PCA that ``te.pp.recipe_cell_cycle``
-    stored (``uns["topoembed_recipe"]["key_added"]``), with a log line."""
+    were prepared in ``adata``, not its ``X`` (often the raw counts or thousands of genes):
+    :data:`PREPARED_REP` where ``topoembed prepare`` wrote the file, else the PCA that
+    ``te.pp.recipe_cell_cycle`` stored (``uns["topoembed_recipe"]["key_added"]``), else, as
+    scanpy's ``use_rep=None`` chooses, ``obsm["X_pca"]`` where X has more than
+    :data:`SCANPY_N_PCS` columns; with a log line."""
     if use_rep is not None:
         return use_rep
     if PREPARED_REP in adata.obsm and "topoembed_input" in adata.uns:
@@ -260,6 +265,10 @@ def default_rep(adata, use_rep: str | None) -> str | None:
         log.info("use_rep not given: analysing obsm[%r], which te.pp.recipe_cell_cycle wrote (use_rep='X' for "
                  "adata.X)", key)
         return key
+    if "X_pca" in adata.obsm and adata.n_vars > SCANPY_N_PCS:  # scanpy's own rule (sc.pp.neighbors, sc.tl.umap)
+        log.info("use_rep not given: analysing obsm['X_pca'] as scanpy would for %d genes (use_rep='X' for "
+                 "adata.X)", adata.n_vars)
+        return "X_pca"
     return None
 
 

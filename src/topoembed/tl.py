@@ -361,6 +361,10 @@ def run(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, 
     persistent homology and loop detection, with the options of
     :class:`topoembed.pipeline.Params` (``k``, ``distance``, ``t``, ``subsample``, ...).
 
+    ``use_rep``: the ``obsm`` key to analyse, or "X". None (default): the points topoembed
+    prepared (``topoembed prepare``, ``te.pp.recipe_cell_cycle``), else ``obsm["X_pca"]`` where
+    X has more than 50 genes (scanpy's rule), else X (:func:`topoembed.io.default_rep`).
+
     Above :data:`topoembed.pipeline.ENSEMBLE_MIN_N` cells (and without ``subsample``) the
     cells are analysed as an ensemble of subsamples (:mod:`topoembed.ensemble`, ``jobs``
     local processes): every cell gets the consensus phase, ``obs[f"{key}_phase_spread"]``
