@@ -100,7 +100,8 @@ def _input_args(parser):
                         help=f"points: .h5ad, .loom, a 10x matrix folder, .csv/.tsv (or .gz), .npy, or synthetic:NAME?n=..&d=..&sigma=..&seed=.. "
                              f"(default: the demo {DEMO_INPUT})")
     parser.add_argument("--use-rep", default=None, help="for AnnData input: obsm key to use (default: the points "
-                        "topoembed prepare or its recipe stored, else X; X: X as it is, even where it looks like raw counts)")
+                        "topoembed prepare or its recipe stored, else X_pca where X has > 50 genes, else X; X: X as it "
+                        "is, even where it looks like raw counts)")
     idx = parser.add_mutually_exclusive_group()
     idx.add_argument("--index-col", dest="index_col", action="store_const", const=True, default=None,
                      help="for .csv/.tsv input: the first column is a row index; drop it (default: detected)")
