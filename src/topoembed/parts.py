@@ -25,9 +25,11 @@ uniform subsamples (:mod:`topoembed.ensemble`) misses it. Above the ensemble:
    uniform subsamples themselves.
 3. **Multiple testing.** Each loop's universal-null p-value is multiplied by the number
    of parts searched (Bonferroni; ``p_value_in_part`` keeps the part's own), so a search
-   over many parts is not a search for a chance loop in one of them. A loop whose p-value was
-   conclusive within its part but is not once multiplied gets the prevalence check that its
-   part's analysis skipped (:func:`topoembed.prevalence.check_prevalence` on the points analysed).
+   over many parts is not a search for a chance loop in one of them. A part's loop that is one
+   of the ensemble's unsupported loops (step 4) and whose p-value was conclusive within its part
+   but is not once multiplied gets the prevalence check that its part's analysis skipped
+   (:func:`topoembed.prevalence.check_prevalence` on the points analysed); a new loop always
+   gets it (step 4).
 4. **New loops only.** A part's loop is given over all points: on the points analysed, extended
    over the graph to the rest of the part and of its surroundings (:func:`_global_loop`), NaN
    elsewhere (phase, confidence and distance; so ``on_loop`` only there). One that matches a
