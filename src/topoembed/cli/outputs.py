@@ -92,10 +92,13 @@ def _write_cells_csv(path, result, ids=None):
         out.writerows([name, *(f"{v:.6g}" for v in values)] for name, values in zip(rows, table))
 
 
-def _print_table(summ, out, extra=None):
+def _print_table(summ, out, extra=None, rep=None):
+    """The run's table on stdout; ``rep``: (name, columns) of the AnnData representation analysed."""
     det = summ["detection"]
     lines = [
         f"topoembed {summ['version']}: {summ['input']}",
+        *([f"  analysed      {'adata.X' if rep[0] in (None, 'X') else f'obsm[{rep[0]!r}]'} ({rep[1]} columns)"]
+          if rep is not None else []),
         f"  points        {summ['n_points']}" + (f" (of {summ['n_input']})" if summ["n_input"] != summ["n_points"] else ""),
         f"  distance      {summ['distance']} (k={summ['params']['k']})",
         f"  verdict       {report.summary_verdict(summ).headline()}",

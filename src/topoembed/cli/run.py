@@ -67,7 +67,7 @@ def _run_h5ad(args) -> int:
         summ = _write_run_outputs(outputs, args, result, X, emb, adata=adata)
         adata.write_h5ad(outputs.path("result.h5ad"))
         outputs.commit()
-    _print_table(summ, args.out, extra="result.h5ad")
+    _print_table(summ, args.out, extra="result.h5ad", rep=(use_rep, X.shape[1]))
     return 0
 
 
