@@ -92,6 +92,16 @@ def _write_cells_csv(path, result, ids=None):
         out.writerows([name, *(f"{v:.6g}" for v in values)] for name, values in zip(rows, table))
 
 
+def _points_line(summ) -> str:
+    """The table's points: all of them, or (an ensemble) all of them as its subsamples, whose
+    reference run gives the score and diagrams; or a --subsample of them."""
+    ens = summ.get("ensemble")
+    if ens:
+        return (f"  points        {summ['n_input']}, as {ens['n_subsamples']} random subsamples of "
+                f"{ens['subsample_size']} (score and diagrams: subsample {ens['reference_run'] + 1})")
+    return f"  points        {summ['n_points']}" + (f" (of {summ['n_input']})" if summ["n_input"] != summ["n_points"] else "")
+
+
 def _print_table(summ, out, extra=None, rep=None):
     """The run's table on stdout; ``rep``: (name, columns) of the AnnData representation analysed."""
     det = summ["detection"]
@@ -99,7 +109,7 @@ def _print_table(summ, out, extra=None, rep=None):
         f"topoembed {summ['version']}: {summ['input']}",
         *([f"  analysed      {'adata.X' if rep[0] in (None, 'X') else f'obsm[{rep[0]!r}]'} ({rep[1]} columns)"]
           if rep is not None else []),
-        f"  points        {summ['n_points']}" + (f" (of {summ['n_input']})" if summ["n_input"] != summ["n_points"] else ""),
+        _points_line(summ),
         f"  distance      {summ['distance']} (k={summ['params']['k']})",
         f"  verdict       {report.summary_verdict(summ).headline()}",
         *(f"                {note}" for note in report.verdict_notes(summ)),
