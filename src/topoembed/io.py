@@ -36,6 +36,8 @@ def _suffix(path: Path) -> str:
     if len(suffixes) == 2 and suffixes[1] == ".gz" and suffixes[0] in (".csv", ".tsv", ".txt"):
         return "".join(suffixes)
     return path.suffix.lower()
+
+
 #: Files that make a 10x Genomics matrix folder (Cell Ranger's filtered_feature_bc_matrix/).
 TENX_MATRIX = ("matrix.mtx.gz", "matrix.mtx")
 
@@ -122,18 +124,19 @@ def _read_table(path: Path, index_col: bool | None = None) -> tuple[np.ndarray, 
     it: cell names (a first column that is not numeric where the rest is), an empty or
     "Unnamed: 0" first header field, or a first column that is exactly 0, 1, …, n − 1; it is
     dropped with a log line. True always drops the first column, False never does."""
-    kind = _suffix(path).removesuffix(".gz")
-    delim = "\t" if kind == ".tsv" else ("," if kind == ".csv" else None)
-    if _suffix(path).endswith(".gz"):
-        import gzip
+    import gzip
 
-        opener = gzip.open(path, "rt", errors="replace")
-    else:
-        opener = open(path, "r", errors="replace")
+    suffix = _suffix(path)
+    gz = suffix.endswith(".gz")
+    kind = suffix.removesuffix(".gz")
+    delim = "\t" if kind == ".tsv" else ("," if kind == ".csv" else None)
     try:
-        with opener as fh:
+        with (gzip.open if gz else open)(path, "rt", errors="replace") as fh:
             first, second = fh.readline(), fh.readline()
-    except (OSError, EOFError) as exc:  # a .gz that is no gzip file, or one cut short
+    except (OSError, EOFError) as exc:
+        if not gz:
+            raise
+        # a .gz that is no gzip file, or one cut short
         raise InputError(f"{path} cannot be read as a gzip-compressed table ({exc}); check the file or "
                          "decompress it") from None
     if delim is None:
@@ -219,9 +222,9 @@ def load_points(source: str | os.PathLike, use_rep: str | None = None,
     suffix = _suffix(path)
     if is_anndata_input(path):
         adata = read_anndata(path)
-        use_rep = default_rep(adata, use_rep)
+        use_rep = default_rep(adata, use_rep)  # None: X, where nothing else was prepared
         return points_from_adata(adata, use_rep), {"source": str(path), "kind": "anndata",
-                                                   "use_rep": use_rep or "X", "rep": use_rep, "adata": adata}
+                                                   "use_rep": use_rep, "adata": adata}
     if suffix not in INPUT_SUFFIXES:
         raise InputError(f"{path} has an unsupported file type {suffix or '(none)'!r}; use one of "
                          f"{', '.join(INPUT_SUFFIXES)} or synthetic:NAME")

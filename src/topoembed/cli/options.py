@@ -117,7 +117,7 @@ def _load(args):
         name = Path(str(args.input)).name
         fix = (f"make the points first with `topoembed prepare {name} --recipe cell_cycle --out prepared.h5ad` "
                "and pass prepared.h5ad, or pass --use-rep KEY for a representation in obsm (X_pca, X_scVI)")
-        X = points(meta["adata"], meta["rep"], counts_fix=fix)  # None, not "X", where none was given
+        X = points(meta["adata"], meta["use_rep"], counts_fix=fix)  # None, not "X", where none was given
     return check_points(X, min_points=3), meta
 
 

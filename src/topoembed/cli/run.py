@@ -34,7 +34,7 @@ def cmd_run(args) -> int:
 
 def cmd_subsample(args) -> int:
     X, meta = _load(args)
-    if meta.get("kind") == "anndata" and meta["use_rep"] == "X":
+    if meta.get("kind") == "anndata" and meta["use_rep"] in (None, "X"):
         raise InputError("for .h5ad input pass --use-rep (e.g. X_scVI or X_pca): `run --from-runs` must see "
                          "the same points")
     params = _params_from(args)
