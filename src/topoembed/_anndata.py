@@ -56,6 +56,15 @@ def points(adata, use_rep: str | None = None, *, expect_representation: bool = T
     return check_points(X, name=where, min_points=3)
 
 
+def resolved_points(adata, use_rep: str | None = None) -> tuple[str | None, np.ndarray]:
+    """(the representation analysed, its :func:`points`): ``use_rep``, or where none is given
+    the one :func:`topoembed.io.default_rep` picks (prepared points, the recipe's PCA, X_pca)."""
+    from .io import default_rep
+
+    use_rep = default_rep(adata, use_rep)
+    return use_rep, points(adata, use_rep)
+
+
 def uns_entry(adata, key: str) -> dict:
     """``adata.uns[key]`` as a dict, created if missing."""
     if key not in adata.uns or not isinstance(adata.uns[key], dict):

@@ -14,8 +14,7 @@ import scipy.sparse as sp
 
 from . import graph
 from .datasets import cell_cycle_genes  # noqa: F401 (te.pp.cell_cycle_genes: the bundled list lives with the data)
-from ._anndata import check_adata, points, uns_entry
-from .io import default_rep
+from ._anndata import check_adata, resolved_points, uns_entry
 from ._validate import LOG_MAX, InputError, check_k, count_kind, looks_like_counts  # noqa: F401 (public here)
 from .pipeline import Params
 
@@ -238,8 +237,7 @@ def neighbors(adata, k: int = _PARAMS.k, *, use_rep: str | None = None,
         meta = {"source": f"scanpy:{neighbors_key}", "binarize": bool(binarize), "symmetrize": symmetrize,
                 "k": k_used, "use_rep": str(scanpy_params.get("use_rep", "X_pca"))}
     else:
-        use_rep = default_rep(adata, use_rep)
-        X = points(adata, use_rep)
+        use_rep, X = resolved_points(adata, use_rep)
         check_k(k, X.shape[0])
         A = graph.knn_graph(X, k=k, metric=metric, symmetrize=symmetrize, weights=weights, random_state=random_state)
         meta = {"source": "topoembed", "k": int(k), "metric": metric, "symmetrize": symmetrize,

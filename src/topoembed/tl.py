@@ -27,7 +27,7 @@ import numpy as np
 
 from . import analysis, evidence, homology, loops, pipeline, spectral, verdict
 from . import localize as localization
-from ._anndata import check_adata, h5ad_safe, points, uns_entry
+from ._anndata import check_adata, h5ad_safe, points, resolved_points, uns_entry
 from .io import default_rep
 from ._progress import scanpy_wants_progress
 from ._validate import InputError, check_choice
@@ -273,8 +273,7 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
     cluster job each) to combine instead of computing them."""
     check_adata(adata)
     with pipeline.collect_warnings() as about_input:  # (X analysed as it is though it looks like counts)
-        use_rep = default_rep(adata, use_rep)
-        X = points(adata, use_rep)
+        use_rep, X = resolved_points(adata, use_rep)
     p = pipeline.Params(**params)
     A = None
     if neighbors_key is not None:
@@ -397,8 +396,7 @@ def embed(adata, loss: str = "infonce", *, use_rep: str | None = None, distance_
     from . import embed as embedding
 
     adata = adata.copy() if copy else adata
-    use_rep = default_rep(adata, use_rep)
-    X = points(adata, use_rep)
+    use_rep, X = resolved_points(adata, use_rep)
     D = None
     if distance_key is not None:
         name = f"{distance_key}_distances"
@@ -429,8 +427,7 @@ def cluster(adata, n_classes: int = 10, *, use_rep: str | None = None, key_added
     from . import embed as embedding
 
     adata = adata.copy() if copy else adata
-    use_rep = default_rep(adata, use_rep)
-    X = points(adata, use_rep)
+    use_rep, X = resolved_points(adata, use_rep)
     labels, probs, info = embedding.cluster(X, n_classes=n_classes, **params)
     adata.obs[key_added] = pd.Categorical(np.asarray(labels).astype(str))
     adata.obsm[f"{key_added}_probabilities"] = np.asarray(probs)
