@@ -273,7 +273,7 @@ def test_a_new_part_loop_reaches_the_rest_of_its_surroundings_and_no_further():
     lp = {"phase": theta, "phase_confidence": np.ones(10), "loop_distance": np.full(10, 0.5),
           "on_loop_threshold": 1.0, "p_value": 1e-4, "cycle": [0, 9]}
     region = np.union1d(D, E.neighbourhood(D, parts.SURROUNDING_HOPS))
-    out = parts._global_loop(lp, D, 42, 2, 0, 10, E, region)
+    out = parts._global_loop(lp, D, 42, 2, 0, D, E)  # the part: all of 10..19, analysed
     assert np.allclose(out["phase"][D], theta)
     assert np.allclose(out["phase"][[8, 9]], theta[0]) and np.allclose(out["phase"][[20, 21]], theta[-1])
     outside = np.setdiff1d(np.arange(42), region)
@@ -281,7 +281,7 @@ def test_a_new_part_loop_reaches_the_rest_of_its_surroundings_and_no_further():
     assert out["on_loop"][region].all() and out["n_on_loop"] == 14 and out["n_analysed"] == 10
     assert out["p_value"] == 2e-4 and out["cycle"] == [10, 19]
     # without the graph the loop stays on the points analysed
-    alone = parts._global_loop(lp, D, 42, 2, 0, 10)
+    alone = parts._global_loop(lp, D, 42, 2, 0, D)
     assert np.flatnonzero(np.isfinite(alone["phase"])).tolist() == D.tolist()
 
 

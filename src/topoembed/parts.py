@@ -242,8 +242,7 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
             if j is not None:  # an unsupported loop of the ensemble: the part's evidence, if it supports it
                 _add_evidence(evidence, j, known[j], lp, i, P, D, len(parts))
                 continue
-            new.append(_global_loop(lp, D, len(X), len(parts), i, len(P), ext_graph,
-                                    np.union1d(P, ext_graph.neighbourhood(P, SURROUNDING_HOPS))))
+            new.append(_global_loop(lp, D, len(X), len(parts), i, P, ext_graph))
             record["loops"].append({"part": i, "part_size": int(len(P)), "analysed": int(len(D)),
                                     "p_value_in_part": lp.get("p_value"), "prevalence": lp.get("prevalence")})
     bar.close()
@@ -349,24 +348,26 @@ def _known_match(lp: dict, rows: np.ndarray, known: list) -> int | None:
                  and phase_corr(k["phase"][rows], lp["phase"], where) >= MATCH_MIN_CORR), None)
 
 
-def _global_loop(lp: dict, P: np.ndarray, n: int, n_searched: int, part: int, part_size: int,
-                 ext_graph=None, region: np.ndarray | None = None) -> dict:
+def _global_loop(lp: dict, P: np.ndarray, n: int, n_searched: int, part: int, part_points: np.ndarray,
+                 ext_graph=None) -> dict:
     """A part's loop over all n points, its ids and p-value those of the whole data: its values
-    on the points analysed (``P``: the part with its surroundings), extended over ``ext_graph``
-    (harmonic extension, :func:`topoembed.subsamples.extend_loop`) to the points of ``region``
-    (the part and all of its surroundings, of which ``P`` holds a sample), NaN elsewhere. (An
-    extension over the graph of all points would spread them into every neighbouring part: a
-    cluster joined to the circle by a few edges.) Without ``ext_graph``, or where it is one of
-    landmarks, the values stay on ``P``."""
+    on the points analysed (``P``: the part ``part_points`` with its surroundings), extended
+    over ``ext_graph`` (harmonic extension, :func:`topoembed.subsamples.extend_loop`) to the
+    rest of the part and all of its surroundings (within :data:`SURROUNDING_HOPS` edges, of
+    which ``P`` holds a sample), NaN elsewhere. (An extension over the graph of all points would
+    spread them into every neighbouring part: a cluster joined to the circle by a few edges.)
+    Without ``ext_graph``, or where it is one of landmarks, the values stay on ``P``."""
     out = {k: v for k, v in lp.items() if k not in pipeline.PER_POINT}
     p = lp.get("p_value")
     rel = np.asarray(lp["loop_distance"], dtype=np.float64) / lp["on_loop_threshold"]
     spread = {"phase": lp["phase"], "phase_confidence": lp["phase_confidence"], "loop_distance": rel}
     where = P
-    if ext_graph is not None and region is not None and not ext_graph.uses_landmarks and len(region) > len(P):
-        spread = extend_loop(lp, ext_graph, P)
-        where = np.asarray(region, dtype=np.int64)
-        spread = {key: np.asarray(v, dtype=np.float64)[where] for key, v in spread.items()}
+    if ext_graph is not None and not ext_graph.uses_landmarks:
+        region = np.union1d(part_points, ext_graph.neighbourhood(part_points, SURROUNDING_HOPS))
+        if len(region) > len(P):
+            where = region
+            spread = {key: np.asarray(v, dtype=np.float64)[where]
+                      for key, v in extend_loop(lp, ext_graph, P).items()}
 
     def on_all(values):
         full = np.full(n, np.nan)
@@ -377,7 +378,7 @@ def _global_loop(lp: dict, P: np.ndarray, n: int, n_searched: int, part: int, pa
     out.update(
         cycle=[int(P[v]) for v in lp.get("cycle", [])], birth_edge=[int(P[v]) for v in lp.get("birth_edge", [])],
         p_value=_corrected(p, n_searched), p_value_in_part=p,
-        n_parts_searched=int(n_searched), part=int(part), part_size=int(part_size), n_analysed=int(len(P)),
+        n_parts_searched=int(n_searched), part=int(part), part_size=int(len(part_points)), n_analysed=int(len(P)),
         phase=on_all(spread["phase"]), phase_confidence=on_all(spread["phase_confidence"]), loop_distance=dist,
         on_loop=np.nan_to_num(dist, nan=np.inf) <= 1.0, on_loop_threshold=1.0,
     )
