@@ -23,7 +23,7 @@ def check_adata(adata) -> None:
 
 
 def points(adata, use_rep: str | None = None, *, expect_representation: bool = True,
-           counts_fix: str | None = None) -> np.ndarray:
+           counts_fix: str | None = None, quiet: bool = False) -> np.ndarray:
     """The matrix to analyse: ``obsm[use_rep]`` or ``X``, validated.
 
     With ``expect_representation``, raw counts (non-negative integers over many genes)
@@ -31,6 +31,8 @@ def points(adata, use_rep: str | None = None, *, expect_representation: bool = T
     ``use_rep="X"`` names ``X`` on purpose and analyses it as it is, with a warning (pixel
     values or binary features look like counts too).
     ``counts_fix``: what the refusal tells to do instead (default: the interface's way).
+    ``quiet``: no warning; for a caller that validates the points before the analysis reads them
+    (and warns) again.
     """
     from .io import points_from_adata
 
@@ -40,7 +42,7 @@ def points(adata, use_rep: str | None = None, *, expect_representation: bool = T
     if expect_representation and X.shape[1] > 100 and looks_like_counts(X):
         as_is = "--use-rep X" if INTERFACE["name"] == "cli" else "use_rep='X'"
         if use_rep == "X":  # asked for by name: analysed as it is (pixel values, binary features are no counts)
-            log.warning("adata.X looks like raw counts (%d columns of non-negative integers); analysed as it is, "
+            (log.debug if quiet else log.warning)("adata.X looks like raw counts (%d columns of non-negative integers); analysed as it is, "
                         "as %s asks", X.shape[1], as_is)
             return check_points(X, name=where, min_points=3)
         if counts_fix is not None:

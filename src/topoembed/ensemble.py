@@ -172,7 +172,7 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
         bar.note(_graph_label(n, params) + "…")
         ext_graph = extension.build(X, params, include=idxs, progress=progress)
         t_graph = time.perf_counter() - t0
-        bar.note(f"{_graph_label(n)}: {t_graph:.1f} s; now the subsamples")
+        bar.note(f"{_graph_label(n, params, with_k=False)}: {t_graph:.1f} s; now the subsamples")
         for batch in (range(0, first), range(first, B)):
             if not len(batch):
                 continue
@@ -200,11 +200,11 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
                    ext_graph=ext_graph)
 
 
-def _graph_label(n: int, params=None) -> str:
+def _graph_label(n: int, params, with_k: bool = True) -> str:
     """What the extension graph of n points is (:func:`topoembed.extension.build`), for progress;
-    with ``params``, its k."""
-    k = "" if params is None else f" (k = {pipeline.extension_k(params)})"
-    if n <= extension.LANDMARKS:
+    ``with_k``: and its k."""
+    k = f" (k = {pipeline.extension_k(params)})" if with_k else ""
+    if not extension.landmarks_planned(n, params.metric):
         return f"kNN graph of all {n:,} points{k}"
     return f"kNN graph of {extension.LANDMARKS:,} landmarks{k} and the nearest landmarks of all {n:,} points"
 

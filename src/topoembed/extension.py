@@ -42,7 +42,7 @@ sp = _lazy.module("scipy.sparse")
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Extension", "build", "extension_graph", "extension_k", "nearest_landmarks", "LANDMARKS", "LEAF_K", "PROBE", "CELLS_PER_ROOT"]
+__all__ = ["Extension", "build", "extension_graph", "extension_k", "landmarks_planned", "nearest_landmarks", "LANDMARKS", "LEAF_K", "PROBE", "CELLS_PER_ROOT"]
 
 #: Above this many points the extension runs over landmarks (this many of them).
 LANDMARKS = 50_000
@@ -169,6 +169,12 @@ def extension_graph(X, params):
                            random_state=params.seed, device=params.device, method=params.knn_method)
 
 
+def landmarks_planned(n: int, metric: str, n_landmarks: int = LANDMARKS) -> bool:
+    """Does :func:`build` make landmarks for n points? Above ``n_landmarks`` points, where it
+    measures Euclidean (or cosine) distances."""
+    return n > n_landmarks and metric in ("euclidean", "cosine")
+
+
 def build(X, params, include=None, n_landmarks: int = LANDMARKS, progress: bool = False) -> Extension:
     """The :class:`Extension` of X under ``params`` (k, metric, seed): the kNN graph of all
     points up to ``n_landmarks`` points, else landmarks that hold the points ``include``
@@ -183,7 +189,7 @@ def build(X, params, include=None, n_landmarks: int = LANDMARKS, progress: bool 
     if n > n_landmarks and params.metric not in ("euclidean", "cosine"):
         log.warning("the landmark extension measures Euclidean (or cosine) distances, not metric=%r: "
                     "building the kNN graph of all %d points instead (slower)", params.metric, n)
-    if n <= n_landmarks or params.metric not in ("euclidean", "cosine"):
+    if not landmarks_planned(n, params.metric, n_landmarks):
         return Extension(n=n, landmarks=np.arange(n), A=extension_graph(X, params))
     if params.metric == "cosine":  # the same neighbours as Euclidean distance between unit vectors
         X = np.asarray(X, dtype=np.float32)

@@ -141,10 +141,10 @@ def _anndata_input(args):
     return adata, io.default_rep(adata, args.use_rep)
 
 
-def _anndata_points(adata, use_rep):
+def _anndata_points(adata, use_rep, quiet: bool = False):
     from .._anndata import points
 
-    return points(adata, use_rep)
+    return points(adata, use_rep, quiet=quiet)
 
 
 def _embed_args(p, with_loss):

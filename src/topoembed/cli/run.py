@@ -51,7 +51,7 @@ def _run_h5ad(args) -> int:
 
     adata, use_rep = _anndata_input(args)
     params = _params_from(args)
-    X = _anndata_points(adata, use_rep)
+    X = _anndata_points(adata, use_rep, quiet=True)  # validated before any output; tl.run_result warns
     params.for_small_input(X.shape[0])[0].validate(X.shape[0])  # what the front door will run
     _check_embed_args(args, params)
     with io.OutputSet(args.out) as outputs:
