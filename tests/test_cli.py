@@ -5,7 +5,7 @@ import sys
 import numpy as np
 import pytest
 
-from topoembed import cli, datasets
+from topoembed import cli, datasets, stage_files
 
 SPEC = "synthetic:circle?n=200&d=10&sigma=0.05&seed=0"
 
@@ -168,6 +168,25 @@ def test_stage_commands_refuse_inputs_made_otherwise(tmp_path, capsys):
     # the same option given again is accepted; a bare .npy matrix still works (no record to check)
     assert run_cli("distances", SPEC, "--graph", f["g.npz"], "--k", 12, "--out", tmp_path / "d.npy") == 0
     assert run_cli("homology", tmp_path / "d.npy", "--out", tmp_path / "h2.npz") == 0
+
+
+def test_stages_above_the_ensemble_size_warn_and_refuse_what_they_cannot_hold(tmp_path, capsys, caplog):
+    """The stages are one run on all points: above 1,000 points `run` makes an ensemble instead
+    (a warning, kept in the stage file), and a distance matrix above --max-points is refused
+    before any work (before, the ensemble's 700-point subsamples were checked, and 26,625 IPC
+    cells started a dense eigendecomposition of 11 GB)."""
+    spec = "synthetic:circle?n=1200&d=5&sigma=0.05&seed=0"
+    with caplog.at_level("WARNING"):
+        assert run_cli("graph", spec, "--k", 10, "--out", tmp_path / "g.npz") == 0
+    assert "analyse all 1200 points in one run" in caplog.text
+    rec = stage_files.read_stage(tmp_path / "g.npz", "graph", "topoembed graph")[1]
+    assert any("ensemble of subsamples" in w for w in rec["warnings"])
+    capsys.readouterr()
+    assert run_cli("distances", spec, "--graph", tmp_path / "g.npz", "--max-points", 1100,
+                   "--out", tmp_path / "d.npz") == 2
+    err = capsys.readouterr().err
+    assert "exceed the limit of 1100 points" in err and "topoembed run" in err
+    assert not (tmp_path / "d.npz").exists()
 
 
 def test_detect_without_graph_says_it_is_unconfirmed(tmp_path, caplog):
