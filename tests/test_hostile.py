@@ -57,7 +57,7 @@ REFUSED = [
     ("object array (a pickle)", lambda t: [_npy(t, "x.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)],
      "not a valid .npy"),
     ("complex", lambda t: [_npy(t, "x.npy", CIRCLE.astype(complex))], "complex values"),
-    ("strings in a CSV", lambda t: [_text(t, "x.csv", "a,b\nx,y\n1,2\n")], "non-numeric"),
+    ("strings in a CSV", lambda t: [_text(t, "x.csv", "a,b\nx,y\n1,2\n")], "column 1 ('a') (and 1 more column(s)) holds text"),
     ("ragged CSV", lambda t: [_text(t, "x.csv", "1,2,3\n4,5\n6,7,8\n")], "rows of different lengths"),
     ("empty file", lambda t: [_text(t, "x.csv", "")], "0 points"),
     ("0 points", lambda t: [_npy(t, "x.npy", np.zeros((0, 5)))], "0 points"),

@@ -64,6 +64,30 @@ def test_a_csv_with_text_inside_is_refused_with_the_fix(tmp_path):
         io.load_points(tmp_path / "bad.csv")
 
 
+@pytest.mark.parametrize("index", [True, False])
+def test_a_missing_value_as_pandas_writes_it_is_refused_as_nan_with_its_row(tmp_path, capsys, index):
+    # pandas' to_csv writes NaN as an empty field: it was "non-numeric values (could not convert
+    # string to float: '')", with no row named
+    X = datasets.make("circle", n=60, d=4, seed=0).X
+    X[7, 2] = np.nan
+    pd.DataFrame(X, index=[f"cell{i}" for i in range(60)], columns=list("abcd")).to_csv(tmp_path / "t.csv", index=index)
+    Y, meta = io.load_points(tmp_path / "t.csv")
+    assert Y.shape == (60, 4) and np.isnan(Y[7, 2]) and np.isnan(Y).sum() == 1
+    assert (meta.get("row_names") or ["cell0"])[0] == "cell0"
+    assert cli.main(["run", str(tmp_path / "t.csv"), "--out", str(tmp_path / "out"), "-q"]) == 2
+    assert "NaN values in 1 row(s) (first: [7])" in capsys.readouterr().err
+
+
+def test_a_column_of_labels_is_named_not_the_cell_names(tmp_path):
+    # before: "could not convert string 'cell0' to float64 at row 0, column 1", which blamed the index
+    df = pd.DataFrame(np.random.default_rng(0).normal(size=(30, 4)), columns=list("abcd"),
+                      index=[f"cell{i}" for i in range(30)])
+    df["cluster"] = "A"
+    df.to_csv(tmp_path / "t.csv")
+    with pytest.raises(InputError, match=r"column 6 \('cluster'\) holds text, e.g. 'A' on line 2"):
+        io.load_points(tmp_path / "t.csv")
+
+
 def _write_10x(folder, adata):
     folder.mkdir()
     with gzip.open(folder / "matrix.mtx.gz", "wb") as fh:

@@ -118,6 +118,65 @@ def _is_number(field: str) -> bool:
         return False
 
 
+#: Fields of a table read as missing values (NaN, then refused with the rows named): pandas'
+#: ``to_csv`` writes NaN as an empty field, R's ``write.csv`` as NA.
+_MISSING = ("", "NA", "NaN", "nan", "N/A", "NULL", "null")
+
+
+def _text_table(path: Path, delim: str | None, header: bool):
+    """The table's fields as text (pandas; the header row skipped, not parsed: split at whitespace,
+    pandas' header of an index (" a b") loses its empty first field, and the names would then
+    drop the last column). Rows of different lengths are refused."""
+    import pandas as pd
+
+    try:
+        df = pd.read_csv(path, sep=delim if delim else r"\s+", header=None, skiprows=1 if header else 0,
+                         index_col=False, dtype=str, keep_default_na=False)
+    except (ValueError, pd.errors.ParserError) as exc:
+        raise InputError(f"{path} has rows of different lengths ({str(exc).strip()}); every row must hold the same "
+                         "number of fields") from None
+    import csv
+    import gzip
+
+    with (gzip.open if _suffix(path).endswith(".gz") else open)(path, "rt", errors="replace", newline="") as fh:
+        rows = csv.reader(fh, delimiter=delim) if delim else (line.split() for line in fh)
+        for line, fields in enumerate(rows, start=1):  # pandas fills a short row's end as if it were empty fields
+            if line > int(header) and any(f.strip() for f in fields) and len(fields) != df.shape[1]:
+                raise InputError(f"{path} has rows of different lengths: line {line} has {len(fields)} fields, the "
+                                 f"longest row {df.shape[1]}; every row must hold the same number of fields (a missing "
+                                 "value as NA, or as an empty field between commas or tabs)")
+    return df
+
+
+def _numbers(df, path: Path, header: list | None, first_col: int, hint: str = "") -> np.ndarray:
+    """float64 values of a table read as text (:func:`_text_table`); missing fields
+    (:data:`_MISSING`) are NaN. A column with text is refused by number and name (``header``: the
+    header row's fields, or None; ``first_col``: the file's column number of df's first column,
+    1-based)."""
+    import pandas as pd
+
+    text = df.astype(str).apply(lambda c: c.str.strip())
+    missing = text.isin(_MISSING)
+    try:  # numpy parses each number exactly as np.loadtxt does (pandas' own parser may differ in the last bit)
+        return text.mask(missing, "nan").to_numpy(dtype=np.float64)
+    except ValueError:
+        pass
+    bad = text.apply(lambda c: pd.to_numeric(c, errors="coerce")).isna() & ~missing
+    if bad.to_numpy().any():
+        cols = np.flatnonzero(bad.to_numpy().any(axis=0))
+        j = int(cols[0])
+        i = int(np.flatnonzero(bad.iloc[:, j].to_numpy())[0])
+        line = i + 1 + int(header is not None)
+        col = j + first_col
+        name = f" ({header[col - 1]!r})" if header is not None and col - 1 < len(header) and header[col - 1] else ""
+        more = f" (and {len(cols) - 1} more column(s))" if len(cols) > 1 else ""
+        raise InputError(f"{path}: column {col}{name}{more} holds text, e.g. {text.iloc[i, j]!r} on line {line}; "
+                         "the table must hold numbers only, with at most one header row and one first column of cell "
+                         "names (as pandas' to_csv writes it). Keep labels such as clusters out of the table (in an "
+                         f"AnnData's obs, or a file of their own){hint}")
+    raise InputError(f"{path} holds values that are not numbers; the table must hold numbers only")
+
+
 def _read_table(path: Path, index_col: bool | None = None) -> tuple[np.ndarray, list | None]:
     """(X, row names or None) from a numeric table with at most one header row and at most one
     index column. ``index_col`` None detects the index as pandas' ``DataFrame.to_csv`` writes
@@ -165,26 +224,30 @@ def _read_table(path: Path, index_col: bool | None = None) -> tuple[np.ndarray, 
         index_col = True
         log.info("%s: the first column holds row names (e.g. %r); they are the cells' ids (--no-index-col keeps "
                  "the column as data, which then fails: it is not numeric)", path, data_row[0])
+    kept = "; --no-index-col keeps the first column, which holds names: leave it out" if index_col is False and named else ""
     try:
         if named or (index_col and not _is_number(data_row[0] if data_row else "0")):
-            import pandas as pd
-
-            # the header row is skipped, not parsed: split at whitespace, pandas' header of an index
-            # (" a b") loses its empty first field, and the names would then drop the last column
-            df = pd.read_csv(path, sep=delim if delim else r"\s+", header=None, skiprows=1 if header else 0,
-                             index_col=False, dtype=str, keep_default_na=False)
+            df = _text_table(path, delim, header)
             names = df.iloc[:, 0].astype(str).tolist()
-            X = df.iloc[:, 1:].to_numpy(dtype=np.float64) if index_col else df.to_numpy(dtype=np.float64)
+            X = _numbers(df.iloc[:, 1:] if index_col else df, path, fields if header else None,
+                         first_col=2 if index_col else 1, hint=kept)
             return np.atleast_2d(X), (names if index_col else None)
         with warnings.catch_warnings():  # an empty file: refused below as "0 points"
             warnings.simplefilter("ignore", UserWarning)
             X = np.loadtxt(path, delimiter=delim, skiprows=1 if header else 0, dtype=np.float64, ndmin=2)
-    except ValueError as exc:
-        hint = ("; --no-index-col keeps the first column, which holds names: leave it out" if index_col is False
-                and named else "")
-        raise InputError(f"{path} has non-numeric values or rows of different lengths ({exc}); the table must "
-                         "hold numbers only, with at most one header row and one index column of cell names "
-                         f"(as pandas' to_csv writes it){hint}") from None
+    except InputError:
+        raise
+    except ValueError:
+        # slower: read as text, name what is not a number, and give missing fields as NaN
+        df = _text_table(path, delim, header)
+        names_first = df.shape[1] > 1 and index_col is not False and not any(
+            _is_number(v) for v in df.iloc[:, 0].astype(str).str.strip() if v not in _MISSING)
+        X = _numbers(df.iloc[:, 1:] if names_first else df, path, fields if header else None,
+                     first_col=2 if names_first else 1, hint=kept)
+        if names_first:
+            log.info("%s: the first column holds row names (e.g. %r); they are the cells' ids", path,
+                     str(df.iloc[0, 0]))
+            return np.atleast_2d(X), df.iloc[:, 0].astype(str).tolist()
     if index_col is None and X.shape[1] > 1:
         unnamed = header and fields[0] in ("", "Unnamed: 0", "index")
         counting_col = bool(np.array_equal(X[:, 0], np.arange(X.shape[0])))
