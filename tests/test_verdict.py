@@ -49,6 +49,20 @@ def test_the_verdict_levels_and_headline():
         mixed.level = verdict.NONE
 
 
+def test_collect_counts_loops_as_the_verdict_does():
+    # a possible loop is no loop found: collect put detection's 1 next to "1 possible loop" (McDavid's MDA-MB-231)
+    from topoembed import collect
+
+    summ = {"detection": {"n_loops": 2, "score": 0.6, "alpha": 0.05}, "loops": [{"p_value": 0.44}, {"p_value": 1e-4}],
+            "n_input": 300, "n_points": 300, "distance": "effective_resistance", "timings_s": {"total": 1.0}}
+    r = collect.row("s", summ)
+    assert (r["verdict"], r["n_loops"], r["n_possible"]) == ("1 loop, 1 possible", 1, 1)
+    summ["loops"] = summ["loops"][:1]
+    r = collect.row("s", summ)
+    assert (r["verdict"], r["n_loops"], r["n_possible"]) == ("1 possible loop (not supported)", 0, 1)
+    assert list(r) == list(collect.COLUMNS)
+
+
 def test_the_report_never_calls_an_unsupported_loop_found():
     X = datasets.make("circle", n=300, d=10, sigma=0.1, seed=0).X
     s = pipeline.summary(pipeline.run(X, k=30, localize=False))

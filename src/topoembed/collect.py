@@ -18,7 +18,8 @@ from ._validate import InputError
 #: Columns of the table, in order (README: Snakemake workflow). ``verdict``: the run's
 #: :class:`topoembed.verdict.Verdict` headline, or "failed" for a sample whose run failed
 #: (``error``: the last line of its log).
-COLUMNS = ("sample", "verdict", "n_input", "n_points", "distance", "n_loops", "score", "p_value_1", "prevalence_1",
+COLUMNS = ("sample", "verdict", "n_input", "n_points", "distance", "n_loops", "n_possible", "score", "p_value_1",
+           "prevalence_1",
            "confirmed", "median_phase_confidence_1", "n_on_loop_1", "warnings", "time_s", "error")
 FAILED = "failed"
 
@@ -32,8 +33,9 @@ def row(sample: str, summ: dict) -> dict:
         confirmed = det["confirmation"]["n_loops"] == det["n_loops"]
     if "unconfirmed" in det:
         confirmed = False
-    return {"sample": sample, "verdict": verdict.decide(summ["loops"], det).headline(), "n_input": summ["n_input"], "n_points": summ["n_points"], "distance": summ["distance"],
-            "n_loops": det["n_loops"], "score": det["score"], "p_value_1": first.get("p_value"),
+    v = verdict.decide(summ["loops"], det)  # its counts, not detection's: a possible loop is no loop found
+    return {"sample": sample, "verdict": v.headline(), "n_input": summ["n_input"], "n_points": summ["n_points"],
+            "distance": summ["distance"], "n_loops": v.n_loops, "n_possible": v.n_possible, "score": det["score"], "p_value_1": first.get("p_value"),
             "prevalence_1": first.get("prevalence"), "confirmed": confirmed,
             "median_phase_confidence_1": first.get("median_phase_confidence"), "n_on_loop_1": first.get("n_on_loop"),
             "warnings": len(summ.get("warnings", [])), "time_s": summ["timings_s"].get("total"), "error": None}
