@@ -51,7 +51,7 @@ def test_run_copy_semantics_and_key_added(circle_adata):
     assert a.uns["topoembed"]["params"]["k"] == 100 and a.uns["topoembed"]["params"]["use_rep"] == "X_rep"
 
 
-def test_reuse_scanpy_neighbors_gives_same_distances(circle_adata):
+def test_reuse_scanpy_neighbors_gives_same_distances(circle_adata, caplog):
     a = circle_adata
     k = 12
     sc.pp.neighbors(a, n_neighbors=k + 1, use_rep="X_rep", random_state=0)  # scanpy counts the cell itself
@@ -65,8 +65,13 @@ def test_reuse_scanpy_neighbors_gives_same_distances(circle_adata):
     te.pp.neighbors(a, neighbors_key="neighbors", binarize=False, key_added="w")
     assert not np.allclose(a.obsp["w_graph"].data, 1.0)
     # and tl.run can reuse it directly
-    te.tl.run(a, neighbors_key="neighbors", key_added="r2")
+    with caplog.at_level("WARNING"):
+        te.tl.run(a, neighbors_key="neighbors", key_added="r2")
     np.testing.assert_allclose(a.obsp["r2_distances"], a.obsp["reuse_distances"], atol=1e-10)
+    # the settings say the graph's k (they said the default 100), and so sparse a graph is warned about
+    assert a.uns["r2"]["params"]["k"] == k == a.uns["r2"]["graph"]["k"]
+    assert "scanpy's graph has 12 neighbours per cell" in caplog.text
+    assert any("n_neighbors=101" in w for w in a.uns["r2"]["warnings"])
 
 
 def test_large_n_distances_not_stored(circle_adata, monkeypatch, caplog):
@@ -241,6 +246,15 @@ def _recipe_pca(a):
     b = a.copy()
     te.pp.recipe_cell_cycle(b, n_comps=10)
     return b.obsm["X_pca_cell_cycle"]
+
+
+def test_scanpy_s_graph_on_too_many_cells_names_the_way_out(circle_adata):
+    # the advice was "an ensemble of subsamples, the default of te.tl.run above 1,000 points", which the user
+    # already had: the graph is what makes it one run on all cells
+    a = circle_adata
+    sc.pp.neighbors(a, n_neighbors=16, use_rep="X_rep", random_state=0)
+    with pytest.raises(InputError, match="leave neighbors_key out"):
+        te.tl.run(a, neighbors_key="neighbors", max_points=a.n_obs - 1)
 
 
 def test_counts_where_representation_expected():

@@ -65,6 +65,11 @@ def _analyse(X, params, A, from_runs, jobs, progress) -> pipeline.Result:
         if A.shape != (n, n):
             raise InputError(f"the graph has shape {A.shape} but there are {n} points")
         # one run on all points: the graph covers them all, so there is nothing to subsample
+        if n > int(params.max_points):
+            raise InputError(f"a precomputed graph (scanpy's, neighbors_key) makes one run on all {n} points, above "
+                             f"the dense limit of max_points={int(params.max_points)}; leave neighbors_key out "
+                             "(neighbors_key=None, the default) to analyse them as an ensemble of subsamples, each with "
+                             "its own graph")
         params = dataclasses.replace(params, n_subsamples=1)
         params.validate(n)
         return prevalence.single_with_check(X, params, jobs, progress, A=A)

@@ -272,15 +272,17 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
     ``from_runs``: subsample runs made elsewhere (:func:`topoembed.ensemble.run_subsample`, one
     cluster job each) to combine instead of computing them."""
     check_adata(adata)
-    with pipeline.collect_warnings() as about_input:  # (X analysed as it is though it looks like counts)
-        use_rep, X = resolved_points(adata, use_rep)
     p = pipeline.Params(**params)
     A = None
-    if neighbors_key is not None:
-        if p.subsample is not None:
-            raise InputError("neighbors_key (reuse of scanpy's graph) cannot be combined with subsample")
-        neighbors(adata, neighbors_key=neighbors_key, binarize=binarize, symmetrize=p.symmetrize, key_added=key_added)
-        A = adata.obsp[f"{key_added}_graph"]
+    with pipeline.collect_warnings() as about_input:  # X analysed as it is; scanpy's graph sparser than k
+        use_rep, X = resolved_points(adata, use_rep)
+        if neighbors_key is not None:
+            if p.subsample is not None:
+                raise InputError("neighbors_key (reuse of scanpy's graph) cannot be combined with subsample")
+            neighbors(adata, neighbors_key=neighbors_key, binarize=binarize, symmetrize=p.symmetrize,
+                      key_added=key_added)
+            A = adata.obsp[f"{key_added}_graph"]
+            p = _with_graph_k(p, adata.uns[key_added]["graph"])
     # the front door: all cells in one run (with the prevalence check), or an ensemble of subsamples
     if progress is None:  # as scanpy: shown unless sc.settings.verbosity is 0
         progress = scanpy_wants_progress()
@@ -290,6 +292,28 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
     store_result(adata, result, use_rep=use_rep, key_added=key_added, neighbors_key=neighbors_key,
                  binarize=binarize)
     return result
+
+
+#: scanpy's graph (``neighbors_key``) with fewer neighbours than this share of the default k is
+#: warned about: the loop calls were chosen on mutual k = 100 graphs (BENCHMARKS.md), and
+#: ``sc.pp.neighbors``' own default (15) reads loops otherwise.
+SPARSE_GRAPH_SHARE = 0.5
+
+
+def _with_graph_k(p: pipeline.Params, graph_meta: dict) -> pipeline.Params:
+    """The settings of a run on scanpy's graph: its k (so that the prevalence check's subsamples
+    build graphs like it, and ``params`` says what was used), with a warning where it is much
+    sparser than the default."""
+    k = int(graph_meta.get("k", -1))
+    if k < 1:  # scanpy's parameters not stored
+        return p
+    default = pipeline.Params().k
+    if k < SPARSE_GRAPH_SHARE * default:
+        log.warning("scanpy's graph has %d neighbours per cell, topoembed's default is %d (mutual): the loop calls "
+                    "were chosen on such graphs, and a sparser one can call loops differently; for the default run "
+                    "sc.pp.neighbors(adata, n_neighbors=%d, use_rep=...) first, or leave neighbors_key out",
+                    k, default, default + 1)
+    return dataclasses.replace(p, k=k)
 
 
 def orient_phases(adata, result: pipeline.Result) -> None:
