@@ -3,6 +3,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from topoembed import cli, datasets, stage_files
@@ -37,7 +38,10 @@ def test_run_end_to_end_contract(tmp_path, capsys):
     assert set(s["loops"][0]) >= {"birth", "death", "persistence", "birth_edge", "cycle", "n_on_loop"}
     assert len(s["loops"][0]["cycle"]) >= 3 and 0 < s["loops"][0]["n_on_loop"] <= 200
     cells = np.genfromtxt(out / "cells.csv", delimiter=",", names=True)
-    assert cells.dtype.names == ("id", "phase_1", "phase_confidence_1", "loop_distance_1", "on_loop_1") and len(cells) == 200
+    assert cells.dtype.names == ("id", "phase_1", "phase_confidence_1", "loop_distance_1", "on_loop_1",
+                                 "phase_missing_1") and len(cells) == 200
+    why = pd.read_csv(out / "cells.csv", keep_default_na=False)["phase_missing_1"]
+    assert ((why == "") == np.isfinite(cells["phase_1"])).all()
     conf = cells["phase_confidence_1"]
     assert np.all((conf[np.isfinite(conf)] >= 0) & (conf[np.isfinite(conf)] <= 1))
     assert cells["on_loop_1"].sum() == s["loops"][0]["n_on_loop"]
@@ -170,6 +174,17 @@ def test_stage_commands_refuse_inputs_made_otherwise(tmp_path, capsys):
     assert run_cli("homology", tmp_path / "d.npy", "--out", tmp_path / "h2.npz") == 0
 
 
+def test_a_run_without_a_loop_writes_cells_csv_saying_so(tmp_path, capsys):
+    # the README lists cells.csv among a run's outputs; it was missing where no loop was found
+    out = tmp_path / "blob"
+    assert run_cli("run", "synthetic:blob?n=150&d=5&seed=0", "--k", 20, "--out", out) == 0
+    assert "cells.csv" in capsys.readouterr().out
+    cells = pd.read_csv(out / "cells.csv", keep_default_na=False)
+    assert list(cells.columns) == ["id", "phase_1", "phase_confidence_1", "loop_distance_1", "on_loop_1",
+                                   "phase_missing_1"]
+    assert len(cells) == 150 and (cells["phase_missing_1"] == "no loop found").all() and cells["on_loop_1"].sum() == 0
+
+
 def test_stages_above_the_ensemble_size_warn_and_refuse_what_they_cannot_hold(tmp_path, capsys, caplog):
     """The stages are one run on all points: above 1,000 points `run` makes an ensemble instead
     (a warning, kept in the stage file), and a distance matrix above --max-points is refused
@@ -200,7 +215,7 @@ def test_detect_without_graph_says_it_is_unconfirmed(tmp_path, caplog):
 @pytest.mark.parametrize("make_input,extra,message", [
     (lambda p: p / "missing.npy", [], "does not exist"),
     (lambda p: _w(p / "x.txtx", "1 2"), [], "unsupported file type"),
-    (lambda p: _w(p / "bad.csv", "a,b\n1,x\n2,3\n"), [], "non-numeric"),
+    (lambda p: _w(p / "bad.csv", "a,b\n1,x\n2,3\n"), [], "column 2 ('b') holds text"),
     (lambda p: np.save(p / "nan.npy", np.r_[np.random.rand(20, 3), [[np.nan] * 3]]) or p / "nan.npy", [], "NaN"),
     (lambda p: np.save(p / "inf.npy", np.r_[np.random.rand(20, 3), [[np.inf] * 3]]) or p / "inf.npy", [], "infinite"),
     (lambda p: np.save(p / "few.npy", np.random.rand(10, 3)) or p / "few.npy", ["--k", "15"], "smaller than the number of points"),

@@ -10,10 +10,50 @@ import numpy as np
 
 from ._version import __version__
 
-__all__ = ["summary", "PER_POINT"]
+__all__ = ["summary", "PER_POINT", "per_cell_columns", "PHASE_MISSING_REASON", "NO_LOOP_REASON",
+           "LOW_CONFIDENCE_REASON", "NO_LOOP_VALUES", "MISSING_REASONS"]
 
 #: Per-point arrays of each loop: kept on the Result, not written to summary.json.
 PER_POINT = ("phase", "phase_confidence", "phase_spread", "loop_distance", "on_loop")
+
+#: ``phase_missing`` of a cell without a phase: no path in the kNN graph leads from it to the
+#: loop's cells (an isolated cell, or another connected component), so the harmonic extension
+#: that gives every other cell its phase does not reach it.
+PHASE_MISSING_REASON = "not connected to the loop in the kNN graph"
+#: ``phase_missing`` of every cell when the run found no loop.
+NO_LOOP_REASON = "no loop found"
+#: ``phase_missing`` of every cell of a loop without support, whose phase is withheld
+#: (:func:`topoembed.pipeline.loop_support`; ``phase_low_confidence=True`` keeps it).
+LOW_CONFIDENCE_REASON = "the loop has low confidence"
+#: Every value of ``phase_missing`` ("": the cell has a phase).
+MISSING_REASONS = ("", PHASE_MISSING_REASON, NO_LOOP_REASON, LOW_CONFIDENCE_REASON)
+#: The per-cell columns' values when no loop is found: no phase, no confidence, not on a
+#: loop, no distance to one (the columns exist, so code that reads them needs no KeyError branch).
+NO_LOOP_VALUES = {"phase": np.nan, "phase_confidence": np.nan, "loop_distance": np.nan, "on_loop": False}
+
+
+def per_cell_columns(found: list, n: int, numbered: bool = False) -> dict:
+    """The per-cell results of the loops ``found`` on n cells, by column name: loop i's
+    :data:`PER_POINT` arrays and ``phase_missing`` (a reason of :data:`MISSING_REASONS` per
+    cell), with suffix ``_{i + 1}`` from the second loop on (``obs`` of :func:`topoembed.tl.run`
+    after its ``key_added``), or on every loop with ``numbered`` (``cells.csv``: ``phase_1``).
+    With no loop, the first loop's columns hold :data:`NO_LOOP_VALUES` and ``phase_missing``
+    :data:`NO_LOOP_REASON`."""
+    first = "_1" if numbered else ""
+    if not found:
+        return {**{f"{f}{first}": np.full(n, v) for f, v in NO_LOOP_VALUES.items()},
+                f"phase_missing{first}": np.full(n, NO_LOOP_REASON, dtype=object)}
+    cols = {}
+    for i, lp in enumerate(found):
+        suffix = first if i == 0 else f"_{i + 1}"
+        for field in PER_POINT:
+            if field in lp:
+                cols[f"{field}{suffix}"] = np.asarray(lp[field])
+        if "phase" in lp:  # every cell: a phase, or the reason it has none
+            missing = ~np.isfinite(np.asarray(lp["phase"], dtype=float))
+            why = LOW_CONFIDENCE_REASON if "phase_withheld" in lp else PHASE_MISSING_REASON
+            cols[f"phase_missing{suffix}"] = np.where(missing, why, "").astype(object)
+    return cols
 
 
 def _diagram_lists(dgms) -> dict:

@@ -32,6 +32,8 @@ from .io import default_rep
 from ._progress import scanpy_wants_progress
 from ._validate import InputError, check_choice
 from .pp import DEFAULT_KEY, neighbors
+from .summary import (LOW_CONFIDENCE_REASON, MISSING_REASONS, NO_LOOP_REASON, NO_LOOP_VALUES,  # noqa: F401 (te.tl's names)
+                      PHASE_MISSING_REASON, per_cell_columns)
 
 log = logging.getLogger(__name__)
 
@@ -148,20 +150,6 @@ def persistent_homology(adata, *, maxdim: int = pipeline.Params.maxdim, key_adde
     return adata if copy else None
 
 
-#: ``obs[f"{key}_phase_missing"]`` of a cell without a phase: no path in the kNN graph leads
-#: from it to the loop's cells (an isolated cell, or another connected component), so the
-#: harmonic extension that gives every other cell its phase does not reach it.
-PHASE_MISSING_REASON = "not connected to the loop in the kNN graph"
-#: ``obs[f"{key}_phase_missing"]`` of every cell when the run found no loop.
-NO_LOOP_REASON = "no loop found"
-#: ``obs[f"{key}_phase_missing"]`` of every cell of a loop without support, whose phase is
-#: withheld (:func:`topoembed.pipeline.loop_support`; ``phase_low_confidence=True`` keeps it).
-LOW_CONFIDENCE_REASON = "the loop has low confidence"
-#: The per-cell columns' values when no loop is found: no phase, no confidence, not on a
-#: loop, no distance to one (the columns exist, so ``adata.obs["topoembed_on_loop"]`` works).
-NO_LOOP_VALUES = {"phase": np.nan, "phase_confidence": np.nan, "loop_distance": np.nan, "on_loop": False}
-
-
 def _write_loops(adata, key, det, found):
     """Detection and loops to ``uns[key]``; per-cell phase/membership to ``obs``.
 
@@ -174,32 +162,16 @@ def _write_loops(adata, key, det, found):
     entry["detection"] = {"n_loops": int(det["n_loops"]), "score": float(det["score"]),
                           "scores": {str(m): float(s) for m, s in det["scores"].items()}}
     stale = [c for c in adata.obs.columns
-             if any(c == f"{key}_{f}" or c.startswith(f"{key}_{f}_") for f in pipeline.PER_POINT)]
+             if any(c == f"{key}_{f}" or c.startswith(f"{key}_{f}_") for f in (*pipeline.PER_POINT, "phase_missing"))]
     for col in stale:
         del adata.obs[col]
-    stored = []
-    if not found:  # the columns still exist, so code that reads them does not need a KeyError branch
-        import pandas as pd
+    import pandas as pd
 
-        for field, empty in NO_LOOP_VALUES.items():
-            adata.obs[f"{key}_{field}"] = np.full(adata.n_obs, empty)
-        adata.obs[f"{key}_phase_missing"] = pd.Categorical(
-            np.full(adata.n_obs, NO_LOOP_REASON), categories=["", PHASE_MISSING_REASON, NO_LOOP_REASON,
-                                                              LOW_CONFIDENCE_REASON])
-    for i, lp in enumerate(found):
-        suffix = "" if i == 0 else f"_{i + 1}"
-        for field in pipeline.PER_POINT:
-            if field in lp:
-                adata.obs[f"{key}_{field}{suffix}"] = np.asarray(lp[field])
-        if "phase" in lp:  # every cell: a phase, or the reason it has none
-            import pandas as pd
-
-            missing = ~np.isfinite(np.asarray(lp["phase"], dtype=float))
-            why = LOW_CONFIDENCE_REASON if "phase_withheld" in lp else PHASE_MISSING_REASON
-            adata.obs[f"{key}_phase_missing{suffix}"] = pd.Categorical(
-                np.where(missing, why, ""), categories=["", PHASE_MISSING_REASON, NO_LOOP_REASON, LOW_CONFIDENCE_REASON])
-        stored.append({k: (np.asarray(v) if isinstance(v, list) else v) for k, v in lp.items()
-                       if k not in pipeline.PER_POINT})
+    for name, values in per_cell_columns(found, adata.n_obs).items():
+        adata.obs[f"{key}_{name}"] = (pd.Categorical(values, categories=list(MISSING_REASONS))
+                                      if name.startswith("phase_missing") else values)
+    stored = [{k: (np.asarray(v) if isinstance(v, list) else v) for k, v in lp.items() if k not in pipeline.PER_POINT}
+              for lp in found]
     entry["loops"] = h5ad_safe(stored) if stored else {}
     entry["verdict"] = h5ad_safe(verdict.decide(found, det).to_dict())  # as summary.json has it
 

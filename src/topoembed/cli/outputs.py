@@ -69,27 +69,30 @@ def _write_run_outputs(outputs, args, result, X, emb=None, adata=None, ids=None)
     per_point = [{f: lp[f] for f in pipeline.PER_POINT if f in lp} for lp in result.loops]
     outputs.path("report.html").write_text(report.render_html(summ, points=X[result.index], index=result.index,
                                                               per_point=per_point, extra_sections=extra, view=view))
-    if any(per_point):
-        _write_cells_csv(outputs.path("cells.csv"), result, ids)
+    _write_cells_csv(outputs.path("cells.csv"), result, ids)
     return summ
 
 
 def _write_cells_csv(path, result, ids=None):
     """One row per input point: id (the input's cell names where it has them, else the row
-    number), and per loop phase_i, phase_confidence_i, loop_distance_i, on_loop_i."""
+    number) and the per-cell columns of :func:`topoembed.summary.per_cell_columns`, numbered
+    per loop (phase_1, phase_confidence_1, loop_distance_1, on_loop_1, phase_missing_1, ...;
+    with no loop the first loop's, NaN, and phase_missing_1 "no loop found"), as ``te.tl.run``
+    puts them in ``obs``."""
     import csv
 
-    cols = {}
-    for i, lp in enumerate(result.loops, start=1):
-        for f in pipeline.PER_POINT:
-            if f in lp:
-                cols[f"{f}_{i}"] = np.asarray(lp[f], dtype=float)
-    table = np.column_stack(list(cols.values()))
+    from ..summary import per_cell_columns
+
+    cols = per_cell_columns(result.loops, result.n_input, numbered=True)
     rows = range(result.n_input) if ids is None else ids
+
+    def text(v):  # numbers as before (on_loop 1/0, NaN "nan"), so np.genfromtxt reads them too
+        return str(v) if isinstance(v, str) else f"{float(v):.6g}"
+
     with open(path, "w", newline="") as fh:
         out = csv.writer(fh, lineterminator="\n")
         out.writerow(["id", *cols])
-        out.writerows([name, *(f"{v:.6g}" for v in values)] for name, values in zip(rows, table))
+        out.writerows([name, *(text(c[i]) for c in cols.values())] for i, name in enumerate(rows))
 
 
 def _points_line(summ) -> str:
@@ -116,7 +119,7 @@ def _print_table(summ, out, extra=None, rep=None):
         f"  score         {det['score']:.3f}   (s_m: " + ", ".join(f"{m}:{s:.2f}" for m, s in det["scores"].items()) + ")",
         "  time (s)      " + "  ".join(f"{k} {v:.2f}" for k, v in summ["timings_s"].items()),
         f"  written to    {out}/ (summary.json, diagrams.npz, report.html"
-        f"{', cells.csv' if summ['loops'] else ''}{', embedding.npy' if 'embedding' in summ else ''}"
+        f", cells.csv{', embedding.npy' if 'embedding' in summ else ''}"
         f"{', ' + extra if extra else ''})",
     ]
     if "embedding" in summ:
