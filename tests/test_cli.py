@@ -112,6 +112,18 @@ def test_stage_commands_give_what_run_gives(tmp_path):
         assert set(a.files) == set(b.files) and all(np.array_equal(a[k], b[k]) for k in a.files)
 
 
+def test_stage_commands_keep_run_s_warnings_on_a_graph_that_falls_apart(tmp_path, capsys):
+    # a mutual k = 10 graph of clusters: 17 components. The staged summary lacked run's "H0 has 17 infinite bars"
+    spec = "synthetic:circle_in_clusters?n=600&d=5&seed=0"
+    _stage_chain(tmp_path, spec, "--k", 10)
+    assert run_cli("run", spec, "--k", 10, "--out", tmp_path / "r", "-q") == 0
+    staged = json.loads((tmp_path / "staged" / "summary.json").read_text())
+    full = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert any("H0 has 17 infinite bars" in w for w in full["warnings"])
+    assert staged["warnings"] == full["warnings"]
+    assert "localize: 1 loop(s), loop 1: " in capsys.readouterr().out  # no stray comma
+
+
 def test_stage_commands_make_run_s_prevalence_check(tmp_path, capsys):
     # Gaussian noise, no loop: `localize` checks the longest H1 feature's recurrence as `run`
     # does (found in few subsamples: still no loop), and `report` writes the same summary

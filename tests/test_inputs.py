@@ -78,6 +78,15 @@ def test_a_missing_value_as_pandas_writes_it_is_refused_as_nan_with_its_row(tmp_
     assert "NaN values in 1 row(s) (first: [7])" in capsys.readouterr().err
 
 
+def test_repeated_cell_names_are_warned_about(tmp_path, caplog):
+    X = datasets.make("circle", n=40, d=3, seed=0).X
+    pd.DataFrame(X, index=[f"cell{i % 30}" for i in range(40)]).to_csv(tmp_path / "t.csv")
+    with caplog.at_level("WARNING"):
+        Y, meta = io.load_points(tmp_path / "t.csv")
+    assert Y.shape == (40, 3) and meta["row_names"][30] == "cell0"
+    assert "10 cell name(s) occur more than once (e.g. 'cell0', 2 times)" in caplog.text
+
+
 def test_a_column_of_labels_is_named_not_the_cell_names(tmp_path):
     # before: "could not convert string 'cell0' to float64 at row 0, column 1", which blamed the index
     df = pd.DataFrame(np.random.default_rng(0).normal(size=(30, 4)), columns=list("abcd"),

@@ -15,12 +15,12 @@ import json
 import os
 import re
 import tempfile
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 from ._validate import InputError
+from .tables import _suffix, read_table, warn_repeated_names
 
 __all__ = ["load_points", "read_h5ad", "atomic_path", "write_json", "write_npz", "write_text",
            "OutputSet", "to_jsonable", "dumps_json", "INPUT_SUFFIXES"]
@@ -30,15 +30,6 @@ log = logging.getLogger(__name__)
 INPUT_SUFFIXES = (".npy", ".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz", ".h5ad", ".loom")
 
 
-def _suffix(path: Path) -> str:
-    """The file type of ``path``, lower case: ``.csv`` or, for a gzip-compressed table, ``.csv.gz``."""
-    suffixes = [x.lower() for x in path.suffixes[-2:]]
-    if len(suffixes) == 2 and suffixes[1] == ".gz" and suffixes[0] in (".csv", ".tsv", ".txt"):
-        return "".join(suffixes)
-    return path.suffix.lower()
-
-
-#: Files that make a 10x Genomics matrix folder (Cell Ranger's filtered_feature_bc_matrix/).
 TENX_MATRIX = ("matrix.mtx.gz", "matrix.mtx")
 
 
@@ -110,158 +101,6 @@ def _check_file(path: Path):
                          f"({', '.join(INPUT_SUFFIXES)}) or a 10x matrix folder")
 
 
-def _is_number(field: str) -> bool:
-    try:
-        float(field)
-        return True
-    except ValueError:
-        return False
-
-
-#: Fields of a table read as missing values (NaN, then refused with the rows named): pandas'
-#: ``to_csv`` writes NaN as an empty field, R's ``write.csv`` as NA.
-_MISSING = ("", "NA", "NaN", "nan", "N/A", "NULL", "null")
-
-
-def _text_table(path: Path, delim: str | None, header: bool):
-    """The table's fields as text (pandas; the header row skipped, not parsed: split at whitespace,
-    pandas' header of an index (" a b") loses its empty first field, and the names would then
-    drop the last column). Rows of different lengths are refused."""
-    import pandas as pd
-
-    try:
-        df = pd.read_csv(path, sep=delim if delim else r"\s+", header=None, skiprows=1 if header else 0,
-                         index_col=False, dtype=str, keep_default_na=False)
-    except (ValueError, pd.errors.ParserError) as exc:
-        raise InputError(f"{path} has rows of different lengths ({str(exc).strip()}); every row must hold the same "
-                         "number of fields") from None
-    import csv
-    import gzip
-
-    with (gzip.open if _suffix(path).endswith(".gz") else open)(path, "rt", errors="replace", newline="") as fh:
-        rows = csv.reader(fh, delimiter=delim) if delim else (line.split() for line in fh)
-        for line, fields in enumerate(rows, start=1):  # pandas fills a short row's end as if it were empty fields
-            if line > int(header) and any(f.strip() for f in fields) and len(fields) != df.shape[1]:
-                raise InputError(f"{path} has rows of different lengths: line {line} has {len(fields)} fields, the "
-                                 f"longest row {df.shape[1]}; every row must hold the same number of fields (a missing "
-                                 "value as NA, or as an empty field between commas or tabs)")
-    return df
-
-
-def _numbers(df, path: Path, header: list | None, first_col: int, hint: str = "") -> np.ndarray:
-    """float64 values of a table read as text (:func:`_text_table`); missing fields
-    (:data:`_MISSING`) are NaN. A column with text is refused by number and name (``header``: the
-    header row's fields, or None; ``first_col``: the file's column number of df's first column,
-    1-based)."""
-    import pandas as pd
-
-    text = df.astype(str).apply(lambda c: c.str.strip())
-    missing = text.isin(_MISSING)
-    try:  # numpy parses each number exactly as np.loadtxt does (pandas' own parser may differ in the last bit)
-        return text.mask(missing, "nan").to_numpy(dtype=np.float64)
-    except ValueError:
-        pass
-    bad = text.apply(lambda c: pd.to_numeric(c, errors="coerce")).isna() & ~missing
-    if bad.to_numpy().any():
-        cols = np.flatnonzero(bad.to_numpy().any(axis=0))
-        j = int(cols[0])
-        i = int(np.flatnonzero(bad.iloc[:, j].to_numpy())[0])
-        line = i + 1 + int(header is not None)
-        col = j + first_col
-        name = f" ({header[col - 1]!r})" if header is not None and col - 1 < len(header) and header[col - 1] else ""
-        more = f" (and {len(cols) - 1} more column(s))" if len(cols) > 1 else ""
-        raise InputError(f"{path}: column {col}{name}{more} holds text, e.g. {text.iloc[i, j]!r} on line {line}; "
-                         "the table must hold numbers only, with at most one header row and one first column of cell "
-                         "names (as pandas' to_csv writes it). Keep labels such as clusters out of the table (in an "
-                         f"AnnData's obs, or a file of their own){hint}")
-    raise InputError(f"{path} holds values that are not numbers; the table must hold numbers only")
-
-
-def _read_table(path: Path, index_col: bool | None = None) -> tuple[np.ndarray, list | None]:
-    """(X, row names or None) from a numeric table with at most one header row and at most one
-    index column. ``index_col`` None detects the index as pandas' ``DataFrame.to_csv`` writes
-    it: cell names (a first column that is not numeric where the rest is), an empty or
-    "Unnamed: 0" first header field, or a first column that is exactly 0, 1, …, n − 1; it is
-    dropped with a log line. True always drops the first column, False never does."""
-    import gzip
-
-    suffix = _suffix(path)
-    gz = suffix.endswith(".gz")
-    kind = suffix.removesuffix(".gz")
-    delim = "\t" if kind == ".tsv" else ("," if kind == ".csv" else None)
-    try:
-        with (gzip.open if gz else open)(path, "rt", errors="replace") as fh:
-            first, second = fh.readline(), fh.readline()
-    except (OSError, EOFError) as exc:
-        if not gz:
-            raise
-        # a .gz that is no gzip file, or one cut short
-        raise InputError(f"{path} cannot be read as a gzip-compressed table ({exc}); check the file or "
-                         "decompress it") from None
-    if delim is None:
-        delim = "\t" if "\t" in first else ("," if "," in first else None)
-
-    def split(line):
-        return [f.strip().strip('"\'') for f in (line.split(delim) if delim else line.split())]
-
-    fields, row = split(first), split(second) if second.strip() else []
-    numeric = [_is_number(f) for f in fields if f != ""]
-    values = [float(f) for f in fields if f != "" and _is_number(f)]
-    # pandas writes an index's header as an empty first field (",0,1,2") and default column
-    # names as 0, 1, 2, ...: a first row counting up from 0 is a header
-    counting = len(values) > 1 and all(numeric) and values == list(range(len(values)))
-    # a header row has names past the first field; a first field alone that is not a number is a
-    # header only where the next row's first field is a number (else it is the first cell's name)
-    names_after_first = any(not _is_number(f) for f in fields[1:] if f != "")
-    named_first = bool(fields) and fields[0] != "" and not _is_number(fields[0])
-    header = (names_after_first or (len(fields) > 1 and fields[0] == "") or counting
-              or (named_first and bool(row) and _is_number(row[0])))
-    if counting:
-        log.info("%s: the first row (0, 1, ..., %d) is read as column names", path, len(values) - 1)
-    data_row = row if header else fields
-    named = (len(data_row) > 1 and not _is_number(data_row[0]) and all(_is_number(f) for f in data_row[1:]))
-    if index_col is None and named:
-        index_col = True
-        log.info("%s: the first column holds row names (e.g. %r); they are the cells' ids (--no-index-col keeps "
-                 "the column as data, which then fails: it is not numeric)", path, data_row[0])
-    kept = "; --no-index-col keeps the first column, which holds names: leave it out" if index_col is False and named else ""
-    try:
-        if named or (index_col and not _is_number(data_row[0] if data_row else "0")):
-            df = _text_table(path, delim, header)
-            names = df.iloc[:, 0].astype(str).tolist()
-            X = _numbers(df.iloc[:, 1:] if index_col else df, path, fields if header else None,
-                         first_col=2 if index_col else 1, hint=kept)
-            return np.atleast_2d(X), (names if index_col else None)
-        with warnings.catch_warnings():  # an empty file: refused below as "0 points"
-            warnings.simplefilter("ignore", UserWarning)
-            X = np.loadtxt(path, delimiter=delim, skiprows=1 if header else 0, dtype=np.float64, ndmin=2)
-    except InputError:
-        raise
-    except ValueError:
-        # slower: read as text, name what is not a number, and give missing fields as NaN
-        df = _text_table(path, delim, header)
-        names_first = df.shape[1] > 1 and index_col is not False and not any(
-            _is_number(v) for v in df.iloc[:, 0].astype(str).str.strip() if v not in _MISSING)
-        X = _numbers(df.iloc[:, 1:] if names_first else df, path, fields if header else None,
-                     first_col=2 if names_first else 1, hint=kept)
-        if names_first:
-            log.info("%s: the first column holds row names (e.g. %r); they are the cells' ids", path,
-                     str(df.iloc[0, 0]))
-            return np.atleast_2d(X), df.iloc[:, 0].astype(str).tolist()
-    if index_col is None and X.shape[1] > 1:
-        unnamed = header and fields[0] in ("", "Unnamed: 0", "index")
-        counting_col = bool(np.array_equal(X[:, 0], np.arange(X.shape[0])))
-        if unnamed or counting_col:
-            log.info("%s: the first column is a row index (%s); dropped (--no-index-col keeps it)", path,
-                     "unnamed header" if unnamed else "0, 1, ..., n-1")
-            index_col = True
-    if index_col:
-        if X.shape[1] < 2:
-            raise InputError(f"{path} has one column; with --index-col there would be no coordinates left")
-        return X[:, 1:], [str(int(v)) if float(v).is_integer() else str(v) for v in X[:, 0]]
-    return X, None
-
-
 def load_points(source: str | os.PathLike, use_rep: str | None = None,
                 index_col: bool | None = None) -> tuple[np.ndarray, dict]:
     """Read points (n × p float array) and a small dict describing where they came from.
@@ -298,9 +137,10 @@ def load_points(source: str | os.PathLike, use_rep: str | None = None,
         except Exception as exc:
             raise InputError(f"{path} is not a valid .npy array ({exc}); save it with numpy.save") from None
     else:
-        X, names = _read_table(path, index_col)
+        X, names = read_table(path, index_col)
         if names is not None:
             meta["row_names"] = names
+            warn_repeated_names(path, names)
     if use_rep is not None:
         raise InputError(f"--use-rep {use_rep!r} only applies to .h5ad/.loom/10x input, not {suffix}")
     return X, meta

@@ -51,7 +51,7 @@ def _ax(ax, figsize=(4.5, 4)):
         return ax
     import matplotlib.pyplot as plt
 
-    return plt.subplots(figsize=figsize)[1]
+    return plt.subplots(figsize=figsize, layout="constrained")[1]  # labels inside the figure, for any savefig
 
 
 def _highlight(adata, key, dgm1):

@@ -19,6 +19,7 @@ import io
 import numpy as np
 
 from . import loops, plotting, verdict
+from ._validate import option
 
 __all__ = ["render_html", "figure_png", "verdict_notes", "summary_verdict", "loop_label"]
 
@@ -120,7 +121,7 @@ def verdict_notes(summary: dict) -> list[str]:
                                "spread cells can also have small ratios (BENCHMARKS.md, 'Evidence for each loop').")
             if lp.get("phase_withheld"):  # said once, with the note on its confidence
                 notes[-1] += (" So it is a possible loop: its cells on the loop are marked, its phase is withheld "
-                              "(--phase-low-confidence 1 gives it).")
+                              f"({option('phase_low_confidence', True)} gives it).")
     surface = det.get("surface_loops")
     if surface:
         notes.append(f"A closed surface: the distances on {det['surface'].get('n_landmarks', 200)} landmarks hold a void "
@@ -128,7 +129,7 @@ def verdict_notes(summary: dict) -> list[str]:
                      f"alive when it appears, as a torus's two loops are when its inside closes. So {surface['n_loops']} loops are reported "
                      f"where the other evidence gave {surface['previous']}: spectral distances short-cut a torus's "
                      "thinner loop, which then fails the detection score's gap or the second distance on its own "
-                     "(--surface 0 keeps the other reading).")
+                     f"({option('surface', False)} keeps the other reading).")
     check = det.get("confirmation")
     if check and "unconfirmed" in det and surface:
         u = det["unconfirmed"]
@@ -138,7 +139,7 @@ def verdict_notes(summary: dict) -> list[str]:
         u = det["unconfirmed"]
         notes.append(f"Not confirmed: {u['distance']} proposes {u['n_loops']} loop(s) (s = {u['score']:.2f}), but "
                      f"{check['distance']} on the same graph finds {check['n_loops']}, so the verdict is no loop "
-                     "(confirm=False keeps the first reading); the diagram shown is the first distance's.")
+                     f"({option('confirm', False)} keeps the first reading); the diagram shown is the first distance's.")
     elif check:
         notes.append(f"Confirmed: {check['distance']} on the same graph finds the same number of loops "
                      f"(s = {check['score']:.2f}).")

@@ -161,6 +161,9 @@ def cmd_homology(args) -> int:
         raise InputError(f"maxdim=2 on {D.shape[0]} points is too slow (limit {pipeline.H2_MAX_N}); subsample first")
     with _stage_work() as box:  # Z_47, as `run`: the cocycles of the loops lift to integers
         ph = homology.persistence(D, maxdim=p.maxdim, coeff=localization.DEFAULT_COEFF)
+        note = pipeline.components_note(int(np.sum(~np.isfinite(ph["dgms"][0][:, 1]))), p.distance)
+        if note:  # as `run` warns it here: one infinite bar per component of the graph
+            log.warning(note)
     ph["n_points"] = D.shape[0]
     points = rec.get("points") if rec else None
     stage_files.write_stage(args.out, _record("homology", p, points, records, box["seconds"], box["warnings"]),
@@ -251,8 +254,8 @@ def cmd_localize(args) -> int:
         record["detection"] = {**det, "features": [int(f) for f in det["features"]]}
     record["loops"] = [{k: v for k, v in lp.items() if k not in pipeline.PER_POINT} for lp in found]
     stage_files.write_stage(args.out, record, birth_edges_H1=np.asarray(ph["birth_edges"]), **arrays)
-    sys.stdout.write(f"localize: {len(found)} loop(s), " + ", ".join(
-        f"loop {i + 1}: {lp.get('n_on_loop', '?')} points on it" for i, lp in enumerate(found)) + f" -> {args.out}\n")
+    sys.stdout.write(f"localize: {len(found)} loop(s)" + "".join(
+        f", loop {i + 1}: {lp.get('n_on_loop', '?')} points on it" for i, lp in enumerate(found)) + f" -> {args.out}\n")
     return 0
 
 
@@ -295,5 +298,6 @@ def cmd_report(args) -> int:
                 adata.obsm[obsm_key(args.loss)] = emb[0]
             adata.write_h5ad(outputs.path("result.h5ad"))
         outputs.commit()
-    _print_table(summ, args.out, extra="result.h5ad" if str(args.input).endswith(".h5ad") else None)
+    rep = (io.default_rep(adata, args.use_rep), X.shape[1]) if adata is not None else None  # as `run` names it
+    _print_table(summ, args.out, extra="result.h5ad" if str(args.input).endswith(".h5ad") else None, rep=rep)
     return 0
