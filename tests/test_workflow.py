@@ -89,6 +89,11 @@ def test_whole_dataset_as_one_job_per_subsample(tmp_path):
     again = subprocess.run(["snakemake", "-s", str(ENSEMBLE_SMK), "--configfile", str(cfg), "--cores", "1", "-n"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert "Nothing to be done" in again.stdout + again.stderr
+    # a changed option reruns every job (the options were only in the shell string: nothing reran)
+    cfg.write_text(cfg.read_text().replace("k: 30", "k: 25"))
+    changed = subprocess.run(["snakemake", "-s", str(ENSEMBLE_SMK), "--configfile", str(cfg), "--cores", "1", "-n"],
+                             cwd=tmp_path, capture_output=True, text=True, timeout=120)
+    assert _planned(changed) == {"all": 1, "combine": 1, "subsample": 3}, changed.stdout[-2000:]
 
 
 SAMPLES_SMK = Path(__file__).resolve().parents[1] / "workflows" / "Snakefile"

@@ -42,10 +42,12 @@ rule subsample:
     resources:
         mem_mb=4000,  # one 1,000-point run: under 1 GB measured (BENCHMARKS.md, whole datasets)
         runtime=30,
+    params:
+        args=ARGS,  # a changed option reruns the subsamples (and the combine job after them)
     log:
         OUT + "/logs/subsample_{b}.log",
     shell:
-        "topoembed subsample {input} --index {wildcards.b} {ARGS} --out {output} 2> {log}"
+        "topoembed subsample {input} --index {wildcards.b} {params.args} --out {output} 2> {log}"
 
 
 rule combine:
@@ -58,7 +60,10 @@ rule combine:
     resources:
         mem_mb=8000,  # the extension graph (of 50,000 landmarks above that many points) and sparse solves: O(n k); 1.5 GiB at 10^6 x 50
         runtime=60,
+    params:
+        args=ARGS,
     log:
         OUT + "/logs/combine.log",
     shell:
-        "topoembed run {input.data} --from-runs {input.runs} {ARGS} --jobs {threads} --out {OUT}/result -q 2> {log}"
+        "topoembed run {input.data} --from-runs {input.runs} {params.args} --jobs {threads} --out {OUT}/result -q "
+        "2> {log}"
