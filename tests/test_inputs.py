@@ -78,6 +78,19 @@ def test_a_missing_value_as_pandas_writes_it_is_refused_as_nan_with_its_row(tmp_
     assert "NaN values in 1 row(s) (first: [7])" in capsys.readouterr().err
 
 
+def test_prepare_keeps_a_table_s_cell_names(tmp_path):
+    # the samples workflow starts with `topoembed prepare`: its cells.csv had ids 0, 1, ... where `run` gave the names
+    import anndata
+
+    X = datasets.make("circle", n=120, d=4, sigma=0.05, seed=0).X
+    names = [f"cell{i}" for i in range(120)]
+    pd.DataFrame(X, index=names).to_csv(tmp_path / "t.csv")
+    assert cli.main(["prepare", str(tmp_path / "t.csv"), "--out", str(tmp_path / "p.h5ad")]) == 0
+    assert list(anndata.read_h5ad(tmp_path / "p.h5ad").obs_names) == names
+    assert cli.main(["run", str(tmp_path / "p.h5ad"), "--k", "20", "--out", str(tmp_path / "r"), "-q"]) == 0
+    assert pd.read_csv(tmp_path / "r" / "cells.csv")["id"].tolist() == names
+
+
 def test_repeated_cell_names_are_warned_about(tmp_path, caplog):
     X = datasets.make("circle", n=40, d=3, seed=0).X
     pd.DataFrame(X, index=[f"cell{i % 30}" for i in range(40)]).to_csv(tmp_path / "t.csv")

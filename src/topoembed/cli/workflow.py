@@ -28,8 +28,10 @@ def cmd_prepare(args) -> int:
     if adata is not None:
         X = _anndata_points(adata, rep)
     else:
-        X, _ = _load(args)
+        X, meta = _load(args)
         adata = anndata.AnnData(np.zeros((X.shape[0], 0), dtype=np.float32))
+        if meta.get("row_names") is not None:  # a table's cell names: cells.csv's ids, as `run` gives them
+            adata.obs_names = [str(name) for name in meta["row_names"]]
         rep = None
     adata.obsm[PREPARED_REP] = np.asarray(X, dtype=np.float64)
     adata.uns["topoembed_input"] = {"source": src, "use_rep": rep or "X", "recipe": args.recipe or "none",
