@@ -113,7 +113,8 @@ adata
 One call builds the kNN graph, the effective-resistance distances, the persistence diagram,
 decides how many loops there are, and places every cell on the loop. With more than 1,000
 cells it analyses **random subsamples of 700 cells** (by default ten, stopping after six
-when they all agree; five here, `n_subsamples=5`, to save time) and reports a loop only if
+when they all agree; up to five here, `n_subsamples=5`, to save time: they stop after three
+when those agree) and reports a loop only if
 most subsamples find it: the share that found it is the loop's **prevalence**, the main
 measure of confidence on a whole dataset. Each loop also gets a p-value for its persistence
 under a universal null distribution of noise (Bobrowski and Skraba 2023).
@@ -235,8 +236,9 @@ else:
     p = lp.get("p_value")
     print(f"One loop stands out in these {adata.n_obs:,} {what}: {lp['prevalence']:.0%} of the subsamples found it "
           f"and its detection score is {det['scores']['1']:.2f} (1 = a clean gap to the next feature)"
-          + ("." if p is None else f"; its p-value is {p:.2g}" + (" (significant)." if p < 0.05 else
-                                                                   " (not significant on its own: the loop is thick).")))
+          + ("." if p is None else f"; its p-value is {p:.2g}" + (" (conclusive on its own)." if p < 0.01 else
+             " (not below 0.01, so not conclusive on its own: the loop is thick" + ("; its recurrence in the "
+             "subsamples supports it)." if lp["prevalence"] >= 0.9 else ")."))))
     print(f"{on.mean():.0%} of them lie close to the loop; the others sit inside or outside it and got a phase "
           "from their neighbours, with less confidence.")
     if REAL:

@@ -203,7 +203,9 @@ def test_loops_carry_p_values_and_the_report_words_the_confidence():
     assert "p = 0.033" in note and "0 of 2 subsamples" in note and "0%" in note
     assert not any(n.startswith("Loop 1 is significant") for n in report.verdict_notes(unmatched))
     confirmed = {**unmatched, "loops": [{**lp, "p_value": 0.033, "prevalence": 1.0, "n_runs": 2}]}
-    assert any(n.startswith("Loop 1 is significant") for n in report.verdict_notes(confirmed))
+    notes = report.verdict_notes(confirmed)  # supported, but by its recurrence: p = 0.033 is not called significant
+    assert any(n.startswith("Loop 1 is supported by its recurrence: its universal-null p = 0.033") for n in notes)
+    assert not any("significant" in n for n in notes)
     dropped = {**s, "loops": [], "detection": {**s["detection"], "n_loops": 0,
                                                "not_significant": [{"feature": 3, "p_value": 0.4}]}}
     assert any(n.startswith("Not significant") for n in report.verdict_notes(dropped))

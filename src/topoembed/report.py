@@ -84,10 +84,17 @@ def verdict_notes(summary: dict) -> list[str]:
                  ", median over the subsamples that found it")
         if p is None:
             continue
-        if p >= alpha and "surface_void_p" in lp:
-            notes.append(f"Loop {i + 1} on its own is within what noise produces (universal-null p = {p:.2g} ≥ "
-                         f"{alpha:g}{where}), but it is one of the loops of the void above, which is its evidence; "
-                         "its phase is given.")
+        if p >= verdict.P_CONCLUSIVE and "surface_void_p" in lp:
+            alone = (f"within what noise produces (universal-null p = {p:.2g} ≥ {alpha:g}{where})" if p >= alpha else
+                     f"not conclusive (universal-null p = {p:.2g}{where}, not below {verdict.P_CONCLUSIVE:g})")
+            notes.append(f"Loop {i + 1} on its own is {alone}, but it is one of the loops of the void above, which "
+                         "is its evidence; its phase is given.")
+        elif p < alpha and calls[i].supported and p >= verdict.P_CONCLUSIVE:  # supported by its recurrence
+            notes.append(f"Loop {i + 1} is supported by its recurrence: its universal-null p = {p:.2g}{where} is "
+                         f"below {alpha:g} but not below {verdict.P_CONCLUSIVE:g}, where a p-value alone is evidence "
+                         f"enough, and {_found_in(lp, summary)} (prevalence {lp['prevalence']:.0%} ≥ "
+                         f"{verdict.SUPPORT_PREVALENCE:.0%}): it is not an accident of a few points, so its phase "
+                         "is given.")
         elif p < alpha and calls[i].supported:
             notes.append(f"Loop {i + 1} is significant: p = {p:.2g} under the universal null distribution of "
                          f"death/birth ratios (Bobrowski and Skraba 2023), Bonferroni-corrected{where}.")
