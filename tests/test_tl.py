@@ -211,6 +211,13 @@ def test_recipe_variants_and_errors():
     sc.pp.log1p(b)
     with pytest.raises(InputError, match="looks log-transformed"):
         te.pp.recipe_cell_cycle(b)
+    # log2 values above 15 (McDavid's NanoString cells, 0-21): they were normalised again as "fractional counts"
+    b2 = a.copy()
+    sc.pp.normalize_total(b2, target_sum=1e6)
+    sc.pp.log1p(b2, base=2)
+    assert 15 < float(np.max(b2.X)) <= 32
+    with pytest.raises(InputError, match="looks log-transformed.*use_rep='X'"):
+        te.pp.recipe_cell_cycle(b2)
     c = a.copy()
     c.X = c.X - 1.0  # negative: scaled data
     with pytest.raises(InputError, match="negative"):

@@ -102,7 +102,10 @@ def count_kind(X, sample: int = 20000, seed: int = 0) -> str:
     "integer" (raw counts), "fractional" (non-negative, non-integer, with values above
     :data:`LOG_MAX`: counts after ambient-RNA correction or from a pseudo-aligner), "log"
     (non-negative, non-integer, all at most :data:`LOG_MAX`: log1p of normalised counts
-    stays below about 12), "negative" (scaled data or a representation) or "empty"."""
+    stays below about 12; or all at most :data:`LOG2_MAX` with the median non-zero value at
+    least an eighth of the largest: log2 values, such as McDavid's NanoString cells, 0-21
+    with median 8.5, where counts, even corrected ones, are mostly small with a long tail),
+    "negative" (scaled data or a representation) or "empty"."""
     data = X.data if _issparse(X) else np.asarray(X).ravel()
     if data.size == 0:
         return "empty"
@@ -113,12 +116,17 @@ def count_kind(X, sample: int = 20000, seed: int = 0) -> str:
         return "negative"
     if np.all(data == np.round(data)) and data.max() > 1:
         return "integer"
-    return "log" if data.max() <= LOG_MAX else "fractional"
+    top = data.max()
+    nonzero = data[data > 0]
+    log2 = top <= LOG2_MAX and nonzero.size > 0 and np.median(nonzero) >= top / 8
+    return "log" if top <= LOG_MAX or log2 else "fractional"
 
 
 #: The largest value log-transformed expression takes in practice (log1p(1e4 · 1) ≈ 9.2; some
 #: pipelines scale to 1e6: log1p(1e6) ≈ 13.8).
 LOG_MAX = 15.0
+#: The largest value log2-transformed expression takes in practice (log2 of 10^9 ≈ 30).
+LOG2_MAX = 32.0
 
 
 def _issparse(X) -> bool:

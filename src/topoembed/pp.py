@@ -15,7 +15,7 @@ import scipy.sparse as sp
 from . import graph
 from .datasets import cell_cycle_genes  # noqa: F401 (te.pp.cell_cycle_genes: the bundled list lives with the data)
 from ._anndata import check_adata, resolved_points, uns_entry
-from ._validate import LOG_MAX, InputError, check_k, count_kind, looks_like_counts  # noqa: F401 (public here)
+from ._validate import LOG_MAX, InputError, check_k, count_kind, looks_like_counts, option  # noqa: F401 (public here)
 from .pipeline import Params
 
 log = logging.getLogger(__name__)
@@ -129,9 +129,10 @@ def recipe_cell_cycle(adata, *, genes="cell_cycle", organism: str = "auto", n_co
                          "data or a representation?). Pass the raw counts (e.g. layer='counts'), or skip the "
                          "recipe and use use_rep='X_pca' / 'X_scVI'.")
     if kind == "log":
-        raise InputError(f"{where} looks log-transformed (non-integer values, none above {LOG_MAX:g}); the recipe "
-                         "normalises and log-transforms itself. Pass the raw counts (e.g. layer='counts'), or skip "
-                         "the recipe and use use_rep='X_pca'.")
+        raise InputError(f"{where} looks log-transformed (non-integer values on a log scale: none above {LOG_MAX:g}, "
+                         "or log2 values); the recipe normalises and log-transforms itself. Pass the raw counts "
+                         f"(e.g. {option('layer', 'counts')}), or skip the recipe and analyse a representation "
+                         f"({option('use_rep', 'X_pca')}) or X as it is ({option('use_rep', 'X')}).")
     if kind == "fractional":
         log.warning("%s holds non-integer counts (ambient-RNA correction or a pseudo-aligner?); normalising them "
                     "as counts", where)
