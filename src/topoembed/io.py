@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from ._validate import InputError
-from .tables import _suffix, read_table, warn_repeated_names
+from .tables import file_type, read_table, warn_repeated_names
 
 __all__ = ["load_points", "read_h5ad", "atomic_path", "write_json", "write_npz", "write_text",
            "OutputSet", "to_jsonable", "dumps_json", "INPUT_SUFFIXES"]
@@ -30,6 +30,7 @@ log = logging.getLogger(__name__)
 INPUT_SUFFIXES = (".npy", ".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz", ".h5ad", ".loom")
 
 
+#: Files that make a 10x Genomics matrix folder (Cell Ranger's filtered_feature_bc_matrix/).
 TENX_MATRIX = ("matrix.mtx.gz", "matrix.mtx")
 
 
@@ -121,7 +122,7 @@ def load_points(source: str | os.PathLike, use_rep: str | None = None,
         return ds.X, {"source": s, "kind": "synthetic", "synthetic": ds}
     path = Path(s)
     _check_file(path)
-    suffix = _suffix(path)
+    suffix = file_type(path)
     if is_anndata_input(path):
         adata = read_anndata(path)
         use_rep = default_rep(adata, use_rep)  # None: X, where nothing else was prepared

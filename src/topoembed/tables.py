@@ -15,12 +15,12 @@ import numpy as np
 
 from ._validate import InputError
 
-__all__ = ["read_table", "warn_repeated_names"]
+__all__ = ["read_table", "warn_repeated_names", "file_type"]
 
 log = logging.getLogger(__name__)
 
 
-def _suffix(path: Path) -> str:
+def file_type(path: Path) -> str:
     """The file type of ``path``, lower case: ``.csv`` or, for a gzip-compressed table, ``.csv.gz``."""
     suffixes = [x.lower() for x in path.suffixes[-2:]]
     if len(suffixes) == 2 and suffixes[1] == ".gz" and suffixes[0] in (".csv", ".tsv", ".txt"):
@@ -45,7 +45,8 @@ _MISSING = ("", "NA", "NaN", "nan", "N/A", "NULL", "null")
 def _text_table(path: Path, delim: str | None, header: bool):
     """The table's fields as text (pandas; the header row skipped, not parsed: split at whitespace,
     pandas' header of an index (" a b") loses its empty first field, and the names would then
-    drop the last column). Rows of different lengths are refused."""
+    drop the last column). A row longer than the first is refused; pandas fills a shorter one's
+    end with empty fields, which :func:`_numbers` tells from missing values (:func:`_check_row_lengths`)."""
     import pandas as pd
 
     try:
@@ -54,17 +55,23 @@ def _text_table(path: Path, delim: str | None, header: bool):
     except (ValueError, pd.errors.ParserError) as exc:
         raise InputError(f"{path} has rows of different lengths ({str(exc).strip()}); every row must hold the same "
                          "number of fields") from None
+    df.attrs.update(path=path, delim=delim, header=header, n_fields=df.shape[1])  # kept by df.iloc
+    return df
+
+
+def _check_row_lengths(path: Path, delim: str | None, header: bool, n_fields: int) -> None:
+    """Refuse a table with a row of other than ``n_fields`` fields (a second pass over the file,
+    made only where empty fields were read)."""
     import csv
     import gzip
 
-    with (gzip.open if _suffix(path).endswith(".gz") else open)(path, "rt", errors="replace", newline="") as fh:
+    with (gzip.open if file_type(path).endswith(".gz") else open)(path, "rt", errors="replace", newline="") as fh:
         rows = csv.reader(fh, delimiter=delim) if delim else (line.split() for line in fh)
-        for line, fields in enumerate(rows, start=1):  # pandas fills a short row's end as if it were empty fields
-            if line > int(header) and any(f.strip() for f in fields) and len(fields) != df.shape[1]:
+        for line, fields in enumerate(rows, start=1):
+            if line > int(header) and any(f.strip() for f in fields) and len(fields) != n_fields:
                 raise InputError(f"{path} has rows of different lengths: line {line} has {len(fields)} fields, the "
-                                 f"longest row {df.shape[1]}; every row must hold the same number of fields (a missing "
+                                 f"longest row {n_fields}; every row must hold the same number of fields (a missing "
                                  "value as NA, or as an empty field between commas or tabs)")
-    return df
 
 
 def _numbers(df, path: Path, header: list | None, first_col: int, hint: str = "") -> np.ndarray:
@@ -74,9 +81,15 @@ def _numbers(df, path: Path, header: list | None, first_col: int, hint: str = ""
     1-based)."""
     import pandas as pd
 
+    try:  # numpy parses each number exactly as np.loadtxt does (pandas' own parser may differ in the last bit)
+        return df.to_numpy(dtype=np.float64)
+    except ValueError:  # missing values, or text
+        pass
     text = df.astype(str).apply(lambda c: c.str.strip())
     missing = text.isin(_MISSING)
-    try:  # numpy parses each number exactly as np.loadtxt does (pandas' own parser may differ in the last bit)
+    if (text == "").to_numpy().any():  # an empty field, or the end of a short row
+        _check_row_lengths(df.attrs["path"], df.attrs["delim"], df.attrs["header"], df.attrs["n_fields"])
+    try:
         return text.mask(missing, "nan").to_numpy(dtype=np.float64)
     except ValueError:
         pass
@@ -104,7 +117,7 @@ def read_table(path: Path, index_col: bool | None = None) -> tuple[np.ndarray, l
     dropped with a log line. True always drops the first column, False never does."""
     import gzip
 
-    suffix = _suffix(path)
+    suffix = file_type(path)
     gz = suffix.endswith(".gz")
     kind = suffix.removesuffix(".gz")
     delim = "\t" if kind == ".tsv" else ("," if kind == ".csv" else None)
