@@ -186,6 +186,14 @@ def test_stage_commands_refuse_inputs_made_otherwise(tmp_path, capsys):
     assert run_cli("homology", tmp_path / "d.npy", "--out", tmp_path / "h2.npz") == 0
 
 
+@pytest.mark.skipif(not __import__("os").path.isdir("/proc/self"), reason="needs Linux's /proc")
+def test_an_output_path_that_cannot_be_made_is_refused_before_any_work(tmp_path, capsys):
+    # as root, permissions allowed /proc/x, and the run failed with a traceback after all its work
+    assert run_cli("run", "synthetic:circle?n=150&d=3", "--k", 20, "--out", "/proc/x") == 2
+    err = capsys.readouterr().err
+    assert "--out '/proc/x' cannot be written" in err and "Traceback" not in err
+
+
 def test_a_run_without_a_loop_writes_cells_csv_saying_so(tmp_path, capsys):
     # the README lists cells.csv among a run's outputs; it was missing where no loop was found
     out = tmp_path / "blob"

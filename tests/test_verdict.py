@@ -212,3 +212,18 @@ def test_every_way_in_gives_the_same_verdict_on_1000_ipc_cells(tmp_path, ipc_pat
     assert by_run["verdict"] == staged["verdict"] and _call(a.uns["topoembed"]["verdict"]) == _call(by_run["verdict"])
     assert staged["loops"] == by_run["loops"]
     assert [lp["p_value"] for lp in by_run["loops"]] == [lp["p_value"] for lp in te.tl.get_loops(a)]
+
+
+def test_subsample_gets_the_prevalence_check_its_points_get_alone(ipc_path):
+    """1,000 IPC cells as `subsample=1000` (seed 1) and the same cells given alone: both "1 loop"
+    (p = 0.018, supported by its prevalence). The subsample run skipped the check and called the
+    loop possible, with no phase."""
+    import anndata
+
+    X = np.asarray(anndata.read_h5ad(ipc_path).obsm["X_scVI"], dtype=np.float64)
+    sub = analysis.run(X, subsample=1000, seed=1, jobs=1)
+    alone = analysis.run(X[sub.index], seed=1, jobs=1)
+    assert _call(sub.verdict.to_dict()) == _call(alone.verdict.to_dict())
+    assert sub.verdict.level == verdict.LOOP and sub.loops[0]["prevalence"] >= verdict.SUPPORT_PREVALENCE
+    assert sub.detection["prevalence_check"]["subsample_size"] == 700
+    assert np.isfinite(np.asarray(sub.loops[0]["phase"])[sub.index]).all()  # given, not withheld

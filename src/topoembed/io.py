@@ -213,6 +213,11 @@ def check_writable(path: str | os.PathLike, folder: bool) -> None:
             raise InputError(f"--out {str(path)!r} cannot be created: {str(target)!r} is a file, not a folder")
     if not os.access(target, os.W_OK | os.X_OK):
         raise InputError(f"--out {str(path)!r} cannot be written: no write permission in {str(target)!r}")
+    try:  # permissions do not tell all (root, read-only mounts, /proc): make and remove a folder there
+        os.rmdir(tempfile.mkdtemp(prefix=".topoembed-probe-", dir=target))
+    except OSError as exc:
+        raise InputError(f"--out {str(path)!r} cannot be written in {str(target)!r} ({exc.strerror}); choose "
+                         "another path") from None
 
 
 @contextlib.contextmanager

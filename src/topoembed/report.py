@@ -58,13 +58,13 @@ def verdict_notes(summary: dict) -> list[str]:
         notes.append(f"Not significant: an H1 feature passed the detection score, but its death/birth ratio is "
                      f"what noise of this kind produces (universal-null p = {ns['p_value']:.2g} ≥ "
                      f"{det.get('alpha', 0.05):g}, Bonferroni over the H1 features), so it is not reported as a "
-                     "loop and no phase is given (--loop-rule confirmed_gap keeps it).")
+                     f"loop and no phase is given ({option('loop_rule', 'confirmed_gap')} keeps it).")
     if det.get("rescued") and det["rescued"].get("reason") == "recurrence":
         r = det["rescued"]
         notes.append(f"Found by its recurrence: the detection score sees no clear loop (the longest H1 feature is "
                      f"not twice as long as the next), but the longest feature reappears in "
                      f"{r['prevalence']:.0%} of {r['n_subsamples']} random subsamples analysed alone, which noise's "
-                     "longest feature did not in any benchmark run, so it is reported (--prevalence-check 0 would "
+                     f"longest feature did not in any benchmark run, so it is reported ({option('prevalence_check', False)} would "
                      "report none).")
     elif det.get("rescued"):
         r = det["rescued"]
@@ -72,7 +72,7 @@ def verdict_notes(summary: dict) -> list[str]:
                else "their lifetimes are below the detection rule's floor")
         notes.append(f"Found by their significance: {why}, but {len(r['rows'])} H1 feature(s) have p < {r['alpha']:g} "
                      "under the universal null, which noise did not produce in any benchmark run, so they are "
-                     "reported (--loop-rule confirmed_gap would report none).")
+                     f"reported ({option('loop_rule', 'confirmed_gap')} would report none).")
     alpha = det.get("alpha", verdict.ALPHA)
     calls = verdict.decide(summary["loops"], det).loops
     for i, lp in enumerate(summary["loops"]):
@@ -156,7 +156,7 @@ def verdict_notes(summary: dict) -> list[str]:
         notes.append(f"Checked for a hidden loop: the longest H1 feature was looked for in {chk['n_subsamples']} random "
                      f"subsamples of {chk['subsample_size']} of the {summary['n_input']} points, each analysed alone, "
                      f"and found in {n_runs} of them (prevalence {chk['prevalence'][0]:.2f} < "
-                     f"{loops.RECURRENCE_MIN:.0%}): no loop (--prevalence-check 0 skips this)." + _stopped(chk))
+                     f"{loops.RECURRENCE_MIN:.0%}): no loop ({option('prevalence_check', False)} skips this)." + _stopped(chk))
     elif chk and "candidate" not in chk:
         found = [f"loop {i + 1} in {lp['n_runs']} of {chk['n_subsamples']} (prevalence {lp['prevalence']:.2f})"
                  for i, lp in enumerate(summary["loops"]) if "prevalence" in lp]
@@ -165,9 +165,9 @@ def verdict_notes(summary: dict) -> list[str]:
                else f"a loop's p-value was inconclusive (≥ {chk['p_at_least']:g})")
         notes.append(f"Prevalence check: {why}, so "
                      f"{chk['n_subsamples']} random subsamples of {chk['subsample_size']} of the "
-                     f"{summary['n_input']} points were analysed alone and their loops matched to this run's: "
+                     f"{summary['n_points']} points were analysed alone and their loops matched to this run's: "
                      + "; ".join(found) + ". A real loop reappears in most subsamples; one made by a few points "
-                     "does not (--prevalence-check 0 skips this)." + _stopped(chk))
+                     f"does not ({option('prevalence_check', False)} skips this)." + _stopped(chk))
     ens = summary.get("ensemble")
     if ens:
         B = ens["n_subsamples"]
@@ -195,11 +195,11 @@ def verdict_notes(summary: dict) -> list[str]:
                                       + [_part_evidence_note(i, lp) for i, lp in again])
                             if in_parts or again else "None holds a loop that the subsamples did not report")
                          + "".join(_not_recurring_note(r) for r in prt.get("not_recurring", []))
-                         + " (--parts 0 skips this).")
+                         + f" ({option('parts', False)} skips this).")
         if ens.get("stopped_early"):
             notes.append(f"The first {B} of the {ens['n_planned']} planned subsamples agreed unanimously, so the "
                          f"run stopped there: the other {ens['n_planned'] - B} could not have changed which loops "
-                         "are reported (--early-stop 0 runs them all).")
+                         f"are reported ({option('early_stop', False)} runs them all).")
     return notes
 
 
@@ -249,7 +249,7 @@ def _stopped(chk: dict) -> str:
     if not chk.get("stopped_early"):
         return ""
     return (f" It stopped after {chk['n_subsamples']} of the {chk['n_planned']} planned subsamples, where the "
-            f"call was decided (--early-stop 0 runs them all).")
+            f"call was decided ({option('early_stop', False)} runs them all).")
 
 
 def _number(x) -> float | None:
