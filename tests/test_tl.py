@@ -255,6 +255,17 @@ def _recipe_pca(a):
     return b.obsm["X_pca_cell_cycle"]
 
 
+def test_getters_name_the_key_that_holds_the_results(circle_adata):
+    # under key_added="cc", get_verdict raised a bare KeyError and get_loops returned [] ("no loops")
+    b = te.tl.run(circle_adata, use_rep="X_rep", key_added="cc", copy=True)
+    with pytest.raises(InputError, match="results are under key='cc'"):
+        te.tl.get_verdict(b)
+    with pytest.raises(InputError, match="results are under key='cc'"):
+        te.tl.get_loops(b)
+    assert "topoembed" not in b.uns  # a getter creates nothing
+    assert te.tl.get_verdict(b, key="cc")["level"] == "loop" and len(te.tl.get_loops(b, key="cc")) == 1
+
+
 def test_scanpy_s_graph_on_too_many_cells_names_the_way_out(circle_adata):
     # the advice was "an ensemble of subsamples, the default of te.tl.run above 1,000 points", which the user
     # already had: the graph is what makes it one run on all cells

@@ -56,7 +56,7 @@ def _ax(ax, figsize=(4.5, 4)):
 
 def _highlight(adata, key, dgm1):
     rows = []
-    for lp in get_loops(adata, key):
+    for lp in (get_loops(adata, key) if "loops" in adata.uns[key] else []):  # diagrams before detect_loops
         hit = np.flatnonzero(np.isclose(dgm1[:, 0], lp["birth"]) & np.isclose(dgm1[:, 1], lp["death"]))
         rows += hit[:1].tolist()
     return rows

@@ -222,16 +222,30 @@ def _as_list(stored) -> list:
     return [stored[k] for k in sorted(stored, key=int)]
 
 
+def _stored(adata, key: str, what: str):
+    """``adata.uns[key][what]`` of a run, or an InputError that names the keys holding one (a
+    getter must not create the entry, nor read "no loops" into a run made under another key)."""
+    check_adata(adata)
+    entry = adata.uns.get(key)
+    if isinstance(entry, dict) and what in entry:
+        return entry[what]
+    runs = [k for k, v in adata.uns.items() if isinstance(v, dict) and what in v]
+    where = f"; results are under key={runs[0]!r}" if len(runs) == 1 else (f"; results are under {runs}" if runs else "")
+    raise InputError(f"adata.uns[{key!r}][{what!r}] not found: run te.tl.run(adata) first, or pass the key_added "
+                     f"of your run as key=...{where}")
+
+
 def get_loops(adata, key: str = DEFAULT_KEY) -> list[dict]:
-    """The detected loops as a list (``uns[key]["loops"]`` is stored as {"0": ..., "1": ...})."""
-    return _as_list(uns_entry(adata, key).get("loops", {}))
+    """The detected loops as a list (``uns[key]["loops"]`` is stored as {"0": ..., "1": ...});
+    [] where the run found none."""
+    return _as_list(_stored(adata, key, "loops"))
 
 
 def get_verdict(adata, key: str = DEFAULT_KEY) -> dict:
     """The run's verdict as ``summary.json`` has it (:meth:`topoembed.verdict.Verdict.to_dict`:
     ``level``, ``headline``, and per loop its ``level``, ``reasons`` and ``text``), its lists
     restored from the form ``uns[key]["verdict"]`` stores them in."""
-    stored = dict(uns_entry(adata, key)["verdict"])
+    stored = dict(_stored(adata, key, "verdict"))
     stored["loops"] = [{**call, "reasons": _as_list(call.get("reasons", {}))}
                        for call in _as_list(stored.get("loops", {}))]
     return stored
