@@ -194,6 +194,15 @@ def test_an_output_path_that_cannot_be_made_is_refused_before_any_work(tmp_path,
     assert "--out '/proc/x' cannot be written" in err and "Traceback" not in err
 
 
+def test_distance_auto_says_what_it_chose(tmp_path, capsys):
+    # the table and report showed the chosen distance as if the user had picked it
+    assert run_cli("run", "synthetic:circle?n=300&d=10&sigma=0.1", "--distance", "auto", "--out", tmp_path / "a") == 0
+    s = json.loads((tmp_path / "a" / "summary.json").read_text())
+    printed = capsys.readouterr().out
+    assert f"chosen by --distance auto: setting {s['auto']['key']}" in printed
+    assert f"the setting {s['auto']['key']} that --distance auto chose" in (tmp_path / "a" / "report.html").read_text()
+
+
 def test_a_run_without_a_loop_writes_cells_csv_saying_so(tmp_path, capsys):
     # the README lists cells.csv among a run's outputs; it was missing where no loop was found
     out = tmp_path / "blob"

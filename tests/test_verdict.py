@@ -77,6 +77,18 @@ def test_the_report_never_calls_an_unsupported_loop_found():
     assert "headline possible" in page
 
 
+def test_the_report_does_not_promise_a_withheld_phase():
+    # a possible loop's page said "Every point gets a phase θ" while cells.csv had none
+    X = datasets.make("circle", n=300, d=10, sigma=0.1, seed=0).X
+    res = pipeline.run(X, k=30)
+    s = pipeline.summary(res)
+    per_point = [{f: lp[f] for f in pipeline.PER_POINT if f in lp} for lp in res.loops]
+    assert "Every point gets a" in report.render_html(s, points=X, per_point=per_point)
+    weak = {**s, "loops": [{**s["loops"][0], "p_value": 0.44, "phase_withheld": "low confidence"}]}
+    page = report.render_html(weak, points=X, per_point=per_point)
+    assert "Every point gets a" not in page and "is withheld: the loop is not supported" in page
+
+
 def test_the_front_door_checks_the_precomputed_graph_and_the_options():
     X = datasets.make("circle", n=100, d=5, sigma=0.05, seed=0).X
     with pytest.raises(InputError, match="shape"):

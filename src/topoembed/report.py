@@ -441,6 +441,8 @@ def _headline(summary, t) -> str:
             f"{'mutual ' if p.get('symmetrize') == 'and' else ''}{t('knn', 'kNN graph')} (k = {p.get('k')}"
             + (f", {graph['n_edges']:,} edges, {graph['n_components']} connected component"
                f"{'s' if graph['n_components'] != 1 else ''}" if graph else "")
+            + (f"; the setting {summary['auto']['key']} that {option('distance', 'auto')} chose, its loop count proposed by "
+               f"{summary['auto']['support']} settings" if summary.get("auto") else "")
             + f"). {t('score')}: {det['score']:.2f}"
             + (f" (s_{m})" if m else " (1 − max s_m)") + ".</p>")
 
@@ -553,7 +555,9 @@ def _membership_text(summary, lp, arrays, t) -> str:
             parts.append(f"The median point lies at {med:.2f} × the threshold. 'On the loop' marks the loop's "
                          "core, a tube round its cycle, not every point that belongs to the loop: on a noisy "
                          "loop a point's loop distance grows with its noise, so even on a pure noisy circle only "
-                         f"about half of the points fall inside. Every point gets a {t('phase')}.")
+                         "about half of the points fall inside. "
+                         + (f"The {t('phase')} is withheld: the loop is not supported." if lp.get("phase_withheld")
+                            else f"Every point gets a {t('phase')}."))
     if _number(lp.get("median_phase_confidence")) is not None:  # None/NaN: the phase is withheld
         parts.append(f"Median {t('phase_confidence')}: {lp['median_phase_confidence']:.2f}.")
     if "cycle" in lp:

@@ -113,7 +113,9 @@ def _print_table(summ, out, extra=None, rep=None):
         *([f"  analysed      {'adata.X' if rep[0] in (None, 'X') else f'obsm[{rep[0]!r}]'} ({rep[1]} columns)"]
           if rep is not None else []),
         _points_line(summ),
-        f"  distance      {summ['distance']} (k={summ['params']['k']})",
+        f"  distance      {summ['distance']} (k={summ['params']['k']}"
+        + (f"; chosen by --distance auto: setting {summ['auto']['key']}, loop count proposed by "
+           f"{summ['auto']['support']} settings" if summ.get("auto") else "") + ")",
         f"  verdict       {report.summary_verdict(summ).headline()}",
         *(f"                {note}" for note in report.verdict_notes(summ)),
         f"  score         {det['score']:.3f}   (s_m: " + ", ".join(f"{m}:{s:.2f}" for m, s in det["scores"].items()) + ")",
