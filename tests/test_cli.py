@@ -194,6 +194,16 @@ def test_an_output_path_that_cannot_be_made_is_refused_before_any_work(tmp_path,
     assert "--out '/proc/x' cannot be written" in err and "Traceback" not in err
 
 
+def test_v_and_q_work_after_any_subcommand(tmp_path):
+    # `run -v` was "unrecognized arguments: -v"; `embed -q` was refused and `-q embed` still printed its epochs
+    assert cli.build_parser().parse_args(["run", "-v", "-q"]).verbose_sub == 1
+    assert cli.build_parser().parse_args(["graph", "-q", "--out", "g.npz"]).quiet
+    pytest.importorskip("torch")
+    out = subprocess.run([sys.executable, "-m", "topoembed", "embed", "synthetic:circle?n=120&d=4", "--n-epochs", "2",
+                          "--out", str(tmp_path / "e.npy"), "-q"], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0 and "loss" not in out.stdout + out.stderr, out.stderr[-500:]
+
+
 def test_distance_auto_says_what_it_chose(tmp_path, capsys):
     # the table and report showed the chosen distance as if the user had picked it
     assert run_cli("run", "synthetic:circle?n=300&d=10&sigma=0.1", "--distance", "auto", "--out", tmp_path / "a") == 0

@@ -36,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"topoembed {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-v info, -vv debug)")
     parser.add_argument("-q", "--quiet", dest="quiet_all", action="store_true",
-                        help="no progress bar or progress lines (also after the subcommand: topoembed run -q)")
+                        help="no progress bar or progress lines (also after the subcommand: topoembed run -q; -v too)")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("run", help="all stages: graph, distances, homology, loops, report")
@@ -133,7 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_params(p, inherit=True)
     p.set_defaults(func=cmd_report)
 
-    p = sub.add_parser("embed", help="stage 5: 2-D embedding with a torch loss -> .npy (+ loop check)")
+    p = sub.add_parser("embed", help="stage 5: 2-D embedding with a torch loss -> .npy (its loop check: `run "
+                                     "--embed LOSS`, or `report --embedding FILE`)")
     _input_args(p)
     p.add_argument("--out", required=True, help="output .npy (n × n_components)")
     _embed_args(p, with_loss=True)
@@ -166,6 +167,13 @@ def build_parser() -> argparse.ArgumentParser:
                        help="the noise benchmark (Damrich et al. 2024) with auto selection; its harness lives in "
                             "the source repository (benchmarks/noise_benchmark.py); `topoembed benchmark --help`")
     p.set_defaults(func=cmd_benchmark, harness_args=[])  # main() hands it the rest of the command line
+    for sp in sub.choices.values():  # -q and -v after any subcommand too (`topoembed embed -q`, `run -v`)
+        given = {o for a in sp._actions for o in a.option_strings}
+        if "-q" not in given:
+            sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar or progress lines")
+        if "-v" not in given:
+            sp.add_argument("-v", "--verbose", dest="verbose_sub", action="count", default=0,
+                            help="more logging (-v info, -vv debug)")
     return parser
 
 
@@ -207,6 +215,7 @@ def _main(argv=None) -> int:
         args = parser.parse_args(argv)
     if args.quiet_all and hasattr(args, "quiet"):  # `topoembed -q run` is `topoembed run -q`
         args.quiet = True
+    args.verbose += getattr(args, "verbose_sub", 0)  # `topoembed run -v` is `topoembed -v run`
     level = [logging.WARNING, logging.INFO, logging.DEBUG][min(args.verbose, 2)]
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     for handler in logging.getLogger().handlers:  # progress lines read "topoembed: ...", not "INFO topoembed.progress: ..."

@@ -88,7 +88,7 @@ def cmd_embed(args) -> int:
                              f"not to --loss {args.loss}")
         epochs["s"] = args.s
     Y, info = embedding.embed(X, args.loss, D=D, n_components=args.n_components, **epochs,
-                              device=args.device, seed=args.seed, verbose=True)
+                              device=args.device, seed=args.seed, verbose=not args.quiet)
     with io.atomic_path(args.out) as tmp:
         with open(tmp, "wb") as fh:
             np.save(fh, Y)
