@@ -194,6 +194,14 @@ def test_an_output_path_that_cannot_be_made_is_refused_before_any_work(tmp_path,
     assert "--out '/proc/x' cannot be written" in err and "Traceback" not in err
 
 
+def test_jobs_must_be_a_count(capsys):
+    for bad in ("0", "-3"):
+        with pytest.raises(SystemExit):
+            cli.build_parser().parse_args(["run", "--jobs", bad])
+        assert "must be 'auto' or an integer >= 1" in capsys.readouterr().err
+    assert cli.build_parser().parse_args(["run", "--n-loops", "0"]).n_loops == 0  # a count of loops may be 0
+
+
 def test_v_and_q_work_after_any_subcommand(tmp_path):
     # `run -v` was "unrecognized arguments: -v"; `embed -q` was refused and `-q embed` still printed its epochs
     assert cli.build_parser().parse_args(["run", "-v", "-q"]).verbose_sub == 1

@@ -380,8 +380,21 @@ def run(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, 
     (its circular variance across subsamples), and each loop its ``prevalence`` in
     ``uns[key]["loops"]``; ``uns[key]["ensemble"]`` holds each subsample's reading.
 
+    ``neighbors_key``: reuse scanpy's graph (``sc.pp.neighbors``; one run on all cells with that
+    graph's k), ``binarize`` taking its kNN pattern (True) or its weighted ``connectivities``
+    (False) (:func:`topoembed.pp.neighbors`).
+
+    ``key_added``: where the results go: ``obs[f"{key_added}_phase"]``, ``_phase_confidence``,
+    ``_loop_distance``, ``_on_loop``, ``_phase_missing`` (suffix ``_2``, ... for further
+    loops), ``obsp[f"{key_added}_graph"]`` (and ``_distances`` up to
+    :data:`OBSP_DENSE_MAX_N` cells), and ``uns[key_added]`` (everything ``summary.json``
+    holds; read it with :func:`get_verdict` and :func:`get_loops`, ``key=key_added``).
+
     ``progress``: a bar per stage and per subsample, in Jupyter or on a terminal; by default
     shown unless scanpy's verbosity is 0 (``sc.settings.verbosity = 0`` silences it).
+    ``jobs``: local processes for the subsamples and checks ("auto": one per usable CPU; the
+    result does not depend on it). ``copy``: work on a copy and return it; otherwise the
+    results are written into ``adata`` and None is returned.
     """
     adata = adata.copy() if copy else adata
     run_result(adata, use_rep=use_rep, neighbors_key=neighbors_key, binarize=binarize, key_added=key_added,

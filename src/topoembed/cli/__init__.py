@@ -18,7 +18,7 @@ import sys
 from .. import io, pipeline
 from .._validate import InputError
 from .._version import __version__
-from .options import _add_params, _auto_or_int, _embed_args, _input_args
+from .options import _add_params, _auto_or_count, _embed_args, _input_args
 from .run import cmd_embed, cmd_run, cmd_subsample
 from .stages import cmd_detect, cmd_distances, cmd_graph, cmd_homology, cmd_localize, cmd_report
 from .workflow import PREPARED_REP, benchmark_harness, cmd_benchmark, cmd_collect, cmd_prepare  # noqa: F401 (cli.PREPARED_REP, cli.benchmark_harness: the workflows import them)
@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--from-runs", nargs="+", default=None, metavar="RUN",
                    help="combine these `topoembed subsample` runs (one per subsample, same input and options) "
                         "instead of computing the subsamples here")
-    p.add_argument("--jobs", type=_auto_or_int, default="auto",
+    p.add_argument("--jobs", type=_auto_or_count, default="auto",
                    help="local processes for the subsamples of a whole-dataset run: auto (one per usable CPU) "
                         "or a number (default: auto)")
     _embed_args(p, with_loss=False)
@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     _input_args(p)
     _stage_files(p, with_loops=False)
     p.add_argument("--out", required=True, help="output loops .npz")
-    p.add_argument("--jobs", type=_auto_or_int, default="auto",
+    p.add_argument("--jobs", type=_auto_or_count, default="auto",
                    help="local processes for the subsamples of a prevalence check: auto (one per usable CPU) "
                         "or a number (default: auto)")
     _add_params(p, set(S["localize"]), inherit=True)

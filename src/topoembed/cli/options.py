@@ -72,6 +72,14 @@ def _auto_or_int(value: str):
         raise argparse.ArgumentTypeError(f"{value!r} is neither 'auto' nor an integer") from None
 
 
+def _auto_or_count(value: str):
+    """'auto' or an integer ≥ 1 (processes, subsamples): --jobs 0 and --jobs -3 were accepted without a word."""
+    number = _auto_or_int(value)
+    if number != "auto" and number < 1:
+        raise argparse.ArgumentTypeError(f"{value!r} must be 'auto' or an integer >= 1")
+    return number
+
+
 def _add_params(parser, names=None, inherit=False):
     """Add the Params fields (or the subset ``names``) as --options with their defaults.
     ``inherit``: a stage step, whose unset options come from its inputs' records."""
@@ -79,7 +87,7 @@ def _add_params(parser, names=None, inherit=False):
         if names is not None and f.name not in names:
             continue
         default = f.default
-        typ = ({"n_loops": _auto_or_int, "n_subsamples": _auto_or_int, "t": float}.get(f.name)
+        typ = ({"n_loops": _auto_or_int, "n_subsamples": _auto_or_count, "t": float}.get(f.name)
                or (int if isinstance(default, int) else float if isinstance(default, float) else str))
         if f.name == "subsample":
             typ = int
