@@ -194,6 +194,19 @@ def test_an_output_path_that_cannot_be_made_is_refused_before_any_work(tmp_path,
     assert "--out '/proc/x' cannot be written" in err and "Traceback" not in err
 
 
+def test_a_rerun_into_the_same_folder_leaves_none_of_the_earlier_run_s_files(tmp_path, caplog):
+    # an earlier run's embedding.npy sat beside a later run's "No loop", as if it were its embedding
+    out = tmp_path / "o"
+    (tmp_path / "o").mkdir()
+    (out / "embedding.npy").write_bytes(b"from an earlier run")
+    (out / "notes.txt").write_text("the user's own")
+    with caplog.at_level("WARNING"):
+        assert run_cli("run", "synthetic:blob?n=150&d=4", "--k", 20, "--out", out, "-q") == 0
+    assert not (out / "embedding.npy").exists() and (out / "notes.txt").read_text() == "the user's own"
+    assert "embedding.npy (removed: this run does not write it)" in caplog.text
+    assert (out / "summary.json").exists() and (out / "cells.csv").exists()
+
+
 def test_jobs_must_be_a_count(capsys):
     for bad in ("0", "-3"):
         with pytest.raises(SystemExit):

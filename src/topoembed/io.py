@@ -320,10 +320,14 @@ class OutputSet:
     a final one, and a rerun replaces them.
     """
 
-    def __init__(self, out_dir):
+    def __init__(self, out_dir, owned: tuple = ()):
+        """``owned``: the names a set of this kind may hold; one that an earlier run left and
+        this one does not write is removed on commit (an embedding.npy of an earlier run sat
+        beside a later run's results, as if it were theirs). Other files are never touched."""
         self.out_dir = Path(out_dir)
         self._created_dir = not self.out_dir.exists()
         self._staged: list[tuple[Path, Path]] = []
+        self._owned = tuple(owned)
 
     def __enter__(self):
         if self.out_dir.exists() and not self.out_dir.is_dir():
@@ -343,6 +347,8 @@ class OutputSet:
         import signal
 
         replaced = [final.name for _, final in self._staged if final.exists()]
+        written = {final.name for _, final in self._staged}
+        stale = [self.out_dir / name for name in self._owned if name not in written and (self.out_dir / name).is_file()]
         # Ctrl-C or SIGTERM between two renames would leave half a set: they wait until all are in place
         blocked = {signal.SIGINT, signal.SIGTERM}
         old = signal.pthread_sigmask(signal.SIG_BLOCK, blocked) if hasattr(signal, "pthread_sigmask") else None
@@ -350,11 +356,14 @@ class OutputSet:
             for tmp, final in self._staged:
                 os.replace(tmp, final)
             self._staged = []
+            for path in stale:
+                path.unlink()
         finally:
             if old is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, old)
-        if replaced:  # say so: an earlier run's results are gone
-            log.warning("replaced the earlier %s in %s/ (another --out keeps both)", ", ".join(replaced),
+        if replaced or stale:  # say so: an earlier run's results are gone
+            log.warning("replaced the earlier %s in %s/ (another --out keeps both)",
+                        ", ".join(replaced + [f"{p.name} (removed: this run does not write it)" for p in stale]),
                         self.out_dir)
 
     def __exit__(self, exc_type, exc, tb):

@@ -48,6 +48,11 @@ def input_name(path, adata=None) -> str:
     return str(source) if source else str(path)
 
 
+#: What `run` and `report` may write to their --out folder (io.OutputSet removes what an
+#: earlier run left there and this one does not write).
+RUN_OUTPUTS = ("summary.json", "diagrams.npz", "report.html", "cells.csv", "embedding.npy", "result.h5ad")
+
+
 def _write_run_outputs(outputs, args, result, X, emb=None, adata=None, ids=None) -> dict:
     """summary.json, diagrams.npz, report.html and cells.csv of a run; an AnnData input
     (``adata``) gives the report its UMAP, cells.csv its cell names and the summary its source."""

@@ -12,7 +12,7 @@ from .. import analysis, ensemble, io
 from .._validate import InputError
 from .options import _anndata_input, _anndata_points, _load, _params_from
 from ..stage_files import load_distance_matrix
-from .outputs import _check_embed_args, _embed_for_run, _print_table, _write_run_outputs
+from .outputs import RUN_OUTPUTS, _check_embed_args, _embed_for_run, _print_table, _write_run_outputs
 
 
 def cmd_run(args) -> int:
@@ -22,7 +22,7 @@ def cmd_run(args) -> int:
     params = _params_from(args)
     params.for_small_input(X.shape[0])[0].validate(X.shape[0])  # what the front door will run
     _check_embed_args(args, params)
-    with io.OutputSet(args.out) as outputs:
+    with io.OutputSet(args.out, owned=RUN_OUTPUTS) as outputs:
         runs = [io.read_run(f) for f in args.from_runs] if args.from_runs else None
         result = analysis.run(X, params, from_runs=runs, jobs=args.jobs, progress=not args.quiet)
         emb = _embed_for_run(args, X, result)
@@ -54,7 +54,7 @@ def _run_h5ad(args) -> int:
     X = _anndata_points(adata, use_rep, quiet=True)  # validated before any output; tl.run_result warns
     params.for_small_input(X.shape[0])[0].validate(X.shape[0])  # what the front door will run
     _check_embed_args(args, params)
-    with io.OutputSet(args.out) as outputs:
+    with io.OutputSet(args.out, owned=RUN_OUTPUTS) as outputs:
         result = tl.run_result(adata, use_rep=use_rep, key_added=args.key_added, progress=not args.quiet,
                                jobs=args.jobs, from_runs=[io.read_run(f) for f in args.from_runs or []] or None,
                                **dataclasses.asdict(params))

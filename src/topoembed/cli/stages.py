@@ -26,7 +26,7 @@ from ..stage_files import (diagram_arrays, load_detection, load_diagrams, load_d
 from .options import _load
 
 log = logging.getLogger(__name__)
-from .outputs import _print_table, _write_run_outputs, input_name
+from .outputs import RUN_OUTPUTS, _print_table, _write_run_outputs, input_name
 
 
 # ---------------------------------------------------------------- stage commands
@@ -287,7 +287,7 @@ def cmd_report(args) -> int:
         from .. import tl
 
         tl.orient_phases(adata, result)
-    with io.OutputSet(args.out) as outputs:
+    with io.OutputSet(args.out, owned=RUN_OUTPUTS) as outputs:
         summ = _write_run_outputs(outputs, args, result, X, emb, adata=adata)
         if adata is not None:
             tl.store_result(adata, result, use_rep=args.use_rep, key_added=args.key_added,
