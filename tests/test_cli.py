@@ -207,6 +207,15 @@ def test_a_rerun_into_the_same_folder_leaves_none_of_the_earlier_run_s_files(tmp
     assert (out / "summary.json").exists() and (out / "cells.csv").exists()
 
 
+def test_a_fixed_loop_count_is_reported_as_fixed(tmp_path):
+    # the report said the count "was decided by the rule evidence" when --n-loops fixed it
+    assert run_cli("run", "synthetic:circle?n=200&d=5&sigma=0.05", "--k", 20, "--n-loops", 2, "--out",
+                   tmp_path / "o", "-q") == 0
+    page = (tmp_path / "o" / "report.html").read_text()
+    assert "was fixed at 2 (--n-loops 2), not decided by a rule; only 1 H1 feature(s) pass" in page
+    assert "was decided by the rule" not in page
+
+
 def test_jobs_must_be_a_count(capsys):
     for bad in ("0", "-3"):
         with pytest.raises(SystemExit):

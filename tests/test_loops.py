@@ -258,3 +258,13 @@ def test_decide_reports_the_loops_of_a_surface():
     # only the default rule reads the surface
     assert loops.decide(dgm, scale=10.0, rule="confirmed_gap", surface=torus,
                         confirmation={"distance": "diffusion", "n_loops": 1, "score": 0.5})["n_loops"] == 1
+
+
+def test_a_fixed_count_above_the_features_that_pass_says_so(caplog):
+    # --n-loops 2 on one circle: 1 loop listed and score s_2 = 0, without a word
+    dgm = np.array([[0.1, 1.0], [0.2, 0.22], [0.3, 0.33]])  # one feature with death/birth > 1.25
+    with caplog.at_level("WARNING"):
+        det = loops.decide(dgm, scale=1.0, n_loops=2)
+    assert len(det["features"]) == len(det["p_values"]) == 1 and det["score"] == det["scores"][2]  # s_m as asked
+    assert "n_loops=2 asked for, but only 1 H1 feature(s)" in caplog.text
+

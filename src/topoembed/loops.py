@@ -21,6 +21,8 @@ loops the reported ``score`` is 1 − max_m s_m (how clearly no loop stands out)
 """
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from . import homology
@@ -28,6 +30,8 @@ from . import homology
 __all__ = ["filtered_lifetimes", "detection_scores", "detect", "feature_pvalues", "surface_reading", "void_evidence", "surface_count",
            "may_hide_loops", "recurrence_candidate", "decide", "LOOP_RULES",
            "MIN_RATIO", "MAX_LOOPS", "ALPHA"]
+
+log = logging.getLogger(__name__)
 
 MIN_RATIO = 1.25
 MAX_LOOPS = 5
@@ -230,7 +234,9 @@ def detect(dgm: np.ndarray, n_loops="auto", scale: float | None = None, max_loop
     Parameters
     ----------
     dgm : (m, 2) H1 diagram.
-    n_loops : "auto" or a fixed number m ≥ 0 (then ``score`` is s_m).
+    n_loops : "auto" or a fixed number m ≥ 0 (then ``score`` is s_m, as the published
+        benchmark scores a fixed count; ``features`` holds at most the features that pass the
+        ratio filter, and :func:`decide` warns where they are fewer than m).
     scale : distance scale (median pairwise distance, ``persistence(D)["scale"]``) for the
         ``min_persistence`` rule; default: the largest finite death in ``dgm``.
 
@@ -318,6 +324,9 @@ def decide(dgm: np.ndarray, *, scale: float | None = None, n_loops="auto", rule:
     dgm = np.asarray(dgm, dtype=np.float64).reshape(-1, 2)
     p_adj = np.minimum(1.0, feature_pvalues(dgm) * max(1, len(dgm)))
     det = detect(dgm, n_loops=n_loops, scale=scale)
+    if n_loops != "auto" and len(det["features"]) < int(n_loops):
+        log.warning("n_loops=%d asked for, but only %d H1 feature(s) have death/birth > %g: %d loop(s) reported",
+                    int(n_loops), len(det["features"]), MIN_RATIO, len(det["features"]))
     out = {**det, "rule": rule, "alpha": float(alpha)}
     if n_loops == "auto" and rule != "gap" and det["n_loops"] > 0 and confirmation is not None:
         out["confirmation"] = confirmation

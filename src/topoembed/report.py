@@ -476,7 +476,12 @@ def _checks(summary, t) -> list[str]:
     rule = det.get("rule")
     items = []
     ensemble = summary.get("ensemble")
-    if rule in _RULES:
+    if summary["params"].get("n_loops", "auto") != "auto":  # the user fixed it: no rule decided it
+        items.append(f"The number of loops was fixed at {summary['params']['n_loops']} "
+                     f"({option('n_loops', summary['params']['n_loops'])}), not decided by a rule"
+                     + (f"; only {len(summary['loops'])} H1 feature(s) pass the death/birth filter, so only they "
+                        "are reported" if len(summary["loops"]) < int(summary["params"]["n_loops"]) else "") + ".")
+    elif rule in _RULES:
         # the subsample runs of an ensemble skip the second distance: their prevalence is the second opinion
         if ensemble or not summary["params"].get("confirm"):
             confirmed = ""
