@@ -75,6 +75,7 @@ def test_the_report_never_calls_an_unsupported_loop_found():
     page = report.render_html(weak)
     assert "loop found" not in page and "1 possible loop (not supported)" in page and "Possible loop 1" in page
     assert "headline possible" in page
+    assert 'id="g-prevalence"' in page  # the check's prevalence is explained in the glossary
 
 
 def test_the_report_does_not_promise_a_withheld_phase():

@@ -344,8 +344,10 @@ GLOSSARY = {
     "confirmation": ("confirmation", "The same number of loops must also be found by the other spectral "
                      "distance on the same graph (effective resistance ↔ diffusion); otherwise no loop is "
                      "reported. It removed every false loop of the default on Gaussian noise."),
-    "prevalence": ("prevalence", "For a whole dataset: the share of the random subsamples (each analysed "
-                   "alone) that found this loop. A loop is reported when a majority of subsamples find it."),
+    "prevalence": ("prevalence", "The share of random subsamples (each analysed alone) that found this loop. "
+                   "For a whole dataset a loop is reported when a majority of subsamples find it; a loop whose "
+                   "p-value is not conclusive (or that has none) is supported when at least 90 % do (the "
+                   "prevalence check of up to 1,000 points, 70 % of them in each subsample)."),
     "cycle": ("representative cycle", "A closed path through data points that goes once round the loop "
               "(the shortest such path, at a radius between birth and death, stepping at most a few degrees "
               "of phase at a time). Its length is given in points."),
@@ -696,8 +698,11 @@ def render_html(summary: dict, points=None, index=None, per_point: list[dict] = 
         ("Where the loop lies", _loop_views(summary, got, per_point, t, points is not None or view is not None)),
         *extra_sections,
         ("Parameters and timings", _details(summary)),
-        ("Glossary", t.html()),
     ]
+    det = summary["detection"]
+    if any("prevalence" in lp for lp in summary["loops"]) or "prevalence_check" in det or "ensemble" in summary:
+        t("prevalence")  # named in the verdict's words (its reasons, the check's note) without a link
+    sections.append(("Glossary", t.html()))
     body = "".join(f"<h2>{html.escape(title)}</h2>{h}" for title, h in sections)
     return f"""<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>topoembed report: {html.escape(str(summary['input']))}</title>
