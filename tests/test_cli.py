@@ -216,6 +216,15 @@ def test_a_fixed_loop_count_is_reported_as_fixed(tmp_path):
     assert "was decided by the rule" not in page
 
 
+def test_options_that_cannot_apply_are_said(tmp_path, capsys, caplog):
+    spec = "synthetic:circle?n=200&d=5&sigma=0.05"
+    assert run_cli("run", spec, "--use-rep", "X_pca", "--out", tmp_path / "a") == 2  # was silently ignored
+    assert "--use-rep 'X_pca' only applies to .h5ad" in capsys.readouterr().err
+    with caplog.at_level("WARNING"):
+        assert run_cli("run", spec, "--k", 20, "--subsample", 5000, "--out", tmp_path / "b", "-q") == 0
+    assert "--subsample 5000 is at least the 200 points: all of them are analysed" in caplog.text
+
+
 def test_jobs_must_be_a_count(capsys):
     for bad in ("0", "-3"):
         with pytest.raises(SystemExit):

@@ -23,7 +23,7 @@ import dataclasses
 import logging
 
 from . import ensemble, pipeline, prevalence
-from ._validate import InputError, check_points
+from ._validate import InputError, check_points, option
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,9 @@ def run(X, params: pipeline.Params | None = None, *, A=None, from_runs: list | N
     """
     params = dataclasses.replace(params or pipeline.Params(), **overrides)
     X = check_points(X, min_points=3)
+    if params.subsample is not None and int(params.subsample) >= X.shape[0]:
+        log.warning("%s is at least the %d points: all of them are analysed", option("subsample", int(params.subsample)),
+                    X.shape[0])
     params, note = params.for_small_input(X.shape[0])
     if note is not None:
         log.warning(note)

@@ -115,6 +115,8 @@ def load_points(source: str | os.PathLike, use_rep: str | None = None,
     if s.startswith("synthetic:"):
         from .datasets import from_spec
 
+        if use_rep is not None:  # as for a table: there is no obsm to pick from
+            raise InputError(f"--use-rep {use_rep!r} only applies to .h5ad/.loom/10x input, not synthetic: data")
         try:
             ds = from_spec(s)
         except ValueError as exc:
