@@ -347,6 +347,10 @@ def test_run_with_embedding_and_embed_command(tmp_path, capsys):
     assert s["embedding"]["loss"] == "infonce" and s["embedding"]["device"] == "cpu"
     assert s["embedding"]["verdict"] in {"the embedding shows the loop", "it hides it",
                                          "it shows a loop the data does not support"}
+    # its epochs and its time are recorded (they were not), and the total counts the embedding
+    t = s["timings_s"]
+    assert s["embedding"]["n_epochs"] == 15 and list(t)[-2:] == ["embedding", "total"]
+    assert t["total"] >= t["embedding"] > 0
     Y = np.load(out / "embedding.npy")
     assert Y.shape == (200, 2)
     assert "Embedding" in (out / "report.html").read_text()

@@ -4,6 +4,7 @@ through :class:`topoembed.io.OutputSet`), the embedding when asked, and the tabl
 from __future__ import annotations
 
 import sys
+import time
 
 import numpy as np
 
@@ -29,9 +30,11 @@ def _embed_for_run(args, X, result):
 
     D = result.D if args.embed.startswith("sketchmap") else None
     epochs = {} if args.n_epochs is None else {"n_epochs": args.n_epochs}
+    t0 = time.perf_counter()
     Y, info = embedding.embed(X, args.embed, D=D, **epochs, device=args.device, seed=args.seed,
                               verbose=not args.quiet)
     topo = embedding.embedding_topology(Y[result.index], result.detection, seed=args.seed)
+    info["seconds"] = time.perf_counter() - t0  # the training and its loop check
     return Y, info, topo
 
 
@@ -64,8 +67,14 @@ def _write_run_outputs(outputs, args, result, X, emb=None, adata=None, ids=None)
     if emb is not None:
         Y, info, topo = emb
         summ["embedding"] = {"loss": info["loss"], "device": info["device"], "verdict": topo["message"],
+                             **({"n_epochs": len(info["history"])} if "history" in info else {}),
                              "n_loops_embedding": int(topo["low"]["n_loops"]),
                              "score_embedding": float(topo["low"]["score"])}
+        if "seconds" in info:  # the run's time includes the embedding asked for with it
+            timings = summ["timings_s"]
+            total = timings.pop("total", 0.0)
+            timings["embedding"] = float(info["seconds"])
+            timings["total"] = total + timings["embedding"]
         with open(outputs.path("embedding.npy"), "wb") as fh:
             np.save(fh, Y)
         extra.append(("Embedding", report.embedding_section(Y, info["loss"], topo, result)))
