@@ -28,7 +28,13 @@ def file_type(path: Path) -> str:
     return path.suffix.lower()
 
 
-#: Files that make a 10x Genomics matrix folder (Cell Ranger's filtered_feature_bc_matrix/).
+def _open_text(path: Path, **kwargs):
+    """The table as text, through gzip for a ``.gz`` file."""
+    import gzip
+
+    return (gzip.open if file_type(path).endswith(".gz") else open)(path, "rt", errors="replace", **kwargs)
+
+
 def _is_number(field: str) -> bool:
     try:
         float(field)
@@ -46,26 +52,23 @@ def _text_table(path: Path, delim: str | None, header: bool):
     """The table's fields as text (pandas; the header row skipped, not parsed: split at whitespace,
     pandas' header of an index (" a b") loses its empty first field, and the names would then
     drop the last column). A row longer than the first is refused; pandas fills a shorter one's
-    end with empty fields, which :func:`_numbers` tells from missing values (:func:`_check_row_lengths`)."""
+    end with empty fields, which :func:`_check_row_lengths` tells from missing values."""
     import pandas as pd
 
     try:
-        df = pd.read_csv(path, sep=delim if delim else r"\s+", header=None, skiprows=1 if header else 0,
-                         index_col=False, dtype=str, keep_default_na=False)
+        return pd.read_csv(path, sep=delim if delim else r"\s+", header=None, skiprows=1 if header else 0,
+                           index_col=False, dtype=str, keep_default_na=False)
     except (ValueError, pd.errors.ParserError) as exc:
         raise InputError(f"{path} has rows of different lengths ({str(exc).strip()}); every row must hold the same "
                          "number of fields") from None
-    df.attrs.update(path=path, delim=delim, header=header, n_fields=df.shape[1])  # kept by df.iloc
-    return df
 
 
 def _check_row_lengths(path: Path, delim: str | None, header: bool, n_fields: int) -> None:
     """Refuse a table with a row of other than ``n_fields`` fields (a second pass over the file,
-    made only where empty fields were read)."""
+    made only where missing values were read)."""
     import csv
-    import gzip
 
-    with (gzip.open if file_type(path).endswith(".gz") else open)(path, "rt", errors="replace", newline="") as fh:
+    with _open_text(path, newline="") as fh:
         rows = csv.reader(fh, delimiter=delim) if delim else (line.split() for line in fh)
         for line, fields in enumerate(rows, start=1):
             if line > int(header) and any(f.strip() for f in fields) and len(fields) != n_fields:
@@ -87,8 +90,6 @@ def _numbers(df, path: Path, header: list | None, first_col: int, hint: str = ""
         pass
     text = df.astype(str).apply(lambda c: c.str.strip())
     missing = text.isin(_MISSING)
-    if (text == "").to_numpy().any():  # an empty field, or the end of a short row
-        _check_row_lengths(df.attrs["path"], df.attrs["delim"], df.attrs["header"], df.attrs["n_fields"])
     try:
         return text.mask(missing, "nan").to_numpy(dtype=np.float64)
     except ValueError:
@@ -109,23 +110,37 @@ def _numbers(df, path: Path, header: list | None, first_col: int, hint: str = ""
     raise InputError(f"{path} holds values that are not numbers; the table must hold numbers only")
 
 
+def _read_as_text(path: Path, delim: str | None, header: bool, fields: list, names_first: bool | None,
+                  hint: str) -> tuple[np.ndarray, list | None]:
+    """(X, the first column's names or None) of a table read as text (:func:`_text_table`,
+    :func:`_numbers`). ``names_first`` None: the first column holds names where none of its
+    fields is a number. A missing value read as NaN may be the end of a short row: then the
+    rows are counted (:func:`_check_row_lengths`)."""
+    df = _text_table(path, delim, header)
+    if names_first is None:
+        names_first = df.shape[1] > 1 and not any(
+            _is_number(v) for v in df.iloc[:, 0].astype(str).str.strip() if v not in _MISSING)
+    X = np.atleast_2d(_numbers(df.iloc[:, 1:] if names_first else df, path, fields if header else None,
+                               first_col=2 if names_first else 1, hint=hint))
+    if np.isnan(X).any():
+        _check_row_lengths(path, delim, header, df.shape[1])
+    return X, (df.iloc[:, 0].astype(str).tolist() if names_first else None)
+
+
 def read_table(path: Path, index_col: bool | None = None) -> tuple[np.ndarray, list | None]:
     """(X, row names or None) from a numeric table with at most one header row and at most one
     index column. ``index_col`` None detects the index as pandas' ``DataFrame.to_csv`` writes
     it: cell names (a first column that is not numeric where the rest is), an empty or
     "Unnamed: 0" first header field, or a first column that is exactly 0, 1, …, n − 1; it is
     dropped with a log line. True always drops the first column, False never does."""
-    import gzip
-
     suffix = file_type(path)
-    gz = suffix.endswith(".gz")
     kind = suffix.removesuffix(".gz")
     delim = "\t" if kind == ".tsv" else ("," if kind == ".csv" else None)
     try:
-        with (gzip.open if gz else open)(path, "rt", errors="replace") as fh:
+        with _open_text(path) as fh:
             first, second = fh.readline(), fh.readline()
     except (OSError, EOFError) as exc:
-        if not gz:
+        if not suffix.endswith(".gz"):
             raise
         # a .gz that is no gzip file, or one cut short
         raise InputError(f"{path} cannot be read as a gzip-compressed table ({exc}); check the file or "
@@ -159,11 +174,7 @@ def read_table(path: Path, index_col: bool | None = None) -> tuple[np.ndarray, l
     kept = "; --no-index-col keeps the first column, which holds names: leave it out" if index_col is False and named else ""
     try:
         if named or (index_col and not _is_number(data_row[0] if data_row else "0")):
-            df = _text_table(path, delim, header)
-            names = df.iloc[:, 0].astype(str).tolist()
-            X = _numbers(df.iloc[:, 1:] if index_col else df, path, fields if header else None,
-                         first_col=2 if index_col else 1, hint=kept)
-            return np.atleast_2d(X), (names if index_col else None)
+            return _read_as_text(path, delim, header, fields, bool(index_col), kept)
         with warnings.catch_warnings():  # an empty file: refused below as "0 points"
             warnings.simplefilter("ignore", UserWarning)
             X = np.loadtxt(path, delimiter=delim, skiprows=1 if header else 0, dtype=np.float64, ndmin=2)
@@ -171,15 +182,10 @@ def read_table(path: Path, index_col: bool | None = None) -> tuple[np.ndarray, l
         raise
     except ValueError:
         # slower: read as text, name what is not a number, and give missing fields as NaN
-        df = _text_table(path, delim, header)
-        names_first = df.shape[1] > 1 and index_col is not False and not any(
-            _is_number(v) for v in df.iloc[:, 0].astype(str).str.strip() if v not in _MISSING)
-        X = _numbers(df.iloc[:, 1:] if names_first else df, path, fields if header else None,
-                     first_col=2 if names_first else 1, hint=kept)
-        if names_first:
-            log.info("%s: the first column holds row names (e.g. %r); they are the cells' ids", path,
-                     str(df.iloc[0, 0]))
-            return np.atleast_2d(X), df.iloc[:, 0].astype(str).tolist()
+        X, names = _read_as_text(path, delim, header, fields, False if index_col is False else None, kept)
+        if names is not None:
+            log.info("%s: the first column holds row names (e.g. %r); they are the cells' ids", path, names[0])
+            return X, names
     if index_col is None and X.shape[1] > 1:
         unnamed = header and fields[0] in ("", "Unnamed: 0", "index")
         counting_col = bool(np.array_equal(X[:, 0], np.arange(X.shape[0])))
