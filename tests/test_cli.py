@@ -274,6 +274,11 @@ def test_stages_above_the_ensemble_size_warn_and_refuse_what_they_cannot_hold(tm
     assert "analyse all 1200 points in one run" in caplog.text
     rec = stage_files.read_stage(tmp_path / "g.npz", "graph", "topoembed graph")[1]
     assert any("ensemble of subsamples" in w for w in rec["warnings"])
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # distances that build their own graph say it once, and keep it
+        assert run_cli("distances", spec, "--k", 10, "--out", tmp_path / "own.npz") == 0
+    assert caplog.text.count("analyse all 1200 points in one run") == 1
+    assert any("ensemble of subsamples" in w for w in stage_files.read_stage(tmp_path / "own.npz", "d", "x")[1]["warnings"])
     capsys.readouterr()
     assert run_cli("distances", spec, "--graph", tmp_path / "g.npz", "--max-points", 1100,
                    "--out", tmp_path / "d.npz") == 2

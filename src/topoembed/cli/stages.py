@@ -6,7 +6,7 @@ Each stage writes one file that records the settings it depends on
 are given on its command line, and refuses inputs whose records disagree with each other or
 with its own options. Up to :data:`topoembed.pipeline.ENSEMBLE_MIN_N` points the chain gives
 what ``run`` gives on the same points (tested), so a workflow can cache and rerun each stage on
-its own; above that ``run`` analyses an ensemble of subsamples (:func:`_one_run_on_all`).
+its own; above that ``run`` analyses an ensemble of subsamples (:func:`_warn_one_run`).
 """
 from __future__ import annotations
 
@@ -87,20 +87,27 @@ def _stage_work():
     box["seconds"] = time.perf_counter() - box["t0"]
 
 
-def _one_run_on_all(n: int, p: pipeline.Params, stage: str) -> None:
-    """The stages make one run on all n points; ``run`` analyses more than
-    :data:`topoembed.pipeline.ENSEMBLE_MIN_N` points as an ensemble of subsamples instead. Above
-    that the chain is another analysis (a warning, kept in the stage files and the report);
-    above ``max_points`` its dense distances cannot be held (refused before any work)."""
-    whole = ("for a whole dataset use `topoembed run` (an ensemble of subsamples), or on a cluster "
-             "workflows/ensemble.smk (one `topoembed subsample` job per subsample, then `topoembed run --from-runs`)")
-    if stage == "distances" and n > int(p.max_points):
+#: Where to go for a whole dataset, said by :func:`_refuse_dense` and :func:`_warn_one_run`.
+_WHOLE_DATASET = ("for a whole dataset use `topoembed run` (an ensemble of subsamples), or on a cluster "
+                  "workflows/ensemble.smk (one `topoembed subsample` job per subsample, then `topoembed run --from-runs`)")
+
+
+def _refuse_dense(n: int, p: pipeline.Params) -> None:
+    """The stages make one run on all n points: above ``max_points`` its dense distances cannot
+    be held (refused before any work; the ensemble's limit is its subsample size)."""
+    if n > int(p.max_points):
         raise InputError(f"the stages analyse all {n} points in one run, and their dense {n}×{n} distances exceed "
-                         f"the limit of {int(p.max_points)} points (--max-points); {whole}")
+                         f"the limit of {int(p.max_points)} points (--max-points); {_WHOLE_DATASET}")
+
+
+def _warn_one_run(n: int, p: pipeline.Params) -> None:
+    """``run`` analyses more than :data:`topoembed.pipeline.ENSEMBLE_MIN_N` points as an
+    ensemble of subsamples; the stages' one run on all of them is another analysis. Said once,
+    where the graph is built (inside the stage's work, so the stage file and the report keep it)."""
     if n > pipeline.ENSEMBLE_MIN_N:
         log.warning("the stages analyse all %d points in one run, while `topoembed run` analyses more than %d points "
                     "as an ensemble of subsamples of %d, so the verdicts can differ; %s", n, pipeline.ENSEMBLE_MIN_N,
-                    int(p.subsample_size), whole)
+                    int(p.subsample_size), _WHOLE_DATASET)
 
 
 def _points_with_fp(args):
@@ -113,7 +120,7 @@ def cmd_graph(args) -> int:
     p = _resolve(args, [])
     check_k(p.k, X.shape[0])
     with _stage_work() as box:
-        _one_run_on_all(X.shape[0], p, "graph")
+        _warn_one_run(X.shape[0], p)
         A = graph.knn_graph(X, k=p.k, metric=p.metric, symmetrize=p.symmetrize, weights=p.weights,
                             random_state=p.seed, device=p.device, method=p.knn_method).tocsr()
     stage_files.write_stage(args.out, _record("graph", p, fp, [], box["seconds"], box["warnings"]),
@@ -131,11 +138,11 @@ def cmd_distances(args) -> int:
         records.append((args.graph, rec))
         stage_files.check_record(rec, args.graph, {}, fp)
     p = _resolve(args, records)
-    _one_run_on_all(X.shape[0], p, "distances")
+    _refuse_dense(X.shape[0], p)
     dataclasses.replace(p, n_subsamples=1).validate(X.shape[0])  # the stage's own run: all points
     with _stage_work() as box:
         if A is None:  # a graph given was made (and warned about) by `topoembed graph`
-            _one_run_on_all(X.shape[0], p, "graph")
+            _warn_one_run(X.shape[0], p)
         if A is None and p.distance != "euclidean":
             A = graph.knn_graph(X, k=p.k, metric=p.metric, symmetrize=p.symmetrize, weights=p.weights,
                                 random_state=p.seed, device=p.device, method=p.knn_method)
