@@ -67,6 +67,20 @@ def resolved_points(adata, use_rep: str | None = None) -> tuple[str | None, np.n
     return use_rep, points(adata, use_rep)
 
 
+def stored_entry(adata, key: str, what: str, step: str = "te.tl.run(adata)") -> dict:
+    """``adata.uns[key]`` where it holds a run's ``what`` (its loops, verdict, diagrams, ...), or an
+    InputError that says to run ``step`` and names the keys that hold one (a reader must not
+    create the entry, nor read "no loops" into a run made under another ``key_added``)."""
+    check_adata(adata)
+    entry = adata.uns.get(key)
+    if isinstance(entry, dict) and what in entry:
+        return entry
+    runs = [k for k, v in adata.uns.items() if isinstance(v, dict) and what in v]
+    where = f"; results are under key={runs[0]!r}" if len(runs) == 1 else (f"; results are under {runs}" if runs else "")
+    raise InputError(f"adata.uns[{key!r}][{what!r}] not found: run {step} first, or pass the key_added of your run as "
+                     f"key=...{where}")
+
+
 def uns_entry(adata, key: str) -> dict:
     """``adata.uns[key]`` as a dict, created if missing."""
     if key not in adata.uns or not isinstance(adata.uns[key], dict):

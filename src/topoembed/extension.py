@@ -186,7 +186,7 @@ def build(X, params, include=None, n_landmarks: int = LANDMARKS, progress: bool 
     fixed = np.unique(np.concatenate([np.asarray(i, dtype=np.int64) for i in include])) if include is not None \
         else np.zeros(0, dtype=np.int64)
     n_landmarks = max(int(n_landmarks), len(fixed))  # every subsample's point is a landmark
-    if n > n_landmarks and params.metric not in ("euclidean", "cosine"):
+    if n > n_landmarks and not landmarks_planned(n, params.metric, n_landmarks):  # another metric
         log.warning("the landmark extension measures Euclidean (or cosine) distances, not metric=%r: "
                     "building the kNN graph of all %d points instead (slower)", params.metric, n)
     if not landmarks_planned(n, params.metric, n_landmarks):

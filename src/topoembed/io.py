@@ -115,8 +115,7 @@ def load_points(source: str | os.PathLike, use_rep: str | None = None,
     if s.startswith("synthetic:"):
         from .datasets import from_spec
 
-        if use_rep is not None:  # as for a table: there is no obsm to pick from
-            raise InputError(f"--use-rep {use_rep!r} only applies to .h5ad/.loom/10x input, not synthetic: data")
+        _no_use_rep(use_rep, "synthetic: data")
         try:
             ds = from_spec(s)
         except ValueError as exc:
@@ -144,9 +143,14 @@ def load_points(source: str | os.PathLike, use_rep: str | None = None,
         if names is not None:
             meta["row_names"] = names
             warn_repeated_names(path, names)
-    if use_rep is not None:
-        raise InputError(f"--use-rep {use_rep!r} only applies to .h5ad/.loom/10x input, not {suffix}")
+    _no_use_rep(use_rep, suffix)
     return X, meta
+
+
+def _no_use_rep(use_rep: str | None, what: str) -> None:
+    """Input without an obsm (a table, .npy, synthetic: data) has no representation to pick."""
+    if use_rep is not None:
+        raise InputError(f"--use-rep {use_rep!r} only applies to .h5ad/.loom/10x input, not {what}")
 
 
 #: scanpy's ``settings.N_PCS``: with ``use_rep=None`` scanpy analyses ``obsm["X_pca"]`` when X

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from . import plotting, verdict
-from ._anndata import uns_entry
+from ._anndata import stored_entry
 from ._validate import InputError
 from .pp import DEFAULT_KEY
 from .tl import get_loops
@@ -23,11 +23,8 @@ def __dir__():  # tab completion shows the API, not the modules this one imports
 
 
 def _entry(adata, key, need):
-    entry = uns_entry(adata, key) if key in adata.uns else None
-    if not entry or need not in entry:
-        step = {"diagrams": "te.tl.persistent_homology", "detection": "te.tl.detect_loops"}[need]
-        raise InputError(f"adata.uns[{key!r}][{need!r}] not found: run te.tl.run(adata) or {step}(adata) first")
-    return entry
+    step = {"diagrams": "te.tl.persistent_homology", "detection": "te.tl.detect_loops"}[need]
+    return stored_entry(adata, key, need, step=f"te.tl.run(adata) or {step}(adata)")
 
 
 def _dgms(entry):

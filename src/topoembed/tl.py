@@ -27,7 +27,7 @@ import numpy as np
 
 from . import analysis, evidence, homology, loops, pipeline, spectral, verdict
 from . import localize as localization
-from ._anndata import check_adata, h5ad_safe, points, resolved_points, uns_entry
+from ._anndata import check_adata, h5ad_safe, points, resolved_points, stored_entry, uns_entry
 from .io import default_rep
 from ._progress import scanpy_wants_progress
 from ._validate import InputError, check_choice
@@ -162,7 +162,7 @@ def _write_loops(adata, key, det, found):
     entry["detection"] = {"n_loops": int(det["n_loops"]), "score": float(det["score"]),
                           "scores": {str(m): float(s) for m, s in det["scores"].items()}}
     stale = [c for c in adata.obs.columns
-             if any(c == f"{key}_{f}" or c.startswith(f"{key}_{f}_") for f in (*pipeline.PER_POINT, "phase_missing"))]
+             if any(c == f"{key}_{f}" or c.startswith(f"{key}_{f}_") for f in pipeline.PER_POINT)]  # phase_missing too
     for col in stale:
         del adata.obs[col]
     import pandas as pd
@@ -222,30 +222,17 @@ def _as_list(stored) -> list:
     return [stored[k] for k in sorted(stored, key=int)]
 
 
-def _stored(adata, key: str, what: str):
-    """``adata.uns[key][what]`` of a run, or an InputError that names the keys holding one (a
-    getter must not create the entry, nor read "no loops" into a run made under another key)."""
-    check_adata(adata)
-    entry = adata.uns.get(key)
-    if isinstance(entry, dict) and what in entry:
-        return entry[what]
-    runs = [k for k, v in adata.uns.items() if isinstance(v, dict) and what in v]
-    where = f"; results are under key={runs[0]!r}" if len(runs) == 1 else (f"; results are under {runs}" if runs else "")
-    raise InputError(f"adata.uns[{key!r}][{what!r}] not found: run te.tl.run(adata) first, or pass the key_added "
-                     f"of your run as key=...{where}")
-
-
 def get_loops(adata, key: str = DEFAULT_KEY) -> list[dict]:
     """The detected loops as a list (``uns[key]["loops"]`` is stored as {"0": ..., "1": ...});
     [] where the run found none."""
-    return _as_list(_stored(adata, key, "loops"))
+    return _as_list(stored_entry(adata, key, "loops")["loops"])
 
 
 def get_verdict(adata, key: str = DEFAULT_KEY) -> dict:
     """The run's verdict as ``summary.json`` has it (:meth:`topoembed.verdict.Verdict.to_dict`:
     ``level``, ``headline``, and per loop its ``level``, ``reasons`` and ``text``), its lists
     restored from the form ``uns[key]["verdict"]`` stores them in."""
-    stored = dict(_stored(adata, key, "verdict"))
+    stored = dict(stored_entry(adata, key, "verdict")["verdict"])
     stored["loops"] = [{**call, "reasons": _as_list(call.get("reasons", {}))}
                        for call in _as_list(stored.get("loops", {}))]
     return stored
