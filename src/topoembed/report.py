@@ -154,7 +154,7 @@ def verdict_notes(summary: dict) -> list[str]:
     if chk and "candidate" in chk and not det["n_loops"]:
         n_runs = round(chk["prevalence"][0] * chk["n_subsamples"])
         notes.append(f"Checked for a hidden loop: the longest H1 feature was looked for in {chk['n_subsamples']} random "
-                     f"subsamples of {chk['subsample_size']} of the {summary['n_input']} points, each analysed alone, "
+                     f"subsamples of {chk['subsample_size']} of the {summary['n_points']} points, each analysed alone, "
                      f"and found in {n_runs} of them (prevalence {chk['prevalence'][0]:.2f} < "
                      f"{loops.RECURRENCE_MIN:.0%}): no loop ({option('prevalence_check', False)} skips this)." + _stopped(chk))
     elif chk and "candidate" not in chk:
