@@ -223,7 +223,10 @@ def _main(argv=None) -> int:
     logging.getLogger("topoembed.progress").setLevel(min(level, logging.INFO))  # steps off a terminal
     import signal
 
+    terminated = []
+
     def _terminated(signum, frame):  # SIGTERM (a scheduler's kill): unwind, so no partial output stays
+        terminated.append(signum)
         raise KeyboardInterrupt
 
     with contextlib.suppress(ValueError):  # not the main thread (e.g. called from a worker)
@@ -254,6 +257,13 @@ def _main(argv=None) -> int:
 
         sys.stderr.write(f"topoembed {args.command}: error: {TORCH_MISSING}\n")
         return 2
+    except Exception:  # last: every error above is itself
+        if not terminated:
+            raise
+        # the interruption raised inside a C extension's callback, which turned it into its own error
+        # (matplotlib's Agg renderer: "ValueError: Invalid bounding box"; seen once in CI)
+        sys.stderr.write(f"topoembed {args.command}: interrupted (SIGTERM); no output was written\n")
+        return 130
 
 
 if __name__ == "__main__":  # pragma: no cover
