@@ -321,3 +321,60 @@ def test_a_part_loop_of_the_ipc_cells_that_does_not_recur_is_not_reported(ipc_pa
     assert res.verdict.level == "loop" and len(res.loops) == 1 and "part" not in res.loops[0]
     left = res.detection["parts"]["not_recurring"]
     assert len(left) == 1 and left[0]["p_value_in_part"] < 0.001 and left[0]["prevalence"] < 0.5
+
+
+SMALL = {"k": 30, "symmetrize": "or", "subsample_size": 300, "n_subsamples": 4}
+
+
+def test_one_job_per_part_screen_then_combine_equals_the_local_search(tmp_path):
+    """The cluster path of the part search (a plan job, one screen job per part, then combine)
+    gives what the local ensemble gives: the same parts, screens, loop and phase."""
+    from topoembed import cli, io
+    from topoembed._validate import InputError
+
+    s = datasets.make("circle_in_clusters", n=3000, d=50, sigma=0.2, seed=0, fraction=0.08)
+    local = ensemble.run(s.X, seed=0, jobs=1, early_stop=False, **SMALL)
+    rec = local.detection["parts"]
+    assert len(rec["searched"]) >= 2 and rec["screened_loops"].count(1) >= 1  # parts are searched, one has the circle
+    planned = ensemble.plan_parts(s.X, seed=0, **SMALL)
+    assert [len(P) for P in planned.parts] == rec["searched"]
+    order = list(range(len(planned.picks)))[::-1]  # any order
+    for i in order:
+        io.write_run(tmp_path / f"p{i}.run", ensemble.run_part(s.X, i, seed=0, picks=planned.picks, **SMALL))
+    for b in range(4):
+        io.write_run(tmp_path / f"r{b}.run", ensemble.run_subsample(s.X, b, seed=0, **SMALL))
+    runs = [io.read_run(tmp_path / f"r{b}.run") for b in range(4)]
+    screens = [io.read_run(tmp_path / f"p{i}.run") for i in order]
+    combined = ensemble.combine(s.X, runs + screens, seed=0, **SMALL)
+    assert combined.detection["parts"] == rec
+    assert combined.detection["n_loops"] == local.detection["n_loops"] == 1
+    np.testing.assert_array_equal(combined.loops[0]["phase"], local.loops[0]["phase"])
+    assert combined.loops[0]["p_value"] == local.loops[0]["p_value"]
+    assert combined.timings["part_screens"] > 0
+    # refused: a missing screen, one made with other settings, one of other points, an index out of range
+    with pytest.raises(InputError, match=r"part screens \[0\] are missing"):
+        ensemble.combine(s.X, runs + screens[:-1], seed=0, **SMALL)
+    other = ensemble.run_part(s.X, 0, seed=0, picks=planned.picks, **{**SMALL, "k": 25})
+    with pytest.raises(InputError, match="other settings"):
+        ensemble.combine(s.X, runs + screens[:-1] + [other], seed=0, **SMALL)
+    moved = parts.Screen(**{**vars(screens[-1]), "index": screens[-1].index[1:]})
+    with pytest.raises(InputError, match="other points"):
+        ensemble.combine(s.X, runs + screens[:-1] + [moved], seed=0, **SMALL)
+    with pytest.raises(InputError, match="out of range"):
+        ensemble.run_part(s.X, len(planned.picks), seed=0, picks=planned.picks, **SMALL)
+    # the command line: the plan file carries the settings it was made with
+    np.save(tmp_path / "x.npy", s.X)
+    opts = ["--k", "30", "--symmetrize", "or", "--subsample-size", "300", "--n-subsamples", "4"]
+    plan = tmp_path / "plan.npz"
+    assert cli.main(["parts", str(tmp_path / "x.npy"), *opts, "--out", str(plan)]) == 0
+    assert cli.main(["subsample", str(tmp_path / "x.npy"), "--part", "0", "--plan", str(plan), *opts,
+                     "--out", str(tmp_path / "c0.run")]) == 0
+    got = io.read_run(tmp_path / "c0.run")
+    np.testing.assert_array_equal(got.index, planned.picks[0])
+    assert got.result.detection["n_loops"] == io.read_run(tmp_path / "p0.run").result.detection["n_loops"]
+    opts[1] = "25"
+    assert cli.main(["subsample", str(tmp_path / "x.npy"), "--part", "0", "--plan", str(plan), *opts,
+                     "--out", str(tmp_path / "c1.run")]) == 2
+    assert cli.main(["subsample", str(tmp_path / "x.npy"), "--index", "0", "--plan", str(plan), *opts,
+                     "--out", str(tmp_path / "c2.run")]) == 2
+    assert not (tmp_path / "c1.run").exists() and not (tmp_path / "c2.run").exists()

@@ -65,13 +65,14 @@ def test_h2_tasks_ask_the_scheduler_for_their_memory_and_time(tmp_path):
 ENSEMBLE_SMK = Path(__file__).resolve().parents[1] / "workflows" / "ensemble.smk"
 
 
-def test_whole_dataset_as_one_job_per_subsample(tmp_path):
-    """workflows/ensemble.smk: B subsample jobs and one combine job give `topoembed run`'s result."""
+def test_whole_dataset_as_one_job_per_subsample_and_part(tmp_path):
+    """workflows/ensemble.smk: B subsample jobs, a part plan and one screen job per part, and one
+    combine job give `topoembed run`'s result (a circle that 8 % of the points carry, found in its part)."""
     import numpy as np
 
     from topoembed import datasets, ensemble
 
-    X = datasets.make("circle", n=1200, d=10, sigma=0.1, seed=0).X
+    X = datasets.make("circle_in_clusters", n=3000, d=50, sigma=0.2, seed=0, fraction=0.08).X
     np.save(tmp_path / "x.npy", X)
     cfg = tmp_path / "config.yaml"
     cfg.write_text("input: x.npy\nout: res\nn_subsamples: 3\noptions: {k: 30, symmetrize: or, subsample_size: 300}\n")
@@ -81,19 +82,28 @@ def test_whole_dataset_as_one_job_per_subsample(tmp_path):
     assert sorted(p.name for p in (tmp_path / "res" / "runs").iterdir()) == ["0.run", "1.run", "2.run"]
     got = json.loads((tmp_path / "res" / "result" / "summary.json").read_text())
     local = ensemble.run(X, n_subsamples=3, subsample_size=300, k=30, symmetrize="or", early_stop=False, jobs=1)
+    n_parts = len(local.detection["parts"]["searched"])
+    assert n_parts >= 2
+    assert sorted(p.name for p in (tmp_path / "res" / "parts").iterdir()) == sorted(
+        [f"{i}.run" for i in range(n_parts)] + ["plan.npz"])
     assert got["detection"]["n_loops"] == local.detection["n_loops"] == 1
     assert got["ensemble"]["clusters"] == json.loads(json.dumps(local.ensemble["clusters"]))
-    t = got["timings_s"]  # the subsample jobs' time counts in the total, not only the combine job's
-    assert t["total"] >= t["subsample_runs"] + t["graph_all_points"]
+    assert got["detection"]["parts"] == json.loads(json.dumps(local.detection["parts"]))
+    assert got["loops"][0]["p_value"] == pytest.approx(local.loops[0]["p_value"])
+    t = got["timings_s"]  # the subsample and part jobs' time counts in the total, not only the combine job's
+    assert t["total"] >= t["subsample_runs"] + t["part_screens"] + t["graph_all_points"]
     # nothing to redo on a second call
     again = subprocess.run(["snakemake", "-s", str(ENSEMBLE_SMK), "--configfile", str(cfg), "--cores", "1", "-n"],
                            cwd=tmp_path, capture_output=True, text=True, timeout=120)
     assert "Nothing to be done" in again.stdout + again.stderr
-    # a changed option reruns every job (the options were only in the shell string: nothing reran)
+    # a changed option reruns every job (the options were only in the shell string: nothing reran);
+    # the part screens are planned again once the plan job ran (a checkpoint)
     cfg.write_text(cfg.read_text().replace("k: 30", "k: 25"))
     changed = subprocess.run(["snakemake", "-s", str(ENSEMBLE_SMK), "--configfile", str(cfg), "--cores", "1", "-n"],
                              cwd=tmp_path, capture_output=True, text=True, timeout=120)
-    assert _planned(changed) == {"all": 1, "combine": 1, "subsample": 3}, changed.stdout[-2000:]
+    planned = _planned(changed)
+    assert {k: planned.get(k) for k in ("all", "combine", "subsample", "parts")} == {
+        "all": 1, "combine": 1, "subsample": 3, "parts": 1}, changed.stdout[-2000:]
 
 
 SAMPLES_SMK = Path(__file__).resolve().parents[1] / "workflows" / "Snakefile"

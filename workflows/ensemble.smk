@@ -1,6 +1,9 @@
-# A whole dataset as one job per subsample, then one job that combines them (issue 13).
-# Every job calls the command line; the subsamples themselves are drawn by topoembed
-# (topoembed.ensemble.plan), the same ones `topoembed run` would analyse on one machine.
+# A whole dataset as one job per subsample and one job per part of the part search (a loop that few
+# cells carry; topoembed.parts), then one job that combines them (issues 13, 29). Every job calls
+# the command line; the subsamples are drawn by topoembed (topoembed.ensemble.plan) and the parts
+# planned by one job (`topoembed parts`, a checkpoint: how many parts is known once it ran), the
+# same ones `topoembed run` would analyse on one machine. The combine job makes the full analysis
+# of a part whose screen found a new loop (rare; on its threads) and the extension to all points.
 #
 #   snakemake -s workflows/ensemble.smk --cores 4 --config input=cells.h5ad use_rep=X_scVI out=results/cells
 #   snakemake -s workflows/ensemble.smk --executor slurm --jobs 10 --config input=cells.h5ad use_rep=X_scVI
@@ -50,13 +53,61 @@ rule subsample:
         "topoembed subsample {input} --index {wildcards.b} {params.args} --out {output} 2> {log}"
 
 
+checkpoint parts:
+    input:
+        INPUT,
+    output:
+        OUT + "/parts/plan.npz",
+    threads: 1
+    resources:
+        mem_mb=8000,  # the extension graph, as the combine job's
+        runtime=30,
+    params:
+        args=ARGS,
+    log:
+        OUT + "/logs/parts.log",
+    shell:
+        "topoembed parts {input} {params.args} --out {output} -q 2> {log}"
+
+
+rule part:
+    input:
+        data=INPUT,
+        plan=OUT + "/parts/plan.npz",
+    output:
+        OUT + "/parts/{i}.run",
+    wildcard_constraints:
+        i="[0-9]+",
+    threads: 1
+    resources:
+        mem_mb=4000,  # one screen: a single run of at most subsample_size points, as a subsample's
+        runtime=30,
+    params:
+        args=ARGS,
+    log:
+        OUT + "/logs/part_{i}.log",
+    shell:
+        "topoembed subsample {input.data} --part {wildcards.i} --plan {input.plan} {params.args} --out {output} "
+        "2> {log}"
+
+
+def part_screens(wildcards):
+    """One screen per part the plan lists (none where the part search is off or finds no part apart)."""
+    from topoembed import stage_files
+
+    plan = checkpoints.parts.get().output[0]
+    _, record = stage_files.read_stage(plan, "part plan", "topoembed parts")
+    return expand(OUT + "/parts/{i}.run", i=range(int(record["n_parts"])))
+
+
 rule combine:
     input:
         data=INPUT,
         runs=expand(OUT + "/runs/{b}.run", b=range(B)),
+        screens=part_screens,
     output:
         f"{OUT}/result/summary.json",
-    threads: 2  # the part search's analyses (topoembed.parts) run on these
+    threads: 2  # the full analyses of parts whose screens found a new loop (topoembed.parts) run on these
     resources:
         mem_mb=8000,  # the extension graph (of 50,000 landmarks above that many points) and sparse solves: O(n k); 1.5 GiB at 10^6 x 50
         runtime=60,
@@ -65,5 +116,6 @@ rule combine:
     log:
         OUT + "/logs/combine.log",
     shell:
-        "topoembed run {input.data} --from-runs {input.runs} {params.args} --jobs {threads} --out {OUT}/result -q "
+        "topoembed run {input.data} --from-runs {input.runs} {input.screens} {params.args} --jobs {threads} "
+        "--out {OUT}/result -q "
         "2> {log}"

@@ -56,7 +56,7 @@ from ._validate import InputError, check_points, option
 
 log = logging.getLogger(__name__)
 
-__all__ = ["run", "run_subsample", "combine", "plan", "early_stop_runs", "match_loops", "consensus_phase",
+__all__ = ["run", "run_subsample", "plan_parts", "run_part", "combine", "plan", "early_stop_runs", "match_loops", "consensus_phase",
            "MIN_PREVALENCE", "MATCH_MIN_CORR"]
 
 
@@ -210,10 +210,11 @@ def _graph_label(n: int, params, with_k: bool = True) -> str:
 
 
 def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, progress, timings, t_all,
-            ext_graph) -> pipeline.Result:
+            ext_graph, part_screens=None) -> pipeline.Result:
     """Prevalence, consensus loops and the reference run from the runs made (see :func:`run`),
     then, with ``params.parts``, the loops inside parts of the extension graph ``ext_graph``
-    (:class:`topoembed.extension.Extension`; :mod:`topoembed.parts`)."""
+    (:class:`topoembed.extension.Extension`; :mod:`topoembed.parts`), whose screens are
+    ``part_screens`` where cluster jobs made them (:func:`run_part`)."""
     t0 = time.perf_counter()
     n = X.shape[0]
     n_done = len(runs)
@@ -226,7 +227,12 @@ def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, progre
     part_record = None
     if params.parts:
         t_parts = time.perf_counter()
-        found, part_record = parts.search(X, ext_graph, params, loops_out, run, jobs=jobs, progress=progress)
+        planned = screens = None
+        if part_screens is not None:
+            planned = parts.plan(ext_graph, params)
+            screens = parts.check_screens(part_screens, planned, params)
+        found, part_record = parts.search(X, ext_graph, params, loops_out, run, jobs=jobs, progress=progress,
+                                          planned=planned, screens=screens)
         parts.apply_evidence(loops_out, part_record)  # a part's evidence for an unsupported loop it found again
         loops_out += found
         timings = {**timings, "parts": time.perf_counter() - t_parts}
@@ -293,16 +299,48 @@ def run_subsample(X, b: int, params: pipeline.Params | None = None, **overrides)
     return res
 
 
+def plan_parts(X, params: pipeline.Params | None = None, *, progress: bool = False, **overrides) -> parts.Plan:
+    """The part search's plan for the ensemble of X (:func:`topoembed.parts.plan`: which parts are
+    screened, on which points), as one job (``topoembed parts``): the same extension graph as
+    :func:`run` builds, so the same parts. No part where ``params.parts`` is off."""
+    params = dataclasses.replace(params or pipeline.Params(), **overrides)
+    X = check_points(X, min_points=3)
+    idxs = plan(X.shape[0], params)
+    if not params.parts:
+        return parts.Plan([], [], [], {})
+    log.info("%s…", _graph_label(X.shape[0], params))
+    return parts.plan(extension.build(X, params, include=idxs, progress=progress), params)
+
+
+def run_part(X, part: int, params: pipeline.Params | None = None, *, picks=None, **overrides) -> parts.Screen:
+    """The screen of part ``part`` of the ensemble of X as one job (``topoembed subsample
+    --part``): the single run :func:`run` makes on that part's points. ``picks``: the points
+    screened of each part, from :func:`plan_parts` (a job reads them from its file); without
+    them the plan is made here."""
+    params = dataclasses.replace(params or pipeline.Params(), **overrides)
+    X = check_points(X, min_points=3)
+    if picks is None:
+        picks = plan_parts(X, params).picks
+    if not 0 <= int(part) < len(picks):
+        raise InputError(f"part index {part} is out of range: this search screens {len(picks)} parts"
+                         + (f" (0-{len(picks) - 1})" if len(picks) else ""))
+    return parts.screen(X, int(part), picks[int(part)], params)
+
+
 def combine(X, runs: list, params: pipeline.Params | None = None, *, jobs=1, progress: bool = False,
             **overrides) -> pipeline.Result:
     """The ensemble's result from the runs of :func:`run_subsample` (one per subsample, any
-    order): the same as :func:`run` with ``early_stop=False``. Refuses runs made with other
-    settings or of other subsamples. ``jobs``: local processes for the part search's analyses;
-    ``progress``: feedback on the graph and the parts."""
+    order) and, optionally, the part screens of :func:`run_part` (one per part of
+    :func:`plan_parts`, any order; without them the parts are screened here): the same as
+    :func:`run` with ``early_stop=False``. Refuses runs made with other settings or of other
+    subsamples or parts. ``jobs``: local processes for the part search; ``progress``: feedback
+    on the graph and the parts."""
     params = dataclasses.replace(params or pipeline.Params(), **overrides)
     X = check_points(X, min_points=3)
     idxs = plan(X.shape[0], params)
     t_all = time.perf_counter()
+    screens = [r for r in runs if isinstance(r, parts.Screen)]
+    runs = [r for r in runs if not isinstance(r, parts.Screen)]
     by_b = {}
     for r in runs:
         info = r.ensemble or {}
@@ -331,10 +369,12 @@ def combine(X, runs: list, params: pipeline.Params | None = None, *, jobs=1, pro
     runs_s = float(sum(r.timings["wall"] for r in ordered))
     timings = {"graph_all_points": t_graph, "subsample_runs": runs_s, "consensus": time.perf_counter() - t0}
     res = _finish(X, params, ordered, ext, combined, idxs, len(idxs), False, resolve_jobs(jobs, len(idxs)), progress,
-                  timings, t_all,
-                  ext_graph=ext_graph)
-    # the subsample jobs ran elsewhere: the analysis took their time too, not only this combine job's
-    res.timings["total"] += runs_s
+                  timings, t_all, ext_graph=ext_graph, part_screens=screens or None)
+    # the subsample (and part) jobs ran elsewhere: the analysis took their time too, not only this combine job's
+    screens_s = float(sum(s.seconds for s in screens))
+    if screens:
+        res.timings["part_screens"] = screens_s
+    res.timings["total"] += runs_s + screens_s
     return res
 
 

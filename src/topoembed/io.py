@@ -289,7 +289,8 @@ RUN_MAGIC = b"topoembed-subsample-run-v1\n"
 
 
 def write_run(path, result) -> None:
-    """Write one subsample run (:func:`topoembed.ensemble.run_subsample`) for ``run --from-runs``."""
+    """Write one subsample run (:func:`topoembed.ensemble.run_subsample`) or part screen
+    (:func:`topoembed.ensemble.run_part`) for ``run --from-runs``."""
     import pickle
 
     with atomic_path(path) as tmp:

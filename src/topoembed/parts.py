@@ -16,7 +16,9 @@ uniform subsamples (:mod:`topoembed.ensemble`) misses it. Above the ensemble:
    its surroundings (:func:`with_surroundings`: a part under ``subsample_size`` (700) points
    filled up to it with points within :data:`SURROUNDING_HOPS` edges; a loop through a part
    may close outside it). It is first screened by one run on at most 700 of those points,
-   confirmed by the second spectral distance (the screens on the ``jobs`` local processes).
+   confirmed by the second spectral distance (the screens on the ``jobs`` local processes, or
+   one cluster job each: :func:`plan`, :func:`screen`; ``topoembed parts`` and ``topoembed
+   subsample --part``, ``workflows/ensemble.smk``).
    Where the screen finds a loop that the uniform subsamples do not already report as
    supported (step 4) and whose p-value is below :data:`SCREEN_MAX_P`, those points are
    analysed as a dataset of their own: a single run with its prevalence check up to 700
@@ -73,7 +75,7 @@ from .subsamples import MATCH_MIN_CORR, WORKER_PRELOAD, extend_loop, phase_corr,
 
 log = logging.getLogger(__name__)
 
-__all__ = ["searched_parts", "search", "apply_evidence", "with_surroundings", "SURROUNDING_HOPS", "RESOLUTIONS", "SAME_PART",
+__all__ = ["searched_parts", "plan", "Plan", "screen", "Screen", "screen_params", "check_screens", "search", "apply_evidence", "with_surroundings", "SURROUNDING_HOPS", "RESOLUTIONS", "SAME_PART",
            "MIN_PART", "MAX_SHARE", "MAX_PARTS", "SCREEN_MAX_P", "MAX_CONDUCTANCE"]
 
 #: Leiden's modularity resolutions, finest first: 1 (the standard modularity; scanpy's
@@ -126,16 +128,27 @@ def searched_parts(*labelings: np.ndarray) -> list[np.ndarray]:
     return out
 
 
-def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs="auto",
-           progress: bool = False) -> tuple[list, dict]:
-    """Loops inside the parts of X that the ensemble's loops ``known`` (consensus loops over all
-    points) do not already hold (module docstring). ``ext_graph``: the ensemble's
-    :class:`topoembed.extension.Extension`, whose graph is split. ``analyse(X_part, params, jobs=...)`` is the
-    analysis of one part (:func:`topoembed.ensemble.run`, passed in by it: a single run with its
-    prevalence check, or an ensemble). Returns (new loops over all points, record);
-    ``record["evidence"]``: for unsupported loops of ``known`` that a part's loop is and that the
-    part's evidence supports, that evidence (the caller applies it with :func:`apply_evidence`). ``progress``:
-    a bar over the parts (:class:`topoembed._progress.Progress`), also into a part's analysis."""
+@dataclasses.dataclass
+class Plan:
+    """What :func:`search` screens (steps 1-2 of the module docstring), fixed by the extension
+    graph and ``params.seed`` alone, so a cluster job per part (:func:`screen`) screens what a
+    local run would: ``parts`` (rows of each searched part, largest first per resolution),
+    ``data`` (each part with its surroundings: the points a full analysis sees), ``picks`` (at
+    most ``subsample_size`` of them: the points screened) and ``record`` (the partition's
+    figures for ``summary.json``)."""
+    parts: list
+    data: list
+    picks: list
+    record: dict
+
+
+def plan(ext_graph, params: pipeline.Params) -> Plan:
+    """The parts searched and the points screened and analysed for each (:class:`Plan`): Leiden
+    at each of :data:`RESOLUTIONS` on ``ext_graph``, the parts :func:`searched_parts` keeps that
+    are apart from the rest (conductance below :data:`MAX_CONDUCTANCE`), each with its
+    surroundings (:func:`with_surroundings`). No part with ``params.parts`` off."""
+    if not params.parts:
+        return Plan([], [], [], {})
     log.info("parts: Leiden communities of the %s at resolution%s %s…",
              "landmarks' graph" if ext_graph.uses_landmarks else "graph of all points",
              "s" if len(RESOLUTIONS) > 1 else "", ", ".join(f"{r:g}" for r in RESOLUTIONS))
@@ -149,24 +162,11 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
     # second loop, in each of its bands): only a part nearly apart from the rest is searched
     conductance = [ext_graph.conductance(P) for P in eligible]
     parts = [P for P, c in zip(eligible, conductance) if c < MAX_CONDUCTANCE]
-    inner = dataclasses.replace(params, parts=False, n_subsamples="auto", subsample=None)
     record = {"n_parts": int(labelings[0].max()) + 1, "resolutions": list(RESOLUTIONS),
               "n_parts_by_resolution": [int(lb.max()) + 1 for lb in labelings],
               "searched": [int(len(P)) for P in parts], "loops": [], "screened_loops": [], "evidence": [],
               "not_recurring": [],
               "not_apart": int(len(eligible) - len(parts)), "max_conductance": MAX_CONDUCTANCE}
-    if not parts:
-        log.info("parts: none of the %d parts of %d points or more is apart from the rest (conductance < %g)",
-                 len(eligible), MIN_PART, MAX_CONDUCTANCE)
-        return [], record
-    log.info("parts: %d parts of the graph; looking for loops inside the %d of %d-%d points",
-             record["n_parts"], len(parts), len(parts[-1]), len(parts[0]))
-    new, evidence = [], {}
-    # the ensemble's loops the verdict supports (None for the others): a part's loop that is one
-    # of these is not reported again; an unsupported one may get the part's evidence
-    supported = [k if verdict.assess_loop(k).supported else None for k in known]
-    bar = Progress(len(parts), "topoembed parts", "part", enabled=progress)
-    screen_params = dataclasses.replace(subsample_params(inner), confirm=True)
     rng = np.random.default_rng(params.seed)
     # what is analysed of a part: the part with some of its surroundings, or (a large part)
     # the part alone, and what is screened of it: at most one subsample's worth
@@ -176,27 +176,116 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
         m = min(len(D), int(params.subsample_size))
         data.append(D)
         picks.append(D if m == len(D) else np.sort(rng.choice(D, m, replace=False)))
-    # the screens, on the local processes; only a part whose screen finds a loop gets the full
-    # analysis (on the IPC cells, 12 parts and no loop: 60 s of full analyses otherwise)
-    screens = {}
-    with Pool(resolve_jobs(jobs, len(parts)), preload=WORKER_PRELOAD,
-              killed_hint=f"run again with fewer {option('jobs', 1)[:-2]} or {option('parts', False)}") as pool:
-        for i, screen in pool.imap(_screen, [(i, X[Ps], screen_params) for i, Ps in enumerate(picks)]):
-            screens[i] = screen
-            bar.step(f"part {i + 1}: " + (f"{screen.detection['n_loops']} loop(s) in the screen"
-                                          if not isinstance(screen, str) else "not searched"))
+    return Plan(parts, data, picks, record)
+
+
+@dataclasses.dataclass
+class Screen:
+    """One part's screen (a single run on the points ``index``), made by a cluster job
+    (:func:`screen`; ``topoembed subsample --part``): ``result`` (a
+    :class:`topoembed.pipeline.Result`), or None with ``skipped`` saying why the part could
+    not be analysed (too few points for k). ``params``: the settings of the whole analysis;
+    ``seconds``: the screen's time."""
+    part: int
+    index: np.ndarray
+    params: dict
+    result: pipeline.Result | None = None
+    skipped: str | None = None
+    seconds: float = 0.0
+
+
+def screen_params(params: pipeline.Params) -> pipeline.Params:
+    """A part's screen's settings: a subsample's single run (no part search, no ensemble),
+    confirmed by the second spectral distance."""
+    inner = dataclasses.replace(params, parts=False, n_subsamples="auto", subsample=None)
+    return dataclasses.replace(subsample_params(inner), confirm=True)
+
+
+def screen(X, part: int, picks: np.ndarray, params: pipeline.Params) -> Screen:
+    """The screen of the part ``part`` whose screened points are ``picks`` (:attr:`Plan.picks`)."""
+    t0 = time.perf_counter()
+    _, res = _screen((part, X[picks], screen_params(params)))
+    return Screen(int(part), np.asarray(picks, dtype=np.int64), params.to_dict(),
+                  result=None if isinstance(res, str) else res, skipped=res if isinstance(res, str) else None,
+                  seconds=time.perf_counter() - t0)
+
+
+def check_screens(screens: list, planned: Plan, params: pipeline.Params) -> list:
+    """The screens of a plan's parts in part order, from :func:`screen` jobs in any order.
+    Refuses screens made with other settings, of other points, or missing ones."""
+    same = {k: v for k, v in params.to_dict().items() if k != "device"}  # where it ran does not matter
+    by_part = {}
+    for s in screens:
+        if {k: v for k, v in s.params.items() if k != "device"} != same:
+            diff = sorted(k for k in same if s.params.get(k) != same[k])
+            raise InputError(f"part screen {s.part} was made with other settings ({', '.join(diff)}); "
+                             "rerun it with the same options")
+        if not 0 <= s.part < len(planned.picks) or not np.array_equal(s.index, planned.picks[s.part]):
+            raise InputError(f"part screen {s.part} holds other points than this input's part {s.part} "
+                             f"({len(planned.picks)} parts are searched); run `topoembed parts` and the part "
+                             "screens again on the same input")
+        by_part[s.part] = s
+    missing = [i for i in range(len(planned.picks)) if i not in by_part]
+    if missing:
+        raise InputError(f"part screens {missing} are missing ({len(planned.picks)} parts are searched)")
+    return [by_part[i] for i in range(len(planned.picks))]
+
+
+def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs="auto",
+           progress: bool = False, planned: Plan | None = None, screens: list | None = None) -> tuple[list, dict]:
+    """Loops inside the parts of X that the ensemble's loops ``known`` (consensus loops over all
+    points) do not already hold (module docstring). ``ext_graph``: the ensemble's
+    :class:`topoembed.extension.Extension`, whose graph is split. ``analyse(X_part, params, jobs=...)`` is the
+    analysis of one part (:func:`topoembed.ensemble.run`, passed in by it: a single run with its
+    prevalence check, or an ensemble). Returns (new loops over all points, record);
+    ``record["evidence"]``: for unsupported loops of ``known`` that a part's loop is and that the
+    part's evidence supports, that evidence (the caller applies it with :func:`apply_evidence`). ``progress``:
+    a bar over the parts (:class:`topoembed._progress.Progress`), also into a part's analysis.
+    ``planned``: :func:`plan`'s result where the caller made it; ``screens``: the parts' screens
+    made by cluster jobs (:func:`screen`, in part order; :func:`check_screens`) instead of here."""
+    planned = planned if planned is not None else plan(ext_graph, params)
+    parts, data, picks = planned.parts, planned.data, planned.picks
+    record = {**planned.record, "loops": [], "screened_loops": [], "evidence": [], "not_recurring": []}
+    inner = dataclasses.replace(params, parts=False, n_subsamples="auto", subsample=None)
+    if not parts:
+        log.info("parts: none of the %d parts of %d points or more is apart from the rest (conductance < %g)",
+                 record.get("not_apart", 0), MIN_PART, MAX_CONDUCTANCE)
+        return [], record
+    log.info("parts: %d parts of the graph; looking for loops inside the %d of %d-%d points",
+             record["n_parts"], len(parts), len(parts[-1]), len(parts[0]))
+    new, evidence = [], {}
+    # the ensemble's loops the verdict supports (None for the others): a part's loop that is one
+    # of these is not reported again; an unsupported one may get the part's evidence
+    supported = [k if verdict.assess_loop(k).supported else None for k in known]
+    bar = Progress(len(parts), "topoembed parts", "part", enabled=progress)
+    # the screens, on the local processes (or made by cluster jobs); only a part whose screen finds
+    # a loop gets the full analysis (on the IPC cells, 12 parts and no loop: 60 s of full analyses otherwise)
+    def screened(i, res):
+        screens[i] = res
+        bar.step(f"part {i + 1}: " + (f"{res.detection['n_loops']} loop(s) in the screen"
+                                      if not isinstance(res, str) else "not searched"))
+
+    given, screens = screens, {}
+    if given is not None:
+        for i, s in enumerate(given):
+            screened(i, s.result if s.result is not None else s.skipped)
+    else:
+        with Pool(resolve_jobs(jobs, len(parts)), preload=WORKER_PRELOAD,
+                  killed_hint=f"run again with fewer {option('jobs', 1)[:-2]} or {option('parts', False)}") as pool:
+            for i, res in pool.imap(_screen, [(i, X[Ps], screen_params(params)) for i, Ps in enumerate(picks)]):
+                screened(i, res)
     for i, (P, D, Ps) in enumerate(zip(parts, data, picks)):
-        screen = screens[i]
-        if isinstance(screen, str):  # a part that cannot be analysed (too small for k) is not searched
-            log.info("part %d (%d points) not searched: %s", i, len(P), screen)
+        scr = screens[i]
+        if isinstance(scr, str):  # a part that cannot be analysed (too small for k) is not searched
+            log.info("part %d (%d points) not searched: %s", i, len(P), scr)
             record["screened_loops"].append(None)
             continue
-        record["screened_loops"].append(int(screen.detection["n_loops"]))
+        record["screened_loops"].append(int(scr.detection["n_loops"]))
         log.info("part %d of %d (%d points): the screen finds %d loop(s)", i + 1, len(parts), len(P),
-                 screen.detection["n_loops"])
-        if not screen.detection["n_loops"] or all(
+                 scr.detection["n_loops"])
+        if not scr.detection["n_loops"] or all(
                 _hopeless(lp) or (_has_phase(lp) and _known_match(lp, Ps, supported) is not None)
-                for lp in screen.loops):
+                for lp in scr.loops):
             continue  # no loop, only loops the uniform subsamples report already, or none with a chance
         bar.note(f"part {i + 1} ({len(P):,} points): a new loop in the screen; analysing the part")
         # more points than one subsample: an ensemble of subsamples of them, whose consensus phase

@@ -18,7 +18,8 @@ from .io import to_jsonable, write_npz
 from .summary import PER_POINT
 
 __all__ = ["STAGE_KEY", "points_fingerprint", "write_stage", "read_stage", "check_record", "load_graph",
-           "load_distance_matrix", "diagram_arrays", "write_diagrams", "load_diagrams", "load_detection", "load_loops"]
+           "load_distance_matrix", "diagram_arrays", "write_diagrams", "load_diagrams", "load_detection", "load_loops",
+           "write_part_plan", "load_part_plan"]
 
 
 # ---------------------------------------------------------------- staged files (one per CLI stage)
@@ -188,3 +189,24 @@ def load_loops(path, n):
                 lp[f] = arrays[f"{f}_{i}"]
         found.append(lp)
     return found, arrays.get("birth_edges_H1"), rec
+
+
+# ---------------------------------------------------------------- the part search's plan (`topoembed parts`)
+def write_part_plan(path, planned, params: dict, points: dict, seconds: float) -> None:
+    """The points screened of each part (:class:`topoembed.parts.Plan`; ``pick_0``, ``pick_1``,
+    ...) with the settings and points they were planned for."""
+    record = {"stage": "parts", "params": params, "points": points, "n_parts": len(planned.picks),
+              "part_sizes": [int(len(P)) for P in planned.parts], "timings": {"part_plan": float(seconds)},
+              "partition": planned.record}
+    write_stage(path, record, **{f"pick_{i}": np.asarray(P, dtype=np.int64) for i, P in enumerate(planned.picks)})
+
+
+def load_part_plan(path, params: dict, points: dict) -> list:
+    """The points screened of each part, from :func:`write_part_plan`'s file; refuses a plan made
+    with other settings or of other points."""
+    arrays, rec = read_stage(path, "part plan", "topoembed parts INPUT --out PLAN")
+    if rec is None or rec.get("stage") != "parts":
+        raise InputError(f"{path} is not a part plan; make it with `topoembed parts INPUT --out PLAN`")
+    same = {k: v for k, v in params.items() if k != "device"}  # where it ran does not matter
+    check_record(rec, path, same, points)
+    return [arrays[f"pick_{i}"] for i in range(int(rec["n_parts"]))]

@@ -19,7 +19,7 @@ from .. import io, pipeline
 from .._validate import InputError
 from .._version import __version__
 from .options import _add_params, _auto_or_count, _embed_args, _input_args
-from .run import cmd_embed, cmd_run, cmd_subsample
+from .run import cmd_embed, cmd_parts, cmd_run, cmd_subsample
 from .stages import cmd_detect, cmd_distances, cmd_graph, cmd_homology, cmd_localize, cmd_report
 from .workflow import PREPARED_REP, benchmark_harness, cmd_benchmark, cmd_collect, cmd_prepare  # noqa: F401 (cli.PREPARED_REP, cli.benchmark_harness: the workflows import them)
 
@@ -52,8 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: detected)")
     p.add_argument("--key-added", default="topoembed", help="for .h5ad input: key of the results in result.h5ad")
     p.add_argument("--from-runs", nargs="+", default=None, metavar="RUN",
-                   help="combine these `topoembed subsample` runs (one per subsample, same input and options) "
-                        "instead of computing the subsamples here")
+                   help="combine these `topoembed subsample` runs (one per subsample, and optionally one per "
+                        "part screened: --part; same input and options) instead of computing them here")
     p.add_argument("--jobs", type=_auto_or_count, default="auto",
                    help="local processes for the subsamples of a whole-dataset run: auto (one per usable CPU) "
                         "or a number (default: auto)")
@@ -61,13 +61,25 @@ def build_parser() -> argparse.ArgumentParser:
     _add_params(p)
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("subsample", help="one subsample of a whole-dataset run (a cluster job) -> .run file; "
-                                         "`run --from-runs` combines them")
+    p = sub.add_parser("subsample", help="one subsample (or one part's screen) of a whole-dataset run (a cluster "
+                                         "job) -> .run file; `run --from-runs` combines them")
     _input_args(p)
-    p.add_argument("--index", type=int, required=True, help="which subsample: 0 .. n_subsamples - 1")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--index", type=int, help="which subsample: 0 .. n_subsamples - 1")
+    which.add_argument("--part", type=int, help="which part of the part search to screen: 0 .. (the parts "
+                       "`topoembed parts` planned) - 1")
+    p.add_argument("--plan", default=None,
+                   help="with --part: the plan .npz from `topoembed parts` (default: make the plan here)")
     p.add_argument("--out", required=True, help="output .run file")
     _add_params(p)
     p.set_defaults(func=cmd_subsample)
+
+    p = sub.add_parser("parts", help="the part search's plan of a whole-dataset run (a cluster job) -> .npz: "
+                                     "one `topoembed subsample --part` job per part it lists")
+    _input_args(p)
+    p.add_argument("--out", required=True, help="output plan .npz")
+    _add_params(p)
+    p.set_defaults(func=cmd_parts)
 
     S = pipeline.STAGE_PARAMS
     p = sub.add_parser("graph", help="stage 1: kNN graph -> .npz (with the settings it was made with)")

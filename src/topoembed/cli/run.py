@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+import time
 
 import numpy as np
 
-from .. import analysis, ensemble, io
+from .. import analysis, ensemble, io, stage_files
 from .._validate import InputError
 from .options import _anndata_input, _anndata_points, _load, _params_from
 from ..stage_files import load_distance_matrix
@@ -38,10 +39,39 @@ def cmd_subsample(args) -> int:
         raise InputError("for .h5ad input pass --use-rep (e.g. X_scVI or X_pca): `run --from-runs` must see "
                          "the same points")
     params = _params_from(args)
-    res = ensemble.run_subsample(X, args.index, params)
-    io.write_run(args.out, res)
-    sys.stdout.write(f"subsample {args.index}: {len(res.index)} points, {res.detection['n_loops']} loop(s), "
-                     f"{res.timings['wall']:.1f} s -> {args.out}\n")
+    if args.part is None:
+        if args.plan is not None:
+            raise InputError("--plan (a part plan) goes with --part, not with --index")
+        res = ensemble.run_subsample(X, args.index, params)
+        io.write_run(args.out, res)
+        sys.stdout.write(f"subsample {args.index}: {len(res.index)} points, {res.detection['n_loops']} loop(s), "
+                         f"{res.timings['wall']:.1f} s -> {args.out}\n")
+        return 0
+    picks = None
+    if args.plan is not None:
+        picks = stage_files.load_part_plan(args.plan, params.to_dict(), stage_files.points_fingerprint(X))
+    screen = ensemble.run_part(X, args.part, params, picks=picks)
+    io.write_run(args.out, screen)
+    said = (f"{screen.result.detection['n_loops']} loop(s)" if screen.result is not None
+            else f"not searched ({screen.skipped})")
+    sys.stdout.write(f"part {args.part}: {len(screen.index)} points screened, {said}, {screen.seconds:.1f} s "
+                     f"-> {args.out}\n")
+    return 0
+
+
+def cmd_parts(args) -> int:
+    X, meta = _load(args)
+    if meta.get("kind") == "anndata" and meta["use_rep"] in (None, "X"):
+        raise InputError("for .h5ad input pass --use-rep (e.g. X_scVI or X_pca): `run --from-runs` must see "
+                         "the same points")
+    params = _params_from(args)
+    t0 = time.perf_counter()
+    planned = ensemble.plan_parts(X, params, progress=not args.quiet_all)
+    stage_files.write_part_plan(args.out, planned, params.to_dict(), stage_files.points_fingerprint(X),
+                                time.perf_counter() - t0)
+    sizes = ", ".join(str(len(P)) for P in planned.parts)
+    sys.stdout.write(f"{len(planned.picks)} part(s) to screen" + (f" ({sizes} points)" if sizes else "")
+                     + f" -> {args.out}\n")
     return 0
 
 
