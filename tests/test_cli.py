@@ -29,7 +29,9 @@ def test_run_end_to_end_contract(tmp_path, capsys):
     s = json.loads((out / "summary.json").read_text())
     assert set(s) >= {"version", "input", "n_points", "params", "distance", "diagrams", "detection", "loops", "timings_s"}
     assert s["input"] == SPEC and s["n_points"] == 200
-    assert s["params"]["k"] == 100 and s["params"]["symmetrize"] == "and" and s["params"]["distance"] == "effective_resistance"
+    # 200 points: a quarter of them as k (the default k = 100 is for 400 points or more), said as a note
+    assert s["params"]["k"] == 50 and s["params"]["symmetrize"] == "and" and s["params"]["distance"] == "effective_resistance"
+    assert s["notes"][0].startswith("k = 50: a quarter of the 200 points") and "note          k = 50" in printed
     assert set(s["detection"]) == {"n_loops", "scores", "score", "confirmation", "rule", "alpha", "p_values", "significant"}
     assert s["detection"]["rule"] == "evidence" and len(s["detection"]["p_values"]) == s["detection"]["n_loops"]
     assert s["detection"]["confirmation"]["distance"] == "diffusion" and s["detection"]["confirmation"]["n_loops"] == 1

@@ -48,7 +48,9 @@ def test_run_copy_semantics_and_key_added(circle_adata):
     assert "cc" in b.uns and "cc_graph" in b.obsp and "cc_distances" in b.obsp
     assert te.tl.run(a, use_rep="X_rep") is None
     assert "topoembed" in a.uns
-    assert a.uns["topoembed"]["params"]["k"] == 100 and a.uns["topoembed"]["params"]["use_rep"] == "X_rep"
+    n = a.n_obs  # fewer than 400 cells: k = n // 4, with a note
+    assert a.uns["topoembed"]["params"]["k"] == n // 4 and a.uns["topoembed"]["params"]["use_rep"] == "X_rep"
+    assert str(a.uns["topoembed"]["notes"][0]).startswith(f"k = {n // 4}: a quarter of the {n} points")
 
 
 def test_reuse_scanpy_neighbors_gives_same_distances(circle_adata, caplog):

@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 
+import topoembed.params
 from topoembed import analysis, cli, datasets, pipeline, report, verdict
 from topoembed._validate import InputError
 
@@ -145,10 +146,11 @@ def _call(v: dict) -> tuple:
     return str(v["level"]), str(v["headline"]), int(v["n_loops"]), [(str(c["level"]), str(c["text"])) for c in loops_]
 
 
-def _staged(folder, points):
+def _staged(folder, points, graph_options=("--k", "30")):
+    """The staged command line's six steps on ``points`` (the graph with ``graph_options``): summary.json."""
     folder.mkdir()
     f = {k: str(folder / v) for k, v in dict(g="g.npz", D="D.npz", H="H.npz", det="det.json", L="L.npz").items()}
-    for argv in (["graph", points, "--k", "30", "--out", f["g"]],
+    for argv in (["graph", points, *graph_options, "--out", f["g"]],
                  ["distances", points, "--graph", f["g"], "--out", f["D"]],
                  ["homology", f["D"], "--out", f["H"]],
                  ["detect", f["H"], "--graph", f["g"], "--distances", f["D"], "--out", f["det"]],
@@ -176,6 +178,70 @@ def test_an_input_too_small_for_the_default_k_gets_the_small_union_graph(tmp_pat
     summary = json.loads((out / "summary.json").read_text())
     assert summary["params"]["k"] == pipeline.SMALL_INPUT_K
     assert any("too few for the default k" in w for w in summary["warnings"])
+
+
+def test_an_input_of_fewer_than_400_points_gets_a_quarter_of_them_as_k(tmp_path, capsys):
+    circle = datasets.make("circle", n=200, d=20, sigma=0.1, seed=0).X
+    res = analysis.run(circle, jobs=1)
+    assert (res.params.k, res.params.symmetrize) == (50, "and")  # n // 4, still the mutual graph
+    assert res.verdict.level == "loop" and res.warnings == []  # a choice, said as a note, not a warning
+    assert res.notes and res.notes[0].startswith("k = 50: a quarter of the 200 points")
+    assert analysis.run(circle, jobs=1, k=30).params.k == 30 and analysis.run(circle, jobs=1, k=30).notes == []
+    big = datasets.make("circle", n=2000, d=20, sigma=0.1, seed=0).X
+    assert analysis.run(big, jobs=1, subsample=200).params.k == 50  # the points analysed count
+    assert pipeline.Params().for_small_input(400) == (pipeline.Params(), None, None)  # 400 and more: k = 100
+    assert pipeline.Params().for_small_input(399)[0].k == 99
+    np.save(tmp_path / "c.npy", circle)
+    assert cli.main(["run", str(tmp_path / "c.npy"), "--out", str(tmp_path / "res"), "--jobs", "1"]) == 0
+    summary = json.loads((tmp_path / "res" / "summary.json").read_text())
+    assert summary["params"]["k"] == 50 and summary["notes"] == res.notes and summary["warnings"] == []
+    assert "note          k = 50: a quarter" in capsys.readouterr().out
+    assert "Note: k = 50: a quarter of the 200 points" in (tmp_path / "res" / "report.html").read_text()
+
+
+def test_the_staged_chain_takes_the_same_small_input_k_as_run(tmp_path):
+    """`topoembed graph` without --k on 200 points makes run's graph (k = 50), and the chain's
+    summary carries run's note and verdict."""
+    X = datasets.make("circle", n=200, d=20, sigma=0.1, seed=0).X
+    np.save(tmp_path / "c.npy", X)
+    points = str(tmp_path / "c.npy")
+    staged = _staged(tmp_path / "chain", points, graph_options=())
+    run = analysis.run(X, jobs=1)
+    assert staged["params"]["k"] == run.params.k == 50 and staged["notes"] == run.notes
+    assert _call(staged["verdict"]) == _call(run.verdict.to_dict())
+    assert np.allclose([lp["p_value"] for lp in staged["loops"]], [lp["p_value"] for lp in run.loops])
+    # a k given on the command line is kept
+    assert cli.main(["graph", points, "--k", "30", "--out", str(tmp_path / "g30.npz")]) == 0
+    with np.load(tmp_path / "g30.npz") as z:
+        assert json.loads(str(z["topoembed_stage"]))["params"]["k"] == 30
+
+
+def test_small_ipc_samples_find_the_cycle_with_the_small_input_k(ipc_path, monkeypatch):
+    """200 random IPC cells (10 draws): the default k = 100 graph joins each cell to half of the
+    others and finds a supported loop in 1 of 10; k = n // 4 = 50 in 7 (BENCHMARKS.md, "Small
+    inputs"). The phase follows CellCycle where found (R² ≥ 0.7 on (cos θ, sin θ))."""
+    import anndata
+
+    a = anndata.read_h5ad(ipc_path)
+    X, cc = np.asarray(a.obsm["X_scVI"], float), a.obs["CellCycle"].to_numpy(float)
+
+    def supported(share):
+        monkeypatch.setattr(topoembed.params, "SMALL_INPUT_SHARE", share)
+        found = 0
+        for seed in range(10):
+            idx = np.sort(np.random.default_rng(seed).choice(len(X), 200, replace=False))
+            res = analysis.run(X[idx], jobs=1)
+            if res.verdict.level == "loop":
+                found += 1
+                th = np.asarray(res.loops[0]["phase"], float)
+                ok = np.isfinite(th)  # a cell without a mutual neighbour has no phase
+                assert ok.mean() >= 0.95
+                y, Z = cc[idx][ok], np.c_[np.ones(ok.sum()), np.cos(th[ok]), np.sin(th[ok])]
+                fit = Z @ np.linalg.lstsq(Z, y, rcond=None)[0]
+                assert 1 - ((y - fit) ** 2).sum() / ((y - y.mean()) ** 2).sum() >= 0.7
+        return found
+
+    assert supported(1) <= 2 and supported(4) >= 6
 
 
 def test_auto_s_no_loop_is_never_turned_into_a_loop_by_the_check():

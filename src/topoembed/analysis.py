@@ -7,7 +7,8 @@ in the same pieces, so the same input gets the same loop count, p-values, phases
 
 1. validate the input and the settings once (:meth:`topoembed.pipeline.Params.validate`); an
    input of at most the default k = 100 points gets the union k = 10 graph instead, with a
-   warning (:meth:`topoembed.pipeline.Params.for_small_input`);
+   warning, and one of fewer than 400 points k = n // 4, with a note in ``result.notes``
+   (:meth:`topoembed.pipeline.Params.for_small_input`);
 2. analyse: subsample runs made elsewhere are combined (:func:`topoembed.ensemble.combine`);
    a precomputed graph (scanpy's) gets one run on all points
    (:func:`topoembed.prevalence.single_with_check`); otherwise all points are one run, or an
@@ -47,12 +48,18 @@ def run(X, params: pipeline.Params | None = None, *, A=None, from_runs: list | N
     if params.subsample is not None and int(params.subsample) >= X.shape[0]:
         log.warning("%s is at least the %d points: all of them are analysed", option("subsample", int(params.subsample)),
                     X.shape[0])
-    params, note = params.for_small_input(X.shape[0])
+    warning = note = None
+    if A is None:  # a precomputed graph has its own k
+        params, warning, note = params.for_small_input(X.shape[0])
+    if warning is not None:
+        log.warning(warning)
     if note is not None:
-        log.warning(note)
+        log.info(note)
     result = _analyse(X, params, A, from_runs, jobs, progress)
+    if warning is not None:
+        result.warnings.insert(0, warning)
     if note is not None:
-        result.warnings.insert(0, note)
+        result.notes.insert(0, note)
     return result
 
 

@@ -20,7 +20,7 @@ from . import localize as localization
 from ._validate import InputError, check_choice, check_k, check_positive, option
 
 __all__ = ["Params", "STAGE_PARAMS", "stage_resources", "H2_MAX_N", "ENSEMBLE_MIN_N", "ENSEMBLE_RUNS", "MIN_PREVALENCE",
-           "SUBSAMPLE_SIZE", "SMALL_INPUT_K"]
+           "SUBSAMPLE_SIZE", "SMALL_INPUT_K", "SMALL_INPUT_SHARE"]
 
 #: k of the union graph for inputs of at most the default k points (:meth:`Params.for_small_input`),
 #: where the default mutual k = 100 graph cannot be built. Before the prevalence check of loops
@@ -29,6 +29,15 @@ __all__ = ["Params", "STAGE_PARAMS", "stage_resources", "H2_MAX_N", "ENSEMBLE_MI
 #: 10; mutual k = 15: 15, k = 23: 9), none on 20 noise sets of 72 points but with mutual k = 23
 #: (2); with the check 9 of 20, and 1 of 120 no-loop sets of 30-100 points (BENCHMARKS.md).
 SMALL_INPUT_K = 10
+#: Below this many times the default k (400 points), a run with the default k uses a quarter of
+#: its points as k (:meth:`Params.for_small_input`): the default mutual k = 100 graph joins each
+#: point to half of 200 points and shortcuts the loop. IPC cells (10 random draws each, same
+#: draws; BENCHMARKS.md "Small inputs"), supported loops with k = 100 / n // 3 / n // 4: 150
+#: cells 0 / 5 / 6 of 10, 200 cells 1 / 6 / 7, 250 cells 5 / 8 / 9, 300 and 350 cells (n // 4)
+#: 6 and 10 against 6 and 9; 200 cycling cells alone (8 draws, 5 seeds): 6 of 40 with k = 100,
+#: 22 with k = 70, 18 with k = 50. No supported loop with n // 4 on 150 no-loop sets of 150-350
+#: points (blob, sphere, uniform; 10 seeds each), and noisy circles of 150-250 points found as before.
+SMALL_INPUT_SHARE = 4
 
 #: Largest n for which H2 (maxdim=2) is allowed: ripser took 34 s at n = 500 on the sphere (2 cores).
 H2_MAX_N = 600
@@ -67,7 +76,8 @@ class Params:
     resistance's detection score from 0.57 (k=15, union) to 0.83, and it keeps the noisy
     circle's loop (sigma = 0.25-0.3) found; see BENCHMARKS.md. Mutual kNN graphs drop the
     one-sided edges that noise adds between distant parts of a loop (Maier, Hein and von
-    Luxburg 2009). Pass smaller k for small inputs (k must be < n).
+    Luxburg 2009). Inputs of fewer than 400 points get a smaller k with the default
+    (:meth:`for_small_input`); any other k is used as given (k must be < n).
 
     ``confirm`` (default True): with ``n_loops="auto"``, a loop count found with a
     spectral distance must be confirmed by the other spectral kind on the same graph
@@ -139,16 +149,28 @@ class Params:
             return int(self.n_subsamples)
         return 1 if self.subsample is not None or n <= ENSEMBLE_MIN_N else ENSEMBLE_RUNS
 
-    def for_small_input(self, n: int) -> tuple["Params", str | None]:
-        """(settings, note): for n ≤ k points with the default k (100, whose graph needs more
-        points), the union kNN graph with :data:`SMALL_INPUT_K` neighbours instead, and a note
-        that says so; otherwise these settings unchanged and no note."""
+    def for_small_input(self, n: int) -> tuple["Params", str | None, str | None]:
+        """(settings, warning, note) for a run of n points (or of ``subsample`` of them) with the default k (100): at most k
+        points (whose graph needs more) get the union kNN graph with :data:`SMALL_INPUT_K`
+        neighbours, and a warning that says so; fewer than :data:`SMALL_INPUT_SHARE` × k points
+        get k = n // :data:`SMALL_INPUT_SHARE` (its mutual graph), and a note that says so.
+        Otherwise, or with another k, these settings unchanged and neither. (A k of exactly
+        100 asked for on purpose cannot be told from the default: pass 99 or 101.)"""
         default_k = Params.__dataclass_fields__["k"].default
-        if not (SMALL_INPUT_K < n <= self.k == default_k):
-            return self, None
-        note = (f"{n} points are too few for the default k = {default_k} graph: using the union graph with "
-                f"k = {SMALL_INPUT_K}; pass another k below {n} (e.g. {option('k', max(2, n // 4))}) to choose otherwise")
-        return dataclasses.replace(self, k=SMALL_INPUT_K, symmetrize="or"), note
+        if self.subsample is not None:  # a run on a subsample: its points are what the graph joins
+            n = min(int(self.subsample), n)
+        if self.k != default_k or n <= SMALL_INPUT_K or n >= SMALL_INPUT_SHARE * default_k:
+            return self, None, None
+        if n <= default_k:
+            warning = (f"{n} points are too few for the default k = {default_k} graph: using the union graph with "
+                       f"k = {SMALL_INPUT_K}; pass another k below {n} (e.g. {option('k', max(2, n // 4))}) to choose "
+                       "otherwise")
+            return dataclasses.replace(self, k=SMALL_INPUT_K, symmetrize="or"), warning, None
+        k = n // SMALL_INPUT_SHARE
+        note = (f"k = {k}: a quarter of the {n} points (the default k = {default_k} is for "
+                f"{SMALL_INPUT_SHARE * default_k} points or more; its graph would join each point to "
+                f"{default_k / n:.0%} of the others); pass another k to choose otherwise")
+        return dataclasses.replace(self, k=k), None, note
 
     def validate(self, n: int) -> "Params":
         """Check every setting against the number of input points n; raise InputError."""

@@ -55,6 +55,7 @@ class Result:
     auto: dict | None = None     # topoembed.auto.select's choice when distance="auto"
     ensemble: dict | None = None  # topoembed.ensemble: subsamples, each run's reading, prevalence
     warnings: list = field(default_factory=list)  # the run's logged warnings, for summary.json and the report
+    notes: list = field(default_factory=list)  # settings chosen for this input (not problems), for summary.json and the report
 
     @property
     def verdict(self) -> "verdict.Verdict":

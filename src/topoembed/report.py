@@ -502,14 +502,16 @@ def _checks(summary, t) -> list[str]:
 
 
 def _warnings(summary) -> str:
+    """The run's warnings, then its notes (settings chosen for this input, ``summary["notes"]``)."""
+    notes = "".join(f"<p>Note: {html.escape(str(n))}.</p>" for n in summary.get("notes") or [])
     if "warnings" not in summary:
-        return ""
+        return notes
     warns = summary["warnings"] or []
     if not warns:
-        return "<p class='ok'>The run logged no warnings.</p>"
+        return "<p class='ok'>The run logged no warnings.</p>" + notes
     lis = "".join(f"<li>{html.escape(str(w))}</li>" for w in warns)
     plural = "s" if len(warns) > 1 else ""
-    return f"<div class='warn'><b>The run logged {len(warns)} warning{plural}:</b><ul>{lis}</ul></div>"
+    return f"<div class='warn'><b>The run logged {len(warns)} warning{plural}:</b><ul>{lis}</ul></div>" + notes
 
 
 # --------------------------------------------------------------------------- figures

@@ -85,5 +85,6 @@ def summary(result, input_desc: str = "") -> dict:
         **({"auto": result.auto} if result.auto is not None else {}),
         **({"ensemble": result.ensemble} if result.ensemble is not None else {}),
         "warnings": list(result.warnings),
+        "notes": list(result.notes),
         "timings_s": {k: float(v) for k, v in result.timings.items()},
     }

@@ -314,7 +314,7 @@ def store_result(adata, result: pipeline.Result, *, use_rep: str | None = None, 
                  neighbors_key: str | None = None, binarize: bool = True, input_desc: str = "") -> None:
     """Write a :class:`topoembed.pipeline.Result` into ``adata`` under ``key_added`` (graph and
     distances in ``obsp``, per-cell results in ``obs``, and in ``uns[key]`` every entry of
-    ``summary.json``: version, sizes, params, graph, diagrams, detection, loops, warnings,
+    ``summary.json``: version, sizes, params, graph, diagrams, detection, loops, warnings, notes,
     ensemble/auto, timings). Used by :func:`run` and by the staged command line."""
     p = result.params  # resolved settings (distance="auto" picks distance, k, t and graph rule)
     entry = uns_entry(adata, key_added)
@@ -346,6 +346,7 @@ def store_result(adata, result: pipeline.Result, *, use_rep: str | None = None, 
         if summ.get(name) is not None:
             entry[name] = summ[name]
     entry["warnings"] = np.asarray(summ["warnings"], dtype=str)
+    entry["notes"] = np.asarray(summ["notes"], dtype=str)
     entry["params"] = h5ad_safe({**dataclasses.asdict(p), "use_rep": use_rep or "X",
                                  "neighbors_key": neighbors_key, "binarize": binarize})
     entry["timings_s"] = {k: float(v) for k, v in result.timings.items()}

@@ -15,7 +15,7 @@ DEMO_INPUT = "synthetic:circle?n=1000&d=50&sigma=0.25&seed=0"
 
 
 _HELP = {
-    "k": "neighbours per point in the kNN graph (at most 100 points with the default: the union graph with k = 10)",
+    "k": "neighbours per point in the kNN graph (with the default: at most 100 points get the union graph with k = 10, fewer than 400 k = n // 4)",
     "metric": "metric of the kNN search (euclidean, cosine, ...)",
     "symmetrize": "'or' (union) or 'and' (mutual kNN graph)",
     "weights": "edge weights: binary, distance or gaussian",

@@ -130,6 +130,7 @@ def _print_table(summ, out, extra=None, rep=None):
         f"  distance      {summ['distance']} (k={summ['params']['k']}"
         + (f"; chosen by --distance auto: setting {summ['auto']['key']}, loop count proposed by "
            f"{summ['auto']['support']} settings" if summ.get("auto") else "") + ")",
+        *(f"  note          {note}" for note in summ.get("notes") or []),
         f"  verdict       {report.summary_verdict(summ).headline()}",
         *(f"                {note}" for note in report.verdict_notes(summ)),
         f"  score         {det['score']:.3f}   (s_m: " + ", ".join(f"{m}:{s:.2f}" for m, s in det["scores"].items()) + ")",

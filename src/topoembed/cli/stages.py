@@ -57,6 +57,24 @@ def _resolve(args, records: list) -> pipeline.Params:
     return params
 
 
+def _small_input(args, p: pipeline.Params, n: int, records: list) -> tuple[pipeline.Params, str | None, str | None]:
+    """As `run` (:meth:`topoembed.params.Params.for_small_input`): with no --k given here or
+    recorded by an input file, a small input's k follows its n. Returns (params, warning, note)."""
+    if getattr(args, "k", None) is not None or any(rec is not None and "k" in rec.get("params", {})
+                                                   for _, rec in records):
+        return p, None, None
+    return p.for_small_input(n)
+
+
+def _notes(records: list) -> list:
+    """The notes (settings chosen for this input) that the input files carry, each once."""
+    notes: list = []
+    for _, rec in records:
+        if rec is not None:
+            notes += [m for m in rec.get("notes", []) if m not in notes]
+    return notes
+
+
 def _merged(records: list) -> tuple[dict, list]:
     """The stage times and the warnings (each once) that the input files carry."""
     timings, warned = {}, []
@@ -68,12 +86,14 @@ def _merged(records: list) -> tuple[dict, list]:
 
 
 def _record(stage: str, params: pipeline.Params, points: dict | None, records: list, seconds: float,
-            warnings: list) -> dict:
+            warnings: list, note: str | None = None) -> dict:
     timings, warned = _merged(records)
     timings[_TIMING[stage]] = float(seconds)
+    notes = _notes(records)
     return {"stage": stage, "version": __version__,
             "params": {k: getattr(params, k) for k in pipeline.STAGE_PARAMS[stage]},
-            "points": points, "timings": timings, "warnings": warned + [w for w in warnings if w not in warned]}
+            "points": points, "timings": timings, "warnings": warned + [w for w in warnings if w not in warned],
+            "notes": notes + ([note] if note is not None and note not in notes else [])}
 
 
 @contextlib.contextmanager
@@ -117,13 +137,15 @@ def _points_with_fp(args):
 
 def cmd_graph(args) -> int:
     X, fp = _points_with_fp(args)
-    p = _resolve(args, [])
+    p, warning, note = _small_input(args, _resolve(args, []), X.shape[0], [])
     check_k(p.k, X.shape[0])
     with _stage_work() as box:
+        if warning is not None:
+            log.warning(warning)
         _warn_one_run(X.shape[0], p)
         A = graph.knn_graph(X, k=p.k, metric=p.metric, symmetrize=p.symmetrize, weights=p.weights,
                             random_state=p.seed, device=p.device, method=p.knn_method).tocsr()
-    stage_files.write_stage(args.out, _record("graph", p, fp, [], box["seconds"], box["warnings"]),
+    stage_files.write_stage(args.out, _record("graph", p, fp, [], box["seconds"], box["warnings"], note),
                    format=np.array("csr"), shape=np.array(A.shape), data=A.data, indices=A.indices, indptr=A.indptr)
     n_comp, _ = graph.components(A)
     sys.stdout.write(f"graph: {A.shape[0]} points, {A.nnz // 2} edges, {n_comp} component(s) -> {args.out}\n")
@@ -137,10 +159,12 @@ def cmd_distances(args) -> int:
         A, rec = load_graph(args.graph, X.shape[0])
         records.append((args.graph, rec))
         stage_files.check_record(rec, args.graph, {}, fp)
-    p = _resolve(args, records)
+    p, warning, note = _small_input(args, _resolve(args, records), X.shape[0], records)
     _refuse_dense(X.shape[0], p)
     dataclasses.replace(p, n_subsamples=1).validate(X.shape[0])  # the stage's own run: all points
     with _stage_work() as box:
+        if warning is not None:
+            log.warning(warning)
         if A is None:  # a graph given was made (and warned about) by `topoembed graph`
             _warn_one_run(X.shape[0], p)
         if A is None and p.distance != "euclidean":
@@ -153,7 +177,8 @@ def cmd_distances(args) -> int:
             with open(tmp, "wb") as fh:
                 np.save(fh, D)
     else:
-        stage_files.write_stage(args.out, _record("distances", p, fp, records, box["seconds"], box["warnings"]), D=D)
+        stage_files.write_stage(args.out, _record("distances", p, fp, records, box["seconds"], box["warnings"], note),
+                                D=D)
     sys.stdout.write(f"distances: {p.distance}, {D.shape[0]}×{D.shape[1]} -> {args.out}\n")
     return 0
 
@@ -280,7 +305,8 @@ def cmd_report(args) -> int:
         det = {**det, "prevalence_check": lrec["prevalence_check"]}
     n_comp, _ = graph.components(A)
     result = pipeline.Result(params=p, n_input=X.shape[0], index=np.arange(X.shape[0]), A=A, D=D, ph=ph,
-                             detection=det, loops=found, timings=timings, n_components=int(n_comp), warnings=warned)
+                             detection=det, loops=found, timings=timings, n_components=int(n_comp), warnings=warned,
+                             notes=_notes(records))
     emb = None
     if args.embedding:
         from ..embed import embedding_topology
