@@ -351,11 +351,15 @@ def test_one_job_per_part_screen_then_combine_equals_the_local_search(tmp_path):
     np.testing.assert_array_equal(combined.loops[0]["phase"], local.loops[0]["phase"])
     assert combined.loops[0]["p_value"] == local.loops[0]["p_value"]
     assert combined.timings["part_screens"] > 0
+    # the combining step makes every run, also in a part's own ensemble: early_stop is off there, and
+    # runs made with it on (the jobs' default) combine as well with early_stop off asked for
+    assert combined.params.early_stop is False
+    assert ensemble.combine(s.X, runs + screens, seed=0, early_stop=False, **SMALL).detection["parts"] == rec
     # refused: a missing screen, one made with other settings, one of other points, an index out of range
     with pytest.raises(InputError, match=r"part screens \[0\] are missing"):
         ensemble.combine(s.X, runs + screens[:-1], seed=0, **SMALL)
     other = ensemble.run_part(s.X, 0, seed=0, picks=planned.picks, **{**SMALL, "k": 25})
-    with pytest.raises(InputError, match="other settings"):
+    with pytest.raises(InputError, match="other settings \\(k 25 there, 30 here\\)"):
         ensemble.combine(s.X, runs + screens[:-1] + [other], seed=0, **SMALL)
     moved = parts.Screen(**{**vars(screens[-1]), "index": screens[-1].index[1:]})
     with pytest.raises(InputError, match="other points"):

@@ -216,6 +216,22 @@ def test_the_staged_chain_takes_the_same_small_input_k_as_run(tmp_path):
         assert json.loads(str(z["topoembed_stage"]))["params"]["k"] == 30
 
 
+def test_the_small_input_k_leaves_an_explicit_k_and_runs_made_elsewhere_alone(tmp_path):
+    from topoembed import ensemble
+
+    X = datasets.make("circle", n=250, d=20, sigma=0.1, seed=0).X
+    np.save(tmp_path / "c.npy", X)
+    # the command line can tell --k 100 from the default, and keeps it (as the staged steps do)
+    assert cli.main(["run", str(tmp_path / "c.npy"), "--k", "100", "--out", str(tmp_path / "k100"), "-q", "--jobs", "1"]) == 0
+    summary = json.loads((tmp_path / "k100" / "summary.json").read_text())
+    assert summary["params"]["k"] == 100 and summary["notes"] == []
+    # subsample runs made elsewhere (workflows/ensemble.smk on a small input) keep the k they were
+    # made with: the combining step refused them as "made with other settings (k)" before
+    runs = [ensemble.run_subsample(X, b, n_subsamples=3, subsample_size=200) for b in range(3)]
+    res = analysis.run(X, from_runs=runs, n_subsamples=3, subsample_size=200, jobs=1)
+    assert res.params.k == 100 and res.notes == []
+
+
 def test_small_ipc_samples_find_the_cycle_with_the_small_input_k(ipc_path, monkeypatch):
     """200 random IPC cells (10 draws): the default k = 100 graph joins each cell to half of the
     others and finds a supported loop in 1 of 10; k = n // 4 = 50 in 7 (BENCHMARKS.md, "Small

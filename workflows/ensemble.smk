@@ -16,7 +16,12 @@ import shlex
 
 from topoembed import pipeline
 
+if "input" not in config:
+    raise ValueError("config: no input; pass --config input=cells.h5ad use_rep=X_scVI (or an input: key in --configfile)")
 INPUT = str(config["input"])
+if INPUT.endswith((".h5ad", ".loom")) and not config.get("use_rep"):
+    raise ValueError(f"config: {INPUT} is AnnData: set use_rep (e.g. --config use_rep=X_scVI or X_pca), the "
+                     "representation every job analyses")
 OUT = str(config.get("out", "results/ensemble")).rstrip("/")
 B = int(config.get("n_subsamples") or pipeline.ENSEMBLE_RUNS)
 OPTIONS = dict(config.get("options") or {})
@@ -43,7 +48,7 @@ rule subsample:
         b="[0-9]+",
     threads: 1
     resources:
-        mem_mb=4000,  # one 1,000-point run: under 1 GB measured (BENCHMARKS.md, whole datasets)
+        mem_mb=4000,  # one 700-point run: under 1 GB measured (BENCHMARKS.md, whole datasets)
         runtime=30,
     params:
         args=ARGS,  # a changed option reruns the subsamples (and the combine job after them)
@@ -97,7 +102,7 @@ def part_screens(wildcards):
 
     plan = checkpoints.parts.get().output[0]
     _, record = stage_files.read_stage(plan, "part plan", "topoembed parts")
-    return expand(OUT + "/parts/{i}.run", i=range(int(record["n_parts"])))
+    return expand(OUT + "/parts/{i}.run", i=range(int(record["n_searched"])))
 
 
 rule combine:

@@ -32,7 +32,7 @@ __all__ = ["run"]
 
 
 def run(X, params: pipeline.Params | None = None, *, A=None, from_runs: list | None = None, jobs="auto",
-        progress: bool = False, **overrides) -> pipeline.Result:
+        progress: bool = False, small_input: bool = True, **overrides) -> pipeline.Result:
     """Analyse the points X (n × p) and return a :class:`topoembed.pipeline.Result` whose
     ``verdict`` is the answer.
 
@@ -41,7 +41,10 @@ def run(X, params: pipeline.Params | None = None, *, A=None, from_runs: list | N
     uses it instead of a kNN graph, on all points (no ensemble, no ``subsample``).
     ``from_runs``: results of :func:`topoembed.ensemble.run_subsample` made elsewhere (one
     cluster job each) to combine. ``jobs``: local processes for subsamples and checks
-    ("auto": one per usable CPU).
+    ("auto": one per usable CPU). ``small_input``: a default k follows a small input's size
+    (:meth:`topoembed.pipeline.Params.for_small_input`; not with ``A``, whose graph has its own k,
+    nor with ``from_runs``, made with the k they record); False keeps k = 100 (the command line
+    passes False for an explicit ``--k``).
     """
     params = dataclasses.replace(params or pipeline.Params(), **overrides)
     X = check_points(X, min_points=3)
@@ -49,7 +52,7 @@ def run(X, params: pipeline.Params | None = None, *, A=None, from_runs: list | N
         log.warning("%s is at least the %d points: all of them are analysed", option("subsample", int(params.subsample)),
                     X.shape[0])
     warning = note = None
-    if A is None:  # a precomputed graph has its own k
+    if small_input and A is None and from_runs is None:  # a precomputed graph has its own k; runs made elsewhere theirs
         params, warning, note = params.for_small_input(X.shape[0])
     if warning is not None:
         log.warning(warning)

@@ -230,7 +230,7 @@ def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, progre
         planned = screens = None
         if part_screens is not None:
             planned = parts.plan(ext_graph, params)
-            screens = parts.check_screens(part_screens, planned, params)
+            screens = parts.check_screens(part_screens, planned, params, n)
         found, part_record = parts.search(X, ext_graph, params, loops_out, run, jobs=jobs, progress=progress,
                                           planned=planned, screens=screens)
         parts.apply_evidence(loops_out, part_record)  # a part's evidence for an unsupported loop it found again
@@ -342,14 +342,14 @@ def combine(X, runs: list, params: pipeline.Params | None = None, *, jobs=1, pro
     screens = [r for r in runs if isinstance(r, parts.Screen)]
     runs = [r for r in runs if not isinstance(r, parts.Screen)]
     by_b = {}
+    here = params.job_settings(X.shape[0])
     for r in runs:
         info = r.ensemble or {}
         if "run" not in info:
             raise InputError("a run given to combine was not made by run_subsample (topoembed subsample)")
-        same = {k: v for k, v in params.to_dict().items() if k != "device"}  # where it ran does not matter
-        if {k: v for k, v in info["params"].items() if k != "device"} != same:
-            diff = sorted(k for k in same if info["params"].get(k) != same[k])
-            raise InputError(f"subsample run {info['run']} was made with other settings ({', '.join(diff)}); "
+        diff = pipeline.Params.settings_differ(pipeline.Params(**info["params"]).job_settings(X.shape[0]), here)
+        if diff:
+            raise InputError(f"subsample run {info['run']} was made with other settings ({diff}); "
                              "rerun it with the same options")
         if not np.array_equal(info["index"], idxs[info["run"]]):
             raise InputError(f"subsample run {info['run']} holds other points than this input's subsample "
@@ -358,6 +358,9 @@ def combine(X, runs: list, params: pipeline.Params | None = None, *, jobs=1, pro
     missing = [b for b in range(len(idxs)) if b not in by_b]
     if missing:
         raise InputError(f"subsample runs {missing} are missing (this ensemble has {len(idxs)})")
+    # every subsample is made here: the same as a local run with early_stop=False, also for the
+    # ensembles of the part search's analyses (a part of more than 700 points)
+    params = dataclasses.replace(params, early_stop=False)
     ordered = [by_b[b] for b in range(len(idxs))]
     t0 = time.perf_counter()
     log.info("%s…", _graph_label(X.shape[0], params))

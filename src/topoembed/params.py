@@ -154,8 +154,9 @@ class Params:
         points (whose graph needs more) get the union kNN graph with :data:`SMALL_INPUT_K`
         neighbours, and a warning that says so; fewer than :data:`SMALL_INPUT_SHARE` × k points
         get k = n // :data:`SMALL_INPUT_SHARE` (its mutual graph), and a note that says so.
-        Otherwise, or with another k, these settings unchanged and neither. (A k of exactly
-        100 asked for on purpose cannot be told from the default: pass 99 or 101.)"""
+        Otherwise, or with another k, these settings unchanged and neither. (In Python a k of
+        exactly 100 asked for on purpose cannot be told from the default: pass 99 or 101; the
+        command line keeps an explicit ``--k 100``, :func:`topoembed.analysis.run`'s ``small_input``.)"""
         default_k = Params.__dataclass_fields__["k"].default
         if self.subsample is not None:  # a run on a subsample: its points are what the graph joins
             n = min(int(self.subsample), n)
@@ -169,7 +170,8 @@ class Params:
         k = n // SMALL_INPUT_SHARE
         note = (f"k = {k}: a quarter of the {n} points (the default k = {default_k} is for "
                 f"{SMALL_INPUT_SHARE * default_k} points or more; its graph would join each point to "
-                f"{default_k / n:.0%} of the others); pass another k to choose otherwise")
+                f"{default_k / n:.0%} of the others); pass another k to choose otherwise (--k 100 keeps 100 on the "
+                "command line; in Python, where k=100 is the default, k=99 or k=101)")
         return dataclasses.replace(self, k=k), None, note
 
     def validate(self, n: int) -> "Params":
@@ -227,6 +229,20 @@ class Params:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+    def job_settings(self, n: int) -> dict:
+        """The settings a cluster job's result (a subsample run, a part's screen or plan) depends
+        on, for an input of n points: all but ``device`` (where it ran) and ``early_stop`` (the
+        combining step makes every run), with ``n_subsamples`` resolved (:meth:`n_runs`: "auto"
+        and 10 are the same above 1,000 points), compared as the command line writes them (1 for True)."""
+        out = {k: v for k, v in self.to_dict().items() if k not in ("device", "early_stop")}
+        out["n_subsamples"] = self.n_runs(n)
+        return {k: int(v) if isinstance(v, bool) else v for k, v in out.items()}
+
+    @staticmethod
+    def settings_differ(made: dict, here: dict) -> str:
+        """Where two :meth:`job_settings` differ, as "k 30 there, 25 here; ..." ("" where they agree)."""
+        return "; ".join(f"{k} {made.get(k)} there, {here[k]} here" for k in sorted(here) if made.get(k) != here[k])
 
 
 #: The settings each stage of the staged command line depends on (each includes the earlier

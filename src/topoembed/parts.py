@@ -210,15 +210,15 @@ def screen(X, part: int, picks: np.ndarray, params: pipeline.Params) -> Screen:
                   seconds=time.perf_counter() - t0)
 
 
-def check_screens(screens: list, planned: Plan, params: pipeline.Params) -> list:
+def check_screens(screens: list, planned: Plan, params: pipeline.Params, n: int) -> list:
     """The screens of a plan's parts in part order, from :func:`screen` jobs in any order.
-    Refuses screens made with other settings, of other points, or missing ones."""
-    same = {k: v for k, v in params.to_dict().items() if k != "device"}  # where it ran does not matter
+    Refuses screens made with other settings (:meth:`topoembed.params.Params.job_settings` for
+    n points), of other points, or missing ones."""
     by_part = {}
     for s in screens:
-        if {k: v for k, v in s.params.items() if k != "device"} != same:
-            diff = sorted(k for k in same if s.params.get(k) != same[k])
-            raise InputError(f"part screen {s.part} was made with other settings ({', '.join(diff)}); "
+        diff = pipeline.Params.settings_differ(pipeline.Params(**s.params).job_settings(n), params.job_settings(n))
+        if diff:
+            raise InputError(f"part screen {s.part} was made with other settings ({diff}); "
                              "rerun it with the same options")
         if not 0 <= s.part < len(planned.picks) or not np.array_equal(s.index, planned.picks[s.part]):
             raise InputError(f"part screen {s.part} holds other points than this input's part {s.part} "

@@ -52,7 +52,8 @@ def read_stage(path, what: str, made_by: str) -> tuple[dict, dict | None]:
         with np.load(path, allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
     except Exception as exc:
-        raise InputError(f"{path} is not an .npz {what} ({exc}); make it with `{made_by}`") from None
+        why = "it holds Python objects" if "allow_pickle" in str(exc) else exc  # numpy's hint is not for this case
+        raise InputError(f"{path} is not an .npz {what} ({why}); make it with `{made_by}`") from None
     raw = arrays.pop(STAGE_KEY, None)
     return arrays, (None if raw is None else json.loads(str(raw)))
 
@@ -193,9 +194,10 @@ def load_loops(path, n):
 
 # ---------------------------------------------------------------- the part search's plan (`topoembed parts`)
 def write_part_plan(path, planned, params: dict, points: dict, seconds: float) -> None:
-    """The points screened of each part (:class:`topoembed.parts.Plan`; ``pick_0``, ``pick_1``,
-    ...) with the settings and points they were planned for."""
-    record = {"stage": "parts", "params": params, "points": points, "n_parts": len(planned.picks),
+    """The points screened of each part searched (:class:`topoembed.parts.Plan`; ``pick_0``,
+    ``pick_1``, ...; ``n_searched`` of them) with the settings
+    (:meth:`topoembed.params.Params.job_settings`) and points they were planned for."""
+    record = {"stage": "parts", "params": params, "points": points, "n_searched": len(planned.picks),
               "part_sizes": [int(len(P)) for P in planned.parts], "timings": {"part_plan": float(seconds)},
               "partition": planned.record}
     write_stage(path, record, **{f"pick_{i}": np.asarray(P, dtype=np.int64) for i, P in enumerate(planned.picks)})
@@ -203,10 +205,10 @@ def write_part_plan(path, planned, params: dict, points: dict, seconds: float) -
 
 def load_part_plan(path, params: dict, points: dict) -> list:
     """The points screened of each part, from :func:`write_part_plan`'s file; refuses a plan made
-    with other settings or of other points."""
+    with other settings (``params``: this step's :meth:`topoembed.params.Params.job_settings`)
+    or of other points."""
     arrays, rec = read_stage(path, "part plan", "topoembed parts INPUT --out PLAN")
     if rec is None or rec.get("stage") != "parts":
         raise InputError(f"{path} is not a part plan; make it with `topoembed parts INPUT --out PLAN`")
-    same = {k: v for k, v in params.items() if k != "device"}  # where it ran does not matter
-    check_record(rec, path, same, points)
-    return [arrays[f"pick_{i}"] for i in range(int(rec["n_parts"]))]
+    check_record(rec, path, params, points)
+    return [arrays[f"pick_{i}"] for i in range(int(rec["n_searched"]))]

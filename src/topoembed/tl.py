@@ -240,10 +240,11 @@ def get_verdict(adata, key: str = DEFAULT_KEY) -> dict:
 
 def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, binarize: bool = True,
                key_added: str = DEFAULT_KEY, progress: bool | None = None, jobs="auto", from_runs=None,
-               **params) -> pipeline.Result:
+               small_input: bool = True, **params) -> pipeline.Result:
     """Like :func:`run` but returns the :class:`topoembed.pipeline.Result` (used by the CLI).
     ``from_runs``: subsample runs made elsewhere (:func:`topoembed.ensemble.run_subsample`, one
-    cluster job each) to combine instead of computing them."""
+    cluster job each) to combine instead of computing them; ``small_input``: as
+    :func:`topoembed.analysis.run` (False: the command line's explicit --k)."""
     check_adata(adata)
     p = pipeline.Params(**params)
     A = None
@@ -259,7 +260,7 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
     # the front door: all cells in one run (with the prevalence check), or an ensemble of subsamples
     if progress is None:  # as scanpy: shown unless sc.settings.verbosity is 0
         progress = scanpy_wants_progress()
-    result = analysis.run(X, p, A=A, from_runs=from_runs, jobs=jobs, progress=progress)
+    result = analysis.run(X, p, A=A, from_runs=from_runs, jobs=jobs, progress=progress, small_input=small_input)
     result.warnings[:0] = [w for w in about_input if w not in result.warnings]  # summary.json and the report say them too
     orient_phases(adata, result)
     store_result(adata, result, use_rep=use_rep, key_added=key_added, neighbors_key=neighbors_key,

@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "or a number (default: auto)")
     _embed_args(p, with_loss=False)
     _add_params(p)
-    p.set_defaults(func=cmd_run)
+    p.set_defaults(func=cmd_run, k=None)  # unset: the default, which follows a small input (--k 100 is kept)
 
     p = sub.add_parser("subsample", help="one subsample (or one part's screen) of a whole-dataset run (a cluster "
                                          "job) -> .run file; `run --from-runs` combines them")

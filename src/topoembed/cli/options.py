@@ -99,8 +99,18 @@ def _add_params(parser, names=None, inherit=False):
 
 
 def _params_from(args) -> pipeline.Params:
-    names = {f.name for f in dataclasses.fields(pipeline.Params)}
-    return pipeline.Params(**{k: v for k, v in vars(args).items() if k in names})
+    """The Params of the options given (an option left unset, None, takes the default)."""
+    fields = {f.name: f for f in dataclasses.fields(pipeline.Params)}
+    given = {k: v for k, v in vars(args).items() if k in fields and v is not None}
+    # a switch given as 1/0 on the command line is True/False, as in Python (summary.json's params)
+    return pipeline.Params(**{k: bool(v) if isinstance(fields[k].default, bool) and v in (0, 1) else v
+                              for k, v in given.items()})
+
+
+def _k_given(args) -> bool:
+    """Whether --k was given (``run`` parses it with no default, so that an explicit --k 100 is
+    kept where the default would follow a small input's size)."""
+    return getattr(args, "k", None) is not None
 
 
 def _input_args(parser):

@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import analysis, ensemble, io, stage_files
 from .._validate import InputError
-from .options import _anndata_input, _anndata_points, _load, _params_from
+from .options import _anndata_input, _anndata_points, _k_given, _load, _params_from
 from ..stage_files import load_distance_matrix
 from .outputs import RUN_OUTPUTS, _check_embed_args, _embed_for_run, _print_table, _write_run_outputs
 
@@ -21,11 +21,13 @@ def cmd_run(args) -> int:
         return _run_h5ad(args)
     X, meta = _load(args)
     params = _params_from(args)
-    params.for_small_input(X.shape[0])[0].validate(X.shape[0])  # what the front door will run
+    small = not _k_given(args)  # an explicit --k, even 100, is kept
+    (params.for_small_input(X.shape[0])[0] if small else params).validate(X.shape[0])  # what the front door will run
     _check_embed_args(args, params)
     with io.OutputSet(args.out, owned=RUN_OUTPUTS) as outputs:
         runs = [io.read_run(f) for f in args.from_runs] if args.from_runs else None
-        result = analysis.run(X, params, from_runs=runs, jobs=args.jobs, progress=not args.quiet)
+        result = analysis.run(X, params, from_runs=runs, jobs=args.jobs, progress=not args.quiet,
+                              small_input=small)
         emb = _embed_for_run(args, X, result)
         summ = _write_run_outputs(outputs, args, result, X, emb, ids=meta.get("row_names"))
         outputs.commit()
@@ -49,7 +51,7 @@ def cmd_subsample(args) -> int:
         return 0
     picks = None
     if args.plan is not None:
-        picks = stage_files.load_part_plan(args.plan, params.to_dict(), stage_files.points_fingerprint(X))
+        picks = stage_files.load_part_plan(args.plan, params.job_settings(X.shape[0]), stage_files.points_fingerprint(X))
     screen = ensemble.run_part(X, args.part, params, picks=picks)
     io.write_run(args.out, screen)
     said = (f"{screen.result.detection['n_loops']} loop(s)" if screen.result is not None
@@ -67,7 +69,7 @@ def cmd_parts(args) -> int:
     params = _params_from(args)
     t0 = time.perf_counter()
     planned = ensemble.plan_parts(X, params, progress=not args.quiet_all)
-    stage_files.write_part_plan(args.out, planned, params.to_dict(), stage_files.points_fingerprint(X),
+    stage_files.write_part_plan(args.out, planned, params.job_settings(X.shape[0]), stage_files.points_fingerprint(X),
                                 time.perf_counter() - t0)
     sizes = ", ".join(str(len(P)) for P in planned.parts)
     sys.stdout.write(f"{len(planned.picks)} part(s) to screen" + (f" ({sizes} points)" if sizes else "")
@@ -82,12 +84,13 @@ def _run_h5ad(args) -> int:
     adata, use_rep = _anndata_input(args)
     params = _params_from(args)
     X = _anndata_points(adata, use_rep, quiet=True)  # validated before any output; tl.run_result warns
-    params.for_small_input(X.shape[0])[0].validate(X.shape[0])  # what the front door will run
+    small = not _k_given(args)  # an explicit --k, even 100, is kept
+    (params.for_small_input(X.shape[0])[0] if small else params).validate(X.shape[0])  # what the front door will run
     _check_embed_args(args, params)
     with io.OutputSet(args.out, owned=RUN_OUTPUTS) as outputs:
         result = tl.run_result(adata, use_rep=use_rep, key_added=args.key_added, progress=not args.quiet,
                                jobs=args.jobs, from_runs=[io.read_run(f) for f in args.from_runs or []] or None,
-                               **dataclasses.asdict(params))
+                               small_input=small, **dataclasses.asdict(params))
         emb = _embed_for_run(args, X, result)
         if emb is not None:
             from ..embed import obsm_key

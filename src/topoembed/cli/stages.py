@@ -292,7 +292,8 @@ def cmd_localize(args) -> int:
 
 
 def cmd_report(args) -> int:
-    X, fp = _points_with_fp(args)
+    X, meta = _load(args)  # its cell names (a table's first column) name cells.csv's rows, as run's
+    fp = stage_files.points_fingerprint(X)
     A, D, ph, det, records, found = _stage_inputs(args, X, fp, need_loops=True)
     p = dataclasses.replace(_resolve(args, records), n_subsamples=1)
     timings, warned = _merged(records)
@@ -321,7 +322,8 @@ def cmd_report(args) -> int:
 
         tl.orient_phases(adata, result)
     with io.OutputSet(args.out, owned=RUN_OUTPUTS) as outputs:
-        summ = _write_run_outputs(outputs, args, result, X, emb, adata=adata)
+        summ = _write_run_outputs(outputs, args, result, X, emb, adata=adata,
+                                  ids=None if adata is not None else meta.get("row_names"))
         if adata is not None:
             tl.store_result(adata, result, use_rep=args.use_rep, key_added=args.key_added,
                             input_desc=input_name(args.input, adata))
