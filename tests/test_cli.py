@@ -644,25 +644,3 @@ def test_the_staged_chain_turns_the_phase_by_the_recipes_scores_as_run_does(tmp_
     assert code != 0 and not (tmp_path / "raw.npz").exists()
     assert "raw counts" in err and "topoembed prepare demo.h5ad --recipe cell_cycle" in err
 
-
-def test_the_staged_chain_names_cells_csv_rows_by_the_tables_cell_names(tmp_path):
-    """`topoembed report` on a CSV with cell names writes them into cells.csv, as `run` does."""
-    import pandas as pd
-
-    from topoembed import datasets
-
-    X = datasets.make("circle", n=120, d=5, sigma=0.05, seed=0).X
-    names = [f"cell{i}" for i in range(len(X))]
-    pd.DataFrame(X, index=names).to_csv(tmp_path / "c.csv")
-    pts = str(tmp_path / "c.csv")
-    f = {k: str(tmp_path / v) for k, v in dict(g="g.npz", D="D.npz", H="H.npz", det="det.json", L="L.npz").items()}
-    for argv in (["graph", pts, "--out", f["g"]], ["distances", pts, "--graph", f["g"], "--out", f["D"]],
-                 ["homology", f["D"], "--out", f["H"]],
-                 ["detect", f["H"], "--graph", f["g"], "--distances", f["D"], "--out", f["det"]],
-                 ["localize", pts, "--graph", f["g"], "--distances", f["D"], "--diagrams", f["H"],
-                  "--detection", f["det"], "--out", f["L"]],
-                 ["report", pts, "--graph", f["g"], "--distances", f["D"], "--diagrams", f["H"],
-                  "--detection", f["det"], "--loops", f["L"], "--out", str(tmp_path / "res")]):
-        assert run_cli(*argv, "-q") == 0, argv
-    staged = pd.read_csv(tmp_path / "res" / "cells.csv")
-    assert staged.iloc[:, 0].astype(str).tolist() == names

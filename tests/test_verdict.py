@@ -232,6 +232,18 @@ def test_the_small_input_k_leaves_an_explicit_k_and_runs_made_elsewhere_alone(tm
     assert res.params.k == 100 and res.notes == []
 
 
+def test_the_staged_chain_names_cells_csv_rows_by_the_tables_cell_names(tmp_path):
+    """`topoembed report` on a CSV with cell names writes them into cells.csv, as `run` does."""
+    import pandas as pd
+
+    X = datasets.make("circle", n=120, d=5, sigma=0.05, seed=0).X
+    names = [f"cell{i}" for i in range(len(X))]
+    pd.DataFrame(X, index=names).to_csv(tmp_path / "c.csv")
+    _staged(tmp_path / "chain", str(tmp_path / "c.csv"), graph_options=())
+    staged = pd.read_csv(tmp_path / "chain" / "res" / "cells.csv")
+    assert staged.iloc[:, 0].astype(str).tolist() == names
+
+
 def test_small_ipc_samples_find_the_cycle_with_the_small_input_k(ipc_path, monkeypatch):
     """200 random IPC cells (10 draws): the default k = 100 graph joins each cell to half of the
     others and finds a supported loop in 1 of 10; k = n // 4 = 50 in 7 (BENCHMARKS.md, "Small
