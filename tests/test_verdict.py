@@ -199,7 +199,7 @@ def test_an_input_of_fewer_than_400_points_gets_a_quarter_of_them_as_k(tmp_path,
     assert "Note: k = 50: a quarter of the 200 points" in (tmp_path / "res" / "report.html").read_text()
 
 
-def test_the_staged_chain_takes_the_same_small_input_k_as_run(tmp_path):
+def test_the_staged_chain_takes_the_same_small_input_k_as_run(tmp_path, capsys):
     """`topoembed graph` without --k on 200 points makes run's graph (k = 50), and the chain's
     summary carries run's note and verdict."""
     X = datasets.make("circle", n=200, d=20, sigma=0.1, seed=0).X
@@ -210,8 +210,11 @@ def test_the_staged_chain_takes_the_same_small_input_k_as_run(tmp_path):
     assert staged["params"]["k"] == run.params.k == 50 and staged["notes"] == run.notes
     assert _call(staged["verdict"]) == _call(run.verdict.to_dict())
     assert np.allclose([lp["p_value"] for lp in staged["loops"]], [lp["p_value"] for lp in run.loops])
-    # a k given on the command line is kept
+    # the graph step says its k and the note; a k given on the command line is kept
+    assert "k = 50 (mutual)" in capsys.readouterr().out
     assert cli.main(["graph", points, "--k", "30", "--out", str(tmp_path / "g30.npz")]) == 0
+    printed = capsys.readouterr().out
+    assert "k = 30 (mutual)" in printed and "note:" not in printed
     with np.load(tmp_path / "g30.npz") as z:
         assert json.loads(str(z["topoembed_stage"]))["params"]["k"] == 30
 

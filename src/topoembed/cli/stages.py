@@ -148,7 +148,8 @@ def cmd_graph(args) -> int:
     stage_files.write_stage(args.out, _record("graph", p, fp, [], box["seconds"], box["warnings"], note),
                    format=np.array("csr"), shape=np.array(A.shape), data=A.data, indices=A.indices, indptr=A.indptr)
     n_comp, _ = graph.components(A)
-    sys.stdout.write(f"graph: {A.shape[0]} points, {A.nnz // 2} edges, {n_comp} component(s) -> {args.out}\n")
+    sys.stdout.write(f"graph: {A.shape[0]} points, k = {p.k} ({'mutual' if p.symmetrize == 'and' else 'union'}), "
+                     f"{A.nnz // 2} edges, {n_comp} component(s) -> {args.out}\n" + (f"note: {note}\n" if note else ""))
     return 0
 
 
