@@ -306,8 +306,8 @@ def plan_parts(X, params: pipeline.Params | None = None, *, progress: bool = Fal
     params = dataclasses.replace(params or pipeline.Params(), **overrides)
     X = check_points(X, min_points=3)
     idxs = plan(X.shape[0], params)
-    if not params.parts:
-        return parts.Plan([], [], [], {})
+    if not params.parts:  # no graph to build
+        return parts.Plan.empty()
     log.info("%s…", _graph_label(X.shape[0], params))
     return parts.plan(extension.build(X, params, include=idxs, progress=progress), params)
 
@@ -342,15 +342,11 @@ def combine(X, runs: list, params: pipeline.Params | None = None, *, jobs=1, pro
     screens = [r for r in runs if isinstance(r, parts.Screen)]
     runs = [r for r in runs if not isinstance(r, parts.Screen)]
     by_b = {}
-    here = params.job_settings(X.shape[0])
     for r in runs:
         info = r.ensemble or {}
         if "run" not in info:
             raise InputError("a run given to combine was not made by run_subsample (topoembed subsample)")
-        diff = pipeline.Params.settings_differ(pipeline.Params(**info["params"]).job_settings(X.shape[0]), here)
-        if diff:
-            raise InputError(f"subsample run {info['run']} was made with other settings ({diff}); "
-                             "rerun it with the same options")
+        params.check_job(info["params"], X.shape[0], f"subsample run {info['run']}")
         if not np.array_equal(info["index"], idxs[info["run"]]):
             raise InputError(f"subsample run {info['run']} holds other points than this input's subsample "
                              f"{info['run']}; rerun it on the same input")

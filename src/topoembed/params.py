@@ -239,10 +239,14 @@ class Params:
         out["n_subsamples"] = self.n_runs(n)
         return {k: int(v) if isinstance(v, bool) else v for k, v in out.items()}
 
-    @staticmethod
-    def settings_differ(made: dict, here: dict) -> str:
-        """Where two :meth:`job_settings` differ, as "k 30 there, 25 here; ..." ("" where they agree)."""
-        return "; ".join(f"{k} {made.get(k)} there, {here[k]} here" for k in sorted(here) if made.get(k) != here[k])
+    def check_job(self, made: dict, n: int, what: str) -> None:
+        """Refuse the result ``what`` of a cluster job made with the settings ``made`` (a
+        :meth:`to_dict`) where its :meth:`job_settings` for n points differ from these, naming
+        each difference ("k 30 there, 25 here")."""
+        there, here = Params(**made).job_settings(n), self.job_settings(n)
+        diff = "; ".join(f"{k} {there.get(k)} there, {here[k]} here" for k in sorted(here) if there.get(k) != here[k])
+        if diff:
+            raise InputError(f"{what} was made with other settings ({diff}); rerun it with the same options")
 
 
 #: The settings each stage of the staged command line depends on (each includes the earlier

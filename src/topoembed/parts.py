@@ -141,6 +141,11 @@ class Plan:
     picks: list
     record: dict
 
+    @classmethod
+    def empty(cls) -> "Plan":
+        """No part searched (``params.parts`` off)."""
+        return cls([], [], [], {})
+
 
 def plan(ext_graph, params: pipeline.Params) -> Plan:
     """The parts searched and the points screened and analysed for each (:class:`Plan`): Leiden
@@ -148,7 +153,7 @@ def plan(ext_graph, params: pipeline.Params) -> Plan:
     are apart from the rest (conductance below :data:`MAX_CONDUCTANCE`), each with its
     surroundings (:func:`with_surroundings`). No part with ``params.parts`` off."""
     if not params.parts:
-        return Plan([], [], [], {})
+        return Plan.empty()
     log.info("parts: Leiden communities of the %s at resolution%s %s…",
              "landmarks' graph" if ext_graph.uses_landmarks else "graph of all points",
              "s" if len(RESOLUTIONS) > 1 else "", ", ".join(f"{r:g}" for r in RESOLUTIONS))
@@ -164,8 +169,7 @@ def plan(ext_graph, params: pipeline.Params) -> Plan:
     parts = [P for P, c in zip(eligible, conductance) if c < MAX_CONDUCTANCE]
     record = {"n_parts": int(labelings[0].max()) + 1, "resolutions": list(RESOLUTIONS),
               "n_parts_by_resolution": [int(lb.max()) + 1 for lb in labelings],
-              "searched": [int(len(P)) for P in parts], "loops": [], "screened_loops": [], "evidence": [],
-              "not_recurring": [],
+              "searched": [int(len(P)) for P in parts],
               "not_apart": int(len(eligible) - len(parts)), "max_conductance": MAX_CONDUCTANCE}
     rng = np.random.default_rng(params.seed)
     # what is analysed of a part: the part with some of its surroundings, or (a large part)
@@ -194,11 +198,16 @@ class Screen:
     seconds: float = 0.0
 
 
+def _inner(params: pipeline.Params) -> pipeline.Params:
+    """The settings of an analysis inside a part: the part is the input (no part search in it,
+    no ``subsample``; ``n_subsamples`` decided by its size)."""
+    return dataclasses.replace(params, parts=False, n_subsamples="auto", subsample=None)
+
+
 def screen_params(params: pipeline.Params) -> pipeline.Params:
     """A part's screen's settings: a subsample's single run (no part search, no ensemble),
     confirmed by the second spectral distance."""
-    inner = dataclasses.replace(params, parts=False, n_subsamples="auto", subsample=None)
-    return dataclasses.replace(subsample_params(inner), confirm=True)
+    return dataclasses.replace(subsample_params(_inner(params)), confirm=True)
 
 
 def screen(X, part: int, picks: np.ndarray, params: pipeline.Params) -> Screen:
@@ -216,10 +225,7 @@ def check_screens(screens: list, planned: Plan, params: pipeline.Params, n: int)
     n points), of other points, or missing ones."""
     by_part = {}
     for s in screens:
-        diff = pipeline.Params.settings_differ(pipeline.Params(**s.params).job_settings(n), params.job_settings(n))
-        if diff:
-            raise InputError(f"part screen {s.part} was made with other settings ({diff}); "
-                             "rerun it with the same options")
+        params.check_job(s.params, n, f"part screen {s.part}")
         if not 0 <= s.part < len(planned.picks) or not np.array_equal(s.index, planned.picks[s.part]):
             raise InputError(f"part screen {s.part} holds other points than this input's part {s.part} "
                              f"({len(planned.picks)} parts are searched); run `topoembed parts` and the part "
@@ -246,7 +252,7 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
     planned = planned if planned is not None else plan(ext_graph, params)
     parts, data, picks = planned.parts, planned.data, planned.picks
     record = {**planned.record, "loops": [], "screened_loops": [], "evidence": [], "not_recurring": []}
-    inner = dataclasses.replace(params, parts=False, n_subsamples="auto", subsample=None)
+    inner = _inner(params)
     if not parts:
         log.info("parts: none of the %d parts of %d points or more is apart from the rest (conductance < %g)",
                  record.get("not_apart", 0), MIN_PART, MAX_CONDUCTANCE)
@@ -260,22 +266,15 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
     bar = Progress(len(parts), "topoembed parts", "part", enabled=progress)
     # the screens, on the local processes (or made by cluster jobs); only a part whose screen finds
     # a loop gets the full analysis (on the IPC cells, 12 parts and no loop: 60 s of full analyses otherwise)
-    def screened(i, res):
-        screens[i] = res
+    made = (enumerate(s.result if s.result is not None else s.skipped for s in screens) if screens is not None
+            else _screen_here(X, picks, params, jobs))
+    outcome = {}  # part -> its screen's run, or why it was not searched
+    for i, res in made:
+        outcome[i] = res
         bar.step(f"part {i + 1}: " + (f"{res.detection['n_loops']} loop(s) in the screen"
                                       if not isinstance(res, str) else "not searched"))
-
-    given, screens = screens, {}
-    if given is not None:
-        for i, s in enumerate(given):
-            screened(i, s.result if s.result is not None else s.skipped)
-    else:
-        with Pool(resolve_jobs(jobs, len(parts)), preload=WORKER_PRELOAD,
-                  killed_hint=f"run again with fewer {option('jobs', 1)[:-2]} or {option('parts', False)}") as pool:
-            for i, res in pool.imap(_screen, [(i, X[Ps], screen_params(params)) for i, Ps in enumerate(picks)]):
-                screened(i, res)
     for i, (P, D, Ps) in enumerate(zip(parts, data, picks)):
-        scr = screens[i]
+        scr = outcome[i]
         if isinstance(scr, str):  # a part that cannot be analysed (too small for k) is not searched
             log.info("part %d (%d points) not searched: %s", i, len(P), scr)
             record["screened_loops"].append(None)
@@ -356,6 +355,13 @@ def with_surroundings(ext_graph, P: np.ndarray, size: int, rng) -> np.ndarray:
     if len(around) > room:
         around = rng.choice(around, room, replace=False)
     return np.union1d(P, around)
+
+
+def _screen_here(X, picks: list, params: pipeline.Params, jobs):
+    """(part, its screen's run or why not) for every part, on the ``jobs`` local processes."""
+    with Pool(resolve_jobs(jobs, len(picks)), preload=WORKER_PRELOAD,
+              killed_hint=f"run again with fewer {option('jobs', 1)[:-2]} or {option('parts', False)}") as pool:
+        yield from pool.imap(_screen, [(i, X[Ps], screen_params(params)) for i, Ps in enumerate(picks)])
 
 
 def _screen(args):

@@ -21,8 +21,7 @@ def cmd_run(args) -> int:
         return _run_h5ad(args)
     X, meta = _load(args)
     params = _params_from(args)
-    small = not _k_given(args)  # an explicit --k, even 100, is kept
-    (params.for_small_input(X.shape[0])[0] if small else params).validate(X.shape[0])  # what the front door will run
+    small = _front_door_check(args, params, X.shape[0])
     _check_embed_args(args, params)
     with io.OutputSet(args.out, owned=RUN_OUTPUTS) as outputs:
         runs = [io.read_run(f) for f in args.from_runs] if args.from_runs else None
@@ -35,12 +34,27 @@ def cmd_run(args) -> int:
     return 0
 
 
-def cmd_subsample(args) -> int:
+def _front_door_check(args, params, n: int) -> bool:
+    """Validate the settings the front door will run on n points, before any output
+    (:func:`topoembed.analysis.run`); returns its ``small_input``: whether a default k follows
+    a small input (not after an explicit --k, even 100, nor for runs made elsewhere)."""
+    small = not _k_given(args) and not args.from_runs
+    (params.for_small_input(n)[0] if small else params).validate(n)
+    return small
+
+
+def _job_input(args):
+    """(points, settings) of a cluster job (`subsample`, `parts`): an AnnData input needs --use-rep,
+    so that every job and `run --from-runs` see the same points."""
     X, meta = _load(args)
     if meta.get("kind") == "anndata" and meta["use_rep"] in (None, "X"):
         raise InputError("for .h5ad input pass --use-rep (e.g. X_scVI or X_pca): `run --from-runs` must see "
                          "the same points")
-    params = _params_from(args)
+    return X, _params_from(args)
+
+
+def cmd_subsample(args) -> int:
+    X, params = _job_input(args)
     if args.part is None:
         if args.plan is not None:
             raise InputError("--plan (a part plan) goes with --part, not with --index")
@@ -62,11 +76,7 @@ def cmd_subsample(args) -> int:
 
 
 def cmd_parts(args) -> int:
-    X, meta = _load(args)
-    if meta.get("kind") == "anndata" and meta["use_rep"] in (None, "X"):
-        raise InputError("for .h5ad input pass --use-rep (e.g. X_scVI or X_pca): `run --from-runs` must see "
-                         "the same points")
-    params = _params_from(args)
+    X, params = _job_input(args)
     t0 = time.perf_counter()
     planned = ensemble.plan_parts(X, params, progress=not args.quiet_all)
     stage_files.write_part_plan(args.out, planned, params.job_settings(X.shape[0]), stage_files.points_fingerprint(X),
@@ -84,8 +94,7 @@ def _run_h5ad(args) -> int:
     adata, use_rep = _anndata_input(args)
     params = _params_from(args)
     X = _anndata_points(adata, use_rep, quiet=True)  # validated before any output; tl.run_result warns
-    small = not _k_given(args)  # an explicit --k, even 100, is kept
-    (params.for_small_input(X.shape[0])[0] if small else params).validate(X.shape[0])  # what the front door will run
+    small = _front_door_check(args, params, X.shape[0])
     _check_embed_args(args, params)
     with io.OutputSet(args.out, owned=RUN_OUTPUTS) as outputs:
         result = tl.run_result(adata, use_rep=use_rep, key_added=args.key_added, progress=not args.quiet,

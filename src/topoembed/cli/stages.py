@@ -23,7 +23,7 @@ from .._validate import InputError, check_k
 from .._version import __version__
 from ..stage_files import (diagram_arrays, load_detection, load_diagrams, load_distance_matrix, load_graph,
                            load_loops)
-from .options import _load
+from .options import _k_given, _load
 
 log = logging.getLogger(__name__)
 from .outputs import RUN_OUTPUTS, _print_table, _write_run_outputs, input_name
@@ -60,40 +60,36 @@ def _resolve(args, records: list) -> pipeline.Params:
 def _small_input(args, p: pipeline.Params, n: int, records: list) -> tuple[pipeline.Params, str | None, str | None]:
     """As `run` (:meth:`topoembed.params.Params.for_small_input`): with no --k given here or
     recorded by an input file, a small input's k follows its n. Returns (params, warning, note)."""
-    if getattr(args, "k", None) is not None or any(rec is not None and "k" in rec.get("params", {})
-                                                   for _, rec in records):
+    if _k_given(args) or any(rec is not None and "k" in rec.get("params", {}) for _, rec in records):
         return p, None, None
     return p.for_small_input(n)
 
 
-def _notes(records: list) -> list:
-    """The notes (settings chosen for this input) that the input files carry, each once."""
-    notes: list = []
-    for _, rec in records:
-        if rec is not None:
-            notes += [m for m in rec.get("notes", []) if m not in notes]
-    return notes
+def _each_once(records: list, key: str, more=()) -> list:
+    """The messages under ``key`` ("warnings", "notes") that the input files carry, then ``more``: each once."""
+    out: list = []
+    for msgs in [rec.get(key, []) for _, rec in records if rec is not None] + [list(more)]:
+        out += [m for m in msgs if m not in out]
+    return out
 
 
 def _merged(records: list) -> tuple[dict, list]:
     """The stage times and the warnings (each once) that the input files carry."""
-    timings, warned = {}, []
+    timings = {}
     for _, rec in records:
         if rec is not None:
             timings.update(rec.get("timings", {}))
-            warned += [w for w in rec.get("warnings", []) if w not in warned]
-    return timings, warned
+    return timings, _each_once(records, "warnings")
 
 
 def _record(stage: str, params: pipeline.Params, points: dict | None, records: list, seconds: float,
             warnings: list, note: str | None = None) -> dict:
-    timings, warned = _merged(records)
+    timings, _ = _merged(records)
     timings[_TIMING[stage]] = float(seconds)
-    notes = _notes(records)
     return {"stage": stage, "version": __version__,
             "params": {k: getattr(params, k) for k in pipeline.STAGE_PARAMS[stage]},
-            "points": points, "timings": timings, "warnings": warned + [w for w in warnings if w not in warned],
-            "notes": notes + ([note] if note is not None and note not in notes else [])}
+            "points": points, "timings": timings, "warnings": _each_once(records, "warnings", warnings),
+            "notes": _each_once(records, "notes", [note] if note is not None else [])}
 
 
 @contextlib.contextmanager
@@ -308,7 +304,7 @@ def cmd_report(args) -> int:
     n_comp, _ = graph.components(A)
     result = pipeline.Result(params=p, n_input=X.shape[0], index=np.arange(X.shape[0]), A=A, D=D, ph=ph,
                              detection=det, loops=found, timings=timings, n_components=int(n_comp), warnings=warned,
-                             notes=_notes(records))
+                             notes=_each_once(records, "notes"))
     emb = None
     if args.embedding:
         from ..embed import embedding_topology
