@@ -38,11 +38,22 @@ def _run(X, rule, n, seed=0, **extra):
     return res, (ph if ph is not None and np.isfinite(ph).any() else None)
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def wants_table(doc: str, argv=None) -> bool:
+    """The command line of a benchmark that runs, or with ``--table`` prints its stored table."""
+    ap = argparse.ArgumentParser(description=doc.splitlines()[0])
     ap.add_argument("--table", action="store_true", help="print the table from the stored rows")
-    args = ap.parse_args(argv)
-    if args.table:
+    return ap.parse_args(argv).table
+
+
+def supported(got: list) -> str:
+    """A table cell: how many of the rows ``got`` are supported loops, and the range of their scores."""
+    found = [r for r in got if r["level"] == "loop"]
+    scores = [r["score"] for r in found if r.get("score") is not None]
+    return f"{len(found)} of {len(got)}" + (f" ({min(scores):.2f}-{max(scores):.2f})" if scores else "")
+
+
+def main(argv=None):
+    if wants_table(__doc__, argv):
         return table()
     import anndata
 
@@ -111,9 +122,7 @@ def table() -> int:
             if not got:
                 cells.append("–")
                 continue
-            found = [r for r in got if r["level"] == "loop"]
-            scores = [r["score"] for r in found if r.get("score") is not None]
-            cells.append(f"{len(found)} of {len(got)}" + (f" ({min(scores):.2f}-{max(scores):.2f})" if scores else ""))
+            cells.append(supported(got))
         print(f"| {case} | " + " | ".join(cells) + " |")
     return 0
 

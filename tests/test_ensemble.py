@@ -253,15 +253,25 @@ def test_prevalence_check_finds_a_noisy_circles_loop_in_every_subsample():
     res = pipeline.run(X, withhold=False)
     (lp,) = res.loops
     check = prevalence.check_prevalence(X, res.loops, pipeline.Params(early_stop=False), jobs=1)
-    assert check["n_subsamples"] == check["n_planned"] == 10 and check["subsample_size"] == 210
+    # 90 % of 101-399 points in each subsample (prevalence.check_fraction), 70 % of more
+    assert check["n_subsamples"] == check["n_planned"] == 10 and check["subsample_size"] == 270
     assert lp["prevalence"] == 1.0 and lp["n_runs"] == 10 and check["prevalence"] == [1.0]
     assert all(r["n_loops"] >= 1 for r in check["runs"])
     # the default stops once the support is decided (9 of 10), the same with 1 or 2 jobs
     for jobs in (1, 2):
         check = prevalence.check_prevalence(X, res.loops, pipeline.Params(), jobs=jobs)
         assert check["n_subsamples"] == 9 and check["stopped_early"] and check["prevalence"] == [1.0]
-    # too few points for k: no check
-    assert prevalence.check_prevalence(X[:120], res.loops, pipeline.Params(), jobs=1) is None
+    # too few points for k: no check (90 % of 105 points: 94)
+    assert prevalence.check_prevalence(X[:105], res.loops, pipeline.Params(), jobs=1) is None
+
+
+def test_the_checks_subsamples_keep_nine_tenths_of_101_to_399_points():
+    # the share of the points in each of the check's subsamples (BENCHMARKS.md, "The prevalence
+    # check on small inputs"): 0.7 up to 100 points and from 400 on, 0.9 between
+    assert [prevalence.check_fraction(n) for n in (30, 100, 101, 300, 399, 400, 1000)] == [0.7, 0.7, 0.9, 0.9, 0.9, 0.7, 0.7]
+    X = datasets.make("circle", n=500, d=50, sigma=0.2, seed=0).X
+    res = pipeline.run(X, withhold=False)
+    assert prevalence.check_prevalence(X, res.loops, pipeline.Params(), jobs=1)["subsample_size"] == 350
 
 
 def test_the_prevalence_checks_subsample_runs_decide_alone_without_a_surface(monkeypatch):

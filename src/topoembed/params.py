@@ -27,7 +27,8 @@ __all__ = ["Params", "STAGE_PARAMS", "stage_resources", "H2_MAX_N", "ENSEMBLE_MI
 #: without a p-value (:data:`topoembed.prevalence.CHECK_NO_P_MAX_N`), on the 20 COIL-20 objects
 #: (72 rotation images each, 20 PCs): a loop in 17 of 20 with k = 10 (union k = 15: 13, k = 20:
 #: 10; mutual k = 15: 15, k = 23: 9), none on 20 noise sets of 72 points but with mutual k = 23
-#: (2); with the check 9 of 20, and 1 of 120 no-loop sets of 30-100 points (BENCHMARKS.md).
+#: (2); with the check 9 of 20, and 1 of 120 no-loop sets of 30-100 points (BENCHMARKS.md; sets
+#: made by hand; the blob, sphere and uniform sets of ``benchmarks/bench_check_fraction.py``: 4 of 120).
 SMALL_INPUT_K = 10
 #: Below this many times the default k (400 points), a run with the default k uses a quarter of
 #: its points as k (:meth:`Params.for_small_input`): the default mutual k = 100 graph joins each
@@ -100,7 +101,8 @@ class Params:
     a closed surface behind it (:func:`topoembed.loops.surface_evidence`; 0.1-0.4 s, only then).
     ``prevalence_check`` (default True): a run on all of at most :data:`ENSEMBLE_MIN_N`
     points whose loop has an inconclusive p-value (≥ 0.01) also measures the loop's prevalence
-    in 10 subsamples of 70 % of the points (:func:`topoembed.prevalence.check_prevalence`); a
+    in 10 subsamples of 70 % of the points (90 % of 101-399 points;
+    :func:`topoembed.prevalence.check_prevalence`); a
     prevalence of at least 0.9 supports the loop. Where such a run finds no loop, its longest
     H1 feature is checked the same way and reported if it recurs in at least 90 % of them
     (:func:`topoembed.prevalence.prevalence_stage`). Cost, only then: 2.5-4.7 times the run where

@@ -347,7 +347,7 @@ GLOSSARY = {
     "prevalence": ("prevalence", "The share of random subsamples (each analysed alone) that found this loop. "
                    "For a whole dataset a loop is reported when a majority of subsamples find it; a loop whose "
                    "p-value is not conclusive (or that has none) is supported when at least 90 % do (the "
-                   "prevalence check of up to 1,000 points, 70 % of them in each subsample)."),
+                   "prevalence check of up to 1,000 points, 70 % of them in each subsample, 90 % of 101-399 points)."),
     "cycle": ("representative cycle", "A closed path through data points that goes once round the loop "
               "(the shortest such path, at a radius between birth and death, stepping at most a few degrees "
               "of phase at a time). Its length is given in points."),

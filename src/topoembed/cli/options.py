@@ -52,7 +52,7 @@ _HELP = {
                "(effective resistance <-> diffusion), else 0 loops are reported; 0: off (single runs: the "
                "subsamples of a whole dataset or of a prevalence check rely on their prevalence instead)",
     "prevalence_check": "1: runs on up to 1,000 points look for a loop with universal-null p >= 0.01 in 10 "
-                        "subsamples of 70 %% of the points (its prevalence >= 0.9 supports it) and, where no "
+                        "subsamples of 70 %% of the points (90 %% of 101-399; its prevalence >= 0.9 supports it) and, where no "
                         "loop is found, for the longest H1 feature (reported if it recurs in >= 90 %%); 0: off",
     "parts": "1: a whole dataset (over 1,000 points) is also split into parts of its graph (Leiden), and each "
              "part of 150 points to a quarter of the data is searched alone for a loop that few points carry "
