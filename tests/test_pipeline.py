@@ -219,7 +219,8 @@ def test_a_torus_gets_its_two_loops_from_its_void():
     give 2, and the summary and the report say why. A circle never computes the surface."""
     from topoembed import loops, report
 
-    X = datasets.make("torus", n=800, d=50, sigma=0.05, seed=1).X
+    ds = datasets.make("torus", n=800, d=50, sigma=0.05, seed=1)
+    X = ds.X
     plain = pipeline.run(X, localize=False, surface=False)
     res = pipeline.run(X)
     assert plain.detection["n_loops"] < 2 and "surface" not in plain.detection
@@ -235,6 +236,16 @@ def test_a_torus_gets_its_two_loops_from_its_void():
         if lp["p_value"] >= loops.ALPHA:
             assert any(n.startswith(f"Loop {i + 1} on its own is within what noise produces") for n in notes)
     assert any("closed surface stands behind" in w for w in res.warnings)
+    # a surface's loops get the harmonic coordinate: one follows the ring angle, the other the
+    # tube angle (|ρ| 0.40 here; with the cycle method the tube loop's θ had 0.05)
+    from topoembed.localize import circular_correlation
+
+    ring = ds.angle
+    tube = np.arctan2(ds.intrinsic[:, 2], np.hypot(ds.intrinsic[:, 0], ds.intrinsic[:, 1]) - 2.0) % (2 * np.pi)
+    corr = np.array([[abs(circular_correlation(lp["phase"], a)) for a in (ring, tube)] for lp in res.loops])
+    assert {lp["phase_method"] for lp in res.loops} == {"harmonic"}
+    assert max(corr[0, 0], corr[1, 0]) >= 0.99 and max(corr[0, 1], corr[1, 1]) >= 0.3
+    assert pipeline.run(X, phase_method="harmonic").loops[0]["phase_method"] == "harmonic"
     circle = pipeline.run(datasets.make("circle", n=400, d=20, sigma=0.1, seed=0).X, k=40, localize=False)
     assert circle.detection["n_loops"] == 1 and "surface" not in circle.detection
 

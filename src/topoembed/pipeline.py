@@ -269,7 +269,7 @@ def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None
     harmonic extension over the kNN graph of all points (see :mod:`topoembed.localize`).
     """
     placed = localization.localize_loops(D, A, ph, detection, theta_filtration=params.theta_filtration,
-                                         phase_method=params.phase_method)
+                                         phase_method=localization.phase_method_for(params.phase_method, detection))
     n_in = len(index) if X is None else X.shape[0]
     ext_graph = extension.build(X, params, include=[index]) if len(index) < n_in else None  # cells outside the subsample
     for lp, pl in zip(found, placed):
