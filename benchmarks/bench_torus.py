@@ -2,6 +2,7 @@
 
     python benchmarks/bench_torus.py --part phase      # about 1 minute -> results/torus/phase.jsonl
     python benchmarks/bench_torus.py --part whole      # about 25 minutes on 2 cores -> results/torus/whole.jsonl
+    python benchmarks/bench_torus.py --part surface    # about 10 minutes -> results/torus/surface.jsonl
     python benchmarks/bench_torus.py --table           # the tables of BENCHMARKS.md, "A torus's tube loop"
 
 ``phase``: single runs (``pipeline.run``) on tori in R^50 (``datasets.make("torus")``: ring radius
@@ -13,7 +14,12 @@ closed surface's loops (``localize.phase_method_for``, the default now).
 subsamples of 700) and by one run on all of them (``n_subsamples=1``, with the prevalence check
 that single runs of at most 1,000 points get, by raising ``ENSEMBLE_MIN_N`` to 2,000): tori
 (σ = 0.05, 0.1, 0.15; seeds 0-2) and random IPC cells (``obsm["X_scVI"]``, draws
-``default_rng(seed)``, seeds 0-9; R² of CellCycle on (cos θ, sin θ)).
+``default_rng(seed)``, seeds 0-9; R² of CellCycle on (cos θ, sin θ)). Its "ensemble" rows
+were made before the ensemble called one run on all points for a closed surface.
+
+``surface``: the default now, where an ensemble of at most 2,000 points in which a subsample
+looked for a closed surface is followed by one run on all points
+(``ensemble.SURFACE_ALL_POINTS_MAX_N``): tori, IPC cells (seeds 0-3) and no-loop sets.
 """
 from __future__ import annotations
 
@@ -40,6 +46,18 @@ def torus_angles(ds):
     return ds.angle, np.arctan2(Y[:, 2], np.hypot(Y[:, 0], Y[:, 1]) - 2.0) % (2 * np.pi)
 
 
+def ipc_draws(sizes, n_seeds):
+    """(n, seed, X, CellCycle) of random IPC cells (``obsm["X_scVI"]``), draw ``default_rng(seed)``."""
+    import anndata
+
+    a = anndata.read_h5ad(DATA / "neural_ipc_scvi.h5ad")
+    X, cc = np.asarray(a.obsm["X_scVI"], float), a.obs["CellCycle"].to_numpy(float)
+    for n in sizes:
+        for seed in range(n_seeds):
+            idx = np.sort(np.random.default_rng(seed).choice(len(X), n, replace=False))
+            yield n, seed, X[idx], cc[idx]
+
+
 def part_phase(fh):
     from topoembed import datasets, localize, pipeline
     from topoembed.localize import circular_correlation
@@ -63,8 +81,6 @@ def part_phase(fh):
 
 
 def part_whole(fh):
-    import anndata
-
     import topoembed.params as tp
     import topoembed.pipeline as tpl
     from topoembed import analysis, datasets
@@ -89,19 +105,48 @@ def part_whole(fh):
                     fh.write(json.dumps({"case": f"torus {n}", "sigma": sigma, "seed": seed, "mode": mode,
                                          "verdict": res.verdict.headline(), "seconds": round(sec, 1)}) + "\n")
                     fh.flush()
-    a = anndata.read_h5ad(DATA / "neural_ipc_scvi.h5ad")
-    X, cc = np.asarray(a.obsm["X_scVI"], float), a.obs["CellCycle"].to_numpy(float)
-    for n in (1200, 1500, 2000):
-        for seed in range(10):
-            idx = np.sort(np.random.default_rng(seed).choice(len(X), n, replace=False))
-            for mode in ("ensemble", "one run"):
-                res, sec = run(X[idx], mode)
-                ph = np.asarray(res.loops[0]["phase"], float) if res.loops and "phase" in res.loops[0] else None
-                fh.write(json.dumps({"case": f"IPC {n} cells", "seed": seed, "mode": mode, "level": res.verdict.level,
-                                     "verdict": res.verdict.headline(),
-                                     "r2": None if ph is None or res.verdict.level != "loop" else r2(ph, cc[idx]),
-                                     "seconds": round(sec, 1)}) + "\n")
+    for n, seed, Xi, cc in ipc_draws((1200, 1500, 2000), 10):
+        for mode in ("ensemble", "one run"):
+            res, sec = run(Xi, mode)
+            ph = np.asarray(res.loops[0]["phase"], float) if res.loops and "phase" in res.loops[0] else None
+            fh.write(json.dumps({"case": f"IPC {n} cells", "seed": seed, "mode": mode, "level": res.verdict.level,
+                                 "verdict": res.verdict.headline(),
+                                 "r2": None if ph is None or res.verdict.level != "loop" else r2(ph, cc),
+                                 "seconds": round(sec, 1)}) + "\n")
+            fh.flush()
+
+
+def part_surface(fh):
+    """The default now (an ensemble followed by one run on all points where a subsample looked
+    for a closed surface, ``ensemble.SURFACE_ALL_POINTS_MAX_N``): tori, IPC cells and no-loop sets."""
+    from topoembed import analysis, datasets
+    from topoembed.localize import circular_correlation
+
+    def row(case, X, **extra):
+        t0 = time.perf_counter()
+        res = analysis.run(X, jobs=1)
+        return res, {"case": case, "verdict": res.verdict.headline(), "seconds": round(time.perf_counter() - t0, 1),
+                     "on_all_points": res.detection.get("surface_on_all_points"), **extra}
+
+    for n, seeds in ((1200, range(3)), (1500, range(3)), (2000, range(1))):
+        for sigma in (0.05, 0.1, 0.15):
+            for seed in seeds:
+                ds = datasets.make("torus", n=n, d=50, sigma=sigma, seed=seed)
+                res, r = row(f"torus {n}", ds.X, sigma=sigma, seed=seed)
+                r["corr"] = [[round(abs(float(circular_correlation(lp["phase"], a))), 2) for a in torus_angles(ds)]
+                             for lp in res.loops if "phase" in lp]
+                fh.write(json.dumps(r) + "\n")
                 fh.flush()
+    for n, seed, Xi, cc in ipc_draws((1200, 1500, 2000), 4):
+        res, r = row(f"IPC {n} cells", Xi, seed=seed)
+        ph = np.asarray(res.loops[0]["phase"], float) if res.loops and "phase" in res.loops[0] else None
+        r["r2"] = None if ph is None else r2(ph, cc)
+        fh.write(json.dumps(r) + "\n")
+        fh.flush()
+    for name, sigma in (("sphere", 0.1), ("blob", 0.2), ("circle", 0.2)):
+        for n in (1500, 2000):
+            fh.write(json.dumps(row(f"{name} {n}", datasets.make(name, n=n, d=50, sigma=sigma, seed=0).X)[1]) + "\n")
+            fh.flush()
 
 
 def table() -> int:
@@ -111,6 +156,16 @@ def table() -> int:
     for r in rows:
         tube = "–" if r["tube"] is None else f"{r['tube']:.2f}"
         print(f"| {r['n']}, {r['sigma']}, {r['seed']} | {r['rule']} | {r['n_loops']} | {r['ring']:.2f} | {tube} |")
+    path = OUT / "surface.jsonl"
+    if path.exists():
+        print()
+        print("| case | σ, seed | verdict | loops' \\|ρ\\| with (ring, tube) | on all points (subsamples looked / found a surface / made) | seconds |")
+        print("|---|---|---|---|---|---|")
+        for r in map(json.loads, open(path)):
+            on = r["on_all_points"]
+            where = "–" if on is None else f"{on['subsamples_looked']} / {on['subsamples_with_surface']} / {on['n_subsamples']}"
+            extra = f"R² {r['r2']}" if r.get("r2") is not None else str(r.get("corr", ""))
+            print(f"| {r['case']} | {r.get('sigma', '')}, {r.get('seed', '')} | {r['verdict']} | {extra} | {where} | {r['seconds']} |")
     path = OUT / "whole.jsonl"
     if not path.exists():
         return 0
@@ -139,7 +194,7 @@ def table() -> int:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=["phase", "whole"], default="phase")
+    ap.add_argument("--part", choices=["phase", "whole", "surface"], default="phase")
     ap.add_argument("--table", action="store_true", help="print the tables from the stored rows")
     args = ap.parse_args(argv)
     if args.table:
@@ -148,7 +203,7 @@ def main(argv=None):
     warnings.filterwarnings("ignore")
     OUT.mkdir(parents=True, exist_ok=True)
     with open(OUT / f"{args.part}.jsonl", "w") as fh:
-        (part_phase if args.part == "phase" else part_whole)(fh)
+        {"phase": part_phase, "whole": part_whole, "surface": part_surface}[args.part](fh)
     return table()
 
 

@@ -316,3 +316,25 @@ def test_the_graph_of_all_points_is_announced_off_a_terminal(caplog):
     said = [r.getMessage() for r in caplog.records if r.name == "topoembed.progress"]
     assert any("kNN graph of all 1,200 points (k = 15)…" in m for m in said)
     assert any("kNN graph of all 1,200 points: " in m and "now the subsamples" in m for m in said)
+
+
+def test_a_torus_ensemble_is_analysed_on_all_points_once_a_subsample_looks_for_its_surface(monkeypatch):
+    """1,200 torus points: subsamples of 700 short-cut the tube (the ensemble alone reported 1
+    loop in 5 of 9 such tori); where a subsample looked for a closed surface, one run on all
+    points finds its void and both loops (BENCHMARKS.md, "A torus's tube loop"), says so in a
+    note, and the tube loop's phase follows the tube."""
+    from topoembed import analysis
+    from topoembed.localize import circular_correlation
+
+    ds = datasets.make("torus", n=1200, d=50, sigma=0.1, seed=1)
+    res = analysis.run(ds.X, jobs=1)
+    assert res.detection["n_loops"] == 2 and res.verdict.level == "loop" and res.ensemble is None
+    on_all = res.detection["surface_on_all_points"]
+    assert on_all["subsamples_looked"] >= 1 and on_all["n_subsamples"] >= 6
+    assert any("analysed in one run" in note for note in res.notes)
+    tube = np.arctan2(ds.intrinsic[:, 2], np.hypot(ds.intrinsic[:, 0], ds.intrinsic[:, 1]) - 2.0) % (2 * np.pi)
+    assert max(abs(circular_correlation(lp["phase"], tube)) for lp in res.loops) >= 0.6
+    # above the limit the ensemble's own result stands
+    monkeypatch.setattr(ensemble, "SURFACE_ALL_POINTS_MAX_N", 1000)
+    res = analysis.run(ds.X, jobs=1)
+    assert res.ensemble is not None and "surface_on_all_points" not in res.detection

@@ -103,9 +103,12 @@ def test_a_part_loop_in_summary_json_and_the_report(tmp_path):
     assert "Loop 1 lies in a part of" in html and "--parts 0 skips this" in html
 
 
-def test_a_torus_is_not_given_its_second_loop_once_per_band():
+def test_a_torus_is_not_given_its_second_loop_once_per_band(monkeypatch):
     # before the conductance rule, parts of this torus each reported the tube loop: 3 loops
     s = datasets.make("torus", n=1500, d=50, sigma=0.15, seed=1)
+    res = analysis.run(s.X, jobs=1)  # a subsample looked for its surface: one run on all points
+    assert res.detection["n_loops"] == 2 and "surface_on_all_points" in res.detection
+    monkeypatch.setattr(ensemble, "SURFACE_ALL_POINTS_MAX_N", 0)  # the ensemble and its part search alone
     res = analysis.run(s.X, jobs=1)
     assert res.detection["n_loops"] <= 2
     rec = res.detection["parts"]

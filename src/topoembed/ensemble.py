@@ -33,6 +33,9 @@ dataset with more than :data:`topoembed.pipeline.ENSEMBLE_MIN_N` points is analy
    distance divided by its on-loop threshold (≤ 1: on the loop); ``on_loop`` that median ≤ 1.
    The loop's ``p_value`` is the median of the runs' universal-null p-values
    (:func:`topoembed.loops.decide`; each run reports only significant loops).
+6. **A closed surface** on at most :data:`SURFACE_ALL_POINTS_MAX_N` points: where a subsample
+   run looked for one, one run on all points follows, and its result is the answer if it finds
+   the surface's loops (:func:`_surface_on_all_points`): subsamples short-cut a torus's tube.
 
 Cost: B single runs of m points (O(m²) memory each, one per job at a time) plus the extension
 graph (:mod:`topoembed.extension`) and sparse solves over it: O(n k) memory, no n × n array.
@@ -200,6 +203,42 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
                    ext_graph=ext_graph)
 
 
+#: Up to this many points, an ensemble in which a subsample run looked for a closed surface (its
+#: diagram could hide a second loop, :func:`topoembed.loops.may_hide_loops`) is followed by one
+#: run on all points (:func:`_surface_on_all_points`). Subsamples of 700 points of a torus
+#: short-cut its tube: on 1,500-point tori (σ = 0.05-0.15, seeds 0-2) 0-8 of 10 subsample runs
+#: found the void and the ensemble reported 1 loop in 5 of 6 (BENCHMARKS.md, "A torus's tube
+#: loop"), while one run on all 1,200 or 1,500 points found both loops in 18 of 18; no subsample
+#: of IPC cells (1,500 and 2,000), a sphere, a blob or a circle reported a surface's loops. One
+#: run costs 5-17 s at 1,500 points and 18-49 s at 2,000 (its dense distances grow as n²).
+SURFACE_ALL_POINTS_MAX_N = 2000
+
+
+def _surface_on_all_points(X, params, runs: list, jobs, progress: bool) -> pipeline.Result | None:
+    """One run on all points of X (at most :data:`SURFACE_ALL_POINTS_MAX_N`) where a subsample
+    run looked for a closed surface: its result if it finds the surface's loops itself (its
+    void is their evidence), with a note saying why; None otherwise (the ensemble's result
+    stands)."""
+    n = X.shape[0]
+    looked = sum(r.detection.get("surface") is not None for r in runs)
+    seen = sum(bool(r.detection.get("surface_loops")) for r in runs)
+    if not looked or n > SURFACE_ALL_POINTS_MAX_N or not params.surface:
+        return None
+    log.info("ensemble: %d of %d subsamples looked for a closed surface (%d found one); one run on all %d "
+             "points, whose resolution keeps a torus's tube", looked, len(runs), seen, n)
+    res = prevalence.single_with_check(X, dataclasses.replace(params, n_subsamples=1), jobs, progress)
+    surface = res.detection.get("surface_loops")
+    if not surface:
+        log.info("ensemble: the run on all points finds no closed surface; the subsamples' result stands")
+        return None
+    res.detection["surface_on_all_points"] = {"subsamples_looked": looked, "subsamples_with_surface": seen,
+                                              "n_subsamples": len(runs)}
+    res.notes.append(f"{looked} of {len(runs)} subsamples looked for a closed surface ({seen} found one), so all "
+                     f"{n} points were analysed in one run (subsamples of {len(runs[0].index)} points short-cut a "
+                     f"torus's tube): its void (p = {surface['void_p']:.2g}) gives {surface['n_loops']} loops")
+    return res
+
+
 def _graph_label(n: int, params, with_k: bool = True) -> str:
     """What the extension graph of n points is (:func:`topoembed.extension.build`), for progress;
     ``with_k``: and its k."""
@@ -215,6 +254,9 @@ def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, progre
     then, with ``params.parts``, the loops inside parts of the extension graph ``ext_graph``
     (:class:`topoembed.extension.Extension`; :mod:`topoembed.parts`), whose screens are
     ``part_screens`` where cluster jobs made them (:func:`run_part`)."""
+    on_all = _surface_on_all_points(X, params, runs, jobs, progress)
+    if on_all is not None:
+        return on_all
     t0 = time.perf_counter()
     n = X.shape[0]
     n_done = len(runs)
