@@ -17,8 +17,9 @@ class InputError(ValueError):
     """Bad user input. The message says what is wrong and how to fix it."""
 
 
-def check_points(X, *, name: str = "X", min_points: int = 2) -> np.ndarray:
-    """Return X as a 2-D float array after checking shape, dtype and finiteness."""
+def check_points(X, *, name: str = "X", min_points: int = 2, row_names=None) -> np.ndarray:
+    """Return X as a 2-D float array after checking shape, dtype and finiteness; a refusal names
+    the rows by ``row_names`` (a table's or AnnData's cell names) where given."""
     if sp.issparse(X):
         X = X.toarray()
     try:
@@ -47,7 +48,9 @@ def check_points(X, *, name: str = "X", min_points: int = 2) -> np.ndarray:
     if bad.any():
         rows = np.unique(np.nonzero(bad)[0])
         kind = "NaN" if np.isnan(X).any() else "infinite"
-        raise InputError(f"{name} contains {kind} values in {len(rows)} row(s) (first: {rows[:5].tolist()}); "
+        first = (rows[:5].tolist() if row_names is None or len(row_names) != n
+                 else ", ".join(f"{row_names[r]} (row {r})" for r in rows[:5]))
+        raise InputError(f"{name} contains {kind} values in {len(rows)} row(s) (first: {first}); "
                          "drop or impute those rows before running")
     return X
 

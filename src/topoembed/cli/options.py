@@ -136,7 +136,8 @@ def _load(args):
         fix = (f"make the points first with `topoembed prepare {name} --recipe cell_cycle --out prepared.h5ad` "
                "and pass prepared.h5ad, or pass --use-rep KEY for a representation in obsm (X_pca, X_scVI)")
         X = points(meta["adata"], meta["use_rep"], counts_fix=fix)  # None, not "X", where none was given
-    return check_points(X, min_points=3), meta
+    names = meta["adata"].obs_names if meta.get("kind") == "anndata" else meta.get("row_names")
+    return check_points(X, min_points=3, row_names=None if names is None else list(map(str, names))), meta
 
 
 # ---------------------------------------------------------------- run
