@@ -214,11 +214,12 @@ def run(X, params: pipeline.Params | None = None, *, jobs="auto", progress: bool
 SURFACE_ALL_POINTS_MAX_N = 2000
 
 
-def _surface_on_all_points(X, params, runs: list, jobs, progress: bool) -> pipeline.Result | None:
+def _surface_on_all_points(X, params, runs: list, jobs, progress: bool, timings: dict,
+                           t_all: float) -> pipeline.Result | None:
     """One run on all points of X (at most :data:`SURFACE_ALL_POINTS_MAX_N`) where a subsample
     run looked for a closed surface: its result if it finds the surface's loops itself (its
     void is their evidence), with a note saying why; None otherwise (the ensemble's result
-    stands)."""
+    stands). ``timings``, ``t_all``: the ensemble's so far, kept in the result's timings."""
     n = X.shape[0]
     looked = sum(r.detection.get("surface") is not None for r in runs)
     seen = sum(bool(r.detection.get("surface_loops")) for r in runs)
@@ -233,6 +234,9 @@ def _surface_on_all_points(X, params, runs: list, jobs, progress: bool) -> pipel
         return None
     res.detection["surface_on_all_points"] = {"subsamples_looked": looked, "subsamples_with_surface": seen,
                                               "n_subsamples": len(runs)}
+    # the subsamples were analysed first: the answer took their time too
+    res.timings = {**res.timings, **{f"ensemble_{k}": v for k, v in timings.items()},
+                   "total": time.perf_counter() - t_all}
     res.notes.append(f"{looked} of {len(runs)} subsamples looked for a closed surface ({seen} found one), so all "
                      f"{n} points were analysed in one run (subsamples of {len(runs[0].index)} points short-cut a "
                      f"torus's tube): its void (p = {surface['void_p']:.2g}) gives {surface['n_loops']} loops")
@@ -254,7 +258,7 @@ def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, progre
     then, with ``params.parts``, the loops inside parts of the extension graph ``ext_graph``
     (:class:`topoembed.extension.Extension`; :mod:`topoembed.parts`), whose screens are
     ``part_screens`` where cluster jobs made them (:func:`run_part`)."""
-    on_all = _surface_on_all_points(X, params, runs, jobs, progress)
+    on_all = _surface_on_all_points(X, params, runs, jobs, progress, timings, t_all)
     if on_all is not None:
         return on_all
     t0 = time.perf_counter()
