@@ -81,7 +81,7 @@ def multi(n=1000):
         phi = None
         if name == "torus":  # the tube angle φ is not stored: regenerate the intrinsic points
             Y = datasets.SHAPES["torus"](n, np.random.default_rng(0))[0]
-            phi = np.mod(np.arctan2(Y[:, 2], np.hypot(Y[:, 0], Y[:, 1]) - 2.0), 2 * np.pi)
+            phi = datasets.torus_tube_angle(Y)
         for r in res:
             corr = [abs(L.circular_correlation(r["phase"][s.label == c], s.angle[s.label == c]))
                     for c in np.unique(s.label)]

@@ -42,8 +42,9 @@ OUT = Path(__file__).resolve().parent / "results" / "torus"
 
 def torus_angles(ds):
     """(ring angle, tube angle) of each point of a ``datasets.make("torus")`` sample."""
-    Y = ds.intrinsic
-    return ds.angle, np.arctan2(Y[:, 2], np.hypot(Y[:, 0], Y[:, 1]) - 2.0) % (2 * np.pi)
+    from topoembed.datasets import torus_tube_angle
+
+    return ds.angle, torus_tube_angle(ds.intrinsic)
 
 
 def ipc_draws(sizes, n_seeds):

@@ -57,6 +57,11 @@ def test_sphere_and_torus_geometry():
     P = t.intrinsic
     # distance from the core circle of radius 2 is the tube radius 1
     np.testing.assert_allclose(np.hypot(np.hypot(P[:, 0], P[:, 1]) - 2, P[:, 2]), 1.0, atol=1e-12)
+    # the ring angle θ and the tube angle φ rebuild every point (closed form of the parametrisation)
+    th, phi = t.angle, datasets.torus_tube_angle(P)
+    assert ((phi >= 0) & (phi < 2 * np.pi)).all()
+    np.testing.assert_allclose(np.c_[(2 + np.cos(phi)) * np.cos(th), (2 + np.cos(phi)) * np.sin(th), np.sin(phi)], P,
+                               atol=1e-12)
     assert t.betti == {1: 2, 2: 1}
     # area-uniform sampling puts more points on the outer half (R + r cos(phi)): ratio (2+2/pi)/(2-2/pi)
     outer = np.mean(np.hypot(P[:, 0], P[:, 1]) > 2)

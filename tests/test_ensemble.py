@@ -333,7 +333,7 @@ def test_a_torus_ensemble_is_analysed_on_all_points_once_a_subsample_looks_for_i
     assert on_all["subsamples_looked"] >= 1 and on_all["n_subsamples"] >= 6
     assert any("analysed in one run" in note for note in res.notes)
     assert res.timings["total"] > res.timings["ensemble_subsample_runs"] > 0  # the subsamples' time is counted
-    tube = np.arctan2(ds.intrinsic[:, 2], np.hypot(ds.intrinsic[:, 0], ds.intrinsic[:, 1]) - 2.0) % (2 * np.pi)
+    tube = datasets.torus_tube_angle(ds.intrinsic)
     assert max(abs(circular_correlation(lp["phase"], tube)) for lp in res.loops) >= 0.6
     # above the limit the ensemble's own result stands
     monkeypatch.setattr(ensemble, "SURFACE_ALL_POINTS_MAX_N", 1000)

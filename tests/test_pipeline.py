@@ -241,7 +241,7 @@ def test_a_torus_gets_its_two_loops_from_its_void():
     from topoembed.localize import circular_correlation
 
     ring = ds.angle
-    tube = np.arctan2(ds.intrinsic[:, 2], np.hypot(ds.intrinsic[:, 0], ds.intrinsic[:, 1]) - 2.0) % (2 * np.pi)
+    tube = datasets.torus_tube_angle(ds.intrinsic)
     corr = np.array([[abs(circular_correlation(lp["phase"], a)) for a in (ring, tube)] for lp in res.loops])
     assert {lp["phase_method"] for lp in res.loops} == {"harmonic"}
     assert max(corr[0, 0], corr[1, 0]) >= 0.99 and max(corr[0, 1], corr[1, 1]) >= 0.3

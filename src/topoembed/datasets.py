@@ -21,7 +21,8 @@ import numpy as np
 
 from ._validate import InputError
 
-__all__ = ["Synthetic", "make", "SHAPES", "parse_spec", "from_spec", "demo_adata", "cell_cycle_genes"]
+__all__ = ["Synthetic", "make", "SHAPES", "parse_spec", "from_spec", "demo_adata", "cell_cycle_genes", "torus_tube_angle",
+           "TORUS_R"]
 
 
 @dataclass
@@ -115,7 +116,18 @@ def _sphere(n, rng):
     return Y, np.full(n, np.nan), np.zeros(n, int), {1: 0, 2: 1}
 
 
-def _torus(n, rng, R=2.0, r=1.0):
+#: Radius of the torus's core circle (its tube's radius is 1).
+TORUS_R = 2.0
+
+
+def torus_tube_angle(Y: np.ndarray) -> np.ndarray:
+    """The tube angle φ ∈ [0, 2π) of points ``Y`` (n × 3) of the torus (``make("torus").intrinsic``,
+    whose ``angle`` is the ring angle θ): Y = ((R + cos φ) cos θ, (R + cos φ) sin θ, sin φ)."""
+    Y = np.asarray(Y, dtype=float)
+    return np.mod(np.arctan2(Y[:, 2], np.hypot(Y[:, 0], Y[:, 1]) - TORUS_R), 2 * np.pi)
+
+
+def _torus(n, rng, R=TORUS_R, r=1.0):
     """Uniform by area: the tube angle φ is accepted with probability (R + r cos φ)/(R + r)."""
     phis = []
     while sum(len(p) for p in phis) < n:

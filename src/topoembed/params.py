@@ -20,7 +20,7 @@ from . import localize as localization
 from ._validate import InputError, check_choice, check_k, check_positive, option
 
 __all__ = ["Params", "STAGE_PARAMS", "stage_resources", "H2_MAX_N", "ENSEMBLE_MIN_N", "ENSEMBLE_RUNS", "MIN_PREVALENCE",
-           "SUBSAMPLE_SIZE", "SMALL_INPUT_K", "SMALL_INPUT_SHARE"]
+           "SUBSAMPLE_SIZE", "SMALL_INPUT_K", "SMALL_INPUT_SHARE", "takes_quarter_k"]
 
 #: k of the union graph for inputs of at most the default k points (:meth:`Params.for_small_input`),
 #: where the default mutual k = 100 graph cannot be built. Before the prevalence check of loops
@@ -166,7 +166,7 @@ class Params:
             n = min(int(self.subsample), n)
         if self.k != default_k or n <= SMALL_INPUT_K or n >= SMALL_INPUT_SHARE * default_k:
             return self, None, None
-        if n <= default_k:
+        if not takes_quarter_k(n):  # at most the default k points
             warning = (f"{n} points are too few for the default k = {default_k} graph: using the union graph with "
                        f"k = {SMALL_INPUT_K}; pass another k below {n} (e.g. {option('k', max(2, n // 4))}) to choose "
                        "otherwise")
@@ -262,6 +262,14 @@ STAGE_PARAMS["homology"] = STAGE_PARAMS["distances"] + ("maxdim",)
 STAGE_PARAMS["detect"] = STAGE_PARAMS["homology"] + ("n_loops", "loop_rule", "confirm", "surface")
 STAGE_PARAMS["localize"] = STAGE_PARAMS["detect"] + ("localize", "theta_filtration", "phase_method",
                                                      "phase_low_confidence", "prevalence_check")
+
+
+def takes_quarter_k(n: int) -> bool:
+    """Whether n points with the default k get k = n // :data:`SMALL_INPUT_SHARE`
+    (:meth:`Params.for_small_input`): more than the default k and fewer than
+    :data:`SMALL_INPUT_SHARE` times it (101-399 points)."""
+    default_k = Params.__dataclass_fields__["k"].default
+    return default_k < n < SMALL_INPUT_SHARE * default_k
 
 
 def stage_resources(stage: str, n: int, params: Params | None = None) -> dict:

@@ -24,7 +24,7 @@ from . import extension, loops, pipeline, verdict
 from ._parallel import Pool, resolve_jobs
 from ._progress import Progress
 from ._validate import check_points, option
-from .params import SMALL_INPUT_SHARE, Params
+from .params import takes_quarter_k
 from .subsamples import WORKER_PRELOAD, assign, extend_loop, phase_corr, run_one, subsample_indices, subsample_params
 
 log = logging.getLogger(__name__)
@@ -54,9 +54,9 @@ CHECK_FRACTION_SMALL = 0.9
 
 def check_fraction(n: int) -> float:
     """The share of n points that each subsample of :func:`check_prevalence` holds:
-    :data:`CHECK_FRACTION_SMALL` (0.9) on more than :data:`CHECK_NO_P_MAX_N` and fewer than
-    :data:`topoembed.params.SMALL_INPUT_SHARE` × 100 points (the inputs whose default graph
-    takes a quarter of them as k), :data:`CHECK_FRACTION` (0.7) otherwise.
+    :data:`CHECK_FRACTION_SMALL` (0.9) on the inputs whose default graph takes a quarter of them
+    as k (101-399 points, :func:`topoembed.params.takes_quarter_k`), :data:`CHECK_FRACTION` (0.7)
+    otherwise.
 
     A check asks whether the loop is found again in smaller data; 70 % of 300 IPC cells is 210,
     the size at which the cell cycle is found in about half of the draws whatever the graph
@@ -67,8 +67,7 @@ def check_fraction(n: int) -> float:
     uniform) and 30 random sets of 150-350 pbmc68k_reduced cells; checked on fresh draws
     (BENCHMARKS.md "The prevalence check on small inputs"). At most 100 points it stays 0.7:
     there 0.9 gave 7 supported loops on 120 no-loop sets of 30-100 points against 4."""
-    return CHECK_FRACTION_SMALL if CHECK_NO_P_MAX_N < n < SMALL_INPUT_SHARE * Params.__dataclass_fields__["k"].default \
-        else CHECK_FRACTION
+    return CHECK_FRACTION_SMALL if takes_quarter_k(n) else CHECK_FRACTION
 
 
 def single_with_check(X, params: pipeline.Params, jobs="auto", progress: bool = False, A=None) -> pipeline.Result:
