@@ -4,6 +4,7 @@ in the same run, what a user would try instead.
 
     python benchmarks/bench_panel.py [--part fucci|mcdavid|coil|ipc|minority|controls|all] [--seeds 3] [--draws 1]
     python benchmarks/bench_panel.py --table          # the table of BENCHMARKS.md from the result files
+    python benchmarks/bench_panel.py --part mcdavid_sweep   # McDavid forced to one loop over 24 fixed settings
 
 One JSON line per case goes to ``benchmarks/results/panel/<part>.jsonl`` (and stdout); BENCHMARKS.md
 ("The real-data panel") holds the table. Per case:
@@ -166,16 +167,42 @@ def part_fucci(fh):
     case(fh, "fucci", "FUCCI recipe (all 101 genes, PCA)", np.asarray(c.obsm["X_pca_cell_cycle"]), score)
 
 
-def part_mcdavid(fh):
+def mcdavid_lines():
+    """(cell line, its cells' 10 PCs after subtracting each cell's mean, the sorted stage) for
+    each of McDavid's three lines, as ../shared/data/README.md prepares them."""
     import anndata
 
     a = anndata.read_h5ad(DATA / "mcdavid_nanostring930.h5ad")
     for line in sorted(a.obs["cell_line"].unique()):
         sub = a[a.obs["cell_line"] == line]
         X = np.asarray(sub.X, float)
-        X = X - X.mean(1, keepdims=True)
-        stage = sub.obs["truth_stage"].astype(str).to_numpy()
-        case(fh, "mcdavid", f"McDavid {line}", pca(X, 10), lambda th, s=stage: eta2(th, s), forced_k=15)
+        yield line, pca(X - X.mean(1, keepdims=True), 10), sub.obs["truth_stage"].astype(str).to_numpy()
+
+
+def part_mcdavid(fh):
+    for line, Z, stage in mcdavid_lines():
+        case(fh, "mcdavid", f"McDavid {line}", Z, lambda th, s=stage: eta2(th, s), forced_k=15)
+
+
+def part_mcdavid_sweep(fh):
+    """McDavid's lines forced to one loop over 24 fixed settings (mutual ``and`` / union ``or``
+    graph; k = 10, 15, 20, 30, 50, n // 4; cycle / harmonic phase): η² of the sorted stage for
+    each, beside the PC angle's. Not part of ``all``: it asks whether any fixed setting beats
+    the PC angle on every line (BENCHMARKS.md, "A minority loop's prevalence")."""
+    from topoembed import analysis
+
+    for line, Z, stage in mcdavid_lines():
+        row = {"part": "mcdavid_sweep", "case": f"McDavid {line}", "n": len(Z), "pc_angle": eta2(pc_angle(Z), stage),
+               "settings": {}}
+        for k in (10, 15, 20, 30, 50, len(Z) // 4):
+            for graph in ("and", "or"):
+                for method in ("cycle", "harmonic"):
+                    res = analysis.run(Z, jobs=1, n_loops=1, phase_low_confidence=True, prevalence_check=False,
+                                       k=k, symmetrize=graph, phase_method=method)
+                    row["settings"][f"{graph} k={k} {method}"] = eta2(np.asarray(res.loops[0]["phase"], float), stage)
+        best = max(row["settings"], key=row["settings"].get)
+        row["best"] = {"setting": best, "eta2": row["settings"][best]}
+        _emit(fh, row)
 
 
 def part_coil(fh):
@@ -262,7 +289,8 @@ def table() -> str:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--part", default="all", choices=["fucci", "mcdavid", "coil", "ipc", "minority", "controls", "all"])
+    ap.add_argument("--part", default="all", choices=["fucci", "mcdavid", "coil", "ipc", "minority", "controls", "all",
+                                                      "mcdavid_sweep"])
     ap.add_argument("--seeds", type=int, default=3, help="IPC subsample seeds per size (default 3)")
     ap.add_argument("--draws", type=int, default=1, help="draws of the cycling cells per IPC mixture (default 1)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table of the result files and stop")

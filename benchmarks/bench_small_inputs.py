@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_panel import DATA, alignment, eta2, pc_angle, pca, r2  # noqa: E402
+from bench_panel import DATA, alignment, eta2, mcdavid_lines, pc_angle, pca, r2  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "small_inputs" / "rows.jsonl"
 RULES = {"k = 100": lambda n: {}, "n // 3": lambda n: {"k": n // 3}, "n // 4": lambda n: {"k": n // 4}}
@@ -92,12 +92,7 @@ def main(argv=None):
                         res, ph = _run(ds.X, rule, n)
                         emit({"case": f"circle {n} σ {sigma}", "seed": seed, "rule": rule, "level": res.verdict.level,
                               "score": None if ph is None else alignment(ph, ds.angle)})
-        a = anndata.read_h5ad(DATA / "mcdavid_nanostring930.h5ad")
-        for line in sorted(a.obs["cell_line"].unique()):
-            sub = a[a.obs["cell_line"] == line]
-            Xl = np.asarray(sub.X, float)
-            Xl = pca(Xl - Xl.mean(1, keepdims=True), 10)
-            stage = sub.obs["truth_stage"].astype(str).to_numpy()
+        for line, Xl, stage in mcdavid_lines():
             for rule in RULES:
                 for seed in range(3):
                     res, ph = _run(Xl, rule, len(Xl), seed=seed)
