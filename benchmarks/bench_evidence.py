@@ -2,7 +2,8 @@
 
     python benchmarks/bench_evidence.py collect [--part null|grid|heldout|heldout56|all]   # diagrams (minutes)
     python benchmarks/bench_evidence.py collect --part surface [--landmarks 300] [--sets ...]  # landmarks' H1/H2
-    python benchmarks/bench_evidence.py evaluate [--landmarks 300]                         # the tables (seconds)
+    python benchmarks/bench_evidence.py collect --part surface --landmarks 500 --after 300     # only where 300 show no void
+    python benchmarks/bench_evidence.py evaluate [--landmarks 300,500]                     # the tables (seconds)
 
 ``collect`` runs the package's default single run (mutual kNN graph k = 100, corrected
 effective resistance, diffusion confirmation: ``loop_rule="confirmed_gap"``, the rule before
@@ -37,9 +38,10 @@ HERE = Path(__file__).resolve().parent
 OUT = HERE / "results" / "evidence"
 TASKS = {"grid": HERE / "results" / "three_seeds" / "tasks", "heldout": HERE / "results" / "heldout" / "tasks",
          "heldout56": HERE / "results" / "heldout56" / "tasks"}
-#: the landmark count of the surface files read by ``evaluate`` (``--landmarks``; files
-#: ``surface_<set>.jsonl`` hold 200 landmarks, ``surface<N>_<set>.jsonl`` N)
-LANDMARKS = 200
+#: the landmark counts of the surface files read by ``evaluate`` (``--landmarks``; files
+#: ``surface_<set>.jsonl`` hold 200 landmarks, ``surface<N>_<set>.jsonl`` N), read in turn
+#: until one shows a void, as ``loops.surface_evidence`` tries ``loops.SURFACE_LANDMARKS``
+LANDMARKS = (200,)
 ALPHA = 0.05
 
 
@@ -130,15 +132,25 @@ def _surface_row(X, n_landmarks: int = 200, euclidean: bool = True, **meta) -> d
     return out
 
 
-def collect_surface(sets=("null", "grid", "heldout", "heldout56"), n_landmarks: int = 200) -> None:
+def collect_surface(sets=("null", "grid", "heldout", "heldout56"), n_landmarks: int = 200, after: int | None = None) -> None:
     """The landmarks' diagrams of the runs of ``sets`` (200 landmarks: every run, on both
     distances, as the fifth pass compared them; other counts: the default distance, and only
-    the runs whose diagram may hide a loop, the only ones where ``rule_surface`` reads it)."""
+    the runs whose diagram may hide a loop, the only ones where ``rule_surface`` reads it).
+    ``after``: only the runs whose reading on that many landmarks (its files) shows no void,
+    the only ones where the default reads more (``loops.SURFACE_LANDMARKS``)."""
     from topoembed import datasets
 
     euclidean = n_landmarks == 200
+    before = {}
+    if after is not None:
+        for which in sets:
+            path = _surface_file(which, after)
+            for srow in map(json.loads, open(path)) if path.exists() else []:
+                before[(which, _key(srow))] = _shows_void(srow["spectral"])
 
-    def needed(row):
+    def needed(row, which=None):
+        if after is not None and before.get((which, _key(row)), False):
+            return False
         return euclidean or _may_hide(row)
     if "null" in sets:
         null_rows = {(r["shape"], r["n"], r["seed"]): r for r in _load("null")}
@@ -146,7 +158,7 @@ def collect_surface(sets=("null", "grid", "heldout", "heldout56"), n_landmarks: 
             for shape in ("blob", "box", "sphere"):
                 for n in (300, 1000):
                     for seed in range(10):
-                        if not needed(null_rows.get((shape, n, seed), {})):
+                        if not needed(null_rows.get((shape, n, seed), {"shape": shape, "n": n, "seed": seed}), "null"):
                             continue
                         fh.write(json.dumps(_surface_row(_noise(shape, n, seed), n_landmarks, euclidean,
                                                          shape=shape, n=n, seed=seed)) + "\n")
@@ -155,7 +167,7 @@ def collect_surface(sets=("null", "grid", "heldout", "heldout56"), n_landmarks: 
         if which not in sets or not (rows := _load(which)):
             continue
         with open(_surface_file(which, n_landmarks), "w") as fh:
-            for row in filter(needed, rows):
+            for row in (r for r in rows if needed(r, which)):
                 name, sigma, seed = row["dataset"], row["sigma"], row["seed"]
                 X = datasets.make(name, n=1000, d=50, sigma=sigma, seed=seed).X
                 fh.write(json.dumps(_surface_row(X, n_landmarks, euclidean, dataset=name, sigma=sigma,
@@ -244,15 +256,31 @@ def rule_surface(row, kind: str = "spectral") -> int:
 
     base = rule_evidence(row)
     life, _ = loops.filtered_lifetimes(_dgm(row))
-    surface = row.get("surface")
-    if surface is None or not loops.may_hide_loops(life, base, row["scale"]):
+    if not loops.may_hide_loops(life, base, row["scale"]):
         return base
-    s = surface.get(kind)
-    if s is None:
-        return base
-    reading = loops.surface_reading([None, np.array(s["dgm1"]).reshape(-1, 2), np.array(s["dgm2"]).reshape(-1, 2)],
-                                    scale=s["scale"])
-    return max(base, loops.surface_count(reading, life, row["scale"]))
+    reading = None
+    for surface in row.get("surfaces", []):  # the landmark counts in turn, until one shows a void
+        if surface is not None and surface.get(kind) is not None:
+            reading = _reading(surface[kind])
+            if reading["void"]:
+                break
+    return base if reading is None else max(base, loops.surface_count(reading, life, row["scale"]))
+
+
+def _reading(s: dict) -> dict:
+    """``loops.surface_reading`` of one stored landmark diagram."""
+    from topoembed import loops
+
+    return loops.surface_reading([None, np.array(s["dgm1"]).reshape(-1, 2), np.array(s["dgm2"]).reshape(-1, 2)],
+                                 scale=s["scale"])
+
+
+def _shows_void(s: dict) -> bool:
+    return bool(_reading(s)["void"])
+
+
+def _key(r: dict) -> tuple:
+    return tuple(r.get(f) for f in ("dataset", "shape", "n", "sigma", "seed"))
 
 
 RULES = {"gap": rule_gap, "confirmed_gap (old default)": rule_confirmed_gap,
@@ -263,17 +291,16 @@ RULES = {"gap": rule_gap, "confirmed_gap (old default)": rule_confirmed_gap,
 
 def _load(name):
     """Rows of ``name``.jsonl, each with its landmarks' diagrams (``surface_``\ name, or
-    ``surface<LANDMARKS>_``\ name) joined in."""
+    ``surface<N>_``\ name, for each N of ``LANDMARKS`` in turn: ``surfaces``) joined in."""
     path = OUT / f"{name}.jsonl"
     rows = [json.loads(line) for line in open(path)] if path.exists() else []
-    spath = _surface_file(name, LANDMARKS)
-    if rows and spath.exists():
-        def key(r):
-            return tuple(r.get(f) for f in ("dataset", "shape", "n", "sigma", "seed"))
-
-        surfaces = {key(s): s for s in map(json.loads, open(spath))}
+    for r in rows:
+        r["surfaces"] = []
+    for m in LANDMARKS:
+        spath = _surface_file(name, m)
+        surfaces = {_key(s): s for s in map(json.loads, open(spath))} if spath.exists() else {}
         for r in rows:
-            r["surface"] = surfaces.get(key(r))
+            r["surfaces"].append(surfaces.get(_key(r)))
     return rows
 
 
@@ -322,16 +349,21 @@ def main(argv=None):
     ap.add_argument("--part", choices=["null", "grid", "heldout", "heldout56", "surface", "all"], default="all")
     ap.add_argument("--sets", nargs="+", default=["null", "grid", "heldout", "heldout56"],
                     help="with --part surface: which sets' landmarks to compute")
-    ap.add_argument("--landmarks", type=int, default=200,
-                    help="landmarks of the surface files to compute (--part surface) or to read (evaluate)")
+    ap.add_argument("--landmarks", default="200",
+                    help="landmarks of the surface files to compute (--part surface: one count) or to read "
+                         "(evaluate: counts separated by commas, read in turn until one shows a void)")
+    ap.add_argument("--after", type=int, default=None,
+                    help="with --part surface: only the runs whose reading on this many landmarks shows no void")
     args = ap.parse_args(argv)
     global LANDMARKS
-    LANDMARKS = args.landmarks
+    LANDMARKS = tuple(int(m) for m in args.landmarks.split(","))
     import logging
 
     logging.disable(logging.WARNING)
     if args.what == "collect" and args.part == "surface":
-        collect_surface(args.sets, args.landmarks)
+        if len(LANDMARKS) != 1:
+            ap.error("collect --part surface computes one landmark count at a time")
+        collect_surface(args.sets, LANDMARKS[0], args.after)
     elif args.what == "collect":
         collect(args.part)
     else:

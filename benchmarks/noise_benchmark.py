@@ -420,7 +420,7 @@ def _update_one(args) -> tuple[str, list[str], list[str]]:
     with open(f) as fh:
         task = json.load(fh)
     stale = _stale_configs(task, methods, auto_grid)
-    if not stale and "surface" in task:
+    if not stale and "surface" in task and not _surface_before_escalation(task["surface"]):
         return str(f), [], []
     base = _task_base(task["dataset"], task["sigma"], task["seed"])
     data = datasets.make(base["dataset"], n=task["n"], d=task["d"], sigma=base["sigma"], seed=base["seed"])
@@ -435,12 +435,20 @@ def _update_one(args) -> tuple[str, list[str], list[str]]:
             summ["time_s"], summ["graph_s"] = old["time_s"], old.get("graph_s", 0.0)  # the original run's cost
         task["candidates"][key] = summ
     added = list(new)
-    if "surface" not in task:  # stored before auto read the closed surface: read it where auto would
+    if "surface" not in task or _surface_before_escalation(task["surface"]):
+        # stored before auto read the closed surface, or before it tried more landmarks where
+        # the first showed no void: read it where auto would
         task["surface"] = _surface_for(task["candidates"], auto_grid, data.X, base["seed"])
         added.append("surface")
     task["rows"] = _task_rows(task["candidates"], base, methods, auto_grid, surface=task.get("surface"))
     io.write_json(f, task)
     return str(f), added, differ
+
+
+def _surface_before_escalation(surface: dict | None) -> bool:
+    """Whether a stored surface reading showed no void on the first landmark count alone,
+    stored before ``loops.surface_evidence`` tried ``loops.SURFACE_LANDMARKS`` in turn."""
+    return surface is not None and not surface.get("void") and "landmarks_tried" not in surface
 
 
 def _surface_for(cands: dict, auto_grid, X, seed: int) -> dict | None:

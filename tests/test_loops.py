@@ -239,6 +239,23 @@ def test_surface_reading_tells_a_torus_from_a_sphere_and_from_two_loops(name, si
         assert reading["void_p"] < loops.ALPHA
 
 
+def test_surface_evidence_tries_more_landmarks_only_where_the_first_show_no_void(monkeypatch):
+    # a sphere's void shows on the first count: no second try; noise shows none: the second
+    # count is read; fewer points than landmarks: every point once, nothing more to try
+    monkeypatch.setattr(loops, "SURFACE_LANDMARKS", (120, 200))
+    sphere = spectral.euclidean_distance(datasets.make("sphere", n=400, d=10, sigma=0.05, seed=0).X)
+    got = loops.surface_evidence(sphere)
+    assert got["void"] and got["n_loops"] == 0 and got["landmarks_tried"] == [120] and got["n_landmarks"] == 120
+    blob = spectral.euclidean_distance(datasets.make("blob", n=400, d=10, sigma=0.0, seed=0).X)
+    got = loops.surface_evidence(blob)
+    assert not got["void"] and got["landmarks_tried"] == [120, 200] and got["n_landmarks"] == 200
+    # the reading is the one of the last count tried, as computed by hand
+    ph = homology.landmark_persistence(blob, n_landmarks=200)
+    assert got["void_p"] == loops.surface_reading(ph["dgms"], scale=ph["scale"])["void_p"]
+    small = spectral.euclidean_distance(datasets.make("blob", n=90, d=10, sigma=0.0, seed=0).X)
+    assert loops.surface_evidence(small)["landmarks_tried"] == [90]
+
+
 def test_decide_reports_the_loops_of_a_surface():
     rng = np.random.default_rng(2)
     b = rng.uniform(1, 2, 60)

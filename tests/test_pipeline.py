@@ -250,22 +250,26 @@ def test_a_torus_gets_its_two_loops_from_its_void():
     assert circle.detection["n_loops"] == 1 and "surface" not in circle.detection
 
 
-def test_the_noise_benchmarks_torus_keeps_its_void_on_300_landmarks():
-    """σ = 0.15, seed 0 of the noise benchmark (n = 1,000 in R^50): 200 landmarks of the
-    default distance miss the void (p ≈ 0.05), 300 find it with its two loops, and the
-    default run reports 2 loops (1 without the surface)."""
+def test_the_noise_benchmarks_torus_keeps_its_void_on_500_landmarks():
+    """σ = 0.15, seed 6 of the noise benchmark (n = 1,000 in R^50): 300 landmarks of the
+    default distance miss the void (p ≈ 0.2), 500 find it with its two loops, and the
+    default run, which tries 500 where 300 show no void, reports 2 loops (1 without the
+    surface). Seed 0: 200 miss it, 300 (read first) and 500 find it."""
     from topoembed import homology, loops
 
-    X = datasets.make("torus", n=1000, d=50, sigma=0.15, seed=0).X
-    res = pipeline.run(X, localize=False)
-    assert res.detection["n_loops"] == 2 and res.detection["surface"]["n_landmarks"] == 300
-    assert res.detection["surface_loops"]["previous"] < 2
-    # the same distances the run read (res.D), on 200 and on 300 landmarks
-    readings = {m: loops.surface_reading(ph["dgms"], scale=ph["scale"])
-                for m in (200, 300) for ph in [homology.landmark_persistence(res.D, n_landmarks=m)]}
-    assert not readings[200]["void"] and readings[200]["void_p"] >= loops.ALPHA
-    assert readings[300]["void"] and readings[300]["n_loops"] == 2
-    assert homology.N_LANDMARKS == 300
+    for seed, missed_on in ((6, 300), (0, 200)):
+        X = datasets.make("torus", n=1000, d=50, sigma=0.15, seed=seed).X
+        res = pipeline.run(X, localize=False)
+        surface = res.detection["surface"]
+        assert res.detection["n_loops"] == 2 and surface["n_landmarks"] == {6: 500, 0: 300}[seed]
+        assert surface["landmarks_tried"] == {6: [300, 500], 0: [300]}[seed]
+        assert res.detection["surface_loops"]["previous"] < 2
+        # the same distances the run read (res.D), on fewer landmarks and on the default 500
+        readings = {m: loops.surface_reading(ph["dgms"], scale=ph["scale"])
+                    for m in (missed_on, 500) for ph in [homology.landmark_persistence(res.D, n_landmarks=m)]}
+        assert not readings[missed_on]["void"] and readings[missed_on]["void_p"] >= loops.ALPHA
+        assert readings[500]["void"] and readings[500]["n_loops"] == 2
+    assert loops.SURFACE_LANDMARKS == (300, 500)
 
 
 def _summary_without_timings(res):

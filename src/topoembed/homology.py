@@ -504,10 +504,11 @@ def add_cocycles(D: np.ndarray, ph: dict, coeff: int = 2, rows=None, thresh: flo
     return {**ph, "cocycles": [cocs[0], out_cocs], "birth_edges": out_edges, "cocycle_limit": limit}
 
 
-#: Landmarks of :func:`landmark_persistence`. 300: on the noise benchmark's torus (n = 1,000)
-#: 200 landmarks missed its void at σ ≥ 0.15 and in some draws below (p = 0.05-0.2); 300 find
-#: it up to σ = 0.15 (BENCHMARKS.md, seventh pass). H2 of 300 points, after the edge collapse,
-#: costs 0.1-0.4 s.
+#: Landmarks of :func:`landmark_persistence` by default. 300: on the noise benchmark's torus
+#: (n = 1,000) 200 landmarks missed its void at σ ≥ 0.15 and in some draws below (p = 0.05-0.2);
+#: 300 find it up to σ = 0.15 in most draws (BENCHMARKS.md, seventh pass). H2 of 300 points,
+#: after the edge collapse, costs 0.1-0.4 s (a clean sphere: 11 s). The closed-surface check
+#: tries more where these show no void (:data:`topoembed.loops.SURFACE_LANDMARKS`).
 N_LANDMARKS = 300
 
 
@@ -562,9 +563,9 @@ def landmark_persistence(D: np.ndarray, n_landmarks: int = N_LANDMARKS, maxdim: 
     """Persistence up to H2 of the max-min landmarks (:func:`maxmin_landmarks`) of ``D``:
     :func:`collapsed_persistence` on ``D[L, L]`` (``engine`` "auto"; otherwise, or without
     giotto-ph, :func:`persistence` with that engine), with ``landmarks`` (the indices L)
-    added. Voids (H2) of all n points are out of reach (34 s at n = 500); on
-    :data:`N_LANDMARKS` = 300 landmarks they take 0.1-0.4 s, and a surface sampled that
-    densely keeps its void."""
+    added. Voids (H2) of all n points are out of reach (34 s at n = 500 without the collapse);
+    on :data:`N_LANDMARKS` landmarks they take under a second on most data, and a surface
+    sampled that densely keeps its void."""
     L = maxmin_landmarks(D, n_landmarks, seed)
     L.sort()
     DL = np.asarray(D)[np.ix_(L, L)]
