@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from topoembed import datasets, evidence, homology, pipeline, spectral
+from topoembed import datasets, evidence, homology, pipeline, report, spectral
 from topoembed._validate import InputError
 
 
@@ -263,6 +263,8 @@ def test_the_noise_benchmarks_torus_keeps_its_void_on_500_landmarks():
         surface = res.detection["surface"]
         assert res.detection["n_loops"] == 2 and surface["n_landmarks"] == {6: 500, 0: 300}[seed]
         assert surface["landmarks_tried"] == {6: [300, 500], 0: [300]}[seed]
+        said = "on 500 landmarks (the first 300 showed none) hold a void" if seed == 6 else "on 300 landmarks hold a void"
+        assert said in " ".join(report.verdict_notes(pipeline.summary(res)))
         assert res.detection["surface_loops"]["previous"] < 2
         # the same distances the run read (res.D), on fewer landmarks and on the default 500
         readings = {m: loops.surface_reading(ph["dgms"], scale=ph["scale"])

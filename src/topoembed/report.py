@@ -131,7 +131,9 @@ def verdict_notes(summary: dict) -> list[str]:
                               f"({option('phase_low_confidence', True)} gives it).")
     surface = det.get("surface_loops")
     if surface:
-        notes.append(f"A closed surface: the distances on {det['surface'].get('n_landmarks', 200)} landmarks hold a void "
+        tried = det["surface"].get("landmarks_tried", [])
+        fewer = f" (the first {tried[0]} showed none)" if len(tried) > 1 else ""
+        notes.append(f"A closed surface: the distances on {det['surface'].get('n_landmarks', 200)} landmarks{fewer} hold a void "
                      f"(H2, {loops.void_evidence(det['surface'])}) with {det['surface']['n_loops']} H1 classes "
                      f"alive when it appears, as a torus's two loops are when its inside closes. So {surface['n_loops']} loops are reported "
                      f"where the other evidence gave {surface['previous']}: spectral distances short-cut a torus's "
