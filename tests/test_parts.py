@@ -167,6 +167,7 @@ def test_a_part_loop_is_evidence_for_the_ensembles_loop_only_where_that_one_is_n
         assert loops == [known]
 
 
+@pytest.mark.slow  # real cells, 20-30 s per draw: the default run keeps the synthetic part tests above
 @pytest.mark.parametrize("draw", [0, 1])
 def test_the_ipc_mixture_loop_closes_through_the_parts_surroundings(ipc_path, draw):
     # 3,668 non-cycling IPC cells and 400 (10 %) cycling ones: the uniform subsamples hold ~70
