@@ -202,25 +202,15 @@ def test_the_ipc_mixture_loop_closes_through_the_parts_surroundings(ipc_path, dr
     assert on.sum() >= 390 and 1 - resid.var() / y.var() >= 0.7
 
 
-def test_the_prevalence_check_follows_the_corrected_p_value():
-    ok = {"p_value": 0.004, "phase": np.zeros(3), "prevalence": None}
-    assert parts._needs_check_after_correction(ok, 3, pipeline.Params())  # 0.012 after 3 parts
-    assert not parts._needs_check_after_correction(ok, 2, pipeline.Params())  # 0.008: conclusive still
-    assert not parts._needs_check_after_correction({**ok, "p_value": 0.02}, 3, pipeline.Params())  # checked in the part
-    assert not parts._needs_check_after_correction({**ok, "prevalence": 0.9}, 3, pipeline.Params())
-    assert not parts._needs_check_after_correction(ok, 3, pipeline.Params(prevalence_check=False))
-
-
-@pytest.mark.parametrize("p_in_part", [0.006, 0.0001])
-def test_a_new_part_loop_gets_its_prevalence_whatever_its_p_value(circle_part, monkeypatch, p_in_part):
-    # conclusive after the correction or not, a new loop's prevalence is measured once, over all 10
-    # subsamples (no early stop: the bar is a majority, not 9 of 10)
+def _part_p_value_and_a_counted_check(monkeypatch, p_in_part):
+    """A part analysis (the real one) whose loops get the p-value ``p_in_part``, and the
+    prevalence check replaced by one that records (points, loops, early_stop) in ``calls`` and
+    finds every loop in 10 of 10 subsamples."""
     from topoembed import prevalence
 
-    s, E = circle_part
     calls = []
 
-    def analyse(X, params, **kw):  # the part's real analysis, its p-value set to p_in_part
+    def analyse(X, params, **kw):
         res = ensemble.run(X, params, **kw)
         for lp in res.loops:
             lp["p_value"] = p_in_part
@@ -233,12 +223,40 @@ def test_a_new_part_loop_gets_its_prevalence_whatever_its_p_value(circle_part, m
         return {"n_subsamples": 10}
 
     monkeypatch.setattr(prevalence, "check_prevalence", check)
+    return analyse, calls
+
+
+@pytest.mark.parametrize("p_in_part", [0.006, 0.0001])
+def test_a_new_part_loop_gets_its_prevalence_whatever_its_p_value(circle_part, monkeypatch, p_in_part):
+    # conclusive after the correction or not, a new loop's prevalence is measured once, over all 10
+    # subsamples (no early stop: the bar is a majority, not 9 of 10)
+    s, E = circle_part
+    analyse, calls = _part_p_value_and_a_counted_check(monkeypatch, p_in_part)
     found, rec = parts.search(s.X, E, pipeline.Params(), [], analyse, jobs=1)
     assert len(found) == 1 and len(rec["searched"]) >= 2
     lp = found[0]
     assert lp["p_value"] == pytest.approx(min(1.0, p_in_part * len(rec["searched"])))
     assert calls == [(lp["n_analysed"], 1, False)]
     assert lp["prevalence"] == 1.0 and lp["n_subsamples"] == 10
+
+
+@pytest.mark.parametrize("p_in_part, prevalence_check", [(0.004, True), (0.0001, True), (0.0001, False)])
+def test_a_part_loop_that_is_the_ensembles_gets_its_prevalence_whatever_its_p_value(
+        circle_part, monkeypatch, p_in_part, prevalence_check):
+    # evidence for the ensemble's unsupported loop: its prevalence is measured within the part
+    # once (with the check's early stop), whether its p-value after the Bonferroni factor is
+    # conclusive (0.0001) or not (0.004), and never with the check off
+    s, E = circle_part
+    known = {"phase": np.where(s.label == 0, s.angle, np.nan), "p_value": 0.9, "prevalence": 0.5}
+    analyse, calls = _part_p_value_and_a_counted_check(monkeypatch, p_in_part)
+    found, rec = parts.search(s.X, E, pipeline.Params(prevalence_check=prevalence_check), [known], analyse, jobs=1)
+    assert found == []  # not a new loop
+    if prevalence_check:
+        (ev,) = rec["evidence"]
+        assert calls == [(ev["n_analysed"], 1, True)] and ev["prevalence"] == 1.0
+        assert ev["p_value"] == pytest.approx(min(1.0, p_in_part * ev["n_parts_searched"]))
+    else:
+        assert calls == []
 
 
 @pytest.mark.parametrize("size, runs", [(700, "auto"), (200, 10)])

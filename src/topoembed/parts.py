@@ -27,13 +27,12 @@ uniform subsamples (:mod:`topoembed.ensemble`) misses it. Above the ensemble:
    uniform subsamples themselves.
 3. **Multiple testing.** Each loop's universal-null p-value is multiplied by the number
    of parts searched (Bonferroni; ``p_value_in_part`` keeps the part's own), so a search
-   over many parts is not a search for a chance loop in one of them. A part's loop that is one
-   of the ensemble's unsupported loops (step 4) gets the prevalence check within the part where
-   its part's analysis skipped it (:func:`topoembed.prevalence.check_prevalence` on the points
-   analysed): its recurrence is measured where its evidence comes from, as uniform subsamples of
-   all points hold too few of a minority loop's points to see it every time. A new loop whose
-   p-value was conclusive within its part but is not once multiplied gets it too, and a new
-   loop of a single run always (step 4).
+   over many parts is not a search for a chance loop in one of them. Every part loop whose
+   part's analysis measured no prevalence gets the prevalence check within the part
+   (:func:`topoembed.prevalence.check_prevalence` on the points analysed), whatever its
+   p-value: a loop that is one of the ensemble's unsupported loops (step 4), as its recurrence
+   is measured where its evidence comes from and uniform subsamples of all points hold too few
+   of a minority loop's points to see it every time; a new loop of a single run (step 4).
 4. **New loops only.** A part's loop is given over all points: on the points analysed, extended
    over the graph to the rest of the part and of its surroundings (:func:`_global_loop`), NaN
    elsewhere (phase, confidence and distance; so ``on_loop`` only there). One that matches a
@@ -304,7 +303,9 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
             j = _known_match(lp, D, known)
             if j is not None and (supported[j] is not None or j in evidence):
                 continue  # a supported loop of the ensemble stays as it is
-            if j is None and lp.get("prevalence") is None and inner.prevalence_check:
+            # a prevalence not measured by the part's analysis is measured now, whatever the p-value
+            unchecked = lp.get("prevalence") is None and inner.prevalence_check
+            if unchecked and j is None:
                 # a new loop of a single run: reported only if it recurs in a majority of random
                 # subsamples of the points analysed, as the ensemble reports its loops. The part and
                 # its surroundings were chosen from the data, so the run's p-value alone does not
@@ -323,19 +324,14 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
                                                     "p_value_in_part": lp.get("p_value"),
                                                     "prevalence": lp["prevalence"]})
                     continue
-            elif j is not None and lp.get("prevalence") is None and inner.prevalence_check:
-                # evidence for the ensemble's unsupported loop: its recurrence is measured where the
-                # evidence comes from, within the part. Uniform subsamples of all points hold too few
-                # of a minority loop's points to see it every time (the IPC mixture of 400 cycling
-                # cells among 4,068: prevalence 0.5-0.7 there, however clear the loop in its part)
+            elif unchecked:
+                # evidence for the ensemble's unsupported loop j, whatever its p-value after the
+                # Bonferroni factor: its recurrence is measured where the evidence comes from, within
+                # the part. Uniform subsamples of all points hold too few of a minority loop's points
+                # to see it every time (the IPC mixture of 400 cycling cells among 4,068: prevalence
+                # 0.5-0.7 there, however clear the loop in its part)
                 log.info("part %d: its loop is the ensemble's loop %d; measuring its prevalence within the part",
                          i + 1, j + 1)
-                prevalence.check_prevalence(X[D], [lp], inner, jobs=jobs, progress=progress)
-            elif _needs_check_after_correction(lp, len(parts), inner):
-                # conclusive within the part, no longer once multiplied by the parts searched:
-                # the prevalence the part's analysis skipped is measured now
-                log.info("part %d: its loop's p-value times %d parts is %.2g; measuring its prevalence", i + 1,
-                         len(parts), _corrected(lp["p_value"], len(parts)))
                 prevalence.check_prevalence(X[D], [lp], inner, jobs=jobs, progress=progress)
             if j is not None:  # an unsupported loop of the ensemble: the part's evidence, if it supports it
                 _add_evidence(evidence, j, known[j], lp, i, P, D, len(parts))
@@ -419,18 +415,6 @@ def apply_evidence(found: list, record: dict) -> None:
         if ev["prevalence"] is not None:
             lp["prevalence"] = ev["prevalence"]
         lp["part_evidence"] = {k: v for k, v in ev.items() if k != "loop"}
-
-
-def _needs_check_after_correction(lp: dict, n_searched: int, params: pipeline.Params) -> bool:
-    """Whether a part's loop (on the points analysed) needs the prevalence check that its
-    analysis skipped: its p-value was conclusive there (below
-    :data:`topoembed.prevalence.CHECK_P`) but is not once multiplied by the ``n_searched``
-    parts, and no prevalence was measured (:func:`topoembed.prevalence.needs_prevalence_check`
-    on the corrected p-value)."""
-    p = lp.get("p_value")
-    if p is None or lp.get("prevalence") is not None or p >= prevalence.CHECK_P:
-        return False
-    return prevalence.needs_prevalence_check([{**lp, "p_value": _corrected(p, n_searched)}], params)
 
 
 def _hopeless(lp: dict) -> bool:
