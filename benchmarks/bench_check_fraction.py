@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_panel import DATA, eta2, pca, r2, symmetric_alignment  # noqa: E402
+from bench_panel import DATA, eta2, mcdavid_lines, pca, r2, symmetric_alignment  # noqa: E402
 from bench_small_inputs import supported, wants_table  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "check_fraction" / "rows.jsonl"
@@ -79,12 +79,8 @@ def main(argv=None):
                 idx = np.sort(np.random.default_rng(seed).choice(len(X), n, replace=False))
                 case(f"IPC {n} cells" + (" (fresh seeds)" if seed >= 10 else ""), seed, X[idx],
                      lambda th, y=cc[idx]: r2(th, y))
-        m = anndata.read_h5ad(DATA / "mcdavid_nanostring930.h5ad")
-        for line in sorted(m.obs["cell_line"].unique()):
-            sub = m[m.obs["cell_line"] == line]
-            Xl = np.asarray(sub.X, float)
-            stage = sub.obs["truth_stage"].astype(str).to_numpy()
-            case(f"McDavid {line}", 0, pca(Xl - Xl.mean(1, keepdims=True), 10), lambda th, s=stage: eta2(th, s))
+        for line, Xl, stage in mcdavid_lines():
+            case(f"McDavid {line}", 0, Xl, lambda th, s=stage: eta2(th, s))
         pb = np.asarray(sc.datasets.pbmc68k_reduced().obsm["X_pca"], float)
         for n, seeds in [(150, range(10)), (200, range(10, 20)), (300, range(10)), (350, range(10, 20))]:
             for seed in seeds:

@@ -221,16 +221,22 @@ def part_coil(fh):
         "verdict": res.verdict.headline(), "n_found": len(res.loops)}})
 
 
-def part_ipc(fh, seeds):
+def ipc_draws(sizes, n_seeds):
+    """(n, seed, X, CellCycle) of n random IPC cells (``obsm["X_scVI"]``), drawn by
+    ``default_rng(seed)``, for each size and seeds 0 to ``n_seeds`` - 1."""
     import anndata
 
     a = anndata.read_h5ad(DATA / "neural_ipc_scvi.h5ad")
     X, cc = np.asarray(a.obsm["X_scVI"], float), a.obs["CellCycle"].to_numpy(float)
-    for size in (300, 500, 1000, 2000):
-        for seed in range(seeds):
-            idx = np.sort(np.random.default_rng(seed).choice(len(X), size, replace=False))
-            case(fh, "ipc", f"IPC {size} cells seed {seed}", X[idx], lambda th, y=cc[idx]: r2(th, y),
-                 size=size, seed=seed)
+    for n in sizes:
+        for seed in range(n_seeds):
+            idx = np.sort(np.random.default_rng(seed).choice(len(X), n, replace=False))
+            yield n, seed, X[idx], cc[idx]
+
+
+def part_ipc(fh, seeds):
+    for size, seed, X, cc in ipc_draws((300, 500, 1000, 2000), seeds):
+        case(fh, "ipc", f"IPC {size} cells seed {seed}", X, lambda th, y=cc: r2(th, y), size=size, seed=seed)
 
 
 def part_minority(fh, draws=1):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_panel import DATA, alignment, eta2, mcdavid_lines, pc_angle, pca, r2  # noqa: E402
+from bench_panel import alignment, eta2, ipc_draws, mcdavid_lines, pc_angle, r2  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "small_inputs" / "rows.jsonl"
 RULES = {"k = 100": lambda n: {}, "n // 3": lambda n: {"k": n // 3}, "n // 4": lambda n: {"k": n // 4}}
@@ -55,7 +55,6 @@ def supported(got: list) -> str:
 def main(argv=None):
     if wants_table(__doc__, argv):
         return table()
-    import anndata
 
     from topoembed import datasets
 
@@ -66,15 +65,11 @@ def main(argv=None):
             fh.write(json.dumps(row) + "\n")
             fh.flush()
 
-        a = anndata.read_h5ad(DATA / "neural_ipc_scvi.h5ad")
-        X, cc = np.asarray(a.obsm["X_scVI"], float), a.obs["CellCycle"].to_numpy(float)
-        for n in (150, 200, 250, 300, 350):
-            for seed in range(10):
-                idx = np.sort(np.random.default_rng(seed).choice(len(X), n, replace=False))
-                for rule in RULES if n < 300 else ("k = 100", "n // 4"):
-                    res, ph = _run(X[idx], rule, n)
-                    emit({"case": f"IPC {n} cells", "seed": seed, "rule": rule, "level": res.verdict.level,
-                          "score": None if ph is None else r2(ph, cc[idx])})
+        for n, seed, Xi, cc in ipc_draws((150, 200, 250, 300, 350), 10):
+            for rule in RULES if n < 300 else ("k = 100", "n // 4"):
+                res, ph = _run(Xi, rule, n)
+                emit({"case": f"IPC {n} cells", "seed": seed, "rule": rule, "level": res.verdict.level,
+                      "score": None if ph is None else r2(ph, cc)})
         for n in (150, 200, 250, 300, 350):
             for seed in range(10):
                 sets = {"blob": datasets.make("blob", n=n, d=20, sigma=0.05, seed=seed).X,

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_panel import DATA, r2  # noqa: E402
+from bench_panel import ipc_draws, r2  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "torus"
 
@@ -45,18 +45,6 @@ def torus_angles(ds):
     from topoembed.datasets import torus_tube_angle
 
     return ds.angle, torus_tube_angle(ds.intrinsic)
-
-
-def ipc_draws(sizes, n_seeds):
-    """(n, seed, X, CellCycle) of random IPC cells (``obsm["X_scVI"]``), draw ``default_rng(seed)``."""
-    import anndata
-
-    a = anndata.read_h5ad(DATA / "neural_ipc_scvi.h5ad")
-    X, cc = np.asarray(a.obsm["X_scVI"], float), a.obs["CellCycle"].to_numpy(float)
-    for n in sizes:
-        for seed in range(n_seeds):
-            idx = np.sort(np.random.default_rng(seed).choice(len(X), n, replace=False))
-            yield n, seed, X[idx], cc[idx]
 
 
 def part_phase(fh):
