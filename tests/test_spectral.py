@@ -134,3 +134,16 @@ def test_dense_limit_refuses_before_allocating():
 def test_unknown_distance():
     with pytest.raises(InputError, match="unknown distance"):
         spectral.distance_matrix("manhattan", X=np.zeros((3, 2)))
+
+
+def test_a_graph_that_falls_apart_is_warned_about_once_per_spectra(caplog):
+    # the pipeline computes the spectra once and two distances from them (the run's and the
+    # confirmation's): pbmc68k_reduced's graph of 11 components was warned about twice
+    _, A1 = random_connected_graph(0, n=15)
+    _, A2 = random_connected_graph(1, n=12)
+    A = sp.block_diag([A1, A2]).tocsr()
+    with caplog.at_level("WARNING"):
+        spectra = spectral.component_spectra(A)
+        for kind in ("effective_resistance", "diffusion"):
+            spectral.distance_matrix(kind, A=A, spectra=spectra)
+    assert caplog.text.count("2 connected components") == 1

@@ -161,6 +161,12 @@ def component_spectra(A: sp.spmatrix, device: str = "cpu") -> list[tuple[np.ndar
     n_comp, labels = components(A)
     if n_comp == 1:
         return [(np.arange(A.shape[0]), laplacian_spectrum(A, device=device))]
+    sizes = np.sort(np.bincount(labels))[::-1]
+    log.warning("the kNN graph has %d connected components (sizes %s); spectral distances are computed per "
+                "component and are inf between components, so the %d points outside the largest one cannot lie on "
+                "its loops. Most often a mutual kNN graph (the pipeline's default) leaves a few points without a "
+                "mutual neighbour; the union graph (%s) or a larger k joins them.", n_comp, sizes[:10].tolist(),
+                A.shape[0] - sizes[0], option("symmetrize", "or"))
     out = []
     for c in range(n_comp):
         idx = np.flatnonzero(labels == c)
@@ -178,12 +184,6 @@ def _spectral_distance(A, kind, spectra=None, **params):
     if len(spectra) == 1:
         return one(spectra[0][1])
     n = A.shape[0]
-    sizes = sorted((len(i) for i, _ in spectra), reverse=True)
-    log.warning("the kNN graph has %d connected components (sizes %s); spectral distances are computed per "
-                "component and are inf between components, so the %d points outside the largest one cannot lie on "
-                "its loops. Most often a mutual kNN graph (the pipeline's default) leaves a few points without a "
-                "mutual neighbour; the union graph (%s) or a larger k joins them.", len(spectra), sizes[:10],
-                n - sizes[0], option("symmetrize", "or"))
     D = np.full((n, n), np.inf)
     for idx, spec in spectra:
         if spec is None:
