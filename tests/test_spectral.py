@@ -91,10 +91,15 @@ def test_distance_properties_and_permutation_invariance(kind):
     np.testing.assert_allclose(Dp, D[np.ix_(perm, perm)], atol=1e-8 * max(1.0, D.max()))
 
 
-def test_disconnected_graph_is_per_component_with_inf_between(caplog):
+def two_components():
+    """(A1, A2, A): two random connected graphs of 15 and 12 nodes, and A with both, no edge between."""
     _, A1 = random_connected_graph(0, n=15)
     _, A2 = random_connected_graph(1, n=12)
-    A = sp.block_diag([A1, A2]).tocsr()
+    return A1, A2, sp.block_diag([A1, A2]).tocsr()
+
+
+def test_disconnected_graph_is_per_component_with_inf_between(caplog):
+    A1, A2, A = two_components()
     with caplog.at_level("WARNING"):
         R = spectral.effective_resistance(A)
     assert "2 connected components" in caplog.text
@@ -139,9 +144,7 @@ def test_unknown_distance():
 def test_a_graph_that_falls_apart_is_warned_about_once_per_spectra(caplog):
     # the pipeline computes the spectra once and two distances from them (the run's and the
     # confirmation's): pbmc68k_reduced's graph of 11 components was warned about twice
-    _, A1 = random_connected_graph(0, n=15)
-    _, A2 = random_connected_graph(1, n=12)
-    A = sp.block_diag([A1, A2]).tocsr()
+    A = two_components()[2]
     with caplog.at_level("WARNING"):
         spectra = spectral.component_spectra(A)
         for kind in ("effective_resistance", "diffusion"):
