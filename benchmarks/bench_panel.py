@@ -5,6 +5,7 @@ in the same run, what a user would try instead.
     python benchmarks/bench_panel.py [--part fucci|mcdavid|coil|ipc|minority|controls|all] [--seeds 3] [--draws 1]
     python benchmarks/bench_panel.py --table          # the table of BENCHMARKS.md from the result files
     python benchmarks/bench_panel.py --part mcdavid_sweep   # McDavid forced to one loop over 24 fixed settings
+    python benchmarks/bench_panel.py --part minority_part --draws 8   # the mixtures' cycling part, 7 ways
 
 One JSON line per case goes to ``benchmarks/results/panel/<part>.jsonl`` (and stdout); BENCHMARKS.md
 ("The real-data panel") holds the table. Per case:
@@ -239,21 +240,65 @@ def part_ipc(fh, seeds):
         case(fh, "ipc", f"IPC {size} cells seed {seed}", X, lambda th, y=cc: r2(th, y), size=size, seed=seed)
 
 
-def part_minority(fh, draws=1):
-    """All non-cycling IPC cells plus 400 (10 %) or 200 (5 %) cycling ones, ``draws`` random
-    draws of the cycling cells each (draw d: ``default_rng(d)``)."""
+def ipc_mixtures(sizes, draws):
+    """(k, draw, X, CellCycle, cycling) of all non-cycling IPC cells plus k cycling ones, drawn
+    by ``default_rng(draw)``, for each k of ``sizes`` and draws 0 to ``draws`` - 1."""
     import anndata
 
     a = anndata.read_h5ad(DATA / "neural_ipc_scvi.h5ad")
     X, cc = np.asarray(a.obsm["X_scVI"], float), a.obs["CellCycle"].to_numpy(float)
     cyc = a.obs["Cycling"].to_numpy(bool)
     rest = np.flatnonzero(~cyc)
-    for k in (400, 200):
+    for k in sizes:
         for draw in range(draws):
             pick = np.sort(np.r_[rest, np.random.default_rng(draw).choice(np.flatnonzero(cyc), k, replace=False)])
-            on = cyc[pick]
-            case(fh, "minority", f"IPC {len(rest)} non-cycling + {k} cycling" + (f" draw {draw}" if draw else ""),
-                 X[pick], lambda th, y=cc[pick], on=on: r2(np.where(on, th, np.nan), y), draw=draw)
+            yield k, draw, X[pick], cc[pick], cyc[pick]
+
+
+def part_minority(fh, draws=1):
+    """All non-cycling IPC cells plus 400 (10 %) or 200 (5 %) cycling ones, ``draws`` random
+    draws of the cycling cells each (draw d: ``default_rng(d)``)."""
+    for k, draw, X, y, on in ipc_mixtures((400, 200), draws):
+        case(fh, "minority", f"IPC {len(on) - k} non-cycling + {k} cycling" + (f" draw {draw}" if draw else ""),
+             X, lambda th, y=y, on=on: r2(np.where(on, th, np.nan), y), draw=draw)
+
+
+#: What the minority study analyses of the cycling cells' part P (``minority_part``): name ->
+#: (hops of surroundings, at most this many points in all as a multiple of |P| (None: 700, the
+#: default), k (None: the default; an int q: |P| // q)).
+PART_VARIANTS = {"default: filled to 700": (2, None, None), "filled to 1.5 |P|": (2, 1.5, None),
+                 "filled to 2 |P|": (2, 2.0, None), "filled to 3 |P|": (2, 3.0, None),
+                 "1 hop, filled to 2 |P|": (1, 2.0, None), "filled to 700, k = |P| / 4": (2, None, 4),
+                 "filled to 2 |P|, k = |P| / 4": (2, 2.0, 4)}
+
+
+def part_minority_part(fh, draws=8):
+    """The cycling cells' part of each IPC mixture (the Leiden part at resolution 1 of the
+    extension graph that holds most cycling cells, as ``topoembed.parts`` finds it), analysed as
+    a dataset of its own (``analysis.run``) with its surroundings chosen as in
+    :data:`PART_VARIANTS`: the verdict, and R² of CellCycle on the cycling cells analysed."""
+    from topoembed import analysis, extension, pipeline
+
+    for k, draw, X, y, on in ipc_mixtures((400, 200), draws):
+        ext = extension.build(X, pipeline.Params())
+        labels = ext.partition(1.0, 0)
+        P = np.flatnonzero(labels == np.argmax(np.bincount(labels, weights=on)))
+        row = {"part": "minority_part", "case": f"IPC {len(on) - k} non-cycling + {k} cycling draw {draw}",
+               "part_size": len(P), "cycling_in_part": int(on[P].sum()),
+               "conductance": round(ext.conductance(P), 3), "variants": {}}
+        for name, (hops, share, q) in PART_VARIANTS.items():
+            size = 700 if share is None else min(700, int(share * len(P)))
+            around = ext.neighbourhood(P, hops)
+            if len(around) > size - len(P):
+                around = np.random.default_rng(0).choice(around, size - len(P), replace=False)
+            D = np.union1d(P, around)
+            res = analysis.run(X[D], jobs=1, **({} if q is None else {"k": max(10, len(P) // q)}))
+            lp = res.loops[0] if res.loops else {}
+            phase = np.asarray(lp["phase"], float) if "phase" in lp else None
+            row["variants"][name] = {"n": len(D), "verdict": res.verdict.level, "p_value": lp.get("p_value"),
+                                     "prevalence": lp.get("prevalence"),
+                                     "r2": None if phase is None else r2(np.where(on[D], phase, np.nan), y[D])}
+        _emit(fh, row)
 
 
 def part_controls(fh):
@@ -296,7 +341,7 @@ def table() -> str:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--part", default="all", choices=["fucci", "mcdavid", "coil", "ipc", "minority", "controls", "all",
-                                                      "mcdavid_sweep"])
+                                                      "mcdavid_sweep", "minority_part"])
     ap.add_argument("--seeds", type=int, default=3, help="IPC subsample seeds per size (default 3)")
     ap.add_argument("--draws", type=int, default=1, help="draws of the cycling cells per IPC mixture (default 1)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table of the result files and stop")
@@ -311,7 +356,7 @@ def main(argv=None):
     for part in parts:
         with open(OUT / f"{part}.jsonl", "w") as fh:
             fn = globals()[f"part_{part}"]
-            fn(fh, args.seeds) if part == "ipc" else fn(fh, args.draws) if part == "minority" else fn(fh)
+            fn(fh, args.seeds) if part == "ipc" else fn(fh, args.draws) if part.startswith("minority") else fn(fh)
 
 
 if __name__ == "__main__":
