@@ -409,3 +409,32 @@ def test_one_job_per_part_screen_then_combine_equals_the_local_search(tmp_path):
     assert cli.main(["subsample", str(tmp_path / "x.npy"), "--index", "0", "--plan", str(plan), *opts,
                      "--out", str(tmp_path / "c2.run")]) == 2
     assert not (tmp_path / "c1.run").exists() and not (tmp_path / "c2.run").exists()
+
+
+def test_a_part_is_screened_and_analysed_with_the_k_the_front_door_gives_its_points(monkeypatch):
+    # 2,000 points: six clusters and a circle of 200, each a component of its own (no
+    # surroundings), all under 400 points: analysed alone they get k = a quarter of them, and so
+    # they must inside the search (before: k = 100, a graph joining each point to half the circle)
+    s = datasets.make("circle_in_clusters", n=2000, d=50, sigma=0.2, seed=0, fraction=0.1)
+    E = extension.build(s.X, pipeline.Params())
+    screened, analysed = [], []
+    screen = parts._screen
+
+    def spy_screen(args):
+        screened.append((len(args[1]), args[2].k, args[2].symmetrize))
+        return screen(args)
+
+    def analyse(X, params, **kw):
+        analysed.append((len(X), params.k))
+        return ensemble.run(X, params, **kw)
+
+    monkeypatch.setattr(parts, "_screen", spy_screen)
+    found, rec = parts.search(s.X, E, pipeline.Params(), [], analyse, jobs=1)
+    assert sorted(n for n, _, _ in screened) == sorted(rec["searched"]) and 200 in rec["searched"]
+    assert all(k == n // 4 and sym == "and" for n, k, sym in screened)
+    assert analysed == [(200, 50)] and len(found) == 1  # the circle's part alone finds a loop
+    # a k the user chose is kept; at most 100 points get the small-input graph, as at the front door
+    assert parts.screen_params(pipeline.Params(k=30), 200).k == 30
+    assert parts.screen_params(pipeline.Params(), 700).k == 100
+    small = parts.screen_params(pipeline.Params(), 80)
+    assert (small.k, small.symmetrize) == (10, "or")

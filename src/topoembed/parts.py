@@ -16,7 +16,8 @@ uniform subsamples (:mod:`topoembed.ensemble`) misses it. Above the ensemble:
    its surroundings (:func:`with_surroundings`: a part under ``subsample_size`` (700) points
    filled up to it with points within :data:`SURROUNDING_HOPS` edges; a loop through a part
    may close outside it). It is first screened by one run on at most 700 of those points,
-   confirmed by the second spectral distance (the screens on the ``jobs`` local processes, or
+   with the k the front door gives that many points (:func:`_inner`: a quarter of them below
+   400), confirmed by the second spectral distance (the screens on the ``jobs`` local processes, or
    one cluster job each: :func:`plan`, :func:`screen`; ``topoembed parts`` and ``topoembed
    subsample --part``, ``workflows/ensemble.smk``).
    Where the screen finds a loop that the uniform subsamples do not already report as
@@ -199,22 +200,26 @@ class Screen:
     seconds: float = 0.0
 
 
-def _inner(params: pipeline.Params) -> pipeline.Params:
-    """The settings of an analysis inside a part: the part is the input (no part search in it,
-    no ``subsample``; ``n_subsamples`` decided by its size)."""
-    return dataclasses.replace(params, parts=False, n_subsamples="auto", subsample=None)
+def _inner(params: pipeline.Params, n: int) -> pipeline.Params:
+    """The settings of an analysis of n points inside a part: the part is the input (no part
+    search in it, no ``subsample``; ``n_subsamples`` decided by its size), with the k that the
+    front door gives n points (:meth:`topoembed.params.Params.for_small_input`: a quarter of
+    them below 400 with the default k), so a part that is a component of 300 points is analysed
+    as those 300 points given alone would be, not with a graph joining each to a third of them."""
+    inner = dataclasses.replace(params, parts=False, n_subsamples="auto", subsample=None)
+    return inner.for_small_input(n)[0]
 
 
-def screen_params(params: pipeline.Params) -> pipeline.Params:
-    """A part's screen's settings: a subsample's single run (no part search, no ensemble),
-    confirmed by the second spectral distance."""
-    return dataclasses.replace(subsample_params(_inner(params)), confirm=True)
+def screen_params(params: pipeline.Params, n: int) -> pipeline.Params:
+    """The settings of a part's screen on n points: a subsample's single run (no part search,
+    no ensemble), confirmed by the second spectral distance."""
+    return dataclasses.replace(subsample_params(_inner(params, n)), confirm=True)
 
 
 def screen(X, part: int, picks: np.ndarray, params: pipeline.Params) -> Screen:
     """The screen of the part ``part`` whose screened points are ``picks`` (:attr:`Plan.picks`)."""
     t0 = time.perf_counter()
-    _, res = _screen((part, X[picks], screen_params(params)))
+    _, res = _screen((part, X[picks], screen_params(params, len(picks))))
     return Screen(int(part), np.asarray(picks, dtype=np.int64), params.to_dict(),
                   result=None if isinstance(res, str) else res, skipped=res if isinstance(res, str) else None,
                   seconds=time.perf_counter() - t0)
@@ -253,7 +258,6 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
     planned = planned if planned is not None else plan(ext_graph, params)
     parts, data, picks = planned.parts, planned.data, planned.picks
     record = {**planned.record, "loops": [], "screened_loops": [], "evidence": [], "not_recurring": []}
-    inner = _inner(params)
     if not parts:
         log.info("parts: none of the %d parts of %d points or more is apart from the rest (conductance < %g)",
                  record.get("not_apart", 0), MIN_PART, MAX_CONDUCTANCE)
@@ -291,6 +295,7 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
         # more points than one subsample: an ensemble of subsamples of them, whose consensus phase
         # is steadier than one run's (a 1,000-point noisy circle: alignment 0.953 against 0.948)
         beyond_one_subsample = len(D) > int(params.subsample_size)
+        inner = _inner(params, len(D))
         try:
             res = analyse(X[D], dataclasses.replace(inner, n_subsamples=ENSEMBLE_RUNS) if beyond_one_subsample else inner,
                           jobs=jobs, progress=progress)
@@ -367,7 +372,7 @@ def _screen_here(X, picks: list, params: pipeline.Params, jobs):
     """(part, its screen's run or why not) for every part, on the ``jobs`` local processes."""
     with Pool(resolve_jobs(jobs, len(picks)), preload=WORKER_PRELOAD,
               killed_hint=f"run again with fewer {option('jobs', 1)[:-2]} or {option('parts', False)}") as pool:
-        yield from pool.imap(_screen, [(i, X[Ps], screen_params(params)) for i, Ps in enumerate(picks)])
+        yield from pool.imap(_screen, [(i, X[Ps], screen_params(params, len(Ps))) for i, Ps in enumerate(picks)])
 
 
 def _screen(args):
