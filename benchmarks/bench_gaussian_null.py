@@ -1,0 +1,73 @@
+"""A Monte Carlo null for inputs of at most 100 points (tried for issue 28's COIL-20 target; not
+adopted): is the longest loop longer than in Gaussian points of the same mean and covariance?
+
+    python benchmarks/bench_gaussian_null.py [--part coil|noise|all] [--draws 99]   # about 6 minutes
+
+For each input X (n ≤ 100): the largest death/birth ratio of H1 on the small-input run's
+distances (union kNN graph, k = 10, corrected effective resistance), against the same on
+``--draws`` sets of n points from N(mean X, cov X); Monte Carlo p = (1 + #{null ≥ observed}) /
+(draws + 1). Inputs: COIL-20's 20 objects (72 images, 20 PCs as in ``bench_panel.py``), and the
+no-loop sets of ``bench_check_fraction.py`` at 50, 72 and 100 points (blob and sphere in R^20,
+σ = 0.05, uniform in [0,1]^10; seeds 0-9). One line per input: name, observed ratio, p, and the
+null's 50th/95th/99th percentiles.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from bench_panel import DATA, pca  # noqa: E402
+
+
+def longest_ratio(X, k=10) -> float:
+    from topoembed import graph, homology, spectral
+
+    A = graph.knn_graph(X, k=k, symmetrize="or", random_state=0)
+    dgm = np.asarray(homology.persistence(spectral.distance_matrix("effective_resistance", A=A), maxdim=1)["dgms"][1])
+    fin = dgm[np.isfinite(dgm[:, 1]) & (dgm[:, 0] > 0)]
+    return float((fin[:, 1] / fin[:, 0]).max()) if len(fin) else 1.0
+
+
+def gaussian_p(X, draws: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    mean, cov = X.mean(0), np.cov(X, rowvar=False)
+    seen = longest_ratio(X)
+    null = np.array([longest_ratio(rng.multivariate_normal(mean, cov, size=len(X))) for _ in range(draws)])
+    return seen, (1 + np.sum(null >= seen)) / (draws + 1), np.percentile(null, [50, 95, 99])
+
+
+def inputs(part):
+    from topoembed import datasets
+
+    if part in ("coil", "all"):
+        import anndata
+
+        a = anndata.read_h5ad(DATA / "coil20.h5ad")
+        X, obj = pca(np.asarray(a.X, float), 20), a.obs["object"].to_numpy()
+        yield from ((f"COIL-20 object {o}", X[obj == o]) for o in sorted(set(obj)))
+    if part in ("noise", "all"):
+        for n in (50, 72, 100):
+            for seed in range(10):
+                yield f"blob {n} seed {seed}", datasets.make("blob", n=n, d=20, sigma=0.05, seed=seed).X
+                yield f"uniform {n} seed {seed}", np.random.default_rng(seed).uniform(size=(n, 10))
+                yield f"sphere {n} seed {seed}", datasets.make("sphere", n=n, d=20, sigma=0.05, seed=seed).X
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--part", default="all", choices=["coil", "noise", "all"])
+    ap.add_argument("--draws", type=int, default=99)
+    args = ap.parse_args(argv)
+    logging.disable(logging.WARNING)
+    for name, X in inputs(args.part):
+        seen, p, q = gaussian_p(X, args.draws)
+        print(f"{name}\t{seen:.2f}\t{p:.2f}\t" + " ".join(f"{v:.2f}" for v in q), flush=True)
+
+
+if __name__ == "__main__":
+    main()
