@@ -175,7 +175,7 @@ def real(m=2000, full_k=15):
                     ax = axes[j]
                     ax[0].scatter(*umap[idx].T, c=cc[idx], s=3, cmap="viridis")
                     ax[0].set_title(f"CellCycle (subsample {m})")
-                    sc = ax[1].scatter(*umap[idx].T, c=th, s=3, cmap="hsv", vmin=0, vmax=2 * np.pi)
+                    ax[1].scatter(*umap[idx].T, c=th, s=3, cmap="hsv", vmin=0, vmax=2 * np.pi)
                     cyc_ids = np.r_[r["cycle"], r["cycle"][:1]]
                     ax[1].plot(*umap[idx][cyc_ids].T, "k-", lw=1)
                     ax[1].set_title(f"θ (cycle phase), {kind} k={k}; cycle in black")
