@@ -99,8 +99,12 @@ def test_a_part_loop_in_summary_json_and_the_report(tmp_path):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["verdict"]["level"] == "loop"
     assert summary["detection"]["parts"]["loops"][0]["part_size"] == summary["loops"][0]["part_size"]
+    # the part (the circle's 240 points and the few within two edges) is analysed with the k that
+    # those points get alone, and says so
+    k, n_analysed = summary["loops"][0]["k_in_part"], summary["loops"][0]["n_analysed"]
+    assert k == summary["detection"]["parts"]["loops"][0]["k_in_part"] == (n_analysed // 4 if n_analysed < 400 else 100)
     html = (out / "report.html").read_text()
-    assert "Loop 1 lies in a part of" in html and "--parts 0 skips this" in html
+    assert "Loop 1 lies in a part of" in html and f"there with k = {k}," in html and "--parts 0 skips this" in html
 
 
 def test_a_torus_is_not_given_its_second_loop_once_per_band(monkeypatch):
@@ -433,6 +437,7 @@ def test_a_part_is_screened_and_analysed_with_the_k_the_front_door_gives_its_poi
     assert sorted(n for n, _, _ in screened) == sorted(rec["searched"]) and 200 in rec["searched"]
     assert all(k == n // 4 and sym == "and" for n, k, sym in screened)
     assert analysed == [(200, 50)] and len(found) == 1  # the circle's part alone finds a loop
+    assert found[0]["k_in_part"] == rec["loops"][0]["k_in_part"] == 50  # recorded for summary.json and the report
     # a k the user chose is kept; at most 100 points get the small-input graph, as at the front door
     assert parts.screen_params(pipeline.Params(k=30), 200).k == 30
     assert parts.screen_params(pipeline.Params(), 700).k == 100

@@ -305,6 +305,7 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
         for lp in res.loops:
             if lp.get("loop_distance") is None or not _has_phase(lp):
                 continue  # not localized, or unsupported within its part (phase withheld): not a finding
+            lp["k_in_part"] = int(inner.k)  # the part's own k (_inner), which the report names
             j = _known_match(lp, D, known)
             if j is not None and (supported[j] is not None or j in evidence):
                 continue  # a supported loop of the ensemble stays as it is
@@ -343,7 +344,8 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
                 continue
             new.append(_global_loop(lp, D, len(X), len(parts), i, P, ext_graph))
             record["loops"].append({"part": i, "part_size": int(len(P)), "analysed": int(len(D)),
-                                    "p_value_in_part": lp.get("p_value"), "prevalence": lp.get("prevalence")})
+                                    "k_in_part": lp["k_in_part"], "p_value_in_part": lp.get("p_value"),
+                                    "prevalence": lp.get("prevalence")})
     bar.close()
     record["evidence"] = [evidence[j] for j in sorted(evidence)]
     return new, record
@@ -401,7 +403,8 @@ def _add_evidence(evidence: dict, j: int, known_loop: dict, lp: dict, part: int,
     if ev["prevalence"]:  # the part's prevalence check: n_runs of n_subsamples (prevalence = their ratio)
         ev["n_runs"] = int(lp["n_runs"])
         ev["n_subsamples"] = int(round(lp["n_runs"] / ev["prevalence"]))
-    evidence[j] = {"loop": int(j), **ev, "p_value_in_part": p, "part": int(part), "part_size": int(len(P)),
+    evidence[j] = {"loop": int(j), **ev, "p_value_in_part": p, "k_in_part": lp.get("k_in_part"),
+                   "part": int(part), "part_size": int(len(P)),
                    "n_analysed": int(len(D)), "n_parts_searched": int(n_searched),
                    "ensemble_p_value": known_loop.get("p_value"), "ensemble_prevalence": known_loop.get("prevalence")}
     log.info("part %d: its loop is the ensemble's loop %d (not supported there: universal-null p = %s, prevalence "

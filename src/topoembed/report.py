@@ -213,11 +213,12 @@ def _part_loop_note(i: int, lp: dict) -> str:
     again = (f", found again in {lp['n_runs']} of {lp['n_subsamples']} random subsamples of them"
              if lp.get("n_runs") is not None and lp.get("n_subsamples") else "")
     reached = lp.get("n_reached", analysed)
+    k = f" with k = {lp['k_in_part']}" if lp.get("k_in_part") is not None else ""  # the part's own (parts._inner)
     given = (f"found on {where}{again}, its phase and membership are given on the {reached} points of the part and "
              "its surroundings (within two edges of it) only" if reached > analysed
              else f"its phase and membership are given on {where} only{again}")
     return (f"Loop {i + 1} lies in a part of {lp['part_size']} points (p = {verdict._num(lp.get('p_value_in_part'))} "
-            f"there, {_over_parts(lp.get('p_value'), lp['n_parts_searched'])}); {given}")
+            f"there{k}, {_over_parts(lp.get('p_value'), lp['n_parts_searched'])}); {given}")
 
 
 def _not_recurring_note(r: dict) -> str:
@@ -239,7 +240,8 @@ def _part_evidence_note(i: int, lp: dict) -> str:
               if ev["n_analysed"] > ev["part_size"] else "")
     own = f"p = {verdict._num(ev['ensemble_p_value'])}" + (
         f", in {ev['ensemble_prevalence']:.0%} of them" if ev.get("ensemble_prevalence") is not None else "")
-    there = f"p = {verdict._num(ev['p_value_in_part'])} ({_over_parts(ev['p_value'], ev['n_parts_searched'])})" + (
+    k = f"k = {ev['k_in_part']}; " if ev.get("k_in_part") is not None else ""
+    there = f"p = {verdict._num(ev['p_value_in_part'])} ({k}{_over_parts(ev['p_value'], ev['n_parts_searched'])})" + (
                 f", prevalence {ev['prevalence']:.0%} in subsamples of those points" if ev["prevalence"] is not None else "")
     return (f"Loop {i + 1}, found by the random subsamples without support ({own}), is found again in a part of "
             f"{ev['part_size']} points{around} with {there}, which is now its evidence; its phase and membership "
