@@ -225,3 +225,14 @@ def test_a_void_found_by_the_gap_rule_is_worded_without_a_p_value():
     assert "too few H2 features for the null" in note and "p = " not in note
     with_p = {**s, "detection": {**s["detection"], "surface": {**surface, "void_p": 0.004}}}
     assert "universal-null p = 0.004" in next(n for n in report.verdict_notes(with_p) if n.startswith("A closed"))
+
+
+def test_the_parts_note_says_how_many_parts_each_resolution_gave():
+    from topoembed import report
+
+    one = {"n_parts": 5}
+    same = {"n_parts": 7, "n_parts_by_resolution": [7, 7], "resolutions": [1.0, 0.2]}
+    differ = {"n_parts": 11, "n_parts_by_resolution": [11, 3], "resolutions": [1.0, 0.2]}
+    assert report._parts_by_resolution(one) == "5 parts"
+    assert report._parts_by_resolution(same) == "7 parts at each of the resolutions 1 and 0.2"  # not "7 or 7"
+    assert report._parts_by_resolution(differ) == "11 parts or 3 parts (resolutions 1 and 0.2)"

@@ -185,10 +185,7 @@ def verdict_notes(summary: dict) -> list[str]:
         if prt and prt.get("searched"):
             in_parts = [(i, lp) for i, lp in enumerate(summary["loops"]) if "part" in lp]
             again = [(i, lp) for i, lp in enumerate(summary["loops"]) if "part_evidence" in lp]
-            levels = prt.get("n_parts_by_resolution", [prt["n_parts"]])
-            notes.append("Parts: community detection splits the graph into "
-                         + " or ".join(f"{c} parts" for c in levels)
-                         + (f" (resolutions {', '.join(f'{r:g}' for r in prt['resolutions'])})" if len(levels) > 1 else "")
+            notes.append("Parts: community detection splits the graph into " + _parts_by_resolution(prt)
                          + (f"; the part of {prt['searched'][0]} points nearly apart from the rest was" if len(prt["searched"]) == 1
                             else f"; the {len(prt['searched'])} parts of {min(prt['searched'])}-{max(prt['searched'])} "
                                  "points nearly apart from the rest were each")
@@ -203,6 +200,17 @@ def verdict_notes(summary: dict) -> list[str]:
                          f"run stopped there: the other {ens['n_planned'] - B} could not have changed which loops "
                          f"are reported ({option('early_stop', False)} runs them all).")
     return notes
+
+
+def _parts_by_resolution(prt: dict) -> str:
+    """How many parts each Leiden resolution gave (:mod:`topoembed.parts`), in words."""
+    levels = prt.get("n_parts_by_resolution", [prt["n_parts"]])
+    if len(levels) == 1:
+        return f"{levels[0]} parts"
+    resolutions = " and ".join(f"{r:g}" for r in prt["resolutions"])
+    if len(set(levels)) == 1:  # "7 parts or 7 parts" read as a slip
+        return f"{levels[0]} parts at each of the resolutions {resolutions}"
+    return " or ".join(f"{c} parts" for c in levels) + f" (resolutions {resolutions})"
 
 
 def _part_loop_note(i: int, lp: dict) -> str:
