@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_panel import DATA, eta2, mcdavid_lines, pca, r2, symmetric_alignment  # noqa: E402
+from bench_panel import DATA, eta2, ipc_cells, mcdavid_lines, no_loop_sets, pca, r2, symmetric_alignment  # noqa: E402
 from bench_small_inputs import supported, wants_table  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "check_fraction" / "rows.jsonl"
@@ -71,9 +71,8 @@ def main(argv=None):
                 fh.write(json.dumps(row) + "\n")
                 fh.flush()
 
-        a = anndata.read_h5ad(DATA / "neural_ipc_scvi.h5ad")
-        X, cc = np.asarray(a.obsm["X_scVI"], float), a.obs["CellCycle"].to_numpy(float)
-        non = np.flatnonzero(~a.obs["Cycling"].to_numpy(bool))
+        X, cc, cycling = ipc_cells()
+        non = np.flatnonzero(~cycling)
         for n, seeds in [(150, range(10)), (200, range(20)), (250, range(10)), (300, range(20)), (350, range(10))]:
             for seed in seeds:
                 idx = np.sort(np.random.default_rng(seed).choice(len(X), n, replace=False))
@@ -84,11 +83,7 @@ def main(argv=None):
         pb = np.asarray(sc.datasets.pbmc68k_reduced().obsm["X_pca"], float)
         for n, seeds in [(150, range(10)), (200, range(10, 20)), (300, range(10)), (350, range(10, 20))]:
             for seed in seeds:
-                rng = np.random.default_rng(seed)
-                sets = {"blob": datasets.make("blob", n=n, d=20, sigma=0.05, seed=seed).X,
-                        "sphere": datasets.make("sphere", n=n, d=20, sigma=0.05, seed=seed).X,
-                        "uniform" if seed < 10 else "Gaussian in R^10":
-                            rng.uniform(size=(n, 10)) if seed < 10 else rng.normal(size=(n, 10)),
+                sets = {**no_loop_sets(n, seed, gaussian=seed >= 10),
                         "pbmc68k_reduced cells": pb[np.sort(np.random.default_rng(seed).choice(len(pb), n, replace=False))]}
                 if seed >= 10:
                     sets["non-cycling IPC cells"] = X[np.sort(np.random.default_rng(seed).choice(non, n, replace=False))]
@@ -96,9 +91,7 @@ def main(argv=None):
                     case(f"no loop: {name}, {n}", seed, Xc)
         for n in (30, 50, 72, 100):
             for seed in range(10):
-                for name, Xc in {"blob": datasets.make("blob", n=n, d=20, sigma=0.05, seed=seed).X,
-                                 "uniform": np.random.default_rng(seed).uniform(size=(n, 10)),
-                                 "sphere": datasets.make("sphere", n=n, d=20, sigma=0.05, seed=seed).X}.items():
+                for name, Xc in no_loop_sets(n, seed).items():
                     case(f"no loop: {name}, {n}", seed, Xc)
             for seed in range(5):
                 ds = datasets.make("circle", n=n, d=50, sigma=0.1, seed=seed)

@@ -21,11 +21,16 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_panel import DATA, pca  # noqa: E402
+from bench_panel import DATA, no_loop_sets, pca  # noqa: E402
 
 
-def longest_ratio(X, k=10) -> float:
+def longest_ratio(X, k=None) -> float:
+    """The largest death/birth ratio of H1 on the small-input graph (union kNN, k =
+    :data:`topoembed.params.SMALL_INPUT_K` unless given) and its corrected effective resistance."""
     from topoembed import graph, homology, spectral
+    from topoembed.params import SMALL_INPUT_K
+
+    k = SMALL_INPUT_K if k is None else k
 
     A = graph.knn_graph(X, k=k, symmetrize="or", random_state=0)
     dgm = np.asarray(homology.persistence(spectral.distance_matrix("effective_resistance", A=A), maxdim=1)["dgms"][1])
@@ -42,8 +47,6 @@ def gaussian_p(X, draws: int, seed: int = 0):
 
 
 def inputs(part):
-    from topoembed import datasets
-
     if part in ("coil", "all"):
         import anndata
 
@@ -53,9 +56,7 @@ def inputs(part):
     if part in ("noise", "all"):
         for n in (50, 72, 100):
             for seed in range(10):
-                yield f"blob {n} seed {seed}", datasets.make("blob", n=n, d=20, sigma=0.05, seed=seed).X
-                yield f"uniform {n} seed {seed}", np.random.default_rng(seed).uniform(size=(n, 10))
-                yield f"sphere {n} seed {seed}", datasets.make("sphere", n=n, d=20, sigma=0.05, seed=seed).X
+                yield from ((f"{name} {n} seed {seed}", Xs) for name, Xs in no_loop_sets(n, seed).items())
 
 
 def main(argv=None):

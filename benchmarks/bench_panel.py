@@ -222,13 +222,19 @@ def part_coil(fh):
         "verdict": res.verdict.headline(), "n_found": len(res.loops)}})
 
 
-def ipc_draws(sizes, n_seeds):
-    """(n, seed, X, CellCycle) of n random IPC cells (``obsm["X_scVI"]``), drawn by
-    ``default_rng(seed)``, for each size and seeds 0 to ``n_seeds`` - 1."""
+def ipc_cells():
+    """(X, CellCycle, cycling) of all IPC cells: ``obsm["X_scVI"]``, ``obs["CellCycle"]`` and the
+    mask ``obs["Cycling"]``."""
     import anndata
 
     a = anndata.read_h5ad(DATA / "neural_ipc_scvi.h5ad")
-    X, cc = np.asarray(a.obsm["X_scVI"], float), a.obs["CellCycle"].to_numpy(float)
+    return np.asarray(a.obsm["X_scVI"], float), a.obs["CellCycle"].to_numpy(float), a.obs["Cycling"].to_numpy(bool)
+
+
+def ipc_draws(sizes, n_seeds):
+    """(n, seed, X, CellCycle) of n random IPC cells (``obsm["X_scVI"]``), drawn by
+    ``default_rng(seed)``, for each size and seeds 0 to ``n_seeds`` - 1."""
+    X, cc, _ = ipc_cells()
     for n in sizes:
         for seed in range(n_seeds):
             idx = np.sort(np.random.default_rng(seed).choice(len(X), n, replace=False))
@@ -243,11 +249,7 @@ def part_ipc(fh, seeds):
 def ipc_mixtures(sizes, draws):
     """(k, draw, X, CellCycle, cycling) of all non-cycling IPC cells plus k cycling ones, drawn
     by ``default_rng(draw)``, for each k of ``sizes`` and draws 0 to ``draws`` - 1."""
-    import anndata
-
-    a = anndata.read_h5ad(DATA / "neural_ipc_scvi.h5ad")
-    X, cc = np.asarray(a.obsm["X_scVI"], float), a.obs["CellCycle"].to_numpy(float)
-    cyc = a.obs["Cycling"].to_numpy(bool)
+    X, cc, cyc = ipc_cells()
     rest = np.flatnonzero(~cyc)
     for k in sizes:
         for draw in range(draws):
@@ -299,6 +301,18 @@ def part_minority_part(fh, draws=8):
                                      "prevalence": lp.get("prevalence"),
                                      "r2": None if phase is None else r2(np.where(on[D], phase, np.nan), y[D])}
         _emit(fh, row)
+
+
+def no_loop_sets(n, seed, gaussian=False):
+    """The no-loop sets of n points that the small-input benchmarks share, each drawn with
+    ``seed``: a blob and a sphere in R^20 (σ = 0.05) and uniform points in [0,1]^10 (with
+    ``gaussian``, standard normal points in R^10 instead)."""
+    from topoembed import datasets
+
+    rng = np.random.default_rng(seed)
+    name, third = ("Gaussian in R^10", rng.normal(size=(n, 10))) if gaussian else ("uniform", rng.uniform(size=(n, 10)))
+    return {"blob": datasets.make("blob", n=n, d=20, sigma=0.05, seed=seed).X,
+            "sphere": datasets.make("sphere", n=n, d=20, sigma=0.05, seed=seed).X, name: third}
 
 
 def part_controls(fh):

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_panel import alignment, eta2, ipc_draws, mcdavid_lines, pc_angle, r2  # noqa: E402
+from bench_panel import alignment, eta2, ipc_draws, mcdavid_lines, no_loop_sets, pc_angle, r2  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "small_inputs" / "rows.jsonl"
 RULES = {"k = 100": lambda n: {}, "n // 3": lambda n: {"k": n // 3}, "n // 4": lambda n: {"k": n // 4}}
@@ -72,10 +72,7 @@ def main(argv=None):
                       "score": None if ph is None else r2(ph, cc)})
         for n in (150, 200, 250, 300, 350):
             for seed in range(10):
-                sets = {"blob": datasets.make("blob", n=n, d=20, sigma=0.05, seed=seed).X,
-                        "uniform": np.random.default_rng(seed).uniform(size=(n, 10)),
-                        "sphere": datasets.make("sphere", n=n, d=20, sigma=0.05, seed=seed).X}
-                for name, Xc in sets.items():
+                for name, Xc in no_loop_sets(n, seed).items():
                     for rule in RULES if n < 300 else ("n // 4",):
                         res, _ = _run(Xc, rule, n)
                         emit({"case": f"no loop ({name}) {n}", "seed": seed, "rule": rule, "level": res.verdict.level})
