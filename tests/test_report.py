@@ -119,6 +119,23 @@ def test_no_loop_report_has_no_loop_view(blob):
     assert "No loop was found, so there is no phase or loop membership to show" in page
 
 
+def test_every_lt_sign_is_escaped_and_the_glossary_states_the_verdicts_thresholds(circle, blob):
+    from topoembed import verdict
+
+    for summ, kw in (circle, blob):
+        page = report.render_html(summ, **kw)
+        # outside <script>/<style>, a '<' not starting a tag is text the page forgot to escape
+        text = re.sub(r"<(script|style)\b.*?</\1>", "", page, flags=re.S)
+        assert not re.findall(r"<(?![a-zA-Z/!])", text)
+    assert "a very small" in page and "(&lt; 0.001)" in page  # the blob's rule: evidence
+    entry = page[page.index('id="g-p_value"'):]
+    entry = entry[:entry.index("</dd>")]
+    assert f"Below {verdict.P_CONCLUSIVE:g} it supports the loop on its own" in entry
+    assert f"up to {verdict.ALPHA:g} the loop stays a possible loop" in entry
+    assert f"{verdict.SUPPORT_PREVALENCE:.0%} of random subsamples" in entry
+    assert "called significant" not in entry
+
+
 def test_warnings_are_shown_and_may_be_absent(blob):
     summ, kw = blob
     warned = {**summ, "warnings": ["the kNN graph has 3 connected components <b>"]}

@@ -349,10 +349,13 @@ GLOSSARY = {
               "stands out at all; small: some m almost passed)."),
     "p_value": ("p-value", "The chance that noise alone makes an H1 feature whose death/birth ratio is this "
                 "large, under the universal null distribution of Bobrowski and Skraba (Scientific Reports "
-                "2023), multiplied by the number of H1 features (Bonferroni). Below 0.05 the loop is called "
-                "significant. Thick loops with unevenly spread points (e.g. the cell cycle) can be real with "
-                "a larger p-value, so it is reported, not used to drop loops by default. '–': fewer than 10 "
-                "H1 features, too few to estimate the null."),
+                "2023), multiplied by the number of H1 features (Bonferroni). Below "
+                f"{verdict.P_CONCLUSIVE:g} it supports the loop on its own; from {verdict.P_CONCLUSIVE:g} up to "
+                f"{verdict.ALPHA:g} the loop stays a possible loop unless at least "
+                f"{verdict.SUPPORT_PREVALENCE:.0%} of random subsamples find it again (its prevalence). Thick "
+                "loops with unevenly spread points (e.g. the cell cycle) can be real with a larger p-value, so "
+                "the p-value alone never drops a loop that the subsamples support. '–': fewer than "
+                f"{loops.NULL_MIN_FEATURES} H1 features, too few to estimate the null."),
     "confirmation": ("confirmation", "The same number of loops must also be found by the other spectral "
                      "distance on the same graph (effective resistance ↔ diffusion); otherwise no loop is "
                      "reported. It removed every false loop of the default on Gaussian noise."),
@@ -418,8 +421,8 @@ _RULES = {
     "gap": "the largest drop in the {s_m} alone",
     "confirmed_gap": "the largest drop in the {s_m}{confirmed}",
     "evidence": "the largest drop in the {s_m}{confirmed}; where that finds none, "
-                "loops with a very small {p_value} (< 0.001)",
-    "significant": "the largest drop in the {s_m}{confirmed}, keeping only loops with {p_value} < 0.05",
+                f"loops with a very small {{p_value}} (&lt; {loops.RESCUE_ALPHA:g})",
+    "significant": f"the largest drop in the {{s_m}}{{confirmed}}, keeping only loops with {{p_value}} &lt; {loops.ALPHA:g}",
 }
 
 
