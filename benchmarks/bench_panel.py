@@ -6,6 +6,7 @@ in the same run, what a user would try instead.
     python benchmarks/bench_panel.py --table          # the table of BENCHMARKS.md from the result files
     python benchmarks/bench_panel.py --part mcdavid_sweep   # McDavid forced to one loop over 24 fixed settings
     python benchmarks/bench_panel.py --part minority_part --draws 8   # the mixtures' cycling part, 7 ways
+    python benchmarks/bench_panel.py --part minority_sampling --draws 8   # subsamples that favour sparse cells
 
 One JSON line per case goes to ``benchmarks/results/panel/<part>.jsonl`` (and stdout); BENCHMARKS.md
 ("The real-data panel") holds the table. Per case:
@@ -303,6 +304,39 @@ def part_minority_part(fh, draws=8):
         _emit(fh, row)
 
 
+#: Exponents α of ``minority_sampling``: a cell is drawn with probability ∝ r^α, r its distance
+#: to its 15th nearest neighbour (α = 0: uniform).
+SAMPLING_ALPHAS = (0, 6, 10)
+
+
+def part_minority_sampling(fh, draws=8, subsamples=5):
+    """Subsamples that favour sparse cells (tried for issue 29's 5 % mixture, not adopted): of each
+    mixture with 200 cycling cells, ``subsamples`` draws of 700 cells with probability ∝ r^α
+    (:data:`SAMPLING_ALPHAS`), each analysed alone (``analysis.run``, no part search, no
+    prevalence check, the phase given even where the loop is not supported): the cycling cells'
+    share, the loops found with their p-values, and R² of CellCycle on the cycling cells drawn."""
+    from sklearn.neighbors import NearestNeighbors
+
+    from topoembed import analysis
+
+    for k, draw, X, y, on in ipc_mixtures((200,), draws):
+        r = NearestNeighbors(n_neighbors=16).fit(X).kneighbors(X)[0][:, -1]
+        row = {"part": "minority_sampling", "case": f"IPC {len(on) - k} non-cycling + {k} cycling draw {draw}",
+               "alphas": {}}
+        for alpha in SAMPLING_ALPHAS:
+            w = r ** alpha / np.sum(r ** alpha)
+            runs = []
+            for s in range(subsamples):
+                idx = np.sort(np.random.default_rng(s).choice(len(X), 700, replace=False, p=w))
+                res = analysis.run(X[idx], jobs=1, parts=False, prevalence_check=False, phase_low_confidence=True)
+                lp = res.loops[0] if res.loops else {}
+                phase = np.asarray(lp["phase"], float) if "phase" in lp else None
+                runs.append({"cycling": int(on[idx].sum()), "loops": len(res.loops), "p_value": lp.get("p_value"),
+                             "r2": None if phase is None else r2(np.where(on[idx], phase, np.nan), y[idx])})
+            row["alphas"][str(alpha)] = runs
+        _emit(fh, row)
+
+
 def no_loop_sets(n, seed, gaussian=False):
     """The no-loop sets of n points that the small-input benchmarks share, each drawn with
     ``seed``: a blob and a sphere in R^20 (σ = 0.05) and uniform points in [0,1]^10 (with
@@ -355,7 +389,8 @@ def table() -> str:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--part", default="all", choices=["fucci", "mcdavid", "coil", "ipc", "minority", "controls", "all",
-                                                      "mcdavid_sweep", "minority_part"])
+                                                      "mcdavid_sweep", "minority_part",
+                                                      "minority_sampling"])
     ap.add_argument("--seeds", type=int, default=3, help="IPC subsample seeds per size (default 3)")
     ap.add_argument("--draws", type=int, default=1, help="draws of the cycling cells per IPC mixture (default 1)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table of the result files and stop")
