@@ -32,7 +32,8 @@ def test_run_end_to_end_contract(tmp_path, capsys):
     # 200 points: a quarter of them as k (the default k = 100 is for 400 points or more), said as a note
     assert s["params"]["k"] == 50 and s["params"]["symmetrize"] == "and" and s["params"]["distance"] == "effective_resistance"
     assert s["notes"][0].startswith("k = 50: a quarter of the 200 points") and "note          k = 50" in printed
-    assert set(s["detection"]) == {"n_loops", "scores", "score", "confirmation", "rule", "alpha", "p_values", "significant"}
+    assert set(s["detection"]) == {"n_loops", "scores", "score", "confirmation", "rule", "alpha", "p_values", "significant",
+                                  "gap"}
     assert s["detection"]["rule"] == "evidence" and len(s["detection"]["p_values"]) == s["detection"]["n_loops"]
     assert s["detection"]["confirmation"]["distance"] == "diffusion" and s["detection"]["confirmation"]["n_loops"] == 1
     assert set(s["detection"]["scores"]) == {"1", "2", "3", "4", "5"}

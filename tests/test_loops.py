@@ -54,6 +54,38 @@ def test_auto_ignores_tiny_lone_feature():
     assert det["scores"][1] == 1.0 and det["n_loops"] == 0
 
 
+def test_a_count_of_zero_says_which_bar_the_largest_drop_missed():
+    from topoembed import report
+
+    # lifetimes 0.9, 0.6, 0.5: the largest drop (0.5 -> 0) is after the third, s_3 = 1, but the
+    # third lives 0.5 of a scale of 20 (2.5 % < 5 %)
+    dgm = np.array([[0.1, 1.0], [0.2, 0.8], [0.3, 0.8]])
+    det = loops.detect(dgm, scale=20.0)
+    assert det["n_loops"] == 0
+    assert det["gap"] == {"m": 3, "s_m": 1.0, "lifetime_share": pytest.approx(0.025),
+                          "min_score": loops.MIN_SCORE, "min_persistence": loops.MIN_PERSISTENCE}
+    assert report._why_no_loop_stands_out(det["gap"]) == (
+        "No loop stands out: the largest drop in the lifetimes comes after the 3 longest H1 features, and the "
+        "shortest of them lives 2.5% of the median distance between points, under the 5% floor.")
+    # lifetimes 0.9, 0.5, 0.45, 0.42, 0.4, 0.38: the largest drop is after the first (0.4 of 0.9:
+    # s_1 = 0.44 < 0.5), which is long enough
+    det = loops.detect(np.array([[0.1, 1.0], [0.2, 0.7], [0.2, 0.65], [0.2, 0.62], [0.2, 0.6], [0.2, 0.58]]), scale=1.0)
+    assert det["n_loops"] == 0 and det["gap"]["m"] == 1
+    assert report._why_no_loop_stands_out(det["gap"]) == (
+        "No loop stands out: the largest drop in the lifetimes comes after the longest H1 feature, and "
+        "s_1 = 0.44 is below 0.5.")
+    # nothing passes the ratio filter; a fixed count has no reading to report
+    assert loops.detect(np.array([[1.0, 1.1]]), scale=1.0)["gap"] is None
+    assert "death/birth above 1.25" in report._why_no_loop_stands_out(None)
+    assert "gap" not in loops.detect(dgm, n_loops=1)
+    # a found loop keeps its reading, and summary.json and the table carry the note only without loops
+    assert loops.detect(np.array([[0.1, 1.0], [0.2, 0.25]]), scale=1.0)["gap"]["m"] == 1
+    summ = pipeline.summary(pipeline.run(datasets.make("blob", n=300, d=10, sigma=0.1, seed=0).X,
+                                         k=15, prevalence_check=False))
+    assert summ["detection"]["n_loops"] == 0 and "gap" in summ["detection"]
+    assert report.verdict_notes(summ)[0].startswith("No loop stands out: the largest drop")
+
+
 def _auto(X, k=15, distance="effective_resistance"):
     return pipeline.run(X, k=k, distance=distance).detection
 

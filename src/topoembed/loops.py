@@ -259,7 +259,9 @@ def detect(dgm: np.ndarray, n_loops="auto", scale: float | None = None, max_loop
         ``min_persistence`` rule; default: the largest finite death in ``dgm``.
 
     Returns ``{"n_loops", "scores", "score", "features"}`` where ``features`` are the row
-    indices into ``dgm`` of the m detected loops, longest first.
+    indices into ``dgm`` of the m detected loops, longest first; with ``n_loops="auto"`` also
+    ``gap``: the largest drop's m, its s_m and the m-th lifetime as a share of ``scale``, with
+    the two bars it must clear (None where no feature passes the ratio filter).
     """
     scores = detection_scores(dgm, max_loops, min_ratio)
     life, rows = filtered_lifetimes(dgm, min_ratio)
@@ -268,6 +270,9 @@ def detect(dgm: np.ndarray, n_loops="auto", scale: float | None = None, max_loop
         # the largest drop between consecutive filtered lifetimes (p_{m+1} = 0 past the end)
         gaps = [life[j - 1] - (life[j] if len(life) > j else 0.0) for j in range(1, min(len(life), max_loops) + 1)]
         m = int(np.argmax(gaps)) + 1 if gaps else 0
+        # the reading behind the count, so that a count of 0 can say which bar it missed
+        gap = {"m": m, "s_m": float(scores[m]), "lifetime_share": float(life[m - 1] / scale) if scale > 0 else None,
+               "min_score": float(min_score), "min_persistence": float(min_persistence)} if m else None
         if m and (scores[m] < min_score or life[m - 1] < min_persistence * scale):
             m = 0
     else:
@@ -275,7 +280,10 @@ def detect(dgm: np.ndarray, n_loops="auto", scale: float | None = None, max_loop
         if m < 0:
             raise ValueError(f"n_loops={n_loops!r} must be 'auto' or an integer >= 0")
     score = scores.get(m, 0.0) if m > 0 else (1.0 - max(scores.values()) if scores else 1.0)
-    return {"n_loops": m, "scores": scores, "score": float(score), "features": rows[:m].tolist()}
+    out = {"n_loops": m, "scores": scores, "score": float(score), "features": rows[:m].tolist()}
+    if n_loops == "auto":
+        out["gap"] = gap
+    return out
 
 
 def recurrence_candidate(dgm: np.ndarray, scale: float | None = None) -> int | None:
@@ -334,8 +342,9 @@ def decide(dgm: np.ndarray, *, scale: float | None = None, n_loops="auto", rule:
     scored and reported with their p-values. Returns :func:`detect`'s dict plus
     ``p_values`` (one per reported loop; None where the diagram has too few features for
     the null, :data:`NULL_MIN_FEATURES`), ``significant`` (p < alpha, None where unknown),
-    ``rule``, ``alpha`` and, when the rule removed loops, ``unconfirmed`` (the rejected
-    reading) or ``not_significant`` (their rows and p-values).
+    ``rule``, ``alpha``, ``gap`` (the detection score's reading, :func:`detect`) and, when the
+    rule removed loops, ``unconfirmed`` (the rejected reading) or ``not_significant`` (their
+    rows and p-values).
     """
     if rule not in LOOP_RULES:
         raise ValueError(f"rule={rule!r} must be one of {LOOP_RULES}")

@@ -43,12 +43,31 @@ def figure_png(draw, figsize=(5, 4), margins=(0.14, 0.96, 0.14, 0.9)) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
+def _why_no_loop_stands_out(gap: dict | None) -> str:
+    """Which bar of the detection score (:func:`topoembed.loops.detect`) the run's largest drop
+    missed, so that a score like "s_4: 1.00" beside "no loop" reads without the glossary."""
+    if gap is None:
+        return (f"No loop stands out: no H1 feature has death/birth above {loops.MIN_RATIO:g}, the detection "
+                "score's filter.")
+    m, missed = gap["m"], []
+    if gap["s_m"] < gap["min_score"]:
+        missed.append(f"s_{m} = {gap['s_m']:.2f} is below {gap['min_score']:g}")
+    if gap["lifetime_share"] is not None and gap["lifetime_share"] < gap["min_persistence"]:
+        missed.append(f"{'it' if m == 1 else 'the shortest of them'} lives {gap['lifetime_share']:.1%} of the "
+                      f"median distance between points, under the {gap['min_persistence']:.0%} floor")
+    first = "the longest H1 feature" if m == 1 else f"the {m} longest H1 features"
+    return (f"No loop stands out: the largest drop in the lifetimes comes after {first}, and "
+            + " and ".join(missed) + ".")
+
+
 def verdict_notes(summary: dict) -> list[str]:
     """Plain sentences on how the loop count was checked: by ``distance="auto"``'s
     agreement rule, or by the second distance of ``Params.confirm``. The command line and
     the HTML report both print these, so they word the verdict the same way."""
     det = summary["detection"]
     notes = []
+    if not summary["loops"] and det.get("n_loops") == 0 and "gap" in det:
+        notes.append(_why_no_loop_stands_out(det["gap"]))
     unconfirmed = (summary.get("auto") or {}).get("unconfirmed")
     if unconfirmed:
         notes.append(f"Not confirmed: the setting {unconfirmed['key']} alone proposes {unconfirmed['n_loops']} "

@@ -78,7 +78,7 @@ def summary(result, input_desc: str = "") -> dict:
                       "score": float(det["score"]),
                       **{k: det[k] for k in ("rule", "alpha", "p_values", "significant", "confirmation",
                                              "unconfirmed", "not_significant", "rescued", "surface", "surface_loops",
-                                             "prevalence_check", "parts")
+                                             "prevalence_check", "parts", "gap")
                          if k in det}},
         "verdict": result.verdict.to_dict(),
         "loops": [{k: v for k, v in lp.items() if k not in PER_POINT} for lp in result.loops],
