@@ -582,6 +582,31 @@ def test_progress_follows_scanpy_verbosity(monkeypatch):
     assert _progress.interactive()
 
 
+def test_run_logs_its_verdict_and_why_at_scanpys_info_verbosity(circle_adata):
+    import io
+
+    blob = anndata.AnnData(X=datasets.make("blob", n=300, d=10, sigma=0.1, seed=0).X.astype(np.float32))
+    before, stream = (sc.settings.verbosity, sc.settings.logfile), io.StringIO()
+    try:
+        sc.settings.logfile = stream
+        sc.settings.verbosity = 1  # scanpy's default: warnings only, so no verdict line
+        te.tl.run(blob, k=15, prevalence_check=False, progress=False)
+        assert "finished" not in stream.getvalue()
+        sc.settings.verbosity = 2  # info: the verdict and the sentences the command line prints under it
+        te.tl.run(blob, k=15, prevalence_check=False, progress=False)
+        te.tl.run(circle_adata, use_rep="X_rep", k=15, progress=False)
+        said = stream.getvalue()
+        assert "running topoembed on 300 cells\n    finished (0:00:" in said and "): No loop\n" in said
+        assert "    No loop stands out: the largest drop in the lifetimes comes after" in said
+        assert "): 1 loop\n    Confirmed: diffusion on the same graph" in said
+        assert "added" not in said  # where the results went is a hint (verbosity 3)
+        sc.settings.verbosity = 3
+        te.tl.run(circle_adata, use_rep="X_rep", k=15, progress=False, key_added="again")
+        assert "--> added\n    'again_phase', 'again_on_loop'" in stream.getvalue()
+    finally:
+        sc.settings.verbosity, sc.settings.logfile = before
+
+
 def test_get_verdict_gives_summary_json_s_verdict_back(circle_adata, tmp_path):
     # uns keeps lists as {"0": ...} so that write_h5ad accepts them; get_verdict undoes that,
     # also after a round trip through the file
