@@ -108,14 +108,6 @@ def run_context():
         yield caught
 
 
-def components_note(n_comp: int, distance: str) -> str | None:
-    """The warning of a run whose kNN graph falls apart (spectral distances between components
-    are infinite, so each component is a bar of H0 that never dies), or None."""
-    if n_comp > 1 and distance != "euclidean":
-        return f"H0 has {n_comp} infinite bars, one per connected component of the kNN graph"
-    return None
-
-
 @contextlib.contextmanager
 def collect_warnings():
     """Collect the messages of the WARNING (and worse) records that topoembed logs inside the
@@ -205,9 +197,6 @@ def _run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmat
         t0 = time.perf_counter()
         # Z_47 coefficients: the cocycles (added below only if a loop is found) lift to integers
         ph = homology.persistence(D, maxdim=params.maxdim, coeff=localization.DEFAULT_COEFF)
-        note = components_note(n_comp, params.distance)
-        if note:
-            log.warning(note)
         tick("homology", t0)
 
         t0 = time.perf_counter()

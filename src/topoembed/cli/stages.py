@@ -190,9 +190,6 @@ def cmd_homology(args) -> int:
         raise InputError(f"maxdim=2 on {D.shape[0]} points is too slow (limit {pipeline.H2_MAX_N}); subsample first")
     with _stage_work() as box:  # Z_47, as `run`: the cocycles of the loops lift to integers
         ph = homology.persistence(D, maxdim=p.maxdim, coeff=localization.DEFAULT_COEFF)
-        note = pipeline.components_note(int(np.sum(~np.isfinite(ph["dgms"][0][:, 1]))), p.distance)
-        if note:  # as `run` warns it here: one infinite bar per component of the graph
-            log.warning(note)
     ph["n_points"] = D.shape[0]
     points = rec.get("points") if rec else None
     stage_files.write_stage(args.out, _record("homology", p, points, records, box["seconds"], box["warnings"]),
