@@ -7,6 +7,7 @@ in the same run, what a user would try instead.
     python benchmarks/bench_panel.py --part mcdavid_sweep   # McDavid forced to one loop over 24 fixed settings
     python benchmarks/bench_panel.py --part minority_part --draws 8   # the mixtures' cycling part, 7 ways
     python benchmarks/bench_panel.py --part minority_sampling --draws 8   # subsamples that favour sparse cells
+    python benchmarks/bench_panel.py --part linear_phase   # the phase refined linearly
 
 One JSON line per case goes to ``benchmarks/results/panel/<part>.jsonl`` (and stdout); BENCHMARKS.md
 ("The real-data panel") holds the table. Per case:
@@ -207,6 +208,54 @@ def part_mcdavid_sweep(fh):
         _emit(fh, row)
 
 
+def linear_phase(X, theta):
+    """θ refined linearly: (cos θ, sin θ) regressed on the centred X (ridge, λ = 10⁻³ of the mean
+    eigenvalue of XᵀX) and the angle of the fit, for every point."""
+    ok = np.isfinite(theta)
+    Xc = X - X[ok].mean(0)
+    G = Xc[ok].T @ Xc[ok]
+    W = np.linalg.solve(G + 1e-3 * np.trace(G) / len(G) * np.eye(len(G)),
+                        Xc[ok].T @ np.c_[np.cos(theta[ok]), np.sin(theta[ok])])
+    P = Xc @ W
+    return np.mod(np.arctan2(P[:, 1], P[:, 0]), 2 * np.pi)
+
+
+def part_linear_phase(fh):
+    """The loop's phase refined linearly (:func:`linear_phase`; tried for issue 28, not adopted):
+    the defaults' phase, or the forced one (``n_loops=1``) where they give none, against its
+    refinement and the PC angle, on McDavid's lines, COIL-20's objects and IPC draws of 300 and
+    1,000 cells (seeds 0-2)."""
+    from topoembed import analysis
+
+    def phase_of(X):
+        res = analysis.run(X, jobs=1)
+        if res.loops and np.isfinite(np.asarray(res.loops[0].get("phase", np.nan), float)).any():
+            return np.asarray(res.loops[0]["phase"], float), False
+        res = analysis.run(X, jobs=1, n_loops=1, phase_low_confidence=True, prevalence_check=False)
+        return (np.asarray(res.loops[0]["phase"], float), True) if res.loops else (None, True)
+
+    def cases():
+        for line, Z, stage in mcdavid_lines():
+            yield f"McDavid {line}", Z, lambda th, s=stage: eta2(th, s)
+        import anndata
+
+        a = anndata.read_h5ad(DATA / "coil20.h5ad")
+        X = pca(np.asarray(a.X, float), 20)
+        for obj in sorted(a.obs["object"].unique()):
+            m = (a.obs["object"] == obj).to_numpy()
+            yield f"COIL-20 object {obj}", X[m], lambda th, t=a.obs["truth_angle"].to_numpy(float)[m]: \
+                symmetric_alignment(th, t)
+        for size, seed, X, cc in ipc_draws((300, 1000), 3):
+            yield f"IPC {size} cells seed {seed}", X, lambda th, y=cc: r2(th, y)
+
+    for name, X, score in cases():
+        theta, forced = phase_of(X)
+        _emit(fh, {"part": "linear_phase", "case": name, "forced": forced,
+                   "phase": None if theta is None else score(theta),
+                   "linear": None if theta is None else score(linear_phase(X, theta)),
+                   "pc_angle": score(pc_angle(X))})
+
+
 def part_coil(fh):
     import anndata
 
@@ -390,7 +439,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--part", default="all", choices=["fucci", "mcdavid", "coil", "ipc", "minority", "controls", "all",
                                                       "mcdavid_sweep", "minority_part",
-                                                      "minority_sampling"])
+                                                      "minority_sampling", "linear_phase"])
     ap.add_argument("--seeds", type=int, default=3, help="IPC subsample seeds per size (default 3)")
     ap.add_argument("--draws", type=int, default=1, help="draws of the cycling cells per IPC mixture (default 1)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table of the result files and stop")
