@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from topoembed import datasets, graph, homology, loops, pipeline, spectral
+from topoembed import datasets, ensemble, graph, homology, loops, pipeline, spectral
 
 
 def test_scores_definition():
@@ -84,6 +84,11 @@ def test_a_count_of_zero_says_which_bar_the_largest_drop_missed():
                                          k=15, prevalence_check=False))
     assert summ["detection"]["n_loops"] == 0 and "gap" in summ["detection"]
     assert report.verdict_notes(summ)[0].startswith("No loop stands out: the largest drop")
+    # an ensemble's count is its subsamples' majority: one subsample's reading would mislead
+    whole = pipeline.summary(ensemble.run(datasets.make("blob", n=1100, d=10, sigma=0.1, seed=0).X, k=15, jobs=1,
+                                                  parts=False))
+    assert whole["detection"]["n_loops"] == 0 and "gap" in whole["detection"]
+    assert not any(n.startswith("No loop stands out") for n in report.verdict_notes(whole))
 
 
 def _auto(X, k=15, distance="effective_resistance"):

@@ -66,7 +66,8 @@ def verdict_notes(summary: dict) -> list[str]:
     the HTML report both print these, so they word the verdict the same way."""
     det = summary["detection"]
     notes = []
-    if not summary["loops"] and det.get("n_loops") == 0 and "gap" in det:
+    # a single run's count of 0 (an ensemble's is the subsamples' majority, which its own note gives)
+    if not summary["loops"] and det.get("n_loops") == 0 and "gap" in det and not summary.get("ensemble"):
         notes.append(_why_no_loop_stands_out(det["gap"]))
     unconfirmed = (summary.get("auto") or {}).get("unconfirmed")
     if unconfirmed:
