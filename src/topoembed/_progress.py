@@ -57,12 +57,29 @@ def interactive() -> bool:
     return sys.stderr.isatty() or "ipykernel" in sys.modules
 
 
-def scanpy_wants_progress() -> bool:
-    """Progress for the Python API unless scanpy's verbosity is below its default (warnings):
-    ``sc.settings.verbosity = 0`` (errors only) silences it, as it silences scanpy."""
+def scanpy_verbosity() -> int | None:
+    """``sc.settings.verbosity`` as an int (0 errors, 1 warnings: scanpy's default, 2 info,
+    3 hint), or None where scanpy is absent."""
     try:
         import scanpy as sc
 
-        return int(sc.settings.verbosity) >= 1
-    except Exception:  # noqa: BLE001 - no scanpy settings: show it
-        return True
+        return int(sc.settings.verbosity)
+    except Exception:  # noqa: BLE001 - no scanpy settings
+        return None
+
+
+def scanpy_wants_progress() -> bool:
+    """Progress for the Python API unless scanpy's verbosity is below its default (warnings):
+    ``sc.settings.verbosity = 0`` (errors only) silences it, as it silences scanpy."""
+    level = scanpy_verbosity()
+    return level is None or level >= 1
+
+
+def scanpy_log(msg: str, level: str = "info", **kw):
+    """scanpy's ``logg.info`` (or ``hint``), shown at verbosity ≥ 2 (3) as scanpy's own lines;
+    returns its time stamp (``time=`` of a closing line), None where scanpy is absent."""
+    try:
+        from scanpy import logging as logg
+    except ImportError:
+        return None
+    return getattr(logg, level)(msg, **kw)

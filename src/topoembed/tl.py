@@ -29,7 +29,7 @@ from . import analysis, evidence, homology, loops, pipeline, spectral, verdict
 from . import localize as localization
 from ._anndata import check_adata, h5ad_safe, points, resolved_points, stored_entry, uns_entry
 from .io import default_rep
-from ._progress import scanpy_wants_progress
+from ._progress import scanpy_log, scanpy_verbosity, scanpy_wants_progress
 from ._validate import InputError, check_choice
 from .pp import DEFAULT_KEY, neighbors
 from .summary import (LOW_CONFIDENCE_REASON, MISSING_REASONS, NO_LOOP_REASON, NO_LOOP_VALUES,  # noqa: F401 (te.tl's names)
@@ -386,42 +386,26 @@ def run(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, 
     results are written into ``adata`` and None is returned.
     """
     adata = adata.copy() if copy else adata
-    start = _scanpy_info(f"running topoembed on {adata.n_obs} cells")
+    start = scanpy_log(f"running topoembed on {adata.n_obs} cells")
     result = run_result(adata, use_rep=use_rep, neighbors_key=neighbors_key, binarize=binarize, key_added=key_added,
                         progress=progress, jobs=jobs, **params)
     _log_verdict(result, key_added, start)
     return adata if copy else None
 
 
-def _scanpy_info(msg: str, level: str = "info", **kw):
-    """scanpy's ``logg.info`` (or ``hint``), shown at ``sc.settings.verbosity`` ≥ 2 (3), as
-    scanpy's own lines; None where scanpy is absent."""
-    try:
-        from scanpy import logging as logg
-    except ImportError:
-        return None
-    return getattr(logg, level)(msg, **kw)
-
-
 def _log_verdict(result: pipeline.Result, key_added: str, start) -> None:
-    """scanpy's closing lines for :func:`run`: the verdict and the sentences the command line
-    prints under it (why a loop is or is not supported, which bar a count of 0 missed), then,
-    at scanpy's hint verbosity, where the results went."""
+    """scanpy's closing lines for :func:`run` at its info verbosity: the verdict and the sentences
+    the command line prints under it (why a loop is or is not supported, which bar a count of 0
+    missed), then, at hint verbosity, where the results went."""
     from .report import verdict_notes
 
-    try:
-        import scanpy as sc
-
-        if int(sc.settings.verbosity) < 2:  # below info: say nothing, and build no summary for it
-            return
-    except ImportError:
+    if (scanpy_verbosity() or 0) < 2:  # below info: say nothing, and build no summary for it
         return
     notes = verdict_notes(pipeline.summary(result))
-    _scanpy_info("\n".join([f"    finished ({{time_passed}}): {result.verdict.headline()}"]
-                           + [f"    {note}" for note in notes]), time=start)
-    _scanpy_info(f"added\n    '{key_added}_phase', '{key_added}_on_loop', ... (adata.obs; suffix _2, ... for "
-                 f"further loops)\n    '{key_added}' (adata.uns; te.tl.get_verdict(adata), te.tl.get_loops(adata))",
-                 level="hint")
+    scanpy_log("\n".join([f"    finished ({{time_passed}}): {result.verdict.headline()}"]
+                         + [f"    {note}" for note in notes]), time=start)
+    scanpy_log(f"added\n    '{key_added}_phase', '{key_added}_on_loop', ... (adata.obs; suffix _2, ... for further "
+               f"loops)\n    '{key_added}' (adata.uns; te.tl.get_verdict(adata), te.tl.get_loops(adata))", level="hint")
 
 
 # ---------------------------------------------------------------- stage 5: embeddings
