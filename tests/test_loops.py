@@ -85,8 +85,8 @@ def test_a_count_of_zero_says_which_bar_the_largest_drop_missed():
     assert summ["detection"]["n_loops"] == 0 and "gap" in summ["detection"]
     assert report.verdict_notes(summ)[0].startswith("No loop stands out: the largest drop")
     # an ensemble's count is its subsamples' majority: one subsample's reading would mislead
-    whole = pipeline.summary(ensemble.run(datasets.make("blob", n=1100, d=10, sigma=0.1, seed=0).X, k=15, jobs=1,
-                                                  parts=False))
+    whole = pipeline.summary(ensemble.run(datasets.make("blob", n=400, d=10, sigma=0.1, seed=0).X, k=15, jobs=1,
+                                          n_subsamples=3, subsample_size=200, parts=False))
     assert whole["detection"]["n_loops"] == 0 and "gap" in whole["detection"]
     assert not any(n.startswith("No loop stands out") for n in report.verdict_notes(whole))
 
