@@ -252,4 +252,4 @@ def test_the_parts_note_says_how_many_parts_each_resolution_gave():
     differ = {"n_parts": 11, "n_parts_by_resolution": [11, 3], "resolutions": [1.0, 0.2]}
     assert report._parts_by_resolution(one) == "5 parts"
     assert report._parts_by_resolution(same) == "7 parts at each of the resolutions 1 and 0.2"  # not "7 or 7"
-    assert report._parts_by_resolution(differ) == "11 parts or 3 parts (resolutions 1 and 0.2)"
+    assert report._parts_by_resolution(differ) == "11 parts at resolution 1 and 3 at resolution 0.2"

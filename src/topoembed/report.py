@@ -230,7 +230,8 @@ def _parts_by_resolution(prt: dict) -> str:
     resolutions = " and ".join(f"{r:g}" for r in prt["resolutions"])
     if len(set(levels)) == 1:  # "7 parts or 7 parts" read as a slip
         return f"{levels[0]} parts at each of the resolutions {resolutions}"
-    return " or ".join(f"{c} parts" for c in levels) + f" (resolutions {resolutions})"
+    (count, res), *rest = zip(levels, prt["resolutions"])  # "10 parts or 3 parts" did not say which was which
+    return f"{count} parts at resolution {res:g}" + "".join(f" and {c} at resolution {r:g}" for c, r in rest)
 
 
 def _part_loop_note(i: int, lp: dict) -> str:
