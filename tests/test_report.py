@@ -115,6 +115,9 @@ def test_no_loop_report_has_no_loop_view(blob):
     page = report.render_html(summ, **kw)
     assert "No loop found" in page and "(1 − max s_m)" in page
     assert "but diffusion on the same graph finds 0, so the verdict is no loop" in page
+    # the score's own reading passed both bars (the second distance undid it): no "stands out" sentence
+    gap = summ["detection"]["gap"]
+    assert gap["s_m"] >= gap["min_score"] and "No loop stands out" not in page
     assert not [a for a in _alts(page) if a.startswith("loop")]
     assert "No loop was found, so there is no phase or loop membership to show" in page
 

@@ -359,7 +359,7 @@ def decide(dgm: np.ndarray, *, scale: float | None = None, n_loops="auto", rule:
         out["confirmation"] = confirmation
         if int(confirmation["n_loops"]) != det["n_loops"]:
             rejected = detect(dgm, n_loops=0, scale=scale)
-            out = {**rejected, "rule": rule, "alpha": float(alpha), "confirmation": confirmation,
+            out = {**rejected, "gap": det["gap"], "rule": rule, "alpha": float(alpha), "confirmation": confirmation,
                    "unconfirmed": {"n_loops": int(det["n_loops"]), "score": float(det["score"])}}
     if n_loops == "auto" and rule == "evidence" and out["n_loops"] == 0:
         strong = np.flatnonzero(p_adj < RESCUE_ALPHA)  # NaN compares False

@@ -43,9 +43,10 @@ def figure_png(draw, figsize=(5, 4), margins=(0.14, 0.96, 0.14, 0.9)) -> str:
     return base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _why_no_loop_stands_out(gap: dict | None) -> str:
+def _why_no_loop_stands_out(gap: dict | None) -> str | None:
     """Which bar of the detection score (:func:`topoembed.loops.detect`) the run's largest drop
-    missed, so that a score like "s_4: 1.00" beside "no loop" reads without the glossary."""
+    missed, so that a score like "s_4: 1.00" beside "no loop" reads without the glossary; None
+    where it missed none (the count was then undone by a later check, which says so itself)."""
     if gap is None:
         return (f"No loop stands out: no H1 feature has death/birth above {loops.MIN_RATIO:g}, the detection "
                 "score's filter.")
@@ -55,6 +56,8 @@ def _why_no_loop_stands_out(gap: dict | None) -> str:
     if gap["lifetime_share"] is not None and gap["lifetime_share"] < gap["min_persistence"]:
         missed.append(f"{'it' if m == 1 else 'the shortest of them'} lives {gap['lifetime_share']:.1%} of the "
                       f"median distance between points, under the {gap['min_persistence']:.0%} floor")
+    if not missed:
+        return None
     first = "the longest H1 feature" if m == 1 else f"the {m} longest H1 features"
     return (f"No loop stands out: the largest drop in the lifetimes comes after {first}, and "
             + " and ".join(missed) + ".")
@@ -68,7 +71,7 @@ def verdict_notes(summary: dict) -> list[str]:
     notes = []
     # a single run's count of 0 (an ensemble's is the subsamples' majority, which its own note gives)
     if not summary["loops"] and det.get("n_loops") == 0 and "gap" in det and not summary.get("ensemble"):
-        notes.append(_why_no_loop_stands_out(det["gap"]))
+        notes += [why for why in [_why_no_loop_stands_out(det["gap"])] if why]
     unconfirmed = (summary.get("auto") or {}).get("unconfirmed")
     if unconfirmed:
         notes.append(f"Not confirmed: the setting {unconfirmed['key']} alone proposes {unconfirmed['n_loops']} "
