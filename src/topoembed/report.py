@@ -64,14 +64,17 @@ def _why_no_loop_stands_out(gap: dict | None) -> str | None:
 
 
 def verdict_notes(summary: dict) -> list[str]:
-    """Plain sentences on how the loop count was checked: by ``distance="auto"``'s
-    agreement rule, or by the second distance of ``Params.confirm``. The command line and
-    the HTML report both print these, so they word the verdict the same way."""
+    """Plain sentences on how the loop count was checked: which bar a single run's count of 0
+    missed, ``distance="auto"``'s agreement rule, the second distance of ``Params.confirm``,
+    and the evidence behind each loop. The command line, the HTML report and ``te.tl.run``'s
+    log all print these, so they word the verdict the same way."""
     det = summary["detection"]
     notes = []
     # a single run's count of 0 (an ensemble's is the subsamples' majority, which its own note gives)
     if not summary["loops"] and det.get("n_loops") == 0 and "gap" in det and not summary.get("ensemble"):
-        notes += [why for why in [_why_no_loop_stands_out(det["gap"])] if why]
+        why = _why_no_loop_stands_out(det["gap"])
+        if why:
+            notes.append(why)
     unconfirmed = (summary.get("auto") or {}).get("unconfirmed")
     if unconfirmed:
         notes.append(f"Not confirmed: the setting {unconfirmed['key']} alone proposes {unconfirmed['n_loops']} "
