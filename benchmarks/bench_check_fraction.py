@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_panel import DATA, eta2, ipc_cells, mcdavid_lines, no_loop_sets, pca, r2, symmetric_alignment  # noqa: E402
+from bench_panel import coil_objects, eta2, ipc_cells, mcdavid_lines, no_loop_sets, r2, symmetric_alignment  # noqa: E402
 from bench_small_inputs import supported, wants_table  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "check_fraction" / "rows.jsonl"
@@ -51,7 +51,6 @@ def _run(X, share, small: bool):
 def main(argv=None):
     if wants_table(__doc__, argv):
         return table()
-    import anndata
     import scanpy as sc
 
     from topoembed import datasets
@@ -96,12 +95,8 @@ def main(argv=None):
             for seed in range(5):
                 ds = datasets.make("circle", n=n, d=50, sigma=0.1, seed=seed)
                 case(f"circle {n}", seed, ds.X)
-        c = anndata.read_h5ad(DATA / "coil20.h5ad")
-        Xc = pca(np.asarray(c.X, float), 20)
-        for obj in sorted(c.obs["object"].unique()):
-            msk = (c.obs["object"] == obj).to_numpy()
-            t = c.obs["truth_angle"].to_numpy(float)[msk]
-            case("COIL-20 objects (72 images)", int(obj), Xc[msk], lambda th, t=t: symmetric_alignment(th, t))
+        for obj, Xo, t in coil_objects():
+            case("COIL-20 objects (72 images)", int(obj), Xo, lambda th, t=t: symmetric_alignment(th, t))
     return table()
 
 

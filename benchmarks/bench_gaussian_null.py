@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_panel import DATA, no_loop_sets, pca  # noqa: E402
+from bench_panel import coil_objects, no_loop_sets  # noqa: E402
 
 
 def h1_ratios(X, k=None) -> np.ndarray:
@@ -81,11 +81,7 @@ def gaussian_p(X, draws: int, seed: int = 0):
 
 def inputs(part):
     if part in ("coil", "all"):
-        import anndata
-
-        a = anndata.read_h5ad(DATA / "coil20.h5ad")
-        X, obj = pca(np.asarray(a.X, float), 20), a.obs["object"].to_numpy()
-        yield from ((f"COIL-20 object {o}", X[obj == o]) for o in sorted(set(obj)))
+        yield from ((f"COIL-20 object {o}", Xo) for o, Xo, _ in coil_objects())
     if part in ("noise", "all"):
         for n in (50, 72, 100):
             for seed in range(10):

@@ -237,14 +237,8 @@ def part_linear_phase(fh):
     def cases():
         for line, Z, stage in mcdavid_lines():
             yield f"McDavid {line}", Z, lambda th, s=stage: eta2(th, s)
-        import anndata
-
-        a = anndata.read_h5ad(DATA / "coil20.h5ad")
-        X = pca(np.asarray(a.X, float), 20)
-        for obj in sorted(a.obs["object"].unique()):
-            m = (a.obs["object"] == obj).to_numpy()
-            yield f"COIL-20 object {obj}", X[m], lambda th, t=a.obs["truth_angle"].to_numpy(float)[m]: \
-                symmetric_alignment(th, t)
+        for obj, Xo, truth in coil_objects():
+            yield f"COIL-20 object {obj}", Xo, lambda th, t=truth: symmetric_alignment(th, t)
         for size, seed, X, cc in ipc_draws((300, 1000), 3):
             yield f"IPC {size} cells seed {seed}", X, lambda th, y=cc: r2(th, y)
 
@@ -256,18 +250,30 @@ def part_linear_phase(fh):
                    "pc_angle": score(pc_angle(X))})
 
 
-def part_coil(fh):
+def coil_images():
+    """(X, object, truth angle) of COIL-20's 1,440 images: the 1,024 grey levels as 20 PCs
+    (:func:`pca` fitted on all images), each image's object, and its turntable angle."""
     import anndata
 
     a = anndata.read_h5ad(DATA / "coil20.h5ad")
-    X = pca(np.asarray(a.X, float), 20)
-    for obj in sorted(a.obs["object"].unique()):
-        m = (a.obs["object"] == obj).to_numpy()
-        truth = a.obs["truth_angle"].to_numpy(float)[m]
-        case(fh, "coil", f"COIL-20 object {obj}", X[m], lambda th, t=truth: symmetric_alignment(th, t), forced_k=10)
+    return pca(np.asarray(a.X, float), 20), a.obs["object"].to_numpy(), a.obs["truth_angle"].to_numpy(float)
+
+
+def coil_objects(images=None):
+    """(object, its 72 images' rows of X, their truth angle) for each COIL-20 object in turn, from
+    ``images`` (:func:`coil_images`, read where not given)."""
+    X, obj, angle = coil_images() if images is None else images
+    for o in sorted(set(obj)):
+        yield o, X[obj == o], angle[obj == o]
+
+
+def part_coil(fh):
+    images = coil_images()
+    for obj, Xo, truth in coil_objects(images):
+        case(fh, "coil", f"COIL-20 object {obj}", Xo, lambda th, t=truth: symmetric_alignment(th, t), forced_k=10)
     from topoembed import analysis
 
-    res = analysis.run(X, jobs=1)
+    res = analysis.run(images[0], jobs=1)  # all 1,440 images together
     _emit(fh, {"part": "coil", "case": "COIL-20 all 1,440 images", "n": 1440, "default": {
         "verdict": res.verdict.headline(), "n_found": len(res.loops)}})
 
