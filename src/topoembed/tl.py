@@ -397,10 +397,10 @@ def _log_verdict(result: pipeline.Result, key_added: str, start) -> None:
     """scanpy's closing lines for :func:`run` at its info verbosity: the verdict and the sentences
     the command line prints under it (why a loop is or is not supported, which bar a count of 0
     missed), then, at hint verbosity, where the results went."""
-    from .report import verdict_notes
-
     if (scanpy_verbosity() or 0) < 2:  # below info: say nothing, and build no summary for it
         return
+    from .report import verdict_notes
+
     notes = verdict_notes(pipeline.summary(result))
     scanpy_log("\n".join([f"    finished ({{time_passed}}): {result.verdict.headline()}"]
                          + [f"    {note}" for note in notes]), time=start)
