@@ -67,23 +67,55 @@ def resolved_points(adata, use_rep: str | None = None) -> tuple[str | None, np.n
     return use_rep, points(adata, use_rep)
 
 
-def stored_entry(adata, key: str, what: str, step: str = "te.tl.run(adata)") -> dict:
+def stored_entry(adata, key: str, what: str, step: str = "te.tl.run(adata)", group=None) -> dict:
     """``adata.uns[key]`` where it holds a run's ``what`` (its loops, verdict, diagrams, ...), or an
     InputError that says to run ``step`` and names the keys that hold one (a reader must not
-    create the entry, nor read "no loops" into a run made under another ``key_added``)."""
+    create the entry, nor read "no loops" into a run made under another ``key_added``). A run
+    made by group (``te.tl.run(adata, groupby=...)``) holds one entry per group: ``group``
+    picks it (:func:`group_entry`)."""
     check_adata(adata)
-    entry = adata.uns.get(key)
+    entry = group_entry(adata, key, group, what)
     if isinstance(entry, dict) and what in entry:
         return entry
-    runs = [k for k, v in adata.uns.items() if isinstance(v, dict) and what in v]
+    runs = [k for k, v in adata.uns.items() if isinstance(v, dict) and (what in v or is_grouped(v))]
     where = f"; results are under key={runs[0]!r}" if len(runs) == 1 else (f"; results are under {runs}" if runs else "")
     raise InputError(f"adata.uns[{key!r}][{what!r}] not found: run {step} first, or pass the key_added of your run as "
                      f"key=...{where}")
 
 
+def is_grouped(entry) -> bool:
+    """Whether an ``uns`` entry is a run by group (``{"groupby", "groups": {g: entry}}``)."""
+    return isinstance(entry, dict) and "groups" in entry and "groupby" in entry
+
+
+def group_entry(adata, key: str, group, what: str):
+    """``uns[key]`` of a run, or of its group ``group`` where the run was by group (InputError
+    naming the groups where none or an unknown one is given, or a group where the run was not)."""
+    entry = adata.uns.get(key)
+    if not is_grouped(entry):
+        if group is not None:
+            raise InputError(f"group={group!r}: the run under key {key!r} was not made by group "
+                             "(te.tl.run(adata, groupby=...))")
+        return entry
+    names = list(entry["groups"])
+    if group is None:
+        raise InputError(f"the run under key {key!r} was made by group (groupby={entry['groupby']!r}): pass "
+                         f"group= one of {names} to read its {what}, or te.tl.get_group_verdicts(adata) for all")
+    if str(group) not in entry["groups"]:
+        raise InputError(f"group={group!r} is not a group of {entry['groupby']!r}: the groups are {names}")
+    return entry["groups"][str(group)]
+
+
+def as_list(stored) -> list:
+    """A list that ``adata.uns`` holds as {"0": ..., "1": ...} (h5ad-safe), as a list again."""
+    if isinstance(stored, list):
+        return stored
+    return [stored[k] for k in sorted(stored, key=int)]
+
+
 def uns_entry(adata, key: str) -> dict:
-    """``adata.uns[key]`` as a dict, created if missing."""
-    if key not in adata.uns or not isinstance(adata.uns[key], dict):
+    """``adata.uns[key]`` as a dict, created if missing (or new where it holds a run by group)."""
+    if key not in adata.uns or not isinstance(adata.uns[key], dict) or is_grouped(adata.uns[key]):
         adata.uns[key] = {}
     return adata.uns[key]
 

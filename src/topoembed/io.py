@@ -335,6 +335,7 @@ class OutputSet:
         self._created_dir = not self.out_dir.exists()
         self._staged: list[tuple[Path, Path]] = []
         self._owned = tuple(owned)
+        self._created_subdirs: list[Path] = []
 
     def __enter__(self):
         if self.out_dir.exists() and not self.out_dir.is_dir():
@@ -342,10 +343,14 @@ class OutputSet:
         return self
 
     def path(self, name: str) -> Path:
-        """A temporary path to write ``name`` to; published on commit. The folder is created
-        here, after the computation, so a run killed before it leaves no folder behind."""
+        """A temporary path to write ``name`` to (``"GROUP/summary.json"``: in a subfolder);
+        published on commit. The folders are created here, after the computation, so a run
+        killed before it leaves no folder behind."""
         self.out_dir.mkdir(parents=True, exist_ok=True)
         final = self.out_dir / name
+        if not final.parent.is_dir():
+            final.parent.mkdir(parents=True)
+            self._created_subdirs.append(final.parent)
         tmp = _new_temp(final)
         self._staged.append((tmp, final))
         return tmp
@@ -353,8 +358,8 @@ class OutputSet:
     def commit(self):
         import signal
 
-        replaced = [final.name for _, final in self._staged if final.exists()]
-        written = {final.name for _, final in self._staged}
+        replaced = [str(final.relative_to(self.out_dir)) for _, final in self._staged if final.exists()]
+        written = {str(final.relative_to(self.out_dir)) for _, final in self._staged}
         stale = [self.out_dir / name for name in self._owned if name not in written and (self.out_dir / name).is_file()]
         # Ctrl-C or SIGTERM between two renames would leave half a set: they wait until all are in place
         blocked = {signal.SIGINT, signal.SIGTERM}
@@ -377,9 +382,10 @@ class OutputSet:
         for tmp, _ in self._staged:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(tmp)
-        if exc_type is not None and self._created_dir:
-            with contextlib.suppress(OSError):
-                self.out_dir.rmdir()  # only if empty
+        if exc_type is not None:
+            for folder in reversed(self._created_subdirs + ([self.out_dir] if self._created_dir else [])):
+                with contextlib.suppress(OSError):
+                    folder.rmdir()  # only if empty
         return False
 
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import plotting, verdict
-from ._anndata import stored_entry
+from ._anndata import as_list, stored_entry
 from ._validate import InputError
 from .pp import DEFAULT_KEY
-from .tl import get_loops
 
 __all__ = ["diagram", "barcode", "detection", "loop"]
 
@@ -22,9 +21,9 @@ def __dir__():  # tab completion shows the API, not the modules this one imports
     return sorted(__all__)
 
 
-def _entry(adata, key, need):
+def _entry(adata, key, need, group=None):
     step = {"diagrams": "te.tl.persistent_homology", "detection": "te.tl.detect_loops"}[need]
-    return stored_entry(adata, key, need, step=f"te.tl.run(adata) or {step}(adata)")
+    return stored_entry(adata, key, need, step=f"te.tl.run(adata) or {step}(adata)", group=group)
 
 
 def _dgms(entry):
@@ -51,45 +50,49 @@ def _ax(ax, figsize=(4.5, 4)):
     return plt.subplots(figsize=figsize, layout="constrained")[1]  # labels inside the figure, for any savefig
 
 
-def _highlight(adata, key, dgm1):
+def _highlight(entry, dgm1):
     rows = []
-    for lp in (get_loops(adata, key) if "loops" in adata.uns[key] else []):  # diagrams before detect_loops
+    for lp in as_list(entry.get("loops", {})):  # diagrams before detect_loops: none
         hit = np.flatnonzero(np.isclose(dgm1[:, 0], lp["birth"]) & np.isclose(dgm1[:, 1], lp["death"]))
         rows += hit[:1].tolist()
     return rows
 
 
-def diagram(adata, key: str = DEFAULT_KEY, *, scale: str = "H1", ax=None, show: bool | None = None,
+def diagram(adata, key: str = DEFAULT_KEY, *, scale: str = "H1", group=None, ax=None, show: bool | None = None,
             save: str | None = None):
     """Persistence diagram, detected loops ringed; ``scale="H1"`` (default) fits the axes to
-    the H1 features with H0 in an inset, ``"all"`` puts every dimension on one scale."""
+    the H1 features with H0 in an inset, ``"all"`` puts every dimension on one scale.
+    ``group``: that group's, after ``te.tl.run(adata, groupby=...)`` (so in every function here)."""
     from .loops import MIN_RATIO
 
-    entry = _entry(adata, key, "diagrams")
+    entry = _entry(adata, key, "diagrams", group)
     dgms = _dgms(entry)
-    hl = _highlight(adata, key, dgms[1]) if len(dgms) > 1 else None
+    hl = _highlight(entry, dgms[1]) if len(dgms) > 1 else None
     return _finish(plotting.diagram(_ax(ax), dgms, hl, scale=scale, min_ratio=MIN_RATIO), show, save)
 
 
-def barcode(adata, key: str = DEFAULT_KEY, *, dims=(1,), max_bars: int = 40, ax=None,
+def barcode(adata, key: str = DEFAULT_KEY, *, dims=(1,), max_bars: int = 40, group=None, ax=None,
             show: bool | None = None, save: str | None = None):
     """Barcode of the longest bars in the given dimensions, sorted, detected loops highlighted."""
-    dgms = _dgms(_entry(adata, key, "diagrams"))
-    hl = _highlight(adata, key, dgms[1]) if len(dgms) > 1 else None
+    entry = _entry(adata, key, "diagrams", group)
+    dgms = _dgms(entry)
+    hl = _highlight(entry, dgms[1]) if len(dgms) > 1 else None
     return _finish(plotting.barcode(_ax(ax), dgms, dims=dims, max_bars=max_bars, highlight=hl), show, save)
 
 
-def detection(adata, key: str = DEFAULT_KEY, *, ax=None, show: bool | None = None, save: str | None = None):
+def detection(adata, key: str = DEFAULT_KEY, *, group=None, ax=None, show: bool | None = None,
+              save: str | None = None):
     """Detection scores s_1..s_5, the chosen number of loops highlighted."""
     from .loops import MIN_SCORE
 
-    det = _entry(adata, key, "detection")["detection"]
+    det = _entry(adata, key, "detection", group)["detection"]
     scores = {int(m): float(s) for m, s in det["scores"].items()}
     return _finish(plotting.detection_scores(_ax(ax), scores, int(det["n_loops"]), min_score=MIN_SCORE), show, save)
 
 
 def loop(adata, basis: str | None = None, key: str = DEFAULT_KEY, *, color: str | None = None,
-         by: str | None = None, which: int = 0, ax=None, show: bool | None = None, save: str | None = None):
+         by: str | None = None, which: int = 0, group=None, ax=None, show: bool | None = None,
+         save: str | None = None):
     """Cells on a 2-D view with each found loop's birth edge (and cycle, once loops are
     localised); coloured by ``obs[color]`` or, if present, the loop phase.
 
@@ -99,10 +102,12 @@ def loop(adata, basis: str | None = None, key: str = DEFAULT_KEY, *, color: str 
     the verdict (:mod:`topoembed.verdict`): a possible loop is named so, and with no loop the
     frame says that there is nothing to mark. ``by="phase"`` or ``"membership"``: the HTML
     report's view of loop ``which`` (0-based) instead: its phase θ, or on/off the loop, with
-    its representative cycle."""
-    entry = _entry(adata, key, "detection")
+    its representative cycle; ``group``: that group's cells and loops."""
+    entry = _entry(adata, key, "detection", group)
+    if group is not None:  # the group's cells, in the order its run saw them
+        adata = adata[adata.obs[adata.uns[key]["groupby"]].astype(str).to_numpy() == str(group)]
     name, Y = _basis(adata, entry, basis)
-    found = get_loops(adata, key)
+    found = as_list(entry.get("loops", {}))
     edges = [tuple(int(v) for v in lp["birth_edge"]) for lp in found]
     cycles = [np.asarray(lp["cycle"], dtype=int) for lp in found if "cycle" in lp]
     if by is not None:

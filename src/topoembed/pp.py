@@ -6,6 +6,7 @@ scanpy/the core and hold no mathematics of their own.
 """
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 
@@ -250,3 +251,25 @@ def neighbors(adata, k: int = _PARAMS.k, *, use_rep: str | None = None,
     adata.obsp[f"{key_added}_graph"] = A
     uns_entry(adata, key_added)["graph"] = meta
     return adata if copy else None
+
+
+#: scanpy's graph (``neighbors_key``) with fewer neighbours than this share of the default k is
+#: warned about: the loop calls were chosen on mutual k = 100 graphs (BENCHMARKS.md), and
+#: ``sc.pp.neighbors``' own default (15) reads loops otherwise.
+SPARSE_GRAPH_SHARE = 0.5
+
+
+def params_for_graph(p: Params, graph_meta: dict) -> Params:
+    """The settings of a run on scanpy's graph: its k (so that the prevalence check's subsamples
+    build graphs like it, and ``params`` says what was used), with a warning where it is much
+    sparser than the default."""
+    k = int(graph_meta.get("k", -1))
+    if k < 1:  # scanpy's parameters not stored
+        return p
+    default = Params().k
+    if k < SPARSE_GRAPH_SHARE * default:
+        log.warning("scanpy's graph has %d neighbours per cell, topoembed's default is %d (mutual): the loop calls "
+                    "were chosen on such graphs, and a sparser one can call loops differently; for the default run "
+                    "sc.pp.neighbors(adata, n_neighbors=%d, use_rep=...) first, or leave neighbors_key out",
+                    k, default, default + 1)
+    return dataclasses.replace(p, k=k)

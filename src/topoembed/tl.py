@@ -22,22 +22,24 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from datetime import datetime, timezone
 
 import numpy as np
 
-from . import analysis, evidence, homology, loops, pipeline, spectral, verdict
+from . import analysis, evidence, groups, homology, loops, pipeline, spectral, verdict
 from . import localize as localization
-from ._anndata import check_adata, h5ad_safe, points, resolved_points, stored_entry, uns_entry
+from ._anndata import as_list, check_adata, h5ad_safe, points, resolved_points, stored_entry, uns_entry
 from .io import default_rep
 from ._progress import scanpy_log, scanpy_verbosity, scanpy_wants_progress
 from ._validate import InputError, check_choice
-from .pp import DEFAULT_KEY, neighbors
+from .pp import DEFAULT_KEY, neighbors, params_for_graph
 from .summary import (LOW_CONFIDENCE_REASON, MISSING_REASONS, NO_LOOP_REASON, NO_LOOP_VALUES,  # noqa: F401 (te.tl's names)
                       PHASE_MISSING_REASON, per_cell_columns)
 
 log = logging.getLogger(__name__)
 
-__all__ = ["spectral_distances", "persistent_homology", "detect_loops", "run", "run_result", "store_result", "get_loops", "get_verdict", "embed",
+__all__ = ["spectral_distances", "persistent_homology", "detect_loops", "run", "run_result", "store_result", "get_loops", "get_verdict",
+           "get_group_verdicts", "embed",
            "cluster", "embedding_topology", "OBSP_DENSE_MAX_N", "NO_LOOP_REASON", "NO_LOOP_VALUES",
            "LOW_CONFIDENCE_REASON"]
 
@@ -215,27 +217,25 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
     return adata if copy else None
 
 
-def _as_list(stored) -> list:
-    """A list that ``adata.uns`` holds as {"0": ..., "1": ...} (h5ad-safe), as a list again."""
-    if isinstance(stored, list):
-        return stored
-    return [stored[k] for k in sorted(stored, key=int)]
-
-
-def get_loops(adata, key: str = DEFAULT_KEY) -> list[dict]:
+def get_loops(adata, key: str = DEFAULT_KEY, group=None) -> list[dict]:
     """The detected loops as a list (``uns[key]["loops"]`` is stored as {"0": ..., "1": ...});
-    [] where the run found none."""
-    return _as_list(stored_entry(adata, key, "loops")["loops"])
+    [] where the run found none. ``group``: of that group, after ``run(adata, groupby=...)``."""
+    return as_list(stored_entry(adata, key, "loops", group=group)["loops"])
 
 
-def get_verdict(adata, key: str = DEFAULT_KEY) -> dict:
+def get_verdict(adata, key: str = DEFAULT_KEY, group=None) -> dict:
     """The run's verdict as ``summary.json`` has it (:meth:`topoembed.verdict.Verdict.to_dict`:
     ``level``, ``headline``, and per loop its ``level``, ``reasons`` and ``text``), its lists
-    restored from the form ``uns[key]["verdict"]`` stores them in."""
-    stored = dict(stored_entry(adata, key, "verdict")["verdict"])
-    stored["loops"] = [{**call, "reasons": _as_list(call.get("reasons", {}))}
-                       for call in _as_list(stored.get("loops", {}))]
+    restored from the form ``uns[key]["verdict"]`` stores them in. ``group`` as :func:`get_loops`."""
+    stored = dict(stored_entry(adata, key, "verdict", group=group)["verdict"])
+    stored["loops"] = [{**call, "reasons": as_list(call.get("reasons", {}))}
+                       for call in as_list(stored.get("loops", {}))]
     return stored
+
+
+def get_group_verdicts(adata, key: str = DEFAULT_KEY):
+    """After ``run(adata, groupby=...)``: one row per group (:func:`topoembed.groups.verdict_table`)."""
+    return groups.verdict_table(adata, key)
 
 
 def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, binarize: bool = True,
@@ -256,7 +256,7 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
             neighbors(adata, neighbors_key=neighbors_key, binarize=binarize, symmetrize=p.symmetrize,
                       key_added=key_added)
             A = adata.obsp[f"{key_added}_graph"]
-            p = _with_graph_k(p, adata.uns[key_added]["graph"])
+            p = params_for_graph(p, adata.uns[key_added]["graph"])
     # the front door: all cells in one run (with the prevalence check), or an ensemble of subsamples
     if progress is None:  # as scanpy: shown unless sc.settings.verbosity is 0
         progress = scanpy_wants_progress()
@@ -266,28 +266,6 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
     store_result(adata, result, use_rep=use_rep, key_added=key_added, neighbors_key=neighbors_key,
                  binarize=binarize)
     return result
-
-
-#: scanpy's graph (``neighbors_key``) with fewer neighbours than this share of the default k is
-#: warned about: the loop calls were chosen on mutual k = 100 graphs (BENCHMARKS.md), and
-#: ``sc.pp.neighbors``' own default (15) reads loops otherwise.
-SPARSE_GRAPH_SHARE = 0.5
-
-
-def _with_graph_k(p: pipeline.Params, graph_meta: dict) -> pipeline.Params:
-    """The settings of a run on scanpy's graph: its k (so that the prevalence check's subsamples
-    build graphs like it, and ``params`` says what was used), with a warning where it is much
-    sparser than the default."""
-    k = int(graph_meta.get("k", -1))
-    if k < 1:  # scanpy's parameters not stored
-        return p
-    default = pipeline.Params().k
-    if k < SPARSE_GRAPH_SHARE * default:
-        log.warning("scanpy's graph has %d neighbours per cell, topoembed's default is %d (mutual): the loop calls "
-                    "were chosen on such graphs, and a sparser one can call loops differently; for the default run "
-                    "sc.pp.neighbors(adata, n_neighbors=%d, use_rep=...) first, or leave neighbors_key out",
-                    k, default, default + 1)
-    return dataclasses.replace(p, k=k)
 
 
 def orient_phases(adata, result: pipeline.Result) -> None:
@@ -354,7 +332,8 @@ def store_result(adata, result: pipeline.Result, *, use_rep: str | None = None, 
 
 
 def run(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, binarize: bool = True,
-        key_added: str = DEFAULT_KEY, copy: bool = False, progress: bool | None = None, jobs="auto", **params):
+        key_added: str = DEFAULT_KEY, copy: bool = False, progress: bool | None = None, jobs="auto",
+        groupby: str | None = None, **params):
     """All stages in one call: graph (or scanpy's, via ``neighbors_key``), distances,
     persistent homology and loop detection, with the options of
     :class:`topoembed.pipeline.Params` (``k``, ``distance``, ``t``, ``subsample``, ...).
@@ -384,28 +363,52 @@ def run(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, 
     ``jobs``: local processes for the subsamples and checks ("auto": one per usable CPU; the
     result does not depend on it). ``copy``: work on a copy and return it; otherwise the
     results are written into ``adata`` and None is returned.
+
+    ``groupby``: an ``obs`` column (cell line, sample, donor): one run per group, as on its cells
+    alone, per-cell results in the same columns, each group's record in ``uns[key]["groups"]``
+    (:mod:`topoembed.groups`; read with ``group=`` or :func:`get_group_verdicts`).
     """
     adata = adata.copy() if copy else adata
+    kw = dict(use_rep=use_rep, neighbors_key=neighbors_key, binarize=binarize, key_added=key_added, progress=progress,
+              jobs=jobs, **params)
+    if groupby is not None:
+        _run_by_group(adata, groupby, kw)
+        return adata if copy else None
     start = scanpy_log(f"running topoembed on {adata.n_obs} cells")
-    result = run_result(adata, use_rep=use_rep, neighbors_key=neighbors_key, binarize=binarize, key_added=key_added,
-                        progress=progress, jobs=jobs, **params)
-    _log_verdict(result, key_added, start)
+    _log_verdict(run_result(adata, **kw), key_added, start)
     return adata if copy else None
 
 
-def _log_verdict(result: pipeline.Result, key_added: str, start) -> None:
+def _run_by_group(adata, groupby: str, kw: dict) -> None:
+    """:func:`run` by group (:mod:`topoembed.groups`): groups and points checked before any runs."""
+    where = groups.check_group_sizes(adata, groupby, kw)
+    kw["use_rep"] = resolved_points(adata, kw["use_rep"])[0]
+    scanpy_log(f"running topoembed on {adata.n_obs} cells in {len(where)} groups of {groupby!r}")
+
+    def one(sub, group):
+        began = datetime.now(timezone.utc)  # each group's own time in the log (scanpy's clock)
+        result = run_result(sub, **kw)
+        _log_verdict(result, kw["key_added"], began, f"{group}, {sub.n_obs} cells")
+        return result
+
+    groups.run_by_group(adata, groupby, where, one, kw["key_added"], {"use_rep": kw["use_rep"] or "X"})
+
+
+def _log_verdict(result: pipeline.Result, key_added: str, start, group: str | None = None) -> None:
     """scanpy's closing lines for :func:`run` at its info verbosity: the verdict and the sentences
     the command line prints under it (why a loop is or is not supported, which bar a count of 0
-    missed), then, at hint verbosity, where the results went."""
+    missed), then, at hint verbosity, where the results went; by group, each group's verdict."""
     if (scanpy_verbosity() or 0) < 2:  # below info: say nothing, and build no summary for it
         return
     from .report import verdict_notes
 
     notes = verdict_notes(pipeline.summary(result))
-    scanpy_log("\n".join([f"    finished ({{time_passed}}): {result.verdict.headline()}"]
+    scanpy_log("\n".join([f"    {group or 'finished'} ({{time_passed}}): {result.verdict.headline()}"]
                          + [f"    {note}" for note in notes]), time=start)
-    scanpy_log(f"added\n    '{key_added}_phase', '{key_added}_on_loop', ... (adata.obs; suffix _2, ... for further "
-               f"loops)\n    '{key_added}' (adata.uns; te.tl.get_verdict(adata), te.tl.get_loops(adata))", level="hint")
+    if group is None:
+        scanpy_log(f"added\n    '{key_added}_phase', '{key_added}_on_loop', ... (adata.obs; suffix _2, ... for further "
+                   f"loops)\n    '{key_added}' (adata.uns; te.tl.get_verdict(adata), te.tl.get_loops(adata))",
+                   level="hint")
 
 
 # ---------------------------------------------------------------- stage 5: embeddings

@@ -51,6 +51,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="with --recipe: the adata.var column holding gene symbols when var_names are Ensembl ids "
                         "(default: detected)")
     p.add_argument("--key-added", default="topoembed", help="for .h5ad input: key of the results in result.h5ad")
+    p.add_argument("--groupby", default=None, metavar="COLUMN",
+                   help="for AnnData input: one analysis per group of this adata.obs column (cell line, sample, "
+                        "donor), each as on its cells alone: OUT/GROUP/ holds its summary.json, report.html, "
+                        "diagrams.npz and cells.csv; groups.tsv a verdict per group; result.h5ad all cells")
     p.add_argument("--from-runs", nargs="+", default=None, metavar="RUN",
                    help="combine these `topoembed subsample` runs (one per subsample, and optionally one per "
                         "part screened: --part; same input and options) instead of computing them here")

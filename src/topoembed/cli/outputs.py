@@ -54,14 +54,19 @@ def input_name(path, adata=None) -> str:
 #: What `run` and `report` may write to their --out folder (io.OutputSet removes what an
 #: earlier run left there and this one does not write).
 RUN_OUTPUTS = ("summary.json", "diagrams.npz", "report.html", "cells.csv", "embedding.npy", "result.h5ad")
+#: What `run --groupby` writes beside the groups' folders (and result.h5ad).
+GROUP_OUTPUTS = ("groups.tsv",)
 
 
-def _write_run_outputs(outputs, args, result, X, emb=None, adata=None, ids=None) -> dict:
+def _write_run_outputs(outputs, args, result, X, emb=None, adata=None, ids=None, group=None) -> dict:
     """summary.json, diagrams.npz, report.html and cells.csv of a run; an AnnData input
-    (``adata``) gives the report its UMAP, cells.csv its cell names and the summary its source."""
+    (``adata``) gives the report its UMAP, cells.csv its cell names and the summary its source.
+    ``group``: (its name, its folder) for a run of ``--groupby``: written to that folder."""
     if adata is not None:
         ids = list(adata.obs_names)
-    summ = pipeline.summary(result, input_desc=input_name(args.input, adata))
+    summ = pipeline.summary(result, input_desc=input_name(args.input, adata)
+                            + (f" ({args.groupby} = {group[0]})" if group else ""))
+    path = (lambda name: outputs.path(f"{group[1]}/{name}")) if group else outputs.path
     view = _view_of(adata, X.shape[0])
     extra = []
     if emb is not None:
@@ -75,15 +80,15 @@ def _write_run_outputs(outputs, args, result, X, emb=None, adata=None, ids=None)
             total = timings.pop("total", 0.0)
             timings["embedding"] = float(info["seconds"])
             timings["total"] = total + timings["embedding"]
-        with open(outputs.path("embedding.npy"), "wb") as fh:
+        with open(path("embedding.npy"), "wb") as fh:
             np.save(fh, Y)
         extra.append(("Embedding", report.embedding_section(Y, info["loss"], topo, result)))
-    outputs.path("summary.json").write_text(io.dumps_json(summ))
-    stage_files.write_diagrams(outputs.path("diagrams.npz"), {**result.ph, "n_points": len(result.index)})
+    path("summary.json").write_text(io.dumps_json(summ))
+    stage_files.write_diagrams(path("diagrams.npz"), {**result.ph, "n_points": len(result.index)})
     per_point = [{f: lp[f] for f in pipeline.PER_POINT if f in lp} for lp in result.loops]
-    outputs.path("report.html").write_text(report.render_html(summ, points=X[result.index], index=result.index,
+    path("report.html").write_text(report.render_html(summ, points=X[result.index], index=result.index,
                                                               per_point=per_point, extra_sections=extra, view=view))
-    _write_cells_csv(outputs.path("cells.csv"), result, ids)
+    _write_cells_csv(path("cells.csv"), result, ids)
     return summ
 
 

@@ -9,16 +9,21 @@ import time
 
 import numpy as np
 
-from .. import analysis, ensemble, io, stage_files
+from .. import analysis, ensemble, io, report, stage_files
+from .._progress import Progress
+from .._version import __version__
 from .._validate import InputError
 from .options import _anndata_input, _anndata_points, _k_given, _load, _params_from
 from ..stage_files import load_distance_matrix
-from .outputs import RUN_OUTPUTS, _check_embed_args, _embed_for_run, _print_table, _write_run_outputs
+from .outputs import GROUP_OUTPUTS, RUN_OUTPUTS, _check_embed_args, _embed_for_run, _print_table, _write_run_outputs
 
 
 def cmd_run(args) -> int:
     if io.is_anndata_input(args.input) or args.recipe or args.layer:
         return _run_h5ad(args)
+    if args.groupby is not None:
+        raise InputError("--groupby names an adata.obs column: it needs AnnData input (.h5ad, .loom, a 10x folder); "
+                         "for a table, split it by group and run each file")
     X, meta = _load(args)
     params = _params_from(args)
     small = _front_door_check(args, params, X.shape[0])
@@ -94,6 +99,8 @@ def _run_h5ad(args) -> int:
     adata, use_rep = _anndata_input(args)
     params = _params_from(args)
     X = _anndata_points(adata, use_rep, quiet=True)  # validated before any output; tl.run_result warns
+    if args.groupby is not None:
+        return _run_by_group(args, adata, use_rep, params)
     small = _front_door_check(args, params, X.shape[0])
     _check_embed_args(args, params)
     with io.OutputSet(args.out, owned=RUN_OUTPUTS) as outputs:
@@ -110,6 +117,43 @@ def _run_h5ad(args) -> int:
         adata.write_h5ad(outputs.path("result.h5ad"))
         outputs.commit()
     _print_table(summ, args.out, extra="result.h5ad", rep=(use_rep, X.shape[1]))
+    return 0
+
+
+def _run_by_group(args, adata, use_rep, params) -> int:
+    """--groupby: one run per group of cells (:mod:`topoembed.groups`), each group's summary.json,
+    report.html, diagrams.npz and cells.csv in its folder, groups.tsv (a verdict per group) and
+    result.h5ad (all cells) beside them."""
+    from .. import groups, tl
+
+    if args.embed or args.from_runs:
+        raise InputError("--groupby runs each group alone: --embed and --from-runs go with one run (`topoembed embed` "
+                         "embeds the whole file)")
+    small = not _k_given(args)
+    where = groups.check_group_sizes(adata, args.groupby, dataclasses.asdict(params), small_input=small)
+    folders = groups.folder_names(where, reserved=RUN_OUTPUTS + GROUP_OUTPUTS)
+    lines = []
+    bar = Progress(len(where), "topoembed groups", "group", enabled=not args.quiet)
+    with io.OutputSet(args.out, owned=RUN_OUTPUTS + GROUP_OUTPUTS) as outputs:
+        def one(sub, group):
+            bar.note(f"{args.groupby} = {group} ({sub.n_obs} cells)…")  # its stages' lines and warnings follow
+            result = tl.run_result(sub, use_rep=use_rep, key_added=args.key_added, progress=not args.quiet,
+                                   jobs=args.jobs, small_input=small, **dataclasses.asdict(params))
+            X = _anndata_points(sub, use_rep, quiet=True)
+            summ = _write_run_outputs(outputs, args, result, X, adata=sub, group=(group, folders[group]))
+            headline = report.summary_verdict(summ).headline()
+            lines.append(f"  {group:<14s}{sub.n_obs:>7d} cells   {headline}   -> {folders[group]}/")
+            bar.step(f"{group}: {headline}")
+            return result
+
+        groups.run_by_group(adata, args.groupby, where, one, args.key_added, {"use_rep": use_rep or "X"})
+        bar.close()
+        outputs.path("groups.tsv").write_text(groups.verdict_table(adata, args.key_added).to_csv(sep="\t"))
+        adata.write_h5ad(outputs.path("result.h5ad"))
+        outputs.commit()
+    sys.stdout.write(f"topoembed {__version__}: {args.input}, {len(where)} groups of {args.groupby!r}\n"
+                     + "\n".join(lines) + f"\n  written to    {args.out}/ (groups.tsv, result.h5ad; each group's "
+                     "summary.json, report.html, diagrams.npz, cells.csv in its folder)\n")
     return 0
 
 

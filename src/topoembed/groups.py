@@ -1,0 +1,151 @@
+"""One analysis per group of cells: ``te.tl.run(adata, groupby="sample")``.
+
+Cell lines, donors or samples that cycle apart are analysed apart (McDavid's three sorted lines,
+FUCCI's six individuals): one run per category of ``obs[groupby]``, each exactly the run of
+``te.tl.run`` on ``adata[adata.obs[groupby] == g].copy()`` (same settings and seed), so a
+group's verdict does not depend on the others. Their per-cell results fill one set of
+``obs`` columns; each group's full record (verdict, loops, diagrams, ...) goes to
+``uns[key]["groups"][g]``. Where the cells carry S and G2/M scores
+(:func:`topoembed.pp.recipe_cell_cycle`), each group's phase is turned so that θ = 0 is its
+G1/S boundary, and phases compare across groups.
+
+This module moves data only; the analysis is :func:`topoembed.tl.run_result`'s, passed in as
+``run_one``.
+"""
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from ._anndata import as_list, check_adata, is_grouped
+from ._validate import InputError
+from .pipeline import Params
+from .summary import NO_LOOP_REASON
+
+__all__ = ["categories", "check_group_sizes", "run_by_group", "verdict_table", "folder_names"]
+
+#: Per-cell columns a run writes after its ``key_added`` (any loop suffix ``_2``, ...);
+#: removed before a grouped run so that no group inherits an earlier run's values.
+RUN_COLUMNS = ("phase", "phase_confidence", "phase_spread", "loop_distance", "on_loop", "phase_missing", "subsample")
+
+
+def categories(adata, groupby: str) -> list[str]:
+    """The groups of ``obs[groupby]`` in their order (a categorical's order, else sorted), as
+    strings; InputError where the column is missing or has cells without a group."""
+    check_adata(adata)
+    if not isinstance(groupby, str) or groupby not in adata.obs:
+        cats = [c for c in adata.obs.columns if isinstance(adata.obs[c].dtype, pd.CategoricalDtype)]
+        raise InputError(f"groupby={groupby!r} is not a column of adata.obs"
+                         + (f"; its categorical columns are {cats}" if cats else ""))
+    col = adata.obs[groupby]
+    if col.isna().any():
+        raise InputError(f"{int(col.isna().sum())} cells have no {groupby!r} (NaN): give them a group, or "
+                         f"leave them out (adata[adata.obs[{groupby!r}].notna()].copy())")
+    if isinstance(col.dtype, pd.CategoricalDtype):
+        present = set(col.astype(str))
+        return [str(c) for c in col.cat.categories if str(c) in present]
+    return sorted({str(v) for v in col})
+
+
+def check_group_sizes(adata, groupby: str, settings: dict, small_input: bool = True) -> dict[str, np.ndarray]:
+    """{group: its cells' positions}, after checking the run's ``settings`` (keyword arguments
+    of :class:`topoembed.pipeline.Params` among others) on every group's number of cells as the
+    front door does (with ``small_input`` :meth:`~topoembed.params.Params.for_small_input`
+    first, then ``validate``), so that a group too small for them is named before any runs."""
+    params = Params(**{k: v for k, v in settings.items() if k in Params.__dataclass_fields__})
+    validate = lambda n: (params.for_small_input(n)[0] if small_input else params).validate(n)  # noqa: E731
+    names = categories(adata, groupby)
+    labels = adata.obs[groupby].astype(str).to_numpy()
+    where = {g: np.flatnonzero(labels == g) for g in names}
+    problems = []
+    for g, idx in where.items():
+        try:
+            validate(len(idx))
+        except InputError as exc:
+            problems.append(f"{g!r} ({len(idx)} cells): {exc}")
+    if problems:
+        raise InputError(f"groupby={groupby!r}: these groups cannot be analysed with these settings: "
+                         + "; ".join(problems) + f". Leave them out, e.g. adata[~adata.obs[{groupby!r}].isin([...])]")
+    return where
+
+
+def folder_names(names, reserved=()) -> dict[str, str]:
+    """{group: a folder name for its outputs}: the name with every character other than a letter,
+    digit, ".", "-" or "_" replaced by "_", made unique (suffix ``_2``, ...) and never one of
+    ``reserved`` (the files beside the folders)."""
+    folders, taken = {}, set(reserved)
+    for name in names:
+        base = re.sub(r"[^A-Za-z0-9._-]", "_", str(name)).strip(".") or "group"
+        base = f"group_{base}" if base in reserved else base
+        folder, i = base, 1
+        while folder in taken:
+            i += 1
+            folder = f"{base}_{i}"
+        folders[name] = folder
+        taken.add(folder)
+    return folders
+
+
+def _is_run_column(name: str, key: str) -> bool:
+    return re.fullmatch(re.escape(key) + "_(" + "|".join(RUN_COLUMNS) + r")(_\d+)?", name) is not None
+
+
+def _fill(name: str, key: str):
+    """The value of a combined column for the cells of a group whose run did not write it:
+    the cells were all analysed (``subsample``), no loop of that number in their group."""
+    field = name[len(key) + 1:]
+    if field == "subsample":
+        return True
+    if field.startswith("phase_missing"):
+        return NO_LOOP_REASON
+    if field.startswith("on_loop"):
+        return False
+    return np.nan
+
+
+def run_by_group(adata, groupby: str, where: dict[str, np.ndarray], run_one, key: str, meta: dict) -> dict:
+    """Run ``run_one(sub)`` (it stores its results in ``sub`` under ``key``) on each group's
+    cells ``where[g]``, then write into ``adata``: the per-cell columns over all cells, and
+    ``uns[key] = {"groupby", "groups": {g: sub.uns[key]}, **meta}``. Returns {g: result}."""
+    for col in [c for c in adata.obs.columns if _is_run_column(c, key)]:
+        del adata.obs[col]  # an earlier run's values must not reach any group
+    results, entries, columns = {}, {}, {}
+    for g, idx in where.items():
+        sub = adata[idx].copy()
+        results[g] = run_one(sub, g)
+        entries[g] = sub.uns[key]
+        for name in [c for c in sub.obs.columns if _is_run_column(c, key)]:
+            columns.setdefault(name, {})[g] = sub.obs[name]
+    n = adata.n_obs
+    for name, parts in sorted(columns.items()):
+        first = next(iter(parts.values()))
+        if isinstance(first.dtype, pd.CategoricalDtype):  # phase_missing: the reasons
+            values = np.full(n, _fill(name, key), dtype=object)
+            for g, s in parts.items():
+                values[where[g]] = s.astype(str).to_numpy()
+            adata.obs[name] = pd.Categorical(values, categories=list(first.cat.categories))
+        else:
+            values = np.full(n, _fill(name, key), dtype=first.dtype if first.dtype == bool else float)
+            for g, s in parts.items():
+                values[where[g]] = s.to_numpy()
+            adata.obs[name] = values
+    adata.uns[key] = {**meta, "groupby": groupby, "groups": entries}
+    return results
+
+
+def verdict_table(adata, key: str) -> pd.DataFrame:
+    """One row per group: cells, verdict, loops found and supported, and the first loop's
+    p-value and prevalence (NaN where not measured)."""
+    entry = adata.uns.get(key)
+    if not is_grouped(entry):
+        raise InputError(f"no run by group under key {key!r}: run te.tl.run(adata, groupby=...) first")
+    rows = []
+    for g, e in entry["groups"].items():
+        loops = as_list(e.get("loops", {}))
+        first = loops[0] if loops else {}
+        rows.append({"group": g, "n_cells": int(e.get("n_input", 0)), "verdict": str(e["verdict"]["headline"]),
+                     "supported": int(e["verdict"]["n_loops"]), "found": len(loops),
+                     "p_value": float(first.get("p_value", np.nan)), "prevalence": float(first.get("prevalence", np.nan))})
+    return pd.DataFrame(rows).set_index("group").rename_axis(entry["groupby"])
