@@ -8,6 +8,7 @@ in the same run, what a user would try instead.
     python benchmarks/bench_panel.py --part minority_part --draws 8   # the mixtures' cycling part, 7 ways
     python benchmarks/bench_panel.py --part minority_sampling --draws 8   # subsamples that favour sparse cells
     python benchmarks/bench_panel.py --part linear_phase   # the phase refined linearly
+    python benchmarks/bench_panel.py --part groups   # the IPC cells by time point, each analysed alone
 
 One JSON line per case goes to ``benchmarks/results/panel/<part>.jsonl`` (and stdout); BENCHMARKS.md
 ("The real-data panel") holds the table. Per case:
@@ -392,6 +393,42 @@ def part_minority_sampling(fh, draws=8, subsamples=5):
         _emit(fh, row)
 
 
+def part_groups(fh):
+    """The IPC cells by their ten time points (``obs["Subset"]``), each analysed alone
+    (``te.tl.run(adata, groupby="Subset")``), against the run on all 26,625 cells read within each
+    time point and the PC1/PC2 angle of each time point's cells: R² of CellCycle on (cos θ, sin θ).
+    A last row holds both runs' times (same machine, same run)."""
+    import anndata
+
+    import topoembed as te
+
+    a = anndata.read_h5ad(DATA / "neural_ipc_scvi.h5ad")
+    cc, X = a.obs["CellCycle"].to_numpy(float), np.asarray(a.obsm["X_scVI"], float)
+    t0 = time.perf_counter()
+    te.tl.run(a, use_rep="X_scVI", progress=False, key_added="pooled")
+    pooled_s = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    te.tl.run(a, use_rep="X_scVI", groupby="Subset", progress=False)
+    grouped_s = time.perf_counter() - t0
+
+    def scored(theta, m):
+        ok = np.isfinite(theta[m])
+        return round(r2(theta[m][ok], cc[m][ok]), 3) if ok.sum() >= 10 else None
+
+    def number(v):
+        return None if not np.isfinite(v) else round(float(v), 5)
+
+    for g, row in te.tl.get_group_verdicts(a).iterrows():
+        m = (a.obs["Subset"].astype(str) == g).to_numpy()
+        _emit(fh, {"part": "groups", "case": f"IPC {g}", "n": int(m.sum()), "verdict": row["verdict"],
+                   "p_value": number(row["p_value"]), "prevalence": number(row["prevalence"]),
+                   "phase_r2": scored(a.obs["topoembed_phase"].to_numpy(float), m),
+                   "pooled_phase_r2": scored(a.obs["pooled_phase"].to_numpy(float), m),
+                   "pc_angle": round(r2(pc_angle(X[m]), cc[m]), 3)})
+    _emit(fh, {"part": "groups", "case": "times", "n": a.n_obs, "pooled_verdict": te.tl.get_verdict(a, "pooled")["headline"],
+               "pooled_seconds": round(pooled_s, 1), "grouped_seconds": round(grouped_s, 1)})
+
+
 def no_loop_sets(n, seed, gaussian=False):
     """The no-loop sets of n points that the small-input benchmarks share, each drawn with
     ``seed``: a blob and a sphere in R^20 (σ = 0.05) and uniform points in [0,1]^10 (with
@@ -445,7 +482,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--part", default="all", choices=["fucci", "mcdavid", "coil", "ipc", "minority", "controls", "all",
                                                       "mcdavid_sweep", "minority_part",
-                                                      "minority_sampling", "linear_phase"])
+                                                      "minority_sampling", "linear_phase", "groups"])
     ap.add_argument("--seeds", type=int, default=3, help="IPC subsample seeds per size (default 3)")
     ap.add_argument("--draws", type=int, default=1, help="draws of the cycling cells per IPC mixture (default 1)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table of the result files and stop")

@@ -48,6 +48,7 @@ def test_the_readme_commands_run_on_files_as_users_have_them(tmp_path):
     ds = datasets.make("circle", n=300, d=10, sigma=0.1, seed=0)
     np.save(tmp_path / "data.npy", ds.X)
     cells = anndata.AnnData(np.zeros((300, 1), dtype=np.float32), obsm={"X_scVI": ds.X})
+    cells.obs["sample"] = np.tile(["s1", "s2"], 150)  # two samples, each the whole circle
     cells.write_h5ad(tmp_path / "cells.h5ad")
     datasets.demo_adata(n_cells=300).write_h5ad(tmp_path / "counts.h5ad")
     pd.DataFrame(ds.X, index=[f"cell{i}" for i in range(300)],
@@ -59,8 +60,10 @@ def test_the_readme_commands_run_on_files_as_users_have_them(tmp_path):
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, capture_output=True,
                               text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
-    for out in ("results/cells", "results/counts", "results/csv", "results/mine", "results/staged"):
+    for out in ("results/cells", "results/counts", "results/csv", "results/mine", "results/staged",
+                "results/by_sample/s1", "results/by_sample/s2"):
         assert (tmp_path / out / "summary.json").exists(), out
+    assert (tmp_path / "results/by_sample/groups.tsv").read_text().count("1 loop") == 2
     assert "verdict       1 loop" in subprocess.run(
         [sys.executable, "-m", "topoembed", "run", "cells.csv", "--out", "again", "-q"], cwd=tmp_path,
         capture_output=True, text=True).stdout

@@ -108,6 +108,9 @@ def test_groups_are_checked_before_any_runs(two_samples):
     a.obs["few"] = np.where(np.arange(a.n_obs) < 2, "tiny", "rest")
     with pytest.raises(InputError, match=r"'tiny' \(2 cells\)"):
         te.tl.run(a, groupby="few", use_rep="X_rep")
+    a.obs["score"] = np.arange(a.n_obs) / 7.0  # numbers, not groups: 350 groups of one cell
+    with pytest.raises(InputError, match=r"350 of its 350 groups cannot be analysed .*; and 345 more\. Leave them out"):
+        te.tl.run(a, groupby="score", use_rep="X_rep")
     a.obs["gaps"] = pd.Series(np.where(np.arange(a.n_obs) < 5, None, "x"), index=a.obs_names, dtype=object)
     with pytest.raises(InputError, match="5 cells have no 'gaps'"):
         te.tl.run(a, groupby="gaps", use_rep="X_rep")
@@ -152,3 +155,29 @@ def test_group_folder_names_are_safe_and_unique():
 
     got = folder_names(["H9", "a/b", "a b", "..", "groups.tsv"], reserved=("groups.tsv",))
     assert got == {"H9": "H9", "a/b": "a_b", "a b": "a_b_2", "..": "group", "groups.tsv": "group_groups.tsv"}
+
+
+def test_with_cell_cycle_scores_every_groups_phase_starts_at_its_g1_s_boundary():
+    """Two samples whose rings lie in different planes and run in opposite directions: scored
+    like the cell cycle (S peaks at angle 1, G2/M at 2.5), both phases read angle - 0.25 (the
+    G1/S boundary: 1 - 1.5/2), so one phase compares across the samples."""
+    rng = np.random.default_rng(1)
+    parts, truths = [], []
+    for seed, direction in ((0, 1), (1, -1)):
+        ds = datasets.make("circle", n=200, d=10, sigma=0.05, seed=seed)
+        Q, _ = np.linalg.qr(rng.normal(size=(10, 10)))
+        parts.append(ds.X @ Q + 5 * seed)
+        truths.append((direction * ds.angle) % (2 * np.pi))
+    truth = np.concatenate(truths)
+    a = anndata.AnnData(X=np.vstack(parts).astype(np.float32))
+    a.obs["sample"] = np.repeat(["a", "b"], 200)
+    a.obs["topoembed_S_score"] = np.cos(truth - 1.0)
+    a.obs["topoembed_G2M_score"] = np.cos(truth - 2.5)
+    te.tl.run(a, groupby="sample", use_rep="X", jobs=1, progress=False)
+    assert te.tl.get_group_verdicts(a)["verdict"].tolist() == ["1 loop", "1 loop"]
+    for name in ("a", "b"):
+        cells = a.obs["sample"].to_numpy() == name
+        offset = np.exp(1j * (truth[cells] - a.obs["topoembed_phase"].to_numpy()[cells]))
+        assert abs(offset.mean()) > 0.9, name  # the phase follows the angle, not reflected
+        assert abs(np.angle(offset.mean()) - 0.25) < 0.3, name  # θ = 0 at the same place in both
+        assert "phase_orientation" in te.tl.get_loops(a, group=name)[0]

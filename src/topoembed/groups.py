@@ -22,13 +22,13 @@ import pandas as pd
 from ._anndata import as_list, check_adata, is_grouped
 from ._validate import InputError
 from .pipeline import Params
-from .summary import NO_LOOP_REASON
+from .summary import NO_LOOP_REASON, PER_POINT
 
 __all__ = ["categories", "check_group_sizes", "run_by_group", "verdict_table", "folder_names"]
 
 #: Per-cell columns a run writes after its ``key_added`` (any loop suffix ``_2``, ...);
 #: removed before a grouped run so that no group inherits an earlier run's values.
-RUN_COLUMNS = ("phase", "phase_confidence", "phase_spread", "loop_distance", "on_loop", "phase_missing", "subsample")
+RUN_COLUMNS = (*PER_POINT, "phase_missing", "subsample")
 
 
 def categories(adata, groupby: str) -> list[str]:
@@ -65,9 +65,10 @@ def check_group_sizes(adata, groupby: str, settings: dict, small_input: bool = T
             validate(len(idx))
         except InputError as exc:
             problems.append(f"{g!r} ({len(idx)} cells): {exc}")
-    if problems:
-        raise InputError(f"groupby={groupby!r}: these groups cannot be analysed with these settings: "
-                         + "; ".join(problems) + f". Leave them out, e.g. adata[~adata.obs[{groupby!r}].isin([...])]")
+    if problems:  # a column of numbers names thousands of one-cell groups: the first few say enough
+        said = "; ".join(problems[:5]) + (f"; and {len(problems) - 5} more" if len(problems) > 5 else "")
+        raise InputError(f"groupby={groupby!r}: {len(problems)} of its {len(where)} groups cannot be analysed with "
+                         f"these settings: {said}. Leave them out, e.g. adata[~adata.obs[{groupby!r}].isin([...])]")
     return where
 
 
