@@ -240,3 +240,35 @@ def test_demo_config_end_to_end(tmp_path):
     if (repo.parent / "shared" / "data" / "neural_ipc_scvi.h5ad").exists():
         assert got["neural_ipc"] == 1
     sh.rmtree(tmp_path / "demo", ignore_errors=True)
+
+
+def test_a_sample_with_groupby_is_one_sample_per_group(tmp_path, capsys):
+    """`groupby: COLUMN` in a sample's config: one sample per group of that obs column (NAME.GROUP), each
+    prepared by `topoembed prepare --groupby --group` with that group's cells only."""
+    import anndata
+    import numpy as np
+    import pandas as pd
+
+    from topoembed import cli, datasets
+
+    X = datasets.make("circle", n=300, d=10, sigma=0.05, seed=0).X
+    a = anndata.AnnData(np.zeros((300, 1), dtype=np.float32), obsm={"X_rep": X})
+    a.obs["donor"] = pd.Categorical(np.tile(["d 1", "d2", "d2"], 100), categories=["d 1", "d2"])  # a space
+    a.write_h5ad(tmp_path / "cells.h5ad")
+    config = TWO_SAMPLES.replace('noise: {path: "noise.npy"}',
+                                 'cells: {path: "cells.h5ad", use_rep: X_rep, groupby: donor}')
+    res = _samples(tmp_path, config, "-n")
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert _planned(res)["prepare"] == 3 and "res/cells.d_1/prepared.h5ad" in res.stdout + res.stderr
+    assert "res/cells.d2/prepared.h5ad" in res.stdout + res.stderr
+    out = tmp_path / "d2.h5ad"
+    assert cli.main(["prepare", str(tmp_path / "cells.h5ad"), "--use-rep", "X_rep", "--groupby", "donor", "--group",
+                     "d2", "--out", str(out)]) == 0
+    prepared = anndata.read_h5ad(out)
+    np.testing.assert_array_equal(prepared.obsm["X_topoembed_input"], X[a.obs["donor"].to_numpy() == "d2"])
+    assert prepared.uns["topoembed_input"]["source"].endswith("cells.h5ad (donor = d2)")
+    for extra, message in ((["--group", "d3", "--groupby", "donor"], "the groups are ['d 1', 'd2']"),
+                           (["--groupby", "donor"], "go together")):
+        assert cli.main(["prepare", str(tmp_path / "cells.h5ad"), "--use-rep", "X_rep", *extra, "--out",
+                         str(tmp_path / "no.h5ad")]) == 2
+        assert message in capsys.readouterr().err and not (tmp_path / "no.h5ad").exists()

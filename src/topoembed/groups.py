@@ -24,7 +24,8 @@ from ._validate import InputError
 from .pipeline import Params
 from .summary import NO_LOOP_REASON, PER_POINT
 
-__all__ = ["categories", "check_group_sizes", "run_by_group", "verdict_table", "folder_names"]
+__all__ = ["categories", "check_group_sizes", "run_by_group", "verdict_table", "folder_names", "select", "sizes",
+           "sizes_in_file"]
 
 #: Per-cell columns a run writes after its ``key_added`` (any loop suffix ``_2``, ...);
 #: removed before a grouped run so that no group inherits an earlier run's values.
@@ -70,6 +71,43 @@ def check_group_sizes(adata, groupby: str, settings: dict, small_input: bool = T
         raise InputError(f"groupby={groupby!r}: {len(problems)} of its {len(where)} groups cannot be analysed with "
                          f"these settings: {said}. Leave them out, e.g. adata[~adata.obs[{groupby!r}].isin([...])]")
     return where
+
+
+def select(adata, groupby: str, group):
+    """A copy of the cells of ``group`` in ``obs[groupby]`` (``topoembed prepare --group``: one
+    group as a sample of its own); InputError naming the groups where it is not one."""
+    names = categories(adata, groupby)
+    if str(group) not in names:
+        raise InputError(f"group {group!r} is not a group of {groupby!r}: the groups are {names}")
+    return adata[adata.obs[groupby].astype(str).to_numpy() == str(group)].copy()
+
+
+def sizes(adata, groupby: str) -> dict[str, int]:
+    """{group: its number of cells}, in :func:`categories`' order."""
+    counts = adata.obs[groupby].astype(str).value_counts()
+    return {g: int(counts[g]) for g in categories(adata, groupby)}
+
+
+def sizes_in_file(source, groupby: str) -> dict[str, int]:
+    """:func:`sizes` of an AnnData input file (a workflow makes one sample of each group),
+    reading only ``obs`` of an .h5ad."""
+    from pathlib import Path
+
+    from . import io
+
+    path = Path(str(source))
+    if not path.exists() or not io.is_anndata_input(path):
+        raise InputError(f"groupby: {path} is not an AnnData input (.h5ad, .loom, a 10x folder), so it has no obs "
+                         "column to group by")
+    if path.suffix.lower() == ".h5ad":
+        import anndata
+
+        adata = anndata.read_h5ad(path, backed="r")
+        try:
+            return sizes(adata, groupby)
+        finally:
+            adata.file.close()
+    return sizes(io.read_anndata(path), groupby)
 
 
 def folder_names(names, reserved=()) -> dict[str, str]:

@@ -167,6 +167,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", default=None, help="with --recipe: the layer holding the raw counts (default: X)")
     p.add_argument("--gene-symbols", default=None, metavar="COLUMN",
                    help="with --recipe: the adata.var column of gene symbols (default: detected)")
+    p.add_argument("--groupby", default=None, metavar="COLUMN",
+                   help="with --group: keep the cells of one group of this adata.obs column (after the recipe, which "
+                        "sees all cells, as `run --groupby` does)")
+    p.add_argument("--group", default=None, metavar="NAME", help="with --groupby: the group to keep")
     p.add_argument("--out", required=True, help="output .h5ad")
     p.set_defaults(func=cmd_prepare)
 

@@ -24,7 +24,15 @@ def cmd_prepare(args) -> int:
     import anndata
 
     src = str(args.input)
-    adata, rep = _anndata_input(args)
+    if (args.groupby is None) != (args.group is None):
+        raise InputError("--groupby COLUMN and --group NAME go together: the cells of one group of an obs column")
+    adata, rep = _anndata_input(args)  # the recipe sees all cells, as `run --groupby` has it
+    if args.group is not None:
+        if adata is None:
+            raise InputError("--groupby needs AnnData input (.h5ad, .loom, a 10x folder): a table has no obs column")
+        from ..groups import select
+
+        adata = select(adata, args.groupby, args.group)
     if adata is not None:
         X = _anndata_points(adata, rep)
     else:
@@ -34,11 +42,11 @@ def cmd_prepare(args) -> int:
             adata.obs_names = [str(name) for name in meta["row_names"]]
         rep = None
     adata.obsm[PREPARED_REP] = np.asarray(X, dtype=np.float64)
-    adata.uns["topoembed_input"] = {"source": src, "use_rep": rep or "X", "recipe": args.recipe or "none",
-                                    "layer": args.layer or "X"}
+    adata.uns["topoembed_input"] = {"source": src + (f" ({args.groupby} = {args.group})" if args.group else ""),
+                                    "use_rep": rep or "X", "recipe": args.recipe or "none", "layer": args.layer or "X"}
     with io.atomic_path(args.out) as tmp:
         adata.write_h5ad(tmp)
-    sys.stdout.write(f"prepare: {X.shape[0]} points × {X.shape[1]} from {src} "
+    sys.stdout.write(f"prepare: {X.shape[0]} points × {X.shape[1]} from {adata.uns['topoembed_input']['source']} "
                      f"({'recipe ' + args.recipe if args.recipe else 'use_rep ' + (rep or 'X')}) -> {args.out}\n")
     return 0
 
