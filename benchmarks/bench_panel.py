@@ -397,10 +397,13 @@ def part_groups(fh):
     """The IPC cells by their ten time points (``obs["Subset"]``), each analysed alone
     (``te.tl.run(adata, groupby="Subset")``), against the run on all 26,625 cells read within each
     time point and the PC1/PC2 angle of each time point's cells: R² of CellCycle on (cos θ, sin θ).
-    A last row holds both runs' times (same machine, same run)."""
+    Then both runs' times (same machine, same run), and R² over all cells with a phase, each time
+    point's phase with its own origin and after :func:`topoembed.groups.align_phases` (the default
+    of ``te.tl.run(groupby=...)``)."""
     import anndata
 
     import topoembed as te
+    from topoembed import groups
 
     a = anndata.read_h5ad(DATA / "neural_ipc_scvi.h5ad")
     cc, X = a.obs["CellCycle"].to_numpy(float), np.asarray(a.obsm["X_scVI"], float)
@@ -408,12 +411,17 @@ def part_groups(fh):
     te.tl.run(a, use_rep="X_scVI", progress=False, key_added="pooled")
     pooled_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    te.tl.run(a, use_rep="X_scVI", groupby="Subset", progress=False)
+    te.tl.run(a, use_rep="X_scVI", groupby="Subset", progress=False, align_phases=False)
     grouped_s = time.perf_counter() - t0
+    everywhere = np.ones(a.n_obs, dtype=bool)
 
     def scored(theta, m):
         ok = np.isfinite(theta[m])
         return round(r2(theta[m][ok], cc[m][ok]), 3) if ok.sum() >= 10 else None
+
+    own_origin = scored(a.obs["topoembed_phase"].to_numpy(float), everywhere)
+    labels = a.obs["Subset"].astype(str).to_numpy()
+    turned = groups.align_phases(a, "topoembed", {g: np.flatnonzero(labels == g) for g in np.unique(labels)}, X)
 
     def number(v):
         return None if not np.isfinite(v) else round(float(v), 5)
@@ -427,6 +435,12 @@ def part_groups(fh):
                    "pc_angle": round(r2(pc_angle(X[m]), cc[m]), 3)})
     _emit(fh, {"part": "groups", "case": "times", "n": a.n_obs, "pooled_verdict": te.tl.get_verdict(a, "pooled")["headline"],
                "pooled_seconds": round(pooled_s, 1), "grouped_seconds": round(grouped_s, 1)})
+    # one phase column across the time points: R² over all cells with a phase, before and after the turn
+    _emit(fh, {"part": "groups", "case": "phases across groups", "n": a.n_obs, "own_origins_r2": own_origin,
+               "aligned_r2": scored(a.obs["topoembed_phase"].to_numpy(float), everywhere),
+               "all_cells_run_r2": scored(a.obs["pooled_phase"].to_numpy(float), everywhere),
+               "turned": {g: {k: (round(v, 3) if isinstance(v, float) else v) for k, v in info.items()}
+                          for g, info in turned.items()}})
 
 
 def no_loop_sets(n, seed, gaussian=False):

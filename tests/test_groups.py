@@ -128,7 +128,9 @@ def test_the_command_line_writes_each_groups_outputs_in_its_folder(two_samples, 
     assert "2 groups of 'sample'" in said and "-> ring/" in said
     table = pd.read_csv(out / "groups.tsv", sep="\t", index_col=0)
     assert table["verdict"].to_dict() == {"blob": "No loop", "ring": "1 loop"}
-    assert sorted(p.name for p in out.iterdir()) == ["blob", "groups.tsv", "result.h5ad", "ring"]
+    assert sorted(p.name for p in out.iterdir()) == ["blob", "groups.tsv", "index.html", "result.h5ad", "ring"]
+    index = (out / "index.html").read_text()
+    assert "<a href='ring/report.html'>ring</a>" in index and index.count("<tr><td>") == 2
     # the ring's folder holds what `run` writes for the ring's cells alone
     ring = two_samples[two_samples.obs["sample"] == "ring"].copy()
     ring.write_h5ad(tmp_path / "ring.h5ad")
@@ -181,3 +183,55 @@ def test_with_cell_cycle_scores_every_groups_phase_starts_at_its_g1_s_boundary()
         assert abs(offset.mean()) > 0.9, name  # the phase follows the angle, not reflected
         assert abs(np.angle(offset.mean()) - 0.25) < 0.3, name  # θ = 0 at the same place in both
         assert "phase_orientation" in te.tl.get_loops(a, group=name)[0]
+
+
+def test_phases_are_turned_to_agree_across_groups_that_share_the_loop(tmp_path):
+    """Samples a and b trace one ring of R^10 (each run alone picks its own origin and direction);
+    sample c a ring in another plane. Aligned, a's and b's phases read the ring's angle with one
+    origin and direction; c's cannot be predicted from a's map and keeps its own."""
+    rng = np.random.default_rng(3)
+    Q, _ = np.linalg.qr(rng.normal(size=(10, 10)))
+    angles, X = [], []
+    for plane in (0, 0, 2):
+        t = rng.uniform(0, 2 * np.pi, 200)
+        ring = np.zeros((200, 10))
+        ring[:, plane], ring[:, plane + 1] = np.cos(t), np.sin(t)
+        X.append(ring @ Q + 0.05 * rng.normal(size=(200, 10)))
+        angles.append(t)
+    t = np.concatenate(angles)
+    a = anndata.AnnData(X=np.vstack(X).astype(np.float32))
+    a.obs["sample"] = np.repeat(["a", "b", "c"], 200)
+    a.write_h5ad(tmp_path / "rings.h5ad")
+    b = a.copy()
+    te.tl.run(a, groupby="sample", use_rep="X", jobs=1, progress=False)
+    te.tl.run(b, groupby="sample", use_rep="X", jobs=1, progress=False, align_phases=False)
+    assert te.tl.get_group_verdicts(a)["verdict"].tolist() == ["1 loop"] * 3
+
+    def reading(adata, name):  # (direction, origin) of the phase against the angle
+        cells = adata.obs["sample"].to_numpy() == name
+        th = adata.obs["topoembed_phase"].to_numpy()[cells]
+        z = {s: np.mean(np.exp(1j * (th - s * t[cells]))) for s in (1, -1)}
+        s = max(z, key=lambda k: abs(z[k]))
+        assert abs(z[s]) > 0.9
+        return s, np.angle(z[s])
+
+    (sa, ca), (sb, cb) = reading(a, "a"), reading(a, "b")
+    assert sa == sb and abs(np.angle(np.exp(1j * (ca - cb)))) < 0.3
+    turned = a.uns["topoembed"]["phase_alignment"]
+    assert set(turned) == {"b"} and turned["b"]["aligned_to"] == "a" and turned["b"]["agreement"] > 0.9
+    assert te.tl.get_loops(a, group="b")[0]["phase_alignment"]["aligned_to"] == "a"
+    # only turned: each group's reading is unchanged, and without alignment c and a keep their phases
+    for name in ("a", "c"):
+        cells = a.obs["sample"].to_numpy() == name
+        np.testing.assert_array_equal(a.obs["topoembed_phase"][cells], b.obs["topoembed_phase"][cells])
+    assert "phase_alignment" not in b.uns["topoembed"]
+    # the command line turns them the same way, in result.h5ad and in each group's cells.csv and summary.json
+    from topoembed import cli
+
+    out = tmp_path / "cli"
+    assert cli.main(["run", str(tmp_path / "rings.h5ad"), "--use-rep", "X", "--groupby", "sample", "--out", str(out),
+                     "-q"]) == 0
+    np.testing.assert_allclose(anndata.read_h5ad(out / "result.h5ad").obs["topoembed_phase"], a.obs["topoembed_phase"])
+    cells = pd.read_csv(out / "b" / "cells.csv")
+    np.testing.assert_allclose(cells["phase_1"], a.obs["topoembed_phase"][200:400], atol=1e-5)  # 6 digits
+    assert json.loads((out / "b" / "summary.json").read_text())["loops"][0]["phase_alignment"]["aligned_to"] == "a"

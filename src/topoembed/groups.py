@@ -7,7 +7,9 @@ group's verdict does not depend on the others. Their per-cell results fill one s
 ``obs`` columns; each group's full record (verdict, loops, diagrams, ...) goes to
 ``uns[key]["groups"][g]``. Where the cells carry S and G2/M scores
 (:func:`topoembed.pp.recipe_cell_cycle`), each group's phase is turned so that θ = 0 is its
-G1/S boundary, and phases compare across groups.
+G1/S boundary; without them :func:`align_phases` turns each group's phase to agree with the
+largest group's on the representation they share. Either way one phase column compares
+across groups.
 
 This module moves data only; the analysis is :func:`topoembed.tl.run_result`'s, passed in as
 ``run_one``.
@@ -25,7 +27,8 @@ from .pipeline import Params
 from .summary import NO_LOOP_REASON, PER_POINT
 
 __all__ = ["categories", "check_group_sizes", "run_by_group", "verdict_table", "folder_names", "select", "sizes",
-           "sizes_in_file"]
+           "sizes_in_file", "align_phases",
+           "align_results", "run_grouped"]
 
 #: Per-cell columns a run writes after its ``key_added`` (any loop suffix ``_2``, ...);
 #: removed before a grouped run so that no group inherits an earlier run's values.
@@ -172,6 +175,109 @@ def run_by_group(adata, groupby: str, where: dict[str, np.ndarray], run_one, key
             adata.obs[name] = values
     adata.uns[key] = {**meta, "groupby": groupby, "groups": entries}
     return results
+
+
+#: Groups whose first loop has a phase on fewer cells than this are not aligned (nor a reference).
+ALIGN_MIN_CELLS = 20
+#: A group's phase is turned to the reference's only where they agree at least this well:
+#: |mean e^{i(ψ − θ')}| over its cells, ψ the reference's phase predicted on them (1: the same).
+ALIGN_MIN_AGREEMENT = 0.5
+#: The map of :func:`align_phases` reads the principal directions holding this share of the
+#: reference group's variance, nothing else.
+ALIGN_VARIANCE = 0.95
+
+
+def align_phases(adata, key: str, where: dict[str, np.ndarray], X: np.ndarray, ridge: float = 1e-3) -> dict:
+    """Turn each group's first-loop phase (``obs[f"{key}_phase"]``) so that it reads like the
+    reference group's, the group with the most cells with a phase, on the representation ``X``
+    the groups share: a ridge map from X (each group centred on its own mean, which takes out
+    a sample's offset; only the reference's principal directions holding :data:`ALIGN_VARIANCE`
+    of its variance) to (cos θ, sin θ) is fitted on the reference's cells and predicts an angle
+    ψ on every other group's cells; that group's θ is reflected where −θ agrees better with ψ and
+    rotated by the circular mean of ψ − (±θ). Returns {group: {"aligned_to", "reflected", "shift",
+    "agreement"}} for the groups turned; a group whose agreement stays below
+    :data:`ALIGN_MIN_AGREEMENT` keeps its phase (its loop may be another one, or the map may not
+    carry over) and is left out. Only a rotation and a reflection: each group's phase keeps its
+    order and spacing, so every score against a truth up to rotation and reflection is unchanged."""
+    col = f"{key}_phase"
+    if col not in adata.obs:
+        return {}
+    theta = adata.obs[col].to_numpy(dtype=float).copy()
+    X = np.asarray(X, dtype=float)
+    phased = {g: idx[np.isfinite(theta[idx])] for g, idx in where.items()}
+    phased = {g: idx for g, idx in phased.items() if len(idx) >= ALIGN_MIN_CELLS}
+    if len(phased) < 2:
+        return {}
+    centre = {g: X[where[g]].mean(axis=0) for g in phased}
+    ref = max(phased, key=lambda g: len(phased[g]))
+    # the reference's own directions only (ALIGN_VARIANCE of its variance): a map fitted where the
+    # reference barely varies would read another group's loop in other directions as this one
+    _, sv, Vt = np.linalg.svd(X[phased[ref]] - centre[ref], full_matrices=False)
+    keep = int(np.searchsorted(np.cumsum(sv**2) / np.sum(sv**2), ALIGN_VARIANCE)) + 1
+    basis = Vt[:keep].T
+    A = (X[phased[ref]] - centre[ref]) @ basis
+    gram = A.T @ A
+    W = basis @ np.linalg.solve(gram + ridge * np.trace(gram) / len(gram) * np.eye(len(gram)),
+                                A.T @ np.c_[np.cos(theta[phased[ref]]), np.sin(theta[phased[ref]])])
+    turned = {}
+    for g, idx in phased.items():
+        if g == ref:
+            continue
+        P = (X[idx] - centre[g]) @ W
+        psi = np.arctan2(P[:, 1], P[:, 0])
+        z = {s: np.mean(np.exp(1j * (psi - s * theta[idx]))) for s in (1, -1)}
+        s = max(z, key=lambda k: abs(z[k]))
+        if abs(z[s]) < ALIGN_MIN_AGREEMENT:
+            continue
+        theta[idx] = (s * theta[idx] + np.angle(z[s])) % (2 * np.pi)
+        turned[g] = {"aligned_to": ref, "reflected": bool(s < 0), "shift": float(np.angle(z[s])),
+                     "agreement": float(abs(z[s]))}
+    adata.obs[col] = theta
+    return turned
+
+
+def run_grouped(adata, groupby: str, settings: dict, run_result, log_verdict, X, align: bool = True) -> dict:
+    """``te.tl.run(adata, groupby=...)``: every group checked, then :func:`run_by_group` with
+    ``run_result(sub, **settings)`` (:func:`topoembed.tl.run_result`), each group's verdict logged
+    by ``log_verdict(result, key, began, label)`` at scanpy's info verbosity; then, with
+    ``align`` and where no phase was turned by the recipe's S and G2/M scores,
+    :func:`align_results` on the points ``X``. Returns {group: result}."""
+    from datetime import datetime, timezone
+
+    from ._progress import scanpy_log
+
+    where = check_group_sizes(adata, groupby, settings)
+    key = settings["key_added"]
+    scanpy_log(f"running topoembed on {adata.n_obs} cells in {len(where)} groups of {groupby!r}")
+
+    def one(sub, group):
+        began = datetime.now(timezone.utc)  # each group's own time in the log (scanpy's clock)
+        result = run_result(sub, **settings)
+        log_verdict(result, key, began, f"{group}, {sub.n_obs} cells")
+        return result
+
+    results = run_by_group(adata, groupby, where, one, key, {"use_rep": settings.get("use_rep") or "X"})
+    if align:
+        align_results(adata, key, where, X, results)
+    return results
+
+
+def align_results(adata, key: str, where: dict[str, np.ndarray], X, results: dict) -> dict:
+    """:func:`align_phases`, unless a group's phase was turned by the recipe's scores (then
+    phases compare already); the turned phases also go into each group's result (its first
+    loop's ``phase``, and ``phase_alignment``: what :func:`align_phases` returns for it; so into
+    its ``summary.json``) and record (``uns[key]["groups"][g]``), and
+    ``uns[key]["phase_alignment"]`` says what was turned."""
+    if any("phase_orientation" in r.loops[0] for r in results.values() if r.loops):
+        return {}
+    turned = align_phases(adata, key, where, X)
+    theta = adata.obs[f"{key}_phase"].to_numpy(dtype=float)
+    for g, info in turned.items():
+        results[g].loops[0]["phase"] = theta[where[g]]
+        results[g].loops[0]["phase_alignment"] = info
+        adata.uns[key]["groups"][g]["loops"]["0"]["phase_alignment"] = dict(info)
+    adata.uns[key]["phase_alignment"] = {g: dict(info) for g, info in turned.items()}
+    return turned
 
 
 def verdict_table(adata, key: str) -> pd.DataFrame:

@@ -21,7 +21,7 @@ import numpy as np
 from . import loops, plotting, verdict
 from ._validate import option
 
-__all__ = ["render_html", "figure_png", "verdict_notes", "summary_verdict", "loop_label"]
+__all__ = ["render_html", "figure_png", "verdict_notes", "summary_verdict", "loop_label", "groups_index_html"]
 
 
 def figure_png(draw, figsize=(5, 4), margins=(0.14, 0.96, 0.14, 0.9)) -> str:
@@ -753,6 +753,31 @@ def render_html(summary: dict, points=None, index=None, per_point: list[dict] = 
 <style>{_CSS}</style></head>
 <body><h1>topoembed report</h1><p class="sub">Input: <code>{html.escape(str(summary['input']))}</code> ·
 topoembed {html.escape(str(summary['version']))}</p>{body}</body></html>
+"""
+
+
+def groups_index_html(source: str, groupby: str, groups: list[tuple[str, str, dict]]) -> str:
+    """The page of ``topoembed run --groupby``: one row per group (``groups``: its name, its
+    folder and its summary) with its cells, verdict, first loop's p-value and prevalence, and the
+    first sentence under the verdict, the group's name linking to its own report."""
+    rows = []
+    for name, folder, summ in groups:
+        call = summary_verdict(summ)
+        first = summ["loops"][0] if summ["loops"] else {}
+        notes = verdict_notes(summ)
+        rows.append(f"<tr><td><a href='{html.escape(folder)}/report.html'>{html.escape(name)}</a></td>"
+                    f"<td>{summ['n_input']:,}</td><td class='headline {_LEVEL_CSS[call.level]}' "
+                    f"style='font-size:1em'>{html.escape(call.headline())}</td><td>{_p(first.get('p_value'))}</td>"
+                    f"<td>{_p(first.get('prevalence'))}</td><td>{html.escape(notes[0]) if notes else ''}</td></tr>")
+    head = "".join(f"<th>{h}</th>" for h in (groupby, "cells", "verdict", "p-value (loop 1)", "prevalence (loop 1)",
+                                            "why"))
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>topoembed by {html.escape(groupby)}: {html.escape(source)}</title>
+<style>{_CSS}</style></head>
+<body><h1>topoembed by {html.escape(groupby)}</h1><p class="sub">Input: <code>{html.escape(source)}</code> ·
+{len(groups)} groups, each analysed alone · topoembed {html.escape(str(groups[0][2]['version']))}</p>
+<table><thead><tr>{head}</tr></thead><tbody>{"".join(rows)}</tbody></table>
+<p>Each group's name opens its own report; <code>groups.tsv</code> holds this table for machines.</p></body></html>
 """
 
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import dataclasses
 import logging
-from datetime import datetime, timezone
 
 import numpy as np
 
@@ -333,7 +332,7 @@ def store_result(adata, result: pipeline.Result, *, use_rep: str | None = None, 
 
 def run(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, binarize: bool = True,
         key_added: str = DEFAULT_KEY, copy: bool = False, progress: bool | None = None, jobs="auto",
-        groupby: str | None = None, **params):
+        groupby: str | None = None, align_phases: bool = True, **params):
     """All stages in one call: graph (or scanpy's, via ``neighbors_key``), distances,
     persistent homology and loop detection, with the options of
     :class:`topoembed.pipeline.Params` (``k``, ``distance``, ``t``, ``subsample``, ...).
@@ -366,32 +365,25 @@ def run(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, 
 
     ``groupby``: an ``obs`` column (cell line, sample, donor): one run per group, as on its cells
     alone, per-cell results in the same columns, each group's record in ``uns[key]["groups"]``
-    (:mod:`topoembed.groups`; read with ``group=`` or :func:`get_group_verdicts`).
+    (:mod:`topoembed.groups`; read with ``group=`` or :func:`get_group_verdicts`); with
+    ``align_phases`` and without the recipe's scores, phases turned to agree across groups
+    (:func:`topoembed.groups.align_phases`)
     """
     adata = adata.copy() if copy else adata
     kw = dict(use_rep=use_rep, neighbors_key=neighbors_key, binarize=binarize, key_added=key_added, progress=progress,
               jobs=jobs, **params)
     if groupby is not None:
-        _run_by_group(adata, groupby, kw)
+        _run_by_group(adata, groupby, kw, align_phases)
         return adata if copy else None
     start = scanpy_log(f"running topoembed on {adata.n_obs} cells")
     _log_verdict(run_result(adata, **kw), key_added, start)
     return adata if copy else None
 
 
-def _run_by_group(adata, groupby: str, kw: dict) -> None:
-    """:func:`run` by group (:mod:`topoembed.groups`): groups and points checked before any runs."""
-    where = groups.check_group_sizes(adata, groupby, kw)
-    kw["use_rep"] = resolved_points(adata, kw["use_rep"])[0]
-    scanpy_log(f"running topoembed on {adata.n_obs} cells in {len(where)} groups of {groupby!r}")
-
-    def one(sub, group):
-        began = datetime.now(timezone.utc)  # each group's own time in the log (scanpy's clock)
-        result = run_result(sub, **kw)
-        _log_verdict(result, kw["key_added"], began, f"{group}, {sub.n_obs} cells")
-        return result
-
-    groups.run_by_group(adata, groupby, where, one, kw["key_added"], {"use_rep": kw["use_rep"] or "X"})
+def _run_by_group(adata, groupby: str, kw: dict, align: bool) -> None:
+    """:func:`run` by group: :func:`topoembed.groups.run_grouped` with this module's run and log."""
+    kw["use_rep"], X = resolved_points(adata, kw["use_rep"])
+    groups.run_grouped(adata, groupby, kw, run_result, _log_verdict, X, align=align)
 
 
 def _log_verdict(result: pipeline.Result, key_added: str, start, group: str | None = None) -> None:

@@ -54,7 +54,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--groupby", default=None, metavar="COLUMN",
                    help="for AnnData input: one analysis per group of this adata.obs column (cell line, sample, "
                         "donor), each as on its cells alone: OUT/GROUP/ holds its summary.json, report.html, "
-                        "diagrams.npz and cells.csv; groups.tsv a verdict per group; result.h5ad all cells")
+                        "diagrams.npz and cells.csv; groups.tsv and index.html a verdict per group; result.h5ad all cells")
+    p.add_argument("--align-phases", type=int, choices=[0, 1], default=1,
+                   help="with --groupby and without the recipe's S and G2/M scores: turn each group's phase to agree "
+                        "with the largest group's on the shared representation, so phases compare across groups "
+                        "(default: 1; 0 keeps each group's own origin and direction)")
     p.add_argument("--from-runs", nargs="+", default=None, metavar="RUN",
                    help="combine these `topoembed subsample` runs (one per subsample, and optionally one per "
                         "part screened: --part; same input and options) instead of computing them here")

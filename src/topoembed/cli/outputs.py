@@ -55,7 +55,7 @@ def input_name(path, adata=None) -> str:
 #: earlier run left there and this one does not write).
 RUN_OUTPUTS = ("summary.json", "diagrams.npz", "report.html", "cells.csv", "embedding.npy", "result.h5ad")
 #: What `run --groupby` writes beside the groups' folders (and result.h5ad).
-GROUP_OUTPUTS = ("groups.tsv",)
+GROUP_OUTPUTS = ("groups.tsv", "index.html")
 
 
 def _write_run_outputs(outputs, args, result, X, emb=None, adata=None, ids=None, group=None) -> dict:

@@ -132,27 +132,34 @@ def _run_by_group(args, adata, use_rep, params) -> int:
     small = not _k_given(args)
     where = groups.check_group_sizes(adata, args.groupby, dataclasses.asdict(params), small_input=small)
     folders = groups.folder_names(where, reserved=RUN_OUTPUTS + GROUP_OUTPUTS)
-    lines = []
+    lines, done, results = [], [], {}
     bar = Progress(len(where), "topoembed groups", "group", enabled=not args.quiet)
-    with io.OutputSet(args.out, owned=RUN_OUTPUTS + GROUP_OUTPUTS) as outputs:
-        def one(sub, group):
-            bar.note(f"{args.groupby} = {group} ({sub.n_obs} cells)…")  # its stages' lines and warnings follow
-            result = tl.run_result(sub, use_rep=use_rep, key_added=args.key_added, progress=not args.quiet,
-                                   jobs=args.jobs, small_input=small, **dataclasses.asdict(params))
-            X = _anndata_points(sub, use_rep, quiet=True)
-            summ = _write_run_outputs(outputs, args, result, X, adata=sub, group=(group, folders[group]))
-            headline = report.summary_verdict(summ).headline()
-            lines.append(f"  {group:<14s}{sub.n_obs:>7d} cells   {headline}   -> {folders[group]}/")
-            bar.step(f"{group}: {headline}")
-            return result
 
-        groups.run_by_group(adata, args.groupby, where, one, args.key_added, {"use_rep": use_rep or "X"})
-        bar.close()
+    def one(sub, group):
+        bar.note(f"{args.groupby} = {group} ({sub.n_obs} cells)…")  # its stages' lines and warnings follow
+        results[group] = tl.run_result(sub, use_rep=use_rep, key_added=args.key_added, progress=not args.quiet,
+                                       jobs=args.jobs, small_input=small, **dataclasses.asdict(params))
+        bar.step(f"{group}: {results[group].verdict.headline()}")
+        return results[group]
+
+    groups.run_by_group(adata, args.groupby, where, one, args.key_added, {"use_rep": use_rep or "X"})
+    bar.close()
+    if args.align_phases:  # before any output: each group's files show the phase result.h5ad holds
+        groups.align_results(adata, args.key_added, where, _anndata_points(adata, use_rep, quiet=True), results)
+    with io.OutputSet(args.out, owned=RUN_OUTPUTS + GROUP_OUTPUTS) as outputs:
+        for group, result in results.items():
+            cells = adata[where[group]]
+            summ = _write_run_outputs(outputs, args, result, _anndata_points(cells, use_rep, quiet=True),
+                                      adata=cells, group=(group, folders[group]))
+            done.append((group, folders[group], summ))
+            lines.append(f"  {group:<14s}{cells.n_obs:>7d} cells   {report.summary_verdict(summ).headline()}   "
+                         f"-> {folders[group]}/")
         outputs.path("groups.tsv").write_text(groups.verdict_table(adata, args.key_added).to_csv(sep="\t"))
+        outputs.path("index.html").write_text(report.groups_index_html(str(args.input), args.groupby, done))
         adata.write_h5ad(outputs.path("result.h5ad"))
         outputs.commit()
     sys.stdout.write(f"topoembed {__version__}: {args.input}, {len(where)} groups of {args.groupby!r}\n"
-                     + "\n".join(lines) + f"\n  written to    {args.out}/ (groups.tsv, result.h5ad; each group's "
+                     + "\n".join(lines) + f"\n  written to    {args.out}/ (index.html, groups.tsv, result.h5ad; each group's "
                      "summary.json, report.html, diagrams.npz, cells.csv in its folder)\n")
     return 0
 
