@@ -55,6 +55,10 @@ def find_shared_data(name):
     folders += [folder / "shared" / "data" for folder in (here, *here.parents)]
     return next((folder / name for folder in folders if (folder / name).is_file()), None)
 
+
+path = find_shared_data(NAME)
+REAL = path is not None
+cells = anndata.read_h5ad(path) if REAL else None
 """
 
 # ---------------------------------------------------------------------------------------------
@@ -83,10 +87,7 @@ notebook's folder upwards (or in the folder named by the environment variable
 `TOPOEMBED_DATA`), so the notebook does not depend on where the repository is.
 """),
     code(FIND_SHARED_DATA + """
-path = find_shared_data(NAME)
-if path is not None:
-    REAL = True
-    cells = anndata.read_h5ad(path)
+if REAL:
     # 3,000 random cells keep this notebook to about a minute; te.tl.run takes all 26,625 as well
     pick = np.sort(np.random.default_rng(0).choice(cells.n_obs, 3000, replace=False))
     adata = cells[pick].copy()
@@ -94,7 +95,6 @@ if path is not None:
     print(f"Loaded {NAME}: {cells.n_obs:,} neural IPCs, 10-D scVI latent space. "
           f"Using a random {adata.n_obs:,} of them.")
 else:
-    REAL = False
     circle = te.datasets.make("circle", n=1500, d=50, sigma=0.25, seed=0)
     adata = anndata.AnnData(circle.X.astype(np.float32),
                             obs=pd.DataFrame({"true_angle": circle.angle},
@@ -527,10 +527,7 @@ carried by 10 % of 4,000 points among 6 Gaussian clusters.
 """),
     code(SETUP_CODE),
     code(FIND_SHARED_DATA + """
-path = find_shared_data(NAME)
-if path is not None:
-    REAL = True
-    cells = anndata.read_h5ad(path)
+if REAL:
     cycling = cells.obs["Cycling"].to_numpy(bool)
     pick = np.sort(np.r_[np.flatnonzero(~cycling),
                          np.random.default_rng(1).choice(np.flatnonzero(cycling), 400, replace=False)])
@@ -538,7 +535,6 @@ if path is not None:
     use_rep = "X_scVI"
     print(f"{adata.n_obs:,} cells: {(~cycling).sum():,} non-cycling and 400 of the {cycling.sum():,} cycling ones")
 else:
-    REAL = False
     mix = te.datasets.make("circle_in_clusters", n=4000, d=50, sigma=0.2, fraction=0.1, seed=0)
     adata = anndata.AnnData(mix.X.astype(np.float32),
                             obs=pd.DataFrame({"Cycling": mix.label == 0, "true_angle": mix.angle},
@@ -620,11 +616,116 @@ plt.tight_layout()
 """),
 ]
 
+SEVERAL_SAMPLES = [
+    md("""
+# Several samples: one analysis per group, one phase column
+
+Cells from several samples, donors or time points are best analysed sample by sample when their
+cycles need not be one loop: `te.tl.run(adata, groupby=...)` runs each group of an `obs` column
+alone (each group's result is that of a run on its cells only) and gives a verdict per group.
+Without cell-cycle scores each group's phase would have its own origin and direction, so the
+phases are turned to agree across groups on the representation they share (`align_phases=True`,
+the default).
+
+Here: the neural IPCs of three time points (7, 12 and 13 weeks), in their 10-D scVI latent
+space. Without the data file, a synthetic stand-in: three samples of 600 points, two tracing
+one ring of R^10 and one a Gaussian blob.
+"""),
+    code(SETUP_CODE),
+    code(FIND_SHARED_DATA + """
+if REAL:
+    adata = cells[cells.obs["Subset"].isin(["7wk", "12wk", "13wk"])].copy()
+    adata.obs["Subset"] = adata.obs["Subset"].cat.remove_unused_categories()
+    use_rep, groupby = "X_scVI", "Subset"
+    print(adata.obs["Subset"].value_counts().to_string())
+else:
+    rng = np.random.default_rng(0)
+    Q, _ = np.linalg.qr(rng.normal(size=(10, 10)))
+    t = rng.uniform(0, 2 * np.pi, 1200)
+    ring = np.c_[np.cos(t), np.sin(t), np.zeros((1200, 8))] @ Q + 0.1 * rng.normal(size=(1200, 10))
+    X = np.r_[ring[:600] + 3.0, ring[600:], rng.normal(size=(600, 10))]
+    adata = anndata.AnnData(X.astype(np.float32), obs=pd.DataFrame(
+        {"sample": np.repeat(["s1", "s2", "blob"], 600), "true_angle": np.r_[t, np.full(600, np.nan)]},
+        index=[f"point{i}" for i in range(1800)]))
+    use_rep, groupby = "X", "sample"
+    print(f"NOTE: {NAME} was not found; this run uses a SYNTHETIC STAND-IN: two samples of 600 points "
+          "on one ring of R^10 (the first shifted) and a Gaussian blob of 600.")
+"""),
+    md("""
+## 1. One run per group
+"""),
+    code("""
+te.tl.run(adata, use_rep=use_rep, groupby=groupby, progress=False)
+te.tl.get_group_verdicts(adata)
+"""),
+    md("""
+Each row is the verdict of its group alone, with its first loop's evidence. Every reader takes
+`group=`: `te.tl.get_loops(adata, group=...)`, `te.tl.get_verdict(adata, group=...)`, and the
+plots.
+"""),
+    code("""
+first = te.tl.get_group_verdicts(adata).index[0]
+print("loops of", first, ":", [(round(float(lp["birth"]), 4), round(float(lp["death"]), 4)) for lp in te.tl.get_loops(adata, group=first)])
+te.pl.loop(adata, group=first, show=False);
+"""),
+    md("""
+## 2. One phase column across groups
+
+`uns["topoembed"]["phase_alignment"]` says which groups were turned to agree with the largest
+one, and how well they agreed. The same run with `align_phases=False` keeps each group's own
+origin and direction: within each group nothing changes, across groups the phases do not
+compare.
+"""),
+    code("""
+for g, info in adata.uns["topoembed"]["phase_alignment"].items():
+    print(f"{g}: turned to {info['aligned_to']} (reflected: {bool(info['reflected'])}), agreement {float(info['agreement']):.2f}")
+own = adata.copy()
+te.tl.run(own, use_rep=use_rep, groupby=groupby, progress=False, align_phases=False)
+
+
+def across_groups(theta):
+    ok = np.isfinite(theta)
+    if REAL:  # R² of the cell-cycle score on (cos θ, sin θ), all cells with a phase
+        y = adata.obs["CellCycle"].to_numpy()[ok]
+        Z = np.c_[np.ones(ok.sum()), np.cos(theta[ok]), np.sin(theta[ok])]
+        beta, *_ = np.linalg.lstsq(Z, y, rcond=None)
+        return "R² of CellCycle", 1 - np.var(y - Z @ beta) / np.var(y)
+    from topoembed.localize import circular_correlation
+    return "|circular correlation| with the true angle", abs(circular_correlation(theta[ok], adata.obs["true_angle"].to_numpy()[ok]))
+
+
+for name, a in (("own origins", own), ("aligned", adata)):
+    label, value = across_groups(a.obs["topoembed_phase"].to_numpy())
+    print(f"{name:12s} {label} over all groups: {value:.2f}")
+fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+truth = adata.obs["CellCycle"].to_numpy() if REAL else adata.obs["true_angle"].to_numpy()
+for ax, (name, a) in zip(axes, (("own origins", own), ("aligned", adata))):
+    for g in a.obs[groupby].astype(str).unique():
+        m = (a.obs[groupby].astype(str) == g).to_numpy()
+        ax.scatter(a.obs["topoembed_phase"].to_numpy()[m], truth[m], s=3, label=g)
+    ax.set_title(name); ax.set_xlabel("θ")
+axes[0].set_ylabel("CellCycle score" if REAL else "true angle"); axes[1].legend(markerscale=4)
+plt.tight_layout()
+"""),
+    md("""
+## What to take away
+
+- `groupby` gives a verdict per sample; each is the run on that sample's cells alone.
+- With the recipe's S and G2/M scores each group's θ = 0 is its G1/S boundary; without them the
+  phases are turned to agree with the largest group's, so `obs["topoembed_phase"]` compares
+  across samples. A group whose loop lies elsewhere keeps its own phase.
+- Where all samples share one cycle (these time points of one population), the run on all cells
+  is faster and gives a phase to the samples too small for a loop of their own (BENCHMARKS.md,
+  "Samples analysed apart").
+"""),
+]
+
 NOTEBOOKS = {
     "01_quickstart_single_cells.ipynb": QUICKSTART,
     "02_euclidean_vs_spectral_noise.ipynb": NOISE,
     "03_embeddings.ipynb": EMBEDDINGS,
     "04_rare_cycling_cells.ipynb": RARE_CYCLE,
+    "05_several_samples.ipynb": SEVERAL_SAMPLES,
 }
 
 

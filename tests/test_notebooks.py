@@ -100,7 +100,7 @@ def test_notebook_executes_top_to_bottom(path, tmp_path, monkeypatch):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("prefix", ["01", "04"])
+@pytest.mark.parametrize("prefix", ["01", "04", "05"])
 def test_real_data_notebooks_fall_back_to_synthetic_data_with_a_note(tmp_path, monkeypatch, prefix):
     path = next(p for p in NOTEBOOKS if p.name.startswith(prefix))
     empty = tmp_path / "empty"
