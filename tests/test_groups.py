@@ -235,3 +235,18 @@ def test_phases_are_turned_to_agree_across_groups_that_share_the_loop(tmp_path):
     cells = pd.read_csv(out / "b" / "cells.csv")
     np.testing.assert_allclose(cells["phase_1"], a.obs["topoembed_phase"][200:400], atol=1e-5)  # 6 digits
     assert json.loads((out / "b" / "summary.json").read_text())["loops"][0]["phase_alignment"]["aligned_to"] == "a"
+
+
+def test_a_run_by_group_logs_each_groups_verdict_at_scanpys_info_verbosity(two_samples, capsys):
+    import scanpy as sc
+
+    before = sc.settings.verbosity
+    try:
+        sc.settings.verbosity = 3
+        te.tl.run(two_samples.copy(), groupby="sample", use_rep="X_rep", jobs=1, progress=False)
+    finally:
+        sc.settings.verbosity = before
+    said = capsys.readouterr().err
+    assert "running topoembed on 350 cells in 2 groups of 'sample'" in said
+    assert "    blob, 150 cells (" in said and "    ring, 200 cells (" in said and "): 1 loop" in said
+    assert "te.tl.get_group_verdicts(adata)" in said

@@ -259,6 +259,9 @@ def run_grouped(adata, groupby: str, settings: dict, run_result, log_verdict, X,
     results = run_by_group(adata, groupby, where, one, key, {"use_rep": settings.get("use_rep") or "X"})
     if align:
         align_results(adata, key, where, X, results)
+    scanpy_log(f"added\n    '{key}_phase', '{key}_on_loop', ... (adata.obs: each cell from its group's run)\n"
+               f"    '{key}' (adata.uns: one record per group; te.tl.get_group_verdicts(adata), te.tl.get_loops(adata, "
+               "group=...))", level="hint")
     return results
 
 
