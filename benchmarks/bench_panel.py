@@ -9,6 +9,7 @@ in the same run, what a user would try instead.
     python benchmarks/bench_panel.py --part minority_sampling --draws 8   # subsamples that favour sparse cells
     python benchmarks/bench_panel.py --part linear_phase   # the phase refined linearly
     python benchmarks/bench_panel.py --part groups   # the IPC cells by time point, each analysed alone
+    python benchmarks/bench_panel.py --part coil_parts   # all COIL-20 images, parts of 72 images searched
 
 One JSON line per case goes to ``benchmarks/results/panel/<part>.jsonl`` (and stdout); BENCHMARKS.md
 ("The real-data panel") holds the table. Per case:
@@ -393,6 +394,36 @@ def part_minority_sampling(fh, draws=8, subsamples=5):
         _emit(fh, row)
 
 
+def part_coil_parts(fh):
+    """All 1,440 COIL-20 images with the defaults, and with parts of 50 points or more searched
+    (``parts.MIN_PART`` 150 -> 50, ``parts.MAX_PARTS`` 12 -> 20): the loops found and the objects
+    of the cells on each."""
+    from topoembed import analysis, parts, pipeline
+
+    X, obj, _ = coil_images()[:3]
+    for min_part, max_parts in ((parts.MIN_PART, parts.MAX_PARTS), (50, 20)):
+        saved = parts.MIN_PART, parts.MAX_PARTS
+        parts.MIN_PART, parts.MAX_PARTS = min_part, max_parts
+        try:
+            t0 = time.perf_counter()
+            res = analysis.run(X, jobs=1)
+            seconds = time.perf_counter() - t0
+        finally:
+            parts.MIN_PART, parts.MAX_PARTS = saved
+        prt = pipeline.summary(res)["detection"].get("parts") or {}
+        loops = []
+        for lp in res.loops:
+            on = np.asarray(lp.get("on_loop", np.zeros(len(X))), bool)
+            counts = np.bincount(obj[on].astype(int), minlength=21) if on.any() else np.zeros(21, int)
+            loops.append({"part_size": lp.get("part_size"), "p_value": lp.get("p_value"),
+                          "prevalence": lp.get("prevalence"),
+                          "objects_on_loop": {int(i): int(c) for i, c in enumerate(counts) if c}})
+        _emit(fh, {"part": "coil_parts", "case": f"COIL-20 all 1,440 images, parts of >= {min_part} points, "
+                   f"at most {max_parts} per resolution", "n": len(X), "verdict": res.verdict.headline(),
+                   "searched": prt.get("searched"), "screened_loops": prt.get("screened_loops"), "loops": loops,
+                   "seconds": round(seconds, 1)})
+
+
 def part_groups(fh):
     """The IPC cells by their ten time points (``obs["Subset"]``), each analysed alone
     (``te.tl.run(adata, groupby="Subset")``), against the run on all 26,625 cells read within each
@@ -496,7 +527,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--part", default="all", choices=["fucci", "mcdavid", "coil", "ipc", "minority", "controls", "all",
                                                       "mcdavid_sweep", "minority_part",
-                                                      "minority_sampling", "linear_phase", "groups"])
+                                                      "minority_sampling", "linear_phase", "groups",
+                                                      "coil_parts"])
     ap.add_argument("--seeds", type=int, default=3, help="IPC subsample seeds per size (default 3)")
     ap.add_argument("--draws", type=int, default=1, help="draws of the cycling cells per IPC mixture (default 1)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table of the result files and stop")
