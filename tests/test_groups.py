@@ -237,16 +237,36 @@ def test_phases_are_turned_to_agree_across_groups_that_share_the_loop(tmp_path):
     assert json.loads((out / "b" / "summary.json").read_text())["loops"][0]["phase_alignment"]["aligned_to"] == "a"
 
 
-def test_a_run_by_group_logs_each_groups_verdict_at_scanpys_info_verbosity(two_samples, capsys):
+def test_a_run_by_group_logs_each_groups_verdict_at_scanpys_info_verbosity(two_samples):
+    import io
+
     import scanpy as sc
 
-    before = sc.settings.verbosity
+    before, stream = (sc.settings.verbosity, sc.settings.logfile), io.StringIO()
     try:
-        sc.settings.verbosity = 3
+        sc.settings.logfile, sc.settings.verbosity = stream, 3
         te.tl.run(two_samples.copy(), groupby="sample", use_rep="X_rep", jobs=1, progress=False)
     finally:
-        sc.settings.verbosity = before
-    said = capsys.readouterr().err
+        sc.settings.verbosity, sc.settings.logfile = before
+    said = stream.getvalue()
     assert "running topoembed on 350 cells in 2 groups of 'sample'" in said
     assert "    blob, 150 cells (" in said and "    ring, 200 cells (" in said and "): 1 loop" in said
     assert "te.tl.get_group_verdicts(adata)" in said
+
+
+def test_a_group_that_fails_leaves_adata_as_it_was(two_samples, monkeypatch):
+    from topoembed import tl
+
+    a = two_samples.copy()
+    a.obs["topoembed_phase"] = 0.5  # an earlier run's
+    real = tl.run_result
+
+    def second_fails(sub, **kw):
+        if sub.obs["sample"].iloc[0] == "ring":
+            raise RuntimeError("a group failed")
+        return real(sub, **kw)
+
+    monkeypatch.setattr(tl, "run_result", second_fails)
+    with pytest.raises(RuntimeError, match="a group failed"):
+        te.tl.run(a, groupby="sample", use_rep="X_rep", jobs=1, progress=False)
+    assert (a.obs["topoembed_phase"] == 0.5).all() and "topoembed" not in a.uns

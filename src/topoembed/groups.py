@@ -151,16 +151,17 @@ def run_by_group(adata, groupby: str, where: dict[str, np.ndarray], run_one, key
     """Run ``run_one(sub)`` (it stores its results in ``sub`` under ``key``) on each group's
     cells ``where[g]``, then write into ``adata``: the per-cell columns over all cells, and
     ``uns[key] = {"groupby", "groups": {g: sub.uns[key]}, **meta}``. Returns {g: result}."""
-    for col in [c for c in adata.obs.columns if _is_run_column(c, key)]:
-        del adata.obs[col]  # an earlier run's values must not reach any group
+    stale = [c for c in adata.obs.columns if _is_run_column(c, key)]  # an earlier run's: must reach no group
     results, entries, columns = {}, {}, {}
     for g, idx in where.items():
         sub = adata[idx].copy()
+        sub.obs.drop(columns=stale, inplace=True)
         results[g] = run_one(sub, g)
         entries[g] = sub.uns[key]
         for name in [c for c in sub.obs.columns if _is_run_column(c, key)]:
             columns.setdefault(name, {})[g] = sub.obs[name]
-    n = adata.n_obs
+    n = adata.n_obs  # every group ran: only now is adata changed (a failed group leaves it as it was)
+    adata.obs.drop(columns=stale, inplace=True)
     for name, parts in sorted(columns.items()):
         first = next(iter(parts.values()))
         if isinstance(first.dtype, pd.CategoricalDtype):  # phase_missing: the reasons
