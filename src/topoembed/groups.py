@@ -27,7 +27,7 @@ from .pipeline import Params
 from .summary import NO_LOOP_REASON, PER_POINT
 
 __all__ = ["categories", "check_group_sizes", "run_by_group", "verdict_table", "folder_names", "select", "sizes",
-           "sizes_in_file", "align_phases",
+           "sizes_in_file", "positions", "align_phases",
            "align_results", "run_grouped"]
 
 #: Per-cell columns a run writes after its ``key_added`` (any loop suffix ``_2``, ...);
@@ -60,9 +60,7 @@ def check_group_sizes(adata, groupby: str, settings: dict, small_input: bool = T
     first, then ``validate``), so that a group too small for them is named before any runs."""
     params = Params(**{k: v for k, v in settings.items() if k in Params.__dataclass_fields__})
     validate = lambda n: (params.for_small_input(n)[0] if small_input else params).validate(n)  # noqa: E731
-    names = categories(adata, groupby)
-    labels = adata.obs[groupby].astype(str).to_numpy()
-    where = {g: np.flatnonzero(labels == g) for g in names}
+    where = positions(adata, groupby)
     problems = []
     for g, idx in where.items():
         try:
@@ -76,19 +74,25 @@ def check_group_sizes(adata, groupby: str, settings: dict, small_input: bool = T
     return where
 
 
+def positions(adata, groupby: str) -> dict[str, np.ndarray]:
+    """{group: its cells' positions in ``adata``}, in :func:`categories`' order."""
+    names = categories(adata, groupby)
+    labels = adata.obs[groupby].astype(str).to_numpy()
+    return {g: np.flatnonzero(labels == g) for g in names}
+
+
 def select(adata, groupby: str, group):
     """A copy of the cells of ``group`` in ``obs[groupby]`` (``topoembed prepare --group``: one
     group as a sample of its own); InputError naming the groups where it is not one."""
-    names = categories(adata, groupby)
-    if str(group) not in names:
-        raise InputError(f"group {group!r} is not a group of {groupby!r}: the groups are {names}")
-    return adata[adata.obs[groupby].astype(str).to_numpy() == str(group)].copy()
+    where = positions(adata, groupby)
+    if str(group) not in where:
+        raise InputError(f"group {group!r} is not a group of {groupby!r}: the groups are {list(where)}")
+    return adata[where[str(group)]].copy()
 
 
 def sizes(adata, groupby: str) -> dict[str, int]:
     """{group: its number of cells}, in :func:`categories`' order."""
-    counts = adata.obs[groupby].astype(str).value_counts()
-    return {g: int(counts[g]) for g in categories(adata, groupby)}
+    return {g: len(idx) for g, idx in positions(adata, groupby).items()}
 
 
 def sizes_in_file(source, groupby: str) -> dict[str, int]:

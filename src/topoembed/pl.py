@@ -105,7 +105,9 @@ def loop(adata, basis: str | None = None, key: str = DEFAULT_KEY, *, color: str 
     its representative cycle; ``group``: that group's cells and loops."""
     entry = _entry(adata, key, "detection", group)
     if group is not None:  # the group's cells, in the order its run saw them
-        adata = adata[adata.obs[adata.uns[key]["groupby"]].astype(str).to_numpy() == str(group)]
+        from .groups import positions
+
+        adata = adata[positions(adata, adata.uns[key]["groupby"])[str(group)]]
     name, Y = _basis(adata, entry, basis)
     found = as_list(entry.get("loops", {}))
     edges = [tuple(int(v) for v in lp["birth_edge"]) for lp in found]

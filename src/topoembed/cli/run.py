@@ -100,7 +100,7 @@ def _run_h5ad(args) -> int:
     params = _params_from(args)
     X = _anndata_points(adata, use_rep, quiet=True)  # validated before any output; tl.run_result warns
     if args.groupby is not None:
-        return _run_by_group(args, adata, use_rep, params)
+        return _run_by_group(args, adata, use_rep, params, X)
     small = _front_door_check(args, params, X.shape[0])
     _check_embed_args(args, params)
     with io.OutputSet(args.out, owned=RUN_OUTPUTS) as outputs:
@@ -120,10 +120,10 @@ def _run_h5ad(args) -> int:
     return 0
 
 
-def _run_by_group(args, adata, use_rep, params) -> int:
+def _run_by_group(args, adata, use_rep, params, X) -> int:
     """--groupby: one run per group of cells (:mod:`topoembed.groups`), each group's summary.json,
     report.html, diagrams.npz and cells.csv in its folder, groups.tsv (a verdict per group) and
-    result.h5ad (all cells) beside them."""
+    result.h5ad (all cells) beside them. ``X``: all cells' points, validated once."""
     from .. import groups, tl
 
     if args.embed or args.from_runs:
@@ -145,12 +145,12 @@ def _run_by_group(args, adata, use_rep, params) -> int:
     groups.run_by_group(adata, args.groupby, where, one, args.key_added, {"use_rep": use_rep or "X"})
     bar.close()
     if args.align_phases:  # before any output: each group's files show the phase result.h5ad holds
-        groups.align_results(adata, args.key_added, where, _anndata_points(adata, use_rep, quiet=True), results)
+        groups.align_results(adata, args.key_added, where, X, results)
     with io.OutputSet(args.out, owned=RUN_OUTPUTS + GROUP_OUTPUTS) as outputs:
         for group, result in results.items():
             cells = adata[where[group]]
-            summ = _write_run_outputs(outputs, args, result, _anndata_points(cells, use_rep, quiet=True),
-                                      adata=cells, group=(group, folders[group]))
+            summ = _write_run_outputs(outputs, args, result, X[where[group]], adata=cells,
+                                      group=(group, folders[group]))
             done.append((group, folders[group], summ))
             lines.append(f"  {group:<14s}{cells.n_obs:>7d} cells   {report.summary_verdict(summ).headline()}   "
                          f"-> {folders[group]}/")
