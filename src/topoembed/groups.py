@@ -97,8 +97,10 @@ def sizes(adata, groupby: str) -> dict[str, int]:
 
 def sizes_in_file(source, groupby: str) -> dict[str, int]:
     """:func:`sizes` of an AnnData input file (a workflow makes one sample of each group),
-    reading only ``obs`` of an .h5ad."""
+    reading only its ``obs`` (:func:`topoembed.io.read_obs`)."""
     from pathlib import Path
+
+    import anndata
 
     from . import io
 
@@ -106,15 +108,7 @@ def sizes_in_file(source, groupby: str) -> dict[str, int]:
     if not path.exists() or not io.is_anndata_input(path):
         raise InputError(f"groupby: {path} is not an AnnData input (.h5ad, .loom, a 10x folder), so it has no obs "
                          "column to group by")
-    if path.suffix.lower() == ".h5ad":
-        import anndata
-
-        adata = anndata.read_h5ad(path, backed="r")
-        try:
-            return sizes(adata, groupby)
-        finally:
-            adata.file.close()
-    return sizes(io.read_anndata(path), groupby)
+    return sizes(anndata.AnnData(obs=io.read_obs(path)), groupby)
 
 
 def folder_names(names, reserved=()) -> dict[str, str]:

@@ -400,14 +400,21 @@ def count_points(source, use_rep: str | None = None) -> int:
     suffix = path.suffix.lower()
     if suffix == ".npy":
         return int(np.load(path, mmap_mode="r", allow_pickle=False).shape[0])
-    if suffix == ".h5ad":
+    if is_anndata_input(path):  # read, but not validated as points (raw counts are fine here)
+        return len(read_obs(path))
+    return int(load_points(s)[0].shape[0])
+
+
+def read_obs(path):
+    """The ``obs`` table of an AnnData input without its values: an .h5ad's ``obs`` alone
+    (backed), a .loom's or a 10x folder's by reading it."""
+    path = Path(path)
+    if path.suffix.lower() == ".h5ad":
         import anndata
 
         adata = anndata.read_h5ad(path, backed="r")
         try:
-            return int(adata.n_obs)
+            return adata.obs.copy()
         finally:
             adata.file.close()
-    if is_anndata_input(path):  # .loom, a 10x folder: read, but not validated as points (raw counts are fine here)
-        return int(read_anndata(path).n_obs)
-    return int(load_points(s)[0].shape[0])
+    return read_anndata(path).obs
