@@ -213,12 +213,11 @@ def part_mcdavid_sweep(fh):
 def linear_phase(X, theta):
     """θ refined linearly: (cos θ, sin θ) regressed on the centred X (ridge, λ = 10⁻³ of the mean
     eigenvalue of XᵀX) and the angle of the fit, for every point."""
+    from topoembed.groups import circle_map
+
     ok = np.isfinite(theta)
     Xc = X - X[ok].mean(0)
-    G = Xc[ok].T @ Xc[ok]
-    W = np.linalg.solve(G + 1e-3 * np.trace(G) / len(G) * np.eye(len(G)),
-                        Xc[ok].T @ np.c_[np.cos(theta[ok]), np.sin(theta[ok])])
-    P = Xc @ W
+    P = Xc @ circle_map(Xc[ok], theta[ok])
     return np.mod(np.arctan2(P[:, 1], P[:, 0]), 2 * np.pi)
 
 
@@ -400,7 +399,7 @@ def part_coil_parts(fh):
     of the cells on each."""
     from topoembed import analysis, parts, pipeline
 
-    X, obj, _ = coil_images()[:3]
+    X, obj, _ = coil_images()
     for min_part, max_parts in ((parts.MIN_PART, parts.MAX_PARTS), (50, 20)):
         saved = parts.MIN_PART, parts.MAX_PARTS
         parts.MIN_PART, parts.MAX_PARTS = min_part, max_parts

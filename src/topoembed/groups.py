@@ -27,7 +27,7 @@ from .pipeline import Params
 from .summary import NO_LOOP_REASON, PER_POINT
 
 __all__ = ["categories", "check_group_sizes", "run_by_group", "verdict_table", "folder_names", "select", "sizes",
-           "sizes_in_file", "positions", "align_phases",
+           "sizes_in_file", "positions", "circle_map", "align_phases",
            "align_results", "run_grouped"]
 
 #: Per-cell columns a run writes after its ``key_added`` (any loop suffix ``_2``, ...);
@@ -186,6 +186,14 @@ ALIGN_MIN_AGREEMENT = 0.5
 ALIGN_VARIANCE = 0.95
 
 
+def circle_map(A: np.ndarray, theta: np.ndarray, ridge: float = 1e-3) -> np.ndarray:
+    """W (p × 2) of the ridge regression of (cos θ, sin θ) on the rows of ``A`` (centred),
+    λ = ``ridge`` times the mean eigenvalue of AᵀA: ``A @ W`` read as an angle predicts θ."""
+    gram = A.T @ A
+    return np.linalg.solve(gram + ridge * np.trace(gram) / len(gram) * np.eye(len(gram)),
+                           A.T @ np.c_[np.cos(theta), np.sin(theta)])
+
+
 def align_phases(adata, key: str, where: dict[str, np.ndarray], X: np.ndarray, ridge: float = 1e-3) -> dict:
     """Turn each group's first-loop phase (``obs[f"{key}_phase"]``) so that it reads like the
     reference group's, the group with the most cells with a phase, on the representation ``X``
@@ -214,10 +222,7 @@ def align_phases(adata, key: str, where: dict[str, np.ndarray], X: np.ndarray, r
     _, sv, Vt = np.linalg.svd(X[phased[ref]] - centre[ref], full_matrices=False)
     keep = int(np.searchsorted(np.cumsum(sv**2) / np.sum(sv**2), ALIGN_VARIANCE)) + 1
     basis = Vt[:keep].T
-    A = (X[phased[ref]] - centre[ref]) @ basis
-    gram = A.T @ A
-    W = basis @ np.linalg.solve(gram + ridge * np.trace(gram) / len(gram) * np.eye(len(gram)),
-                                A.T @ np.c_[np.cos(theta[phased[ref]]), np.sin(theta[phased[ref]])])
+    W = basis @ circle_map((X[phased[ref]] - centre[ref]) @ basis, theta[phased[ref]], ridge)
     turned = {}
     for g, idx in phased.items():
         if g == ref:
