@@ -83,3 +83,11 @@ def test_no_internal_words_in_the_user_docs():
         text = path.read_text()
         assert not re.search(r"\bissue \d+|this project's machines", text), path.name
     assert len(README.read_text().splitlines()) <= 200
+
+
+def test_ci_runs_the_readmes_test_command():
+    """.ci/run is the README's "Install and run the tests" command, nothing more."""
+    command = next(b for b in _blocks(README, "bash") if ".[test]" in b).strip()
+    assert "-n auto" in command  # the tests over every core (pytest-xdist, in the test extra)
+    ci = [ln for ln in (ROOT / ".ci" / "run").read_text().splitlines() if ln and not ln.startswith(("#", "set ", "cd "))]
+    assert ci == [command]
