@@ -270,3 +270,32 @@ def test_a_group_that_fails_leaves_adata_as_it_was(two_samples, monkeypatch):
     with pytest.raises(RuntimeError, match="a group failed"):
         te.tl.run(a, groupby="sample", use_rep="X_rep", jobs=1, progress=False)
     assert (a.obs["topoembed_phase"] == 0.5).all() and "topoembed" not in a.uns
+
+
+def test_a_group_is_copied_with_only_what_its_run_reads_and_scanpys_graph_is_cut_to_it(two_samples, monkeypatch):
+    """Counts, layers and other representations stay out of each group's copy; with
+    ``neighbors_key`` each group gets scanpy's graph among its own cells, as
+    ``adata[cells].copy()`` would (the run of the group alone is the oracle)."""
+    import scanpy as sc
+
+    from topoembed import tl
+
+    a = two_samples.copy()
+    a.layers["counts"] = np.ones(a.shape, dtype=np.float32)
+    a.obsm["X_other"] = np.zeros((a.n_obs, 50))
+    sc.pp.neighbors(a, n_neighbors=16, use_rep="X_rep")
+    seen, run_result = [], tl.run_result
+
+    def spy(sub, **kw):
+        seen.append((dict(sub.layers), sorted(sub.obsm), sorted(sub.obsp), sorted(sub.uns)))
+        return run_result(sub, **kw)
+
+    monkeypatch.setattr(tl, "run_result", spy)
+    te.tl.run(a, groupby="sample", use_rep="X_rep", neighbors_key="neighbors", jobs=1, progress=False)
+    assert seen == [({}, ["X_rep"], ["connectivities", "distances"], ["neighbors"])] * 2
+    for name in ("blob", "ring"):
+        alone = a[a.obs["sample"].to_numpy() == name].copy()
+        run_result(alone, use_rep="X_rep", neighbors_key="neighbors", jobs=1, progress=False)
+        assert te.tl.get_verdict(a, group=name) == te.tl.get_verdict(alone)
+        cells = a.obs["sample"].to_numpy() == name
+        np.testing.assert_array_equal(a.obs["topoembed_phase"].to_numpy()[cells], alone.obs["topoembed_phase"].to_numpy())

@@ -27,7 +27,7 @@ from .pipeline import Params
 from .summary import NO_LOOP_REASON, PER_POINT
 
 __all__ = ["categories", "check_group_sizes", "run_by_group", "verdict_table", "folder_names", "select", "sizes",
-           "sizes_in_file", "positions", "circle_map", "align_phases",
+           "sizes_in_file", "positions", "read_by_a_run", "circle_map", "align_phases",
            "align_results", "run_grouped"]
 
 #: Per-cell columns a run writes after its ``key_added`` (any loop suffix ``_2``, ...);
@@ -145,14 +145,37 @@ def _fill(name: str, key: str):
     return np.nan
 
 
-def run_by_group(adata, groupby: str, where: dict[str, np.ndarray], run_one, key: str, meta: dict) -> dict:
+def read_by_a_run(adata, use_rep: str | None, neighbors_key: str | None = None):
+    """What a run on ``adata`` reads of it, no more: ``obs``, the points analysed (``X`` where
+    ``use_rep`` is None or "X", else ``obsm[use_rep]``) and scanpy's graph under
+    ``neighbors_key``. A group's cells are copied out of this rather than out of ``adata``, whose
+    counts, layers and other representations no run reads: the peak memory of a run by group is
+    ``adata`` and its largest group's points, not a copy of everything its largest group holds."""
+    import anndata
+
+    rep = None if use_rep in (None, "X") else use_rep
+    obsp, uns = {}, {}
+    if neighbors_key is not None and neighbors_key in adata.uns:
+        info = adata.uns[neighbors_key]
+        uns[neighbors_key] = info
+        for name in (info.get("distances_key", "distances"), info.get("connectivities_key", "connectivities")):
+            if name in adata.obsp:
+                obsp[name] = adata.obsp[name]
+    return anndata.AnnData(X=adata.X if rep is None else None, obs=adata.obs, var=adata.var if rep is None else None,
+                           obsm={rep: adata.obsm[rep]} if rep is not None else None, obsp=obsp or None, uns=uns)
+
+
+def run_by_group(adata, groupby: str, where: dict[str, np.ndarray], run_one, key: str, meta: dict,
+                 neighbors_key: str | None = None) -> dict:
     """Run ``run_one(sub)`` (it stores its results in ``sub`` under ``key``) on each group's
-    cells ``where[g]``, then write into ``adata``: the per-cell columns over all cells, and
-    ``uns[key] = {"groupby", "groups": {g: sub.uns[key]}, **meta}``. Returns {g: result}."""
+    cells ``where[g]`` (of :func:`read_by_a_run`, for ``meta["use_rep"]``), then write into
+    ``adata``: the per-cell columns over all cells, and ``uns[key] = {"groupby", "groups":
+    {g: sub.uns[key]}, **meta}``. Returns {g: result}."""
     stale = [c for c in adata.obs.columns if _is_run_column(c, key)]  # an earlier run's: must reach no group
     results, entries, columns = {}, {}, {}
+    read = read_by_a_run(adata, meta["use_rep"], neighbors_key)
     for g, idx in where.items():
-        sub = adata[idx].copy()
+        sub = read[idx].copy()
         sub.obs.drop(columns=stale, inplace=True)
         results[g] = run_one(sub, g)
         entries[g] = sub.uns[key]
@@ -260,7 +283,8 @@ def run_grouped(adata, groupby: str, settings: dict, run_result, log_verdict, X,
         log_verdict(result, key, began, f"{group}, {sub.n_obs} cells")
         return result
 
-    results = run_by_group(adata, groupby, where, one, key, {"use_rep": settings.get("use_rep") or "X"})
+    results = run_by_group(adata, groupby, where, one, key, {"use_rep": settings.get("use_rep") or "X"},
+                           neighbors_key=settings.get("neighbors_key"))
     if align:
         align_results(adata, key, where, X, results)
     scanpy_log(f"added\n    '{key}_phase', '{key}_on_loop', ... (adata.obs: each cell from its group's run)\n"
