@@ -223,7 +223,7 @@ def _part_p_value_and_a_counted_check(monkeypatch, p_in_part):
     def check(X, found, params, **kw):
         calls.append((len(X), len(found), params.early_stop))
         for lp in found:
-            lp["prevalence"], lp["n_runs"] = 1.0, 10
+            lp["prevalence"], lp["n_runs"], lp["n_subsamples"] = 1.0, 10, 10
         return {"n_subsamples": 10}
 
     monkeypatch.setattr(prevalence, "check_prevalence", check)
@@ -326,7 +326,7 @@ def test_a_new_part_loop_is_reported_only_if_it_recurs(circle_part, monkeypatch)
 
     def no_recurrence(X, loops, params=None, **kw):  # the same loop, had the subsamples missed it
         for lp in loops:
-            lp["n_runs"], lp["prevalence"] = 2, 0.2
+            lp["n_runs"], lp["prevalence"], lp["n_subsamples"] = 2, 0.2, 10
         return {"n_subsamples": 10}
 
     monkeypatch.setattr(parts.prevalence, "check_prevalence", no_recurrence)

@@ -36,6 +36,23 @@ def test_each_loop_gets_its_level_from_the_evidence(lp, level):
             assert r.supports == (r.value < r.threshold)
 
 
+@pytest.mark.parametrize("lp, text", [
+    # a single run's check that stopped once 90 % was out of reach: 2 subsamples, not 10
+    ({"p_value": 0.44, "prevalence": 0.0, "n_runs": 0, "n_subsamples": 2}, "found in only 0 of 2 subsamples (< 90%)"),
+    ({"p_value": 0.03, "prevalence": 0.9, "n_runs": 9, "n_subsamples": 10}, "found in 9 of 10 subsamples (≥ 90%)"),
+    ({"p_value": 0.03, "prevalence": 0.8, "n_runs": 8}, "found in only 8 of 10 subsamples (< 90%)"),  # an ensemble's
+    # supported within its part: the part's count, not the ensemble's 4 runs (kept in n_runs)
+    ({"p_value": 0.2, "prevalence": 1.0, "n_runs": 4, "part_evidence": {"prevalence": 1.0, "n_runs": 10,
+                                                                        "n_subsamples": 10}},
+     "found in 10 of 10 subsamples (≥ 90%)"),
+    ({"p_value": 0.2, "prevalence": 0.5}, "found in only 50% of the subsamples (< 90%)"),  # no count known
+    ({"p_value": 0.2, "prevalence": 0.5, "n_runs": 4, "n_subsamples": 10}, "found in only 50% of the subsamples"),
+])
+def test_a_prevalence_says_how_many_subsamples_found_the_loop_of_how_many(lp, text):
+    sentence = verdict.assess_loop(lp).sentence()
+    assert text in sentence, sentence
+
+
 def test_the_verdict_levels_and_headline():
     none = verdict.decide([], {"alpha": 0.05})
     assert none.level == verdict.NONE and none.headline() == "No loop" and none.n_loops == 0

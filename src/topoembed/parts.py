@@ -319,10 +319,8 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
                 # p = 0.0003 that none of 10 subsamples of them found again
                 log.info("part %d: a new loop (p = %.2g there); measuring its prevalence", i + 1, lp["p_value"]
                          if lp.get("p_value") is not None else float("nan"))
-                check = prevalence.check_prevalence(X[D], [lp], dataclasses.replace(inner, early_stop=False),
-                                                    jobs=jobs, progress=progress)
-                if check is not None:
-                    lp["n_subsamples"] = int(check["n_subsamples"])
+                prevalence.check_prevalence(X[D], [lp], dataclasses.replace(inner, early_stop=False), jobs=jobs,
+                                            progress=progress)  # its n_runs of n_subsamples, where it ran
                 if lp.get("prevalence") is not None and lp["prevalence"] < MIN_PREVALENCE:
                     log.info("part %d: its loop recurs in %d of %d subsamples (< %g): not reported", i + 1,
                              lp["n_runs"], lp["n_subsamples"], MIN_PREVALENCE)

@@ -108,7 +108,7 @@ def _check_on_subsample(X, res: pipeline.Result, jobs, progress: bool) -> dict |
     if check is None:
         return None
     for lp, sub in zip(res.loops, on_sub):
-        for key in ("prevalence", "n_runs"):
+        for key in ("prevalence", "n_runs", "n_subsamples"):
             if key in sub:
                 lp[key] = sub[key]
     res.detection = {**res.detection, "prevalence_check": check}
@@ -208,7 +208,8 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
     the ensemble's :data:`MATCH_MIN_CORR`: these runs may report several noise loops each, and
     one of them then matches by chance). Only the run's loops are references: a subsample that splits the loop
     into two features (the IPC cells, 1 in 10) counts once and does not pull the others away.
-    Adds ``prevalence`` (matched runs / runs made) and ``n_runs`` to each loop, which
+    Adds ``prevalence`` (matched runs / runs made), ``n_runs`` and ``n_subsamples`` (runs made)
+    to each loop, which
     :func:`topoembed.pipeline.loop_support` then reads (≥ 0.9: supported whatever its
     p-value), and returns the check's record (B, m, each run's count, the prevalences), or
     None where a subsample would be too small for the graph's k.
@@ -270,7 +271,7 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
     runs = [runs[b] for b in range(done)]
     prevalence = []
     for j, lp in enumerate(found):
-        lp["n_runs"] = int(hits[j])
+        lp["n_runs"], lp["n_subsamples"] = int(hits[j]), done
         lp["prevalence"] = lp["n_runs"] / done
         prevalence.append(lp["prevalence"])
     log.info("prevalence check: %s", ", ".join(f"loop {j + 1} in {lp['n_runs']} of {done} subsamples"

@@ -60,6 +60,10 @@ class Reason:
     value: float | None
     threshold: float | None
     supports: bool
+    #: for "prevalence": the subsamples that found the loop, of those analysed (a check that
+    #: stops once 90 % is out of reach analyses 2 where 2 miss)
+    n_runs: int | None = None
+    n_subsamples: int | None = None
 
     def text(self) -> str:
         """One sentence fragment, e.g. ``universal-null p = 0.0021 < 0.01``."""
@@ -69,8 +73,9 @@ class Reason:
             return "no universal-null p-value (too few H1 features), so nothing speaks against it"
         if self.evidence == "p_value":
             return f"universal-null p = {_num(self.value)} {'<' if self.supports else '≥'} {self.threshold:g}"
-        return (f"found in {'' if self.supports else 'only '}{self.value:.0%} of the subsamples "
-                f"({'≥' if self.supports else '<'} {self.threshold:.0%})")
+        share = (f"{self.n_runs} of {self.n_subsamples} subsamples" if self.n_subsamples
+                 else f"{self.value:.0%} of the subsamples")
+        return f"found in {'' if self.supports else 'only '}{share} ({'≥' if self.supports else '<'} {self.threshold:.0%})"
 
 
 @dataclass(frozen=True)
@@ -152,16 +157,30 @@ def assess_loop(lp: dict, alpha: float = ALPHA, index: int = 0) -> LoopCall:
         return LoopCall(index, LOOP, (Reason("p_value", None, None, True),))
     if p is None:  # no null to test against, but the subsamples were asked
         recurs = float(prevalence) >= SUPPORT_PREVALENCE
-        return LoopCall(index, LOOP if recurs else POSSIBLE,
-                        (Reason("prevalence", float(prevalence), SUPPORT_PREVALENCE, recurs),))
+        return LoopCall(index, LOOP if recurs else POSSIBLE, (_recurrence(lp, recurs),))
     conclusive = p < min(alpha, P_CONCLUSIVE)
     if prevalence is None:
         return LoopCall(index, LOOP if conclusive else POSSIBLE,
                         (Reason("p_value", p, min(alpha, P_CONCLUSIVE), conclusive),))
     recurs = float(prevalence) >= SUPPORT_PREVALENCE
     reasons = (Reason("p_value", p, min(alpha, P_CONCLUSIVE), conclusive),
-               Reason("prevalence", float(prevalence), SUPPORT_PREVALENCE, recurs))
+               _recurrence(lp, recurs))
     return LoopCall(index, LOOP if conclusive or recurs else POSSIBLE, reasons)
+
+
+def _recurrence(lp: dict, recurs: bool) -> Reason:
+    """The prevalence reason of loop ``lp``, with its count where known: ``n_runs`` of
+    ``n_subsamples`` (an ensemble's loop has no ``n_subsamples``: its runs over its prevalence;
+    a loop supported within its part has the part's count in ``part_evidence``)."""
+    prevalence = float(lp["prevalence"])
+    part = lp.get("part_evidence")
+    where = part if isinstance(part, dict) and part.get("prevalence") is not None else lp
+    runs, of = where.get("n_runs"), where.get("n_subsamples")
+    if of is None and runs and prevalence > 0:
+        of = round(runs / prevalence)
+    known = runs is not None and bool(of) and abs(runs / of - prevalence) < 1e-9  # the count of this prevalence
+    return Reason("prevalence", prevalence, SUPPORT_PREVALENCE, recurs, int(runs) if known else None,
+                  int(of) if known else None)
 
 
 def decide(found: list, detection: dict | None = None) -> Verdict:
