@@ -10,6 +10,7 @@ in the same run, what a user would try instead.
     python benchmarks/bench_panel.py --part linear_phase   # the phase refined linearly
     python benchmarks/bench_panel.py --part groups   # the IPC cells by time point, each analysed alone
     python benchmarks/bench_panel.py --part coil_parts   # all COIL-20 images, parts of 72 images searched
+    python benchmarks/bench_panel.py --part snr      # how far each real loop stands out of its noise, beside circles
 
 One JSON line per case goes to ``benchmarks/results/panel/<part>.jsonl`` (and stdout); BENCHMARKS.md
 ("The real-data panel") holds the table. Per case:
@@ -150,22 +151,29 @@ def case(fh, part, name, X, truth_score, forced_k=None, **extra):
     _emit(fh, row)
 
 
-def part_fucci(fh):
-    import anndata
+def fucci_top20(a):
+    """FUCCI's cells as ../shared/data/README.md prepares them for the PC angle: log-normalised
+    counts of the 20 genes with the highest ``pve_fucci``, scaled, 5 PCs."""
     import scanpy as sc
 
-    import topoembed as te
-
-    a = anndata.read_h5ad(DATA / "fucci_ipsc_peco.h5ad")
-    truth = a.obs["fucci_theta"].to_numpy(float)
-    score = lambda th: alignment(th, truth)  # noqa: E731
     b = a.copy()
     sc.pp.normalize_total(b, target_sum=1e4)
     sc.pp.log1p(b)
     top = np.argsort(-a.var["pve_fucci"].to_numpy())[:20]
     Z = np.asarray(b.X[:, top].todense())
     Z = (Z - Z.mean(0)) / np.where(Z.std(0) > 0, Z.std(0), 1)
-    case(fh, "fucci", "FUCCI top-20 genes, 5 PCs", pca(Z, 5), score)
+    return pca(Z, 5)
+
+
+def part_fucci(fh):
+    import anndata
+
+    import topoembed as te
+
+    a = anndata.read_h5ad(DATA / "fucci_ipsc_peco.h5ad")
+    truth = a.obs["fucci_theta"].to_numpy(float)
+    score = lambda th: alignment(th, truth)  # noqa: E731
+    case(fh, "fucci", "FUCCI top-20 genes, 5 PCs", fucci_top20(a), score)
     c = a.copy()
     c.var_names = c.var["hgnc"].astype(str) if "hgnc" in c.var else c.var_names
     te.pp.recipe_cell_cycle(c, genes="hvg")
@@ -473,6 +481,54 @@ def part_groups(fh):
                           for g, info in turned.items()}})
 
 
+def ring_to_scatter(X, arc):
+    """How far a loop stands out of its noise: the mean distance of the arcs' mean points from
+    their centre over the root-mean-square distance of the points from their arc's mean (arcs:
+    the labels ``arc``, e.g. three thirds of the true angle, or McDavid's three sorted stages)."""
+    labels = np.unique(arc)
+    M = np.array([X[arc == g].mean(0) for g in labels])
+    spread = np.mean([((X[arc == g] - M[i]) ** 2).sum(1).mean() for i, g in enumerate(labels)])
+    return float(np.linalg.norm(M - M.mean(0), axis=1).mean() / np.sqrt(spread))
+
+
+def thirds(angle):
+    return np.floor(np.asarray(angle) / (2 * np.pi) * 3).astype(int) % 3
+
+
+def part_snr(fh, seeds=3):
+    """Why FUCCI and McDavid get no supported loop: each real dataset's :func:`ring_to_scatter`
+    (three arcs: thirds of the true angle, McDavid's sorted stages), beside noisy unit circles
+    of the same size and dimension (σ per coordinate), their ratio, the defaults' verdict, and
+    the phase (or the PC angle) against the true angle."""
+    import anndata
+
+    from topoembed import analysis
+
+    a = anndata.read_h5ad(DATA / "fucci_ipsc_peco.h5ad")
+    truth = a.obs["fucci_theta"].to_numpy(float)
+    _emit(fh, {"part": "snr", "case": "FUCCI top-20 genes, 5 PCs", "n": a.n_obs, "d": 5,
+               "ratio": round(ring_to_scatter(fucci_top20(a), thirds(truth)), 2)})
+    for line, Z, stage in mcdavid_lines():
+        _emit(fh, {"part": "snr", "case": f"McDavid {line}", "n": len(Z), "d": Z.shape[1],
+                   "ratio": round(ring_to_scatter(Z, stage), 2)})
+    ratios = [ring_to_scatter(Xo, thirds(t)) for _, Xo, t in coil_objects()]
+    _emit(fh, {"part": "snr", "case": "COIL-20 objects (20 PCs; min, median)", "n": 72, "d": 20,
+               "ratio": [round(float(np.min(ratios)), 2), round(float(np.median(ratios)), 2)]})
+    for n, d in ((888, 5), (300, 10)):
+        for sigma in (0.25, 0.35, 0.5, 0.75, 1.0):
+            for seed in range(seeds):
+                rng = np.random.default_rng(seed)
+                angle = rng.uniform(0, 2 * np.pi, n)
+                X = np.c_[np.cos(angle), np.sin(angle), np.zeros((n, d - 2))] + sigma * rng.normal(size=(n, d))
+                res = analysis.run(X, jobs=2)
+                phase = res.loops[0].get("phase") if res.loops else None
+                _emit(fh, {"part": "snr", "case": f"circle n={n} R^{d} sigma={sigma} seed={seed}", "n": n, "d": d,
+                           "sigma": sigma, "ratio": round(ring_to_scatter(X, thirds(angle)), 2),
+                           "verdict": res.verdict.headline(), "supported": res.verdict.n_loops,
+                           "phase": None if phase is None else alignment(np.asarray(phase, float), angle),
+                           "pc_angle": alignment(pc_angle(X), angle)})
+
+
 def no_loop_sets(n, seed, gaussian=False):
     """The no-loop sets of n points that the small-input benchmarks share, each drawn with
     ``seed``: a blob and a sphere in R^20 (σ = 0.05) and uniform points in [0,1]^10 (with
@@ -527,7 +583,7 @@ def main(argv=None):
     ap.add_argument("--part", default="all", choices=["fucci", "mcdavid", "coil", "ipc", "minority", "controls", "all",
                                                       "mcdavid_sweep", "minority_part",
                                                       "minority_sampling", "linear_phase", "groups",
-                                                      "coil_parts"])
+                                                      "coil_parts", "snr"])
     ap.add_argument("--seeds", type=int, default=3, help="IPC subsample seeds per size (default 3)")
     ap.add_argument("--draws", type=int, default=1, help="draws of the cycling cells per IPC mixture (default 1)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table of the result files and stop")
@@ -542,7 +598,7 @@ def main(argv=None):
     for part in parts:
         with open(OUT / f"{part}.jsonl", "w") as fh:
             fn = globals()[f"part_{part}"]
-            fn(fh, args.seeds) if part == "ipc" else fn(fh, args.draws) if part.startswith("minority") else fn(fh)
+            fn(fh, args.seeds) if part in ("ipc", "snr") else fn(fh, args.draws) if part.startswith("minority") else fn(fh)
 
 
 if __name__ == "__main__":
