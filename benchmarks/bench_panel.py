@@ -11,6 +11,7 @@ in the same run, what a user would try instead.
     python benchmarks/bench_panel.py --part groups   # the IPC cells by time point, each analysed alone
     python benchmarks/bench_panel.py --part coil_parts   # all COIL-20 images, parts of 72 images searched
     python benchmarks/bench_panel.py --part snr      # how far each real loop stands out of its noise, beside circles
+    python benchmarks/bench_panel.py --part phase_cycle --seeds 4   # the cycle θ is spaced along, near the limit
 
 One JSON line per case goes to ``benchmarks/results/panel/<part>.jsonl`` (and stdout); BENCHMARKS.md
 ("The real-data panel") holds the table. Per case:
@@ -529,6 +530,25 @@ def part_snr(fh, seeds=3):
                            "pc_angle": alignment(pc_angle(X), angle)})
 
 
+def part_phase_cycle(fh, seeds=4):
+    """Noisy unit circles of 888 points in R^5, σ = 0.3 and 0.4, forced to one loop with
+    effective resistance and diffusion distances: the phase's alignment with the true angle
+    and which cycle it was spaced along (``phase_cycle``; localize's module docstring, step 1)."""
+    from topoembed import analysis
+
+    for distance in ("effective_resistance", "diffusion"):
+        for sigma in (0.3, 0.4):
+            for seed in range(seeds):
+                rng = np.random.default_rng(seed)
+                angle = rng.uniform(0, 2 * np.pi, 888)
+                X = np.c_[np.cos(angle), np.sin(angle), np.zeros((888, 3))] + sigma * rng.normal(size=(888, 5))
+                lp = analysis.run(X, jobs=1, distance=distance, n_loops=1, phase_low_confidence=True,
+                                  prevalence_check=False).loops[0]
+                _emit(fh, {"part": "phase_cycle", "case": f"circle R^5 sigma={sigma} seed={seed} {distance}",
+                           "phase": alignment(np.asarray(lp["phase"], float), angle),
+                           "phase_cycle": lp.get("phase_cycle")})
+
+
 def no_loop_sets(n, seed, gaussian=False):
     """The no-loop sets of n points that the small-input benchmarks share, each drawn with
     ``seed``: a blob and a sphere in R^20 (σ = 0.05) and uniform points in [0,1]^10 (with
@@ -583,7 +603,7 @@ def main(argv=None):
     ap.add_argument("--part", default="all", choices=["fucci", "mcdavid", "coil", "ipc", "minority", "controls", "all",
                                                       "mcdavid_sweep", "minority_part",
                                                       "minority_sampling", "linear_phase", "groups",
-                                                      "coil_parts", "snr"])
+                                                      "coil_parts", "snr", "phase_cycle"])
     ap.add_argument("--seeds", type=int, default=3, help="IPC subsample seeds per size (default 3)")
     ap.add_argument("--draws", type=int, default=1, help="draws of the cycling cells per IPC mixture (default 1)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table of the result files and stop")
@@ -598,7 +618,7 @@ def main(argv=None):
     for part in parts:
         with open(OUT / f"{part}.jsonl", "w") as fh:
             fn = globals()[f"part_{part}"]
-            fn(fh, args.seeds) if part in ("ipc", "snr") else fn(fh, args.draws) if part.startswith("minority") else fn(fh)
+            fn(fh, args.seeds) if part in ("ipc", "snr", "phase_cycle") else fn(fh, args.draws) if part.startswith("minority") else fn(fh)
 
 
 if __name__ == "__main__":

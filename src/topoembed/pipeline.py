@@ -277,6 +277,8 @@ def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None
         lp["phase"], lp["loop_distance"], lp["on_loop"] = phase, dist, np.asarray(on, dtype=bool)
         lp["phase_confidence"] = conf
         lp["phase_method"] = pl["phase_method"]
+        if pl.get("phase_cycle") is not None:  # which cycle θ was spaced along (localize, step 1)
+            lp["phase_cycle"] = pl["phase_cycle"]
         lp["median_phase_confidence"] = float(np.nanmedian(conf)) if np.isfinite(conf).any() else float("nan")
 
 
