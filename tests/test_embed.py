@@ -147,7 +147,7 @@ def test_contrastive_grad_global_normaliser_matches_autograd(shape, rho, w):
     s_hat = w * qn.sum(-1)
     (-rho * log_q.sum() + s_hat.numel() * torch.log(s_hat.mean())).backward()
     _, g_i, g_j, g_neg, d_log_c = L.contrastive_grad(yi.detach(), yj.detach(), yn.detach(), "infonce",
-                                                     log_c=float(torch.log(s_hat.mean())), rho=rho, neg_weight=w,
+                                                     log_c=float(torch.log(s_hat.mean()).detach()), rho=rho, neg_weight=w,
                                                      shape=shape, global_norm=True)
     for a, b in [(g_i, yi), (g_j, yj), (g_neg, yn)]:
         assert torch.allclose(a, b.grad)
