@@ -316,7 +316,9 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
                 # subsamples of the points analysed, as the ensemble reports its loops. The part and
                 # its surroundings were chosen from the data, so the run's p-value alone does not
                 # make it a finding: 700 points around a part of 5,000 IPC cells gave a loop with
-                # p = 0.0003 that none of 10 subsamples of them found again
+                # p = 0.0003 that none of 10 subsamples of them found again (its screen's phase
+                # then ran along a small noise loop; since localize.is_small_loop that screen sees
+                # the cell cycle, and the part is not analysed)
                 log.info("part %d: a new loop (p = %.2g there); measuring its prevalence", i + 1, lp["p_value"]
                          if lp.get("p_value") is not None else float("nan"))
                 prevalence.check_prevalence(X[D], [lp], dataclasses.replace(inner, early_stop=False), jobs=jobs,
