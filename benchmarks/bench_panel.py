@@ -496,6 +496,14 @@ def thirds(angle):
     return np.floor(np.asarray(angle) / (2 * np.pi) * 3).astype(int) % 3
 
 
+def noisy_circle(n, d, sigma, seed):
+    """(X, angle): n points of the unit circle in the first two of d coordinates at uniform
+    random angles, with Gaussian noise σ on every coordinate (``default_rng(seed)``)."""
+    rng = np.random.default_rng(seed)
+    angle = rng.uniform(0, 2 * np.pi, n)
+    return np.c_[np.cos(angle), np.sin(angle), np.zeros((n, d - 2))] + sigma * rng.normal(size=(n, d)), angle
+
+
 def part_snr(fh, seeds=3):
     """Why FUCCI and McDavid get no supported loop: each real dataset's :func:`ring_to_scatter`
     (three arcs: thirds of the true angle, McDavid's sorted stages), beside noisy unit circles
@@ -518,9 +526,7 @@ def part_snr(fh, seeds=3):
     for n, d in ((888, 5), (300, 10)):
         for sigma in (0.25, 0.35, 0.5, 0.75, 1.0):
             for seed in range(seeds):
-                rng = np.random.default_rng(seed)
-                angle = rng.uniform(0, 2 * np.pi, n)
-                X = np.c_[np.cos(angle), np.sin(angle), np.zeros((n, d - 2))] + sigma * rng.normal(size=(n, d))
+                X, angle = noisy_circle(n, d, sigma, seed)
                 res = analysis.run(X, jobs=2)
                 phase = res.loops[0].get("phase") if res.loops else None
                 _emit(fh, {"part": "snr", "case": f"circle n={n} R^{d} sigma={sigma} seed={seed}", "n": n, "d": d,
@@ -539,9 +545,7 @@ def part_phase_cycle(fh, seeds=4):
     for distance in ("effective_resistance", "diffusion"):
         for sigma in (0.3, 0.4):
             for seed in range(seeds):
-                rng = np.random.default_rng(seed)
-                angle = rng.uniform(0, 2 * np.pi, 888)
-                X = np.c_[np.cos(angle), np.sin(angle), np.zeros((888, 3))] + sigma * rng.normal(size=(888, 5))
+                X, angle = noisy_circle(888, 5, sigma, seed)
                 lp = analysis.run(X, jobs=1, distance=distance, n_loops=1, phase_low_confidence=True,
                                   prevalence_check=False).loops[0]
                 _emit(fh, {"part": "phase_cycle", "case": f"circle R^5 sigma={sigma} seed={seed} {distance}",

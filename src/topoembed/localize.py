@@ -367,6 +367,18 @@ def is_small_loop(D: np.ndarray, reference, cycle, r: float) -> bool:
             and cycle_coverage(D, reference, cycle, r) < MIN_CYCLE_COVERAGE)
 
 
+def _lowest_cycle(D: np.ndarray, cocycle_at, b: float, d: float, anchor: int):
+    """(cycle, winding) of :func:`representative_cycle` through ``anchor`` at the lowest
+    r = b + f·(d − b), f in :data:`_CYCLE_FILTRATIONS`, that has one (``cocycle_at(r)``: the
+    cocycle's edges and values on G_r); None where none has."""
+    for f in _CYCLE_FILTRATIONS:
+        r = b + f * (d - b)
+        cycle, winding = representative_cycle(D, *cocycle_at(r), r, anchor)
+        if cycle:
+            return cycle, winding
+    return None
+
+
 def cycle_phase(A: sp.spmatrix, cycle, winding: float = 1.0) -> np.ndarray:
     """Circular coordinate from a representative cycle (module docstring, step 1, ``"cycle"``).
 
@@ -739,8 +751,7 @@ def localize_loops(D: np.ndarray, A: sp.spmatrix, ph: dict, detection: dict, *,
             # 1 ("cycle"): evenly along the representative cycle at r_θ, over A, screened
             cyc0, wind0 = representative_cycle(D, co_edges, co_vals, r_theta, anchor)
             phase_cycle = "theta_filtration"
-            low = next((c for c in (representative_cycle(D, *cocycle_at(b + f * (d - b)), b + f * (d - b), anchor)
-                                    for f in _CYCLE_FILTRATIONS) if c[0]), None)
+            low = _lowest_cycle(D, cocycle_at, b, d, anchor)
             if low is not None and is_small_loop(D, low[0], cyc0, r_theta):
                 cyc0, wind0, phase_cycle = low[0], low[1], "lowest_filtration"  # r_θ's walk is a small loop
                 log.info("H1 feature %d: the cycle at r_θ passes near only part of the loop; θ from the cycle at "
