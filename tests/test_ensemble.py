@@ -90,6 +90,7 @@ def test_circle_prevalence_one_and_consensus_phase():
     assert lp["prevalence"] == 1.0 and res.ensemble["clusters"][0]["prevalence"] == 1.0
     # unanimous after 3 of 4 runs: the 4th could not change the call (early stop)
     assert res.ensemble["n_subsamples"] == 3 and res.ensemble["n_planned"] == 4 and res.ensemble["stopped_early"]
+    assert (lp["n_runs"], lp["n_subsamples"]) == (3, 3)  # the count behind the prevalence, on the loop itself
     assert res.ensemble["subsample_size"] == 300
     assert len(lp["phase"]) == 1200 and np.isfinite(lp["phase"]).all()
     assert L.circular_alignment(ds.angle, lp["phase"])[0] >= 0.95

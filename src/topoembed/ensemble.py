@@ -455,7 +455,7 @@ def _consensus_loop(cluster, ext, runs, idxs, B) -> dict:
     lp.update(
         cycle=[int(idx0[v]) for v in first["cycle"]],  # the run's ids are rows of its subsample
         birth_edge=[int(idx0[v]) for v in first["birth_edge"]],
-        prevalence=len(cluster) / B, n_runs=len(cluster), representative_run=int(b0),
+        prevalence=len(cluster) / B, n_runs=len(cluster), n_subsamples=int(B), representative_run=int(b0),
         p_value=_median_p([runs[b].loops[j].get("p_value") for b, j in cluster]),
         phase=theta, phase_spread=spread, phase_confidence=conf, loop_distance=dist,
         on_loop=np.nan_to_num(dist, nan=np.inf) <= 1.0, on_loop_threshold=1.0,

@@ -302,7 +302,7 @@ def _found_in(lp: dict, summary: dict) -> str:
     ev = lp.get("part_evidence") or {}
     if ev.get("prevalence") is not None:
         return f"{ev['n_runs']} of {ev['n_subsamples']} subsamples of its part's points found it"
-    return f"{lp['n_runs']} of {_n_subsamples(summary)} subsamples found it"
+    return f"{lp['n_runs']} of {lp.get('n_subsamples') or _n_subsamples(summary)} subsamples found it"
 
 
 def _n_subsamples(summary: dict) -> int:

@@ -170,8 +170,9 @@ def assess_loop(lp: dict, alpha: float = ALPHA, index: int = 0) -> LoopCall:
 
 def _recurrence(lp: dict, recurs: bool) -> Reason:
     """The prevalence reason of loop ``lp``, with its count where known: ``n_runs`` of
-    ``n_subsamples`` (an ensemble's loop has no ``n_subsamples``: its runs over its prevalence;
-    a loop supported within its part has the part's count in ``part_evidence``)."""
+    ``n_subsamples`` (a summary written before ensembles recorded ``n_subsamples``: its runs
+    over its prevalence; a loop supported within its part has the part's count in
+    ``part_evidence``)."""
     prevalence = float(lp["prevalence"])
     part = lp.get("part_evidence")
     where = part if isinstance(part, dict) and part.get("prevalence") is not None else lp
