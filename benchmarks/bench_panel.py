@@ -12,6 +12,7 @@ in the same run, what a user would try instead.
     python benchmarks/bench_panel.py --part coil_parts   # all COIL-20 images, parts of 72 images searched
     python benchmarks/bench_panel.py --part snr      # how far each real loop stands out of its noise, beside circles
     python benchmarks/bench_panel.py --part phase_cycle --seeds 4   # the cycle θ is spaced along, near the limit
+    python benchmarks/bench_panel.py --part noise_nulls   # the noise benchmark's blob and sphere: false loops
 
 One JSON line per case goes to ``benchmarks/results/panel/<part>.jsonl`` (and stdout); BENCHMARKS.md
 ("The real-data panel") holds the table. Per case:
@@ -580,6 +581,27 @@ def part_controls(fh):
              np.random.default_rng(seed).uniform(size=(500, 10)), none)
 
 
+def part_noise_nulls(fh, seeds=3):
+    """The noise benchmark's inputs without a loop (``noise_benchmark.py``: 1,000 points in R^50,
+    σ = 0, 0.0125, ..., 0.35, seeds 0 to ``seeds`` - 1): the Gaussian blob and the 2-sphere (no H1
+    loop), each through the front door with the defaults: how often a loop is called "found"."""
+    from topoembed import analysis, datasets
+
+    for name in ("blob", "sphere"):
+        for sigma in np.linspace(0, 0.35, 29):
+            for seed in range(seeds):
+                X = datasets.make(name, n=1000, d=50, sigma=float(sigma), seed=seed).X
+                t0 = time.perf_counter()
+                res = analysis.run(X, jobs=1)
+                v = res.verdict
+                _emit(fh, {"part": "noise_nulls", "case": name, "sigma": round(float(sigma), 4), "seed": seed,
+                           "level": v.level, "verdict": v.headline(), "n_found": len(res.loops),
+                           "supported": v.n_loops,
+                           "p_values": [lp.get("p_value") for lp in res.loops],
+                           "prevalence": [lp.get("prevalence") for lp in res.loops],
+                           "seconds": round(time.perf_counter() - t0, 1)})
+
+
 def table() -> str:
     """The Markdown table of BENCHMARKS.md from the committed result files."""
     def score(r):
@@ -607,7 +629,7 @@ def main(argv=None):
     ap.add_argument("--part", default="all", choices=["fucci", "mcdavid", "coil", "ipc", "minority", "controls", "all",
                                                       "mcdavid_sweep", "minority_part",
                                                       "minority_sampling", "linear_phase", "groups",
-                                                      "coil_parts", "snr", "phase_cycle"])
+                                                      "coil_parts", "snr", "phase_cycle", "noise_nulls"])
     ap.add_argument("--seeds", type=int, default=3, help="IPC subsample seeds per size (default 3)")
     ap.add_argument("--draws", type=int, default=1, help="draws of the cycling cells per IPC mixture (default 1)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table of the result files and stop")
@@ -622,7 +644,7 @@ def main(argv=None):
     for part in parts:
         with open(OUT / f"{part}.jsonl", "w") as fh:
             fn = globals()[f"part_{part}"]
-            fn(fh, args.seeds) if part in ("ipc", "snr", "phase_cycle") else fn(fh, args.draws) if part.startswith("minority") else fn(fh)
+            fn(fh, args.seeds) if part in ("ipc", "snr", "phase_cycle", "noise_nulls") else fn(fh, args.draws) if part.startswith("minority") else fn(fh)
 
 
 if __name__ == "__main__":
