@@ -223,7 +223,7 @@ def test_a_fixed_loop_count_is_reported_as_fixed(tmp_path):
 def test_options_that_cannot_apply_are_said(tmp_path, capsys, caplog):
     spec = "synthetic:circle?n=200&d=5&sigma=0.05"
     assert run_cli("run", spec, "--use-rep", "X_pca", "--out", tmp_path / "a") == 2  # was silently ignored
-    assert "--use-rep 'X_pca' only applies to .h5ad" in capsys.readouterr().err
+    assert "--use-rep 'X_pca' only applies to AnnData input (.h5ad" in capsys.readouterr().err
     with caplog.at_level("WARNING"):
         assert run_cli("run", spec, "--k", 20, "--subsample", 5000, "--out", tmp_path / "b", "-q") == 0
     assert "--subsample 5000 is at least the 200 points: all of them are analysed" in caplog.text
@@ -307,7 +307,7 @@ def test_detect_without_graph_says_it_is_unconfirmed(tmp_path, caplog):
     (lambda p: np.save(p / "inf.npy", np.r_[np.random.rand(20, 3), [[np.inf] * 3]]) or p / "inf.npy", [], "infinite"),
     (lambda p: np.save(p / "few.npy", np.random.rand(10, 3)) or p / "few.npy", ["--k", "15"], "smaller than the number of points"),
     (lambda p: np.save(p / "ok.npy", np.random.rand(30, 3)) or p / "ok.npy", ["--k", "0"], "positive integer"),
-    (lambda p: np.save(p / "ok.npy", np.random.rand(30, 3)) or p / "ok.npy", ["--use-rep", "X_pca"], "only applies to .h5ad"),
+    (lambda p: np.save(p / "ok.npy", np.random.rand(30, 3)) or p / "ok.npy", ["--use-rep", "X_pca"], "only applies to AnnData input (.h5ad"),
     (lambda p: _w(p / "x.h5ad", "not hdf5"), [], "could not be read as an .h5ad"),
     (lambda p: "synthetic:square", [], "unknown synthetic shape"),
 ])

@@ -1,5 +1,5 @@
 """Inputs as users have them, each with one command: a pandas CSV with cell names, a 10x matrix
-folder, an h5ad whose raw counts are in layers["counts"]."""
+folder or Cell Ranger's .h5, an AnnData .zarr store, an h5ad whose raw counts are in layers["counts"]."""
 import gzip
 import json
 
@@ -137,6 +137,62 @@ def test_a_10x_folder_runs_with_the_recipe_and_raw_counts_are_refused_without(tm
     (tmp_path / "empty").mkdir()
     with pytest.raises(InputError, match="10x"):
         io.load_points(tmp_path / "empty")
+
+
+def _write_10x_h5(path, adata):
+    """Cell Ranger's filtered_feature_bc_matrix.h5 (format 3): the genes × cells counts as CSC
+    arrays under /matrix, with the barcodes and the features' ids, names and types."""
+    import h5py
+
+    M = sp.csc_matrix(sp.csr_matrix(adata.X.T).astype(np.int32))  # genes × cells, one column per cell
+    with h5py.File(path, "w") as f:
+        m = f.create_group("matrix")
+        for key, val in (("data", M.data), ("indices", M.indices.astype(np.int64)), ("indptr", M.indptr.astype(np.int64)),
+                         ("shape", np.array(M.shape, np.int32)), ("barcodes", np.array(adata.obs_names, dtype="S"))):
+            m.create_dataset(key, data=val)
+        feats = m.create_group("features")
+        n = adata.n_vars
+        feats.create_dataset("id", data=np.array([f"ENSG{i:011d}" for i in range(n)], dtype="S"))
+        feats.create_dataset("name", data=np.array(adata.var_names, dtype="S"))
+        feats.create_dataset("feature_type", data=np.array(["Gene Expression"] * n, dtype="S"))
+        feats.create_dataset("genome", data=np.array(["GRCh38"] * n, dtype="S"))
+        feats.create_dataset("_all_tag_keys", data=np.array(["genome"], dtype="S"))
+
+
+@pytest.mark.filterwarnings("ignore:Variable names are not unique")  # the input's repeated symbol, on purpose
+def test_cell_rangers_h5_reads_as_its_matrix_folder_and_runs_with_the_recipe(tmp_path):
+    counts = datasets.demo_adata(n_cells=400)
+    counts.var_names = [counts.var_names[0]] + list(counts.var_names[:-1])  # one symbol twice, as 10x has
+    _write_10x(tmp_path / "filtered_feature_bc_matrix", counts)
+    _write_10x_h5(tmp_path / "filtered_feature_bc_matrix.h5", counts)
+    h5 = tmp_path / "filtered_feature_bc_matrix.h5"
+    assert io.is_anndata_input(h5)
+    a, b = io.read_anndata(h5), io.read_anndata(tmp_path / "filtered_feature_bc_matrix")
+    assert np.array_equal(a.X.toarray(), np.asarray(counts.X)) and np.array_equal(a.X.toarray(), b.X.toarray())
+    assert list(a.var_names) == list(b.var_names) and a.var_names.is_unique  # symbols, made unique
+    assert list(a.obs_names) == list(counts.obs_names) and a.var["gene_ids"].iloc[3] == "ENSG00000000003"
+    assert cli.main(["run", str(h5), "--recipe", "cell_cycle", "--out", str(tmp_path / "r"), "-q"]) == 0
+    assert _summary(tmp_path / "r")["verdict"]["level"] == "loop"
+    (tmp_path / "broken.h5").write_bytes(b"not hdf5")
+    with pytest.raises(InputError, match=r"could not be read as a 10x Genomics \.h5 matrix.*Cell Ranger"):
+        io.read_anndata(tmp_path / "broken.h5")
+
+
+@pytest.mark.filterwarnings("ignore:Writing zarr v2")  # anndata's note on its own default format
+def test_an_anndata_zarr_store_reads_as_its_h5ad(tmp_path):
+    import anndata
+
+    X = datasets.make("circle", n=200, d=10, sigma=0.1, seed=0).X
+    a = anndata.AnnData(X=np.zeros((200, 3), np.float32), obsm={"X_pca": X})
+    a.obs["sample"] = ["a", "b"] * 100
+    a.write_h5ad(tmp_path / "cells.h5ad")
+    a.write_zarr(tmp_path / "cells.zarr")
+    assert io.is_anndata_input(tmp_path / "cells.zarr") and (tmp_path / "cells.zarr").is_dir()
+    Y, meta = io.load_points(tmp_path / "cells.zarr", use_rep="X_pca")
+    Z, _ = io.load_points(tmp_path / "cells.h5ad", use_rep="X_pca")
+    assert np.array_equal(Y, Z) and meta["kind"] == "anndata"
+    assert list(io.read_obs(tmp_path / "cells.zarr")["sample"][:2]) == ["a", "b"]
+    assert io.count_points(tmp_path / "cells.zarr") == 200
 
 
 def test_counts_in_a_layer_run_with_one_command(tmp_path):

@@ -106,7 +106,7 @@ def sizes_in_file(source, groupby: str) -> dict[str, int]:
 
     path = Path(str(source))
     if not path.exists() or not io.is_anndata_input(path):
-        raise InputError(f"groupby: {path} is not an AnnData input (.h5ad, .loom, a 10x folder), so it has no obs "
+        raise InputError(f"groupby: {path} is not an AnnData input ({io.ANNDATA_INPUTS}), so it has no obs "
                          "column to group by")
     return sizes(anndata.AnnData(obs=io.read_obs(path)), groupby)
 

@@ -1,8 +1,9 @@
 """Reading inputs and writing outputs, atomically.
 
 Inputs: ``.npy``, ``.csv``/``.tsv``/``.txt`` (numeric, optional header row; gzip-compressed as
-``.csv.gz`` etc. too), ``.h5ad`` (its ``X`` or an ``obsm`` key named by ``use_rep``), ``.loom``,
-a 10x matrix folder, or a ``synthetic:NAME?...`` spec.
+``.csv.gz`` etc. too), AnnData inputs (:data:`ANNDATA_INPUTS`: ``.h5ad``, ``.zarr``, ``.loom``,
+Cell Ranger's ``.h5`` or matrix folder; their ``X`` or an ``obsm`` key named by ``use_rep``), or a
+``synthetic:NAME?...`` spec.
 Outputs are written to a temporary file in the target folder and renamed into place
 (``os.replace`` is atomic on POSIX), so a failed run never leaves a half-written file.
 """
@@ -15,6 +16,7 @@ import json
 import os
 import re
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -22,12 +24,16 @@ import numpy as np
 from ._validate import InputError
 from .tables import file_type, read_table, warn_repeated_names
 
-__all__ = ["load_points", "read_h5ad", "atomic_path", "write_json", "write_npz", "write_text",
+__all__ = ["load_points", "read_h5ad", "ANNDATA_INPUTS", "atomic_path", "write_json", "write_npz", "write_text",
            "OutputSet", "to_jsonable", "dumps_json", "INPUT_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 
-INPUT_SUFFIXES = (".npy", ".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz", ".h5ad", ".loom")
+INPUT_SUFFIXES = (".npy", ".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz", ".h5ad", ".zarr", ".loom", ".h5")
+#: The inputs read as AnnData (cells × genes with annotations), as messages name them.
+ANNDATA_INPUTS = ".h5ad, .zarr, .loom, a 10x .h5 file or matrix folder"
+#: Suffixes of the files (and, for .zarr, folders) read as AnnData.
+ANNDATA_SUFFIXES = (".h5ad", ".zarr", ".loom", ".h5")
 
 
 #: Files that make a 10x Genomics matrix folder (Cell Ranger's filtered_feature_bc_matrix/).
@@ -41,14 +47,22 @@ def is_10x_folder(path) -> bool:
 
 
 def is_anndata_input(source) -> bool:
-    """Inputs read as AnnData (cells × genes with annotations): .h5ad, .loom and 10x folders."""
-    s = str(source)
-    return s.endswith((".h5ad", ".loom")) or is_10x_folder(s)
+    """Inputs read as AnnData (cells × genes with annotations): :data:`ANNDATA_INPUTS`."""
+    s = str(source).rstrip("/")
+    return s.lower().endswith(ANNDATA_SUFFIXES) or is_10x_folder(s)
+
+
+#: What each AnnData input is, and who writes it, for the message when it cannot be read.
+_WRITTEN_BY = {".h5ad": ("an .h5ad file", "anndata/scanpy (adata.write_h5ad)"),
+               ".zarr": ("an AnnData .zarr store", "anndata (adata.write_zarr)"),
+               ".loom": ("a .loom file", "loompy or anndata (adata.write_loom)"),
+               ".h5": ("a 10x Genomics .h5 matrix", "Cell Ranger (filtered_feature_bc_matrix.h5)")}
 
 
 def read_anndata(path):
-    """An AnnData from an .h5ad file, a .loom file or a 10x matrix folder (scanpy's readers;
-    gene symbols become var_names for 10x folders, Ensembl ids stay in ``var["gene_ids"]``)."""
+    """An AnnData from an .h5ad file, a .zarr store, a .loom file, or Cell Ranger's .h5 matrix or
+    matrix folder (scanpy's readers; for 10x input gene symbols become var_names, made unique,
+    and the Ensembl ids stay in ``var["gene_ids"]``)."""
     import anndata
 
     path = Path(path)
@@ -65,14 +79,30 @@ def read_anndata(path):
                  adata.n_obs, adata.n_vars)
         return adata
     _check_file(path)
+    suffix = path.suffix.lower()
+    what, writer = _WRITTEN_BY.get(suffix, _WRITTEN_BY[".h5ad"])
     try:
-        if path.suffix.lower() == ".loom":
+        if suffix == ".loom":
             return anndata.read_loom(path)
+        if suffix == ".zarr":
+            return anndata.read_zarr(path)
+        if suffix == ".h5":
+            import scanpy as sc
+
+            with warnings.catch_warnings():  # 10x symbols repeat; they are made unique next
+                warnings.filterwarnings("ignore", "Variable names are not unique")
+                adata = sc.read_10x_h5(path)
+            adata.var_names_make_unique()
+            log.info("%s: a 10x .h5 matrix, %d cells x %d genes (raw counts: use --recipe cell_cycle)", path,
+                     adata.n_obs, adata.n_vars)
+            return adata
         return anndata.read_h5ad(path)
+    except ImportError as exc:
+        raise InputError(f"reading {what} needs {exc.name or 'a package that is missing'}: "
+                         f"pip install {exc.name or 'zarr'}") from None
     except Exception as exc:
-        what = "a .loom" if path.suffix.lower() == ".loom" else "an .h5ad"
-        raise InputError(f"{path} could not be read as {what} file ({type(exc).__name__}: {exc}); "
-                         "check that it was written by anndata/scanpy (adata.write_h5ad) or loompy") from None
+        raise InputError(f"{path} could not be read as {what} ({type(exc).__name__}: {exc}); "
+                         f"check that it was written by {writer}") from None
 
 
 def read_h5ad(path):
@@ -97,9 +127,9 @@ def _new_temp(final: Path) -> Path:
 def _check_file(path: Path):
     if not path.exists():
         raise InputError(f"input file {str(path)!r} does not exist; check the path")
-    if path.is_dir() and not is_10x_folder(path):
-        raise InputError(f"input {str(path)!r} is a folder without a 10x matrix (matrix.mtx[.gz]); pass a file "
-                         f"({', '.join(INPUT_SUFFIXES)}) or a 10x matrix folder")
+    if path.is_dir() and not is_10x_folder(path) and path.suffix.lower() != ".zarr":
+        raise InputError(f"input {str(path)!r} is a folder without a 10x matrix (matrix.mtx[.gz]) and not a .zarr "
+                         f"store; pass a file ({', '.join(INPUT_SUFFIXES)}), a .zarr store or a 10x matrix folder")
 
 
 def load_points(source: str | os.PathLike, use_rep: str | None = None,
@@ -150,7 +180,7 @@ def load_points(source: str | os.PathLike, use_rep: str | None = None,
 def _no_use_rep(use_rep: str | None, what: str) -> None:
     """Input without an obsm (a table, .npy, synthetic: data) has no representation to pick."""
     if use_rep is not None:
-        raise InputError(f"--use-rep {use_rep!r} only applies to .h5ad/.loom/10x input, not {what}")
+        raise InputError(f"--use-rep {use_rep!r} only applies to AnnData input ({ANNDATA_INPUTS}), not {what}")
 
 
 #: scanpy's ``settings.N_PCS``: with ``use_rep=None`` scanpy analyses ``obsm["X_pca"]`` when X

@@ -44,7 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="topoembed_results", help="output folder (default: topoembed_results)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.add_argument("--recipe", choices=["cell_cycle"], default=None,
-                   help="for raw counts (.h5ad, .loom, a 10x folder): run te.pp.recipe_cell_cycle first and use "
+                   help=f"for raw counts ({io.ANNDATA_INPUTS}): run te.pp.recipe_cell_cycle first and use "
                         "its PCA")
     p.add_argument("--layer", default=None, help="with --recipe: the layer holding the raw counts (default: X)")
     p.add_argument("--gene-symbols", default=None, metavar="COLUMN",
@@ -230,7 +230,7 @@ def _main(argv=None) -> int:
     if cut == len(argv) and not {"-h", "--help", "--version"} & set(argv):  # `topoembed` alone: help and a start
         parser.print_help()
         sys.stdout.write("\nStart with the demo: `topoembed run` (a noisy circle; results in topoembed_results/),\n"
-                         "then `topoembed run YOUR_FILE --out DIR` (.h5ad, .csv/.tsv[.gz], .npy, a 10x folder).\n")
+                         f"then `topoembed run YOUR_FILE --out DIR` ({io.ANNDATA_INPUTS}, .csv/.tsv[.gz], .npy).\n")
         return 2
     if argv[cut:cut + 1] == ["benchmark"]:  # every later argument is the harness's own
         args = parser.parse_args(argv[:cut + 1])

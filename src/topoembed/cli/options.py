@@ -115,7 +115,7 @@ def _k_given(args) -> bool:
 
 def _input_args(parser):
     parser.add_argument("input", nargs="?", default=DEMO_INPUT,
-                        help=f"points: .h5ad, .loom, a 10x matrix folder, .csv/.tsv (or .gz), .npy, or synthetic:NAME?n=..&d=..&sigma=..&seed=.. "
+                        help=f"points: {io.ANNDATA_INPUTS}, .csv/.tsv (or .gz), .npy, or synthetic:NAME?n=..&d=..&sigma=..&seed=.. "
                              f"(default: the demo {DEMO_INPUT})")
     parser.add_argument("--use-rep", default=None, help="for AnnData input: obsm key to use (default: the points "
                         "topoembed prepare or its recipe stored, else X_pca where X has > 50 genes, else X; X: X as it "
@@ -142,7 +142,7 @@ def _load(args):
 
 # ---------------------------------------------------------------- run
 def _anndata_input(args):
-    """(adata, use_rep) of an AnnData input (.h5ad, .loom, a 10x folder) for run and prepare: with
+    """(adata, use_rep) of an AnnData input (:data:`topoembed.io.ANNDATA_INPUTS`) for run and prepare: with
     --recipe cell_cycle the recipe's PCA of the raw counts (in X, or in --layer)."""
     from .. import pp
 

@@ -22,7 +22,7 @@ def cmd_run(args) -> int:
     if io.is_anndata_input(args.input) or args.recipe or args.layer:
         return _run_h5ad(args)
     if args.groupby is not None:
-        raise InputError("--groupby names an adata.obs column: it needs AnnData input (.h5ad, .loom, a 10x folder); "
+        raise InputError(f"--groupby names an adata.obs column: it needs AnnData input ({io.ANNDATA_INPUTS}); "
                          "for a table, split it by group and run each file")
     X, meta = _load(args)
     params = _params_from(args)

@@ -29,7 +29,7 @@ def cmd_prepare(args) -> int:
     adata, rep = _anndata_input(args)  # the recipe sees all cells, as `run --groupby` has it
     if args.group is not None:
         if adata is None:
-            raise InputError("--groupby needs AnnData input (.h5ad, .loom, a 10x folder): a table has no obs column")
+            raise InputError(f"--groupby needs AnnData input ({io.ANNDATA_INPUTS}): a table has no obs column")
         from ..groups import select
 
         adata = select(adata, args.groupby, args.group)
