@@ -188,8 +188,8 @@ def test_an_input_too_small_for_the_default_k_gets_the_small_union_graph(tmp_pat
     blob = datasets.make("blob", n=72, d=20, sigma=0.2, seed=1).X
     assert analysis.run(blob, jobs=1).verdict.level != "loop"
     assert analysis.run(circle, jobs=1, k=20).params.k == 20  # a k the user chose is kept
-    with pytest.raises(InputError, match="smaller than the number of points"):
-        analysis.run(circle[:8], jobs=1)  # too few even for k = 10
+    with pytest.raises(InputError, match="8 points are too few to look for a loop"):
+        analysis.run(circle[:8], jobs=1)  # too few even for k = 10, and the message does not blame k = 100
     out = tmp_path / "small"
     np.save(tmp_path / "c.npy", circle)
     assert cli.main(["run", str(tmp_path / "c.npy"), "--out", str(out), "-q", "--jobs", "1"]) == 0
@@ -209,6 +209,9 @@ def test_an_input_of_fewer_than_400_points_gets_a_quarter_of_them_as_k(tmp_path,
     assert analysis.run(big, jobs=1, subsample=200).params.k == 50  # the points analysed count
     assert pipeline.Params().for_small_input(400) == (pipeline.Params(), None, None)  # 400 and more: k = 100
     assert pipeline.Params().for_small_input(399)[0].k == 99
+    with pytest.raises(InputError, match=r"10 points are too few .* choose a k below 10 \(e\.g\. k=3\)"):
+        pipeline.Params().for_small_input(10)  # not "k=100 must be smaller than n": nobody chose k = 100
+    assert pipeline.Params(k=5).for_small_input(10) == (pipeline.Params(k=5), None, None)
     np.save(tmp_path / "c.npy", circle)
     assert cli.main(["run", str(tmp_path / "c.npy"), "--out", str(tmp_path / "res"), "--jobs", "1"]) == 0
     summary = json.loads((tmp_path / "res" / "summary.json").read_text())

@@ -157,14 +157,19 @@ class Params:
         """(settings, warning, note) for a run of n points (or of ``subsample`` of them) with the default k (100): at most k
         points (whose graph needs more) get the union kNN graph with :data:`SMALL_INPUT_K`
         neighbours, and a warning that says so; fewer than :data:`SMALL_INPUT_SHARE` × k points
-        get k = n // :data:`SMALL_INPUT_SHARE` (its mutual graph), and a note that says so.
-        Otherwise, or with another k, these settings unchanged and neither. (In Python a k of
-        exactly 100 asked for on purpose cannot be told from the default: pass 99 or 101; the
+        get k = n // :data:`SMALL_INPUT_SHARE` (its mutual graph), and a note that says so; at most
+        :data:`SMALL_INPUT_K` points are refused (InputError) with how to proceed. Otherwise, or
+        with another k, these settings unchanged and neither. (In Python a k of exactly 100 asked for on purpose cannot be told from the default: pass 99 or 101; the
         command line keeps an explicit ``--k 100``, :func:`topoembed.analysis.run`'s ``small_input``.)"""
         default_k = Params.__dataclass_fields__["k"].default
         if self.subsample is not None:  # a run on a subsample: its points are what the graph joins
             n = min(int(self.subsample), n)
-        if self.k != default_k or n <= SMALL_INPUT_K or n >= SMALL_INPUT_SHARE * default_k:
+        if self.k == default_k and n <= SMALL_INPUT_K:  # the default k's check would blame a k nobody chose
+            raise InputError(f"{n} points are too few to look for a loop with the default settings, whose graph for "
+                             f"small inputs joins each point to {SMALL_INPUT_K} others; pass more points (the defaults "
+                             f"were checked from 30 points up), or choose a k below {n} "
+                             f"(e.g. {option('k', max(1, n // 3))})")
+        if self.k != default_k or n >= SMALL_INPUT_SHARE * default_k:
             return self, None, None
         if not takes_quarter_k(n):  # at most the default k points
             warning = (f"{n} points are too few for the default k = {default_k} graph: using the union graph with "
