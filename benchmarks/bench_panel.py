@@ -13,6 +13,8 @@ in the same run, what a user would try instead.
     python benchmarks/bench_panel.py --part snr      # how far each real loop stands out of its noise, beside circles
     python benchmarks/bench_panel.py --part phase_cycle --seeds 4   # the cycle θ is spaced along, near the limit
     python benchmarks/bench_panel.py --part noise_nulls   # the noise benchmark's blob and sphere: false loops
+    python benchmarks/bench_panel.py --part coil_pixels   # COIL-20 as its 1,024 grey levels (not 20 PCs)
+    python benchmarks/bench_panel.py --part coil_arcs     # open arcs of each COIL-20 object's turn: no loop
 
 One JSON line per case goes to ``benchmarks/results/panel/<part>.jsonl`` (and stdout); BENCHMARKS.md
 ("The real-data panel") holds the table. Per case:
@@ -261,13 +263,15 @@ def part_linear_phase(fh):
                    "pc_angle": score(pc_angle(X))})
 
 
-def coil_images():
+def coil_images(pixels=False):
     """(X, object, truth angle) of COIL-20's 1,440 images: the 1,024 grey levels as 20 PCs
-    (:func:`pca` fitted on all images), each image's object, and its turntable angle."""
+    (:func:`pca` fitted on all images), or with ``pixels`` the grey levels as they are (what
+    ``topoembed run coil20.h5ad --use-rep X`` analyses); each image's object, and its turntable angle."""
     import anndata
 
     a = anndata.read_h5ad(DATA / "coil20.h5ad")
-    return pca(np.asarray(a.X, float), 20), a.obs["object"].to_numpy(), a.obs["truth_angle"].to_numpy(float)
+    X = np.asarray(a.X, float)
+    return X if pixels else pca(X, 20), a.obs["object"].to_numpy(), a.obs["truth_angle"].to_numpy(float)
 
 
 def coil_objects(images=None):
@@ -278,15 +282,55 @@ def coil_objects(images=None):
         yield o, X[obj == o], angle[obj == o]
 
 
-def part_coil(fh):
-    images = coil_images()
+def part_coil(fh, pixels=False):
+    """Each COIL-20 object alone, and all 1,440 images together: as 20 PCs of all images, or with
+    ``pixels`` (``--part coil_pixels``) as the 1,024 grey levels themselves."""
+    images = coil_images(pixels)
+    part, what = ("coil_pixels", " (pixels)") if pixels else ("coil", "")
     for obj, Xo, truth in coil_objects(images):
-        case(fh, "coil", f"COIL-20 object {obj}", Xo, lambda th, t=truth: symmetric_alignment(th, t), forced_k=10)
+        case(fh, part, f"COIL-20 object {obj}{what}", Xo, lambda th, t=truth: symmetric_alignment(th, t), forced_k=10)
     from topoembed import analysis
 
     res = analysis.run(images[0], jobs=1)  # all 1,440 images together
-    _emit(fh, {"part": "coil", "case": "COIL-20 all 1,440 images", "n": 1440, "default": {
+    _emit(fh, {"part": part, "case": f"COIL-20 all 1,440 images{what}", "n": 1440, "default": {
         "verdict": res.verdict.headline(), "n_found": len(res.loops)}})
+
+
+def part_coil_pixels(fh):
+    part_coil(fh, pixels=True)
+
+
+def coil_symmetry(Xo, truth):
+    """h in 1-4 such that the object's images trace their loop h times per turn (it looks the
+    same after 1/h of a turn): the h·θ that the forced phase of its 72 images follows best."""
+    from topoembed import analysis
+
+    res = analysis.run(Xo, jobs=1, n_loops=1, phase_low_confidence=True, prevalence_check=False)
+    theta = np.asarray(res.loops[0]["phase"], float)
+    return 1 + int(np.argmax([alignment(theta, h * truth) or 0 for h in (1, 2, 3, 4)]))
+
+
+def part_coil_arcs(fh):
+    """Real inputs without a loop: each COIL-20 object's images over an open arc of its turn, 3/4
+    and 1/2 of the turn after which it looks the same again (:func:`coil_symmetry`), as pixels and
+    as 20 PCs, with the defaults (arcs of at least 20 images). Any loop called here is false."""
+    from topoembed import analysis
+
+    images = {"pixels": coil_images(pixels=True), "20 PCs": coil_images()}
+    pose = np.rint(images["pixels"][2] / (2 * np.pi) * 72).astype(int)
+    obj = images["pixels"][1]
+    for o in sorted(set(obj)):
+        m = obj == o
+        h = coil_symmetry(images["pixels"][0][m], images["pixels"][2][m])
+        for share in (0.75, 0.5):
+            arc = m & (pose < int(share * 72 / h))
+            if arc.sum() < 20:  # an object that repeats itself every quarter turn: too few images for an arc
+                continue
+            for name, (X, _, _) in images.items():
+                res = analysis.run(X[arc], jobs=1)
+                _emit(fh, {"part": "coil_arcs", "case": f"COIL-20 object {o}, {share:.0%} of its turn of 360/{h} degrees",
+                           "object": int(o), "h": h, "share": share, "n": int(arc.sum()), "input": name,
+                           "verdict": res.verdict.headline(), "level": res.verdict.level})
 
 
 def ipc_cells():
@@ -609,7 +653,7 @@ def table() -> str:
 
     lines = ["| case | n | defaults: verdict (p; prevalence) | its phase vs truth | forced one loop: phase | "
              "PC1/PC2 angle | DREiMac |", "|---|---|---|---|---|---|---|"]
-    for part in ("fucci", "mcdavid", "coil", "ipc", "minority", "controls"):
+    for part in ("fucci", "mcdavid", "coil", "coil_pixels", "ipc", "minority", "controls"):
         path = OUT / f"{part}.jsonl"
         for row in map(json.loads, path.read_text().splitlines() if path.exists() else []):
             d = row["default"]
@@ -629,7 +673,7 @@ def main(argv=None):
     ap.add_argument("--part", default="all", choices=["fucci", "mcdavid", "coil", "ipc", "minority", "controls", "all",
                                                       "mcdavid_sweep", "minority_part",
                                                       "minority_sampling", "linear_phase", "groups",
-                                                      "coil_parts", "snr", "phase_cycle", "noise_nulls"])
+                                                      "coil_parts", "snr", "phase_cycle", "noise_nulls", "coil_pixels", "coil_arcs"])
     ap.add_argument("--seeds", type=int, default=3, help="IPC subsample seeds per size (default 3)")
     ap.add_argument("--draws", type=int, default=1, help="draws of the cycling cells per IPC mixture (default 1)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table of the result files and stop")
