@@ -9,19 +9,20 @@
 #   snakemake -s workflows/ensemble.smk --executor slurm --jobs 10 --config input=cells.h5ad use_rep=X_scVI
 #   snakemake -s workflows/ensemble.smk -n --config input=...          # dry run: the jobs it would run
 #
-# Config keys: input (.h5ad / .npy / .csv), use_rep (an obsm key, required for .h5ad),
+# Config keys: input (AnnData: .h5ad / .zarr / .loom; or .npy / .csv), use_rep (an obsm key, required for AnnData),
 # out (folder; default results/ensemble), n_subsamples (default: the package's, 10),
 # options (a mapping of pipeline options, e.g. {k: 100, seed: 1}; names as on the command line).
 import shlex
 
-from topoembed import pipeline
+from topoembed import io, pipeline
 
 if "input" not in config:
     raise ValueError("config: no input; pass --config input=cells.h5ad use_rep=X_scVI (or an input: key in --configfile)")
 INPUT = str(config["input"])
-if INPUT.endswith((".h5ad", ".loom")) and not config.get("use_rep"):
+if io.is_anndata_input(INPUT) and not config.get("use_rep"):
     raise ValueError(f"config: {INPUT} is AnnData: set use_rep (e.g. --config use_rep=X_scVI or X_pca), the "
-                     "representation every job analyses")
+                     "representation every job analyses (raw counts, such as Cell Ranger's .h5: the main "
+                     "workflow, workflows/Snakefile, prepares them with recipe: cell_cycle)")
 OUT = str(config.get("out", "results/ensemble")).rstrip("/")
 B = int(config.get("n_subsamples") or pipeline.ENSEMBLE_RUNS)
 OPTIONS = dict(config.get("options") or {})
