@@ -21,16 +21,14 @@ from __future__ import annotations
 
 import collections
 import json
-import logging
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_panel import coil_objects, eta2, ipc_cells, mcdavid_lines, no_loop_sets, r2, symmetric_alignment  # noqa: E402
-from bench_small_inputs import supported, wants_table  # noqa: E402
+from bench_small_inputs import quiet_rows, supported, wants_table  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "check_fraction" / "rows.jsonl"
 SHARES = (0.7, 0.9)
@@ -55,10 +53,7 @@ def main(argv=None):
 
     from topoembed import datasets
 
-    logging.disable(logging.WARNING)
-    warnings.filterwarnings("ignore")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    with open(OUT, "w") as fh:
+    with quiet_rows(OUT) as fh:
         def case(name, seed, X, score=None):
             for share in SHARES:
                 res = _run(X, share, small=len(X) <= 100)

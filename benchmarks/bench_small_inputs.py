@@ -45,6 +45,17 @@ def wants_table(doc: str, argv=None) -> bool:
     return ap.parse_args(argv).table
 
 
+def quiet_rows(path: Path):
+    """The result file ``path`` opened for writing (its folder made), with the package's warnings
+    and log lines silenced: the benchmarks that share this write one JSON line per run."""
+    import warnings
+
+    logging.disable(logging.WARNING)
+    warnings.filterwarnings("ignore")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return open(path, "w")
+
+
 def supported(got: list) -> str:
     """A table cell: how many of the rows ``got`` are supported loops, and the range of their scores."""
     found = [r for r in got if r["level"] == "loop"]
