@@ -174,7 +174,9 @@ class Params:
         if not takes_quarter_k(n):  # at most the default k points
             warning = (f"{n} points are too few for the default k = {default_k} graph: using the union graph with "
                        f"k = {SMALL_INPUT_K}; pass another k below {n} (e.g. {option('k', max(2, n // 4))}) to choose "
-                       "otherwise")
+                       "otherwise. At this size a loop rests on little evidence: 2-D Gaussian blobs of 72-100 "
+                       "points get a supported loop 1 time in 5 (BENCHMARKS.md, \"The graph of 100 points or "
+                       "fewer\")")
             return dataclasses.replace(self, k=SMALL_INPUT_K, symmetrize="or"), warning, None
         k = n // SMALL_INPUT_SHARE
         note = (f"k = {k}: a quarter of the {n} points (the default k = {default_k} is for "
