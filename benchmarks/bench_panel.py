@@ -2,7 +2,7 @@
 sizes, the IPC minority mixtures and the no-loop controls, with the defaults, and next to each,
 in the same run, what a user would try instead.
 
-    python benchmarks/bench_panel.py [--part fucci|mcdavid|coil|ipc|minority|controls|all] [--seeds 3] [--draws 1]
+    python benchmarks/bench_panel.py [--part fucci|mcdavid|coil|coil_pixels|ipc|minority|controls|all] [--seeds 3] [--draws 1]
     python benchmarks/bench_panel.py --table          # the table of BENCHMARKS.md from the result files
     python benchmarks/bench_panel.py --part mcdavid_sweep   # McDavid forced to one loop over 24 fixed settings
     python benchmarks/bench_panel.py --part minority_part --draws 8   # the mixtures' cycling part, 7 ways
@@ -684,7 +684,7 @@ def main(argv=None):
     if not DATA.exists():
         sys.exit(f"{DATA} is absent: the panel needs ../shared/data")
     OUT.mkdir(parents=True, exist_ok=True)
-    parts = ["fucci", "mcdavid", "coil", "ipc", "minority", "controls"] if args.part == "all" else [args.part]
+    parts = ["fucci", "mcdavid", "coil", "coil_pixels", "ipc", "minority", "controls"] if args.part == "all" else [args.part]
     for part in parts:
         with open(OUT / f"{part}.jsonl", "w") as fh:
             fn = globals()[f"part_{part}"]
