@@ -173,6 +173,8 @@ def test_cell_rangers_h5_reads_as_its_matrix_folder_and_runs_with_the_recipe(tmp
     assert list(a.obs_names) == list(counts.obs_names) and a.var["gene_ids"].iloc[3] == "ENSG00000000003"
     assert cli.main(["run", str(h5), "--recipe", "cell_cycle", "--out", str(tmp_path / "r"), "-q"]) == 0
     assert _summary(tmp_path / "r")["verdict"]["level"] == "loop"
+    counts.write_h5ad(tmp_path / "saved_as.h5")  # an .h5ad under .h5 is read as what it is
+    assert np.array_equal(np.asarray(io.read_anndata(tmp_path / "saved_as.h5").X), np.asarray(counts.X))
     (tmp_path / "broken.h5").write_bytes(b"not hdf5")
     with pytest.raises(InputError, match=r"could not be read as a 10x Genomics \.h5 matrix.*Cell Ranger"):
         io.read_anndata(tmp_path / "broken.h5")

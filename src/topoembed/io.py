@@ -86,6 +86,8 @@ def read_anndata(path):
             return anndata.read_loom(path)
         if suffix == ".zarr":
             return anndata.read_zarr(path)
+        if suffix == ".h5" and _is_h5ad(path):  # an .h5ad saved under .h5
+            return anndata.read_h5ad(path)
         if suffix == ".h5":
             import scanpy as sc
 
@@ -103,6 +105,18 @@ def read_anndata(path):
     except Exception as exc:
         raise InputError(f"{path} could not be read as {what} ({type(exc).__name__}: {exc}); "
                          f"check that it was written by {writer}") from None
+
+
+def _is_h5ad(path: Path) -> bool:
+    """An HDF5 file that anndata wrote (its root says encoding-type anndata, or holds X and obs),
+    whatever its name ends in; False where it cannot be opened (the reader then says why)."""
+    try:
+        import h5py
+
+        with h5py.File(path, "r") as f:
+            return f.attrs.get("encoding-type") == "anndata" or {"X", "obs"} <= set(f.keys())
+    except Exception:  # noqa: BLE001 - not HDF5: the 10x reader's message names the file
+        return False
 
 
 def read_h5ad(path):
