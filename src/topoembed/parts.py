@@ -402,7 +402,7 @@ def _add_evidence(evidence: dict, j: int, known_loop: dict, lp: dict, part: int,
         return
     if ev["prevalence"]:  # the part's prevalence check: n_runs of n_subsamples (prevalence = their ratio)
         ev["n_runs"] = int(lp["n_runs"])
-        ev["n_subsamples"] = int(lp.get("n_subsamples") or round(lp["n_runs"] / ev["prevalence"]))
+        ev["n_subsamples"] = int(lp["n_subsamples"])  # recorded by the ensemble and by the check alike
     evidence[j] = {"loop": int(j), **ev, "p_value_in_part": p, "k_in_part": lp.get("k_in_part"),
                    "part": int(part), "part_size": int(len(P)),
                    "n_analysed": int(len(D)), "n_parts_searched": int(n_searched),
