@@ -29,11 +29,16 @@ __all__ = ["load_points", "read_h5ad", "ANNDATA_INPUTS", "atomic_path", "write_j
 
 log = logging.getLogger(__name__)
 
-INPUT_SUFFIXES = (".npy", ".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz", ".h5ad", ".zarr", ".loom", ".h5")
+#: The suffixes read as AnnData (files, and for .zarr folders): what each is, and who writes it,
+#: for the message when it cannot be read.
+_WRITTEN_BY = {".h5ad": ("an .h5ad file", "anndata/scanpy (adata.write_h5ad)"),
+               ".zarr": ("an AnnData .zarr store", "anndata (adata.write_zarr)"),
+               ".loom": ("a .loom file", "loompy or anndata (adata.write_loom)"),
+               ".h5": ("a 10x Genomics .h5 matrix", "Cell Ranger (filtered_feature_bc_matrix.h5)")}
+ANNDATA_SUFFIXES = tuple(_WRITTEN_BY)
 #: The inputs read as AnnData (cells × genes with annotations), as messages name them.
 ANNDATA_INPUTS = ".h5ad, .zarr, .loom, a 10x .h5 file or matrix folder"
-#: Suffixes of the files (and, for .zarr, folders) read as AnnData.
-ANNDATA_SUFFIXES = (".h5ad", ".zarr", ".loom", ".h5")
+INPUT_SUFFIXES = (".npy", ".csv", ".tsv", ".txt", ".csv.gz", ".tsv.gz", ".txt.gz", *ANNDATA_SUFFIXES)
 
 
 #: Files that make a 10x Genomics matrix folder (Cell Ranger's filtered_feature_bc_matrix/).
@@ -50,13 +55,6 @@ def is_anndata_input(source) -> bool:
     """Inputs read as AnnData (cells × genes with annotations): :data:`ANNDATA_INPUTS`."""
     s = str(source).rstrip("/")
     return s.lower().endswith(ANNDATA_SUFFIXES) or is_10x_folder(s)
-
-
-#: What each AnnData input is, and who writes it, for the message when it cannot be read.
-_WRITTEN_BY = {".h5ad": ("an .h5ad file", "anndata/scanpy (adata.write_h5ad)"),
-               ".zarr": ("an AnnData .zarr store", "anndata (adata.write_zarr)"),
-               ".loom": ("a .loom file", "loompy or anndata (adata.write_loom)"),
-               ".h5": ("a 10x Genomics .h5 matrix", "Cell Ranger (filtered_feature_bc_matrix.h5)")}
 
 
 def read_anndata(path):
@@ -86,9 +84,7 @@ def read_anndata(path):
             return anndata.read_loom(path)
         if suffix == ".zarr":
             return anndata.read_zarr(path)
-        if suffix == ".h5" and _is_h5ad(path):  # an .h5ad saved under .h5
-            return anndata.read_h5ad(path)
-        if suffix == ".h5":
+        if suffix == ".h5" and not _is_h5ad(path):  # Cell Ranger's (an .h5ad saved as .h5 is read below)
             import scanpy as sc
 
             with warnings.catch_warnings():  # 10x symbols repeat; they are made unique next
