@@ -310,6 +310,13 @@ def coil_symmetry(Xo, truth):
     return 1 + int(np.argmax([alignment(theta, h * truth) or 0 for h in (1, 2, 3, 4)]))
 
 
+def coil_arc(obj, angle, o, h, share):
+    """The images of object ``o`` over an open arc: its poses below ``share`` of the turn after
+    which it looks the same again (1/``h`` of a full turn; :func:`coil_symmetry`)."""
+    pose = np.rint(np.asarray(angle) / (2 * np.pi) * 72).astype(int)
+    return (obj == o) & (pose < int(share * 72 / h))
+
+
 def part_coil_arcs(fh):
     """Real inputs without a loop: each COIL-20 object's images over an open arc of its turn, 3/4
     and 1/2 of the turn after which it looks the same again (:func:`coil_symmetry`), as pixels and
@@ -317,13 +324,12 @@ def part_coil_arcs(fh):
     from topoembed import analysis
 
     images = {"pixels": coil_images(pixels=True), "20 PCs": coil_images()}
-    pose = np.rint(images["pixels"][2] / (2 * np.pi) * 72).astype(int)
-    obj = images["pixels"][1]
+    _, obj, angle = images["pixels"]
     for o in sorted(set(obj)):
         m = obj == o
-        h = coil_symmetry(images["pixels"][0][m], images["pixels"][2][m])
+        h = coil_symmetry(images["pixels"][0][m], angle[m])
         for share in (0.75, 0.5):
-            arc = m & (pose < int(share * 72 / h))
+            arc = coil_arc(obj, angle, o, h, share)
             if arc.sum() < 20:  # an object that repeats itself every quarter turn: too few images for an arc
                 continue
             for name, (X, _, _) in images.items():

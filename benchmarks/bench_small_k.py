@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from bench_panel import (OUT as PANEL, alignment, coil_images, coil_objects, ipc_cells, no_loop_sets, r2,  # noqa: E402
+from bench_panel import (OUT as PANEL, alignment, coil_arc, coil_images, coil_objects, ipc_cells, no_loop_sets, r2,  # noqa: E402
                          symmetric_alignment)
 from bench_small_inputs import quiet_rows, supported, wants_table  # noqa: E402
 
@@ -81,10 +81,9 @@ def cases():
             yield "held out", f"IPC cells, {n}", seed, X[idx], lambda th, y=cc[idx]: r2(th, y)
     arcs = [json.loads(line) for line in open(PANEL / "coil_arcs.jsonl")]
     images = {"pixels": coil_images(pixels=True), "20 PCs": coil_images()}
-    pose = np.rint(images["pixels"][2] / (2 * np.pi) * 72).astype(int)
     for a in arcs:
-        Xa, obj, _ = images[a["input"]]
-        arc = (obj == a["object"]) & (pose < int(a["share"] * 72 / a["h"]))
+        Xa, obj, angle = images[a["input"]]
+        arc = coil_arc(obj, angle, a["object"], a["h"], a["share"])
         yield "held out", f"no loop: COIL-20 open arcs, {a['input']}", a["object"], Xa[arc], None
 
 
