@@ -159,8 +159,9 @@ class Params:
         neighbours, and a warning that says so; fewer than :data:`SMALL_INPUT_SHARE` × k points
         get k = n // :data:`SMALL_INPUT_SHARE` (its mutual graph), and a note that says so; at most
         :data:`SMALL_INPUT_K` points are refused (InputError) with how to proceed. Otherwise, or
-        with another k, these settings unchanged and neither. (In Python a k of exactly 100 asked for on purpose cannot be told from the default: pass 99 or 101; the
-        command line keeps an explicit ``--k 100``, :func:`topoembed.analysis.run`'s ``small_input``.)"""
+        with another k, these settings unchanged and neither. (In Python a k of exactly 100 asked
+        for on purpose cannot be told from the default: pass 99 or 101; the command line keeps an
+        explicit ``--k 100``, :func:`topoembed.analysis.run`'s ``small_input``.)"""
         default_k = Params.__dataclass_fields__["k"].default
         if self.subsample is not None:  # a run on a subsample: its points are what the graph joins
             n = min(int(self.subsample), n)
