@@ -285,6 +285,14 @@ def test_the_prevalence_checks_subsample_runs_decide_alone_without_a_surface(mon
     prevalence.check_prevalence(X, res.loops, pipeline.Params(n_loops=1), jobs=1)
     assert len(seen) == 9
     assert all(p.surface is False and p.n_loops == "auto" and p.confirm is False for p in seen)
+    # check_subsamples names what the check analyses (benchmarks replay it): those settings, and
+    # 10 subsamples of 270 of the 300 points, distinct, drawn from the seed
+    idxs, single = prevalence.check_subsamples(300, pipeline.Params(n_loops=1))
+    assert all(p == single for p in seen) and len(idxs) == 10
+    assert all(len(i) == len(np.unique(i)) == 270 and i.max() < 300 for i in idxs)
+    assert all(np.array_equal(a, b) for a, b in zip(idxs, prevalence.check_subsamples(300, pipeline.Params())[0]))
+    # at most 100 points the subsamples' graph takes half the k (the union k = 10 graph: k = 5)
+    assert prevalence.check_subsamples(72, pipeline.Params().for_small_input(72)[0])[1].k == 5
 
 
 def test_a_forced_noise_loop_has_a_low_prevalence_and_no_phase():

@@ -30,7 +30,7 @@ from .subsamples import WORKER_PRELOAD, assign, extend_loop, phase_corr, run_one
 log = logging.getLogger(__name__)
 
 __all__ = ["single_with_check", "prevalence_stage", "check_prevalence", "needs_prevalence_check",
-           "needs_recurrence_check", "check_fraction", "CHECK_MIN_CORR", "CHECK_P", "CHECK_NO_P_MAX_N",
+           "needs_recurrence_check", "check_fraction", "check_subsamples", "CHECK_MIN_CORR", "CHECK_P", "CHECK_NO_P_MAX_N",
            "CHECK_FRACTION", "CHECK_FRACTION_SMALL"]
 
 #: A prevalence check counts a subsample's loop as the run's loop only from this |ρ| on: a
@@ -234,14 +234,7 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
         log.info("no prevalence check: subsamples of %d points are too small for k = %d", m, params.k)
         return None
     B = pipeline.ENSEMBLE_RUNS
-    idxs = subsample_indices(n, m, B, params.seed)
-    # the subsamples decide their own count: a fixed count would make every run report its longest
-    # feature, and on a Gaussian blob (n = 400, n_loops=1) such noise loops then matched in 4-8 of 10.
-    # No closed surface in them: a loop of a surface is never checked (its void is its evidence),
-    # and on the IPC cells the surface's H2 was 45 % of the check's time, with no void found.
-    single = dataclasses.replace(subsample_params(params), n_loops="auto", surface=False)
-    if n <= CHECK_NO_P_MAX_N:  # a graph of 10 neighbours spans a fifth of a 50-point loop and hides it
-        single = dataclasses.replace(single, k=max(3, int(params.k) // 2))
+    idxs, single = check_subsamples(n, params)
     jobs = resolve_jobs(jobs, B)
     weak = ", ".join(f"{lp['p_value']:.2g}" for lp in found if lp.get("p_value") is not None)
     log.info("prevalence check: universal-null p = %s; analysing %d subsamples of %d of the %d points "
@@ -280,6 +273,22 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
             "p_at_least": CHECK_P, "prevalence": prevalence,
             "runs": [{"n_loops": int(r.detection["n_loops"]), "score": float(r.detection["score"])} for r in runs],
             "jobs": jobs}
+
+
+def check_subsamples(n: int, params: pipeline.Params) -> tuple[list[np.ndarray], pipeline.Params]:
+    """What :func:`check_prevalence` analyses of n points: the rows of its
+    :data:`topoembed.pipeline.ENSEMBLE_RUNS` subsamples of :func:`check_fraction` · n points
+    (drawn from ``params.seed``), and the settings of each subsample's run."""
+    m = int(round(check_fraction(n) * n))
+    idxs = subsample_indices(n, m, pipeline.ENSEMBLE_RUNS, params.seed)
+    # the subsamples decide their own count: a fixed count would make every run report its longest
+    # feature, and on a Gaussian blob (n = 400, n_loops=1) such noise loops then matched in 4-8 of 10.
+    # No closed surface in them: a loop of a surface is never checked (its void is its evidence),
+    # and on the IPC cells the surface's H2 was 45 % of the check's time, with no void found.
+    single = dataclasses.replace(subsample_params(params), n_loops="auto", surface=False)
+    if n <= CHECK_NO_P_MAX_N:  # a graph of 10 neighbours spans a fifth of a 50-point loop and hides it
+        single = dataclasses.replace(single, k=max(3, int(params.k) // 2))
+    return idxs, single
 
 
 def _matched(found: list, ext_b: list) -> np.ndarray:
