@@ -15,6 +15,7 @@ in the same run, what a user would try instead.
     python benchmarks/bench_panel.py --part noise_nulls   # the noise benchmark's blob and sphere: false loops
     python benchmarks/bench_panel.py --part coil_pixels   # COIL-20 as its 1,024 grey levels (not 20 PCs)
     python benchmarks/bench_panel.py --part coil_arcs     # open arcs of each COIL-20 object's turn: no loop
+    python benchmarks/bench_panel.py --part coil_check    # the prevalence check's runs on COIL-20's possible loops
 
 One JSON line per case goes to ``benchmarks/results/panel/<part>.jsonl`` (and stdout); BENCHMARKS.md
 ("The real-data panel") holds the table. Per case:
@@ -337,6 +338,57 @@ def part_coil_arcs(fh):
                 _emit(fh, {"part": "coil_arcs", "case": f"COIL-20 object {o}, {share:.0%} of its turn of 360/{h} degrees",
                            "object": int(o), "h": h, "share": share, "n": int(arc.sum()), "input": name,
                            "verdict": res.verdict.headline(), "level": res.verdict.level})
+
+
+def phase_families(phases, min_corr):
+    """A family label per phase: phases are linked where |ρ| ≥ ``min_corr``
+    (:func:`topoembed.subsamples.phase_corr`), families are the linked groups."""
+    from scipy.sparse.csgraph import connected_components
+
+    from topoembed.subsamples import phase_corr
+
+    n = len(phases)
+    linked = np.array([[phase_corr(a, b) >= min_corr for b in phases] for a in phases]).reshape(n, n)
+    return connected_components(linked, directed=False)[1] if n else np.zeros(0, int)
+
+
+def part_coil_check(fh):
+    """Why the prevalence check leaves COIL-20 objects as possible loops: for each object (pixels
+    and 20 PCs) whose loop the defaults do not support, the check's 10 subsample runs replayed
+    (:func:`topoembed.prevalence.check_subsamples`, all 10, no early stop), each run's loops
+    extended to the 72 images as the check extends them. Per object: the run's phase against the
+    truth; the runs with a loop; those matching the run's loop (|ρ| ≥ CHECK_MIN_CORR, what the
+    check counts); the runs' loops grouped into families (linked where |ρ| ≥ CHECK_MIN_CORR
+    between them), each family's runs and its loops' median alignment with the truth."""
+    from topoembed import analysis, extension, pipeline
+    from topoembed.prevalence import CHECK_MIN_CORR, check_subsamples
+    from topoembed.subsamples import extend_loop, phase_corr
+
+    for name, images in (("pixels", coil_images(pixels=True)), ("20 PCs", coil_images())):
+        for obj, Xo, truth in coil_objects(images):
+            res = analysis.run(Xo, jobs=1, phase_low_confidence=True)
+            if res.verdict.level != "possible loop":
+                continue
+            full = res.loops[0]
+            idxs, single = check_subsamples(len(Xo), res.params)
+            ext = extension.build(Xo, res.params, include=idxs)
+            loops = []  # (run, its loop over all images, |ρ| with the run's loop, alignment)
+            for b, idx in enumerate(idxs):
+                for lp in pipeline.run(Xo[idx], single, final=False).loops:
+                    e = extend_loop(lp, ext, idx)
+                    loops.append((b, e, phase_corr(e["phase"], full["phase"], full["on_loop"]),
+                                  symmetric_alignment(e["phase"], truth)))
+            groups = {}
+            for lp, label in zip(loops, phase_families([e["phase"] for _, e, _, _ in loops], CHECK_MIN_CORR)):
+                groups.setdefault(label, []).append(lp)
+            fams = sorted(({"runs": len({b for b, *_ in g}), "alignment": round(float(np.median([a for *_, a in g])), 3),
+                            "matches_run": any(r >= CHECK_MIN_CORR for _, _, r, _ in g)} for g in groups.values()),
+                          key=lambda f: -f["runs"])
+            _emit(fh, {"part": "coil_check", "case": f"COIL-20 object {obj}, {name}", "object": int(obj), "input": name,
+                       "verdict": res.verdict.headline(), "prevalence": full.get("prevalence"),
+                       "run_alignment": symmetric_alignment(np.asarray(full["phase"], float), truth),
+                       "runs_with_loop": len({b for b, *_ in loops}),
+                       "runs_matching": len({b for b, _, r, _ in loops if r >= CHECK_MIN_CORR}), "families": fams})
 
 
 def ipc_cells():
@@ -672,7 +724,8 @@ def main(argv=None):
     ap.add_argument("--part", default="all", choices=["fucci", "mcdavid", "coil", "ipc", "minority", "controls", "all",
                                                       "mcdavid_sweep", "minority_part",
                                                       "minority_sampling", "linear_phase", "groups",
-                                                      "coil_parts", "snr", "phase_cycle", "noise_nulls", "coil_pixels", "coil_arcs"])
+                                                      "coil_parts", "snr", "phase_cycle", "noise_nulls", "coil_pixels", "coil_arcs",
+                                                      "coil_check"])
     ap.add_argument("--seeds", type=int, default=3, help="IPC subsample seeds per size (default 3)")
     ap.add_argument("--draws", type=int, default=1, help="draws of the cycling cells per IPC mixture (default 1)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table of the result files and stop")
