@@ -1,6 +1,7 @@
 """The docs cannot go stale: every code block of README.md runs here, and every printed output
 in README.md and docs/TUTORIALS.md is what its code prints today (docs/make_docs.py)."""
 import importlib.util
+import json
 import re
 import subprocess
 import sys
@@ -38,8 +39,8 @@ def test_the_output_markers_find_their_code():
 
 def test_the_readme_commands_run_on_files_as_users_have_them(tmp_path):
     """The README's "Your data" and staged-chain blocks, word for word, on files made here:
-    an h5ad with a representation in obsm, one of raw counts, a pandas CSV with cell names,
-    and a .npy."""
+    an h5ad with a representation in obsm, one of raw counts, the same counts as a gzipped
+    gene × cell table, a pandas CSV with cell names, and a .npy."""
     import anndata
     import pandas as pd
 
@@ -50,7 +51,10 @@ def test_the_readme_commands_run_on_files_as_users_have_them(tmp_path):
     cells = anndata.AnnData(np.zeros((300, 1), dtype=np.float32), obsm={"X_scVI": ds.X})
     cells.obs["sample"] = np.tile(["s1", "s2"], 150)  # two samples, each the whole circle
     cells.write_h5ad(tmp_path / "cells.h5ad")
-    datasets.demo_adata(n_cells=300).write_h5ad(tmp_path / "counts.h5ad")
+    counts = datasets.demo_adata(n_cells=300)
+    counts.write_h5ad(tmp_path / "counts.h5ad")
+    pd.DataFrame(np.asarray(counts.X.toarray() if hasattr(counts.X, "toarray") else counts.X, dtype=np.int64).T,
+                 index=counts.var_names, columns=counts.obs_names).to_csv(tmp_path / "counts.csv.gz")  # GEO's way round
     pd.DataFrame(ds.X, index=[f"cell{i}" for i in range(300)],
                  columns=[f"PC{j + 1}" for j in range(10)]).to_csv(tmp_path / "cells.csv")
     bash = _blocks(README, "bash")
@@ -60,10 +64,12 @@ def test_the_readme_commands_run_on_files_as_users_have_them(tmp_path):
         done = subprocess.run(["bash", "-euo", "pipefail", "-c", block], cwd=tmp_path, capture_output=True,
                               text=True, timeout=600)
         assert done.returncode == 0, done.stderr[-2000:]
-    for out in ("results/cells", "results/counts", "results/csv", "results/mine", "results/staged",
+    for out in ("results/cells", "results/counts", "results/geo", "results/csv", "results/mine", "results/staged",
                 "results/by_sample/s1", "results/by_sample/s2"):
         assert (tmp_path / out / "summary.json").exists(), out
     assert (tmp_path / "results/by_sample/groups.tsv").read_text().count("1 loop") == 2
+    geo, h5ad = (json.loads((tmp_path / f"results/{o}/summary.json").read_text()) for o in ("geo", "counts"))
+    assert geo["verdict"]["level"] == "loop" and geo["diagrams"] == h5ad["diagrams"]  # the same counts, either file
     assert "verdict       1 loop" in subprocess.run(
         [sys.executable, "-m", "topoembed", "run", "cells.csv", "--out", "again", "-q"], cwd=tmp_path,
         capture_output=True, text=True).stdout

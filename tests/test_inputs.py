@@ -233,3 +233,70 @@ def test_integer_pixels_are_refused_as_counts_until_use_rep_x_names_them(tmp_pat
     assert cli.main(["graph", str(tmp_path / "images.h5ad"), "--out", str(tmp_path / "g.npz")]) == 2
     assert cli.main(["graph", str(tmp_path / "images.h5ad"), "--use-rep", "X", "--out", str(tmp_path / "g.npz")]) == 0
     assert _summary(tmp_path / "yes")["verdict"]["level"] == "loop"
+
+
+@pytest.mark.parametrize("decimal", [".", ","])
+def test_an_excel_csv_with_semicolons_reads_its_numbers_exactly(tmp_path, decimal):
+    # Excel under German or French settings writes "CSV" with ";" between fields and "1,5" for
+    # 1.5; it was refused as "column 1 holds text"
+    X = datasets.make("circle", n=60, d=4, sigma=0.1, seed=0).X
+    names = [f"cell,{i}" for i in range(60)]  # a comma inside a name stays in it
+    df = pd.DataFrame(X, index=names, columns=list("abcd"))
+    df.to_csv(tmp_path / "excel.csv", sep=";", decimal=decimal)
+    df.to_csv(tmp_path / "plain.csv")
+    Y, meta = io.load_points(tmp_path / "excel.csv")
+    Z, _ = io.load_points(tmp_path / "plain.csv")
+    assert np.array_equal(Y, Z) and np.array_equal(Y, X)  # to_csv writes each float to its last bit
+    assert meta["row_names"] == names
+    pd.DataFrame(X).to_csv(tmp_path / "bare.csv", sep=";", decimal=decimal, header=False, index=False)
+    assert np.array_equal(io.load_points(tmp_path / "bare.csv")[0], Y)
+    pd.DataFrame(X).to_csv(tmp_path / "numbered.csv", sep=";", decimal=decimal)  # pandas' index 0, 1, ...: dropped
+    Z, meta = io.load_points(tmp_path / "numbered.csv")
+    assert np.array_equal(Z, X) and meta["row_names"][:2] == ["0", "1"]
+
+
+def _counts_table(tmp_path, n_cells=400):
+    counts = datasets.demo_adata(n_cells=n_cells)
+    table = pd.DataFrame(np.asarray(counts.X.toarray() if sp.issparse(counts.X) else counts.X, dtype=np.int64),
+                         index=counts.obs_names, columns=counts.var_names)
+    table.to_csv(tmp_path / "cells_by_genes.csv")
+    table.T.to_csv(tmp_path / "genes_by_cells.csv.gz", compression="gzip")
+    return table
+
+
+def test_a_gene_by_cell_table_is_refused_until_transpose_names_it(tmp_path, capsys):
+    # GEO's count tables have a gene per row: read as they are, the genes were the points
+    table = _counts_table(tmp_path, n_cells=120)
+    with pytest.raises(InputError, match=r"rows look like genes \(MCM5, PCNA.*--transpose to read its 120 columns"):
+        io.load_points(tmp_path / "genes_by_cells.csv.gz")
+    Y, meta = io.load_points(tmp_path / "genes_by_cells.csv.gz", transpose=True)
+    assert np.array_equal(Y, table.to_numpy()) and meta["row_names"] == list(table.index)
+    assert io.count_points(tmp_path / "genes_by_cells.csv.gz", transpose=True) == 120
+    assert io.load_points(tmp_path / "genes_by_cells.csv.gz", transpose=False)[0].shape == (table.shape[1], 120)
+    assert io.load_points(tmp_path / "cells_by_genes.csv")[0].shape == (120, table.shape[1])  # genes in the header: fine
+    assert cli.main(["run", str(tmp_path / "genes_by_cells.csv.gz"), "--out", str(tmp_path / "r"), "-q"]) == 2
+    assert "--transpose" in capsys.readouterr().err and not (tmp_path / "r").exists()
+    ensembl = pd.DataFrame(np.ones((30, 5)), index=[f"ENSG{i:011d}.2" for i in range(30)])  # Ensembl ids count too
+    ensembl.to_csv(tmp_path / "ensembl.csv")
+    with pytest.raises(InputError, match="ENSG00000000000.2"):
+        io.load_points(tmp_path / "ensembl.csv")
+
+
+def test_a_count_table_runs_with_the_recipe_either_way_round(tmp_path, caplog):
+    table = _counts_table(tmp_path)
+    a = io.read_table_anndata(tmp_path / "genes_by_cells.csv.gz", transpose=True)
+    assert list(a.var_names) == list(table.columns) and list(a.obs_names) == list(table.index)
+    assert np.array_equal(np.asarray(a.X), table.to_numpy(dtype=np.float32))
+    for name, extra in (("cells_by_genes.csv", []), ("genes_by_cells.csv.gz", ["--transpose"])):
+        out = tmp_path / name.split(".")[0]
+        assert cli.main(["run", str(tmp_path / name), "--recipe", "cell_cycle", *extra, "--out", str(out), "-q"]) == 0
+    one, other = _summary(tmp_path / "cells_by_genes"), _summary(tmp_path / "genes_by_cells")
+    assert one["verdict"]["level"] == "loop" and one["diagrams"] == other["diagrams"]
+    assert "phase_orientation" in one["loops"][0]  # the recipe's S and G2/M scores turned the phase
+    assert pd.read_csv(tmp_path / "genes_by_cells" / "cells.csv")["id"].tolist() == list(table.index)
+    with caplog.at_level("WARNING", logger="topoembed"):  # without the recipe: analysed as it is, with the way to it
+        assert cli.main(["run", str(tmp_path / "cells_by_genes.csv"), "--k", "30", "--out", str(tmp_path / "raw"), "-q"]) == 0
+    assert "looks like raw counts" in caplog.text and "--recipe cell_cycle" in caplog.text
+    pd.DataFrame(table.to_numpy()).to_csv(tmp_path / "nameless.csv", header=False, index=False)
+    with pytest.raises(InputError, match="needs the genes' names"):
+        io.read_table_anndata(tmp_path / "nameless.csv")

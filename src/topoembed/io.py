@@ -24,7 +24,7 @@ import numpy as np
 from ._validate import InputError
 from .tables import file_type, read_table, warn_repeated_names
 
-__all__ = ["load_points", "read_h5ad", "ANNDATA_INPUTS", "atomic_path", "write_json", "write_npz", "write_text",
+__all__ = ["load_points", "read_h5ad", "read_table_anndata", "ANNDATA_INPUTS", "atomic_path", "write_json", "write_npz", "write_text",
            "OutputSet", "to_jsonable", "dumps_json", "INPUT_SUFFIXES"]
 
 log = logging.getLogger(__name__)
@@ -115,6 +115,31 @@ def _is_h5ad(path: Path) -> bool:
         return False
 
 
+def read_table_anndata(path, index_col: bool | None = None, transpose: bool | None = None):
+    """A count table (cells × genes, or genes × cells with ``transpose``; :func:`topoembed.tables.read_table`)
+    as an AnnData, so that the recipe (``--recipe cell_cycle``) can read it: the table's values in
+    X (float32), its row names as ``obs_names``, its header's gene names as ``var_names`` (made
+    unique). Refused without gene names, which the recipe matches."""
+    import anndata
+
+    path = Path(path)
+    _check_file(path)
+    if file_type(path) not in INPUT_SUFFIXES or file_type(path) == ".npy":
+        raise InputError(f"{path}: --recipe reads a count table (.csv, .tsv, .txt, or .gz) or AnnData input "
+                         f"({ANNDATA_INPUTS}); a .npy array has no gene names")
+    X, cells, genes = read_table(path, index_col, transpose)
+    if genes is None:
+        where = "first column" if transpose else "header row"
+        raise InputError(f"{path}: --recipe cell_cycle needs the genes' names (its {where}), to find the cell-cycle "
+                         "genes; this table has none. Without the recipe the table is analysed as it is")
+    adata = anndata.AnnData(X=np.asarray(X, dtype=np.float32))
+    adata.obs_names = cells if cells is not None else [str(i) for i in range(X.shape[0])]
+    adata.var_names = [str(g) for g in genes]
+    adata.var_names_make_unique()
+    log.info("%s: a table of %d cells x %d genes read for the recipe", path, adata.n_obs, adata.n_vars)
+    return adata
+
+
 def read_h5ad(path):
     """:func:`read_anndata` (kept for the stage commands, which read .h5ad files)."""
     return read_anndata(path)
@@ -143,13 +168,14 @@ def _check_file(path: Path):
 
 
 def load_points(source: str | os.PathLike, use_rep: str | None = None,
-                index_col: bool | None = None) -> tuple[np.ndarray, dict]:
+                index_col: bool | None = None, transpose: bool | None = None) -> tuple[np.ndarray, dict]:
     """Read points (n × p float array) and a small dict describing where they came from.
 
     ``source`` is a file path or ``synthetic:NAME?n=..&d=..&sigma=..&seed=..``.
     For ``.h5ad`` input, ``use_rep`` names an ``obsm`` key (default: ``X``); for tables,
-    ``index_col`` says whether the first column is a row index (None: detect it,
-    :func:`_read_table`).
+    ``index_col`` says whether the first column is a row index (None: detect it) and
+    ``transpose`` whether the columns are the points (None: rows, refused where they are genes;
+    :func:`topoembed.tables.read_table`).
     """
     s = str(source)
     if s.startswith("synthetic:"):
@@ -179,7 +205,7 @@ def load_points(source: str | os.PathLike, use_rep: str | None = None,
         except Exception as exc:
             raise InputError(f"{path} is not a valid .npy array ({exc}); save it with numpy.save") from None
     else:
-        X, names = read_table(path, index_col)
+        X, names, _ = read_table(path, index_col, transpose)
         if names is not None:
             meta["row_names"] = names
             warn_repeated_names(path, names)
@@ -429,9 +455,10 @@ class OutputSet:
         return False
 
 
-def count_points(source, use_rep: str | None = None) -> int:
+def count_points(source, use_rep: str | None = None, transpose: bool | None = None) -> int:
     """The number of points of ``source`` without reading its values (a workflow sizes its
-    jobs with it): the synthetic spec's n, an .npy header, an .h5ad's n_obs, a table's rows."""
+    jobs with it): the synthetic spec's n, an .npy header, an .h5ad's n_obs, a table's rows (its
+    columns with ``transpose``, :func:`load_points`)."""
     s = str(source)
     if s.startswith("synthetic:"):
         return int(load_points(s)[0].shape[0])
@@ -442,7 +469,7 @@ def count_points(source, use_rep: str | None = None) -> int:
         return int(np.load(path, mmap_mode="r", allow_pickle=False).shape[0])
     if is_anndata_input(path):  # read, but not validated as points (raw counts are fine here)
         return len(read_obs(path))
-    return int(load_points(s)[0].shape[0])
+    return int(load_points(s, transpose=transpose)[0].shape[0])
 
 
 def read_obs(path):

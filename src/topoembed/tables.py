@@ -1,13 +1,17 @@
 """Numeric text tables as users write them: ``.csv``, ``.tsv``, whitespace ``.txt``, each
 also gzip-compressed (``.csv.gz``), with at most one header row and one first column of cell
-names, as pandas' ``DataFrame.to_csv`` (or R's ``write.csv``) writes them. Missing values (an
-empty field, NA) read as NaN, which the points' check then refuses with the rows named; a
-column of text is refused by number and name. :func:`read_table` is what
-:func:`topoembed.io.load_points` calls for a table.
+names, as pandas' ``DataFrame.to_csv`` (or R's ``write.csv``) writes them, and Excel's CSV with
+";" between fields and a decimal comma. Missing values (an empty field, NA) read as NaN, which
+the points' check then refuses with the rows named; a column of text is refused by number and
+name. A cell per row, or per column (``transpose``: a gene × cell count table, as GEO's are); a
+table whose row names are genes is refused until ``transpose`` says which way round it is.
+:func:`read_table` is what :func:`topoembed.io.load_points` and
+:func:`topoembed.io.read_table_anndata` (a count table for the recipe) call for a table.
 """
 from __future__ import annotations
 
 import logging
+import re
 import warnings
 from pathlib import Path
 
@@ -15,7 +19,7 @@ import numpy as np
 
 from ._validate import InputError
 
-__all__ = ["read_table", "warn_repeated_names", "file_type"]
+__all__ = ["read_table", "warn_repeated_names", "file_type", "genes_among", "GENE_ROWS_MIN"]
 
 log = logging.getLogger(__name__)
 
@@ -111,12 +115,15 @@ def _numbers(df, path: Path, header: list | None, first_col: int, hint: str = ""
 
 
 def _read_as_text(path: Path, delim: str | None, header: bool, fields: list, names_first: bool | None,
-                  hint: str) -> tuple[np.ndarray, list | None]:
+                  hint: str, comma: bool = False) -> tuple[np.ndarray, list | None]:
     """(X, the first column's names or None) of a table read as text (:func:`_text_table`,
     :func:`_numbers`). ``names_first`` None: the first column holds names where none of its
-    fields is a number. A missing value read as NaN may be the end of a short row: then the
-    rows are counted (:func:`_check_row_lengths`)."""
+    fields is a number. ``comma``: the numbers have a decimal comma. A missing value read as NaN
+    may be the end of a short row: then the rows are counted (:func:`_check_row_lengths`)."""
     df = _text_table(path, delim, header)
+    first = df.iloc[:, 0]  # names as written, before a decimal comma is turned
+    if comma:  # every field as its number would be written with a decimal point (names are not numbers either way)
+        df = df.apply(lambda c: c.str.replace(",", ".", regex=False))
     if names_first is None:
         names_first = df.shape[1] > 1 and not any(
             _is_number(v) for v in df.iloc[:, 0].astype(str).str.strip() if v not in _MISSING)
@@ -124,15 +131,12 @@ def _read_as_text(path: Path, delim: str | None, header: bool, fields: list, nam
                                first_col=2 if names_first else 1, hint=hint))
     if np.isnan(X).any():
         _check_row_lengths(path, delim, header, df.shape[1])
-    return X, (df.iloc[:, 0].astype(str).tolist() if names_first else None)
+    return X, (first.astype(str).tolist() if names_first else None)
 
 
-def read_table(path: Path, index_col: bool | None = None) -> tuple[np.ndarray, list | None]:
-    """(X, row names or None) from a numeric table with at most one header row and at most one
-    index column. ``index_col`` None detects the index as pandas' ``DataFrame.to_csv`` writes
-    it: cell names (a first column that is not numeric where the rest is), an empty or
-    "Unnamed: 0" first header field, or a first column that is exactly 0, 1, …, n − 1; it is
-    dropped with a log line. True always drops the first column, False never does."""
+def _read_rows(path: Path, index_col: bool | None) -> tuple[np.ndarray, list | None, list | None]:
+    """(X, row names or None, the header row's fields or None): :func:`read_table` before the
+    table is turned or checked for genes in its rows."""
     suffix = file_type(path)
     kind = suffix.removesuffix(".gz")
     delim = "\t" if kind == ".tsv" else ("," if kind == ".csv" else None)
@@ -145,11 +149,20 @@ def read_table(path: Path, index_col: bool | None = None) -> tuple[np.ndarray, l
         # a .gz that is no gzip file, or one cut short
         raise InputError(f"{path} cannot be read as a gzip-compressed table ({exc}); check the file or "
                          "decompress it") from None
+    data = [f.strip().strip('"\'') for f in (second if second.strip() else first).split(";")]
+    if delim in (",", None) and "\t" not in first and len(data) > 1 and all(
+            _is_number(f) or _DECIMAL_COMMA.fullmatch(f) for f in data[1:] if f not in _MISSING):
+        delim = ";"  # Excel's "CSV" where the decimal mark is a comma (German, French, ... settings)
+        log.info("%s: fields separated by ';'", path)
     if delim is None:
         delim = "\t" if "\t" in first else ("," if "," in first else None)
+    comma = delim == ";" and any(_DECIMAL_COMMA.fullmatch(f) for f in data)
+    if comma:
+        log.info("%s: numbers with a decimal comma (1,5 is 1.5)", path)
 
     def split(line):
-        return [f.strip().strip('"\'') for f in (line.split(delim) if delim else line.split())]
+        fields = [f.strip().strip('"\'') for f in (line.split(delim) if delim else line.split())]
+        return [f.replace(",", ".") if comma and _DECIMAL_COMMA.fullmatch(f) else f for f in fields]
 
     fields, row = split(first), split(second) if second.strip() else []
     numeric = [_is_number(f) for f in fields if f != ""]
@@ -172,9 +185,13 @@ def read_table(path: Path, index_col: bool | None = None) -> tuple[np.ndarray, l
         log.info("%s: the first column holds row names (e.g. %r); they are the cells' ids (--no-index-col keeps "
                  "the column as data, which then fails: it is not numeric)", path, data_row[0])
     kept = "; --no-index-col keeps the first column, which holds names: leave it out" if index_col is False and named else ""
+    head = fields if header else None
     try:
         if named or (index_col and not _is_number(data_row[0] if data_row else "0")):
-            return _read_as_text(path, delim, header, fields, bool(index_col), kept)
+            X, names = _read_as_text(path, delim, header, fields, bool(index_col), kept, comma)
+            return X, names, head
+        if comma:  # numpy reads no decimal comma: as text, and then the index is looked for below
+            raise ValueError("decimal comma")
         with warnings.catch_warnings():  # an empty file: refused below as "0 points"
             warnings.simplefilter("ignore", UserWarning)
             X = np.loadtxt(path, delimiter=delim, skiprows=1 if header else 0, dtype=np.float64, ndmin=2)
@@ -182,10 +199,10 @@ def read_table(path: Path, index_col: bool | None = None) -> tuple[np.ndarray, l
         raise
     except ValueError:
         # slower: read as text, name what is not a number, and give missing fields as NaN
-        X, names = _read_as_text(path, delim, header, fields, False if index_col is False else None, kept)
+        X, names = _read_as_text(path, delim, header, fields, False if index_col is False else None, kept, comma)
         if names is not None:
             log.info("%s: the first column holds row names (e.g. %r); they are the cells' ids", path, names[0])
-            return X, names
+            return X, names, head
     if index_col is None and X.shape[1] > 1:
         unnamed = header and fields[0] in ("", "Unnamed: 0", "index")
         counting_col = bool(np.array_equal(X[:, 0], np.arange(X.shape[0])))
@@ -196,8 +213,69 @@ def read_table(path: Path, index_col: bool | None = None) -> tuple[np.ndarray, l
     if index_col:
         if X.shape[1] < 2:
             raise InputError(f"{path} has one column; with --index-col there would be no coordinates left")
-        return X[:, 1:], [str(int(v)) if float(v).is_integer() else str(v) for v in X[:, 0]]
-    return X, None
+        return X[:, 1:], [str(int(v)) if float(v).is_integer() else str(v) for v in X[:, 0]], head
+    return X, None, head
+
+
+def _column_names(header: list | None, n_columns: int) -> list | None:
+    """The names of the table's n data columns from its header row: past the index column's
+    field where the header has one field more (pandas, R's write.csv), as they are where it has
+    exactly n (R's write.table), else None."""
+    if header is None:
+        return None
+    if len(header) == n_columns + 1:
+        return list(header[1:])
+    return list(header) if len(header) == n_columns else None
+
+
+def read_table(path: Path, index_col: bool | None = None, transpose: bool | None = None
+               ) -> tuple[np.ndarray, list | None, list | None]:
+    """(X, row names or None, column names or None) from a numeric table with at most one header
+    row and at most one index column; each row is a point (a cell).
+
+    ``index_col`` None detects the index as pandas' ``DataFrame.to_csv`` writes it: cell names
+    (a first column that is not numeric where the rest is), an empty or "Unnamed: 0" first
+    header field, or a first column that is exactly 0, 1, …, n − 1; it is dropped with a log
+    line. True always drops the first column, False never does.
+
+    Fields separated by ";" (Excel's CSV under a decimal comma) are read as such, "1,5" as 1.5
+    there. ``transpose`` True reads the columns as the points (a gene × cell table, as GEO
+    count tables are written); None refuses a table whose row names are genes
+    (:func:`genes_among`: at least :data:`GENE_ROWS_MIN` of the bundled cell-cycle genes, or
+    mostly Ensembl gene ids), with that fix; False reads the rows as they are."""
+    X, rows, header = _read_rows(path, index_col)
+    cols = _column_names(header, X.shape[1])
+    if transpose:
+        return np.ascontiguousarray(X.T), cols, rows
+    if transpose is None and rows is not None:
+        genes = genes_among(rows)
+        if genes:
+            raise InputError(f"{path}: its rows look like genes ({', '.join(genes[:4])}, ... are row names), and each "
+                             f"row is read as a cell; pass --transpose to read its {X.shape[1]} columns as the cells "
+                             "(transpose: true in a workflow's sample; --no-transpose reads the rows as they are)")
+    return X, rows, cols
+
+
+#: Fewest row names that are bundled cell-cycle gene symbols (Tirosh et al. 2016, 97 genes, any
+#: case) for :func:`genes_among` to take the rows for genes: a table of all genes holds about
+#: 90 of them, one of 2,000 variable genes of dividing cells a few dozen; cell ids hold none.
+GENE_ROWS_MIN = 5
+_ENSEMBL_GENE = re.compile(r"ENS[A-Z]*G\d{6,}(\.\d+)?")
+_DECIMAL_COMMA = re.compile(r"[-+]?\d*,\d+([eE][-+]?\d+)?")
+
+
+def genes_among(names) -> list[str]:
+    """The names that make ``names`` (a table's row names) look like genes: the bundled
+    cell-cycle gene symbols among them where there are at least :data:`GENE_ROWS_MIN`, or the
+    Ensembl gene ids where they are at least half of the names; else []."""
+    from .datasets import cell_cycle_genes
+
+    known = {g.upper() for g in cell_cycle_genes()}
+    symbols = [n for n in names if str(n).upper() in known]
+    if len(symbols) >= GENE_ROWS_MIN:
+        return symbols
+    ensembl = [n for n in names if _ENSEMBL_GENE.fullmatch(str(n))]
+    return ensembl if names and len(ensembl) >= len(names) / 2 else []
 
 
 def warn_repeated_names(path, names: list) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import logging
 from pathlib import Path
 
 from .. import graph, io, pipeline, spectral
-from .._validate import InputError, check_points
+from .._validate import InputError, check_points, looks_like_counts
 
+log = logging.getLogger("topoembed")
 
 DEMO_INPUT = "synthetic:circle?n=1000&d=50&sigma=0.25&seed=0"
 
@@ -125,10 +127,21 @@ def _input_args(parser):
                      help="for .csv/.tsv input: the first column is a row index; drop it (default: detected)")
     idx.add_argument("--no-index-col", dest="index_col", action="store_const", const=False,
                      help="for .csv/.tsv input: keep the first column even if it looks like a row index")
+    turn = parser.add_mutually_exclusive_group()
+    turn.add_argument("--transpose", dest="transpose", action="store_const", const=True, default=None,
+                      help="for .csv/.tsv input: the columns are the cells (a gene x cell table, as GEO count tables "
+                           "are written); default: the rows, refused where they are genes")
+    turn.add_argument("--no-transpose", dest="transpose", action="store_const", const=False,
+                      help="for .csv/.tsv input: the rows are the points even where their names are genes")
 
 
 def _load(args):
-    X, meta = io.load_points(args.input, use_rep=args.use_rep, index_col=getattr(args, "index_col", None))
+    X, meta = io.load_points(args.input, use_rep=args.use_rep, index_col=getattr(args, "index_col", None),
+                             transpose=getattr(args, "transpose", None))
+    if meta.get("kind") not in ("anndata", "synthetic", "npy") and X.shape[1] > 100 and looks_like_counts(X):
+        log.warning("%s looks like raw counts (%d columns of non-negative integers) and is analysed as it is; for "
+                    "cells, --recipe cell_cycle normalises, logs and takes the PCA of the cell-cycle genes named in "
+                    "its header", Path(str(args.input)).name, X.shape[1])
     if meta.get("kind") == "anndata":  # as `run`: raw counts are refused, with the way to the points
         from .._anndata import points
 
@@ -147,11 +160,15 @@ def _anndata_input(args):
     from .. import pp
 
     if not io.is_anndata_input(args.input):
-        if args.recipe or args.layer:
-            raise InputError("--recipe and --layer need AnnData input with raw counts (.h5ad, .loom or a 10x "
-                             "matrix folder); a table or .npy is analysed as it is")
-        return None, args.use_rep
-    adata = io.read_anndata(args.input)
+        if args.layer:
+            raise InputError(f"--layer names an AnnData layer of raw counts ({io.ANNDATA_INPUTS}); a table has none")
+        if not args.recipe:
+            return None, args.use_rep
+        if args.use_rep:
+            raise InputError("--use-rep picks a representation of AnnData input; with --recipe the recipe's PCA is analysed")
+        adata = io.read_table_anndata(args.input, getattr(args, "index_col", None), getattr(args, "transpose", None))
+    else:
+        adata = io.read_anndata(args.input)
     if args.recipe == "cell_cycle":
         pp.recipe_cell_cycle(adata, layer=args.layer, gene_symbols=args.gene_symbols)
         return adata, "X_pca_cell_cycle"
