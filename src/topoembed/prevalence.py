@@ -80,12 +80,14 @@ def single_with_check(X, params: pipeline.Params, jobs="auto", progress: bool = 
     had turned ``auto``'s 0 loops into a loop with prevalence 0)."""
     res = pipeline.run(X, params, progress=progress, withhold=False, A=A)
     t0 = time.perf_counter()
+    given = params.n_loops != "auto"  # the user's count, not one that a rule (or auto) decided
     with pipeline.collect_warnings() as caught:
         check = None
         if len(res.index) == X.shape[0]:  # not a subsample of X
             res.detection, res.loops, res.ph, check = prevalence_stage(
-                X, res.A, res.D, res.ph, res.detection, res.loops, res.params, jobs=jobs, progress=progress)
-        elif needs_prevalence_check(res.loops, res.params, len(res.index)):
+                X, res.A, res.D, res.ph, res.detection, res.loops, res.params, jobs=jobs, progress=progress,
+                given_count=given)
+        elif needs_prevalence_check(res.loops, res.params, len(res.index), given_count=given):
             check = _check_on_subsample(X, res, jobs, progress)
         if check is not None:
             res.timings["prevalence_check"] = time.perf_counter() - t0
@@ -116,7 +118,8 @@ def _check_on_subsample(X, res: pipeline.Result, jobs, progress: bool) -> dict |
 
 
 def prevalence_stage(X, A, D, ph: dict, detection: dict, found: list, params: pipeline.Params, *,
-                     jobs="auto", progress: bool = False) -> tuple[dict, list, dict, dict | None]:
+                     jobs="auto", progress: bool = False, given_count: bool = False
+                     ) -> tuple[dict, list, dict, dict | None]:
     """Prevalence as evidence for a run on all n points of X (its graph ``A``, distances ``D``,
     diagrams ``ph``, ``detection`` and localized loops ``found``, phases not yet withheld):
 
@@ -134,7 +137,7 @@ def prevalence_stage(X, A, D, ph: dict, detection: dict, found: list, params: pi
     index = np.arange(X.shape[0])
     if X.shape[0] > pipeline.ENSEMBLE_MIN_N:
         return detection, found, ph, None
-    if needs_prevalence_check(found, params, X.shape[0]):
+    if needs_prevalence_check(found, params, X.shape[0], given_count=given_count):
         check = check_prevalence(X, found, params, jobs=jobs, progress=progress)
         if check is not None:
             detection = {**detection, "prevalence_check": check}
@@ -182,15 +185,19 @@ def needs_recurrence_check(ph: dict, detection: dict, params: pipeline.Params) -
             and loops.recurrence_candidate(ph["dgms"][1], ph["scale"]) is not None)
 
 
-def needs_prevalence_check(found: list, params: pipeline.Params, n: int | None = None) -> bool:
+def needs_prevalence_check(found: list, params: pipeline.Params, n: int | None = None,
+                           given_count: bool = False) -> bool:
     """Whether a single run's loops ``found`` (on ``n`` points) need :func:`check_prevalence`:
     ``params.prevalence_check`` is on and a reported loop with a phase has a universal-null
     p-value of at least :data:`CHECK_P`, or none at all on at most :data:`CHECK_NO_P_MAX_N`
-    points (a loop of a closed surface has the void as its evidence; a loop without a p-value
-    on more points, as on a clean circle with too few H1 features, has nothing to doubt)."""
+    points or where the user gave the count (``given_count``: ``n_loops`` not "auto"). A loop of
+    a closed surface has the void as its evidence. A loop without a p-value on more points whose
+    count a rule decided, as on a clean circle with too few H1 features, has nothing to doubt;
+    with a given count it is only the longest feature: scanpy's toggleswitch (200 points in 2-D,
+    two branches, no loop, 5 H1 features) with ``n_loops=1`` was "1 loop" (death/birth 1.26)."""
     small = n is not None and n <= CHECK_NO_P_MAX_N
     return bool(params.prevalence_check) and any(
-        (lp["p_value"] >= CHECK_P if lp.get("p_value") is not None else small)
+        (lp["p_value"] >= CHECK_P if lp.get("p_value") is not None else small or given_count)
         and "surface_void_p" not in lp and "phase" in lp for lp in found)
 
 

@@ -20,7 +20,8 @@ A found loop is *supported* (:func:`assess_loop`) when any of these holds:
   alone (an ensemble's prevalence or a single run's prevalence check);
 * its p-value cannot be computed (fewer than :data:`topoembed.loops.NULL_MIN_FEATURES` H1
   features, as on a clean circle) and no prevalence was measured: nothing speaks against it
-  (where one was measured, it decides).
+  (where one was measured, it decides; it is, where the user gave the count or the input has
+  at most 100 points: :func:`topoembed.prevalence.needs_prevalence_check`).
 
 A p-value from :data:`P_CONCLUSIVE` up to :data:`ALPHA` is not enough on its own: on fresh
 noise (benchmark blob, seeds 5-6) ``auto`` chose a noise loop with p = 0.033 that no subsample

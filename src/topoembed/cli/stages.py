@@ -268,7 +268,8 @@ def cmd_localize(args) -> int:
             ph = pipeline.localization_stage(found, X, index, A, D, ph, det, p, withhold=False)
         # as `run`: prevalence as evidence, and the phases withheld only after it had its say
         t0 = time.perf_counter()
-        det, found, ph, check = prevalence.prevalence_stage(X, A, D, ph, det, found, p, jobs=args.jobs)
+        det, found, ph, check = prevalence.prevalence_stage(X, A, D, ph, det, found, p, jobs=args.jobs,
+                                                            given_count=p.n_loops != "auto")
         t_check = time.perf_counter() - t0 if check is not None else 0.0
         pipeline.withhold_unsupported_phases(found, det, p)
     arrays = {f"{f}_{i}": np.asarray(lp[f]) for i, lp in enumerate(found) for f in pipeline.PER_POINT if f in lp}
