@@ -676,6 +676,10 @@ def part_controls(fh):
     pb = sc.datasets.pbmc68k_reduced()
     none = lambda th: None  # noqa: E731 - no truth: only the call counts
     case(fh, "controls", "pbmc68k_reduced (X_pca)", np.asarray(pb.obsm["X_pca"], float), none)
+    # scanpy's bundled simulations without a cycle: a branching differentiation (Krumsiek et al.
+    # 2011, 11 genes) and a bistable toggle switch (2 genes)
+    case(fh, "controls", "krumsiek11 (a branching tree)", np.asarray(sc.datasets.krumsiek11().X, float), none)
+    case(fh, "controls", "toggleswitch (two branches)", np.asarray(sc.datasets.toggleswitch().X, float), none)
     for seed in range(2):
         case(fh, "controls", f"Gaussian blob 1,000 in R^50 seed {seed}",
              datasets.make("blob", n=1000, d=50, sigma=0.2, seed=seed).X, none)
