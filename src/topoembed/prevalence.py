@@ -227,7 +227,11 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
 
     With ``params.early_stop`` (default) the check stops once every loop's support is decided:
     9 of the 10 subsamples found it, or 2 missed it (it cannot reach 0.9); the prevalence is
-    then over the runs made (``n_subsamples``, of ``n_planned``). Runs are taken in subsample
+    then over the runs made (``n_subsamples``, of ``n_planned``). On at most
+    :data:`CHECK_NO_P_MAX_N` points all 10 run (a few seconds at most): there the prevalence is
+    most of a loop's evidence, and a stopped check read "found in 0 of 2" for a COIL-20 object
+    (20 PCs) whose loop 7 of the 10 runs find (BENCHMARKS.md, "Why COIL-20's possible loops stay
+    possible"). Runs are taken in subsample
     order whatever the number of jobs, so the result does not depend on it. Cost: up to 10
     single runs of 0.7 n (0.9 n) points with their localization, without the closed surface (2.5-4.7
     times the run itself on 2 CPUs where a loop is checked; on noise it stops after 2 runs,
@@ -248,6 +252,7 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
              "(%s skips this)", weak, B, m, n, option("prevalence_check", False))
     bar = Progress(B, "topoembed prevalence check", "run", enabled=progress)
     need = int(np.ceil(loops.RECURRENCE_MIN * B - 1e-9))  # matched runs for support: 9 of 10
+    stop = bool(params.early_stop) and n > CHECK_NO_P_MAX_N  # all 10 on small inputs: the count is the evidence
     hits = np.zeros(len(found), dtype=int)
     runs: dict = {}
     done = B
@@ -262,7 +267,7 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
                 bar.step(f"subsample {b + 1}: {res.detection['n_loops']} loop(s)")
             for b in batch:  # in subsample order, whatever the number of jobs: the same stop, the same result
                 hits += _matched(found, [extend_loop(lp, ext_graph, idxs[b]) for lp in runs[b].loops])
-                if params.early_stop and all(h >= need or (b + 1 - h) > B - need for h in hits):
+                if stop and all(h >= need or (b + 1 - h) > B - need for h in hits):
                     done = b + 1  # every loop's support is decided
                     break
             if done < B:
