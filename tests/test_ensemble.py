@@ -266,6 +266,17 @@ def test_prevalence_check_finds_a_noisy_circles_loop_in_every_subsample():
     assert prevalence.check_prevalence(X[:105], res.loops, pipeline.Params(), jobs=1) is None
 
 
+def test_the_check_runs_all_ten_subsamples_on_at_most_100_points():
+    # there the count is most of a loop's evidence: a stopped check read "0 of 2" for a COIL-20
+    # object whose loop 7 of 10 runs hold; above 100 points it still stops once decided
+    X = datasets.make("blob", n=72, d=10, sigma=0.0, seed=0).X
+    params = pipeline.Params(n_loops=1).for_small_input(72)[0]
+    res = pipeline.run(X, params, withhold=False)
+    check = prevalence.check_prevalence(X, res.loops, params, jobs=1)
+    assert check["n_subsamples"] == 10 and not check["stopped_early"] and res.loops[0]["prevalence"] < 0.9
+    assert res.loops[0]["n_subsamples"] == 10
+
+
 def test_the_checks_subsamples_keep_nine_tenths_of_101_to_399_points():
     # the share of the points in each of the check's subsamples (BENCHMARKS.md, "The prevalence
     # check on small inputs"): 0.7 up to 100 points and from 400 on, 0.9 between
