@@ -300,3 +300,30 @@ def test_a_count_table_runs_with_the_recipe_either_way_round(tmp_path, caplog):
     pd.DataFrame(table.to_numpy()).to_csv(tmp_path / "nameless.csv", header=False, index=False)
     with pytest.raises(InputError, match="needs the genes' names"):
         io.read_table_anndata(tmp_path / "nameless.csv")
+
+
+def test_an_anndata_of_genes_by_cells_gets_the_way_round(tmp_path, caplog):
+    # sc.read_csv reads GEO's gene x cell table with the genes as obs: the recipe found no gene
+    # and said to check the organism; te.tl.run analysed the genes as cells
+    import scanpy as sc
+
+    import topoembed as te
+
+    table = _counts_table(tmp_path, n_cells=300)
+    table.T.to_csv(tmp_path / "geo.csv")
+    wrong = sc.read_csv(tmp_path / "geo.csv")
+    assert list(wrong.obs_names[:2]) == list(table.columns[:2])  # the genes, as obs
+    with pytest.raises(InputError, match=r"genes x cells: its obs_names are genes \(MCM5, PCNA.*pass adata.T"):
+        te.pp.recipe_cell_cycle(wrong)
+    with pytest.raises(InputError, match=r"pass adata.T.*Then: adata.X looks like raw counts"):
+        te.tl.run(wrong)
+    right = wrong.T.copy()
+    te.pp.recipe_cell_cycle(right)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="topoembed"):
+        te.tl.run(right)
+    assert right.uns["topoembed"]["verdict"]["level"] == "loop" and "genes x cells" not in caplog.text
+    logged = sc.AnnData(np.asarray(wrong.X) / 10 + 0.5, obs=wrong.obs)  # not counts: analysed, with the warning
+    with caplog.at_level("WARNING", logger="topoembed"):
+        te.tl.run(logged, use_rep="X", n_loops=0, localize=False)
+    assert "its obs_names are genes" in caplog.text

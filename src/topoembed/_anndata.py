@@ -37,6 +37,9 @@ def points(adata, use_rep: str | None = None, *, expect_representation: bool = T
     from .io import points_from_adata
 
     check_adata(adata)
+    hint = transposed(adata)
+    if hint:
+        (log.debug if quiet else log.warning)("%s; each of its %d obs is analysed as a cell", hint, adata.n_obs)
     X = points_from_adata(adata, use_rep)
     where = f"adata.obsm[{use_rep!r}]" if use_rep not in (None, "X") else "adata.X"
     if expect_representation and X.shape[1] > 100 and looks_like_counts(X):
@@ -53,9 +56,30 @@ def points(adata, use_rep: str | None = None, *, expect_representation: bool = T
         else:
             fix = ("run te.pp.recipe_cell_cycle(adata) (or sc.pp.normalize_total, sc.pp.log1p and sc.pp.pca) first "
                    "and pass use_rep='X_pca_cell_cycle' / 'X_pca'")
-        raise InputError(f"{where} looks like raw counts ({X.shape[1]} columns of non-negative integers); {fix}. "
+        raise InputError((f"{hint}. Then: " if hint else "")
+                         + f"{where} looks like raw counts ({X.shape[1]} columns of non-negative integers); {fix}. "
                          f"If it holds no counts (pixel values, binary features), {as_is} analyses it as it is")
     return check_points(X, name=where, min_points=3)
+
+
+#: More obs than any annotation has genes (GENCODE: about 62,000 with the non-coding ones):
+#: :func:`transposed` does not look at their names.
+MAX_GENES = 100_000
+
+
+def transposed(adata) -> str | None:
+    """What to do where ``adata`` looks like genes × cells: its ``obs_names`` are genes
+    (:func:`topoembed.tables.genes_among`), as ``sc.read_csv`` gives for a gene × cell table
+    (GEO's way round); else None."""
+    from .tables import genes_among
+
+    if adata.n_obs > MAX_GENES:  # more obs than any genome has genes: cells
+        return None
+    genes = genes_among(adata.obs_names)
+    if not genes:
+        return None
+    return (f"adata looks like genes x cells: its obs_names are genes ({', '.join(genes[:4])}, ...); pass adata.T "
+            "(sc.read_csv reads a gene x cell table this way round)")
 
 
 def resolved_points(adata, use_rep: str | None = None) -> tuple[str | None, np.ndarray]:

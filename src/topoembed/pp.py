@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from . import graph
 from .datasets import cell_cycle_genes  # noqa: F401 (te.pp.cell_cycle_genes: the bundled list lives with the data)
-from ._anndata import check_adata, resolved_points, uns_entry
+from ._anndata import check_adata, resolved_points, transposed, uns_entry
 from ._validate import LOG_MAX, InputError, check_k, count_kind, looks_like_counts, option  # noqa: F401 (public here)
 from .pipeline import Params
 
@@ -159,6 +159,9 @@ def recipe_cell_cycle(adata, *, genes="cell_cycle", organism: str = "auto", n_co
             source = "user gene list"
         names, name_source = gene_names_for_matching(adata, gene_symbols, glist)
         chosen_names = _match_genes(names, glist, organism)
+        if not chosen_names and transposed(adata):
+            raise InputError(f"none of the {len(glist)} genes ({source}) is in adata.{name_source}, but "
+                             f"{transposed(adata)}")
         if not chosen_names:
             raise InputError(f"none of the {len(glist)} genes ({source}) is in adata.{name_source} "
                              f"(e.g. {names[:3]}); check the organism and that the names are gene symbols (for "

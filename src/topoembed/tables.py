@@ -268,14 +268,16 @@ def genes_among(names) -> list[str]:
     """The names that make ``names`` (a table's row names) look like genes: the bundled
     cell-cycle gene symbols among them where there are at least :data:`GENE_ROWS_MIN`, or the
     Ensembl gene ids where they are at least half of the names; else []."""
+    import pandas as pd
+
     from .datasets import cell_cycle_genes
 
-    known = {g.upper() for g in cell_cycle_genes()}
-    symbols = [n for n in names if str(n).upper() in known]
+    names = pd.Index(names).astype(str)
+    symbols = names[names.str.upper().isin({g.upper() for g in cell_cycle_genes()})]
     if len(symbols) >= GENE_ROWS_MIN:
-        return symbols
-    ensembl = [n for n in names if _ENSEMBL_GENE.fullmatch(str(n))]
-    return ensembl if names and len(ensembl) >= len(names) / 2 else []
+        return list(symbols)
+    ensembl = names[names.str.fullmatch(_ENSEMBL_GENE.pattern)]
+    return list(ensembl) if len(names) and len(ensembl) >= len(names) / 2 else []
 
 
 def warn_repeated_names(path, names: list) -> None:
@@ -288,5 +290,3 @@ def warn_repeated_names(path, names: list) -> None:
         log.warning("%s: %d cell name(s) occur more than once (e.g. %r, %d times); the results keep the rows in order, "
                     "but cells.csv's ids repeat too: give every row its own name to join them back", path,
                     len(repeated), repeated[0][0], repeated[0][1])
-
-
