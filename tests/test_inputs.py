@@ -282,7 +282,7 @@ def test_a_gene_by_cell_table_is_refused_until_transpose_names_it(tmp_path, caps
         io.load_points(tmp_path / "ensembl.csv")
 
 
-def test_a_count_table_runs_with_the_recipe_either_way_round(tmp_path, caplog):
+def test_a_count_table_runs_with_the_recipe_either_way_round(tmp_path, caplog, capsys):
     table = _counts_table(tmp_path)
     a = io.read_table_anndata(tmp_path / "genes_by_cells.csv.gz", transpose=True)
     assert list(a.var_names) == list(table.columns) and list(a.obs_names) == list(table.index)
@@ -300,6 +300,10 @@ def test_a_count_table_runs_with_the_recipe_either_way_round(tmp_path, caplog):
     pd.DataFrame(table.to_numpy()).to_csv(tmp_path / "nameless.csv", header=False, index=False)
     with pytest.raises(InputError, match="needs the genes' names"):
         io.read_table_anndata(tmp_path / "nameless.csv")
+    np.save(tmp_path / "counts.npy", table.to_numpy())
+    for source, said in ((tmp_path / "counts.npy", "has no gene names"), ("synthetic:circle?n=100", "points already")):
+        assert cli.main(["run", str(source), "--recipe", "cell_cycle", "--out", str(tmp_path / "no"), "-q"]) == 2
+        assert said in capsys.readouterr().err and not (tmp_path / "no").exists()
 
 
 def test_an_anndata_of_genes_by_cells_gets_the_way_round(tmp_path, caplog):

@@ -24,8 +24,8 @@ import numpy as np
 from ._validate import InputError
 from .tables import file_type, read_table, warn_repeated_names
 
-__all__ = ["load_points", "read_h5ad", "read_table_anndata", "ANNDATA_INPUTS", "atomic_path", "write_json", "write_npz", "write_text",
-           "OutputSet", "to_jsonable", "dumps_json", "INPUT_SUFFIXES"]
+__all__ = ["load_points", "read_h5ad", "read_table_anndata", "ANNDATA_INPUTS", "atomic_path", "write_json", "write_npz",
+           "write_text", "OutputSet", "to_jsonable", "dumps_json", "INPUT_SUFFIXES"]
 
 log = logging.getLogger(__name__)
 

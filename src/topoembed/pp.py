@@ -159,9 +159,9 @@ def recipe_cell_cycle(adata, *, genes="cell_cycle", organism: str = "auto", n_co
             source = "user gene list"
         names, name_source = gene_names_for_matching(adata, gene_symbols, glist)
         chosen_names = _match_genes(names, glist, organism)
-        if not chosen_names and transposed(adata):
-            raise InputError(f"none of the {len(glist)} genes ({source}) is in adata.{name_source}, but "
-                             f"{transposed(adata)}")
+        way_round = transposed(adata) if not chosen_names else None
+        if way_round:
+            raise InputError(f"none of the {len(glist)} genes ({source}) is in adata.{name_source}, but {way_round}")
         if not chosen_names:
             raise InputError(f"none of the {len(glist)} genes ({source}) is in adata.{name_source} "
                              f"(e.g. {names[:3]}); check the organism and that the names are gene symbols (for "

@@ -166,6 +166,9 @@ def _anndata_input(args):
             return None, args.use_rep
         if args.use_rep:
             raise InputError("--use-rep picks a representation of AnnData input; with --recipe the recipe's PCA is analysed")
+        if str(args.input).startswith("synthetic:"):
+            raise InputError(f"--recipe normalises raw counts ({io.ANNDATA_INPUTS}, or a count table whose header names "
+                             "the genes); synthetic data are points already: leave it out")
         adata = io.read_table_anndata(args.input, getattr(args, "index_col", None), getattr(args, "transpose", None))
     else:
         adata = io.read_anndata(args.input)
