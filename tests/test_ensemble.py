@@ -268,7 +268,7 @@ def test_prevalence_check_finds_a_noisy_circles_loop_in_every_subsample():
 
 def test_the_check_runs_all_ten_subsamples_on_at_most_100_points():
     # there the count is most of a loop's evidence: a stopped check read "0 of 2" for a COIL-20
-    # object whose loop 7 of 10 runs hold; above 100 points it still stops once decided
+    # object whose loop 5 of 10 runs find; above 100 points it still stops once decided
     X = datasets.make("blob", n=72, d=10, sigma=0.0, seed=0).X
     params = pipeline.Params(n_loops=1).for_small_input(72)[0]
     res = pipeline.run(X, params, withhold=False)

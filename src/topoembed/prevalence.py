@@ -230,8 +230,8 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
     then over the runs made (``n_subsamples``, of ``n_planned``). On at most
     :data:`CHECK_NO_P_MAX_N` points all 10 run (a few seconds at most): there the prevalence is
     most of a loop's evidence, and a stopped check read "found in 0 of 2" for a COIL-20 object
-    (20 PCs) whose loop 7 of the 10 runs find (BENCHMARKS.md, "Why COIL-20's possible loops stay
-    possible"). Runs are taken in subsample
+    (16, 20 PCs) whose loop 5 of the 10 runs find (BENCHMARKS.md, "Why COIL-20's possible loops
+    stay possible"). Runs are taken in subsample
     order whatever the number of jobs, so the result does not depend on it. Cost: up to 10
     single runs of 0.7 n (0.9 n) points with their localization, without the closed surface (2.5-4.7
     times the run itself on 2 CPUs where a loop is checked; on noise it stops after 2 runs,
