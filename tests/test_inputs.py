@@ -253,6 +253,8 @@ def test_an_excel_csv_with_semicolons_reads_its_numbers_exactly(tmp_path, decima
     pd.DataFrame(X).to_csv(tmp_path / "numbered.csv", sep=";", decimal=decimal)  # pandas' index 0, 1, ...: dropped
     Z, meta = io.load_points(tmp_path / "numbered.csv")
     assert np.array_equal(Z, X) and meta["row_names"][:2] == ["0", "1"]
+    df.to_csv(tmp_path / "excel.tsv", sep="\t", decimal=decimal)  # Excel's tab-separated text, the same way
+    assert np.array_equal(io.load_points(tmp_path / "excel.tsv")[0], X)
 
 
 def _counts_table(tmp_path, n_cells=400):

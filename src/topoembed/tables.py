@@ -1,7 +1,7 @@
 """Numeric text tables as users write them: ``.csv``, ``.tsv``, whitespace ``.txt``, each
 also gzip-compressed (``.csv.gz``), with at most one header row and one first column of cell
 names, as pandas' ``DataFrame.to_csv`` (or R's ``write.csv``) writes them, and Excel's CSV with
-";" between fields and a decimal comma. Missing values (an empty field, NA) read as NaN, which
+";" between fields and a decimal comma (or its tab-separated text with one). Missing values (an empty field, NA) read as NaN, which
 the points' check then refuses with the rows named; a column of text is refused by number and
 name. A cell per row, or per column (``transpose``: a gene × cell count table, as GEO's are); a
 table whose row names are genes is refused until ``transpose`` says which way round it is.
@@ -149,14 +149,16 @@ def _read_rows(path: Path, index_col: bool | None) -> tuple[np.ndarray, list | N
         # a .gz that is no gzip file, or one cut short
         raise InputError(f"{path} cannot be read as a gzip-compressed table ({exc}); check the file or "
                          "decompress it") from None
-    data = [f.strip().strip('"\'') for f in (second if second.strip() else first).split(";")]
+    line = second if second.strip() else first  # the first data row (or the only row)
+    data = [f.strip().strip('"\'') for f in line.split(";")]
     if delim in (",", None) and "\t" not in first and len(data) > 1 and all(
             _is_number(f) or _DECIMAL_COMMA.fullmatch(f) for f in data[1:] if f not in _MISSING):
         delim = ";"  # Excel's "CSV" where the decimal mark is a comma (German, French, ... settings)
         log.info("%s: fields separated by ';'", path)
     if delim is None:
         delim = "\t" if "\t" in first else ("," if "," in first else None)
-    comma = delim == ";" and any(_DECIMAL_COMMA.fullmatch(f) for f in data)
+    # a decimal comma: Excel's ";" CSV and its tab-separated text
+    comma = delim in (";", "\t") and any(_DECIMAL_COMMA.fullmatch(f.strip().strip('"\'')) for f in line.split(delim))
     if comma:
         log.info("%s: numbers with a decimal comma (1,5 is 1.5)", path)
 
@@ -239,7 +241,7 @@ def read_table(path: Path, index_col: bool | None = None, transpose: bool | None
     line. True always drops the first column, False never does.
 
     Fields separated by ";" (Excel's CSV under a decimal comma) are read as such, "1,5" as 1.5
-    there. ``transpose`` True reads the columns as the points (a gene × cell table, as GEO
+    there and in tab-separated text. ``transpose`` True reads the columns as the points (a gene × cell table, as GEO
     count tables are written); None refuses a table whose row names are genes
     (:func:`genes_among`: at least :data:`GENE_ROWS_MIN` of the bundled cell-cycle genes, or
     mostly Ensembl gene ids), with that fix; False reads the rows as they are."""
