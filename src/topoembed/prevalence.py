@@ -240,12 +240,12 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
     params = params or pipeline.Params()
     X = check_points(X, min_points=3)
     n = X.shape[0]
-    m = int(round(check_fraction(n) * n))
+    idxs, single = check_subsamples(n, params)
+    m = len(idxs[0])
     if int(params.k) >= m - 1:
         log.info("no prevalence check: subsamples of %d points are too small for k = %d", m, params.k)
         return None
-    B = pipeline.ENSEMBLE_RUNS
-    idxs, single = check_subsamples(n, params)
+    B = len(idxs)
     jobs = resolve_jobs(jobs, B)
     weak = ", ".join(f"{lp['p_value']:.2g}" for lp in found if lp.get("p_value") is not None)
     log.info("prevalence check: universal-null p = %s; analysing %d subsamples of %d of the %d points "

@@ -1,9 +1,9 @@
 """Numeric text tables as users write them: ``.csv``, ``.tsv``, whitespace ``.txt``, each
 also gzip-compressed (``.csv.gz``), with at most one header row and one first column of cell
 names, as pandas' ``DataFrame.to_csv`` (or R's ``write.csv``) writes them, and Excel's CSV with
-";" between fields and a decimal comma (or its tab-separated text with one). Missing values (an empty field, NA) read as NaN, which
-the points' check then refuses with the rows named; a column of text is refused by number and
-name. A cell per row, or per column (``transpose``: a gene × cell count table, as GEO's are); a
+";" between fields and a decimal comma (or its tab-separated text with one). Missing values (an
+empty field, NA) read as NaN, which the points' check then refuses with the rows named; a
+column of text is refused by number and name. A cell per row, or per column (``transpose``: a gene × cell count table, as GEO's are); a
 table whose row names are genes is refused until ``transpose`` says which way round it is.
 :func:`read_table` is what :func:`topoembed.io.load_points` and
 :func:`topoembed.io.read_table_anndata` (a count table for the recipe) call for a table.
@@ -134,6 +134,11 @@ def _read_as_text(path: Path, delim: str | None, header: bool, fields: list, nam
     return X, (first.astype(str).tolist() if names_first else None)
 
 
+def _fields(line: str, sep: str | None) -> list[str]:
+    """A line's fields, stripped and unquoted (``sep`` None: split at whitespace)."""
+    return [f.strip().strip('"\'') for f in (line.split(sep) if sep else line.split())]
+
+
 def _read_rows(path: Path, index_col: bool | None) -> tuple[np.ndarray, list | None, list | None]:
     """(X, row names or None, the header row's fields or None): :func:`read_table` before the
     table is turned or checked for genes in its rows."""
@@ -150,7 +155,7 @@ def _read_rows(path: Path, index_col: bool | None) -> tuple[np.ndarray, list | N
         raise InputError(f"{path} cannot be read as a gzip-compressed table ({exc}); check the file or "
                          "decompress it") from None
     line = second if second.strip() else first  # the first data row (or the only row)
-    data = [f.strip().strip('"\'') for f in line.split(";")]
+    data = _fields(line, ";")
     if delim in (",", None) and "\t" not in first and len(data) > 1 and all(
             _is_number(f) or _DECIMAL_COMMA.fullmatch(f) for f in data[1:] if f not in _MISSING):
         delim = ";"  # Excel's "CSV" where the decimal mark is a comma (German, French, ... settings)
@@ -158,13 +163,12 @@ def _read_rows(path: Path, index_col: bool | None) -> tuple[np.ndarray, list | N
     if delim is None:
         delim = "\t" if "\t" in first else ("," if "," in first else None)
     # a decimal comma: Excel's ";" CSV and its tab-separated text
-    comma = delim in (";", "\t") and any(_DECIMAL_COMMA.fullmatch(f.strip().strip('"\'')) for f in line.split(delim))
+    comma = delim in (";", "\t") and any(_DECIMAL_COMMA.fullmatch(f) for f in _fields(line, delim))
     if comma:
         log.info("%s: numbers with a decimal comma (1,5 is 1.5)", path)
 
     def split(line):
-        fields = [f.strip().strip('"\'') for f in (line.split(delim) if delim else line.split())]
-        return [f.replace(",", ".") if comma and _DECIMAL_COMMA.fullmatch(f) else f for f in fields]
+        return [f.replace(",", ".") if comma and _DECIMAL_COMMA.fullmatch(f) else f for f in _fields(line, delim)]
 
     fields, row = split(first), split(second) if second.strip() else []
     numeric = [_is_number(f) for f in fields if f != ""]
@@ -241,8 +245,8 @@ def read_table(path: Path, index_col: bool | None = None, transpose: bool | None
     line. True always drops the first column, False never does.
 
     Fields separated by ";" (Excel's CSV under a decimal comma) are read as such, "1,5" as 1.5
-    there and in tab-separated text. ``transpose`` True reads the columns as the points (a gene × cell table, as GEO
-    count tables are written); None refuses a table whose row names are genes
+    there and in tab-separated text. ``transpose`` True reads the columns as the points (a
+    gene × cell table, as GEO count tables are written); None refuses a table whose row names are genes
     (:func:`genes_among`: at least :data:`GENE_ROWS_MIN` of the bundled cell-cycle genes, or
     mostly Ensembl gene ids), with that fix; False reads the rows as they are."""
     X, rows, header = _read_rows(path, index_col)
