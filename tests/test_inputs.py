@@ -9,7 +9,7 @@ import pytest
 import scipy.io
 import scipy.sparse as sp
 
-from topoembed import cli, datasets, io
+from topoembed import cli, datasets, io, tables
 from topoembed._validate import InputError
 
 
@@ -57,6 +57,15 @@ def test_a_gz_that_is_no_gzip_file_is_refused_with_the_fix(tmp_path):
     (tmp_path / "x.npy.gz").write_bytes(b"")
     with pytest.raises(InputError, match="unsupported file type '.gz'"):
         io.load_points(tmp_path / "x.npy.gz")
+
+
+@pytest.mark.parametrize("name, fix", [("seurat.rds", r"Embeddings\(obj, 'pca'\)"), ("matrix.mtx.gz", "pass the folder"),
+                                       ("cells.xlsx", "save the sheet as CSV"), ("cells.parquet", "to_csv")])
+def test_a_file_users_often_hold_is_refused_with_how_to_convert_it(tmp_path, name, fix):
+    (tmp_path / name).write_bytes(b"x")
+    with pytest.raises(InputError, match=f"unsupported file type.*{fix}"):
+        io.load_points(tmp_path / name)
+
 
 def test_a_csv_with_text_inside_is_refused_with_the_fix(tmp_path):
     (tmp_path / "bad.csv").write_text("id,a,b\nc1,1,2\nc2,x,3\nc3,4,5\n")
@@ -255,6 +264,34 @@ def test_an_excel_csv_with_semicolons_reads_its_numbers_exactly(tmp_path, decima
     assert np.array_equal(Z, X) and meta["row_names"][:2] == ["0", "1"]
     df.to_csv(tmp_path / "excel.tsv", sep="\t", decimal=decimal)  # Excel's tab-separated text, the same way
     assert np.array_equal(io.load_points(tmp_path / "excel.tsv")[0], X)
+
+
+@pytest.mark.parametrize("encoding", ["utf-8-sig", "utf-16", "latin-1"])
+def test_a_table_in_excel_s_encodings_reads_with_its_names_intact(tmp_path, encoding):
+    # Excel's "CSV UTF-8" starts with a byte-order mark, which became part of the first name
+    # ("\ufeffMCM5": a gene the recipe would not find); its "Unicode Text" is UTF-16 and was
+    # refused as "rows of different lengths"; its Windows "CSV" is Latin-1
+    X = datasets.make("circle", n=40, d=3, sigma=0.1, seed=1).X
+    df = pd.DataFrame(X, index=[f"cell_é{i}" for i in range(40)], columns=["MCM5", "PCNA", "µ3"])
+    for name, index in (("named.csv", True), ("bare.csv", False), ("named.tsv.gz", True)):
+        df.to_csv(tmp_path / name, sep="\t" if ".tsv" in name else ",", index=index, encoding=encoding)
+        Y, rows, cols = tables.read_table(tmp_path / name)
+        assert np.array_equal(Y, X) and cols == list(df.columns)
+        assert rows == (list(df.index) if index else None)
+
+
+def test_a_separator_ending_every_line_makes_no_empty_column(tmp_path):
+    # "1\t2\t3\t": the empty last column was read as missing values, and every row refused
+    X = datasets.make("circle", n=30, d=3, sigma=0.1, seed=2).X
+    lines = ["\t".join(repr(float(v)) for v in x) for x in X]
+    for header, end in (("a\tb\tc\t", "\t"), ("a\tb\tc\t", ""), ("a\tb\tc", "\t"), (None, "\t")):
+        path = tmp_path / "trailing.tsv"
+        path.write_text("\n".join(([header] if header else []) + [line + end for line in lines]) + "\n")
+        Y, rows, cols = tables.read_table(path)
+        assert np.array_equal(Y, X) and rows is None and cols == (list("abc") if header else None)
+    path.write_text("a,b,c,d\n" + "\n".join(line.replace("\t", ",") + ",NA" for line in lines) + "\n")
+    Y, _, cols = tables.read_table(path.rename(tmp_path / "named_na.csv"))  # a named column of missing values is kept
+    assert cols == list("abcd") and np.array_equal(Y[:, :3], X) and np.isnan(Y[:, 3]).all()
 
 
 def _counts_table(tmp_path, n_cells=400):

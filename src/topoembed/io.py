@@ -167,6 +167,21 @@ def _check_file(path: Path):
                          f"store; pass a file ({', '.join(INPUT_SUFFIXES)}), a .zarr store or a 10x matrix folder")
 
 
+#: How to turn files users often hold, which are not read here, into one that is.
+_CONVERT = {
+    **dict.fromkeys((".rds", ".rda", ".rdata", ".h5seurat"), (
+        ". An R object (Seurat, SingleCellExperiment): write its PCA as a table, e.g. "
+        "write.csv(Embeddings(obj, 'pca'), 'cells.csv') for Seurat, or the object as .h5ad (zellkonverter, "
+        "SeuratDisk)")),
+    **dict.fromkeys((".mtx", ".mtx.gz"), (
+        ". A Matrix Market file is read as part of its 10x folder: pass the folder that holds matrix.mtx[.gz] "
+        "with barcodes.tsv[.gz] and features.tsv[.gz]")),
+    **dict.fromkeys((".xlsx", ".xls"), ". An Excel workbook: save the sheet as CSV (File > Save As > CSV UTF-8)"),
+    ".parquet": ". A parquet table: write it as CSV (pandas' to_csv) or its values as .npy (numpy.save)",
+    ".npz": ". An .npz archive: save the one array of points with numpy.save (.npy)",
+}
+
+
 def load_points(source: str | os.PathLike, use_rep: str | None = None,
                 index_col: bool | None = None, transpose: bool | None = None) -> tuple[np.ndarray, dict]:
     """Read points (n × p float array) and a small dict describing where they came from.
@@ -197,7 +212,8 @@ def load_points(source: str | os.PathLike, use_rep: str | None = None,
                                                    "use_rep": use_rep, "adata": adata}
     if suffix not in INPUT_SUFFIXES:
         raise InputError(f"{path} has an unsupported file type {suffix or '(none)'!r}; use one of "
-                         f"{', '.join(INPUT_SUFFIXES)} or synthetic:NAME")
+                         f"{', '.join(INPUT_SUFFIXES)} or synthetic:NAME"
+                         f"{_CONVERT.get(suffix) or _CONVERT.get(''.join(path.suffixes[-2:]).lower(), '')}")
     meta = {"source": str(path), "kind": suffix.lstrip(".")}
     if suffix == ".npy":
         try:

@@ -1,7 +1,9 @@
 """Numeric text tables as users write them: ``.csv``, ``.tsv``, whitespace ``.txt``, each
 also gzip-compressed (``.csv.gz``), with at most one header row and one first column of cell
 names, as pandas' ``DataFrame.to_csv`` (or R's ``write.csv``) writes them, and Excel's CSV with
-";" between fields and a decimal comma (or its tab-separated text with one). Missing values (an
+";" between fields and a decimal comma (or its tab-separated text with one), in UTF-8 (with or
+without Excel's byte-order mark), UTF-16 (Excel's "Unicode Text") or Latin-1, a separator at
+the end of each line allowed. Missing values (an
 empty field, NA) read as NaN, which the points' check then refuses with the rows named; a
 column of text is refused by number and name. A cell per row, or per column (``transpose``: a gene × cell count table, as GEO's are); a
 table whose row names are genes is refused until ``transpose`` says which way round it is.
@@ -32,11 +34,38 @@ def file_type(path: Path) -> str:
     return path.suffix.lower()
 
 
-def _open_text(path: Path, **kwargs):
-    """The table as text, through gzip for a ``.gz`` file."""
+def _open_bytes(path: Path):
     import gzip
 
-    return (gzip.open if file_type(path).endswith(".gz") else open)(path, "rt", errors="replace", **kwargs)
+    return (gzip.open if file_type(path).endswith(".gz") else open)(path, "rb")
+
+
+def encoding(path: Path) -> str:
+    """The text encoding of a table, from its first 64 kB: UTF-16 or UTF-8 where it starts with
+    their byte-order mark (Excel's "Unicode Text" and "CSV UTF-8"; the mark is not part of the
+    first name), UTF-8 where those bytes are valid UTF-8, else Latin-1 (Excel's "CSV" on Windows
+    in Western Europe; every byte is a character there, and numbers read the same)."""
+    import codecs
+
+    with _open_bytes(path) as fh:
+        head = fh.read(1 << 16)
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return "utf-16"
+    if head.startswith(codecs.BOM_UTF8):
+        return "utf-8-sig"
+    try:
+        codecs.getincrementaldecoder("utf-8")().decode(head, final=False)  # a character cut at 64 kB is fine
+        return "utf-8"
+    except UnicodeDecodeError:
+        return "latin-1"
+
+
+def _open_text(path: Path, enc: str, **kwargs):
+    """The table as text in the encoding ``enc`` (:func:`encoding`), through gzip for a ``.gz`` file."""
+    import gzip
+
+    return (gzip.open if file_type(path).endswith(".gz") else open)(path, "rt", encoding=enc, errors="replace",
+                                                                    **kwargs)
 
 
 def _is_number(field: str) -> bool:
@@ -52,7 +81,7 @@ def _is_number(field: str) -> bool:
 _MISSING = ("", "NA", "NaN", "nan", "N/A", "NULL", "null")
 
 
-def _text_table(path: Path, delim: str | None, header: bool):
+def _text_table(path: Path, delim: str | None, header: bool, enc: str):
     """The table's fields as text (pandas; the header row skipped, not parsed: split at whitespace,
     pandas' header of an index (" a b") loses its empty first field, and the names would then
     drop the last column). A row longer than the first is refused; pandas fills a shorter one's
@@ -61,18 +90,19 @@ def _text_table(path: Path, delim: str | None, header: bool):
 
     try:
         return pd.read_csv(path, sep=delim if delim else r"\s+", header=None, skiprows=1 if header else 0,
-                           index_col=False, dtype=str, keep_default_na=False)
+                           index_col=False, dtype=str, keep_default_na=False, encoding=enc,
+                           encoding_errors="replace")
     except (ValueError, pd.errors.ParserError) as exc:
         raise InputError(f"{path} has rows of different lengths ({str(exc).strip()}); every row must hold the same "
                          "number of fields") from None
 
 
-def _check_row_lengths(path: Path, delim: str | None, header: bool, n_fields: int) -> None:
+def _check_row_lengths(path: Path, delim: str | None, header: bool, n_fields: int, enc: str) -> None:
     """Refuse a table with a row of other than ``n_fields`` fields (a second pass over the file,
     made only where missing values were read)."""
     import csv
 
-    with _open_text(path, newline="") as fh:
+    with _open_text(path, enc, newline="") as fh:
         rows = csv.reader(fh, delimiter=delim) if delim else (line.split() for line in fh)
         for line, fields in enumerate(rows, start=1):
             if line > int(header) and any(f.strip() for f in fields) and len(fields) != n_fields:
@@ -115,12 +145,12 @@ def _numbers(df, path: Path, header: list | None, first_col: int, hint: str = ""
 
 
 def _read_as_text(path: Path, delim: str | None, header: bool, fields: list, names_first: bool | None,
-                  hint: str, comma: bool = False) -> tuple[np.ndarray, list | None]:
+                  hint: str, enc: str, comma: bool = False) -> tuple[np.ndarray, list | None]:
     """(X, the first column's names or None) of a table read as text (:func:`_text_table`,
     :func:`_numbers`). ``names_first`` None: the first column holds names where none of its
     fields is a number. ``comma``: the numbers have a decimal comma. A missing value read as NaN
     may be the end of a short row: then the rows are counted (:func:`_check_row_lengths`)."""
-    df = _text_table(path, delim, header)
+    df = _text_table(path, delim, header, enc)
     first = df.iloc[:, 0]  # names as written, before a decimal comma is turned
     if comma:  # every field as its number would be written with a decimal point (names are not numbers either way)
         df = df.apply(lambda c: c.str.replace(",", ".", regex=False))
@@ -130,7 +160,7 @@ def _read_as_text(path: Path, delim: str | None, header: bool, fields: list, nam
     X = np.atleast_2d(_numbers(df.iloc[:, 1:] if names_first else df, path, fields if header else None,
                                first_col=2 if names_first else 1, hint=hint))
     if np.isnan(X).any():
-        _check_row_lengths(path, delim, header, df.shape[1])
+        _check_row_lengths(path, delim, header, df.shape[1], enc)
     return X, (first.astype(str).tolist() if names_first else None)
 
 
@@ -146,7 +176,8 @@ def _read_rows(path: Path, index_col: bool | None) -> tuple[np.ndarray, list | N
     kind = suffix.removesuffix(".gz")
     delim = "\t" if kind == ".tsv" else ("," if kind == ".csv" else None)
     try:
-        with _open_text(path) as fh:
+        enc = encoding(path)
+        with _open_text(path, enc) as fh:
             first, second = fh.readline(), fh.readline()
     except (OSError, EOFError) as exc:
         if not suffix.endswith(".gz"):
@@ -194,18 +225,20 @@ def _read_rows(path: Path, index_col: bool | None) -> tuple[np.ndarray, list | N
     head = fields if header else None
     try:
         if named or (index_col and not _is_number(data_row[0] if data_row else "0")):
-            X, names = _read_as_text(path, delim, header, fields, bool(index_col), kept, comma)
+            X, names = _read_as_text(path, delim, header, fields, bool(index_col), kept, enc, comma)
             return X, names, head
         if comma:  # numpy reads no decimal comma: as text, and then the index is looked for below
             raise ValueError("decimal comma")
         with warnings.catch_warnings():  # an empty file: refused below as "0 points"
             warnings.simplefilter("ignore", UserWarning)
-            X = np.loadtxt(path, delimiter=delim, skiprows=1 if header else 0, dtype=np.float64, ndmin=2)
+            X = np.loadtxt(path, delimiter=delim, skiprows=1 if header else 0, dtype=np.float64, ndmin=2,
+                           encoding=enc)
     except InputError:
         raise
     except ValueError:
         # slower: read as text, name what is not a number, and give missing fields as NaN
-        X, names = _read_as_text(path, delim, header, fields, False if index_col is False else None, kept, comma)
+        X, names = _read_as_text(path, delim, header, fields, False if index_col is False else None, kept, enc,
+                                 comma)
         if names is not None:
             log.info("%s: the first column holds row names (e.g. %r); they are the cells' ids", path, names[0])
             return X, names, head
@@ -234,6 +267,20 @@ def _column_names(header: list | None, n_columns: int) -> list | None:
     return list(header) if len(header) == n_columns else None
 
 
+def _without_trailing_separator(path: Path, X: np.ndarray, header: list | None) -> tuple[np.ndarray, list | None]:
+    """(X, header) without the empty last column and header field that a separator at the end of
+    each line makes ("1\t2\t3\t", as some exporters write): a last column of missing values
+    only, which the header leaves unnamed, and an empty last header field past the data's columns."""
+    n = X.shape[1]
+    unnamed = header is None or len(header) < n or header[-1] == ""
+    if n > 1 and unnamed and bool(np.isnan(X[:, -1]).all()):
+        X = X[:, :-1]
+        log.info("%s: every line ends in a separator; the empty last column it makes is dropped", path)
+    if header and header[-1] == "" and len(header) > X.shape[1]:
+        header = header[:-1]
+    return X, header
+
+
 def read_table(path: Path, index_col: bool | None = None, transpose: bool | None = None
                ) -> tuple[np.ndarray, list | None, list | None]:
     """(X, row names or None, column names or None) from a numeric table with at most one header
@@ -250,6 +297,7 @@ def read_table(path: Path, index_col: bool | None = None, transpose: bool | None
     (:func:`genes_among`: at least :data:`GENE_ROWS_MIN` of the bundled cell-cycle genes, or
     mostly Ensembl gene ids), with that fix; False reads the rows as they are."""
     X, rows, header = _read_rows(path, index_col)
+    X, header = _without_trailing_separator(path, X, header)
     cols = _column_names(header, X.shape[1])
     if transpose:
         return np.ascontiguousarray(X.T), cols, rows
