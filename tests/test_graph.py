@@ -1,3 +1,6 @@
+import sys
+import types
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -139,8 +142,15 @@ def test_auto_search_is_exact_for_few_features_at_any_n(monkeypatch):
     low = rng.normal(size=(200, graph.KDTREE_MAX_DIM))
     idx, _ = graph.knn_search(low, 5)
     assert np.array_equal(np.sort(idx, axis=1), np.sort(brute_knn(low, 5), axis=1))
-    calls = []
+    calls, approx = [], []
+
+    class NNDescent:  # records the call: pynndescent itself compiles for about 40 s in each new process
+        def __init__(self, X, n_neighbors, **kwargs):
+            approx.append(X.shape)
+            self.neighbor_graph = (np.c_[np.arange(len(X)), brute_knn(X, n_neighbors - 1)], np.zeros((len(X), n_neighbors)))
+
     monkeypatch.setattr(graph, "_exact_euclidean", lambda *a, **k: calls.append(1))
+    monkeypatch.setitem(sys.modules, "pynndescent", types.SimpleNamespace(NNDescent=NNDescent))
     high = rng.normal(size=(200, graph.KDTREE_MAX_DIM + 1))
     graph.knn_search(high, 5)  # approximate: pynndescent, not the exact search
-    assert not calls
+    assert not calls and approx == [high.shape]
