@@ -1,7 +1,7 @@
 """Atlas scale (issue 29): the default run from 10^4 to 10^6 points, each stage timed, with the
 longest silence of its progress output.
 
-    python benchmarks/bench_scale.py [--sizes 10000 100000 1000000] [--dims 10 50] [--out FILE]
+    python benchmarks/bench_scale.py [--sizes 10000 30000 50000 100000 1000000] [--dims 10 50] [--out FILE]
 
 Data: ``datasets.make("circle_in_clusters", n, d, sigma=0.2, fraction=0.02, seed=0)``: a circle
 of 2 % of the points among 6 Gaussian clusters, made by a first child process and saved as
@@ -68,7 +68,7 @@ def longest_silence(stderr: str) -> float:
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000, 1_000_000])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[10_000, 30_000, 50_000, 100_000, 1_000_000])
     ap.add_argument("--dims", type=int, nargs="+", default=[10, 50])
     ap.add_argument("--out", default=None)
     ap.add_argument("--make", nargs=3, help=argparse.SUPPRESS)  # child side: n d path

@@ -154,3 +154,25 @@ def test_auto_search_is_exact_for_few_features_at_any_n(monkeypatch):
     high = rng.normal(size=(200, graph.KDTREE_MAX_DIM + 1))
     graph.knn_search(high, 5)  # approximate: pynndescent, not the exact search
     assert not calls and approx == [high.shape]
+
+
+def test_the_brute_force_search_reports_its_blocks_and_finds_the_same(caplog, monkeypatch):
+    # 30,000-50,000 points in 50-D took 10-35 s here without a line of output
+    import functools
+
+    X = np.random.default_rng(4).normal(size=(3000, 20))
+    monkeypatch.setattr(graph, "_candidates", functools.partial(graph._candidates, chunk_bytes=8 * 3000 * 100))
+    with caplog.at_level("INFO", logger="topoembed.progress"):
+        idx, dist = graph.knn_search(X, 5, progress=True)
+    lines = [r.getMessage() for r in caplog.records if r.name == "topoembed.progress"]
+    assert len(lines) >= 5 and lines[-1].endswith("3,000 of 3,000 points")  # off a terminal: a line per tenth
+    again, _ = graph.knn_search(X, 5)
+    assert np.array_equal(idx, again) and np.array_equal(np.sort(idx, axis=1), np.sort(brute_knn(X, 5), axis=1))
+
+
+def test_the_pipelines_graph_of_all_points_never_needs_pynndescent():
+    # pynndescent compiles for 40-60 s in each new process; the graph of all points is exact up to
+    # the size where the extension turns to landmarks
+    from topoembed import extension
+
+    assert graph.EXACT_MAX_N >= extension.LANDMARKS

@@ -161,12 +161,14 @@ def extension_k(params) -> int:
     return min(params.k, _default(graph.knn_graph, "k"))
 
 
-def extension_graph(X, params):
+def extension_graph(X, params, progress: bool = False):
     """The union kNN graph of all points over which results on a subsample are extended to
     the others (a subsampled run, each run of an ensemble). An interpolation graph: a small
-    k (:func:`extension_k`) suffices and keeps the sparse solves cheap."""
+    k (:func:`extension_k`) suffices and keeps the sparse solves cheap. ``progress``: feedback on
+    a long search (:func:`topoembed.graph.knn_search`)."""
     return graph.knn_graph(X, k=extension_k(params), metric=params.metric, symmetrize="or",
-                           random_state=params.seed, device=params.device, method=params.knn_method)
+                           random_state=params.seed, device=params.device, method=params.knn_method,
+                           progress=progress)
 
 
 def landmarks_planned(n: int, metric: str, n_landmarks: int = LANDMARKS) -> bool:
@@ -180,8 +182,8 @@ def build(X, params, include=None, n_landmarks: int = LANDMARKS, progress: bool 
     points up to ``n_landmarks`` points, else landmarks that hold the points ``include``
     (the subsamples' points, which values are extended from). Landmarks measure Euclidean
     distances (cosine: between the rows scaled to unit length); another metric builds the
-    graph of all points. ``progress``: a bar over the nearest-landmark search (a log line per
-    tenth off a terminal)."""
+    graph of all points. ``progress``: a bar over the kNN search of all points, or over the
+    nearest-landmark search (a log line per tenth off a terminal)."""
     n = X.shape[0]
     fixed = np.unique(np.concatenate([np.asarray(i, dtype=np.int64) for i in include])) if include is not None \
         else np.zeros(0, dtype=np.int64)
@@ -190,7 +192,7 @@ def build(X, params, include=None, n_landmarks: int = LANDMARKS, progress: bool 
         log.warning("the landmark extension measures Euclidean (or cosine) distances, not metric=%r: "
                     "building the kNN graph of all %d points instead (slower)", params.metric, n)
     if not landmarks_planned(n, params.metric, n_landmarks):
-        return Extension(n=n, landmarks=np.arange(n), A=extension_graph(X, params))
+        return Extension(n=n, landmarks=np.arange(n), A=extension_graph(X, params, progress=progress))
     if params.metric == "cosine":  # the same neighbours as Euclidean distance between unit vectors
         X = np.asarray(X, dtype=np.float32)
         X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), np.finfo(np.float32).tiny)

@@ -32,8 +32,13 @@ log = logging.getLogger(__name__)
 
 __all__ = ["knn_graph", "knn_search", "without_self", "adjacency_from_knn", "components", "leiden", "WEIGHTS", "EXACT_MAX_N", "KDTREE_MAX_DIM"]
 
-#: Largest n for which the exact kNN search is used by default (``method="auto"``).
-EXACT_MAX_N = 20_000
+#: Largest n for which the exact kNN search is used by default (``method="auto"``). In a new
+#: process (every command, workflow job and kernel's first call) the brute force beats
+#: pynndescent up to here on 2 cores, 50 features, k = 15: 9.6 s against 62 s at 30,000 points,
+#: 34 s against about 47 s at 50,000 (pynndescent: 1.5 s and 2.8 s once its numba kernels are
+#: compiled, 44 s). Above 50,000 points the pipeline's graph of all points is one of landmarks
+#: (:mod:`topoembed.extension`), so pynndescent serves only a direct call on more points.
+EXACT_MAX_N = 50_000
 #: Up to this many features the exact search (a k-d tree) is used at any n (scikit-learn's own k-d tree rule).
 KDTREE_MAX_DIM = 15
 #: Leaf size of that tree (scipy's default 16 was 1.3x slower on 26,625 scVI cells in 10-D).
@@ -41,13 +46,15 @@ KDTREE_LEAF = 32
 
 
 def knn_search(X: np.ndarray, k: int, metric: str = "euclidean", method: str = "auto",
-               random_state: int = 0, device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+               random_state: int = 0, device: str = "cpu", progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Indices and distances (n, k) of each point's k nearest neighbours, excluding itself.
 
     ``method`` is "exact", "approx" (pynndescent) or "auto" (exact for n <= EXACT_MAX_N or
     p <= KDTREE_MAX_DIM features, or at any n on a GPU). ``device`` ("cpu", "auto", "cuda"):
     where the exact Euclidean candidates are searched (:mod:`topoembed._device`).
-    Duplicate points may appear as each other's neighbour at distance 0.
+    ``progress``: a bar over the brute-force search's blocks of rows (a log line per tenth off
+    a terminal), a note before pynndescent's index (its numba kernels compile for 40-60 s in
+    each new process). Duplicate points may appear as each other's neighbour at distance 0.
     """
     from . import _device
 
@@ -56,7 +63,7 @@ def knn_search(X: np.ndarray, k: int, metric: str = "euclidean", method: str = "
     if method == "auto":
         method = "exact" if (n <= EXACT_MAX_N or X.shape[1] <= KDTREE_MAX_DIM or device != "cpu") else "approx"
     if method == "exact" and metric == "euclidean":
-        idx, dist = _exact_euclidean(X, k + 1, device=device)
+        idx, dist = _exact_euclidean(X, k + 1, device=device, progress=progress)
     elif method == "exact":
         from sklearn.neighbors import NearestNeighbors
 
@@ -64,6 +71,11 @@ def knn_search(X: np.ndarray, k: int, metric: str = "euclidean", method: str = "
     elif method == "approx":
         from pynndescent import NNDescent
 
+        if progress:
+            from ._progress import Progress
+
+            Progress(1, "topoembed kNN graph", "index").note(
+                f"approximate search of {n:,} points (pynndescent; it compiles for 40-60 s in a new process)")
         index = NNDescent(X, n_neighbors=k + 1, metric=metric, random_state=random_state,
                           n_jobs=1 if random_state is not None else -1)
         idx, dist = index.neighbor_graph
@@ -88,7 +100,7 @@ RERANK_MARGIN = 8
 
 
 def _exact_euclidean(X: np.ndarray, k: int, chunk_bytes: int = 64 * 2**20,
-                     device: str = "cpu") -> tuple[np.ndarray, np.ndarray]:
+                     device: str = "cpu", progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Exact Euclidean kNN (the point itself included) whose result does not depend on the BLAS.
 
     A brute-force search ranks by ‖x‖² + ‖y‖² − 2x·y, computed with a matrix
@@ -110,7 +122,7 @@ def _exact_euclidean(X: np.ndarray, k: int, chunk_bytes: int = 64 * 2**20,
     if device == "cpu" and X.shape[1] <= KDTREE_MAX_DIM:  # a k-d tree beats O(n²)
         cand = kdtree_candidates(X, m)
     else:
-        cand = _candidates(X, m, device)
+        cand = _candidates(X, m, device, progress=progress)
     chunk = max(1, int(chunk_bytes // (8 * m * max(1, X.shape[1]))))
     idx = np.empty((n, k), dtype=np.int64)
     dist = np.empty((n, k), dtype=np.float64)
@@ -139,11 +151,15 @@ def kdtree_candidates(X: np.ndarray, m: int) -> np.ndarray:
     return np.asarray(idx, dtype=np.int64).reshape(X.shape[0], m)
 
 
-def _candidates(X: np.ndarray, m: int, device: str = "cpu", chunk_bytes: int = 256 * 2**20) -> np.ndarray:
+def _candidates(X: np.ndarray, m: int, device: str = "cpu", chunk_bytes: int = 256 * 2**20,
+                progress: bool = False) -> np.ndarray:
     """The m nearest points of every point (itself included) by brute force over blocks of
     rows, ranking by ‖x‖² + ‖y‖² − 2 x·y: O(n² p) work, O(chunk + n p) memory. numpy in
     float64 on the CPU (no scikit-learn import: 2 s of every command and worker start), torch
-    in float32 on a GPU; the exact re-ranking (:func:`_exact_euclidean`) follows either way."""
+    in float32 on a GPU; the exact re-ranking (:func:`_exact_euclidean`) follows either way.
+    ``progress``: a bar over the blocks (a log line per tenth off a terminal)."""
+    from ._progress import Progress
+
     n = X.shape[0]
     out = np.empty((n, m), dtype=np.int64)
     if device == "cpu":
@@ -154,12 +170,17 @@ def _candidates(X: np.ndarray, m: int, device: str = "cpu", chunk_bytes: int = 2
         Xd = torch.as_tensor(X, dtype=torch.float32, device=device)
         sq = (Xd * Xd).sum(dim=1)
     rows = max(1, int(chunk_bytes // (8 * max(1, n))))
+    blocks = -(-n // rows)
+    bar = Progress(blocks, "topoembed kNN search", "block", enabled=progress and blocks > 1,
+                   log_every=max(1, blocks // 10))
     for start in range(0, n, rows):
         d2 = sq[start:start + rows, None] + sq[None, :] - 2.0 * (Xd[start:start + rows] @ Xd.T)
         if device == "cpu":
             out[start:start + rows] = np.argpartition(d2, m - 1, axis=1)[:, :m] if m < n else np.arange(n)
         else:
             out[start:start + rows] = torch.topk(d2, m, dim=1, largest=False).indices.cpu().numpy()
+        bar.step(f"{min(n, start + rows):,} of {n:,} points")
+    bar.close()
     return out
 
 
@@ -209,7 +230,7 @@ def adjacency_from_knn(idx: np.ndarray, dist: np.ndarray | None = None, symmetri
 
 def knn_graph(X: np.ndarray, k: int = 15, metric: str = "euclidean", symmetrize: str = "or",
               weights: str = "binary", method: str = "auto", random_state: int = 0,
-              device: str = "cpu") -> sp.csr_matrix:
+              device: str = "cpu", progress: bool = False) -> sp.csr_matrix:
     """Symmetric kNN adjacency matrix A (n x n CSR, float64, zero diagonal).
 
     Parameters
@@ -222,8 +243,10 @@ def knn_graph(X: np.ndarray, k: int = 15, metric: str = "euclidean", symmetrize:
     method : "auto", "exact" or "approx" (pynndescent).
     random_state : seed of the approximate index.
     device : "cpu" (default), "auto" or "cuda": where the exact search runs (:func:`knn_search`).
+    progress : feedback on a long search (:func:`knn_search`).
     """
-    idx, dist = knn_search(X, k, metric=metric, method=method, random_state=random_state, device=device)
+    idx, dist = knn_search(X, k, metric=metric, method=method, random_state=random_state, device=device,
+                           progress=progress)
     return adjacency_from_knn(idx, dist, symmetrize=symmetrize, weights=weights)
 
 

@@ -37,7 +37,7 @@ _HELP = {
     "n_subsamples": "subsamples analysed for a whole dataset: auto (10 above 1,000 points, else one run on all "
                     "points) or a number; each loop gets its prevalence, the share of subsamples that find it",
     "subsample_size": "points per subsample of a whole-dataset run",
-    "knn_method": "kNN search: auto (exact up to 20,000 points or 15 features, else pynndescent), exact, approx",
+    "knn_method": "kNN search: auto (exact up to 50,000 points or 15 features, else pynndescent), exact, approx",
     "device": "where the kNN search, the eigendecomposition and --embed run: auto (CUDA if present, else the "
               "CPU), cpu or cuda[:N]",
     "early_stop": "1: a whole-dataset run stops after 6 of its 10 subsamples when they agree unanimously "

@@ -140,7 +140,8 @@ def cmd_graph(args) -> int:
             log.warning(warning)
         _warn_one_run(X.shape[0], p)
         A = graph.knn_graph(X, k=p.k, metric=p.metric, symmetrize=p.symmetrize, weights=p.weights,
-                            random_state=p.seed, device=p.device, method=p.knn_method).tocsr()
+                            random_state=p.seed, device=p.device, method=p.knn_method,
+                            progress=not args.quiet).tocsr()
     stage_files.write_stage(args.out, _record("graph", p, fp, [], box["seconds"], box["warnings"], note),
                    format=np.array("csr"), shape=np.array(A.shape), data=A.data, indices=A.indices, indptr=A.indptr)
     n_comp, _ = graph.components(A)
