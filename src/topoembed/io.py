@@ -168,18 +168,14 @@ def _check_file(path: Path):
 
 
 #: How to turn files users often hold, which are not read here, into one that is.
-_CONVERT = {
-    **dict.fromkeys((".rds", ".rda", ".rdata", ".h5seurat"), (
-        ". An R object (Seurat, SingleCellExperiment): write its PCA as a table, e.g. "
-        "write.csv(Embeddings(obj, 'pca'), 'cells.csv') for Seurat, or the object as .h5ad (zellkonverter, "
-        "SeuratDisk)")),
-    **dict.fromkeys((".mtx", ".mtx.gz"), (
-        ". A Matrix Market file is read as part of its 10x folder: pass the folder that holds matrix.mtx[.gz] "
-        "with barcodes.tsv[.gz] and features.tsv[.gz]")),
-    **dict.fromkeys((".xlsx", ".xls"), ". An Excel workbook: save the sheet as CSV (File > Save As > CSV UTF-8)"),
-    ".parquet": ". A parquet table: write it as CSV (pandas' to_csv) or its values as .npy (numpy.save)",
-    ".npz": ". An .npz archive: save the one array of points with numpy.save (.npy)",
-}
+_R = (". An R object (Seurat, SingleCellExperiment): write its PCA as a table, e.g. write.csv(Embeddings(obj, "
+      "'pca'), 'cells.csv') for Seurat, or the object as .h5ad (zellkonverter, SeuratDisk)")
+_MTX = (". A Matrix Market file is read as part of its 10x folder: pass the folder that holds matrix.mtx[.gz] "
+        "with barcodes.tsv[.gz] and features.tsv[.gz]")
+_CONVERT = {**dict.fromkeys((".rds", ".rda", ".rdata", ".h5seurat"), _R), **dict.fromkeys((".mtx", ".mtx.gz"), _MTX),
+            **dict.fromkeys((".xlsx", ".xls"), ". An Excel workbook: save the sheet as CSV (File > Save As > CSV UTF-8)"),
+            ".parquet": ". A parquet table: write it as CSV (pandas' to_csv) or its values as .npy (numpy.save)",
+            ".npz": ". An .npz archive: save the one array of points with numpy.save (.npy)"}
 
 
 def load_points(source: str | os.PathLike, use_rep: str | None = None,
