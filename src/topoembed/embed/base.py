@@ -104,7 +104,7 @@ class _Base:
         elif init == "spectral":
             if A is None:
                 from ..graph import knn_graph
-                A = knn_graph(X, k=min(getattr(self, "k", 15), X.shape[0] - 1))
+                A = knn_graph(X, k=min(getattr(self, "k", 15), X.shape[0] - 1), progress=bool(getattr(self, "verbose", False)))
             Y0 = spectral_init(A, d, std=std, seed=self.seed)
         elif init == "random":
             Y0 = std * np.random.default_rng(self.seed).standard_normal((X.shape[0], d))

@@ -211,9 +211,9 @@ class ContrastiveEmbedding(_Base):
             if not (np.isfinite(perp) and perp >= 1):
                 raise InputError(f"perplexity={self.perplexity!r} must be a number >= 1")
             kk = int(min(n - 1, np.ceil(3 * perp)))
-            idx, dist = knn_search(X, kk)
+            idx, dist = knn_search(X, kk, progress=bool(self.verbose))
             return perplexity_affinity(idx, dist, max(1.0, min(perp, kk / 3)))  # lowered on small data
-        idx, dist = knn_search(X, min(_check_int(self.k, "k"), n - 1))
+        idx, dist = knn_search(X, min(_check_int(self.k, "k"), n - 1), progress=bool(self.verbose))
         return fuzzy_affinity(idx, dist)
 
     def fit(self, X, y=None, A=None, init=None):
@@ -282,7 +282,7 @@ class ContrastiveEmbedding(_Base):
         else:
             if A is None:
                 from ..graph import knn_graph
-                A = knn_graph(X, k=_check_int(self.k, "k"))
+                A = knn_graph(X, k=_check_int(self.k, "k"), progress=bool(self.verbose))
             elif A.shape != (n, n):
                 raise InputError(f"A has shape {A.shape}; expected ({n}, {n}) for {n} points")
             heads, tails = edge_list(A, self.device_)

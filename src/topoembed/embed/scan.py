@@ -50,7 +50,7 @@ class SCANClustering(_Base):
         X, Xt = self._prepare(X, min_points=max(self.n_classes, self.k + 2))
         n, dev = X.shape[0], self.device_
         from ..graph import knn_search
-        nb, _ = knn_search(X, _check_int(self.k, "k"))
+        nb, _ = knn_search(X, _check_int(self.k, "k"), progress=bool(self.verbose))
         nb_t = torch.as_tensor(nb.astype(np.int64), device=dev)
         tau = far_thresholds(Xt, n_far_points(self.n_far, n))
         f = _check_int(self.n_far_samples, "n_far_samples")

@@ -69,7 +69,7 @@ class TripletEmbedding(_Base):
                 return lab_t[a][:, None] != lab_t[cand][None, :]
         else:
             from ..graph import knn_search
-            nb, _ = knn_search(X, _check_int(self.k, "k"))
+            nb, _ = knn_search(X, _check_int(self.k, "k"), progress=bool(self.verbose))
             nb_t = torch.as_tensor(nb.astype(np.int64), device=dev)
             tau = far_thresholds(Xt, n_far_points(self.n_far, n))
 
