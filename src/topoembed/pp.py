@@ -16,6 +16,7 @@ import scipy.sparse as sp
 from . import graph
 from .datasets import cell_cycle_genes  # noqa: F401 (te.pp.cell_cycle_genes: the bundled list lives with the data)
 from ._anndata import check_adata, resolved_points, transposed, uns_entry
+from ._progress import scanpy_wants_progress
 from ._validate import LOG_MAX, InputError, check_k, count_kind, looks_like_counts, option  # noqa: F401 (public here)
 from .pipeline import Params
 
@@ -244,7 +245,8 @@ def neighbors(adata, k: int = _PARAMS.k, *, use_rep: str | None = None,
     else:
         use_rep, X = resolved_points(adata, use_rep)
         check_k(k, X.shape[0])
-        A = graph.knn_graph(X, k=k, metric=metric, symmetrize=symmetrize, weights=weights, random_state=random_state)
+        A = graph.knn_graph(X, k=k, metric=metric, symmetrize=symmetrize, weights=weights, random_state=random_state,
+                            progress=scanpy_wants_progress())  # a bar on a long search, as te.tl.run shows
         meta = {"source": "topoembed", "k": int(k), "metric": metric, "symmetrize": symmetrize,
                 "weights": weights, "use_rep": use_rep or "X"}
     n_comp, _ = graph.components(A)
