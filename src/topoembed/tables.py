@@ -3,9 +3,8 @@ also gzip-compressed (``.csv.gz``), with at most one header row and one first co
 names, as pandas' ``DataFrame.to_csv`` (or R's ``write.csv``) writes them, and Excel's CSV with
 ";" between fields and a decimal comma (or its tab-separated text with one), in UTF-8 (with or
 without Excel's byte-order mark), UTF-16 (Excel's "Unicode Text") or Latin-1, a separator at
-the end of each line allowed. Missing values (an
-empty field, NA) read as NaN, which the points' check then refuses with the rows named; a
-column of text is refused by number and name. A cell per row, or per column (``transpose``: a gene × cell count table, as GEO's are); a
+the end of each line allowed. Missing values (an empty field, NA) read as NaN, which the
+points' check then refuses with the rows named; a column of text is refused by number and name. A cell per row, or per column (``transpose``: a gene × cell count table, as GEO's are); a
 table whose row names are genes is refused until ``transpose`` says which way round it is.
 :func:`read_table` is what :func:`topoembed.io.load_points` and
 :func:`topoembed.io.read_table_anndata` (a count table for the recipe) call for a table.
@@ -35,6 +34,7 @@ def file_type(path: Path) -> str:
 
 
 def _open_bytes(path: Path):
+    """The table's bytes, through gzip for a ``.gz`` file."""
     import gzip
 
     return (gzip.open if file_type(path).endswith(".gz") else open)(path, "rb")
@@ -60,12 +60,11 @@ def encoding(path: Path) -> str:
         return "latin-1"
 
 
-def _open_text(path: Path, enc: str, **kwargs):
+def _open_text(path: Path, enc: str, newline: str | None = None):
     """The table as text in the encoding ``enc`` (:func:`encoding`), through gzip for a ``.gz`` file."""
-    import gzip
+    import io
 
-    return (gzip.open if file_type(path).endswith(".gz") else open)(path, "rt", encoding=enc, errors="replace",
-                                                                    **kwargs)
+    return io.TextIOWrapper(_open_bytes(path), encoding=enc, errors="replace", newline=newline)
 
 
 def _is_number(field: str) -> bool:
