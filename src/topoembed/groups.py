@@ -176,13 +176,15 @@ def run_by_group(adata, groupby: str, where: dict[str, np.ndarray], run_one, key
     read = read_by_a_run(adata, meta["use_rep"], neighbors_key)
     for g, idx in where.items():
         sub = read[idx].copy()
-        sub.obs.drop(columns=stale, inplace=True)
+        for c in stale:  # (DataFrame.drop's inplace is deprecated in pandas 3)
+            del sub.obs[c]
         results[g] = run_one(sub, g)
         entries[g] = sub.uns[key]
         for name in [c for c in sub.obs.columns if _is_run_column(c, key)]:
             columns.setdefault(name, {})[g] = sub.obs[name]
     n = adata.n_obs  # every group ran: only now is adata changed (a failed group leaves it as it was)
-    adata.obs.drop(columns=stale, inplace=True)
+    for c in stale:
+        del adata.obs[c]
     for name, parts in sorted(columns.items()):
         first = next(iter(parts.values()))
         if isinstance(first.dtype, pd.CategoricalDtype):  # phase_missing: the reasons

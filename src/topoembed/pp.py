@@ -11,6 +11,7 @@ import logging
 import re
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from . import graph
@@ -59,7 +60,9 @@ def gene_names_for_matching(adata, gene_symbols: str | None = None, genes=None) 
     sample = names[: min(len(names), 500)]
     if not sample or np.mean([bool(_ENSEMBL.match(v)) for v in sample]) <= 0.5:
         return names, "var_names"
-    text = [c for c in adata.var.columns if adata.var[c].dtype == object or str(adata.var[c].dtype) == "category"]
+    # text: object (pandas < 3), str (pandas 3's default for text) or categorical columns
+    text = [c for c in adata.var.columns if pd.api.types.is_object_dtype(adata.var[c])
+            or pd.api.types.is_string_dtype(adata.var[c]) or isinstance(adata.var[c].dtype, pd.CategoricalDtype)]
     ranked = sorted(text, key=lambda c: c not in SYMBOL_COLUMNS)  # the usual names first on ties
     if genes is not None:
         wanted = {str(g).upper() for g in genes}
