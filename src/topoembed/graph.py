@@ -71,14 +71,15 @@ def knn_search(X: np.ndarray, k: int, metric: str = "euclidean", method: str = "
     elif method == "approx":
         from pynndescent import NNDescent
 
-        if progress:
-            from ._progress import Progress
+        from ._progress import Progress
 
-            Progress(1, "topoembed kNN graph", "index").note(
-                f"approximate search of {n:,} points (pynndescent; it compiles for 40-60 s in a new process)")
+        bar = Progress(1, "topoembed kNN graph", "index", enabled=progress)
+        bar.note(f"approximate search of {n:,} points (pynndescent; it compiles for 40-60 s in a new process)")
         index = NNDescent(X, n_neighbors=k + 1, metric=metric, random_state=random_state,
                           n_jobs=1 if random_state is not None else -1)
         idx, dist = index.neighbor_graph
+        bar.step(f"{n:,} points")
+        bar.close()
     else:
         raise ValueError(f"method={method!r} must be 'auto', 'exact' or 'approx'")
     keep = without_self(idx)
