@@ -24,6 +24,7 @@ import logging
 
 import numpy as np
 from . import _lazy
+from ._progress import Progress
 
 sp = _lazy.module("scipy.sparse")
 csgraph = _lazy.module("scipy.sparse.csgraph")
@@ -70,8 +71,6 @@ def knn_search(X: np.ndarray, k: int, metric: str = "euclidean", method: str = "
         dist, idx = NearestNeighbors(n_neighbors=k + 1, metric=metric).fit(X).kneighbors(X)
     elif method == "approx":
         from pynndescent import NNDescent
-
-        from ._progress import Progress
 
         bar = Progress(1, "topoembed kNN graph", "index", enabled=progress)
         bar.note(f"approximate search of {n:,} points (pynndescent; it compiles for 40-60 s in a new process)")
@@ -159,8 +158,6 @@ def _candidates(X: np.ndarray, m: int, device: str = "cpu", chunk_bytes: int = 2
     float64 on the CPU (no scikit-learn import: 2 s of every command and worker start), torch
     in float32 on a GPU; the exact re-ranking (:func:`_exact_euclidean`) follows either way.
     ``progress``: a bar over the blocks (a log line per tenth off a terminal)."""
-    from ._progress import Progress
-
     n = X.shape[0]
     out = np.empty((n, m), dtype=np.int64)
     if device == "cpu":
