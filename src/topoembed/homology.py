@@ -36,6 +36,7 @@ apart, each would import the others' private helpers.
 """
 from __future__ import annotations
 
+import functools
 import logging
 
 import numpy as np
@@ -212,8 +213,19 @@ def _engine(engine: str, cocycles: bool, coeff: int = 2) -> str:
     if cocycles:
         return "ripser"  # only ripser.py returns representative cocycles
     if engine == "auto":
-        return "gph" if _gph_core(coeff) is not None else "ripser"  # the core that will run
+        if _gph_core(coeff) is not None:  # the core that will run
+            return "gph"
+        _note_without_gph()
+        return "ripser"
     return engine
+
+
+@functools.lru_cache(maxsize=None)
+def _note_without_gph() -> None:
+    """Say once per process that ripser.py stands in for giotto-ph (not installed: on Python 3.13
+    the package index has no wheel of it). The diagrams are the same; it takes about twice as long."""
+    log.info("giotto-ph is not installed (on Python 3.13 pip has no wheel of it): ripser.py computes the "
+             "homology, with the same diagrams, about half as fast")
 
 
 def _gph_core(coeff: int):
