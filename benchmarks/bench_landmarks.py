@@ -1,13 +1,15 @@
 """H1 + H2 of 300 max-min landmarks (the closed-surface check): ripser.py, giotto-ph on the
-full complex, and giotto-ph after its edge collapse (``homology.collapsed_persistence``, the
-default), on the same landmark distances, in the same run.
+full complex, giotto-ph after its edge collapse (``homology.collapsed_persistence``, the
+default), and gudhi's edge collapse with ripser.py (what runs on Python 3.13, without
+giotto-ph; needs ``pip install gudhi``, in the test extra), on the same landmark distances, in
+the same run.
 
     python benchmarks/bench_landmarks.py      # about a minute; prints a Markdown table
 
 Cases: the default distance (corrected effective resistance, mutual k = 100 graph) of two
 1,000-cell IPC subsamples (``../shared/data``, skipped when absent) and of the noise
 benchmark's torus (n = 1,000 in R^50, σ = 0.05 and 0.15). The last column checks that the
-collapse leaves the H2 diagram as ripser.py computes it.
+collapses leave the H2 diagram as ripser.py computes it.
 """
 from __future__ import annotations
 
@@ -47,8 +49,9 @@ def main() -> None:
         print(f"IPC skipped: {DATA} is absent")
     for sigma in (0.05, 0.15):
         cases[f"torus, σ = {sigma}"] = _distances(datasets.make("torus", n=1000, d=50, sigma=sigma, seed=0).X)
-    print("| case | ripser.py (s) | giotto-ph (s) | giotto-ph after edge collapse (s) | ripser.py / collapse | H2 as ripser.py |")
-    print("|---|---|---|---|---|---|")
+    print("| case | ripser.py (s) | giotto-ph (s) | giotto-ph after edge collapse (s) | ripser.py / collapse | "
+          "gudhi's collapse + ripser.py (s) | H2 as ripser.py |")
+    print("|---|---|---|---|---|---|---|")
     for name, D in cases.items():
         L = np.sort(homology.maxmin_landmarks(D, homology.N_LANDMARKS, 0))
         DL = np.asarray(D)[np.ix_(L, L)]
@@ -62,7 +65,18 @@ def main() -> None:
         got = homology.collapsed_persistence(DL, maxdim=2)["dgms"][2]
         t_col = time.perf_counter() - t0
         same = got.shape == ref.shape and np.allclose(np.sort(got, axis=0), np.sort(ref, axis=0), rtol=1e-5)
-        print(f"| {name} | {t_ripser:.2f} | {t_gph:.2f} | {t_col:.2f} | {t_ripser / t_col:.0f}× | {same} |", flush=True)
+        t_gudhi = "– (gudhi not installed)"
+        if homology._gudhi() is not None:
+            gph_module, homology._gph_module = homology._gph_module, lambda name: None  # as on Python 3.13
+            try:
+                t0 = time.perf_counter()
+                alt = homology.collapsed_persistence(DL, maxdim=2)
+                t_gudhi = f"{time.perf_counter() - t0:.2f}"
+            finally:
+                homology._gph_module = gph_module
+            same = same and alt["engine"] == "gudhi-collapse" and np.array_equal(alt["dgms"][2], got)
+        print(f"| {name} | {t_ripser:.2f} | {t_gph:.2f} | {t_col:.2f} | {t_ripser / t_col:.0f}× | {t_gudhi} | {same} |",
+              flush=True)
 
 
 if __name__ == "__main__":

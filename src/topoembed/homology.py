@@ -6,7 +6,9 @@ faster one, about 2x ripser.py at the same filtration) and ripser.py (Bauer 2021
 Saul and Bar-On 2018), the only one that returns representative cocycles. Both are called
 through their compiled cores (``gph.modules.gph_ripser[_coeff]``, ``pyRipser``), with the
 inputs their Python wrappers would pass: the wrappers import scikit-learn, 2.5 s in every
-process and worker, for code this package does not use.
+process and worker, for code this package does not use. giotto-ph has no wheel for Python
+3.13: there ripser.py runs, and gudhi's edge collapse (Maria, Boissonnat, Glisse, Yvinec
+2014) stands in for giotto-ph's before H2 (:func:`collapsed_persistence`).
 
 Only as much of the filtration is built as the diagram needs (H1):
 
@@ -29,10 +31,10 @@ edges below the truncation (:func:`ripser_memory_estimate`, checked before each 
 time from well under a second to a few seconds at n = 1,000. H2 costs much more: 34 s at
 n = 500 (sphere, 2 cores); the pipeline refuses above 600.
 
-Size (about 570 lines): the two engines (ripser.py, giotto-ph's compiled core loaded without
+Size (about 630 lines): the two engines (ripser.py, giotto-ph's compiled core loaded without
 its wrapper), the truncated filtration with its memory check, the landmarks with the edge
-collapse, and the cocycles all read one prepared float32 matrix and the same engine loader;
-apart, each would import the others' private helpers.
+collapse (giotto-ph's or gudhi's), and the cocycles all read one prepared float32 matrix and
+the same engine loader; apart, each would import the others' private helpers.
 """
 from __future__ import annotations
 
@@ -547,34 +549,77 @@ def maxmin_landmarks(D: np.ndarray, m: int, seed: int = 0) -> np.ndarray:
 
 
 def collapsed_persistence(D: np.ndarray, maxdim: int = 2, coeff: int = 2) -> dict | None:
-    """Vietoris-Rips diagrams of ``D`` (up to the enclosing radius) after giotto-ph's edge
-    collapse: edges that a neighbouring vertex dominates are removed first, which leaves
-    every persistence diagram unchanged (Boissonnat and Pritam, *Edge collapse and
-    persistence of flag complexes*, SoCG 2020) and shrinks the complex that H2 reduces.
-    Same dict as :func:`persistence` (no birth edges, no cocycles: the collapse loses the
-    generators). On 300 landmarks: H1 and H2 identical to :func:`persistence`, 0.13-0.34 s
-    instead of 1.2-2.6 s. None where giotto-ph's collapser is not installed."""
+    """Vietoris-Rips diagrams of ``D`` (up to the enclosing radius) after an edge collapse:
+    edges that a neighbouring vertex dominates are removed first, which leaves every
+    persistence diagram unchanged (Boissonnat and Pritam, *Edge collapse and persistence of
+    flag complexes*, SoCG 2020) and shrinks the complex that H2 reduces. The collapse and the
+    reduction are giotto-ph's; without giotto-ph (Python 3.13), gudhi's collapse
+    (``SimplexTree.collapse_edges``) and ripser.py on the edges left. Same dict as
+    :func:`persistence` (no birth edges, no cocycles: the collapse loses the generators). On 300
+    landmarks: H1 and H2 identical to :func:`persistence`, 0.1-0.4 s instead of 1.2-2.6 s
+    (giotto-ph) or 2.7-6.6 s (ripser.py). None where neither collapse is installed."""
     collapser, core = _gph_module("gph_collapser"), _gph_core(coeff)
-    if collapser is None or core is None:
+    gudhi = None if collapser is not None and core is not None else _gudhi()
+    if gudhi is None and (collapser is None or core is None):
         return None
     D, _, encl, Dr = _prepared(D)
     t = float(np.nextafter(np.float32(encl), np.float32(np.inf)))
-    row, col, val = collapser.flag_complex_collapse_edges_dense(np.ascontiguousarray(Dr, dtype=np.float32), t)
-    res = core.rips_dm_sparse(np.asarray(row, np.int64), np.asarray(col, np.int64), np.asarray(val, np.float32),
-                              len(val), D.shape[0], coeff, maxdim, t, 1, False)
-    dgms = [np.asarray(d, dtype=np.float64).reshape(-1, 2) for d in res.births_and_deaths_by_dim()]
+    if gudhi is None:
+        row, col, val = collapser.flag_complex_collapse_edges_dense(np.ascontiguousarray(Dr, dtype=np.float32), t)
+        res = core.rips_dm_sparse(np.asarray(row, np.int64), np.asarray(col, np.int64), np.asarray(val, np.float32),
+                                  len(val), D.shape[0], coeff, maxdim, t, 1, False)
+        found, engine = res.births_and_deaths_by_dim(), "gph-collapse"
+    else:
+        from pyRipser import doRipsFiltrationDMSparse
+
+        row, col, val = _gudhi_collapse(gudhi, Dr, t)
+        found = doRipsFiltrationDMSparse(row, col, val, D.shape[0], maxdim, t, coeff, False)["births_and_deaths_by_dim"]
+        engine = "gudhi-collapse"
+    dgms = [np.asarray(d, dtype=np.float64).reshape(-1, 2) for d in found]
     for dgm in dgms:  # alive at the enclosing radius: only H0's last component
         dgm[dgm[:, 1] > t, 1] = np.inf
     dgms = [dgm[np.lexsort((dgm[:, 1], dgm[:, 0]))] for dgm in dgms]
-    return {"dgms": dgms, "thresh": encl, "scale": distance_scale(D), "engine": "gph-collapse", "exact": True,
+    return {"dgms": dgms, "thresh": encl, "scale": distance_scale(D), "engine": engine, "exact": True,
             "birth_edges": np.zeros((0, 2), np.int64)}
+
+
+def _gudhi():
+    """gudhi (a dependency on Python 3.13, where giotto-ph has no wheel), or None."""
+    try:
+        import gudhi
+    except ImportError:
+        return None
+    return gudhi
+
+
+def _gudhi_collapse(gudhi, Dr: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row, col, length) of the edges of length ≤ t (float32) that gudhi's edge collapse keeps,
+    row < col, sorted; collapsed again until no edge goes (one pass left up to twice as many on 300-500
+    landmarks)."""
+    m = Dr.shape[0]
+    iu, ju = np.triu_indices(m, 1)
+    w = np.asarray(Dr[iu, ju], dtype=np.float32)
+    keep = w <= np.float32(t)
+    st = gudhi.SimplexTree()
+    st.insert_batch(np.arange(m)[None, :], np.zeros(m))
+    st.insert_batch(np.vstack([iu[keep], ju[keep]]), w[keep].astype(np.float64))
+    edges = st.num_simplices() - m
+    while True:
+        st.collapse_edges()
+        left = st.num_simplices() - m
+        if left == edges:
+            break
+        edges = left
+    e = np.array([(*simplex, f) for simplex, f in st.get_skeleton(1) if len(simplex) == 2], dtype=np.float64).reshape(-1, 3)
+    e = e[np.lexsort((e[:, 1], e[:, 0]))]
+    return e[:, 0].astype(np.int32), e[:, 1].astype(np.int32), e[:, 2].astype(np.float32)
 
 
 def landmark_persistence(D: np.ndarray, n_landmarks: int = N_LANDMARKS, maxdim: int = 2, seed: int = 0,
                          engine: str = "auto") -> dict:
     """Persistence up to H2 of the max-min landmarks (:func:`maxmin_landmarks`) of ``D``:
     :func:`collapsed_persistence` on ``D[L, L]`` (``engine`` "auto"; otherwise, or without
-    giotto-ph, :func:`persistence` with that engine), with ``landmarks`` (the indices L)
+    giotto-ph and gudhi, :func:`persistence` with that engine), with ``landmarks`` (the indices L)
     added. Voids (H2) of all n points are out of reach (34 s at n = 500 without the collapse);
     on :data:`N_LANDMARKS` landmarks they take under a second on most data, and a surface
     sampled that densely keeps its void."""
