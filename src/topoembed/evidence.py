@@ -78,6 +78,12 @@ def _one_loop_decided(dgm1: np.ndarray, t: float, scale: float) -> bool:
 #: in a forked process while its own persistence runs (:class:`_Speculation`).
 SPECULATE_MAX_N = 2000
 
+#: Seconds the parent waits for the forked child's reading once it needs it, before computing
+#: the reading itself. A child forked from a process with other threads (Jupyter's, a BLAS pool)
+#: can in principle block on a lock one of them held at the fork (Python ≥ 3.12 warns so); it
+#: must not stall the run. The reading takes well under this (0.3 s at 1,000 points).
+SPECULATION_WAIT_S = 60.0
+
 
 class _Speculation:
     """:func:`confirmation_reading` for a count of 1 (the usual one), computed in a forked child
@@ -127,6 +133,9 @@ class _Speculation:
 
     def result(self) -> dict | None:
         try:
+            if not self._conn.poll(SPECULATION_WAIT_S):
+                log.debug("the speculative confirmation sent nothing in %.0f s; computing it here", SPECULATION_WAIT_S)
+                return None
             status, payload, records = self._conn.recv()
         except (EOFError, OSError):
             return None
