@@ -24,6 +24,14 @@ def test_run_result_and_summary_contract():
     for key in ["version", "input", "n_points", "params", "distance", "diagrams", "detection", "loops", "timings_s"]:
         assert key in s
     assert set(s["timings_s"]) == {"graph", "distances", "homology", "detection", "localization", "total"}
+    # what ran: the versions that can change a result, and the engine that computed the diagrams
+    import platform
+    from importlib import metadata
+
+    env = s["environment"]
+    assert env["python"] == platform.python_version() and env["numpy"] == np.__version__
+    assert env["scipy"] == metadata.version("scipy") and env["ripser"] == metadata.version("ripser")
+    assert env["homology_engine"] == {"gph": "giotto-ph", "ripser": "ripser.py"}[r.ph["engine"]]
     assert "phase" not in s["loops"][0] and len(r.loops[0]["phase"]) == 300  # per-point arrays stay off the JSON
     assert s["detection"]["n_loops"] == 1 and len(s["loops"]) == 1
     lp = s["loops"][0]

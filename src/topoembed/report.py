@@ -786,6 +786,8 @@ def _details(summary) -> str:
     third = -(-len(items) // 3)
     tables = [_table(items[i:i + third], ["parameter", "value"]) for i in range(0, len(items), third)]
     tables.append(_table([(k, f"{v:.2f}") for k, v in summary["timings_s"].items()], ["stage", "seconds"]))
+    if summary.get("environment"):  # absent from summaries written before 2026-12-07
+        tables.append(_table(list(summary["environment"].items()), ["environment", "version"]))
     return "<div class='cols'>" + "".join(f"<div>{x}</div>" for x in tables) + "</div>"
 
 

@@ -10,7 +10,7 @@ import numpy as np
 
 from ._version import __version__
 
-__all__ = ["summary", "PER_POINT", "per_cell_columns", "PHASE_MISSING_REASON", "NO_LOOP_REASON",
+__all__ = ["summary", "environment", "PER_POINT", "per_cell_columns", "PHASE_MISSING_REASON", "NO_LOOP_REASON",
            "LOW_CONFIDENCE_REASON", "NO_LOOP_VALUES", "MISSING_REASONS"]
 
 #: Per-point arrays of each loop: kept on the Result, not written to summary.json.
@@ -61,6 +61,31 @@ def _diagram_lists(dgms) -> dict:
             for dim, dgm in enumerate(dgms)}
 
 
+#: The packages whose versions can change a result in its last digits (numpy, scipy: the
+#: distances; the homology engines; scanpy and anndata: the recipes and graphs read).
+RESULT_PACKAGES = ("numpy", "scipy", "giotto-ph", "ripser", "gudhi", "pynndescent", "scanpy", "anndata")
+
+
+def environment() -> dict:
+    """What ran: Python's version, :data:`RESULT_PACKAGES`' versions ("not installed" where
+    absent) and the homology engine ("giotto-ph", or "ripser.py" where giotto-ph is missing,
+    as on Python 3.13). The same seed gives the same result within one such environment;
+    other versions of numpy or scipy can change a phase by a constant (GUIDE, "Repeatability")."""
+    import platform
+    from importlib import metadata
+
+    from . import homology
+
+    def version(name):
+        try:
+            return metadata.version(name)
+        except metadata.PackageNotFoundError:
+            return "not installed"
+
+    return {"python": platform.python_version(), **{name: version(name) for name in RESULT_PACKAGES},
+            "homology_engine": "giotto-ph" if homology._gph_core(2) is not None else "ripser.py"}
+
+
 def summary(result, input_desc: str = "") -> dict:
     """The ``summary.json`` contract (see README: Output)."""
     det = result.detection
@@ -87,4 +112,5 @@ def summary(result, input_desc: str = "") -> dict:
         "warnings": list(result.warnings),
         "notes": list(result.notes),
         "timings_s": {k: float(v) for k, v in result.timings.items()},
+        "environment": environment(),
     }

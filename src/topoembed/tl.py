@@ -13,7 +13,7 @@ Each function reads what earlier steps stored under ``key_added`` (default
   ``detection`` (``n_loops``, ``scores`` {"1": s_1, ...}, ``score``), ``loops``
   ({"0": {birth, death, persistence, birth_edge}, ...}: a dict with string keys so that
   it survives ``write_h5ad``; :func:`get_loops` returns it as a list), ``params``,
-  ``timings_s``;
+  ``timings_s``, ``environment`` (Python's and the packages' versions, the homology engine);
 * ``adata.obs[f"{key}_subsample"]``: which cells a subsampled run used.
 
 All mathematics lives in the core modules; these functions only move data.
@@ -328,6 +328,7 @@ def store_result(adata, result: pipeline.Result, *, use_rep: str | None = None, 
     entry["params"] = h5ad_safe({**dataclasses.asdict(p), "use_rep": use_rep or "X",
                                  "neighbors_key": neighbors_key, "binarize": binarize})
     entry["timings_s"] = {k: float(v) for k, v in result.timings.items()}
+    entry["environment"] = summ["environment"]
 
 
 def run(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, binarize: bool = True,
