@@ -594,8 +594,8 @@ def _gudhi():
 
 def _gudhi_collapse(gudhi, Dr: np.ndarray, t: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(row, col, length) of the edges of length ≤ t (float32) that gudhi's edge collapse keeps,
-    row < col, sorted; collapsed again until no edge goes (one pass left up to twice as many on 300-500
-    landmarks)."""
+    row < col, sorted; collapsed again until no edge goes (one pass left up to twice as many
+    on 300-500 landmarks)."""
     m = Dr.shape[0]
     iu, ju = np.triu_indices(m, 1)
     w = np.asarray(Dr[iu, ju], dtype=np.float32)
@@ -610,7 +610,8 @@ def _gudhi_collapse(gudhi, Dr: np.ndarray, t: float) -> tuple[np.ndarray, np.nda
         if left == edges:
             break
         edges = left
-    e = np.array([(*simplex, f) for simplex, f in st.get_skeleton(1) if len(simplex) == 2], dtype=np.float64).reshape(-1, 3)
+    e = np.array([(*simplex, f) for simplex, f in st.get_skeleton(1) if len(simplex) == 2],
+                 dtype=np.float64).reshape(-1, 3)
     e = e[np.lexsort((e[:, 1], e[:, 0]))]
     return e[:, 0].astype(np.int32), e[:, 1].astype(np.int32), e[:, 2].astype(np.float32)
 
