@@ -559,12 +559,13 @@ def collapsed_persistence(D: np.ndarray, maxdim: int = 2, coeff: int = 2) -> dic
     landmarks: H1 and H2 identical to :func:`persistence`, 0.1-0.4 s instead of 1.2-2.6 s
     (giotto-ph) or 2.7-6.6 s (ripser.py). None where neither collapse is installed."""
     collapser, core = _gph_module("gph_collapser"), _gph_core(coeff)
-    gudhi = None if collapser is not None and core is not None else _gudhi()
-    if gudhi is None and (collapser is None or core is None):
+    with_gph = collapser is not None and core is not None
+    gudhi = None if with_gph else _gudhi()
+    if not with_gph and gudhi is None:
         return None
     D, _, encl, Dr = _prepared(D)
     t = float(np.nextafter(np.float32(encl), np.float32(np.inf)))
-    if gudhi is None:
+    if with_gph:
         row, col, val = collapser.flag_complex_collapse_edges_dense(np.ascontiguousarray(Dr, dtype=np.float32), t)
         res = core.rips_dm_sparse(np.asarray(row, np.int64), np.asarray(col, np.int64), np.asarray(val, np.float32),
                                   len(val), D.shape[0], coeff, maxdim, t, 1, False)

@@ -83,7 +83,7 @@ def environment() -> dict:
             return "not installed"
 
     return {"python": platform.python_version(), **{name: version(name) for name in RESULT_PACKAGES},
-            "homology_engine": "giotto-ph" if homology._gph_core(2) is not None else "ripser.py"}
+            "homology_engine": {"gph": "giotto-ph", "ripser": "ripser.py"}[homology._engine("auto", cocycles=False)]}
 
 
 def summary(result, input_desc: str = "") -> dict:
