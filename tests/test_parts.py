@@ -28,9 +28,10 @@ def test_partition_of_disconnected_rings_is_their_components_largest_first():
 
 
 def test_searched_parts_keep_the_sizes_the_uniform_subsamples_miss():
-    labels = np.r_[np.zeros(600, int), np.ones(200, int), np.full(100, 2), np.full(100, 3)]
+    small = parts.MIN_PART - 1
+    labels = np.r_[np.zeros(600, int), np.ones(200, int), np.full(small, 2), np.full(small, 3)]
     got = parts.searched_parts(labels)
-    # 600 of 1,000 is above MAX_SHARE (the uniform subsamples see it), 100 is below MIN_PART
+    # 600 of about 1,000 is above MAX_SHARE (the uniform subsamples see it), the last two below MIN_PART
     assert [len(P) for P in got] == [200]
     assert np.array_equal(got[0], np.arange(600, 800))
 
@@ -70,12 +71,16 @@ def test_a_loop_of_eight_percent_is_found_in_its_part_and_not_by_uniform_subsamp
     lp = res.loops[0]
     on = np.asarray(lp["on_loop"], bool)
     f1 = 2 * (on & truth).sum() / (on.sum() + truth.sum())
-    assert f1 >= 0.8 and not on[~truth].any()
+    # the part's shell (the clusters' points nearest the circle) is analysed with it, and some of
+    # those next to the circle fall within the on-loop threshold (issue 29's bar: F1 ≥ 0.9)
+    assert f1 >= 0.9 and on[~truth].sum() <= 0.15 * on.sum()
     assert abs(localize.circular_correlation(lp["phase"][truth], s.angle[truth])) >= 0.9
-    # a part's loop says nothing outside the points analysed: its part (the circle and at most a
-    # few stray points) and, the part not being a component of its own here, its surroundings
+    # a part's loop says nothing outside its part (the circle and at most a few stray points) and,
+    # the part not being a component of its own here, its surroundings: its phase there, its
+    # membership on the points analysed (the part and its shell)
     assert lp["part_size"] <= 1.1 * truth.sum()
-    assert np.isfinite(lp["phase"]).sum() <= lp["n_analysed"] <= 700
+    assert np.isfinite(lp["phase"]).sum() == lp["n_reached"] and lp["n_analysed"] <= min(700, lp["n_reached"])
+    assert np.isfinite(lp["loop_distance"]).sum() == lp["n_analysed"]  # membership where it was measured
     rec = res.detection["parts"]
     assert len(rec["searched"]) == lp["n_parts_searched"] >= 2
     # Bonferroni over the parts searched
@@ -127,17 +132,59 @@ def _path_extension(n):
     return extension.Extension(n + 2, np.arange(n + 2), (A + A.T).tocsr())
 
 
-def test_surroundings_are_the_points_within_two_edges_up_to_the_size():
-    E = _path_extension(40)
+@pytest.mark.parametrize("metric", ["euclidean", "cosine", "manhattan"])
+def test_the_shell_is_each_part_points_nearest_outside_points_within_two_edges(metric):
+    # oracle: breadth-first search by networkx for the points within two edges, and a brute-force
+    # distance matrix (scipy's cdist) for each part point's nearest of them
+    import networkx as nx
+    from scipy.spatial.distance import cdist
+
+    rng = np.random.default_rng(3)
+    n = 120
+    X = rng.normal(size=(n, 4)) + 2.0
+    A = graph.knn_graph(X, k=4, symmetrize="or", method="exact")
+    E = extension.Extension(n, np.arange(n), A)
+    P = np.arange(0, 30)
+    G = nx.from_scipy_sparse_array(A)
+    near = set()
+    for v in P:
+        near |= set(nx.single_source_shortest_path_length(G, int(v), cutoff=2))
+    cand = np.array(sorted(near - set(P.tolist())))
+    scipy_metric = {"manhattan": "cityblock"}.get(metric, metric)
+    D = cdist(X[P], X[cand], metric=scipy_metric)
+    m = parts.SHELL_NEIGHBOURS
+    want = np.union1d(P, cand[np.unique(np.argsort(D, axis=1, kind="stable")[:, :m])])
+    assert len(want) < len(P) + len(cand)  # the shell is less than all points within two edges
+    got = parts.with_shell(E, P, 700, np.random.default_rng(0), X, metric)
+    assert np.array_equal(got, want)
+    small = parts.with_shell(E, P, len(P) + 5, np.random.default_rng(0), X, metric)  # room for five
+    assert len(small) == len(P) + 5 and np.isin(small, want).all()
+    # a component of its own has no shell
+    lone = extension.Extension(n + 2, np.arange(n + 2), sp.block_diag([A, sp.csr_matrix([[0, 1], [1, 0]])]).tocsr())
+    assert np.array_equal(parts.with_shell(lone, [n, n + 1], 700, np.random.default_rng(0),
+                                                  np.r_[X, X[:2]], metric), [n, n + 1])
+
+
+def test_two_parts_that_find_one_loop_report_it_once_with_the_stronger_evidence():
+    # oracle: a phase and the same phase turned by a constant (and reversed) are one loop (|ρ| = 1);
+    # an independent random phase is another
     rng = np.random.default_rng(0)
-    P = np.arange(10, 20)
-    # oracle: on a path, the points within two edges of 10..19 are 8, 9, 20, 21
-    assert np.array_equal(E.neighbourhood(P, 2), [8, 9, 20, 21])
-    assert np.array_equal(parts.with_surroundings(E, P, 700, rng), np.arange(8, 22))
-    got = parts.with_surroundings(E, P, 12, rng)  # room for two of the four
-    assert len(got) == 12 and np.isin(P, got).all() and np.isin(got, [8, 9, 20, 21] + list(P)).all()
-    assert np.array_equal(parts.with_surroundings(E, P, 10, rng), P)  # no room: the part alone
-    assert np.array_equal(parts.with_surroundings(E, [40, 41], 700, rng), [40, 41])  # a component
+    n = 400
+    angle = rng.uniform(0, 2 * np.pi, n)
+
+    def loop(phase, rows, p, part):
+        full = np.full(n, np.nan)
+        full[rows] = phase[rows]
+        return {"phase": full, "p_value": p, "prevalence": 1.0, "part": part}
+
+    first = loop(angle, np.arange(0, 250), 0.004, 0)
+    same = loop((1.3 - angle) % (2 * np.pi), np.arange(150, 400), 0.0004, 1)  # overlaps on 100 points
+    other = loop(rng.uniform(0, 2 * np.pi, n), np.arange(150, 400), 0.0001, 2)
+    apart = loop(angle, np.arange(390, 400), 0.0001, 3)  # 10 common points: too few to tell
+    assert parts._new_match(same, [first]) == 0
+    assert parts._new_match(other, [first]) is None
+    assert parts._new_match(apart, [first]) is None
+    assert parts._stronger(same, first) is same and parts._stronger(first, same) is same
 
 
 @pytest.fixture(scope="module")
@@ -171,6 +218,28 @@ def test_a_part_loop_is_evidence_for_the_ensembles_loop_only_where_that_one_is_n
         assert loops == [known]
 
 
+def _ipc_mixture_run(ipc_path, n_cycling, draw):
+    """All non-cycling IPC cells and ``n_cycling`` random cycling ones (``default_rng(draw)``),
+    analysed with the defaults: (result, cycling mask, CellCycle score) on the cells analysed."""
+    import anndata
+
+    a = anndata.read_h5ad(ipc_path)
+    cycling = a.obs["Cycling"].to_numpy(bool)
+    rng = np.random.default_rng(draw)
+    idx = np.sort(np.r_[np.flatnonzero(~cycling), rng.choice(np.flatnonzero(cycling), n_cycling, replace=False)])
+    res = analysis.run(np.asarray(a.obsm["X_scVI"], float)[idx], jobs=1)
+    return res, cycling[idx], a.obs["CellCycle"].to_numpy(float)[idx]
+
+
+def _r2_on_cycling(phase, cycling, score):
+    """(cycling cells with a phase, R² of the score on (cos θ, sin θ) over them)."""
+    on = cycling & np.isfinite(phase)
+    theta, y = phase[on], score[on]
+    Z = np.c_[np.ones(on.sum()), np.cos(theta), np.sin(theta)]
+    resid = y - Z @ np.linalg.lstsq(Z, y, rcond=None)[0]
+    return int(on.sum()), 1 - resid.var() / y.var()
+
+
 @pytest.mark.slow  # real cells, 20-30 s per draw: the default run keeps the synthetic part tests above
 @pytest.mark.parametrize("draw", [0, 1])
 def test_the_ipc_mixture_loop_closes_through_the_parts_surroundings(ipc_path, draw):
@@ -179,31 +248,37 @@ def test_the_ipc_mixture_loop_closes_through_the_parts_surroundings(ipc_path, dr
     # in the non-cycling mass, so the loop is found with the part's surroundings (issues 28, 29).
     # Draw 0: the subsamples miss it, the part's loop is a new one; draw 1: 6 of 10 subsamples find
     # it without support (p = 0.96), the part's p-value becomes its evidence
-    import anndata
-
-    a = anndata.read_h5ad(ipc_path)
-    cycling = a.obs["Cycling"].to_numpy(bool)
-    rng = np.random.default_rng(draw)
-    idx = np.sort(np.r_[np.flatnonzero(~cycling), rng.choice(np.flatnonzero(cycling), 400, replace=False)])
-    res = analysis.run(np.asarray(a.obsm["X_scVI"], float)[idx], jobs=1)
+    res, cycling, score = _ipc_mixture_run(ipc_path, 400, draw)
     assert res.verdict.level == "loop" and len(res.loops) == 1
     lp = res.loops[0]
     assert lp["p_value"] < 0.01
     if draw == 0:  # a new loop: on the part and all of its surroundings, not only the 700 cells analysed
         assert lp["part_size"] < lp["n_analysed"] <= 700 < np.isfinite(lp["phase"]).sum()
-        assert np.isfinite(lp["phase"][cycling[idx]]).sum() >= 390
+        assert np.isfinite(lp["phase"][cycling]).sum() >= 390
     else:
         ev = lp["part_evidence"]
         assert ev["part_size"] < ev["n_analysed"] <= 700 and ev["ensemble_p_value"] > 0.5
-        # 6 of 10 uniform subsamples hold enough cycling cells to find it; 10 of 10 within its part
-        assert ev["ensemble_prevalence"] == 0.6 and lp["prevalence"] == ev["prevalence"] == 1.0
-        assert np.isfinite(lp["phase"][cycling[idx]]).all()
-    # R² of the CellCycle score on (cos θ, sin θ), on the cycling cells that have a phase
-    on = cycling[idx] & np.isfinite(lp["phase"])
-    theta, y = lp["phase"][on], a.obs["CellCycle"].to_numpy(float)[idx][on]
-    Z = np.c_[np.ones(on.sum()), np.cos(theta), np.sin(theta)]
-    resid = y - Z @ np.linalg.lstsq(Z, y, rcond=None)[0]
-    assert on.sum() >= 390 and 1 - resid.var() / y.var() >= 0.7
+        # 6 of 10 uniform subsamples hold enough cycling cells to find it; the part's p-value
+        # supports it, and the prevalence measured within the part becomes the loop's
+        assert ev["ensemble_prevalence"] == 0.6 and lp["prevalence"] == ev["prevalence"]
+        assert np.isfinite(lp["phase"][cycling]).all()
+    n_phased, r2 = _r2_on_cycling(lp["phase"], cycling, score)
+    assert n_phased >= 390 and r2 >= 0.7
+
+
+@pytest.mark.slow  # real cells, 10-20 s per draw
+@pytest.mark.parametrize("draw", [0, 2])
+def test_the_five_percent_ipc_mixture_is_found_in_its_part_with_its_shell(ipc_path, draw):
+    # 3,668 non-cycling IPC cells and 200 (5 %) cycling ones (issue 29): the uniform subsamples hold
+    # ~37 cycling cells each and find nothing; the cycling cells' part (152 / 165 cells, conductance
+    # 0.055 / 0.077) with its shell holds about 190 of the 200 and closes the cycle. Before the
+    # shell (a random fill to 700 within two edges) and the limits 100 cells and 0.08: no loop
+    res, cycling, score = _ipc_mixture_run(ipc_path, 200, draw)
+    assert res.verdict.level == "loop" and len(res.loops) == 1
+    lp = res.loops[0]
+    assert lp["p_value"] < 0.01 and lp["part_size"] < lp["n_analysed"] < 700
+    n_phased, r2 = _r2_on_cycling(lp["phase"], cycling, score)
+    assert n_phased >= 180 and r2 >= 0.7
 
 
 def _part_p_value_and_a_counted_check(monkeypatch, p_in_part):
@@ -294,8 +369,8 @@ def test_the_report_says_whose_subsamples_a_prevalence_counts():
 
 
 def test_a_new_part_loop_reaches_the_rest_of_its_surroundings_and_no_further():
-    # a part loop found on 10..19 of a path (one sample of its surroundings) is given on the part
-    # and all of its surroundings (8, 9, 20, 21) by harmonic extension; on a path a value known
+    # a part loop found on 10..19 of a path is given (its phase) on the part and all of its
+    # surroundings (8, 9, 20, 21) by harmonic extension; on a path a value known
     # only on one side is carried unchanged (the oracle); nothing beyond, nothing on the analysed
     # points changes
     E = _path_extension(40)
@@ -309,7 +384,11 @@ def test_a_new_part_loop_reaches_the_rest_of_its_surroundings_and_no_further():
     assert np.allclose(out["phase"][[8, 9]], theta[0]) and np.allclose(out["phase"][[20, 21]], theta[-1])
     outside = np.setdiff1d(np.arange(42), region)
     assert np.isnan(out["phase"][outside]).all() and not out["on_loop"][outside].any()
-    assert out["on_loop"][region].all() and out["n_on_loop"] == 14 and out["n_analysed"] == 10
+    # membership only where the distance was measured: an extension beyond the analysed points
+    # would carry their small distances into whatever lies next to them
+    assert out["on_loop"][D].all() and not out["on_loop"][[8, 9, 20, 21]].any()
+    assert np.isnan(out["loop_distance"][[8, 9, 20, 21]]).all()
+    assert out["n_on_loop"] == 10 and out["n_analysed"] == 10 and out["n_reached"] == 14
     assert out["p_value"] == 2e-4 and out["cycle"] == [10, 19]
     # without the graph the loop stays on the points analysed
     alone = parts._global_loop(lp, D, 42, 2, 0, D)

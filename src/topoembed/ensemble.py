@@ -275,7 +275,7 @@ def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, progre
         t_parts = time.perf_counter()
         planned = screens = None
         if part_screens is not None:
-            planned = parts.plan(ext_graph, params)
+            planned = parts.plan(ext_graph, params, X)
             screens = parts.check_screens(part_screens, planned, params, n)
         found, part_record = parts.search(X, ext_graph, params, loops_out, run, jobs=jobs, progress=progress,
                                           planned=planned, screens=screens)
@@ -355,7 +355,7 @@ def plan_parts(X, params: pipeline.Params | None = None, *, progress: bool = Fal
     if not params.parts:  # no graph to build
         return parts.Plan.empty()
     log.info("%s…", _graph_label(X.shape[0], params))
-    return parts.plan(extension.build(X, params, include=idxs, progress=progress), params)
+    return parts.plan(extension.build(X, params, include=idxs, progress=progress), params, X)
 
 
 def run_part(X, part: int, params: pipeline.Params | None = None, *, picks=None, **overrides) -> parts.Screen:

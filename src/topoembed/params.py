@@ -110,7 +110,7 @@ class Params:
     (:func:`topoembed.prevalence.prevalence_stage`). Cost, only then: 2.5-4.7 times the run where
     a loop is checked, 4.5-6 where a hidden loop is found, 1.1-2 on noise (BENCHMARKS.md).
     ``parts`` (default True): an ensemble (more than :data:`ENSEMBLE_MIN_N` points) also looks
-    for loops inside each part of the graph that holds 150 points to a quarter of them
+    for loops inside each part of the graph that holds 100 points to a quarter of them
     (:mod:`topoembed.parts`): a loop that only a few percent of the points carry, which
     uniform subsamples miss; p-values are corrected for the number of parts searched.
     ``confirm`` applies to single runs: the runs of an ensemble or of a prevalence check skip it,

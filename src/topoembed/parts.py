@@ -13,9 +13,9 @@ uniform subsamples (:mod:`topoembed.ensemble`) misses it. Above the ensemble:
    :data:`MAX_CONDUCTANCE`) of at least :data:`MIN_PART` points and at most
    :data:`MAX_SHARE` of all points (at most :data:`MAX_PARTS` per resolution, largest first;
    one part where two resolutions give nearly the same, :data:`SAME_PART`) is searched with
-   its surroundings (:func:`with_surroundings`: a part under ``subsample_size`` (700) points
-   filled up to it with points within :data:`SURROUNDING_HOPS` edges; a loop through a part
-   may close outside it). It is first screened by one run on at most 700 of those points,
+   its shell (:func:`with_shell`: for a part under ``subsample_size`` (700) points, each of its
+   points' :data:`SHELL_NEIGHBOURS` nearest points within :data:`SURROUNDING_HOPS` edges; a
+   loop through a part may close outside it). It is first screened by one run on at most 700 of those points,
    with the k the front door gives that many points (:func:`_inner`: a quarter of them below
    400), confirmed by the second spectral distance (the screens on the ``jobs`` local processes, or
    one cluster job each: :func:`plan`, :func:`screen`; ``topoembed parts`` and ``topoembed
@@ -58,7 +58,12 @@ Cost: a Leiden partition of the graph per resolution (about 0.4 s at 20,000 poin
 50,000 landmarks), one screening run of at most 700 points per searched part (all of them on
 the ``jobs`` local processes), and for a part whose screen finds a loop one analysis of its
 points (a single run and its prevalence check of 10 runs on 70 % of its points, or up to 10
-subsample runs of 700 points).
+subsample runs of 700 points). The shell: one nearest-neighbour search of the part's points
+among the points within two edges of it (float32 BLAS, at most 700 × that many distances).
+
+Size (about 560 lines): the plan, the screens, the search and the evidence rules act on the same
+records of parts and their loops (a part's loop is matched against the ensemble's and the other
+parts' loops, its evidence applied to the ensemble's), so they are one module.
 """
 from __future__ import annotations
 
@@ -73,11 +78,11 @@ from .params import ENSEMBLE_RUNS, MIN_PREVALENCE
 from ._parallel import Pool, resolve_jobs
 from ._progress import Progress
 from ._validate import InputError, option
-from .subsamples import MATCH_MIN_CORR, WORKER_PRELOAD, extend_loop, phase_corr, subsample_params
+from .subsamples import MATCH_MIN_CORR, MATCH_MIN_POINTS, WORKER_PRELOAD, extend_loop, phase_corr, subsample_params
 
 log = logging.getLogger(__name__)
 
-__all__ = ["searched_parts", "plan", "Plan", "screen", "Screen", "screen_params", "check_screens", "search", "apply_evidence", "with_surroundings", "SURROUNDING_HOPS", "RESOLUTIONS", "SAME_PART",
+__all__ = ["searched_parts", "plan", "Plan", "screen", "Screen", "screen_params", "check_screens", "search", "apply_evidence", "with_shell", "SHELL_NEIGHBOURS", "SURROUNDING_HOPS", "RESOLUTIONS", "SAME_PART",
            "MIN_PART", "MAX_SHARE", "MAX_PARTS", "SCREEN_MAX_P", "MAX_CONDUCTANCE"]
 
 #: Leiden's modularity resolutions, finest first: 1 (the standard modularity; scanpy's
@@ -91,16 +96,22 @@ SAME_PART = 0.9
 #: Only a part whose conductance in the graph (cut to the rest over the smaller volume) is below
 #: this is searched. Without it, parts of a 1,500-point torus (conductance 0.046-0.15) each
 #: reported the torus's second loop, 3 or 4 loops in 2 of 6 runs (with 0.2, 4 loops in 1 of 6;
-#: with 0.06 none, as with 0.03); the minority circles' parts are components of their own (0.0);
-#: the IPC cells' parts are 0.04-0.30; in the IPC mixtures (3,668 non-cycling cells and 400
-#: cycling ones, 8 draws) the cycling cells' part is 0.037-0.053, every other part 0.072 or more
-#: (with 200 cycling cells 0.069-0.084, not searched).
-MAX_CONDUCTANCE = 0.06
-#: How far (edges of the extension graph) around a part :func:`with_surroundings` looks.
+#: with 0.03, 0.06 or 0.08 none); the minority circles' parts are components of their own (0.0);
+#: the IPC cells' parts are 0.04-0.30; in the IPC mixtures (3,668 non-cycling cells and 400 or
+#: 200 cycling ones, 8 draws each) the cycling cells' part is 0.037-0.053 (400) and 0.038-0.077
+#: (200: 3 of 8 above the former 0.06).
+MAX_CONDUCTANCE = 0.08
+#: How far (edges of the extension graph) around a part :func:`with_shell` looks.
 SURROUNDING_HOPS = 2
-#: Fewest points of a part searched alone: a run with k = 100 needs a few times k points, and
-#: 150 is the smallest size at which the defaults were checked on a circle.
-MIN_PART = 150
+#: Nearest points outside a part that each of its points adds to the part's shell
+#: (:func:`with_shell`). Whole runs, IPC mixtures of 200 / 400 cycling cells, 8 draws: a
+#: supported loop in 7 / 8 with 8, 7 / 6 with 4; a 1.5 % circle touching a cluster takes fewer
+#: of the cluster's points into its membership with 4 (F1 0.964 against 0.936).
+SHELL_NEIGHBOURS = 8
+#: Fewest points of a part searched alone: the smallest input the front door analyses with its own
+#: k (a quarter of the points; below it the k = 10 graph). The 5 % IPC mixtures' cycling part
+#: holds 132-165 cells (3 of 8 draws under the former 150).
+MIN_PART = 100
 #: Largest share of all points a searched part may hold: above it the uniform subsamples of
 #: 700 points hold at least 175 of its points, as many as a part of the smallest size searched.
 MAX_SHARE = 0.25
@@ -135,7 +146,7 @@ class Plan:
     """What :func:`search` screens (steps 1-2 of the module docstring), fixed by the extension
     graph and ``params.seed`` alone, so a cluster job per part (:func:`screen`) screens what a
     local run would: ``parts`` (rows of each searched part, largest first per resolution),
-    ``data`` (each part with its surroundings: the points a full analysis sees), ``picks`` (at
+    ``data`` (each part with its shell: the points a full analysis sees), ``picks`` (at
     most ``subsample_size`` of them: the points screened) and ``record`` (the partition's
     figures for ``summary.json``)."""
     parts: list
@@ -149,11 +160,11 @@ class Plan:
         return cls([], [], [], {})
 
 
-def plan(ext_graph, params: pipeline.Params) -> Plan:
+def plan(ext_graph, params: pipeline.Params, X) -> Plan:
     """The parts searched and the points screened and analysed for each (:class:`Plan`): Leiden
     at each of :data:`RESOLUTIONS` on ``ext_graph``, the parts :func:`searched_parts` keeps that
     are apart from the rest (conductance below :data:`MAX_CONDUCTANCE`), each with its
-    surroundings (:func:`with_surroundings`). No part with ``params.parts`` off."""
+    shell (:func:`with_shell`). No part with ``params.parts`` off."""
     if not params.parts:
         return Plan.empty()
     log.info("parts: Leiden communities of the %s at resolution%s %s…",
@@ -169,19 +180,19 @@ def plan(ext_graph, params: pipeline.Params) -> Plan:
     # second loop, in each of its bands): only a part nearly apart from the rest is searched
     conductance = [ext_graph.conductance(P) for P in eligible]
     parts = [P for P, c in zip(eligible, conductance) if c < MAX_CONDUCTANCE]
-    record = {"n_parts": int(labelings[0].max()) + 1, "resolutions": list(RESOLUTIONS),
-              "n_parts_by_resolution": [int(lb.max()) + 1 for lb in labelings],
-              "searched": [int(len(P)) for P in parts],
-              "not_apart": int(len(eligible) - len(parts)), "max_conductance": MAX_CONDUCTANCE}
+    size = int(params.subsample_size)
     rng = np.random.default_rng(params.seed)
-    # what is analysed of a part: the part with some of its surroundings, or (a large part)
-    # the part alone, and what is screened of it: at most one subsample's worth
+    # what is analysed of a part: the part with its shell, or (a large part) the part alone, and
+    # what is screened of it: at most one subsample's worth
     data, picks = [], []
     for P in parts:
-        D = with_surroundings(ext_graph, P, int(params.subsample_size), rng)
-        m = min(len(D), int(params.subsample_size))
+        D = with_shell(ext_graph, P, size, rng, X, params.metric)
         data.append(D)
-        picks.append(D if m == len(D) else np.sort(rng.choice(D, m, replace=False)))
+        picks.append(D if len(D) <= size else np.sort(rng.choice(D, size, replace=False)))
+    record = {"n_parts": int(labelings[0].max()) + 1, "resolutions": list(RESOLUTIONS),
+              "n_parts_by_resolution": [int(lb.max()) + 1 for lb in labelings],
+              "searched": [int(len(P)) for P in parts], "n_analysed": [int(len(D)) for D in data],
+              "not_apart": int(len(eligible) - len(parts)), "max_conductance": MAX_CONDUCTANCE}
     return Plan(parts, data, picks, record)
 
 
@@ -255,15 +266,16 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
     a bar over the parts (:class:`topoembed._progress.Progress`), also into a part's analysis.
     ``planned``: :func:`plan`'s result where the caller made it; ``screens``: the parts' screens
     made by cluster jobs (:func:`screen`, in part order; :func:`check_screens`) instead of here."""
-    planned = planned if planned is not None else plan(ext_graph, params)
+    planned = planned if planned is not None else plan(ext_graph, params, X)
     parts, data, picks = planned.parts, planned.data, planned.picks
-    record = {**planned.record, "loops": [], "screened_loops": [], "evidence": [], "not_recurring": []}
+    record = {**planned.record, "loops": [], "screened_loops": [], "evidence": [], "not_recurring": [],
+              "same_loop": []}
     if not parts:
         log.info("parts: none of the %d parts of %d points or more is apart from the rest (conductance < %g)",
                  record.get("not_apart", 0), MIN_PART, MAX_CONDUCTANCE)
         return [], record
     log.info("parts: %d parts of the graph; looking for loops inside the %d of %d-%d points",
-             record["n_parts"], len(parts), len(parts[-1]), len(parts[0]))
+             record["n_parts"], len(parts), min(map(len, parts)), max(map(len, parts)))
     new, evidence = [], {}
     # the ensemble's loops the verdict supports (None for the others): a part's loop that is one
     # of these is not reported again; an unsupported one may get the part's evidence
@@ -342,32 +354,63 @@ def search(X, ext_graph, params: pipeline.Params, known: list, analyse, *, jobs=
             if j is not None:  # an unsupported loop of the ensemble: the part's evidence, if it supports it
                 _add_evidence(evidence, j, known[j], lp, i, P, D, len(parts))
                 continue
-            new.append(_global_loop(lp, D, len(X), len(parts), i, P, ext_graph))
-            record["loops"].append({"part": i, "part_size": int(len(P)), "analysed": int(len(D)),
-                                    "k_in_part": lp["k_in_part"], "p_value_in_part": lp.get("p_value"),
-                                    "prevalence": lp.get("prevalence")})
+            found = _global_loop(lp, D, len(X), len(parts), i, P, ext_graph)
+            entry = {"part": i, "part_size": int(len(P)), "analysed": int(len(D)), "k_in_part": lp["k_in_part"],
+                     "p_value_in_part": lp.get("p_value"), "prevalence": lp.get("prevalence")}
+            same = _new_match(found, new)
+            if same is not None:  # two parts (two resolutions, or overlapping shells) found one loop
+                keep = _stronger(found, new[same])
+                log.info("part %d: its loop is the loop of part %d; keeping %s", i + 1, new[same]["part"] + 1,
+                         "this part's (stronger evidence)" if keep is found else "that one")
+                record["same_loop"].append({**entry, "as_part": int(new[same]["part"]),
+                                            "kept": "this" if keep is found else "other"})
+                if keep is found:
+                    record["loops"][same] = entry
+                    new[same] = found
+                continue
+            new.append(found)
+            record["loops"].append(entry)
     bar.close()
     record["evidence"] = [evidence[j] for j in sorted(evidence)]
     return new, record
 
 
-def with_surroundings(ext_graph, P: np.ndarray, size: int, rng) -> np.ndarray:
-    """The points analysed for the part P (sorted ids): P and, while it has fewer than ``size``
-    points, a random sample of the points within :data:`SURROUNDING_HOPS` edges of it (the
-    extension graph's; landmarks where it is one of landmarks) up to ``size`` in all.
+def with_shell(ext_graph, P: np.ndarray, size: int, rng, X, metric: str = "euclidean") -> np.ndarray:
+    """The part P with its shell (sorted ids): for each point of P its :data:`SHELL_NEIGHBOURS`
+    nearest points (by ``metric`` on the rows of X) among those within :data:`SURROUNDING_HOPS`
+    edges of P, a random sample of them where P and the shell hold more than ``size`` points.
 
-    A loop through a part may close outside it: in the IPC mixtures the cycling cells' part
-    holds 304 of the 400 cycling cells, the G1 end of the cycle lying in the non-cycling mass;
-    the part alone has no loop, with 396 points of its surroundings its screen has p = 0.0008.
-    A part that is a component of its own has no surroundings."""
+    A minority loop closes in the points next to its part: in the IPC mixtures the cycling
+    cells' part holds 132-165 of 200 cycling cells, the G1 end of the cycle lying in the
+    non-cycling mass. Each point's nearest outside points take in the cycling cells the part
+    left out and the cells next to it on every side, where a random fill of 700 points dilutes
+    150 cycling cells with 550 others (BENCHMARKS.md, "A part's shell"). A part that is a
+    component of its own has none."""
     P = np.asarray(P, dtype=np.int64)
     room = int(size) - len(P)
-    if room <= 0:
-        return P
     around = ext_graph.neighbourhood(P, SURROUNDING_HOPS)
+    if room <= 0 or not len(around):
+        return P
+    around = around[np.unique(_nearest_of(X, P, around, min(SHELL_NEIGHBOURS, len(around)), metric))]
     if len(around) > room:
         around = rng.choice(around, room, replace=False)
     return np.union1d(P, around)
+
+
+def _nearest_of(X, rows, among, m: int, metric: str) -> np.ndarray:
+    """Positions in ``among`` of each of ``rows``' m nearest points of ``among`` (rows of X)."""
+    if metric in ("euclidean", "cosine"):
+        from .extension import _nearest_rows
+
+        A, B = np.asarray(X[rows], dtype=np.float32), np.asarray(X[among], dtype=np.float32)
+        if metric == "cosine":  # the same order as Euclidean distance between unit vectors
+            tiny = np.finfo(np.float32).tiny
+            A = A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), tiny)
+            B = B / np.maximum(np.linalg.norm(B, axis=1, keepdims=True), tiny)
+        return _nearest_rows(A, B, m, 64 * 2**20)
+    from sklearn.neighbors import NearestNeighbors
+
+    return NearestNeighbors(n_neighbors=m, metric=metric).fit(X[among]).kneighbors(X[rows], return_distance=False)
 
 
 def _screen_here(X, picks: list, params: pipeline.Params, jobs):
@@ -445,13 +488,36 @@ def _known_match(lp: dict, rows: np.ndarray, known: list) -> int | None:
                  and phase_corr(k["phase"][rows], lp["phase"], where) >= MATCH_MIN_CORR), None)
 
 
+def _new_match(lp: dict, new: list) -> int | None:
+    """Which of the part loops ``new`` (over all points, NaN off their part) the part loop ``lp``
+    is: the first whose phase has |ρ| ≥ MATCH_MIN_CORR with its own on the points both reach
+    (at least :data:`topoembed.subsamples.MATCH_MIN_POINTS` of them); None if none."""
+    a = np.asarray(lp["phase"], dtype=np.float64)
+    for j, other in enumerate(new):
+        b = np.asarray(other["phase"], dtype=np.float64)
+        both = np.isfinite(a) & np.isfinite(b)
+        if both.sum() >= MATCH_MIN_POINTS and phase_corr(a[both], b[both]) >= MATCH_MIN_CORR:
+            return j
+    return None
+
+
+def _stronger(a: dict, b: dict) -> dict:
+    """Of two part loops that are one loop, the one with the smaller corrected p-value (then the
+    larger prevalence)."""
+    def key(lp):
+        p = lp.get("p_value")
+        return (1.0 if p is None else p, -(lp.get("prevalence") or 0.0))
+    return a if key(a) < key(b) else b
+
+
 def _global_loop(lp: dict, P: np.ndarray, n: int, n_searched: int, part: int, part_points: np.ndarray,
                  ext_graph=None) -> dict:
     """A part's loop over all n points, its ids and p-value those of the whole data: its values
-    on the points analysed (``P``: the part ``part_points`` with its surroundings), extended
-    over ``ext_graph`` (harmonic extension, :func:`topoembed.subsamples.extend_loop`) to the
-    rest of the part and all of its surroundings (within :data:`SURROUNDING_HOPS` edges, of
-    which ``P`` holds a sample), NaN elsewhere. (An extension over the graph of all points would
+    on the points analysed (``P``: the part ``part_points`` with its shell), its phase and
+    confidence extended over ``ext_graph`` (harmonic extension,
+    :func:`topoembed.subsamples.extend_loop`) to the rest of the part and all of its
+    surroundings (within :data:`SURROUNDING_HOPS` edges), NaN elsewhere; its loop distance, and
+    so ``on_loop``, only on the points analysed. (An extension over the graph of all points would
     spread them into every neighbouring part: a cluster joined to the circle by a few edges.)
     Without ``ext_graph``, or where it is one of landmarks, the values stay on ``P``."""
     out = {k: v for k, v in lp.items() if k not in pipeline.PER_POINT}
@@ -472,6 +538,12 @@ def _global_loop(lp: dict, P: np.ndarray, n: int, n_searched: int, part: int, pa
         return full
 
     dist = on_all(spread["loop_distance"])
+    # membership only where the distance was measured: the shell holds the points nearest the part,
+    # and a harmonic extension beyond it carries the shell's small distances into a neighbouring
+    # cluster (a 1.5 % circle of 20,000 points touching one: 106 of its points "on the loop")
+    measured = np.zeros(n, dtype=bool)
+    measured[P] = True
+    dist[~measured] = np.nan
     out.update(
         cycle=[int(P[v]) for v in lp.get("cycle", [])], birth_edge=[int(P[v]) for v in lp.get("birth_edge", [])],
         p_value=_corrected(p, n_searched), p_value_in_part=p,

@@ -243,14 +243,15 @@ def _parts_by_resolution(prt: dict) -> str:
 def _part_loop_note(i: int, lp: dict) -> str:
     """The report's sentence on loop i found inside a part (:mod:`topoembed.parts`)."""
     analysed = lp.get("n_analysed", lp["part_size"])
-    where = (f"that part and {analysed - lp['part_size']} points of its surroundings"
+    where = (f"that part and the {analysed - lp['part_size']} points of its shell"
              if analysed > lp["part_size"] else "that part")
     again = (f", found again in {lp['n_runs']} of {lp['n_subsamples']} random subsamples of them"
              if lp.get("n_runs") is not None and lp.get("n_subsamples") else "")
     reached = lp.get("n_reached", analysed)
     k = f" with k = {lp['k_in_part']}" if lp.get("k_in_part") is not None else ""  # the part's own (parts._inner)
-    given = (f"found on {where}{again}, its phase and membership are given on the {reached} points of the part and "
-             "its surroundings (within two edges of it) only" if reached > analysed
+    given = (f"found on {where}{again}, its phase is given on the {reached} points of the part and "
+             f"its surroundings (within two edges of it) only, its membership on the {analysed} points analysed"
+             if reached > analysed
              else f"its phase and membership are given on {where} only{again}")
     return (f"Loop {i + 1} lies in a part of {lp['part_size']} points (p = {verdict._num(lp.get('p_value_in_part'))} "
             f"there{k}, {_over_parts(lp.get('p_value'), lp['n_parts_searched'])}); {given}")
@@ -271,7 +272,7 @@ def _over_parts(p, n_searched: int) -> str:
 def _part_evidence_note(i: int, lp: dict) -> str:
     """The report's sentence on loop i of the random subsamples that a part's analysis found again."""
     ev = lp["part_evidence"]
-    around = (f" and {ev['n_analysed'] - ev['part_size']} points of its surroundings"
+    around = (f" and the {ev['n_analysed'] - ev['part_size']} points of its shell"
               if ev["n_analysed"] > ev["part_size"] else "")
     own = f"p = {verdict._num(ev['ensemble_p_value'])}" + (
         f", in {ev['ensemble_prevalence']:.0%} of them" if ev.get("ensemble_prevalence") is not None else "")
