@@ -7,6 +7,7 @@ in the same run, what a user would try instead.
     python benchmarks/bench_panel.py --part mcdavid_sweep   # McDavid forced to one loop over 24 fixed settings
     python benchmarks/bench_panel.py --part minority_part --draws 8   # the mixtures' cycling part, 7 ways
     python benchmarks/bench_panel.py --part minority_sampling --draws 8   # subsamples that favour sparse cells
+    python benchmarks/bench_panel.py --part minority_shell --draws 8   # the part with its shell, against other fills
     python benchmarks/bench_panel.py --part linear_phase   # the phase refined linearly
     python benchmarks/bench_panel.py --part groups   # the IPC cells by time point, each analysed alone
     python benchmarks/bench_panel.py --part coil_parts   # all COIL-20 images, parts of 72 images searched
@@ -443,20 +444,28 @@ PART_VARIANTS = {"default: filled to 700": (2, None, None), "filled to 1.5 |P|":
                  "filled to 2 |P|, k = |P| / 4": (2, 2.0, 4)}
 
 
+def cycling_part(X, on, part, k, draw):
+    """(extension graph, the Leiden part at resolution 1 that holds most cycling cells ``on``, as
+    ``topoembed.parts`` finds it, and the row that describes it) of an IPC mixture."""
+    from topoembed import extension, pipeline
+
+    ext = extension.build(X, pipeline.Params())
+    labels = ext.partition(1.0, 0)
+    P = np.flatnonzero(labels == np.argmax(np.bincount(labels, weights=on)))
+    return ext, P, {"part": part, "case": f"IPC {len(on) - k} non-cycling + {k} cycling draw {draw}",
+                    "part_size": len(P), "cycling_in_part": int(on[P].sum()),
+                    "conductance": round(ext.conductance(P), 3), "variants": {}}
+
+
 def part_minority_part(fh, draws=8):
     """The cycling cells' part of each IPC mixture (the Leiden part at resolution 1 of the
     extension graph that holds most cycling cells, as ``topoembed.parts`` finds it), analysed as
     a dataset of its own (``analysis.run``) with its surroundings chosen as in
     :data:`PART_VARIANTS`: the verdict, and R² of CellCycle on the cycling cells analysed."""
-    from topoembed import analysis, extension, pipeline
+    from topoembed import analysis
 
     for k, draw, X, y, on in ipc_mixtures((400, 200), draws):
-        ext = extension.build(X, pipeline.Params())
-        labels = ext.partition(1.0, 0)
-        P = np.flatnonzero(labels == np.argmax(np.bincount(labels, weights=on)))
-        row = {"part": "minority_part", "case": f"IPC {len(on) - k} non-cycling + {k} cycling draw {draw}",
-               "part_size": len(P), "cycling_in_part": int(on[P].sum()),
-               "conductance": round(ext.conductance(P), 3), "variants": {}}
+        ext, P, row = cycling_part(X, on, "minority_part", k, draw)
         for name, (hops, share, q) in PART_VARIANTS.items():
             size = 700 if share is None else min(700, int(share * len(P)))
             around = ext.neighbourhood(P, hops)
@@ -468,6 +477,58 @@ def part_minority_part(fh, draws=8):
             phase = np.asarray(lp["phase"], float) if "phase" in lp else None
             row["variants"][name] = {"n": len(D), "verdict": res.verdict.level, "p_value": lp.get("p_value"),
                                      "prevalence": lp.get("prevalence"),
+                                     "r2": None if phase is None else r2(np.where(on[D], phase, np.nan), y[D])}
+        _emit(fh, row)
+
+
+#: What ``minority_shell`` analyses of the cycling cells' part P: name -> how its surroundings
+#: are chosen ("random": the former default, a random fill to 700 within 2 edges; ("shell", m):
+#: ``parts.with_shell`` with m nearest per point; "geodesic": the points nearest to P
+#: along the graph, edges weighted by their length, up to 2 |P| in all).
+SHELL_VARIANTS = {"random fill to 700 (former default)": "random", "shell, 4 nearest": ("shell", 4),
+                  "shell, 8 nearest (the default)": ("shell", 8), "geodesic nearest, to 2 |P|": "geodesic"}
+
+
+def _geodesic_fill(ext, X, P, size):
+    """P and the points nearest to it along the extension graph (edge length: Euclidean), up to size."""
+    import scipy.sparse as sp
+    from scipy.sparse.csgraph import dijkstra
+
+    A = sp.coo_matrix(ext.A)
+    W = sp.csr_matrix((np.linalg.norm(X[A.row] - X[A.col], axis=1) + 1e-12, (A.row, A.col)), shape=A.shape)
+    d = dijkstra(W, directed=False, indices=P, min_only=True)
+    d[P] = np.inf
+    order = np.argsort(d, kind="stable")[:max(0, size - len(P))]
+    return np.union1d(P, order[np.isfinite(d[order])])
+
+
+def part_minority_shell(fh, draws=8):
+    """The cycling cells' part of each IPC mixture (as in ``minority_part``) analysed as a dataset
+    of its own with the surroundings of :data:`SHELL_VARIANTS` (BENCHMARKS.md, "A part's shell")."""
+    from topoembed import analysis, parts
+
+    for k, draw, X, y, on in ipc_mixtures((400, 200), draws):
+        ext, P, row = cycling_part(X, on, "minority_shell", k, draw)
+        for name, how in SHELL_VARIANTS.items():
+            if how == "random":  # the former parts.with_surroundings
+                around = ext.neighbourhood(P, parts.SURROUNDING_HOPS)
+                if len(around) > 700 - len(P):
+                    around = np.random.default_rng(0).choice(around, 700 - len(P), replace=False)
+                D = np.union1d(P, around)
+            elif how == "geodesic":
+                D = _geodesic_fill(ext, X, P, 2 * len(P))
+            else:
+                keep = parts.SHELL_NEIGHBOURS
+                parts.SHELL_NEIGHBOURS = how[1]
+                try:
+                    D = parts.with_shell(ext, P, 700, np.random.default_rng(0), X)
+                finally:
+                    parts.SHELL_NEIGHBOURS = keep
+            res = analysis.run(X[D], jobs=1)
+            lp = res.loops[0] if res.loops else {}
+            phase = np.asarray(lp["phase"], float) if "phase" in lp else None
+            row["variants"][name] = {"n": len(D), "cycling": int(on[D].sum()), "verdict": res.verdict.level,
+                                     "p_value": lp.get("p_value"), "prevalence": lp.get("prevalence"),
                                      "r2": None if phase is None else r2(np.where(on[D], phase, np.nan), y[D])}
         _emit(fh, row)
 
@@ -726,7 +787,7 @@ def table() -> str:
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--part", default="all", choices=["fucci", "mcdavid", "coil", "ipc", "minority", "controls", "all",
-                                                      "mcdavid_sweep", "minority_part",
+                                                      "mcdavid_sweep", "minority_part", "minority_shell",
                                                       "minority_sampling", "linear_phase", "groups",
                                                       "coil_parts", "snr", "phase_cycle", "noise_nulls", "coil_pixels", "coil_arcs",
                                                       "coil_check"])
