@@ -612,7 +612,7 @@ plt.tight_layout()
 - It finds such a loop where its cells form a group of their own (nearly apart from the rest:
   conductance below 0.08, at least 100 cells), analysed with its shell (each of its cells'
   nearest cells outside it), where the loop may close. With 200 cycling cells (5 %) among the
-  same non-cycling cells the run reports a supported loop in 7 of 8 random draws (BENCHMARKS.md,
+  same non-cycling cells the run reports a supported loop in 6 of 8 random draws (BENCHMARKS.md,
   "A part's shell").
 """),
 ]

@@ -414,3 +414,13 @@ def test_subsample_gets_the_prevalence_check_its_points_get_alone(ipc_path):
     assert sub.verdict.level == verdict.LOOP and sub.loops[0]["prevalence"] >= verdict.SUPPORT_PREVALENCE
     assert sub.detection["prevalence_check"]["subsample_size"] == 700
     assert np.isfinite(np.asarray(sub.loops[0]["phase"])[sub.index]).all()  # given, not withheld
+
+
+def test_a_new_loop_of_a_part_stands_on_its_corrected_p_value_alone():
+    # subsamples of a part's own points share its holes: their recurrence is no support there
+    found_again = {"p_value": 0.03, "prevalence": 1.0, "n_runs": 10, "n_subsamples": 10}
+    assert verdict.assess_loop(found_again).supported
+    assert not verdict.assess_loop({**found_again, "part": 0}).supported
+    assert verdict.assess_loop({**found_again, "part": 0, "p_value": 0.004}).supported
+    # the ensemble's loop that a part's analysis supports keeps its prevalence as evidence
+    assert verdict.assess_loop({**found_again, "part_evidence": {"prevalence": 1.0}}).supported

@@ -52,7 +52,8 @@ uniform subsamples (:mod:`topoembed.ensemble`) misses it. Above the ensemble:
    second loop with p = 0.0003 that none of the 10 subsamples found again; the IPC mixture's
    part loop recurs in 9 of 10, a 400-point circle's in 10 of 10. A new loop keeps its part
    (``part``, ``part_size``, ``n_analysed``, ``n_reached``: the points it is given on) and is
-   judged by :mod:`topoembed.verdict` like any other.
+   judged by :mod:`topoembed.verdict` on its corrected p-value alone: subsamples of
+   the points chosen share their holes, so its recurrence is the bar to report it, not support.
 
 Cost: a Leiden partition of the graph per resolution (about 0.4 s at 20,000 points, 1-2 s for
 50,000 landmarks), one screening run of at most 700 points per searched part (all of them on
@@ -105,7 +106,7 @@ MAX_CONDUCTANCE = 0.08
 SURROUNDING_HOPS = 2
 #: Nearest points outside a part that each of its points adds to the part's shell
 #: (:func:`with_shell`). Whole runs, IPC mixtures of 200 / 400 cycling cells, 8 draws: a
-#: supported loop in 7 / 8 with 8, 7 / 6 with 4; a 1.5 % circle touching a cluster takes fewer
+#: supported loop in 7 / 8 with 8, 7 / 6 with 4 (before a part's new loop needed its p-value); a 1.5 % circle touching a cluster takes fewer
 #: of the cluster's points into its membership with 4 (F1 0.964 against 0.936).
 SHELL_NEIGHBOURS = 8
 #: Fewest points of a part searched alone: the smallest input the front door analyses with its own
