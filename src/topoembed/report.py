@@ -266,7 +266,7 @@ def _not_recurring_note(r: dict) -> str:
 
 def _over_parts(p, n_searched: int) -> str:
     """A part's Bonferroni-corrected p-value (:mod:`topoembed.parts`) in words."""
-    return f"{verdict._num(p)} after multiplying by the {n_searched} parts searched"
+    return f"{verdict._num(p)} after multiplying by the {n_searched} part{'s' if n_searched != 1 else ''} searched"
 
 
 def _part_evidence_note(i: int, lp: dict) -> str:
