@@ -106,8 +106,9 @@ MAX_CONDUCTANCE = 0.08
 SURROUNDING_HOPS = 2
 #: Nearest points outside a part that each of its points adds to the part's shell
 #: (:func:`with_shell`). Whole runs, IPC mixtures of 200 / 400 cycling cells, 8 draws: a
-#: supported loop in 7 / 8 with 8, 7 / 6 with 4 (before a part's new loop needed its p-value); a 1.5 % circle touching a cluster takes fewer
-#: of the cluster's points into its membership with 4 (F1 0.964 against 0.936).
+#: supported loop in 7 / 8 with 8, 7 / 6 with 4 (before a part's new loop needed its p-value);
+#: a 1.5 % circle touching a cluster takes fewer of the cluster's points into its membership
+#: with 4 (F1 0.964 against 0.936).
 SHELL_NEIGHBOURS = 8
 #: Fewest points of a part searched alone: the smallest input the front door analyses with its own
 #: k (a quarter of the points; below it the k = 10 graph). The 5 % IPC mixtures' cycling part
