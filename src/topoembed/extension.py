@@ -42,7 +42,7 @@ sp = _lazy.module("scipy.sparse")
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Extension", "build", "extension_graph", "extension_k", "landmarks_planned", "nearest_landmarks", "LANDMARKS", "LEAF_K", "PROBE", "CELLS_PER_ROOT"]
+__all__ = ["Extension", "build", "extension_graph", "extension_k", "landmarks_planned", "nearest_landmarks", "unit_rows", "LANDMARKS", "LEAF_K", "PROBE", "CELLS_PER_ROOT"]
 
 #: Above this many points the extension runs over landmarks (this many of them).
 LANDMARKS = 50_000
@@ -194,8 +194,7 @@ def build(X, params, include=None, n_landmarks: int = LANDMARKS, progress: bool 
     if not landmarks_planned(n, params.metric, n_landmarks):
         return Extension(n=n, landmarks=np.arange(n), A=extension_graph(X, params, progress=progress))
     if params.metric == "cosine":  # the same neighbours as Euclidean distance between unit vectors
-        X = np.asarray(X, dtype=np.float32)
-        X = X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), np.finfo(np.float32).tiny)
+        X = unit_rows(X)
     rng = np.random.default_rng(np.random.SeedSequence([int(params.seed), 0x1A4D]))
     free = np.setdiff1d(np.arange(n), fixed, assume_unique=True)
     L = np.sort(np.concatenate([fixed, rng.choice(free, n_landmarks - len(fixed), replace=False)]))
@@ -252,6 +251,13 @@ def nearest_landmarks(X, XL, k: int, seed: int = 0, chunk_bytes: int = 128 * 2**
         out[q] = cand[_smallest(d2, k)]
     bar.close()
     return out
+
+
+def unit_rows(X) -> np.ndarray:
+    """The rows of X scaled to unit length (float32; a zero row stays zero): Euclidean distances
+    between them order neighbours as cosine distances do."""
+    X = np.asarray(X, dtype=np.float32)
+    return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), np.finfo(np.float32).tiny)
 
 
 def _nearest_rows(X, Y, k: int, chunk_bytes: int) -> np.ndarray:

@@ -402,13 +402,11 @@ def with_shell(ext_graph, P: np.ndarray, size: int, rng, X, metric: str = "eucli
 def _nearest_of(X, rows, among, m: int, metric: str) -> np.ndarray:
     """Positions in ``among`` of each of ``rows``' m nearest points of ``among`` (rows of X)."""
     if metric in ("euclidean", "cosine"):
-        from .extension import _nearest_rows
+        from .extension import _nearest_rows, unit_rows
 
         A, B = np.asarray(X[rows], dtype=np.float32), np.asarray(X[among], dtype=np.float32)
-        if metric == "cosine":  # the same order as Euclidean distance between unit vectors
-            tiny = np.finfo(np.float32).tiny
-            A = A / np.maximum(np.linalg.norm(A, axis=1, keepdims=True), tiny)
-            B = B / np.maximum(np.linalg.norm(B, axis=1, keepdims=True), tiny)
+        if metric == "cosine":
+            A, B = unit_rows(A), unit_rows(B)
         return _nearest_rows(A, B, m, 64 * 2**20)
     from sklearn.neighbors import NearestNeighbors
 
