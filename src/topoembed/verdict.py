@@ -18,8 +18,8 @@ A found loop is *supported* (:func:`assess_loop`) when any of these holds:
   and Skraba 2023, :func:`topoembed.loops.feature_pvalues`) is below :data:`P_CONCLUSIVE`;
 * it was found again in at least :data:`SUPPORT_PREVALENCE` of random subsamples analysed
   alone (an ensemble's prevalence or a single run's prevalence check), unless it is a new loop
-  found only inside a part of the data (``part``; :mod:`topoembed.parts`), which its corrected
-  p-value alone supports: the part and its shell are chosen from the data, and subsamples of the
+  found only inside a part of the data (``part``; :mod:`topoembed.parts`) with a p-value, which
+  its corrected p-value alone supports: the part and its shell are chosen from the data, and subsamples of the
   same points share their holes (a 10-D Gaussian blob of 1,200 points, with subsamples of 300:
   a part's "loop" with corrected p = 1.0 recurred in 10 of 10);
 * its p-value cannot be computed (fewer than :data:`topoembed.loops.NULL_MIN_FEATURES` H1
