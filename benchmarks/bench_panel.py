@@ -457,6 +457,15 @@ def cycling_part(X, on, part, k, draw):
                     "conductance": round(ext.conductance(P), 3), "variants": {}}
 
 
+def random_fill(ext, P, size, hops):
+    """P and a random sample (``default_rng(0)``) of the points within ``hops`` edges of it, up to
+    ``size`` in all: the part search's fill before its shell (the former ``parts.with_surroundings``)."""
+    around = ext.neighbourhood(P, hops)
+    if len(around) > size - len(P):
+        around = np.random.default_rng(0).choice(around, size - len(P), replace=False)
+    return np.union1d(P, around)
+
+
 def part_minority_part(fh, draws=8):
     """The cycling cells' part of each IPC mixture (the Leiden part at resolution 1 of the
     extension graph that holds most cycling cells, as ``topoembed.parts`` finds it), analysed as
@@ -468,10 +477,7 @@ def part_minority_part(fh, draws=8):
         ext, P, row = cycling_part(X, on, "minority_part", k, draw)
         for name, (hops, share, q) in PART_VARIANTS.items():
             size = 700 if share is None else min(700, int(share * len(P)))
-            around = ext.neighbourhood(P, hops)
-            if len(around) > size - len(P):
-                around = np.random.default_rng(0).choice(around, size - len(P), replace=False)
-            D = np.union1d(P, around)
+            D = random_fill(ext, P, size, hops)
             res = analysis.run(X[D], jobs=1, **({} if q is None else {"k": max(10, len(P) // q)}))
             lp = res.loops[0] if res.loops else {}
             phase = np.asarray(lp["phase"], float) if "phase" in lp else None
@@ -510,11 +516,8 @@ def part_minority_shell(fh, draws=8):
     for k, draw, X, y, on in ipc_mixtures((400, 200), draws):
         ext, P, row = cycling_part(X, on, "minority_shell", k, draw)
         for name, how in SHELL_VARIANTS.items():
-            if how == "random":  # the former parts.with_surroundings
-                around = ext.neighbourhood(P, parts.SURROUNDING_HOPS)
-                if len(around) > 700 - len(P):
-                    around = np.random.default_rng(0).choice(around, 700 - len(P), replace=False)
-                D = np.union1d(P, around)
+            if how == "random":
+                D = random_fill(ext, P, 700, parts.SURROUNDING_HOPS)
             elif how == "geodesic":
                 D = _geodesic_fill(ext, X, P, 2 * len(P))
             else:
