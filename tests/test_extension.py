@@ -110,3 +110,20 @@ def test_conductance_against_a_ring_and_a_component():
     assert E.conductance(np.arange(50)) == pytest.approx(2 / 100)  # 2 edges out, volume 100 each side
     two = extension.Extension(n=2 * n, landmarks=np.arange(2 * n), A=sp.block_diag([ring, ring]).tocsr())
     assert two.conductance(np.arange(n)) == 0.0
+
+
+def test_groups_crossed_against_networkx_components_with_and_without_landmarks():
+    import networkx as nx
+
+    rng = np.random.default_rng(3)
+    # four tight clusters far apart: the union k = 15 graph keeps them apart
+    X = np.vstack([c + 0.1 * rng.standard_normal((60, 5)) for c in 20 * np.eye(5)[:4]])
+    params = pipeline.Params()
+    E = extension.build(X, params)
+    comp = {v: i for i, cc in enumerate(nx.connected_components(nx.from_scipy_sparse_array(E.A))) for v in cc}
+    assert len(set(comp.values())) == 4
+    for rows in (np.arange(10), np.r_[0, 70], np.r_[5, 65, 130, 200], rng.choice(240, 30, replace=False)):
+        assert E.groups_crossed(rows) == len({comp[int(r)] for r in rows})
+    # over landmarks: a point off them counts in its nearest landmark's component
+    L = extension.build(X, params, include=[np.arange(0, 240, 2)], n_landmarks=120)
+    assert L.uses_landmarks and L.groups_crossed(np.arange(1, 240, 2)) == 4 and L.groups_crossed(np.r_[1, 3]) == 1

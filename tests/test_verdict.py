@@ -424,3 +424,49 @@ def test_a_new_loop_of_a_part_stands_on_its_corrected_p_value_alone():
     assert verdict.assess_loop({**found_again, "part": 0, "p_value": 0.004}).supported
     # the ensemble's loop that a part's analysis supports keeps its prevalence as evidence
     assert verdict.assess_loop({**found_again, "part_evidence": {"prevalence": 1.0}}).supported
+
+
+@pytest.mark.parametrize("lp", [
+    {"p_value": 1e-6},                                                       # conclusive p
+    {"p_value": 0.12, "prevalence": 0.9, "n_runs": 9, "n_subsamples": 10},   # recurring
+    {"p_value": None},                                                       # nothing against it
+    {"p_value": 0.7, "surface_void_p": 1e-4},                                # a closed surface's
+])
+def test_a_loop_whose_cycle_jumps_between_separate_groups_is_not_supported(lp):
+    # 30 separate planar clusters of 1,737 points in R^20: the k = 100 graph joins neighbouring
+    # clusters, and a cycle through 10 of them recurred in 9 of 10 subsamples (p = 0.12)
+    assert verdict.assess_loop({**lp, "groups_on_cycle": 1}).level == verdict.assess_loop(lp).level
+    call = verdict.assess_loop({**lp, "groups_on_cycle": 10})
+    assert call.level == verdict.POSSIBLE and not call.supported
+    first = call.reasons[0]
+    assert (first.evidence, first.value, first.supports) == ("groups", 10, False)
+    assert "jumps between 10 groups of points" in call.why_not()
+    assert call.reasons[1:] == verdict.assess_loop(lp).reasons  # the other evidence is still shown
+
+
+def _ring_of_clusters(n_clusters=8, per=60, seed=0):
+    """Tight planar clusters on a ring of radius 10 in R^10: the union k = 15 graph keeps each
+    cluster apart, the k = 100 graph joins each to its neighbours around the ring."""
+    rng = np.random.default_rng(seed)
+    Q = np.linalg.qr(rng.standard_normal((10, 4)))[0]
+    blocks = []
+    for c in range(n_clusters):
+        a = 2 * np.pi * c / n_clusters
+        centre = 10 * (np.cos(a) * Q[:, 0] + np.sin(a) * Q[:, 1])
+        blocks.append(centre + 0.3 * rng.standard_normal((per, 2)) @ Q[:, 2:].T + 0.05 * rng.standard_normal((per, 10)))
+    return np.vstack(blocks)
+
+
+def test_a_ring_of_separate_clusters_is_at_most_a_possible_loop_and_a_circle_stays_a_loop():
+    X = _ring_of_clusters()
+    res = analysis.run(X, jobs=1)
+    assert res.loops, "the k = 100 graph joins the clusters into a ring: a loop is found"
+    assert res.loops[0]["groups_on_cycle"] > 1
+    assert res.verdict.n_loops == 0 and res.verdict.loops[0].reasons[0].evidence == "groups"
+    assert np.isnan(res.loops[0]["phase"]).all()  # withheld, as for any unsupported loop
+    notes = report.verdict_notes(pipeline.summary(res))
+    said = [t for t in notes if "Loop 1" in t or "loop 1" in t]
+    assert len(said) == 1 and "jumps between" in said[0] and "phase is withheld" in said[0], notes
+    assert "not below 0.01" not in said[0]  # its p-value is conclusive: the groups are the reason
+    circle = analysis.run(datasets.make("circle", n=480, d=10, sigma=0.1, seed=0).X, jobs=1)
+    assert [lp["groups_on_cycle"] for lp in circle.loops] == [1] and circle.verdict.n_loops == 1

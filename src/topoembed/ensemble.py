@@ -45,6 +45,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+import warnings
 
 import numpy as np
 
@@ -268,6 +269,8 @@ def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, progre
     prevalence = [len(c) / n_done for c in clusters]
     reported = [c for c, p in zip(clusters, prevalence) if p >= MIN_PREVALENCE]
     loops_out = [_consensus_loop(c, ext, runs, idxs, n_done) for c in reported]
+    if ext_graph is not None:  # on the graph of all points, not the representative run's subsample
+        pipeline.mark_groups_on_cycle(loops_out, ext_graph)
     ref_b = _reference_run(runs, reported, order)
     ref = runs[ref_b]
     part_record = None
@@ -280,6 +283,7 @@ def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, progre
         found, part_record = parts.search(X, ext_graph, params, loops_out, run, jobs=jobs, progress=progress,
                                           planned=planned, screens=screens)
         parts.apply_evidence(loops_out, part_record)  # a part's evidence for an unsupported loop it found again
+        pipeline.mark_groups_on_cycle(found, ext_graph)
         loops_out += found
         timings = {**timings, "parts": time.perf_counter() - t_parts}
     pipeline.withhold_unsupported_phases(loops_out, ref.detection, params)
@@ -447,7 +451,9 @@ def _consensus_loop(cluster, ext, runs, idxs, B) -> dict:
     first = runs[b0].loops[j0]
     members = [ext[b][j] for b, j in cluster]
     theta, spread = consensus_phase([e["phase"] for e in members])
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        # a point no member run reached (NaN in all) stays NaN, without numpy's empty-slice warning
+        warnings.simplefilter("ignore", RuntimeWarning)
         conf = np.nanmean(np.stack([e["phase_confidence"] for e in members]), axis=0) * (1 - spread)
         dist = np.nanmedian(np.stack([e["loop_distance"] for e in members]), axis=0)
     idx0 = idxs[b0]

@@ -71,6 +71,7 @@ class Extension:
     A: object
     leaves: object = None
     nearest: np.ndarray | None = None
+    _components: np.ndarray | None = dataclasses.field(default=None, repr=False, compare=False)
 
     @property
     def uses_landmarks(self) -> bool:
@@ -146,6 +147,16 @@ class Extension:
         for _ in range(hops):
             reached |= (self.A @ reached.astype(np.float64)) > 0
         return self.landmarks[reached & ~inside]
+
+    def groups_crossed(self, rows) -> int:
+        """How many connected components of the graph the points ``rows`` lie in (a point off
+        the landmarks in its nearest landmark's): 1 for points the graph joins, more where
+        they lie in groups it keeps apart (:data:`topoembed.verdict` reads it for a loop's cycle)."""
+        if self._components is None:
+            self._components = graph.components(self.A)[1]
+        rows = np.asarray(rows, dtype=np.int64)
+        nodes = self.nearest[rows] if self.uses_landmarks else rows
+        return int(len(np.unique(self._components[nodes]))) if len(nodes) else 0
 
     def partition(self, resolution: float, seed: int) -> np.ndarray:
         """Leiden labels of the graph (:func:`topoembed.graph.leiden`), a leaf taking its

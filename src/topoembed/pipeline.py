@@ -280,6 +280,21 @@ def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None
         if pl.get("phase_cycle") is not None:  # which cycle θ was spaced along (localize, step 1)
             lp["phase_cycle"] = pl["phase_cycle"]
         lp["median_phase_confidence"] = float(np.nanmedian(conf)) if np.isfinite(conf).any() else float("nan")
+    if X is not None and found:
+        mark_groups_on_cycle(found, ext_graph if ext_graph is not None else
+                             extension.Extension(n=n_in, landmarks=np.arange(n_in), A=extension.extension_graph(X, params)))
+
+
+def mark_groups_on_cycle(found: list, ext_graph) -> None:
+    """``lp["groups_on_cycle"]`` for each loop with a cycle: how many separate groups of points
+    (connected components of the union kNN graph of :func:`topoembed.extension.extension_graph`,
+    k = 15, held in ``ext_graph``) its representative cycle passes through. The analysis graph
+    (k = 100) joins clusters that lie apart, so a ring of separate clusters has a loop in it;
+    the verdict does not support a loop whose cycle jumps between groups
+    (:func:`topoembed.verdict.assess_loop`)."""
+    for lp in found:
+        if lp.get("cycle"):
+            lp["groups_on_cycle"] = ext_graph.groups_crossed(lp["cycle"])
 
 
 #: The support thresholds live with the verdict (:mod:`topoembed.verdict`), the one place that reads them.

@@ -108,6 +108,17 @@ def verdict_notes(summary: dict) -> list[str]:
                  f", from a part of the data that holds it, times the number of parts searched "
                  f"({lp['part_evidence']['n_parts_searched']}; see Parts)" if "part_evidence" in lp else
                  ", median over the subsamples that found it")
+        if (lp.get("groups_on_cycle") or 0) > 1:  # the verdict's first reason, whatever the rest says
+            rest = "; ".join(r.text() for r in calls[i].reasons[1:])
+            notes.append(f"Low confidence in loop {i + 1}: its cycle jumps between {lp['groups_on_cycle']} groups of "
+                         "points that no path joins in the points' kNN graph (k = 15, or the run's k if smaller). "
+                         "The analysis graph (k = 100) joins clusters that lie apart, and a cycle of such clusters "
+                         "goes round the gaps between them: it says how the clusters lie, not that the cells run "
+                         f"round a loop, whatever its other evidence ({rest}).")
+            if lp.get("phase_withheld"):
+                notes[-1] += (" So it is a possible loop: its cells on the loop are marked, its phase is withheld "
+                              f"({option('phase_low_confidence', True)} gives it).")
+            continue
         if p is None:
             continue
         if p >= verdict.P_CONCLUSIVE and "surface_void_p" in lp:
@@ -602,7 +613,7 @@ def _membership_text(summary, lp, arrays, t) -> str:
             parts.append(share + f"their {t('loop_distance')} is at most the {t('threshold')}"
                          + (f" {_g(thr)}" if thr is not None else "") + ".")
         dist = arrays.get("loop_distance")
-        if dist is not None and thr:
+        if dist is not None and thr and np.isfinite(np.asarray(dist, dtype=float)).any():
             med = float(np.nanmedian(np.asarray(dist, dtype=float) / thr))
             parts.append(f"The median point lies at {med:.2f} × the threshold. 'On the loop' marks the loop's "
                          "core, a tube round its cycle, not every point that belongs to the loop: on a noisy "
