@@ -17,6 +17,7 @@ in the same run, what a user would try instead.
     python benchmarks/bench_panel.py --part coil_pixels   # COIL-20 as its 1,024 grey levels (not 20 PCs)
     python benchmarks/bench_panel.py --part coil_arcs     # open arcs of each COIL-20 object's turn: no loop
     python benchmarks/bench_panel.py --part coil_check    # the prevalence check's runs on COIL-20's possible loops
+    python benchmarks/bench_panel.py --part part_nulls --seeds 5   # held-out no-loop inputs of many parts
 
 One JSON line per case goes to ``benchmarks/results/panel/<part>.jsonl`` (and stdout); BENCHMARKS.md
 ("The real-data panel") holds the table. Per case:
@@ -765,6 +766,67 @@ def part_noise_nulls(fh, seeds=3):
                            **verdict_row(X, lambda th: None)})
 
 
+def planar_blobs(seed, n_clusters=15, d=10, sizes=(100, 600), planar=True):
+    """``n_clusters`` Gaussian clusters of ``sizes`` points each (drawn), far apart in R^d: each a
+    standard Gaussian in a random plane (``planar``; the shape whose small samples the
+    small-input defaults most often call a loop, "The graph of 100 points or fewer") or in all d
+    coordinates, with centres N(0, 12² I) and noise σ = 0.05 on every coordinate; no loop."""
+    rng = np.random.default_rng(1000 + seed)
+    blocks = []
+    for _ in range(n_clusters):
+        m = int(rng.integers(*sizes))
+        Y = rng.standard_normal((m, 2 if planar else d))
+        if planar:
+            Y = Y @ np.linalg.qr(rng.standard_normal((d, 2)))[0].T
+        blocks.append(Y + 12 * rng.standard_normal(d) + 0.05 * rng.standard_normal((m, d)))
+    return np.vstack(blocks)
+
+
+def part_part_nulls(fh, seeds=5):
+    """Inputs without a loop that the part search cuts into many parts (held out: none was used
+    to choose a default): the 3,668 non-cycling IPC cells and random 2,000 of them, 15 clusters
+    of 100-600 points (planar or full) in R^10, 30 planar clusters of 100-300 or 40-80 in R^20, the
+    circle-in-clusters data without its circle (20,000 points in R^50), and scikit-learn's
+    digits (1,797 images, standardised). One row each: the verdict and what the parts gave."""
+    from sklearn.datasets import load_digits
+    from topoembed import datasets
+
+    from topoembed import analysis, verdict
+
+    def row(name, X, **extra):
+        t0 = time.perf_counter()
+        res = analysis.run(X, jobs=1)
+        rec = res.detection.get("parts") or {}
+        _emit(fh, {"part": "part_nulls", "case": name, **extra, "n": len(X), "verdict": res.verdict.headline(),
+                   "levels": [c.level for c in res.verdict.loops], "from_part": [lp.get("part") for lp in res.loops],
+                   "groups_on_cycle": [lp.get("groups_on_cycle") for lp in res.loops],
+                   # what the evidence alone (p-value, prevalence) says, before the groups on the cycle
+                   "supported_by_evidence": sum(verdict._assess_evidence(lp, verdict.ALPHA, 0).supported
+                                                for lp in res.loops),
+                   "parts_searched": rec.get("searched", []), "screens_with_loop": sum(bool(c) for c in
+                                                                                      rec.get("screened_loops", [])),
+                   "not_recurring": len(rec.get("not_recurring", [])), "seconds": round(time.perf_counter() - t0, 1)})
+
+    X, _, cyc = ipc_cells()
+    row("IPC non-cycling cells, all", X[~cyc])
+    for seed in range(3):
+        idx = np.random.default_rng(seed).choice(np.flatnonzero(~cyc), 2000, replace=False)
+        row("IPC non-cycling cells, 2,000", X[np.sort(idx)], seed=seed)
+    for seed in range(seeds):
+        row("15 planar clusters of 100-600 in R^10", planar_blobs(seed), seed=seed)
+    for seed in range(seeds):
+        row("15 full clusters of 100-600 in R^10", planar_blobs(seed, planar=False), seed=seed)
+    for seed in range(seeds):
+        row("30 planar clusters of 100-300 in R^20", planar_blobs(seed, 30, 20, (100, 300)), seed=seed)
+    for seed in range(seeds):
+        row("30 planar clusters of 40-80 in R^20", planar_blobs(seed, 30, 20, (40, 80)), seed=seed)
+    for seed in range(2):
+        row("6 clusters, no circle, 20,000 in R^50",
+            datasets.make("circle_in_clusters", n=20000, d=50, sigma=0.05, seed=seed, fraction=0.0).X, seed=seed)
+    digits = load_digits().data
+    row("scikit-learn digits (standardised)", (digits - digits.mean(0)) / np.maximum(digits.std(0), 1e-12))
+
+
 def table() -> str:
     """The Markdown table of BENCHMARKS.md from the committed result files."""
     def score(r):
@@ -793,7 +855,7 @@ def main(argv=None):
                                                       "mcdavid_sweep", "minority_part", "minority_shell",
                                                       "minority_sampling", "linear_phase", "groups",
                                                       "coil_parts", "snr", "phase_cycle", "noise_nulls", "coil_pixels", "coil_arcs",
-                                                      "coil_check"])
+                                                      "coil_check", "part_nulls"])
     ap.add_argument("--seeds", type=int, default=3, help="IPC subsample seeds per size (default 3)")
     ap.add_argument("--draws", type=int, default=1, help="draws of the cycling cells per IPC mixture (default 1)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table of the result files and stop")
@@ -808,7 +870,7 @@ def main(argv=None):
     for part in parts:
         with open(OUT / f"{part}.jsonl", "w") as fh:
             fn = globals()[f"part_{part}"]
-            fn(fh, args.seeds) if part in ("ipc", "snr", "phase_cycle", "noise_nulls") else fn(fh, args.draws) if part.startswith("minority") else fn(fh)
+            fn(fh, args.seeds) if part in ("ipc", "snr", "phase_cycle", "noise_nulls", "part_nulls") else fn(fh, args.draws) if part.startswith("minority") else fn(fh)
 
 
 if __name__ == "__main__":
