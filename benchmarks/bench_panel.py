@@ -870,7 +870,8 @@ def main(argv=None):
     for part in parts:
         with open(OUT / f"{part}.jsonl", "w") as fh:
             fn = globals()[f"part_{part}"]
-            fn(fh, args.seeds) if part in ("ipc", "snr", "phase_cycle", "noise_nulls", "part_nulls") else fn(fh, args.draws) if part.startswith("minority") else fn(fh)
+            by_seeds = ("ipc", "snr", "phase_cycle", "noise_nulls", "part_nulls")
+            fn(fh, args.seeds) if part in by_seeds else fn(fh, args.draws) if part.startswith("minority") else fn(fh)
 
 
 if __name__ == "__main__":

@@ -151,7 +151,7 @@ class Extension:
     def groups_crossed(self, rows) -> int:
         """How many connected components of the graph the points ``rows`` lie in (a point off
         the landmarks in its nearest landmark's): 1 for points the graph joins, more where
-        they lie in groups it keeps apart (:data:`topoembed.verdict` reads it for a loop's cycle)."""
+        they lie in groups it keeps apart (:mod:`topoembed.verdict` reads it for a loop's cycle)."""
         if self._components is None:
             self._components = graph.components(self.A)[1]
         rows = np.asarray(rows, dtype=np.int64)

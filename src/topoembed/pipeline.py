@@ -281,8 +281,9 @@ def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None
             lp["phase_cycle"] = pl["phase_cycle"]
         lp["median_phase_confidence"] = float(np.nanmedian(conf)) if np.isfinite(conf).any() else float("nan")
     if X is not None and found:
-        mark_groups_on_cycle(found, ext_graph if ext_graph is not None else
-                             extension.Extension(n=n_in, landmarks=np.arange(n_in), A=extension.extension_graph(X, params)))
+        if ext_graph is None:  # all points were analysed: their own union k = 15 graph
+            ext_graph = extension.Extension(n=n_in, landmarks=np.arange(n_in), A=extension.extension_graph(X, params))
+        mark_groups_on_cycle(found, ext_graph)
 
 
 def mark_groups_on_cycle(found: list, ext_graph) -> None:
