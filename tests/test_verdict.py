@@ -470,3 +470,24 @@ def test_a_ring_of_separate_clusters_is_at_most_a_possible_loop_and_a_circle_sta
     assert "not below 0.01" not in said[0]  # its p-value is conclusive: the groups are the reason
     circle = analysis.run(datasets.make("circle", n=480, d=10, sigma=0.1, seed=0).X, jobs=1)
     assert [lp["groups_on_cycle"] for lp in circle.loops] == [1] and circle.verdict.n_loops == 1
+
+
+def test_an_ensemble_does_not_call_a_cycle_of_separate_clusters_a_loop():
+    # held out (benchmarks/bench_panel.py --part part_nulls): 30 planar clusters of 40-80 points far
+    # apart in R^20. Uniform subsamples of 700 hold ~23 points of each, the k = 100 graph joins each
+    # cluster to its nearest ones, and a cycle through 10 clusters recurred in 9 of 10 subsamples
+    import warnings
+
+    rng = np.random.default_rng(1001)
+    blocks = []
+    for _ in range(30):
+        m = int(rng.integers(40, 80))
+        Y = rng.standard_normal((m, 2)) @ np.linalg.qr(rng.standard_normal((20, 2)))[0].T
+        blocks.append(Y + 12 * rng.standard_normal(20) + 0.05 * rng.standard_normal((m, 20)))
+    X = np.vstack(blocks)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)  # points no run reached stay NaN, silently
+        res = analysis.run(X, jobs=1)
+    assert res.ensemble is not None and res.loops
+    assert res.loops[0]["prevalence"] >= verdict.SUPPORT_PREVALENCE  # the evidence alone would support it
+    assert res.loops[0]["groups_on_cycle"] > 1 and res.verdict.n_loops == 0
