@@ -393,6 +393,13 @@ def test_a_new_part_loop_reaches_the_rest_of_its_surroundings_and_no_further():
     # without the graph the loop stays on the points analysed
     alone = parts._global_loop(lp, D, 42, 2, 0, D)
     assert np.flatnonzero(np.isfinite(alone["phase"])).tolist() == D.tolist()
+    # a cell beyond it is told why it has no phase: it is connected, but outside the loop's part
+    from topoembed.summary import OUTSIDE_PART_REASON, PHASE_MISSING_REASON, per_cell_columns
+
+    why = per_cell_columns([out], 42)["phase_missing"]
+    assert set(why[outside]) == {OUTSIDE_PART_REASON} and set(why[region]) == {""}
+    whole = {k: v for k, v in out.items() if k != "part"}  # a loop of all points: its NaN is a component's
+    assert set(per_cell_columns([whole], 42)["phase_missing"][outside]) == {PHASE_MISSING_REASON}
 
 
 def test_a_new_part_loop_is_reported_only_if_it_recurs(circle_part, monkeypatch):

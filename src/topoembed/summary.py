@@ -11,7 +11,7 @@ import numpy as np
 from ._version import __version__
 
 __all__ = ["summary", "environment", "PER_POINT", "per_cell_columns", "PHASE_MISSING_REASON", "NO_LOOP_REASON",
-           "LOW_CONFIDENCE_REASON", "NO_LOOP_VALUES", "MISSING_REASONS"]
+           "LOW_CONFIDENCE_REASON", "OUTSIDE_PART_REASON", "NO_LOOP_VALUES", "MISSING_REASONS"]
 
 #: Per-point arrays of each loop: kept on the Result, not written to summary.json.
 PER_POINT = ("phase", "phase_confidence", "phase_spread", "loop_distance", "on_loop")
@@ -25,8 +25,11 @@ NO_LOOP_REASON = "no loop found"
 #: ``phase_missing`` of every cell of a loop without support, whose phase is withheld
 #: (:func:`topoembed.pipeline.loop_support`; ``phase_low_confidence=True`` keeps it).
 LOW_CONFIDENCE_REASON = "the loop has low confidence"
+#: ``phase_missing`` of a cell beyond a part's loop: the loop was found inside one part of the data
+#: (:mod:`topoembed.parts`), and its phase reaches only that part and the cells within two edges of it.
+OUTSIDE_PART_REASON = "outside the part of the data that holds the loop"
 #: Every value of ``phase_missing`` ("": the cell has a phase).
-MISSING_REASONS = ("", PHASE_MISSING_REASON, NO_LOOP_REASON, LOW_CONFIDENCE_REASON)
+MISSING_REASONS = ("", PHASE_MISSING_REASON, NO_LOOP_REASON, LOW_CONFIDENCE_REASON, OUTSIDE_PART_REASON)
 #: The per-cell columns' values when no loop is found: no phase, no confidence, not on a
 #: loop, no distance to one (the columns exist, so code that reads them needs no KeyError branch).
 NO_LOOP_VALUES = {"phase": np.nan, "phase_confidence": np.nan, "loop_distance": np.nan, "on_loop": False}
@@ -51,7 +54,8 @@ def per_cell_columns(found: list, n: int, numbered: bool = False) -> dict:
                 cols[f"{field}{suffix}"] = np.asarray(lp[field])
         if "phase" in lp:  # every cell: a phase, or the reason it has none
             missing = ~np.isfinite(np.asarray(lp["phase"], dtype=float))
-            why = LOW_CONFIDENCE_REASON if "phase_withheld" in lp else PHASE_MISSING_REASON
+            why = (LOW_CONFIDENCE_REASON if "phase_withheld" in lp else
+                   OUTSIDE_PART_REASON if lp.get("part") is not None else PHASE_MISSING_REASON)
             cols[f"phase_missing{suffix}"] = np.where(missing, why, "").astype(object)
     return cols
 

@@ -33,7 +33,7 @@ from ._progress import scanpy_log, scanpy_verbosity, scanpy_wants_progress
 from ._validate import InputError, check_choice
 from .pp import DEFAULT_KEY, neighbors, params_for_graph
 from .summary import (LOW_CONFIDENCE_REASON, MISSING_REASONS, NO_LOOP_REASON, NO_LOOP_VALUES,  # noqa: F401 (te.tl's names)
-                      PHASE_MISSING_REASON, per_cell_columns)
+                      OUTSIDE_PART_REASON, PHASE_MISSING_REASON, per_cell_columns)
 
 log = logging.getLogger(__name__)
 
@@ -155,7 +155,8 @@ def _write_loops(adata, key, det, found):
     """Detection and loops to ``uns[key]``; per-cell phase/membership to ``obs``.
 
     Loop i (0-based) writes ``obs[f"{key}_phase"]``, ``_phase_confidence``, ``_on_loop``, ``_loop_distance``
-    and ``_phase_missing`` ("" where the cell has a phase, else :data:`PHASE_MISSING_REASON`)
+    and ``_phase_missing`` ("" where the cell has a phase, else why: :data:`PHASE_MISSING_REASON`,
+    :data:`OUTSIDE_PART_REASON` beyond a loop found inside a part, :data:`LOW_CONFIDENCE_REASON`)
     for i = 0 and the same names with suffix ``_{i + 1}`` for further loops. With no loop
     the loop-0 columns hold :data:`NO_LOOP_VALUES` and ``_phase_missing`` :data:`NO_LOOP_REASON`.
     """
