@@ -579,7 +579,8 @@ for lp in te.tl.get_loops(adata):
 Where the subsamples already found the loop without support, the part's analysis is its
 evidence, and its phase stays the subsamples' consensus over all cells (`part_evidence` records
 both). A loop that only a part holds is a new loop: reported if most random subsamples of the
-cells analysed find it again, with its phase on the part and the cells around it.
+cells analysed find it again, supported by its corrected p-value alone, and with its phase and
+membership on the cells analysed (the part and its shell) only.
 
 ## 3. The phase on the cycling cells
 """),

@@ -26,8 +26,9 @@ NO_LOOP_REASON = "no loop found"
 #: (:func:`topoembed.pipeline.loop_support`; ``phase_low_confidence=True`` keeps it).
 LOW_CONFIDENCE_REASON = "the loop has low confidence"
 #: ``phase_missing`` of a cell beyond a part's loop: the loop was found inside one part of the data
-#: (:mod:`topoembed.parts`), and its phase reaches only that part and the cells within two edges of it.
-OUTSIDE_PART_REASON = "outside the part of the data that holds the loop"
+#: (:mod:`topoembed.parts`), and its phase is given only on the points analysed there (the part and
+#: the nearest points around it, its shell).
+OUTSIDE_PART_REASON = "outside the part of the data (and its shell) where the loop was found"
 #: Every value of ``phase_missing`` ("": the cell has a phase).
 MISSING_REASONS = ("", PHASE_MISSING_REASON, NO_LOOP_REASON, LOW_CONFIDENCE_REASON, OUTSIDE_PART_REASON)
 #: The per-cell columns' values when no loop is found: no phase, no confidence, not on a
