@@ -252,9 +252,11 @@ def test_the_ipc_mixture_loop_closes_through_the_parts_surroundings(ipc_path, dr
     assert res.verdict.level == "loop" and len(res.loops) == 1
     lp = res.loops[0]
     assert lp["p_value"] < 0.01
-    if draw == 0:  # a new loop: on the part and all of its surroundings, not only the 700 cells analysed
-        assert lp["part_size"] < lp["n_analysed"] <= 700 < np.isfinite(lp["phase"]).sum()
-        assert np.isfinite(lp["phase"][cycling]).sum() >= 390
+    if draw == 0:  # a new loop: given on the cells analysed (the part and its shell) only
+        assert lp["part_size"] < lp["n_analysed"] <= 700 and np.isfinite(lp["phase"]).sum() == lp["n_reached"]
+        # 373 of the 400 cycling cells and 153 non-cycling ones (extended to all cells within two
+        # edges of the part: 392 and 822)
+        assert np.isfinite(lp["phase"][cycling]).sum() >= 360 and np.isfinite(lp["phase"][~cycling]).sum() <= 300
     else:
         ev = lp["part_evidence"]
         assert ev["part_size"] < ev["n_analysed"] <= 700 and ev["ensemble_p_value"] > 0.5
@@ -263,7 +265,7 @@ def test_the_ipc_mixture_loop_closes_through_the_parts_surroundings(ipc_path, dr
         assert ev["ensemble_prevalence"] == 0.6 and lp["prevalence"] == ev["prevalence"]
         assert np.isfinite(lp["phase"][cycling]).all()
     n_phased, r2 = _r2_on_cycling(lp["phase"], cycling, score)
-    assert n_phased >= 390 and r2 >= 0.7
+    assert n_phased >= (360 if draw == 0 else 390) and r2 >= 0.7
 
 
 @pytest.mark.slow  # real cells, 10-20 s per draw
