@@ -373,7 +373,7 @@ def test_the_report_says_whose_subsamples_a_prevalence_counts():
 def test_a_new_part_loop_is_given_on_the_points_analysed_and_no_further():
     # a part loop found on 10..19 of a path keeps its values there; the cells around them (8, 9,
     # 20, 21: connected, within two edges) get none, and say why. Extended to them, the 5 % IPC
-    # mixture's loop gave its phase to 330-860 non-cycling cells, with confidence near 1
+    # mixture's loop gave its phase to 320-860 more non-cycling cells, with confidence near 1
     from topoembed.summary import OUTSIDE_PART_REASON, PHASE_MISSING_REASON, per_cell_columns
 
     D = np.arange(10, 20)

@@ -514,9 +514,9 @@ def _global_loop(lp: dict, P: np.ndarray, n: int, n_searched: int, part: int, pa
     """A part's loop over all n points, its ids and p-value those of the whole data: its phase,
     confidence, loop distance and ``on_loop`` on the points analysed (``P``: the part
     ``part_points`` with its shell), NaN elsewhere. The shell holds the points nearest the part,
-    so a harmonic extension beyond it reaches mostly other cells: around the 5 % IPC mixture's
-    part (3,668 non-cycling cells, 200 cycling), extending the phase to all points within two
-    edges gave it to 2-19 more cycling cells and 330-860 more non-cycling ones, with a confidence
+    so a harmonic extension beyond it reaches mostly other cells: around the IPC mixtures' parts
+    (3,668 non-cycling cells, 200 or 400 cycling), extending the phase to all points within two
+    edges gave it to 2-19 more cycling cells and 320-860 more non-cycling ones, with a confidence
     near 1 (median 1.0) because the extended phase is smooth; the distances spread into a
     neighbouring cluster the same way (a 1.5 % circle touching one: 106 of its points "on the loop")."""
     out = {k: v for k, v in lp.items() if k not in pipeline.PER_POINT}
