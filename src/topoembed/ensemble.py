@@ -269,8 +269,7 @@ def _finish(X, params, runs, ext, combined, idxs, B, stopped_early, jobs, progre
     prevalence = [len(c) / n_done for c in clusters]
     reported = [c for c, p in zip(clusters, prevalence) if p >= MIN_PREVALENCE]
     loops_out = [_consensus_loop(c, ext, runs, idxs, n_done) for c in reported]
-    if ext_graph is not None:  # on the graph of all points, not the representative run's subsample
-        pipeline.mark_groups_on_cycle(loops_out, ext_graph)
+    pipeline.mark_groups_on_cycle(loops_out, ext_graph)  # on the graph of all points (its runs count none)
     ref_b = _reference_run(runs, reported, order)
     ref = runs[ref_b]
     part_record = None

@@ -540,6 +540,5 @@ def _global_loop(lp: dict, P: np.ndarray, n: int, n_searched: int, part: int, pa
     out["n_on_loop"] = int(out["on_loop"].sum())
     out["n_reached"] = int(np.isfinite(out["phase"]).sum())  # analysed points its phase reaches
     if "phase_spread" in lp:  # the ensemble's spread over its runs: on the points analysed only
-        out["phase_spread"] = np.full(n, np.nan)
-        out["phase_spread"][P] = lp["phase_spread"]
+        out["phase_spread"] = on_all(lp["phase_spread"])
     return out

@@ -209,7 +209,7 @@ def _run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmat
 
     t0 = time.perf_counter()
     if params.localize and found:
-        ph = localization_stage(found, X, index, A, D, ph, detection, params, withhold=withhold)
+        ph = localization_stage(found, X, index, A, D, ph, detection, params, withhold=withhold, groups=final)
     tick("localization", t0)
     timings["total"] = time.perf_counter() - t_all
     bar.close()
@@ -236,21 +236,23 @@ def describe_loops(ph: dict, detection: dict, index: np.ndarray) -> list[dict]:
     return found
 
 
-def localization_stage(found, X, index, A, D, ph, detection, params: Params, withhold: bool = True) -> dict:
+def localization_stage(found, X, index, A, D, ph, detection, params: Params, withhold: bool = True,
+                       groups: bool = True) -> dict:
     """The localization stage of :func:`run`, the staged ``topoembed localize`` and
     ``te.tl.detect_loops``: the found loops' cocycles (:func:`topoembed.homology.add_cocycles`,
     unless ``ph`` has them), :func:`localize_loops`, and, with ``withhold`` and without
-    ``params.phase_low_confidence``, :func:`withhold_unsupported_phase`. Returns ``ph`` with
-    the cocycles."""
+    ``params.phase_low_confidence``, :func:`withhold_unsupported_phase`. ``groups``: count each
+    loop's groups on its cycle (:func:`mark_groups_on_cycle`; not in a run inside an ensemble,
+    whose loops are counted on the graph of all points). Returns ``ph`` with the cocycles."""
     # truncated where the localization needs them (it runs ripser.py further if it must)
     ph = localization.with_loop_cocycles(D, ph, detection["features"], params.theta_filtration)
-    localize_loops(found, X, index, A, D, ph, detection, params)
+    localize_loops(found, X, index, A, D, ph, detection, params, groups=groups)
     if withhold:
         withhold_unsupported_phases(found, detection, params)
     return ph
 
 
-def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None:
+def localize_loops(found, X, index, A, D, ph, detection, params: Params, groups: bool = True) -> None:
     """Add cycle, phase, phase_confidence, on_loop and loop_distance (per input point) to each found loop.
 
     The circular coordinate and membership come from :func:`topoembed.localize.localize_loops`
@@ -280,7 +282,7 @@ def localize_loops(found, X, index, A, D, ph, detection, params: Params) -> None
         if pl.get("phase_cycle") is not None:  # which cycle θ was spaced along (localize, step 1)
             lp["phase_cycle"] = pl["phase_cycle"]
         lp["median_phase_confidence"] = float(np.nanmedian(conf)) if np.isfinite(conf).any() else float("nan")
-    if X is not None and found:
+    if groups and X is not None and found:
         if ext_graph is None:  # all points were analysed: their own union k = 15 graph
             ext_graph = extension.Extension(n=n_in, landmarks=np.arange(n_in), A=extension.extension_graph(X, params))
         mark_groups_on_cycle(found, ext_graph)

@@ -258,14 +258,10 @@ def _part_loop_note(i: int, lp: dict) -> str:
              if analysed > lp["part_size"] else "that part")
     again = (f", found again in {lp['n_runs']} of {lp['n_subsamples']} random subsamples of them"
              if lp.get("n_runs") is not None and lp.get("n_subsamples") else "")
-    reached = lp.get("n_reached", analysed)
     k = f" with k = {lp['k_in_part']}" if lp.get("k_in_part") is not None else ""  # the part's own (parts._inner)
-    given = (f"found on {where}{again}, its phase is given on the {reached} points of the part and "
-             f"its surroundings (within two edges of it) only, its membership on the {analysed} points analysed"
-             if reached > analysed
-             else f"its phase and membership are given on {where} only{again}")
     return (f"Loop {i + 1} lies in a part of {lp['part_size']} points (p = {verdict._num(lp.get('p_value_in_part'))} "
-            f"there{k}, {_over_parts(lp.get('p_value'), lp['n_parts_searched'])}); {given}")
+            f"there{k}, {_over_parts(lp.get('p_value'), lp['n_parts_searched'])}); its phase and membership are "
+            f"given on {where} only{again}")
 
 
 def _not_recurring_note(r: dict) -> str:
