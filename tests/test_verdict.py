@@ -472,6 +472,33 @@ def test_a_ring_of_separate_clusters_is_at_most_a_possible_loop_and_a_circle_sta
     assert [lp["groups_on_cycle"] for lp in circle.loops] == [1] and circle.verdict.n_loops == 1
 
 
+def test_every_way_in_counts_the_groups_on_a_ring_of_separate_clusters(tmp_path, caplog):
+    """te.tl's steps read only the graph and the distances; they count the groups on the points
+    the graph was built on, so the staged calls give run's verdict (before: "1 loop")."""
+    import anndata
+
+    import topoembed as te
+
+    X = _ring_of_clusters()
+    by_run = analysis.run(X, jobs=1)
+    np.save(tmp_path / "ring.npy", X)
+    staged_cli = _staged(tmp_path / "cli", tmp_path / "ring.npy", graph_options=())
+    a = anndata.AnnData(np.zeros((len(X), 3), np.float32), obsm={"X_mine": X.astype(np.float32)})
+    te.pp.neighbors(a, use_rep="X_mine")
+    te.tl.spectral_distances(a)
+    te.tl.persistent_homology(a)
+    te.tl.detect_loops(a)
+    expected = by_run.loops[0]["groups_on_cycle"]
+    assert expected > 1 and by_run.verdict.n_loops == 0
+    for loops_, v in ((staged_cli["loops"], staged_cli["verdict"]), (te.tl.get_loops(a), te.tl.get_verdict(a))):
+        assert [lp["groups_on_cycle"] for lp in loops_] == [expected]
+        assert int(v["n_loops"]) == 0 and str(v["level"]) == by_run.verdict.level
+    del a.obsm["X_mine"]  # the points gone: the loop is still reported, and the log says what is not checked
+    with caplog.at_level("WARNING"):
+        te.tl.detect_loops(a)
+    assert "groups_on_cycle" not in te.tl.get_loops(a)[0] and "not checked for separate groups" in caplog.text
+
+
 def test_an_ensemble_does_not_call_a_cycle_of_separate_clusters_a_loop():
     # held out (benchmarks/bench_panel.py --part part_nulls): 30 planar clusters of 40-80 points far
     # apart in R^20. Uniform subsamples of 700 hold ~23 points of each, the k = 100 graph joins each

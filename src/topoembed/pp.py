@@ -18,6 +18,7 @@ from . import graph
 from .datasets import cell_cycle_genes  # noqa: F401 (te.pp.cell_cycle_genes: the bundled list lives with the data)
 from ._anndata import check_adata, resolved_points, transposed, uns_entry
 from ._progress import scanpy_wants_progress
+from .io import SCANPY_N_PCS
 from ._validate import LOG_MAX, InputError, check_k, count_kind, looks_like_counts, option  # noqa: F401 (public here)
 from .pipeline import Params
 
@@ -244,7 +245,8 @@ def neighbors(adata, k: int = _PARAMS.k, *, use_rep: str | None = None,
         scanpy_params = dict(info.get("params", {}))
         k_used = int(scanpy_params.get("n_neighbors", 0)) - 1
         meta = {"source": f"scanpy:{neighbors_key}", "binarize": bool(binarize), "symmetrize": symmetrize,
-                "k": k_used, "use_rep": str(scanpy_params.get("use_rep", "X_pca"))}
+                "k": k_used,  # scanpy records use_rep only where it was given; else its own rule picked it
+                "use_rep": str(scanpy_params.get("use_rep", "X_pca" if adata.n_vars > SCANPY_N_PCS else "X"))}
     else:
         use_rep, X = resolved_points(adata, use_rep)
         check_k(k, X.shape[0])

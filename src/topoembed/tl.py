@@ -27,7 +27,7 @@ import numpy as np
 
 from . import analysis, evidence, groups, homology, loops, pipeline, spectral, verdict
 from . import localize as localization
-from ._anndata import as_list, check_adata, h5ad_safe, points, resolved_points, stored_entry, uns_entry
+from ._anndata import as_list, check_adata, graph_points, h5ad_safe, points, resolved_points, stored_entry, uns_entry
 from .io import default_rep
 from ._progress import scanpy_log, scanpy_verbosity, scanpy_wants_progress
 from ._validate import InputError, check_choice
@@ -193,7 +193,9 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
     second distance as :func:`run` does (``confirm=True``); a loop found here on noisy
     data should be checked with ``te.tl.run`` or ``distance="auto"``. Where the diagram
     may hide a second loop, ``surface`` looks for a closed surface on the stored distances'
-    landmarks, as :func:`run` does (:func:`topoembed.evidence.with_surface`).
+    landmarks, as :func:`run` does (:func:`topoembed.evidence.with_surface`). Each loop's
+    cycle is checked for separate groups of points on the points the graph was built on
+    (``uns[key]["graph"]["use_rep"]``), as :func:`run` checks it.
     """
     adata = adata.copy() if copy else adata
     check_adata(adata)
@@ -209,10 +211,12 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
     found = pipeline.describe_loops(ph, det, index)
     if localize and found:
         check_choice(phase_method, localization.PHASE_METHODS, "phase_method")
-        params = pipeline.Params(theta_filtration=theta_filtration, phase_method=phase_method)
+        X, meta = graph_points(adata, key_added)  # the groups on each loop's cycle, as te.tl.run counts them
+        graph_kw = {k: meta[k] for k in ("k", "metric") if k in meta and meta[k] not in (-1, None)}
+        params = pipeline.Params(theta_filtration=theta_filtration, phase_method=phase_method, **graph_kw)
         D = _distances_for(adata, key_added)
         # the pipeline's stage: the same cocycles, phases, and phase only where a loop is supported
-        pipeline.localization_stage(found, None, index, _graph(adata, key_added), D, ph, det, params)
+        pipeline.localization_stage(found, X, index, _graph(adata, key_added), D, ph, det, params)
     _write_loops(adata, key_added, det, found)
     return adata if copy else None
 
