@@ -401,6 +401,48 @@ def test_every_way_in_gives_the_same_verdict_on_1000_ipc_cells(tmp_path, ipc_pat
     assert [lp["p_value"] for lp in by_run["loops"]] == [lp["p_value"] for lp in te.tl.get_loops(a)]
 
 
+
+def _tl_staged(X, **neighbors_kw):
+    """te.pp.neighbors, te.tl.spectral_distances, te.tl.persistent_homology, te.tl.detect_loops."""
+    import anndata
+
+    import topoembed as te
+
+    a = anndata.AnnData(X.astype(np.float32))
+    te.pp.neighbors(a, **neighbors_kw)
+    te.tl.spectral_distances(a)
+    te.tl.persistent_homology(a)
+    te.tl.detect_loops(a)
+    return a
+
+
+@pytest.mark.parametrize("case", ["blob", "ipc"])
+def test_te_tl_s_steps_decide_as_te_tl_run(case, request):
+    """te.tl's steps decided the count from the diagram alone: the blob (800 points, seed 0) read
+    "1 possible loop" (p = 1.0), which the other distance's reading rejects in run; 1,000 IPC cells
+    (seed 1, p = 0.018) read "possible" without the prevalence check that supports it in run; 300
+    IPC cells got k = 100 instead of run's 75. Now the same verdict, p-values and phases."""
+    import anndata
+
+    import topoembed as te
+
+    if case == "blob":
+        cells = [datasets.make("blob", n=800, d=10, sigma=0.2, seed=0).X]
+    else:
+        X = np.asarray(anndata.read_h5ad(request.getfixturevalue("ipc_path")).obsm["X_scVI"], dtype=np.float64)
+        cells = [X[np.sort(np.random.default_rng(s).choice(len(X), n, replace=False))] for s, n in ((1, 1000), (0, 300))]
+    for X in cells:
+        staged = _tl_staged(X)
+        by_run = anndata.AnnData(X.astype(np.float32))
+        te.tl.run(by_run, progress=False)
+        assert _call(staged.uns["topoembed"]["verdict"]) == _call(by_run.uns["topoembed"]["verdict"]), case
+        assert int(staged.uns["topoembed"]["graph"]["k"]) == int(by_run.uns["topoembed"]["params"]["k"])
+        p_staged, p_run = ([lp.get("prevalence", lp["p_value"]) for lp in te.tl.get_loops(b)] for b in (staged, by_run))
+        assert np.allclose(p_staged, p_run)
+        if case == "ipc":
+            assert te.tl.get_verdict(staged)["n_loops"] == 1
+            assert np.allclose(staged.obs["topoembed_phase"], by_run.obs["topoembed_phase"], equal_nan=True)
+
 def test_subsample_gets_the_prevalence_check_its_points_get_alone(ipc_path):
     """1,000 IPC cells as `subsample=1000` (seed 1) and the same cells given alone: both "1 loop"
     (p = 0.018, supported by its prevalence). The subsample run skipped the check and called the

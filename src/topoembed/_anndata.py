@@ -91,21 +91,19 @@ def resolved_points(adata, use_rep: str | None = None) -> tuple[str | None, np.n
     return use_rep, points(adata, use_rep)
 
 
-def graph_points(adata, key: str) -> tuple[np.ndarray | None, dict]:
+def graph_points(adata, key: str) -> np.ndarray | None:
     """The points ``te.pp.neighbors`` built ``obsp[f"{key}_graph"]`` on (the ``use_rep`` it
-    recorded) and that graph's recorded parameters; the points are None, with a warning, where
-    ``adata`` no longer holds them. A stage that reads only the graph needs them for what the
-    front door measures on the points (the groups a loop's cycle crosses)."""
+    recorded), or None, with a warning, where ``adata`` no longer holds them. A step that reads
+    the stored graph needs them for what :func:`topoembed.tl.run` measures on the points (the
+    groups on a loop's cycle, the prevalence check)."""
     from .io import default_rep
 
-    meta = dict(adata.uns.get(key, {}).get("graph", {}))
     try:
-        return points(adata, default_rep(adata, meta.get("use_rep")), quiet=True), meta
+        return points(adata, default_rep(adata, adata.uns.get(key, {}).get("graph", {}).get("use_rep")), quiet=True)
     except InputError as e:
-        log.warning("the points the graph was built on are not available (%s): a loop's cycle is not checked for "
-                    "separate groups of points, which te.tl.run does", e)
-        return None, meta
-
+        log.warning("the points the graph was built on are not available (%s): a loop is not checked for separate "
+                    "groups of points on its cycle nor for its prevalence in subsamples, as te.tl.run does", e)
+        return None
 
 def stored_entry(adata, key: str, what: str, step: str = "te.tl.run(adata)", group=None) -> dict:
     """``adata.uns[key]`` where it holds a run's ``what`` (its loops, verdict, diagrams, ...), or an

@@ -224,7 +224,9 @@ def neighbors(adata, k: int = _PARAMS.k, *, use_rep: str | None = None,
     itself) gives the same graph as ``te.pp.neighbors(k=k)``; ``binarize=False`` keeps
     scanpy's symmetric ``connectivities`` weights.
     Otherwise the graph is built on ``adata.obsm[use_rep]`` (or ``X``) with ``k``
-    neighbours. Parameters go to ``adata.uns[key_added]["graph"]``.
+    neighbours; the default k follows a small input's size as in :func:`topoembed.tl.run`
+    (:meth:`topoembed.params.Params.for_small_input`). Parameters go to
+    ``adata.uns[key_added]["graph"]``.
     """
     adata = adata.copy() if copy else adata
     check_adata(adata)
@@ -249,6 +251,11 @@ def neighbors(adata, k: int = _PARAMS.k, *, use_rep: str | None = None,
                 "use_rep": str(scanpy_params.get("use_rep", "X_pca" if adata.n_vars > SCANPY_N_PCS else "X"))}
     else:
         use_rep, X = resolved_points(adata, use_rep)
+        small = Params(k=k, symmetrize=symmetrize).for_small_input(X.shape[0])  # the default k follows a small n
+        k, symmetrize = small[0].k, small[0].symmetrize
+        for message in small[1:]:
+            if message:
+                log.warning(message)
         check_k(k, X.shape[0])
         A = graph.knn_graph(X, k=k, metric=metric, symmetrize=symmetrize, weights=weights, random_state=random_state,
                             progress=scanpy_wants_progress())  # a bar on a long search, as te.tl.run shows

@@ -175,6 +175,24 @@ def prevalence_stage(X, A, D, ph: dict, detection: dict, found: list, params: pi
     return decided, cand, ph_cand, check
 
 
+def staged_localization(X, A, D, ph: dict, detection: dict, params: pipeline.Params, *, jobs="auto",
+                        progress: bool = False) -> tuple[dict, list, dict, dict | None, float]:
+    """What :func:`topoembed.pipeline.run` does after the detection, for the staged steps that
+    start from a stored detection (``topoembed localize``, ``te.tl.detect_loops``): describe and
+    localize the loops (the groups on each cycle counted on X), :func:`prevalence_stage`, then
+    withhold the phases no evidence supports. X None (the points are not at hand): no
+    prevalence check and no groups count. Returns (detection, found, ph, check, seconds of the check)."""
+    found = pipeline.describe_loops(ph, detection, np.arange(D.shape[0]))
+    if params.localize and found:
+        ph = pipeline.localization_stage(found, X, np.arange(D.shape[0]), A, D, ph, detection, params, withhold=False)
+    check, t0 = None, time.perf_counter()
+    if X is not None:  # as run: prevalence as evidence, and the phases withheld only after it had its say
+        detection, found, ph, check = prevalence_stage(X, A, D, ph, detection, found, params, jobs=jobs,
+                                                       progress=progress, given_count=params.n_loops != "auto")
+    pipeline.withhold_unsupported_phases(found, detection, params)
+    return detection, found, ph, check, (time.perf_counter() - t0 if check is not None else 0.0)
+
+
 def needs_recurrence_check(ph: dict, detection: dict, params: pipeline.Params) -> bool:
     """Whether a run that found no loop should have its longest H1 feature checked for
     recurrence (:func:`prevalence_stage`): ``params.prevalence_check`` and ``localize`` are on,

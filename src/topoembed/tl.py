@@ -25,7 +25,7 @@ import logging
 
 import numpy as np
 
-from . import analysis, evidence, groups, homology, loops, pipeline, spectral, verdict
+from . import analysis, evidence, groups, homology, pipeline, prevalence, spectral, verdict
 from . import localize as localization
 from ._anndata import as_list, check_adata, graph_points, h5ad_safe, points, resolved_points, stored_entry, uns_entry
 from .io import default_rep
@@ -181,44 +181,54 @@ def _write_loops(adata, key, det, found):
 def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.localize,
                  theta_filtration: float = pipeline.Params.theta_filtration,
                  phase_method: str = pipeline.Params.phase_method, surface: bool = pipeline.Params.surface,
-                 key_added: str = DEFAULT_KEY, copy: bool = False):
-    """Detection scores s_1..s_5 and the number of loops from ``uns[key]["diagrams"]["H1"]``.
+                 confirm: bool = pipeline.Params.confirm, prevalence_check: bool = pipeline.Params.prevalence_check,
+                 seed: int = pipeline.Params.seed, jobs="auto", key_added: str = DEFAULT_KEY, copy: bool = False):
+    """The number of loops from ``uns[key]["diagrams"]["H1"]``, decided as :func:`run` decides
+    it on the same graph and distances, and the verdict.
 
-    With ``localize``, also each loop's representative cycle
+    As :func:`run`: the detection scores s_1..s_5 and the evidence rule, confirmed by the other
+    spectral distance on the stored graph (``confirm``), a closed surface where the diagram may
+    hide a second loop (``surface``); with ``localize``, each loop's representative cycle
     (``uns[key]["loops"][str(i)]["cycle"]``) and per cell ``obs[f"{key}_phase"]`` (circular
-    coordinate θ in [0, 2π)), ``_phase_confidence`` (in [0, 1]), ``_on_loop`` and ``_loop_distance``
-    (see :mod:`topoembed.localize`).
-
-    This step reads only the stored diagram, so it does not confirm the count with a
-    second distance as :func:`run` does (``confirm=True``); a loop found here on noisy
-    data should be checked with ``te.tl.run`` or ``distance="auto"``. Where the diagram
-    may hide a second loop, ``surface`` looks for a closed surface on the stored distances'
-    landmarks, as :func:`run` does (:func:`topoembed.evidence.with_surface`). Each loop's
-    cycle is checked for separate groups of points on the points the graph was built on
-    (``uns[key]["graph"]["use_rep"]``), as :func:`run` checks it.
+    coordinate θ in [0, 2π)), ``_phase_confidence`` (in [0, 1]), ``_on_loop`` and
+    ``_loop_distance`` (see :mod:`topoembed.localize`); on the points the graph was built on
+    (``uns[key]["graph"]["use_rep"]``), the groups on each loop's cycle and the prevalence check
+    (``prevalence_check``, ``seed``, ``jobs``). A phase no evidence supports is withheld. One run
+    of all cells, where :func:`run` makes an ensemble above :data:`topoembed.pipeline.ENSEMBLE_MIN_N`.
     """
     adata = adata.copy() if copy else adata
     check_adata(adata)
     entry = uns_entry(adata, key_added)
     if "diagrams" not in entry or "H1" not in entry["diagrams"]:
         raise InputError(f"no H1 diagram under key {key_added!r}: run te.tl.persistent_homology(adata) first")
+    check_choice(phase_method, localization.PHASE_METHODS, "phase_method")
     ph = _ph_from_entry(entry)
-    # the package's rule (loops.decide; no second distance here, see above)
-    det = loops.decide(ph["dgms"][1], n_loops=n_loops, scale=ph["scale"])
-    det, _ = evidence.with_surface(det, ph["dgms"][1], ph["scale"], pipeline.Params(n_loops=n_loops, surface=surface),
-                                   lambda: _distances_for(adata, key_added))
-    index = np.arange(adata.n_obs)
-    found = pipeline.describe_loops(ph, det, index)
-    if localize and found:
-        check_choice(phase_method, localization.PHASE_METHODS, "phase_method")
-        X, meta = graph_points(adata, key_added)  # the groups on each loop's cycle, as te.tl.run counts them
-        graph_kw = {k: meta[k] for k in ("k", "metric") if k in meta and meta[k] not in (-1, None)}
-        params = pipeline.Params(theta_filtration=theta_filtration, phase_method=phase_method, **graph_kw)
-        D = _distances_for(adata, key_added)
-        # the pipeline's stage: the same cocycles, phases, and phase only where a loop is supported
-        pipeline.localization_stage(found, X, index, _graph(adata, key_added), D, ph, det, params)
+    params = _staged_params(entry, n_loops=n_loops, localize=localize, theta_filtration=theta_filtration,
+                            phase_method=phase_method, surface=surface, confirm=confirm,
+                            prevalence_check=prevalence_check, seed=seed).validate(adata.n_obs)
+    X = graph_points(adata, key_added) if localize else None
+    A = _graph(adata, key_added)
+    distances = _distances_for(adata, key_added) if localize else (lambda: _distances_for(adata, key_added))
+    det = evidence.decide_loops(ph, A, params, D=distances)  # the pipeline's detection stage
+    if localize:
+        det, found, ph, _, _ = prevalence.staged_localization(X, A, distances, ph, det, params, jobs=jobs,
+                                                              progress=scanpy_wants_progress())
+        orient_phases(adata, found)
+    else:
+        found = pipeline.describe_loops(ph, det, np.arange(adata.n_obs))
     _write_loops(adata, key_added, det, found)
     return adata if copy else None
+
+
+def _staged_params(entry: dict, **given) -> pipeline.Params:
+    """The settings of :func:`detect_loops` (one run): the graph's and the distances' as their
+    steps recorded them in ``uns[key]``, and the ones given."""
+    graph_made = entry.get("graph", {})
+    made = {k: graph_made[k] for k in ("k", "metric", "symmetrize", "weights") if graph_made.get(k) not in (None, -1)}
+    info = entry.get("distances", {})
+    made.update({"distance": info["kind"], "t": float(info["t"]), "n_components": int(info["n_components"])}
+                if "kind" in info else {})
+    return pipeline.Params(**made, **given, n_subsamples=1)
 
 
 def get_loops(adata, key: str = DEFAULT_KEY, group=None) -> list[dict]:
@@ -266,23 +276,23 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
         progress = scanpy_wants_progress()
     result = analysis.run(X, p, A=A, from_runs=from_runs, jobs=jobs, progress=progress, small_input=small_input)
     result.warnings[:0] = [w for w in about_input if w not in result.warnings]  # summary.json and the report say them too
-    orient_phases(adata, result)
+    orient_phases(adata, result.loops)
     store_result(adata, result, use_rep=use_rep, key_added=key_added, neighbors_key=neighbors_key,
                  binarize=binarize)
     return result
 
 
-def orient_phases(adata, result: pipeline.Result) -> None:
+def orient_phases(adata, found: list) -> None:
     """Where the cells carry S and G2/M scores (``obs["topoembed_S_score"]``,
-    ``obs["topoembed_G2M_score"]``, from :func:`topoembed.pp.recipe_cell_cycle`), turn each
-    loop's phase so that S comes before G2/M and θ = 0 is the G1/S boundary
+    ``obs["topoembed_G2M_score"]``, from :func:`topoembed.pp.recipe_cell_cycle`), turn the phase
+    of each loop in ``found`` so that S comes before G2/M and θ = 0 is the G1/S boundary
     (:func:`topoembed.localize.orient_by_markers`); ``phase_orientation`` says how."""
     from .pp import SCORE_COLUMNS
 
-    if not all(c in adata.obs for c in SCORE_COLUMNS) or result.n_input != adata.n_obs:
+    if not all(c in adata.obs for c in SCORE_COLUMNS):
         return
     s_score, g2m_score = (adata.obs[c].to_numpy(dtype=float) for c in SCORE_COLUMNS)
-    for i, lp in enumerate(result.loops):
+    for i, lp in enumerate(found):
         phase = np.asarray(lp.get("phase", []), dtype=float)
         if len(phase) != adata.n_obs or not np.isfinite(phase).any():
             continue  # no phase (withheld, or not localised)

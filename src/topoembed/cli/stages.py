@@ -261,18 +261,9 @@ def cmd_localize(args) -> int:
     X, fp = _points_with_fp(args)
     A, D, ph, det, records, _ = _stage_inputs(args, X, fp, need_loops=False)
     p = _resolve(args, records)
-    index = np.arange(X.shape[0])
-    check, t_check, det_in = None, 0.0, det
+    det_in = det
     with _stage_work() as box:
-        found = pipeline.describe_loops(ph, det, index)
-        if p.localize and found:
-            ph = pipeline.localization_stage(found, X, index, A, D, ph, det, p, withhold=False)
-        # as `run`: prevalence as evidence, and the phases withheld only after it had its say
-        t0 = time.perf_counter()
-        det, found, ph, check = prevalence.prevalence_stage(X, A, D, ph, det, found, p, jobs=args.jobs,
-                                                            given_count=p.n_loops != "auto")
-        t_check = time.perf_counter() - t0 if check is not None else 0.0
-        pipeline.withhold_unsupported_phases(found, det, p)
+        det, found, ph, check, t_check = prevalence.staged_localization(X, A, D, ph, det, p, jobs=args.jobs)
     arrays = {f"{f}_{i}": np.asarray(lp[f]) for i, lp in enumerate(found) for f in pipeline.PER_POINT if f in lp}
     record = _record("localize", p, fp, records, box["seconds"] - t_check, box["warnings"])
     if check is not None:
@@ -316,7 +307,7 @@ def cmd_report(args) -> int:
     if adata is not None:  # as `run`: a phase turned by the cells' S and G2/M scores where the recipe made them
         from .. import tl
 
-        tl.orient_phases(adata, result)
+        tl.orient_phases(adata, result.loops)
     with io.OutputSet(args.out, owned=RUN_OUTPUTS) as outputs:
         summ = _write_run_outputs(outputs, args, result, X, emb, adata=adata,
                                   ids=None if adata is not None else meta.get("row_names"))
