@@ -223,8 +223,7 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
 def _staged_params(entry: dict, **given) -> pipeline.Params:
     """The settings of :func:`detect_loops` (one run): the graph's and the distances' as their
     steps recorded them in ``uns[key]``, and the ones given."""
-    graph_made = entry.get("graph", {})
-    made = {k: graph_made[k] for k in ("k", "metric", "symmetrize", "weights") if graph_made.get(k) not in (None, -1)}
+    made = {k: v for k, v in entry.get("graph", {}).items() if k in ("k", "metric", "symmetrize", "weights") and v != -1}
     info = entry.get("distances", {})
     made.update({"distance": info["kind"], "t": float(info["t"]), "n_components": int(info["n_components"])}
                 if "kind" in info else {})
