@@ -37,10 +37,9 @@ from .summary import (LOW_CONFIDENCE_REASON, MISSING_REASONS, NO_LOOP_REASON, NO
 
 log = logging.getLogger(__name__)
 
-__all__ = ["spectral_distances", "persistent_homology", "detect_loops", "run", "run_result", "store_result", "get_loops", "get_verdict",
-           "get_group_verdicts", "embed",
-           "cluster", "embedding_topology", "OBSP_DENSE_MAX_N", "NO_LOOP_REASON", "NO_LOOP_VALUES",
-           "LOW_CONFIDENCE_REASON"]
+__all__ = ["spectral_distances", "persistent_homology", "detect_loops", "run", "run_result", "store_result", "get_loops",
+           "get_verdict", "get_group_verdicts", "embed", "cluster", "embedding_topology", "OBSP_DENSE_MAX_N",
+           "NO_LOOP_REASON", "NO_LOOP_VALUES", "LOW_CONFIDENCE_REASON"]
 
 
 def __dir__():  # tab completion shows the API, not the modules this one imports (np, logging, ...)
@@ -194,8 +193,7 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
     ``_loop_distance`` (see :mod:`topoembed.localize`); on the points the graph was built on
     (``uns[key]["graph"]["use_rep"]``), the groups on each loop's cycle and the prevalence check
     (``prevalence_check``, ``seed``, ``jobs``). A phase no evidence supports is withheld. One run
-    of all cells, where :func:`run` makes an ensemble above :data:`topoembed.pipeline.ENSEMBLE_MIN_N`.
-    """
+    of all cells, where :func:`run` makes an ensemble above :data:`topoembed.pipeline.ENSEMBLE_MIN_N`."""
     adata = adata.copy() if copy else adata
     check_adata(adata)
     entry = uns_entry(adata, key_added)
@@ -208,6 +206,9 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
                             prevalence_check=prevalence_check, seed=seed).validate(adata.n_obs)
     X = graph_points(adata, key_added) if localize else None
     A = _graph(adata, key_added)
+    if adata.n_obs > pipeline.ENSEMBLE_MIN_N:  # as the staged command line says it
+        log.warning("te.tl's steps analyse all %d cells in one run, while te.tl.run analyses more than %d cells as an "
+                    "ensemble of subsamples, so the verdicts can differ", adata.n_obs, pipeline.ENSEMBLE_MIN_N)
     distances = _distances_for(adata, key_added) if localize else (lambda: _distances_for(adata, key_added))
     det = evidence.decide_loops(ph, A, params, D=distances)  # the pipeline's detection stage
     if localize:
@@ -221,8 +222,7 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
 
 
 def _staged_params(entry: dict, **given) -> pipeline.Params:
-    """The settings of :func:`detect_loops` (one run): the graph's and the distances' as their
-    steps recorded them in ``uns[key]``, and the ones given."""
+    """:func:`detect_loops`' settings (one run): the graph's and distances' from ``uns[key]``, and those given."""
     made = {k: v for k, v in entry.get("graph", {}).items() if k in ("k", "metric", "symmetrize", "weights") and v != -1}
     info = entry.get("distances", {})
     made.update({"distance": info["kind"], "t": float(info["t"]), "n_components": int(info["n_components"])}
