@@ -251,11 +251,11 @@ def neighbors(adata, k: int = _PARAMS.k, *, use_rep: str | None = None,
                 "use_rep": str(scanpy_params.get("use_rep", "X_pca" if adata.n_vars > SCANPY_N_PCS else "X"))}
     else:
         use_rep, X = resolved_points(adata, use_rep)
-        small = Params(k=k, symmetrize=symmetrize).for_small_input(X.shape[0])  # the default k follows a small n
-        k, symmetrize = small[0].k, small[0].symmetrize
-        for message in small[1:]:
+        small, warning, note = Params(k=k, symmetrize=symmetrize).for_small_input(X.shape[0])  # as te.tl.run
+        k, symmetrize = small.k, small.symmetrize
+        for say, message in ((log.warning, warning), (log.info, note)):
             if message:
-                log.warning(message)
+                say(message)
         check_k(k, X.shape[0])
         A = graph.knn_graph(X, k=k, metric=metric, symmetrize=symmetrize, weights=weights, random_state=random_state,
                             progress=scanpy_wants_progress())  # a bar on a long search, as te.tl.run shows
