@@ -238,12 +238,12 @@ def nearest_landmarks(X, XL, k: int, seed: int = 0, chunk_bytes: int = 128 * 2**
     n_cells = int(min(M, max(1, round(CELLS_PER_ROOT * np.sqrt(M)))))
     rng = np.random.default_rng(np.random.SeedSequence([int(seed), 0xCE11]))
     centres = XL[np.sort(rng.choice(M, n_cells, replace=False))]
-    cell_L = _nearest_rows(XL, centres, 1, chunk_bytes)[:, 0]
-    probe = _nearest_rows(centres, centres, min(PROBE, n_cells), chunk_bytes)
+    cell_L = nearest_rows(XL, centres, 1, chunk_bytes)[:, 0]
+    probe = nearest_rows(centres, centres, min(PROBE, n_cells), chunk_bytes)
     order = np.argsort(cell_L, kind="stable")
     bounds = np.searchsorted(cell_L[order], np.arange(n_cells + 1))
     members = [order[bounds[c]:bounds[c + 1]] for c in range(n_cells)]
-    cell_X = _nearest_rows(X, centres, 1, chunk_bytes)[:, 0]
+    cell_X = nearest_rows(X, centres, 1, chunk_bytes)[:, 0]
     out = np.empty((X.shape[0], k), dtype=np.int64)
     sqL = np.einsum("ij,ij->i", XL, XL)
     by_cell = np.argsort(cell_X, kind="stable")
@@ -271,7 +271,7 @@ def unit_rows(X) -> np.ndarray:
     return X / np.maximum(np.linalg.norm(X, axis=1, keepdims=True), np.finfo(np.float32).tiny)
 
 
-def _nearest_rows(X, Y, k: int, chunk_bytes: int) -> np.ndarray:
+def nearest_rows(X, Y, k: int, chunk_bytes: int = 64 * 2**20) -> np.ndarray:
     """Positions (n, k) in Y of each row of X's k nearest rows of Y, nearest first (brute force
     in float32, in blocks of rows)."""
     Y = np.asarray(Y, dtype=np.float32)

@@ -402,12 +402,12 @@ def with_shell(ext_graph, P: np.ndarray, size: int, rng, X, metric: str = "eucli
 def _nearest_of(X, rows, among, m: int, metric: str) -> np.ndarray:
     """Positions in ``among`` of each of ``rows``' m nearest points of ``among`` (rows of X)."""
     if metric in ("euclidean", "cosine"):
-        from .extension import _nearest_rows, unit_rows
+        from .extension import nearest_rows, unit_rows
 
         A, B = np.asarray(X[rows], dtype=np.float32), np.asarray(X[among], dtype=np.float32)
         if metric == "cosine":
             A, B = unit_rows(A), unit_rows(B)
-        return _nearest_rows(A, B, m, 64 * 2**20)
+        return nearest_rows(A, B, m)
     from sklearn.neighbors import NearestNeighbors
 
     return NearestNeighbors(n_neighbors=m, metric=metric).fit(X[among]).kneighbors(X[rows], return_distance=False)
