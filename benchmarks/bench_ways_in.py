@@ -71,16 +71,12 @@ def inputs():
     yield "ring of 8 separate clusters", ring_of_clusters()
 
 
-def ring_of_clusters(n_clusters=8, per=60, seed=0):
-    """Tight planar clusters on a ring of radius 10 in R^10 (as tests/test_verdict.py)."""
-    rng = np.random.default_rng(seed)
-    Q = np.linalg.qr(rng.standard_normal((10, 4)))[0]
-    blocks = []
-    for c in range(n_clusters):
-        a = 2 * np.pi * c / n_clusters
-        centre = 10 * (np.cos(a) * Q[:, 0] + np.sin(a) * Q[:, 1])
-        blocks.append(centre + 0.3 * rng.standard_normal((per, 2)) @ Q[:, 2:].T + 0.05 * rng.standard_normal((per, 10)))
-    return np.vstack(blocks)
+def ring_of_clusters():
+    """The ring of 8 tight planar clusters of tests/test_verdict.py (one definition)."""
+    sys.path.insert(0, str(HERE.parent / "tests"))
+    from test_verdict import _ring_of_clusters
+
+    return _ring_of_clusters()
 
 
 def _reading(verdict: dict, loops_: list, phase) -> dict:
