@@ -535,6 +535,11 @@ def test_every_way_in_counts_the_groups_on_a_ring_of_separate_clusters(tmp_path,
     for loops_, v in ((staged_cli["loops"], staged_cli["verdict"]), (te.tl.get_loops(a), te.tl.get_verdict(a))):
         assert [lp["groups_on_cycle"] for lp in loops_] == [expected]
         assert int(v["n_loops"]) == 0 and str(v["level"]) == by_run.verdict.level
+    assert np.isnan(a.obs["topoembed_phase"]).all()
+    te.tl.detect_loops(a, phase_low_confidence=True)  # what the withheld phase's message offers, as in run
+    assert np.isfinite(a.obs["topoembed_phase"]).sum() > len(X) / 2
+    with pytest.raises(InputError, match="takes no \\['k'\\]"):  # the graph's settings are its step's
+        te.tl.detect_loops(a, k=5)
     del a.obsm["X_mine"]  # the points gone: the loop is still reported, and the log says what is not checked
     with caplog.at_level("WARNING"):
         te.tl.detect_loops(a)

@@ -45,6 +45,8 @@ __all__ = ["spectral_distances", "persistent_homology", "detect_loops", "run", "
 def __dir__():  # tab completion shows the API, not the modules this one imports (np, logging, ...)
     return sorted(__all__)
 
+#: The :class:`topoembed.pipeline.Params` that :func:`detect_loops` takes besides its named ones.
+DETECT_OPTIONS = ("surface", "confirm", "prevalence_check", "seed", "phase_low_confidence", "loop_rule", "early_stop")
 #: Largest n for which the n×n distance matrix is kept in ``adata.obsp`` by default.
 OBSP_DENSE_MAX_N = 2000
 
@@ -177,23 +179,19 @@ def _write_loops(adata, key, det, found):
     entry["verdict"] = h5ad_safe(verdict.decide(found, det).to_dict())  # as summary.json has it
 
 
-def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.localize,
-                 theta_filtration: float = pipeline.Params.theta_filtration,
-                 phase_method: str = pipeline.Params.phase_method, surface: bool = pipeline.Params.surface,
-                 confirm: bool = pipeline.Params.confirm, prevalence_check: bool = pipeline.Params.prevalence_check,
-                 seed: int = pipeline.Params.seed, jobs="auto", key_added: str = DEFAULT_KEY, copy: bool = False):
-    """The number of loops from ``uns[key]["diagrams"]["H1"]``, decided as :func:`run` decides
-    it on the same graph and distances, and the verdict.
-
-    As :func:`run`: the detection scores s_1..s_5 and the evidence rule, confirmed by the other
-    spectral distance on the stored graph (``confirm``), a closed surface where the diagram may
-    hide a second loop (``surface``); with ``localize``, each loop's representative cycle
-    (``uns[key]["loops"][str(i)]["cycle"]``) and per cell ``obs[f"{key}_phase"]`` (circular
-    coordinate θ in [0, 2π)), ``_phase_confidence`` (in [0, 1]), ``_on_loop`` and
-    ``_loop_distance`` (see :mod:`topoembed.localize`); on the points the graph was built on
-    (``uns[key]["graph"]["use_rep"]``), the groups on each loop's cycle and the prevalence check
-    (``prevalence_check``, ``seed``, ``jobs``). A phase no evidence supports is withheld. One run
-    of all cells, where :func:`run` makes an ensemble above :data:`topoembed.pipeline.ENSEMBLE_MIN_N`."""
+def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.localize, theta_filtration: float =
+                 pipeline.Params.theta_filtration, phase_method: str = pipeline.Params.phase_method, jobs="auto",
+                 key_added: str = DEFAULT_KEY, copy: bool = False, **options):
+    """The number of loops from ``uns[key]["diagrams"]["H1"]`` and the verdict, decided as
+    :func:`run` decides them on the same graph and distances: the detection scores s_1..s_5 and
+    the evidence rule, confirmed by the other spectral distance on the stored graph (``confirm``),
+    a closed surface where the diagram may hide a second loop (``surface``); with ``localize``,
+    each loop's cycle (``uns[key]["loops"][str(i)]["cycle"]``) and per cell ``obs[f"{key}_phase"]``
+    (θ in [0, 2π)), ``_phase_confidence``, ``_on_loop`` and ``_loop_distance``
+    (:mod:`topoembed.localize`); on the points the graph was built on (``uns[key]["graph"]["use_rep"]``),
+    the groups on each loop's cycle and the prevalence check (``prevalence_check``, ``jobs``); a
+    phase no evidence supports withheld. ``options``: :data:`DETECT_OPTIONS`, as in :func:`run`.
+    One run of all cells, where :func:`run` makes an ensemble above 1,000 (``ENSEMBLE_MIN_N``)."""
     adata = adata.copy() if copy else adata
     check_adata(adata)
     entry = uns_entry(adata, key_added)
@@ -201,9 +199,11 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
         raise InputError(f"no H1 diagram under key {key_added!r}: run te.tl.persistent_homology(adata) first")
     check_choice(phase_method, localization.PHASE_METHODS, "phase_method")
     ph = _ph_from_entry(entry)
+    if set(options) - set(DETECT_OPTIONS):
+        raise InputError(f"te.tl.detect_loops takes no {sorted(set(options) - set(DETECT_OPTIONS))}: of the settings it "
+                         f"takes {list(DETECT_OPTIONS)}; the graph's and distances' are those their steps stored")
     params = _staged_params(entry, n_loops=n_loops, localize=localize, theta_filtration=theta_filtration,
-                            phase_method=phase_method, surface=surface, confirm=confirm,
-                            prevalence_check=prevalence_check, seed=seed).validate(adata.n_obs)
+                            phase_method=phase_method, **options).validate(adata.n_obs)
     X = graph_points(adata, key_added) if localize else None
     A = _graph(adata, key_added)
     if adata.n_obs > pipeline.ENSEMBLE_MIN_N:  # as the staged command line says it
