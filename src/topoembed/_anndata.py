@@ -105,6 +105,7 @@ def graph_points(adata, key: str) -> np.ndarray | None:
                     "groups of points on its cycle nor for its prevalence in subsamples, as te.tl.run does", e)
         return None
 
+
 def stored_entry(adata, key: str, what: str, step: str = "te.tl.run(adata)", group=None) -> dict:
     """``adata.uns[key]`` where it holds a run's ``what`` (its loops, verdict, diagrams, ...), or an
     InputError that says to run ``step`` and names the keys that hold one (a reader must not
