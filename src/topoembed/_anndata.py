@@ -106,6 +106,38 @@ def graph_points(adata, key: str) -> np.ndarray | None:
         return None
 
 
+def stored_graph(adata, key: str):
+    """``obsp[f"{key}_graph"]``, the kNN graph ``te.pp.neighbors`` stored, or an InputError that says to build it."""
+    name = f"{key}_graph"
+    if name not in adata.obsp:
+        raise InputError(f"adata.obsp[{name!r}] not found: run te.pp.neighbors(adata, key_added={key!r}) first")
+    return adata.obsp[name]
+
+
+def stored_distances_of(adata, key: str, kind: str, t: float, n_components: int, use_rep: str | None) -> np.ndarray:
+    """The dense distances of ``kind`` (:func:`topoembed.spectral.distance_matrix`) on the stored
+    graph, or on the points for "euclidean"."""
+    from . import spectral
+
+    spectral.check_dense_feasible(adata.n_obs)
+    if kind == "euclidean":
+        return spectral.distance_matrix(kind, X=points(adata, use_rep))
+    return spectral.distance_matrix(kind, A=stored_graph(adata, key), t=t, n_components=n_components)
+
+
+def stored_distances(adata, key: str) -> np.ndarray:
+    """The distances ``te.tl.spectral_distances`` made under ``key``: ``obsp[f"{key}_distances"]``,
+    or recomputed as ``uns[key]["distances"]`` records them where n was too large to keep them."""
+    info = uns_entry(adata, key).get("distances")
+    if info is None:
+        raise InputError(f"no distances under key {key!r}: run te.tl.spectral_distances(adata, key_added={key!r}) first")
+    name = f"{key}_distances"
+    if name in adata.obsp:
+        return np.asarray(adata.obsp[name])
+    log.info("recomputing %s distances from obsp[%r]", info["kind"], f"{key}_graph")
+    return stored_distances_of(adata, key, info["kind"], info["t"], info["n_components"], info.get("use_rep"))
+
+
 def stored_entry(adata, key: str, what: str, step: str = "te.tl.run(adata)", group=None) -> dict:
     """``adata.uns[key]`` where it holds a run's ``what`` (its loops, verdict, diagrams, ...), or an
     InputError that says to run ``step`` and names the keys that hold one (a reader must not

@@ -16,7 +16,9 @@ Each function reads what earlier steps stored under ``key_added`` (default
   ``timings_s``, ``environment`` (Python's and the packages' versions, the homology engine);
 * ``adata.obs[f"{key}_subsample"]``: which cells a subsampled run used.
 
-All mathematics lives in the core modules; these functions only move data.
+All mathematics lives in the core modules; these functions only move data. The embedding
+stage (``embed``, ``cluster``, ``embedding_topology``) lives in :mod:`topoembed.tl_embed` and
+is part of this namespace.
 """
 from __future__ import annotations
 
@@ -27,11 +29,13 @@ import numpy as np
 
 from . import analysis, evidence, groups, homology, pipeline, prevalence, spectral, verdict
 from . import localize as localization
-from ._anndata import as_list, check_adata, graph_points, h5ad_safe, points, resolved_points, stored_entry, uns_entry
+from ._anndata import (as_list, check_adata, graph_points, h5ad_safe, resolved_points, stored_distances,
+                       stored_distances_of, stored_entry, stored_graph, uns_entry)
 from .io import default_rep
 from ._progress import scanpy_log, scanpy_verbosity, scanpy_wants_progress
 from ._validate import InputError, check_choice
 from .pp import DEFAULT_KEY, neighbors, params_for_graph
+from .tl_embed import cluster, embed, embedding_topology  # noqa: F401 (te.tl's names: stage 5)
 from .summary import (LOW_CONFIDENCE_REASON, MISSING_REASONS, NO_LOOP_REASON, NO_LOOP_VALUES,  # noqa: F401 (te.tl's names)
                       OUTSIDE_PART_REASON, PHASE_MISSING_REASON, per_cell_columns)
 
@@ -51,20 +55,6 @@ DETECT_OPTIONS = ("surface", "confirm", "prevalence_check", "seed", "phase_low_c
 OBSP_DENSE_MAX_N = 2000
 
 
-def _graph(adata, key):
-    name = f"{key}_graph"
-    if name not in adata.obsp:
-        raise InputError(f"adata.obsp[{name!r}] not found: run te.pp.neighbors(adata, key_added={key!r}) first")
-    return adata.obsp[name]
-
-
-def _compute_distances(adata, key, kind, t, n_components, use_rep):
-    spectral.check_dense_feasible(adata.n_obs)
-    if kind == "euclidean":
-        return spectral.distance_matrix(kind, X=points(adata, use_rep))
-    return spectral.distance_matrix(kind, A=_graph(adata, key), t=t, n_components=n_components)
-
-
 def spectral_distances(adata, kind: str = spectral.DEFAULT_DISTANCE, *, t: float = pipeline.Params.t,
                        n_components: int = pipeline.Params.n_components, use_rep: str | None = None,
                        store_distances: bool | None = None, key_added: str = DEFAULT_KEY, copy: bool = False):
@@ -77,7 +67,7 @@ def spectral_distances(adata, kind: str = spectral.DEFAULT_DISTANCE, *, t: float
     check_adata(adata)
     check_choice(kind, spectral.DISTANCES, "kind")
     use_rep = default_rep(adata, use_rep)
-    D = _compute_distances(adata, key_added, kind, t, n_components, use_rep)
+    D = stored_distances_of(adata, key_added, kind, t, n_components, use_rep)
     store = adata.n_obs <= OBSP_DENSE_MAX_N if store_distances is None else bool(store_distances)
     name = f"{key_added}_distances"
     if store:
@@ -95,17 +85,6 @@ def _write_distances_info(adata, key, kind, t, n_components, use_rep, stored):
     uns_entry(adata, key)["distances"] = {"kind": kind, "t": float(t), "n_components": int(n_components),
                                           "use_rep": use_rep or "X",
                                           "stored_in": f"obsp/{key}_distances" if stored else "not stored"}
-
-
-def _distances_for(adata, key):
-    info = uns_entry(adata, key).get("distances")
-    if info is None:
-        raise InputError(f"no distances under key {key!r}: run te.tl.spectral_distances(adata, key_added={key!r}) first")
-    name = f"{key}_distances"
-    if name in adata.obsp:
-        return np.asarray(adata.obsp[name])
-    log.info("recomputing %s distances from obsp[%r]", info["kind"], f"{key}_graph")
-    return _compute_distances(adata, key, info["kind"], info["t"], info["n_components"], info.get("use_rep"))
 
 
 def _write_homology(adata, key, ph):
@@ -147,7 +126,7 @@ def persistent_homology(adata, *, maxdim: int = pipeline.Params.maxdim, key_adde
     if maxdim == 2 and adata.n_obs > pipeline.H2_MAX_N:
         raise InputError(f"maxdim=2 on {adata.n_obs} cells is too slow (limit {pipeline.H2_MAX_N}); subsample first")
     # Z_47 as in the pipeline; the cocycles of the loops found are added by detect_loops
-    ph = homology.persistence(_distances_for(adata, key_added), maxdim=maxdim, coeff=localization.DEFAULT_COEFF)
+    ph = homology.persistence(stored_distances(adata, key_added), maxdim=maxdim, coeff=localization.DEFAULT_COEFF)
     _write_homology(adata, key_added, ph)
     return adata if copy else None
 
@@ -205,11 +184,11 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
     params = _staged_params(entry, n_loops=n_loops, localize=localize, theta_filtration=theta_filtration,
                             phase_method=phase_method, **options).validate(adata.n_obs)
     X = graph_points(adata, key_added) if localize else None
-    A = _graph(adata, key_added)
+    A = stored_graph(adata, key_added)
     if adata.n_obs > pipeline.ENSEMBLE_MIN_N:  # as the staged command line says it
         log.warning("te.tl's steps analyse all %d cells in one run, while te.tl.run analyses more than %d cells as an "
                     "ensemble of subsamples, so the verdicts can differ", adata.n_obs, pipeline.ENSEMBLE_MIN_N)
-    distances = _distances_for(adata, key_added) if localize else (lambda: _distances_for(adata, key_added))
+    distances = stored_distances(adata, key_added) if localize else (lambda: stored_distances(adata, key_added))
     det = evidence.decide_loops(ph, A, params, D=distances)  # the pipeline's detection stage
     if localize:
         det, found, ph, _, _ = prevalence.staged_localization(X, A, distances, ph, det, params, jobs=jobs,
@@ -416,85 +395,3 @@ def _log_verdict(result: pipeline.Result, key_added: str, start, group: str | No
         scanpy_log(f"added\n    '{key_added}_phase', '{key_added}_on_loop', ... (adata.obs; suffix _2, ... for further "
                    f"loops)\n    '{key_added}' (adata.uns; te.tl.get_verdict(adata), te.tl.get_loops(adata))",
                    level="hint")
-
-
-# ---------------------------------------------------------------- stage 5: embeddings
-def embed(adata, loss: str = "infonce", *, use_rep: str | None = None, distance_key: str | None = None,
-          labels: str | None = None, init=None, key_added: str | None = None, copy: bool = False, **params):
-    """Embed the cells with a torch loss → ``adata.obsm[key_added or f"X_topoembed_{loss}"]``.
-
-    ``loss``: one of :data:`topoembed.embed.LOSSES` (infonce, neg, nce, contrastive,
-    sketchmap, sketchmap_sym, triplet). ``distance_key``: for sketch-map, use the distances
-    stored by ``te.tl.spectral_distances``/``te.tl.run`` under that key (e.g. effective
-    resistance) instead of Euclidean ones. ``labels``: an ``obs`` column for the triplet
-    loss. ``init="spectral"`` uses the Laplacian eigenvectors. Other keyword arguments go to
-    the estimator (n_components, n_epochs, s, k, device, seed, ...). Parameters and the loss
-    history go to ``uns[key]``; embedding norms (confidence; parametric InfoNCE) to
-    ``obs[f"{key}_norm"]``.
-    """
-    from . import embed as embedding
-
-    adata = adata.copy() if copy else adata
-    use_rep, X = resolved_points(adata, use_rep)
-    D = None
-    if distance_key is not None:
-        name = f"{distance_key}_distances"
-        D = np.asarray(adata.obsp[name]) if name in adata.obsp else _distances_for(adata, distance_key)
-    y = None
-    if labels is not None:
-        if labels not in adata.obs:
-            raise InputError(f"labels {labels!r} is not a column of adata.obs")
-        y = adata.obs[labels].to_numpy()
-    Y, info = embedding.embed(X, loss, D=D, y=y, init=init, **params)
-    key = key_added or embedding.obsm_key(loss)
-    adata.obsm[key] = Y
-    adata.uns[key] = h5ad_safe({"loss": loss, "device": info["device"], "history": np.asarray(info["history"]),
-                                "params": {k: (str(v) if isinstance(v, (tuple, list)) else v)
-                                           for k, v in info["params"].items()},
-                                "use_rep": use_rep or "X", "distance_key": distance_key})
-    if "norms" in info:
-        adata.obs[f"{key}_norm"] = np.asarray(info["norms"])
-    return adata if copy else None
-
-
-def cluster(adata, n_classes: int = 10, *, use_rep: str | None = None, key_added: str = "topoembed_cluster",
-            copy: bool = False, **params):
-    """SCAN-style min–max clustering → ``obs[key_added]`` (categorical labels) and
-    ``obsm[f"{key_added}_probabilities"]``; loss and restarts in ``uns[key_added]``."""
-    import pandas as pd
-
-    from . import embed as embedding
-
-    adata = adata.copy() if copy else adata
-    use_rep, X = resolved_points(adata, use_rep)
-    labels, probs, info = embedding.cluster(X, n_classes=n_classes, **params)
-    adata.obs[key_added] = pd.Categorical(np.asarray(labels).astype(str))
-    adata.obsm[f"{key_added}_probabilities"] = np.asarray(probs)
-    adata.uns[key_added] = h5ad_safe({"loss": float(info["loss"]), "restart_losses": np.asarray(info["restart_losses"]),
-                                      "n_classes": int(n_classes), "device": info["device"]})
-    return adata if copy else None
-
-
-def embedding_topology(adata, basis: str = "X_topoembed_infonce", *, key: str = DEFAULT_KEY, seed: int = 0,
-                       copy: bool = False):
-    """Does the embedding ``obsm[basis]`` keep the loops found in high dimension (``uns[key]``)?
-
-    Writes ``uns[key]["embedding_topology"][basis]`` with the verdict ("the embedding shows
-    the loop", "it hides it", "it shows a loop the data does not support") and the loop
-    counts and scores on both sides; returns the dict (or the copy).
-    """
-    from . import embed as embedding
-
-    adata = adata.copy() if copy else adata
-    entry = uns_entry(adata, key)
-    if "detection" not in entry:
-        raise InputError(f"no loop detection under key {key!r}: run te.tl.run(adata) first")
-    obsm_key = basis if basis in adata.obsm else f"X_{basis}"
-    if obsm_key not in adata.obsm:
-        raise InputError(f"basis {basis!r} not in adata.obsm ({list(adata.obsm.keys())}); run te.tl.embed first")
-    res = embedding.embedding_topology(np.asarray(adata.obsm[obsm_key]), dict(entry["detection"]), seed=seed)
-    keep = {"verdict": res["verdict"], "message": res["message"], "high": res["high"],
-            "low": {k: v for k, v in res["low"].items() if k in ("n_loops", "score", "scores")},
-            "n_points": res["n_points"]}
-    entry.setdefault("embedding_topology", {})[obsm_key] = h5ad_safe(keep)
-    return adata if copy else keep
