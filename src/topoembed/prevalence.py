@@ -182,9 +182,10 @@ def staged_localization(X, A, D, ph: dict, detection: dict, params: pipeline.Par
     localize the loops (the groups on each cycle counted on X), :func:`prevalence_stage`, then
     withhold the phases no evidence supports. X None (the points are not at hand): no
     prevalence check and no groups count. Returns (detection, found, ph, check, seconds of the check)."""
-    found = pipeline.describe_loops(ph, detection, np.arange(D.shape[0]))
+    index = np.arange(D.shape[0])
+    found = pipeline.describe_loops(ph, detection, index)
     if params.localize and found:
-        ph = pipeline.localization_stage(found, X, np.arange(D.shape[0]), A, D, ph, detection, params, withhold=False)
+        ph = pipeline.localization_stage(found, X, index, A, D, ph, detection, params, withhold=False)
     check, t0 = None, time.perf_counter()
     if X is not None:  # as run: prevalence as evidence, and the phases withheld only after it had its say
         detection, found, ph, check = prevalence_stage(X, A, D, ph, detection, found, params, jobs=jobs,

@@ -110,11 +110,9 @@ def verdict_notes(summary: dict) -> list[str]:
                  ", median over the subsamples that found it")
         if (lp.get("groups_on_cycle") or 0) > 1:  # the verdict's first reason, whatever the rest says
             rest = "; ".join(r.text() for r in calls[i].reasons[1:])
-            notes.append(f"Low confidence in loop {i + 1}: its cycle jumps between {lp['groups_on_cycle']} groups of "
-                         "points that no path joins in the points' kNN graph (k = 15, or the run's k if smaller). "
-                         "The analysis graph (k = 100 by default) joins clusters that lie apart, and a cycle of "
-                         "such clusters goes round the gaps between them: it says how the clusters lie, not that "
-                         f"the cells run round a loop, whatever its other evidence ({rest}).")
+            notes.append(f"Low confidence in loop {i + 1}: {calls[i].reasons[0].text()}. The analysis graph (k = 100 "
+                         "by default) joins clusters that lie apart, so such a cycle says how the clusters lie, not "
+                         f"that the cells run round a loop, whatever its other evidence ({rest}).")
             if lp.get("phase_withheld"):
                 notes[-1] += (" So it is a possible loop: its cells on the loop are marked, its phase is withheld "
                               f"({option('phase_low_confidence', True)} gives it).")

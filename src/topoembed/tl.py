@@ -176,7 +176,6 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
     entry = uns_entry(adata, key_added)
     if "diagrams" not in entry or "H1" not in entry["diagrams"]:
         raise InputError(f"no H1 diagram under key {key_added!r}: run te.tl.persistent_homology(adata) first")
-    check_choice(phase_method, localization.PHASE_METHODS, "phase_method")
     ph = _ph_from_entry(entry)
     if set(options) - set(DETECT_OPTIONS):
         raise InputError(f"te.tl.detect_loops takes no {sorted(set(options) - set(DETECT_OPTIONS))}: of the settings it "
