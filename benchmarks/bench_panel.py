@@ -124,8 +124,10 @@ def dreimac(X, seed=0):
     return None
 
 
-def verdict_row(X, score, **params):
-    """topoembed's verdict with the defaults (or ``params``), and its phase scored by ``score``."""
+def verdict_row(X, score, members=None, **params):
+    """topoembed's verdict with the defaults (or ``params``), and its phase scored by ``score``;
+    where ``members`` (the points that carry the loop) is given, the first loop's ``on_loop``
+    against it (:func:`membership`)."""
     from topoembed import analysis
     from topoembed._validate import InputError
 
@@ -141,12 +143,24 @@ def verdict_row(X, score, **params):
            "prevalence": [lp.get("prevalence") for lp in res.loops], "seconds": round(time.perf_counter() - t0, 1)}
     if phase is not None and np.isfinite(phase).any():
         row["phase_score"] = score(phase)
+    if members is not None and res.loops:
+        row["membership"] = membership(np.asarray(res.loops[0]["on_loop"], bool), members)
     return row
 
 
-def case(fh, part, name, X, truth_score, forced_k=None, **extra):
-    """One panel row: defaults, the forced phase where the defaults give none, and the baselines."""
-    row = {"part": part, "case": name, "n": int(X.shape[0]), **extra, "default": verdict_row(X, truth_score)}
+def membership(on_loop, members) -> dict:
+    """``on_loop`` against the points that carry the loop: how many are on it, precision, recall, F1."""
+    hit = int((on_loop & members).sum())
+    precision, recall = hit / max(int(on_loop.sum()), 1), hit / max(int(members.sum()), 1)
+    return {"n_on_loop": int(on_loop.sum()), "precision": round(precision, 3), "recall": round(recall, 3),
+            "f1": round(2 * precision * recall / max(precision + recall, 1e-12), 3)}
+
+
+def case(fh, part, name, X, truth_score, forced_k=None, members=None, **extra):
+    """One panel row: defaults, the forced phase where the defaults give none, and the baselines
+    (``members``: the points that carry the loop, where known; :func:`verdict_row`)."""
+    row = {"part": part, "case": name, "n": int(X.shape[0]), **extra,
+           "default": verdict_row(X, truth_score, members=members)}
     if "phase_score" not in row["default"]:
         kw = {"n_loops": 1, "phase_low_confidence": True, "prevalence_check": False}
         if forced_k is not None:
@@ -433,7 +447,7 @@ def part_minority(fh, draws=1):
     draws of the cycling cells each (draw d: ``default_rng(d)``)."""
     for k, draw, X, y, on in ipc_mixtures((400, 200), draws):
         case(fh, "minority", f"IPC {len(on) - k} non-cycling + {k} cycling" + (f" draw {draw}" if draw else ""),
-             X, lambda th, y=y, on=on: r2(np.where(on, th, np.nan), y), draw=draw)
+             X, lambda th, y=y, on=on: r2(np.where(on, th, np.nan), y), members=on, draw=draw)
 
 
 #: What the minority study analyses of the cycling cells' part P (``minority_part``): name ->
@@ -846,6 +860,22 @@ def table() -> str:
             lines.append(f"| {row['case']} | {row['n']} | {call} | {score(d.get('phase_score'))} | "
                          f"{score(forced.get('phase_score'))} | {score(row.get('pc_angle'))} | "
                          f"{score(row.get('dreimac'))} |")
+    return "\n".join(lines) + "\n" + membership_table()
+
+
+def membership_table() -> str:
+    """The IPC mixtures' loop membership (``on_loop``) against their cycling cells, from the result files."""
+    path = OUT / "minority.jsonl"
+    rows = [r for r in map(json.loads, path.read_text().splitlines() if path.exists() else [])
+            if r["default"].get("membership")]
+    if not rows:
+        return ""
+    lines = ["", "| case | draw | cells on the loop | precision | recall | F1 (against the cycling cells) |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        m = r["default"]["membership"]
+        lines.append(f"| {r['case'].split(' draw')[0]} | {r.get('draw', 0)} | {m['n_on_loop']:,} | {m['precision']:.3f} | "
+                     f"{m['recall']:.3f} | {m['f1']:.3f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -256,3 +256,32 @@ def test_the_parts_note_says_how_many_parts_each_resolution_gave():
     assert report._parts_by_resolution(one) == "5 parts"
     assert report._parts_by_resolution(same) == "7 parts at each of the resolutions 1 and 0.2"  # not "7 or 7"
     assert report._parts_by_resolution(differ) == "11 parts at resolution 1 and 3 at resolution 0.2"
+
+
+def test_a_loop_supported_in_a_part_says_where_its_membership_was_measured():
+    # the ensemble's loop that a part's analysis supports (topoembed.parts.apply_evidence): its
+    # membership is the part's, on the points analysed there; its phase the subsamples' over all
+    ev = {"p_value": 0.008, "prevalence": 0.7, "n_runs": 5, "n_subsamples": 7, "p_value_in_part": 0.0027,
+          "k_in_part": 100, "part": 1, "part_size": 304, "n_analysed": 520, "n_parts_searched": 3,
+          "ensemble_p_value": 0.96, "ensemble_prevalence": 0.6, "ensemble_n_on_loop": 3663}
+    lp = {"part_evidence": ev, "n_on_loop": 459, "on_loop_threshold": 1.0}
+    note = report._part_evidence_note(0, lp)
+    assert "membership is measured there too, on those 520 points only" in note and "3,663" in note
+    assert "its phase is still the subsamples' consensus" in note
+    text = report._membership_text({"n_input": 4068, "ensemble": {"n_subsamples": 10}}, lp, {}, lambda w: w)
+    assert "measured within the part of 304 points and its shell (520 points analysed)" in text
+    assert "median over the subsamples" not in text
+    # a loop whose membership stayed the subsamples' (a record from before it was measured in the part)
+    old = {**lp, "part_evidence": {k: v for k, v in ev.items() if k != "ensemble_n_on_loop"}}
+    assert "membership is still the subsamples' consensus" in report._part_evidence_note(0, old)
+    assert "median over the subsamples" in report._membership_text({"n_input": 4068, "ensemble": {"n_subsamples": 10}}, old, {},
+                                                                      lambda w: w)
+
+
+def test_the_loop_tables_prevalence_counts_the_runs_behind_it():
+    # a prevalence measured within a part (5 of 7 of its subsamples) is not the ensemble's 6 of 10
+    ens = {"prevalence": 0.6, "n_runs": 6, "n_subsamples": 10}
+    assert report._runs_behind(ens) == "6 of 10"
+    part = {**ens, "prevalence": 5 / 7, "part_evidence": {"prevalence": 5 / 7, "n_runs": 5, "n_subsamples": 7}}
+    assert report._runs_behind(part) == "5 of 7"
+    assert report._runs_behind({"prevalence": 1.0, "n_runs": 10}) == "10"

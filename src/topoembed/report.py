@@ -5,7 +5,7 @@ detected loop's birth edge marked, the detection-score table and the run's param
 and timings. Everything it prints comes from the ``summary.json`` dict, so the two
 never disagree.
 
-Size (about 620 lines): one self-contained page. Its sections, the sentences that word the
+Size (about 830 lines): one self-contained page. Its sections, the sentences that word the
 verdict (:func:`verdict_notes`, shared with the command line) and the glossary that each
 number links to are written against the same summary dict; the figures themselves are drawn
 by :mod:`topoembed.plotting`, the verdict is decided by :mod:`topoembed.verdict`.
@@ -284,9 +284,13 @@ def _part_evidence_note(i: int, lp: dict) -> str:
     k = f"k = {ev['k_in_part']}; " if ev.get("k_in_part") is not None else ""
     there = f"p = {verdict._num(ev['p_value_in_part'])} ({k}{_over_parts(ev['p_value'], ev['n_parts_searched'])})" + (
                 f", prevalence {ev['prevalence']:.0%} in subsamples of those points" if ev["prevalence"] is not None else "")
+    before = ev.get("ensemble_n_on_loop")
+    member = (f"; its membership is measured there too, on those {ev['n_analysed']} points only"
+              + (f" (the subsamples had put {before:,} points on it)" if before is not None else "")
+              if "ensemble_n_on_loop" in ev else "; its membership is still the subsamples' consensus")
     return (f"Loop {i + 1}, found by the random subsamples without support ({own}), is found again in a part of "
-            f"{ev['part_size']} points{around} with {there}, which is now its evidence; its phase and membership "
-            "are still the subsamples' consensus over all points")
+            f"{ev['part_size']} points{around} with {there}, which is now its evidence{member}; its phase is still "
+            "the subsamples' consensus over all points")
 
 
 def _stopped(chk: dict) -> str:
@@ -309,6 +313,15 @@ def _found_in(lp: dict, summary: dict) -> str:
     if ev.get("prevalence") is not None:
         return f"{ev['n_runs']} of {ev['n_subsamples']} subsamples of its part's points found it"
     return f"{lp['n_runs']} of {lp.get('n_subsamples') or _n_subsamples(summary)} subsamples found it"
+
+
+def _runs_behind(lp: dict) -> str:
+    """"k of B": the subsample runs behind the loop's prevalence (its part's, where a part's
+    analysis measured it: :func:`topoembed.parts.apply_evidence`); "k" where B is not recorded."""
+    ev = lp.get("part_evidence") or {}
+    runs, of = (ev["n_runs"], ev["n_subsamples"]) if ev.get("prevalence") is not None else (
+        lp["n_runs"], lp.get("n_subsamples"))
+    return f"{runs} of {of}" if of else f"{runs}"
 
 
 def _n_subsamples(summary: dict) -> int:
@@ -600,7 +613,11 @@ def _membership_text(summary, lp, arrays, t) -> str:
     if "n_on_loop" in lp:
         thr = lp.get("on_loop_threshold")
         share = f"{lp['n_on_loop']:,} of {n:,} points ({lp['n_on_loop'] / max(n, 1):.0%}) are {t('on_loop')}: "
-        if summary.get("ensemble"):  # distances in units of each subsample's threshold
+        where = _membership_measured_on(lp)
+        if where:  # a part's analysis (topoembed.parts): its own distances, on its points only
+            parts.append(share + f"their {t('loop_distance')}, measured {where}, is at most its {t('threshold')} "
+                         "(in those units; none elsewhere).")
+        elif summary.get("ensemble"):  # distances in units of each subsample's threshold
             parts.append(share + f"the median over the subsamples of their {t('loop_distance')}, in units of "
                          f"each subsample's {t('threshold')}, is at most 1.")
         else:
@@ -614,12 +631,25 @@ def _membership_text(summary, lp, arrays, t) -> str:
                          "loop a point's loop distance grows with its noise, so even on a pure noisy circle only "
                          "about half of the points fall inside. "
                          + (f"The {t('phase')} is withheld: the loop is not supported." if lp.get("phase_withheld")
-                            else f"Every point gets a {t('phase')}."))
+                            else f"The {t('phase')} is given on the {lp['n_reached']:,} points analysed there."
+                            if lp.get("n_reached") is not None else f"Every point gets a {t('phase')}."))
     if _number(lp.get("median_phase_confidence")) is not None:  # None/NaN: the phase is withheld
         parts.append(f"Median {t('phase_confidence')}: {lp['median_phase_confidence']:.2f}.")
     if "cycle" in lp:
         parts.append(f"The {t('cycle')} (drawn) runs through {len(lp['cycle'])} points.")
     return "<p>" + " ".join(parts) + "</p>"
+
+
+def _membership_measured_on(lp: dict) -> str:
+    """Where a part's analysis measured the loop's membership (:mod:`topoembed.parts`), in words;
+    empty where the run or the subsamples measured it over all points."""
+    ev = lp.get("part_evidence") or {}
+    if lp.get("part") is not None or "ensemble_n_on_loop" in ev:
+        size, analysed = (lp["part_size"], lp["n_analysed"]) if lp.get("part") is not None else (
+            ev["part_size"], ev["n_analysed"])
+        return f"within the part of {size:,} points" + (f" and its shell ({analysed:,} points analysed)"
+                                                         if analysed > size else "")
+    return ""
 
 
 _VIEW_MARGINS = (0.02, 0.98, 0.02, 0.93)  # 2-D views have no axis labels
@@ -686,7 +716,7 @@ def _loop_table(summary, t) -> str:
              if lp.get("death") and lp["birth"] > 0 else "–"),
             ("p-value", "p_value", None, lambda i, lp: _p(lp.get("p_value"))),
             ("prevalence (share of subsamples)", "prevalence", "prevalence",
-             lambda i, lp: f"{lp['prevalence']:.0%} ({lp['n_runs']})"),
+             lambda i, lp: f"{lp['prevalence']:.0%} ({_runs_behind(lp)})"),
             ("on the loop", "on_loop", "n_on_loop", lambda i, lp: f"{lp['n_on_loop']:,}"),
             ("on-loop threshold", "threshold", "on_loop_threshold", lambda i, lp: _g(lp["on_loop_threshold"])),
             ("cycle (points)", "cycle", "cycle", lambda i, lp: len(lp["cycle"])),
