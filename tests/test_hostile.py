@@ -82,6 +82,8 @@ REFUSED = [
 HANDLED = [  # (case, input, loops expected)
     ("boolean features", lambda t: [_npy(t, "x.npy", CIRCLE > 0)], None),
     ("all points identical", lambda t: [_npy(t, "x.npy", np.ones((200, 5)))], 0),
+    ("two distinct points", lambda t: [_npy(t, "x.npy", np.repeat(CIRCLE[:2], 100, axis=0))], 0),
+    ("a fifth of the points one point", lambda t: [_npy(t, "x.npy", _with(CIRCLE, slice(0, 40), CIRCLE[0]))], None),
     ("one feature", lambda t: [_npy(t, "x.npy", CIRCLE[:, :1])], None),
     ("counts near the int32 limit", lambda t: [_npy(t, "x.npy", (np.abs(CIRCLE) * 2**30).astype(np.int64))], 1),
     ("a disconnected graph", lambda t: [_npy(t, "x.npy", np.vstack([CIRCLE, CIRCLE[:20] + 100]))], 1),
@@ -121,6 +123,24 @@ def test_handled(tmp_path, capsys, case, build, n_loops):
     s = json.loads((out / "summary.json").read_text())
     if n_loops is not None:
         assert s["detection"]["n_loops"] == n_loops
+    if "identical" in case or "distinct" in case or "one point" in case:  # and the summary says why
+        said = " ".join(s["warnings"])
+        assert ("40 of the 200 points are one point (rows [0, 1, 2, 3, 4], ...; 39 points repeat another"
+                if "one point" in case else "no loop can be drawn through them") in said, said
+
+
+def test_identical_points_are_counted_as_numpy_groups_them():
+    # oracle: np.unique over rows; groups of 1, 3 and 7 identical rows among distinct ones
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(50, 4))
+    X[10:17] = X[3]
+    X[20:23] = X[40]
+    from topoembed._validate import identical_points
+
+    distinct, largest, rows = identical_points(X)
+    uniq, counts = np.unique(X, axis=0, return_counts=True)
+    assert distinct == len(uniq) and largest == counts.max() == 8
+    assert rows.tolist() == [3, *range(10, 17)]
 
 
 @pytest.mark.skipif(os.geteuid() == 0, reason="root may write into a read-only folder; the check cannot fail as root")

@@ -24,7 +24,7 @@ import dataclasses
 import logging
 
 from . import ensemble, pipeline, prevalence
-from ._validate import InputError, check_points, option
+from ._validate import InputError, check_identical_points, check_points, option
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +48,9 @@ def run(X, params: pipeline.Params | None = None, *, A=None, from_runs: list | N
     """
     params = dataclasses.replace(params or pipeline.Params(), **overrides)
     X = check_points(X, min_points=3)
+    repeats = check_identical_points(X)
+    if repeats is not None:
+        log.warning(repeats)
     if params.subsample is not None and int(params.subsample) >= X.shape[0]:
         log.warning("%s is at least the %d points: all of them are analysed", option("subsample", int(params.subsample)),
                     X.shape[0])
@@ -59,8 +62,9 @@ def run(X, params: pipeline.Params | None = None, *, A=None, from_runs: list | N
     if note is not None:
         log.info(note)
     result = _analyse(X, params, A, from_runs, jobs, progress)
-    if warning is not None:
-        result.warnings.insert(0, warning)
+    for said in (warning, repeats):
+        if said is not None and said not in result.warnings:
+            result.warnings.insert(0, said)
     if note is not None:
         result.notes.insert(0, note)
     return result
