@@ -53,6 +53,17 @@ def test_run_copy_semantics_and_key_added(circle_adata):
     assert str(a.uns["topoembed"]["notes"][0]).startswith(f"k = {n // 4}: a quarter of the {n} points")
 
 
+@pytest.mark.parametrize("key", ["", "  ", "a/b", 3])
+def test_a_key_added_that_cannot_name_the_results_is_refused_before_any_work(circle_adata, key):
+    # an empty key wrote uns[""] and obs["_phase"] after the whole run; '/' is refused by h5ad stores
+    a = circle_adata
+    for step in (lambda: te.tl.run(a, use_rep="X_rep", key_added=key), lambda: te.pp.neighbors(a, k=15, key_added=key),
+                 lambda: te.tl.detect_loops(a, key_added=key)):
+        with pytest.raises(InputError, match="must be a non-empty name without '/'"):
+            step()
+    assert not a.uns and not a.obsp and list(a.obs.columns) == []
+
+
 def test_reuse_scanpy_neighbors_gives_same_distances(circle_adata, caplog):
     a = circle_adata
     k = 12

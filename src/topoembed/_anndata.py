@@ -10,7 +10,12 @@ from ._validate import INTERFACE, InputError, check_points, looks_like_counts
 log = logging.getLogger(__name__)
 
 
-def check_adata(adata) -> None:
+def check_adata(adata, key_added: str | None = None) -> None:
+    """Refuse anything but a non-empty AnnData, and a ``key_added`` that cannot name its entries
+    (empty, not a string, or with '/', which h5ad stores are to refuse)."""
+    if key_added is not None and (not isinstance(key_added, str) or not key_added.strip() or "/" in key_added):
+        raise InputError(f"key_added={key_added!r} must be a non-empty name without '/': it names adata.uns[key_added] "
+                         "and the obs and obsp columns (key_added + '_phase', ...), which write_h5ad stores by name")
     try:
         import anndata
     except ImportError:  # pragma: no cover

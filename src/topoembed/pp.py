@@ -229,7 +229,7 @@ def neighbors(adata, k: int = _PARAMS.k, *, use_rep: str | None = None,
     ``adata.uns[key_added]["graph"]``.
     """
     adata = adata.copy() if copy else adata
-    check_adata(adata)
+    check_adata(adata, key_added)
     if neighbors_key is not None:
         if neighbors_key not in adata.uns:
             raise InputError(f"adata.uns[{neighbors_key!r}] not found: run sc.pp.neighbors(adata"

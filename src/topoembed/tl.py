@@ -64,7 +64,7 @@ def spectral_distances(adata, kind: str = spectral.DEFAULT_DISTANCE, *, t: float
     the n×n matrix in ``obsp[f"{key_added}_distances"]`` only for n ≤ OBSP_DENSE_MAX_N.
     """
     adata = adata.copy() if copy else adata
-    check_adata(adata)
+    check_adata(adata, key_added)
     check_choice(kind, spectral.DISTANCES, "kind")
     use_rep = default_rep(adata, use_rep)
     D = stored_distances_of(adata, key_added, kind, t, n_components, use_rep)
@@ -120,7 +120,7 @@ def persistent_homology(adata, *, maxdim: int = pipeline.Params.maxdim, key_adde
                         copy: bool = False):
     """Vietoris–Rips persistence diagrams (ripser) of the stored distances → ``uns[key]["diagrams"]``."""
     adata = adata.copy() if copy else adata
-    check_adata(adata)
+    check_adata(adata, key_added)
     if maxdim not in (0, 1, 2):
         raise InputError(f"maxdim={maxdim!r} must be 0, 1 or 2")
     if maxdim == 2 and adata.n_obs > pipeline.H2_MAX_N:
@@ -172,7 +172,7 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
     phase no evidence supports withheld. ``options``: :data:`DETECT_OPTIONS`, as in :func:`run`.
     One run of all cells, where :func:`run` makes an ensemble above 1,000 (``ENSEMBLE_MIN_N``)."""
     adata = adata.copy() if copy else adata
-    check_adata(adata)
+    check_adata(adata, key_added)
     entry = uns_entry(adata, key_added)
     if "diagrams" not in entry or "H1" not in entry["diagrams"]:
         raise InputError(f"no H1 diagram under key {key_added!r}: run te.tl.persistent_homology(adata) first")
@@ -236,7 +236,7 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
     ``from_runs``: subsample runs made elsewhere (:func:`topoembed.ensemble.run_subsample`, one
     cluster job each) to combine instead of computing them; ``small_input``: as
     :func:`topoembed.analysis.run` (False: the command line's explicit --k)."""
-    check_adata(adata)
+    check_adata(adata, key_added)
     p = pipeline.Params(**params)
     A = None
     with pipeline.collect_warnings() as about_input:  # X analysed as it is; scanpy's graph sparser than k
@@ -362,6 +362,7 @@ def run(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, 
     ``align_phases`` and without the recipe's scores, phases turned to agree across groups
     (:func:`topoembed.groups.align_phases`)
     """
+    check_adata(adata, key_added)
     adata = adata.copy() if copy else adata
     kw = dict(use_rep=use_rep, neighbors_key=neighbors_key, binarize=binarize, key_added=key_added, progress=progress,
               jobs=jobs, **params)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._anndata import h5ad_safe, resolved_points, stored_distances, uns_entry
+from ._anndata import check_adata, h5ad_safe, resolved_points, stored_distances, uns_entry
 from ._validate import InputError
 from .pp import DEFAULT_KEY
 
@@ -26,6 +26,7 @@ def embed(adata, loss: str = "infonce", *, use_rep: str | None = None, distance_
     """
     from . import embed as embedding
 
+    check_adata(adata, key_added)
     adata = adata.copy() if copy else adata
     use_rep, X = resolved_points(adata, use_rep)
     D = None
@@ -57,6 +58,7 @@ def cluster(adata, n_classes: int = 10, *, use_rep: str | None = None, key_added
 
     from . import embed as embedding
 
+    check_adata(adata, key_added)
     adata = adata.copy() if copy else adata
     use_rep, X = resolved_points(adata, use_rep)
     labels, probs, info = embedding.cluster(X, n_classes=n_classes, **params)
