@@ -424,7 +424,8 @@ GLOSSARY = {
     "on_loop": ("on the loop", "Points whose loop distance is at most the on-loop threshold r_θ = birth + "
                 "½ (death − birth): a tube round the cycle as wide as the radius at which the loop is firmly "
                 "formed but not yet filled. It marks the loop's core, not which points belong to the loop: "
-                "every point gets a phase. On a noisy loop a point's loop distance grows with its noise, and "
+                "every point it reaches gets a phase (all of them, but for a loop found inside a part of the data: "
+                "the points analysed there). On a noisy loop a point's loop distance grows with its noise, and "
                 "the threshold falls near the middle of that spread, so on a pure noisy circle about half of "
                 "the points are 'on the loop' (472 of 1,000 on the demo circle) although all lie on the "
                 "circle. Use the phase and its confidence to place points on the loop."),
