@@ -38,6 +38,36 @@ def test_searched_parts_keep_the_sizes_the_uniform_subsamples_miss():
     assert np.array_equal(got[0], np.arange(600, 800))
 
 
+def test_of_many_parts_the_smallest_apart_from_the_rest_are_searched():
+    # 14 clusters of 400-660 points and two of 120 (a minority's cells): the cap keeps the 12
+    # smallest, so both small ones are searched (before: the 12 largest, neither small one)
+    sizes = [400 + 20 * i for i in range(14)] + [120, 120]
+    labels = np.repeat(np.arange(16), sizes)
+    got = parts.searched_parts(labels)
+    assert len(got) == parts.MAX_PARTS and sorted(len(P) for P in got)[:2] == [120, 120]
+    assert [len(P) for P in got] == sorted((len(P) for P in got), reverse=True)  # listed largest first
+    # parts joined to the rest are left out before the cap, not after it
+    joined = {400 + 20 * i for i in range(6)}  # the six smallest clusters
+    got = parts.searched_parts(labels, apart=lambda P: len(P) not in joined)
+    assert sorted(len(P) for P in got) == [120, 120] + list(range(520, 661, 20))
+
+
+def test_two_small_loops_among_more_clusters_than_the_cap_are_both_found():
+    # two datasets side by side, each 6 clusters and a circle of 120 points (4 %): 14 parts at
+    # resolution 1, the circles the two smallest. Before, the 12 largest were searched and the
+    # run found no loop; each circle's own loop, its points exactly on it (F1 1.0 by hand)
+    a = datasets.make("circle_in_clusters", n=3000, d=20, sigma=0.1, seed=0, fraction=0.04)
+    b = datasets.make("circle_in_clusters", n=3000, d=20, sigma=0.1, seed=1, fraction=0.04)
+    res = analysis.run(np.vstack([a.X, b.X + 40.0]), jobs=1)
+    assert res.verdict.n_loops == 2
+    truths = [np.r_[a.label == 0, np.zeros(3000, bool)], np.r_[np.zeros(3000, bool), b.label == 0]]
+    for lp in res.loops:
+        on = np.asarray(lp["on_loop"], bool)
+        f1 = max(2 * (on & t).sum() / (on.sum() + t.sum()) for t in truths)
+        assert f1 >= 0.95
+    assert {int(np.argmax([(np.asarray(lp["on_loop"]) & t).sum() for t in truths])) for lp in res.loops} == {0, 1}
+
+
 def test_a_coarser_partition_adds_the_loop_that_the_finer_cut_into_arcs():
     # 3,000 points: a ring of 600 cut into three arcs at the finer resolution, whole at the coarser;
     # a cluster of 300 the same at both (searched once)
