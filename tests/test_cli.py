@@ -128,6 +128,26 @@ def test_stage_commands_keep_run_s_warnings_on_a_graph_that_falls_apart(tmp_path
     assert "localize: 1 loop(s), loop 1: " in capsys.readouterr().out  # no stray comma
 
 
+def test_stage_commands_and_te_pp_neighbors_warn_about_repeated_points_as_run_does(tmp_path, caplog):
+    # 40 of 250 points one point (cells with no counts in the genes used): every way in says so
+    X = datasets.make("circle", n=250, d=5, sigma=0.1, seed=0).X
+    X[:40] = X[0]
+    path = tmp_path / "x.npy"
+    np.save(path, X)
+    _stage_chain(tmp_path, str(path), "--k", 30)
+    assert run_cli("run", path, "--k", 30, "--out", tmp_path / "r", "-q") == 0
+    staged = json.loads((tmp_path / "staged" / "summary.json").read_text())
+    full = json.loads((tmp_path / "r" / "summary.json").read_text())
+    assert any(w.startswith("40 of the 250 points are one point") for w in full["warnings"])
+    assert staged["warnings"] == full["warnings"]
+    import anndata
+
+    import topoembed as te
+
+    te.pp.neighbors(anndata.AnnData(X), k=30)
+    assert "40 of the 250 points are one point" in caplog.text
+
+
 def test_stage_commands_make_run_s_prevalence_check(tmp_path, capsys):
     # Gaussian noise, no loop: `localize` checks the longest H1 feature's recurrence as `run`
     # does (found in few subsamples: still no loop), and `report` writes the same summary

@@ -62,7 +62,7 @@ def run(X, params: pipeline.Params | None = None, *, A=None, from_runs: list | N
     if note is not None:
         log.info(note)
     result = _analyse(X, params, A, from_runs, jobs, progress)
-    for said in (warning, repeats):
+    for said in (repeats, warning):  # first the small input's warning, then the repeats', as the stages log them
         if said is not None and said not in result.warnings:
             result.warnings.insert(0, said)
     if note is not None:

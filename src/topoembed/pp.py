@@ -19,7 +19,8 @@ from .datasets import cell_cycle_genes  # noqa: F401 (te.pp.cell_cycle_genes: th
 from ._anndata import check_adata, resolved_points, transposed, uns_entry
 from ._progress import scanpy_wants_progress
 from .io import SCANPY_N_PCS
-from ._validate import LOG_MAX, InputError, check_k, count_kind, looks_like_counts, option  # noqa: F401 (public here)
+from ._validate import (LOG_MAX, InputError, check_identical_points, check_k, count_kind,  # noqa: F401 (public here)
+                        looks_like_counts, option)
 from .pipeline import Params
 
 log = logging.getLogger(__name__)
@@ -253,7 +254,7 @@ def neighbors(adata, k: int = _PARAMS.k, *, use_rep: str | None = None,
         use_rep, X = resolved_points(adata, use_rep)
         small, warning, note = Params(k=k, symmetrize=symmetrize).for_small_input(X.shape[0])  # as te.tl.run
         k, symmetrize = small.k, small.symmetrize
-        for say, message in ((log.warning, warning), (log.info, note)):
+        for say, message in ((log.warning, warning), (log.warning, check_identical_points(X)), (log.info, note)):
             if message:
                 say(message)
         check_k(k, X.shape[0])

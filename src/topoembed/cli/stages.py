@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from .. import evidence, graph, homology, io, pipeline, prevalence, spectral, stage_files
-from .._validate import InputError, check_k
+from .._validate import InputError, check_identical_points, check_k
 from .._version import __version__
 from ..stage_files import (diagram_arrays, load_detection, load_diagrams, load_distance_matrix, load_graph,
                            load_loops)
@@ -136,8 +136,9 @@ def cmd_graph(args) -> int:
     p, warning, note = _small_input(args, _resolve(args, []), X.shape[0], [])
     check_k(p.k, X.shape[0])
     with _stage_work() as box:
-        if warning is not None:
-            log.warning(warning)
+        for said in (warning, check_identical_points(X)):  # as the front door warns (topoembed.analysis)
+            if said is not None:
+                log.warning(said)
         _warn_one_run(X.shape[0], p)
         A = graph.knn_graph(X, k=p.k, metric=p.metric, symmetrize=p.symmetrize, weights=p.weights,
                             random_state=p.seed, device=p.device, method=p.knn_method,
@@ -165,6 +166,9 @@ def cmd_distances(args) -> int:
             log.warning(warning)
         if A is None:  # a graph given was made (and warned about) by `topoembed graph`
             _warn_one_run(X.shape[0], p)
+            repeats = check_identical_points(X)
+            if repeats is not None:
+                log.warning(repeats)
         if A is None and p.distance != "euclidean":
             A = graph.knn_graph(X, k=p.k, metric=p.metric, symmetrize=p.symmetrize, weights=p.weights,
                                 random_state=p.seed, device=p.device, method=p.knn_method)
