@@ -6,7 +6,7 @@ Each stage writes one file that records the settings it depends on
 are given on its command line, and refuses inputs whose records disagree with each other or
 with its own options. Up to :data:`topoembed.pipeline.ENSEMBLE_MIN_N` points the chain gives
 what ``run`` gives on the same points (tested), so a workflow can cache and rerun each stage on
-its own; above that ``run`` analyses an ensemble of subsamples (:func:`_warn_one_run`).
+its own; above that ``run`` analyses an ensemble of subsamples (:func:`_warn_where_the_graph_is_built`).
 """
 from __future__ import annotations
 
@@ -103,7 +103,7 @@ def _stage_work():
     box["seconds"] = time.perf_counter() - box["t0"]
 
 
-#: Where to go for a whole dataset, said by :func:`_refuse_dense` and :func:`_warn_one_run`.
+#: Where to go for a whole dataset, said by :func:`_refuse_dense` and :func:`_warn_where_the_graph_is_built`.
 _WHOLE_DATASET = ("for a whole dataset use `topoembed run` (an ensemble of subsamples), or on a cluster "
                   "workflows/ensemble.smk (one `topoembed subsample` job per subsample, then `topoembed run --from-runs`)")
 
@@ -116,10 +116,16 @@ def _refuse_dense(n: int, p: pipeline.Params) -> None:
                          f"the limit of {int(p.max_points)} points (--max-points); {_WHOLE_DATASET}")
 
 
-def _warn_one_run(n: int, p: pipeline.Params) -> None:
-    """``run`` analyses more than :data:`topoembed.pipeline.ENSEMBLE_MIN_N` points as an
-    ensemble of subsamples; the stages' one run on all of them is another analysis. Said once,
-    where the graph is built (inside the stage's work, so the stage file and the report keep it)."""
+def _warn_where_the_graph_is_built(X, p: pipeline.Params) -> None:
+    """Said once, where the graph is built (inside the stage's work, so the stage file and the
+    report keep it): many repeated points, as the front door says it
+    (:func:`topoembed._validate.check_identical_points`), and that ``run`` analyses more than
+    :data:`topoembed.pipeline.ENSEMBLE_MIN_N` points as an ensemble of subsamples, so the stages'
+    one run on all of them is another analysis."""
+    repeats = check_identical_points(X)
+    if repeats is not None:
+        log.warning(repeats)
+    n = X.shape[0]
     if n > pipeline.ENSEMBLE_MIN_N:
         log.warning("the stages analyse all %d points in one run, while `topoembed run` analyses more than %d points "
                     "as an ensemble of subsamples of %d, so the verdicts can differ; %s", n, pipeline.ENSEMBLE_MIN_N,
@@ -136,10 +142,9 @@ def cmd_graph(args) -> int:
     p, warning, note = _small_input(args, _resolve(args, []), X.shape[0], [])
     check_k(p.k, X.shape[0])
     with _stage_work() as box:
-        for said in (warning, check_identical_points(X)):  # as the front door warns (topoembed.analysis)
-            if said is not None:
-                log.warning(said)
-        _warn_one_run(X.shape[0], p)
+        if warning is not None:
+            log.warning(warning)
+        _warn_where_the_graph_is_built(X, p)
         A = graph.knn_graph(X, k=p.k, metric=p.metric, symmetrize=p.symmetrize, weights=p.weights,
                             random_state=p.seed, device=p.device, method=p.knn_method,
                             progress=not args.quiet).tocsr()
@@ -165,10 +170,7 @@ def cmd_distances(args) -> int:
         if warning is not None:
             log.warning(warning)
         if A is None:  # a graph given was made (and warned about) by `topoembed graph`
-            _warn_one_run(X.shape[0], p)
-            repeats = check_identical_points(X)
-            if repeats is not None:
-                log.warning(repeats)
+            _warn_where_the_graph_is_built(X, p)
         if A is None and p.distance != "euclidean":
             A = graph.knn_graph(X, k=p.k, metric=p.metric, symmetrize=p.symmetrize, weights=p.weights,
                                 random_state=p.seed, device=p.device, method=p.knn_method)
