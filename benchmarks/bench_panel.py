@@ -18,6 +18,7 @@ in the same run, what a user would try instead.
     python benchmarks/bench_panel.py --part coil_arcs     # open arcs of each COIL-20 object's turn: no loop
     python benchmarks/bench_panel.py --part coil_check    # the prevalence check's runs on COIL-20's possible loops
     python benchmarks/bench_panel.py --part part_nulls --seeds 5   # held-out no-loop inputs of many parts
+    python benchmarks/bench_panel.py --part tricycle   # FUCCI and McDavid by the score angle and tricycle-style references
 
 One JSON line per case goes to ``benchmarks/results/panel/<part>.jsonl`` (and stdout); BENCHMARKS.md
 ("The real-data panel") holds the table. Per case:
@@ -216,6 +217,90 @@ def mcdavid_lines():
 def part_mcdavid(fh):
     for line, Z, stage in mcdavid_lines():
         case(fh, "mcdavid", f"McDavid {line}", Z, lambda th, s=stage: eta2(th, s), forced_k=15)
+
+
+def score_angle(adata):
+    """The angle a scanpy user reads off the cell-cycle scores: ``sc.tl.score_genes_cell_cycle``
+    with the bundled S and G2/M lists (Tirosh et al. 2016), θ = atan2(G2/M − mean, S − mean)."""
+    import scanpy as sc
+
+    import topoembed as te
+
+    b = adata.copy()
+    names = [g.upper() for g in b.var_names]
+    b.var_names = names
+    s = [g for g in te.pp.cell_cycle_genes(phase="S") if g in set(names)]
+    g2m = [g for g in te.pp.cell_cycle_genes(phase="G2M") if g in set(names)]
+    sc.tl.score_genes_cell_cycle(b, s_genes=s, g2m_genes=g2m, random_state=0)
+    S, G = b.obs["S_score"].to_numpy(float), b.obs["G2M_score"].to_numpy(float)
+    return np.arctan2(G - G.mean(), S - S.mean()) % (2 * np.pi), len(s), len(g2m)
+
+
+def reference_angle(reference, query):
+    """A tricycle-style phase (Zheng et al. 2022): the query's genes, centred, projected on the
+    first two principal axes of a *reference* dataset's same genes (centred per reference batch),
+    θ = atan2(y₂, y₁). ``reference``: a list of (cells × genes) blocks, one per batch."""
+    R = np.vstack([B - B.mean(0) for B in reference])
+    axes = np.linalg.svd(R, full_matrices=False)[2][:2]
+    Y = (query - query.mean(0)) @ axes.T
+    return np.arctan2(Y[:, 1], Y[:, 0]) % (2 * np.pi)
+
+
+def part_tricycle(fh):
+    """FUCCI's and McDavid's cells by the phases a biologist computes from genes, beside the PC
+    angle and topoembed's phase on the panel's inputs (the ``fucci`` and ``mcdavid`` rows): the
+    scanpy score angle (:func:`score_angle`) and tricycle-style projections on a reference
+    learned on other cells (:func:`reference_angle`): for a McDavid line its other two lines
+    (253 genes), and across the two datasets their 28 shared genes (McDavid's three lines as
+    FUCCI's reference, FUCCI's cells as each line's). Each cell's mean is subtracted from
+    McDavid's log₂ values first, as for the panel's PC angle; FUCCI's counts are log-normalised."""
+    import anndata
+    import scanpy as sc
+
+    import topoembed as te
+
+    f = anndata.read_h5ad(DATA / "fucci_ipsc_peco.h5ad")
+    f.var_names = f.var["hgnc"].astype(str).to_numpy()
+    sc.pp.normalize_total(f, target_sum=1e4)
+    sc.pp.log1p(f)
+    m = anndata.read_h5ad(DATA / "mcdavid_nanostring930.h5ad")
+    m.var_names = [str(g).upper() for g in m.var_names]
+    shared = sorted(set(f.var_names) & set(m.var_names))
+    F = np.asarray(f.X.todense(), float)
+    M = np.asarray(m.X, float)
+    M = M - M.mean(1, keepdims=True)
+    lines = m.obs["cell_line"].astype(str).to_numpy()
+    fcols, mcols = [list(f.var_names).index(g) for g in shared], [list(m.var_names).index(g) for g in shared]
+    truth = f.obs["fucci_theta"].to_numpy(float)
+    cc = set(te.pp.cell_cycle_genes(phase="S")) | set(te.pp.cell_cycle_genes(phase="G2M"))
+    forced = {"n_loops": 1, "phase_low_confidence": True, "prevalence_check": False}
+
+    def on_cell_cycle_genes(X, score):
+        """topoembed (defaults, and forced to one loop) on 10 PCs of the Tirosh genes alone."""
+        Z = pca(X, 10)
+        return {"defaults": verdict_row(Z, score), "forced_one_loop": verdict_row(Z, score, **forced),
+                "pc_angle": score(pc_angle(Z))}
+
+    theta, n_s, n_g2m = score_angle(f)
+    _emit(fh, {"part": "tricycle", "case": "FUCCI", "n": len(F), "score": "alignment", "n_shared_genes": len(shared),
+               "score_angle": alignment(theta, truth), "score_genes": [n_s, n_g2m],
+               "reference_mcdavid_shared": alignment(reference_angle(
+                   [M[lines == ln][:, mcols] for ln in np.unique(lines)], F[:, fcols]), truth),
+               "cell_cycle_genes": on_cell_cycle_genes(F[:, [i for i, g in enumerate(f.var_names) if g in cc]],
+                                                       lambda th: alignment(th, truth))})
+    for line in np.unique(lines):
+        sel = lines == line
+        stage = m.obs["truth_stage"].astype(str).to_numpy()[sel]
+        sub = m[sel].copy()
+        sub.X = M[sel]
+        theta, n_s, n_g2m = score_angle(sub)
+        others = [M[lines == ln] for ln in np.unique(lines) if ln != line]
+        _emit(fh, {"part": "tricycle", "case": f"McDavid {line}", "n": int(sel.sum()), "score": "eta2",
+                   "score_angle": eta2(theta, stage), "score_genes": [n_s, n_g2m],
+                   "reference_other_lines": eta2(reference_angle(others, M[sel]), stage),
+                   "reference_fucci_shared": eta2(reference_angle([F[:, fcols]], M[sel][:, mcols]), stage),
+                   "cell_cycle_genes": on_cell_cycle_genes(M[sel][:, [i for i, g in enumerate(m.var_names) if g in cc]],
+                                                           lambda th, s=stage: eta2(th, s))})
 
 
 def part_mcdavid_sweep(fh):
@@ -885,7 +970,7 @@ def main(argv=None):
                                                       "mcdavid_sweep", "minority_part", "minority_shell",
                                                       "minority_sampling", "linear_phase", "groups",
                                                       "coil_parts", "snr", "phase_cycle", "noise_nulls", "coil_pixels", "coil_arcs",
-                                                      "coil_check", "part_nulls"])
+                                                      "coil_check", "part_nulls", "tricycle"])
     ap.add_argument("--seeds", type=int, default=3, help="IPC subsample seeds per size (default 3)")
     ap.add_argument("--draws", type=int, default=1, help="draws of the cycling cells per IPC mixture (default 1)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table of the result files and stop")
