@@ -306,27 +306,18 @@ def _number(x) -> float | None:
     return None if x is None or not np.isfinite(float(x)) else float(x)
 
 
-def _runs_of(lp: dict) -> tuple[int, int | None, bool]:
-    """(runs, subsamples or None where not recorded, whether they are its part's): the subsample
-    runs behind the loop's prevalence, its part's where a part's analysis measured it
-    (:func:`topoembed.parts.apply_evidence`)."""
-    ev = lp.get("part_evidence") or {}
-    if ev.get("prevalence") is not None:
-        return ev["n_runs"], ev["n_subsamples"], True
-    return lp["n_runs"], lp.get("n_subsamples"), False
-
-
 def _found_in(lp: dict, summary: dict) -> str:
-    """"k of B subsamples found it": the subsamples behind the loop's prevalence (:func:`_runs_of`)."""
-    runs, of, in_part = _runs_of(lp)
+    """"k of B subsamples found it": the subsamples behind the loop's prevalence
+    (:func:`topoembed.verdict.runs_behind`)."""
+    runs, of, in_part = verdict.runs_behind(lp)
     if in_part:
         return f"{runs} of {of} subsamples of its part's points found it"
     return f"{runs} of {of or _n_subsamples(summary)} subsamples found it"
 
 
 def _runs_behind(lp: dict) -> str:
-    """"k of B" (:func:`_runs_of`), "k" where B is not recorded."""
-    runs, of, _ = _runs_of(lp)
+    """"k of B" (:func:`topoembed.verdict.runs_behind`), "k" where B is not recorded."""
+    runs, of, _ = verdict.runs_behind(lp)
     return f"{runs} of {of}" if of else f"{runs}"
 
 

@@ -50,7 +50,7 @@ from dataclasses import asdict, dataclass
 from . import loops
 
 __all__ = ["LOOP", "POSSIBLE", "NONE", "LEVELS", "ALPHA", "P_CONCLUSIVE", "SUPPORT_PREVALENCE", "Reason",
-           "LoopCall", "Verdict", "assess_loop", "decide"]
+           "LoopCall", "Verdict", "assess_loop", "decide", "runs_behind"]
 
 LOOP, POSSIBLE, NONE = "loop", "possible loop", "no loop"
 #: The verdict's levels, strongest first.
@@ -195,15 +195,21 @@ def _assess_evidence(lp: dict, alpha: float, index: int) -> LoopCall:
     return LoopCall(index, LOOP if conclusive or recurs else POSSIBLE, reasons)
 
 
-def _recurrence(lp: dict, recurs: bool) -> Reason:
-    """The prevalence reason of loop ``lp``, with its count where known: ``n_runs`` of
-    ``n_subsamples`` (a summary written before ensembles recorded ``n_subsamples``: its runs
-    over its prevalence; a loop supported within its part has the part's count in
-    ``part_evidence``)."""
-    prevalence = float(lp["prevalence"])
+def runs_behind(lp: dict) -> tuple[int | None, int | None, bool]:
+    """(runs, subsamples, whether they are its part's): the subsample runs behind loop ``lp``'s
+    prevalence, ``n_runs`` of ``n_subsamples`` (None where not recorded), its part's where a
+    part's analysis measured it (``part_evidence``, :func:`topoembed.parts.apply_evidence`)."""
     part = lp.get("part_evidence")
-    where = part if isinstance(part, dict) and part.get("prevalence") is not None else lp
-    runs, of = where.get("n_runs"), where.get("n_subsamples")
+    in_part = isinstance(part, dict) and part.get("prevalence") is not None
+    where = part if in_part else lp
+    return where.get("n_runs"), where.get("n_subsamples"), in_part
+
+
+def _recurrence(lp: dict, recurs: bool) -> Reason:
+    """The prevalence reason of loop ``lp``, with its count where known (:func:`runs_behind`; a
+    summary written before ensembles recorded ``n_subsamples``: its runs over its prevalence)."""
+    prevalence = float(lp["prevalence"])
+    runs, of, _ = runs_behind(lp)
     if of is None and runs and prevalence > 0:
         of = round(runs / prevalence)
     known = runs is not None and bool(of) and abs(runs / of - prevalence) < 1e-9  # the count of this prevalence
