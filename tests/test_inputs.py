@@ -346,6 +346,31 @@ def test_a_count_table_runs_with_the_recipe_either_way_round(tmp_path, caplog, c
         assert said in capsys.readouterr().err and not (tmp_path / "no").exists()
 
 
+def test_a_count_table_of_ensembl_ids_is_told_how_to_give_symbols(tmp_path, capsys):
+    # a table's header is its only gene names: the message offered gene_symbols='COLUMN' (Python's
+    # spelling), and --gene-symbols then failed with "columns: none"
+    import anndata
+
+    import topoembed as te
+
+    table = _counts_table(tmp_path, n_cells=120)
+    table.columns = [f"ENSG{i:011d}" for i in range(table.shape[1])]
+    table.to_csv(tmp_path / "ensembl.csv")
+    for extra in ([], ["--gene-symbols", "hgnc"]):
+        assert cli.main(["run", str(tmp_path / "ensembl.csv"), "--recipe", "cell_cycle", *extra,
+                         "--out", str(tmp_path / "r"), "-q"]) == 2
+        err = capsys.readouterr().err
+        assert "header row is its only gene names" in err and "gene_symbols=" not in err, err
+        assert not (tmp_path / "r").exists()
+    a = anndata.AnnData(table.to_numpy(dtype=np.float32))
+    a.var_names = list(table.columns)
+    with pytest.raises(InputError, match="set adata.var_names to the symbols"):
+        te.pp.recipe_cell_cycle(a)
+    a.var["symbol"] = [f"G{i}" for i in range(a.n_vars)]  # a column, but not symbols of these lists
+    with pytest.raises(InputError, match="gene_symbols='COLUMN'"):
+        te.pp.recipe_cell_cycle(a)
+
+
 def test_an_anndata_of_genes_by_cells_gets_the_way_round(tmp_path, caplog):
     # sc.read_csv reads GEO's gene x cell table with the genes as obs: the recipe found no gene
     # and said to check the organism; te.tl.run analysed the genes as cells

@@ -19,8 +19,8 @@ from .datasets import cell_cycle_genes  # noqa: F401 (te.pp.cell_cycle_genes: th
 from ._anndata import check_adata, resolved_points, transposed, uns_entry
 from ._progress import scanpy_wants_progress
 from .io import SCANPY_N_PCS
-from ._validate import (LOG_MAX, InputError, check_identical_points, check_k, count_kind,  # noqa: F401 (public here)
-                        looks_like_counts, option)
+from ._validate import (INTERFACE, LOG_MAX, InputError, check_identical_points, check_k,  # noqa: F401 (public)
+                        count_kind, looks_like_counts, option)
 from .pipeline import Params
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,9 @@ def gene_names_for_matching(adata, gene_symbols: str | None = None, genes=None) 
     None). Returns (names, where they came from)."""
     if gene_symbols is not None:
         if gene_symbols not in adata.var.columns:
-            raise InputError(f"gene_symbols={gene_symbols!r} is not a column of adata.var (columns: "
-                             f"{list(adata.var.columns) or 'none'})")
+            raise InputError(f"{option('gene_symbols', gene_symbols)}: not a column of adata.var (columns: "
+                             f"{list(adata.var.columns) or 'none'})" + ("" if len(adata.var.columns) else
+                                                                        ". " + _symbols_fix(adata)))
         return [str(v) for v in adata.var[gene_symbols]], f"var[{gene_symbols!r}]"
     names = [str(v) for v in adata.var_names]
     sample = names[: min(len(names), 500)]
@@ -94,6 +95,21 @@ def _cell_cycle_scores(adata, work, names, pos, organism) -> None:
         sd = G.std(axis=0)
         z = (G - G.mean(axis=0)) / np.where(sd > 0, sd, 1.0)
         adata.obs[col] = z.mean(axis=1)
+
+
+def _symbols_fix(adata) -> str:
+    """How to give the recipe gene symbols where ``var_names`` hold none (Ensembl ids), in the
+    interface's words: a ``var`` column of symbols, or, where ``var`` has none (a table's header is
+    its only gene names), names that are symbols."""
+    cli = INTERFACE["name"] == "cli"
+    if len(adata.var.columns):
+        fix = f"For Ensembl ids in var_names, name the var column of symbols: {option('gene_symbols', 'COLUMN')}"
+    elif cli:
+        fix = ("A table's header row is its only gene names: write the symbols there (e.g. CDK1, not "
+               "ENSG00000170312), or the data as .h5ad with a var column of symbols and pass --gene-symbols COLUMN")
+    else:
+        fix = "adata.var has no column of symbols to use: set adata.var_names to the symbols (e.g. CDK1, not ENSG...)"
+    return fix + ("" if cli else ", or pass genes='hvg' or your own list")
 
 
 def recipe_cell_cycle(adata, *, genes="cell_cycle", organism: str = "auto", n_comps: int = 20,
@@ -170,8 +186,8 @@ def recipe_cell_cycle(adata, *, genes="cell_cycle", organism: str = "auto", n_co
             raise InputError(f"none of the {len(glist)} genes ({source}) is in adata.{name_source}, but {way_round}")
         if not chosen_names:
             raise InputError(f"none of the {len(glist)} genes ({source}) is in adata.{name_source} "
-                             f"(e.g. {names[:3]}); check the organism and that the names are gene symbols (for "
-                             "Ensembl ids in var_names pass gene_symbols='COLUMN'), or pass genes='hvg' or your own list")
+                             f"(e.g. {names[:3]}); check the organism and that the names are gene symbols. "
+                             + _symbols_fix(adata))
         if len(chosen_names) < min_genes:
             raise InputError(f"only {len(chosen_names)} of {len(glist)} genes found in adata.{name_source} (need "
                              f"{min_genes}); pass genes='hvg', your own list, or lower min_genes")

@@ -165,8 +165,8 @@ def component_spectra(A: sp.spmatrix, device: str = "cpu") -> list[tuple[np.ndar
     log.warning("the kNN graph has %d connected components (sizes %s); spectral distances are computed per "
                 "component and are inf between components (each component is an H0 bar that never dies), so the "
                 "%d points outside the largest one cannot lie on its loops. Most often a mutual kNN graph (the "
-                "pipeline's default) leaves a few points without a mutual neighbour; the union graph (%s) or a "
-                "larger k joins them.", n_comp, sizes[:10].tolist(),
+                "pipeline's default) leaves a few points without a mutual neighbour; a larger k or the union graph "
+                "joins them (%s).", n_comp, sizes[:10].tolist(),
                 A.shape[0] - sizes[0], option("symmetrize", "or"))
     out = []
     for c in range(n_comp):

@@ -31,7 +31,8 @@ _HELP = {
     "localize": "1: each loop's cycle, members and phase of every point; 0: detection only",
     "theta_filtration": "where in a loop's lifetime its phase is read: r = birth + f (death - birth), f in [0, 1)",
     "seed": "random seed (subsampling, approximate kNN)",
-    "max_points": "refuse inputs with more points than this (dense n×n stages)",
+    "max_points": "the most points one run analyses with dense n×n distances (a staged command refuses more; "
+                  "`run` analyses larger inputs in subsamples of --subsample-size)",
     "phase_method": "circular coordinate: cycle (evenly along the loop's representative cycle, then smoothed "
                     "locally) or harmonic (de Silva et al.; collapses where the density along the loop varies)",
     "n_subsamples": "subsamples analysed for a whole dataset: auto (10 above 1,000 points, else one run on all "
