@@ -83,12 +83,28 @@ def _auto_or_count(value: str):
     return number
 
 
+#: The headings under which ``--help`` lists the settings, by the first stage that reads them
+#: (:data:`topoembed.params.STAGE_PARAMS`); the others concern whole datasets and the machine.
+_GROUPS = {"graph": "stage 1, kNN graph", "distances": "stage 2, spectral distances", "homology": "stage 3, homology",
+           "detect": "stage 4, loops: their number and evidence", "localize": "stage 4b, each loop's cycle, members and "
+           "phase", None: "whole datasets (more points than one run takes) and the machine"}
+
+
+def _group_of(name: str) -> str | None:
+    """The stage that first reads setting ``name`` (None: no single run's stage)."""
+    return next((stage for stage, fields in pipeline.STAGE_PARAMS.items() if name in fields), None)
+
+
 def _add_params(parser, names=None, inherit=False):
-    """Add the Params fields (or the subset ``names``) as --options with their defaults.
+    """Add the Params fields (or the subset ``names``) as --options with their defaults, under
+    a heading per stage (:data:`_GROUPS`).
     ``inherit``: a stage step, whose unset options come from its inputs' records."""
-    for f in dataclasses.fields(pipeline.Params):
-        if names is not None and f.name not in names:
-            continue
+    chosen = [f for f in dataclasses.fields(pipeline.Params) if names is None or f.name in names]
+    present = {_group_of(f.name) for f in chosen}
+    groups = {stage: parser.add_argument_group(f"settings, {title}") for stage, title in _GROUPS.items()
+              if stage in present}  # in the stages' order
+    for f in chosen:
+        group = groups[_group_of(f.name)]
         default = f.default
         typ = ({"n_loops": _auto_or_int, "n_subsamples": _auto_or_count, "t": float}.get(f.name)
                or (int if isinstance(default, int) else float if isinstance(default, float) else str))
@@ -96,9 +112,9 @@ def _add_params(parser, names=None, inherit=False):
             typ = int
         shown = int(default) if isinstance(default, bool) else default  # as the option takes it: 1/0
         where = f"default: as the input files record, else {shown}" if inherit else f"default: {shown}"
-        parser.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=typ,
-                            default=None if inherit else default,
-                            choices=_CHOICES.get(f.name), help=f"{_HELP.get(f.name, '')} ({where})")
+        group.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=typ,
+                           default=None if inherit else default,
+                           choices=_CHOICES.get(f.name), help=f"{_HELP.get(f.name, '')} ({where})")
 
 
 def _params_from(args) -> pipeline.Params:
