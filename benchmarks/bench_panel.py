@@ -19,6 +19,7 @@ in the same run, what a user would try instead.
     python benchmarks/bench_panel.py --part coil_check    # the prevalence check's runs on COIL-20's possible loops
     python benchmarks/bench_panel.py --part part_nulls --seeds 5   # held-out no-loop inputs of many parts
     python benchmarks/bench_panel.py --part tricycle   # FUCCI and McDavid by the score angle and tricycle-style references
+    python benchmarks/bench_panel.py --part check_consensus   # a small input's phase with its check's runs, and alone
 
 One JSON line per case goes to ``benchmarks/results/panel/<part>.jsonl`` (and stdout); BENCHMARKS.md
 ("The real-data panel") holds the table. Per case:
@@ -301,6 +302,40 @@ def part_tricycle(fh):
                    "reference_fucci_shared": eta2(reference_angle([F[:, fcols]], M[sel][:, mcols]), stage),
                    "cell_cycle_genes": on_cell_cycle_genes(M[sel][:, [i for i, g in enumerate(m.var_names) if g in cc]],
                                                            lambda th, s=stage: eta2(th, s))})
+
+
+def part_check_consensus(fh, seeds=3):
+    """A small input's phase with its prevalence check's runs (the consensus of the run and the
+    check's runs that found its loop, :func:`topoembed.prevalence.check_prevalence`) against the
+    run's phase alone (``prevalence_check=False``), both given (``phase_low_confidence=True``),
+    where the check ran: COIL-20's objects (20 PCs and pixels), McDavid's lines, IPC cells (300
+    and 500, ``seeds`` draws) and noisy circles in R^10 (100 and 300 points, σ 0.25 and 0.35)."""
+    from topoembed import analysis
+
+    def cases():
+        for name, images in (("20 PCs", coil_images()), ("pixels", coil_images(pixels=True))):
+            for obj, Xo, truth in coil_objects(images):
+                yield f"COIL-20 object {obj} ({name})", Xo, lambda th, t=truth: symmetric_alignment(th, t)
+        for line, Z, stage in mcdavid_lines():
+            yield f"McDavid {line}", Z, lambda th, s=stage: eta2(th, s)
+        for n, seed, X, cc in ipc_draws((300, 500), seeds):
+            yield f"IPC {n} cells seed {seed}", X, lambda th, y=cc: r2(th, y)
+        for n in (100, 300):
+            for sigma in (0.25, 0.35):
+                for seed in range(seeds):
+                    X, angle = noisy_circle(n, 10, sigma, seed)
+                    yield f"circle {n} points σ = {sigma} seed {seed}", X, lambda th, a=angle: alignment(th, a)
+
+    for name, X, score in cases():
+        res = analysis.run(X, jobs=1, phase_low_confidence=True)
+        if not res.loops or res.loops[0].get("n_subsamples") is None:
+            continue  # no loop, or no check ran (a conclusive p-value): the phase is the run's
+        alone = analysis.run(X, jobs=1, phase_low_confidence=True, prevalence_check=False)
+        lp = res.loops[0]
+        _emit(fh, {"part": "check_consensus", "case": name, "n": len(X), "verdict": res.verdict.headline(),
+                   "runs": f"{lp['n_runs']} of {lp['n_subsamples']}", "with_check": score(np.asarray(lp["phase"], float)),
+                   "run_alone": score(np.asarray(alone.loops[0]["phase"], float)) if alone.loops else None,
+                   "mean_spread": round(float(np.nanmean(lp["phase_spread"])), 3) if "phase_spread" in lp else None})
 
 
 def part_mcdavid_sweep(fh):
@@ -970,7 +1005,7 @@ def main(argv=None):
                                                       "mcdavid_sweep", "minority_part", "minority_shell",
                                                       "minority_sampling", "linear_phase", "groups",
                                                       "coil_parts", "snr", "phase_cycle", "noise_nulls", "coil_pixels", "coil_arcs",
-                                                      "coil_check", "part_nulls", "tricycle"])
+                                                      "coil_check", "part_nulls", "tricycle", "check_consensus"])
     ap.add_argument("--seeds", type=int, default=3, help="IPC subsample seeds per size (default 3)")
     ap.add_argument("--draws", type=int, default=1, help="draws of the cycling cells per IPC mixture (default 1)")
     ap.add_argument("--table", action="store_true", help="print the Markdown table of the result files and stop")
@@ -985,7 +1020,7 @@ def main(argv=None):
     for part in parts:
         with open(OUT / f"{part}.jsonl", "w") as fh:
             fn = globals()[f"part_{part}"]
-            by_seeds = ("ipc", "snr", "phase_cycle", "noise_nulls", "part_nulls")
+            by_seeds = ("ipc", "snr", "phase_cycle", "noise_nulls", "part_nulls", "check_consensus")
             fn(fh, args.seeds) if part in by_seeds else fn(fh, args.draws) if part.startswith("minority") else fn(fh)
 
 

@@ -270,6 +270,37 @@ def test_prevalence_check_finds_a_noisy_circles_loop_in_every_subsample():
     assert prevalence.check_prevalence(X[:105], res.loops, pipeline.Params(), jobs=1) is None
 
 
+def test_the_checked_loops_phase_is_the_consensus_of_the_run_and_its_matching_subsamples():
+    # a small input's phase was its one run's, though the check had 9-10 more runs of the same
+    # loop; an ensemble's phase is its runs' consensus. Replayed here by hand: the check's runs,
+    # extended to all points, those matching the run's loop, and their circular mean
+    import dataclasses
+
+    from topoembed import extension
+
+    ds = datasets.make("circle", n=150, d=10, sigma=0.3, seed=0)
+    params = pipeline.Params().for_small_input(150)[0]
+    res = pipeline.run(ds.X, params, withhold=False)
+    (lp,) = res.loops
+    own = lp["phase"].copy()
+    own_conf = lp["phase_confidence"].copy()
+    prevalence.check_prevalence(ds.X, res.loops, dataclasses.replace(params, early_stop=False), jobs=1)
+    idxs, single = prevalence.check_subsamples(150, params)
+    ext = extension.build(ds.X, params, include=idxs)
+    matched = []
+    for idx in idxs:
+        ext_b = [subsamples.extend_loop(x, ext, idx) for x in pipeline.run(ds.X[idx], single, final=False).loops]
+        r = [subsamples.phase_corr(e["phase"], own, lp["on_loop"]) for e in ext_b]
+        if r and max(r) >= prevalence.CHECK_MIN_CORR:
+            matched.append(ext_b[int(np.argmax(r))]["phase"])
+    assert len(matched) == lp["n_runs"] == 10
+    theta, spread = subsamples.consensus_phase([own, *matched])
+    assert np.allclose(lp["phase"], theta) and np.allclose(lp["phase_spread"], spread)
+    assert np.allclose(lp["phase_confidence"], own_conf * (1 - spread))
+    assert 0 < np.mean(spread) < 0.5 and np.isfinite(lp["phase"]).all()
+    assert L.circular_alignment(lp["phase"], ds.angle)[0] > 0.95  # 0.953 alone, 0.955 with its check
+
+
 def test_the_check_runs_all_ten_subsamples_on_at_most_100_points():
     # there the count is most of a loop's evidence: a stopped check read "0 of 2" for a COIL-20
     # object whose loop 5 of 10 runs find; above 100 points it still stops once decided

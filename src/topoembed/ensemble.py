@@ -50,11 +50,10 @@ import warnings
 import numpy as np
 
 from . import extension, parts, pipeline, prevalence
-from . import localize as localization
 from ._parallel import Pool, resolve_jobs
 from .params import MIN_PREVALENCE  # noqa: F401 (ensemble.MIN_PREVALENCE for callers)
-from .subsamples import (MATCH_MIN_CORR, MATCH_MIN_POINTS, WORKER_PRELOAD, assign, extend_loop, phase_corr, run_one,  # noqa: F401
-                         subsample_indices, subsample_params)
+from .subsamples import (MATCH_MIN_CORR, MATCH_MIN_POINTS, WORKER_PRELOAD, assign, consensus_phase,  # noqa: F401
+                         extend_loop, phase_corr, run_one, subsample_indices, subsample_params)
 from ._progress import Progress
 from ._validate import InputError, check_points, option
 
@@ -96,32 +95,6 @@ def match_loops(phases: list[list[np.ndarray]], order: list[int], min_corr: floa
             else:
                 clusters.append([(b, j)])
     return clusters
-
-
-def consensus_phase(phases: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Circular mean and circular variance per point of phases aligned onto ``phases[0]``.
-
-    Each phase is first rotated and, if that fits better, reflected onto the first
-    (:func:`topoembed.localize.circular_alignment`). NaNs are left out per point.
-    """
-    ref = phases[0]
-    acc = np.zeros(len(ref), dtype=np.complex128)
-    cnt = np.zeros(len(ref))
-    for th in phases:
-        if not (np.isfinite(th) & np.isfinite(ref)).any():
-            continue
-        _, sign, shift = localization.circular_alignment(ref, th)
-        z = np.exp(1j * (sign * th + shift))
-        ok = np.isfinite(z)
-        acc[ok] += z[ok]
-        cnt[ok] += 1
-    with np.errstate(invalid="ignore", divide="ignore"):
-        mean = acc / cnt
-    theta = np.mod(np.angle(mean), 2 * np.pi)
-    spread = 1 - np.abs(mean)
-    theta[cnt == 0] = np.nan
-    spread[cnt == 0] = np.nan
-    return theta, spread
 
 
 def early_stop_runs(B: int, min_prevalence: float = MIN_PREVALENCE) -> int:

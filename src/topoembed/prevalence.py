@@ -24,8 +24,9 @@ from . import extension, loops, pipeline, verdict
 from ._parallel import Pool, resolve_jobs
 from ._progress import Progress
 from ._validate import check_points, option
-from .params import takes_quarter_k
-from .subsamples import WORKER_PRELOAD, assign, extend_loop, phase_corr, run_one, subsample_indices, subsample_params
+from .params import MIN_PREVALENCE, takes_quarter_k
+from .subsamples import (WORKER_PRELOAD, assign, consensus_phase, extend_loop, phase_corr, run_one, subsample_indices,
+                         subsample_params)
 
 log = logging.getLogger(__name__)
 
@@ -235,7 +236,9 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
     one of them then matches by chance). Only the run's loops are references: a subsample that splits the loop
     into two features (the IPC cells, 1 in 10) counts once and does not pull the others away.
     Adds ``prevalence`` (matched runs / runs made), ``n_runs`` and ``n_subsamples`` (runs made)
-    to each loop, which
+    to each loop; where at least half the runs found it (:data:`topoembed.params.MIN_PREVALENCE`),
+    its phase becomes the consensus of the run and those runs (:func:`_consensus`, with
+    ``phase_spread``), as an ensemble's is its runs'. The prevalence is what
     :func:`topoembed.pipeline.loop_support` then reads (≥ 0.9: supported whatever its
     p-value), and returns the check's record (B, m, each run's count, the prevalences), or
     None where a subsample would be too small for the graph's k.
@@ -273,6 +276,7 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
     need = int(np.ceil(loops.RECURRENCE_MIN * B - 1e-9))  # matched runs for support: 9 of 10
     stop = bool(params.early_stop) and n > CHECK_NO_P_MAX_N  # all 10 on small inputs: the count is the evidence
     hits = np.zeros(len(found), dtype=int)
+    agreeing: list[list[dict]] = [[] for _ in found]  # each loop's matches, extended to all points
     runs: dict = {}
     done = B
     with Pool(jobs, killed_hint=f"run again with fewer jobs or {option('prevalence_check', False)}",
@@ -285,7 +289,9 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
                 runs[b] = res
                 bar.step(f"subsample {b + 1}: {res.detection['n_loops']} loop(s)")
             for b in batch:  # in subsample order, whatever the number of jobs: the same stop, the same result
-                hits += _matched(found, [extend_loop(lp, ext_graph, idxs[b]) for lp in runs[b].loops])
+                for j, e in _matched(found, [extend_loop(lp, ext_graph, idxs[b]) for lp in runs[b].loops]).items():
+                    hits[j] += 1
+                    agreeing[j].append(e)
                 if stop and all(h >= need or (b + 1 - h) > B - need for h in hits):
                     done = b + 1  # every loop's support is decided
                     break
@@ -298,6 +304,8 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
         lp["n_runs"], lp["n_subsamples"] = int(hits[j]), done
         lp["prevalence"] = lp["n_runs"] / done
         prevalence.append(lp["prevalence"])
+        if lp["prevalence"] >= MIN_PREVALENCE:  # a loop most runs miss keeps its own phase, as the ensemble
+            _consensus(lp, agreeing[j])           # reports only a loop that half its runs find
     log.info("prevalence check: %s", ", ".join(f"loop {j + 1} in {lp['n_runs']} of {done} subsamples"
                                                for j, lp in enumerate(found)))
     return {"n_subsamples": done, "n_planned": B, "stopped_early": done < B, "subsample_size": m,
@@ -322,13 +330,30 @@ def check_subsamples(n: int, params: pipeline.Params) -> tuple[list[np.ndarray],
     return idxs, single
 
 
-def _matched(found: list, ext_b: list) -> np.ndarray:
-    """1 for each loop of ``found`` that one of a subsample run's loops ``ext_b`` (extended to
-    all points) matches (:data:`CHECK_MIN_CORR`, one to one), else 0."""
-    out = np.zeros(len(found), dtype=int)
-    if ext_b:  # each run's loops against this run's, on the points of this run's loop
-        cm = np.array([[phase_corr(e["phase"], lp["phase"], lp["on_loop"]) for lp in found] for e in ext_b])
-        for j in assign(cm, CHECK_MIN_CORR).values():
-            out[j] = 1
-    return out
+def _matched(found: list, ext_b: list) -> dict:
+    """{j: the loop of ``ext_b`` that matches loop j of ``found``}: a subsample run's loops
+    (extended to all points) matched to the run's (:data:`CHECK_MIN_CORR`, one to one)."""
+    if not ext_b:
+        return {}
+    # each run's loops against this run's, on the points of this run's loop
+    cm = np.array([[phase_corr(e["phase"], lp["phase"], lp["on_loop"]) for lp in found] for e in ext_b])
+    return {j: ext_b[i] for i, j in assign(cm, CHECK_MIN_CORR).items()}
+
+
+def _consensus(lp: dict, agreeing: list) -> None:
+    """The run's phase made the consensus of the run and the check's runs that found its loop
+    (``agreeing``, extended to all points), as an ensemble's phase is its runs'
+    (:func:`topoembed.subsamples.consensus_phase`, aligned onto the run's phase): ``phase`` on
+    the points the run gave one, ``phase_spread`` (circular variance across them) and
+    ``phase_confidence`` times 1 − spread (BENCHMARKS.md, "A small input's phase: the consensus
+    of its prevalence check")."""
+    if not agreeing or "phase" not in lp:
+        return
+    own = np.asarray(lp["phase"], dtype=np.float64)
+    theta, spread = consensus_phase([own, *(e["phase"] for e in agreeing)])
+    off = ~np.isfinite(own)  # no phase where the run gave none (another component of its graph)
+    theta[off], spread[off] = np.nan, np.nan
+    conf = np.asarray(lp["phase_confidence"], dtype=np.float64) * (1 - spread)
+    lp.update(phase=theta, phase_spread=spread, phase_confidence=conf,
+              median_phase_confidence=float(np.nanmedian(conf)) if np.isfinite(conf).any() else float("nan"))
 

@@ -428,8 +428,9 @@ GLOSSARY = {
                 "circle. Use the phase and its confidence to place points on the loop."),
     "threshold": ("on-loop threshold", "r_θ = birth + ½ (death − birth), the loop distance up to which a point "
                   "counts as on the loop (see <i>on the loop</i>)."),
-    "phase_spread": ("phase spread", "For a whole dataset: the circular variance of a point's phase across the "
-                     "subsamples that found the loop (0: all agree, 1: no agreement)."),
+    "phase_spread": ("phase spread", "The circular variance of a point's phase across the subsamples that found "
+                     "the loop (a whole dataset's, or a prevalence check's with the run itself; 0: all agree, "
+                     "1: no agreement)."),
 }
 
 

@@ -8,7 +8,8 @@ dataset (:mod:`topoembed.ensemble`) and a single run's prevalence check
 * :func:`run_one`: one subsample through :func:`topoembed.pipeline.run` (picklable, for workers);
 * :func:`extend_loop`: a run's loop over all points (harmonic extension over the kNN graph);
 * :func:`phase_corr` and :func:`assign`: how two runs' loops are matched (|ρ| of their phases,
-  one to one).
+  one to one);
+* :func:`consensus_phase`: the phase of the runs that found one loop, and its spread.
 """
 from __future__ import annotations
 
@@ -20,7 +21,7 @@ import numpy as np
 from . import pipeline
 from . import localize as localization
 
-__all__ = ["subsample_indices", "subsample_params", "run_one", "extend_loop", "phase_corr", "assign",
+__all__ = ["subsample_indices", "subsample_params", "run_one", "extend_loop", "phase_corr", "assign", "consensus_phase",
            "WORKER_PRELOAD", "MATCH_MIN_POINTS", "MATCH_MIN_CORR"]
 
 #: Two runs' loops are the same loop when their phases correlate at least this much (on the
@@ -77,6 +78,32 @@ def assign(cm: np.ndarray, min_corr: float) -> dict:
 
     rows, cols = linear_sum_assignment(-cm)
     return {int(r): int(c) for r, c in zip(rows, cols) if cm[r, c] >= min_corr}
+
+
+def consensus_phase(phases: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Circular mean and circular variance per point of phases aligned onto ``phases[0]``.
+
+    Each phase is first rotated and, if that fits better, reflected onto the first
+    (:func:`topoembed.localize.circular_alignment`). NaNs are left out per point.
+    """
+    ref = phases[0]
+    acc = np.zeros(len(ref), dtype=np.complex128)
+    cnt = np.zeros(len(ref))
+    for th in phases:
+        if not (np.isfinite(th) & np.isfinite(ref)).any():
+            continue
+        _, sign, shift = localization.circular_alignment(ref, th)
+        z = np.exp(1j * (sign * th + shift))
+        ok = np.isfinite(z)
+        acc[ok] += z[ok]
+        cnt[ok] += 1
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = acc / cnt
+    theta = np.mod(np.angle(mean), 2 * np.pi)
+    spread = 1 - np.abs(mean)
+    theta[cnt == 0] = np.nan
+    spread[cnt == 0] = np.nan
+    return theta, spread
 
 
 def extend_loop(lp: dict, ext, idx) -> dict:
