@@ -299,6 +299,9 @@ def test_the_checked_loops_phase_is_the_consensus_of_the_run_and_its_matching_su
     assert np.allclose(lp["phase_confidence"], own_conf * (1 - spread))
     assert 0 < np.mean(spread) < 0.5 and np.isfinite(lp["phase"]).all()
     assert L.circular_alignment(lp["phase"], ds.angle)[0] > 0.95  # 0.953 alone, 0.955 with its check
+    again = pipeline.run(ds.X, params, withhold=False)  # the same with two processes
+    prevalence.check_prevalence(ds.X, again.loops, dataclasses.replace(params, early_stop=False), jobs=2)
+    assert np.array_equal(again.loops[0]["phase"], lp["phase"])
 
 
 def test_the_check_runs_all_ten_subsamples_on_at_most_100_points():
