@@ -162,6 +162,54 @@ def test_the_loop_plot_works_right_after_run_and_says_the_verdict(circle_adata):
     plt.close("all")
 
 
+def test_binned_along_phase_recovers_a_known_trend():
+    """Oracle: values cos(θ − 1) with noise; the mean per bin follows cos(centre − 1)."""
+    from topoembed import plotting
+
+    rng = np.random.default_rng(0)
+    theta = rng.uniform(0, 2 * np.pi, 20000)
+    values = np.cos(theta - 1) + 0.1 * rng.standard_normal(len(theta))
+    values[:10] = np.nan  # a value missing is left out, not a bin
+    centres, mean = plotting.binned_along_phase(np.r_[theta, np.nan], np.r_[values, 5.0], bins=24)
+    assert np.allclose(centres, (np.arange(24) + 0.5) * np.pi / 12)
+    # the mean of cos over a bin of width w is cos(centre − 1) · sin(w/2) / (w/2)
+    w = 2 * np.pi / 24
+    assert np.abs(mean - np.cos(centres - 1) * np.sin(w / 2) / (w / 2)).max() < 0.03
+    assert np.isnan(plotting.binned_along_phase([0.1, 0.2], [1.0, 2.0], bins=4)[1][1:]).all()
+
+
+def test_the_phase_plot_draws_the_cell_cycle_scores_where_the_run_put_s_and_g2m():
+    """After the recipe, te.pl.phase draws the S and G2/M scores along θ by default; their trends
+    peak where te.tl.run's orientation put S and G2/M (the dashed lines), S first."""
+    import matplotlib.pyplot as plt
+
+    a = datasets.demo_adata(n_cells=400)
+    te.pp.recipe_cell_cycle(a)
+    te.tl.run(a, progress=False)
+    orientation = te.tl.get_loops(a)[0]["phase_orientation"]
+    ax = te.pl.phase(a)
+    lines = {ln.get_label(): ln for ln in ax.lines if not ln.get_label().startswith("_")}
+    assert set(lines) == {"topoembed_S_score", "topoembed_G2M_score"}
+    for name, where in (("topoembed_S_score", orientation["theta_S"]), ("topoembed_G2M_score", orientation["theta_G2M"])):
+        x, y = lines[name].get_data()
+        peak = x[np.nanargmax(y)]
+        assert abs(np.angle(np.exp(1j * (peak - where)))) < np.pi / 6, (name, peak, where)
+        assert np.nanmin(y) >= 0 and np.nanmax(y) <= 1  # two keys: each scaled to [0, 1]
+    ax = te.pl.phase(a, "MKI67")  # a gene of var_names, unscaled
+    assert ax.get_ylabel() == "MKI67" and ax.get_title() == "Along loop 1's phase"
+    for keys, said in (("nope", "neither a column of adata.obs nor a gene"),
+                       (["topoembed_phase_missing"], "is not numeric")):
+        with pytest.raises(InputError, match=said):
+            te.pl.phase(a, keys)
+    with pytest.raises(InputError, match="which=1 \\(loop 2\\) has no phase"):
+        te.pl.phase(a, which=1)
+    b = anndata.AnnData(datasets.make("circle", n=200, d=10, sigma=0.05, seed=0).X.astype(np.float32))
+    te.tl.run(b, progress=False)
+    with pytest.raises(InputError, match="no cell-cycle scores"):
+        te.pl.phase(b)
+    plt.close("all")
+
+
 def _cyclic_counts(n_cells=300, n_genes=200, seed=0):
     """Counts with a cyclic programme: genes 0-59 ('MCM5'-like names) peak at staggered phases."""
     rng = np.random.default_rng(seed)

@@ -14,7 +14,7 @@ from ._anndata import as_list, stored_entry
 from ._validate import InputError
 from .pp import DEFAULT_KEY
 
-__all__ = ["diagram", "barcode", "detection", "loop"]
+__all__ = ["diagram", "barcode", "detection", "loop", "phase"]
 
 
 def __dir__():  # tab completion shows the API, not the modules this one imports (np, logging, ...)
@@ -131,6 +131,59 @@ def loop(adata, basis: str | None = None, key: str = DEFAULT_KEY, *, color: str 
         a.text(0.5, 0.02, "no loop found: nothing to mark", transform=a.transAxes, ha="center", va="bottom",
                fontsize=9, color="0.3")
     return _finish(a, show, save)
+
+
+def phase(adata, keys=None, key: str = DEFAULT_KEY, *, which: int = 0, layer: str | None = None,
+          standard_scale: bool | None = None, bins: int = 24, group=None, ax=None, show: bool | None = None,
+          save: str | None = None):
+    """Values along loop ``which``'s phase θ: each of ``keys`` (``obs`` columns or genes,
+    read as scanpy's ``adata.obs_vector``, from ``layer`` for genes) against θ, with its mean per
+    bin of θ (``bins``) as a closed line. It shows whether θ reads as the cycle: after
+    ``te.pp.recipe_cell_cycle`` the default keys are its S and G2/M scores, which should rise and
+    fall once each round the loop, S before G2/M (the dashed lines: where ``te.tl.run`` put
+    G1/S, S and G2/M; tricycle draws the same view). ``standard_scale``: scale each key to
+    [0, 1] over the cells (default: where there are several keys), so that their trends share
+    an axis. ``group``: that group's cells, after ``te.tl.run(adata, groupby=...)``."""
+    import pandas as pd
+
+    from .pp import SCORE_COLUMNS
+
+    entry = _entry(adata, key, "detection", group)
+    if group is not None:
+        from .groups import positions
+
+        adata = adata[positions(adata, adata.uns[key]["groupby"])[str(group)]]
+    found = as_list(entry.get("loops", {}))
+    col = f"{key}_phase" + (f"_{which + 1}" if which else "")
+    if which >= len(found) or col not in adata.obs:
+        raise InputError(f"which={which} (loop {which + 1}) has no phase in adata.obs[{col!r}] ({len(found)} loop(s) under "
+                         f"key {key!r}): run te.tl.run(adata) first")
+    theta = adata.obs[col].to_numpy(dtype=float)
+    if not np.isfinite(theta).any():
+        raise InputError(f"loop {which}'s phase is withheld ({found[which].get('phase_withheld', 'no phase')}); "
+                         "te.tl.run(adata, phase_low_confidence=True) gives it")
+    if keys is None:
+        keys = [c for c in SCORE_COLUMNS if c in adata.obs]
+        if not keys:
+            raise InputError("keys not given, and adata.obs has no cell-cycle scores (te.pp.recipe_cell_cycle writes "
+                             f"{list(SCORE_COLUMNS)}): pass obs columns or genes, e.g. keys=['MKI67', 'TOP2A']")
+    keys = [keys] if isinstance(keys, str) else list(keys)
+    series = {}
+    for k in keys:
+        if k not in adata.obs and k not in adata.var_names:
+            raise InputError(f"{k!r} is neither a column of adata.obs nor a gene of adata.var_names")
+        if k in adata.obs and not pd.api.types.is_numeric_dtype(adata.obs[k]):
+            raise InputError(f"adata.obs[{k!r}] is not numeric ({adata.obs[k].dtype}); pl.phase draws numbers "
+                             "against θ (for a category, te.pl.loop(adata, color=...))")
+        series[k] = np.asarray(adata.obs_vector(k, layer=layer), dtype=float)
+    scaled = bool(standard_scale) if standard_scale is not None else len(series) > 1
+    if scaled:
+        series = {k: (v - np.nanmin(v)) / max(float(np.nanmax(v) - np.nanmin(v)), 1e-300) for k, v in series.items()}
+    call = verdict.decide(found, dict(entry["detection"])).loops[which]
+    return _finish(plotting.values_along_phase(
+        _ax(ax, (5.6, 3.6)), theta, series, bins=bins, orientation=found[which].get("phase_orientation"),
+        title=f"Along loop {which + 1}'s phase" + ("" if call.supported else f" ({call.level})"),
+        ylabel="scaled to [0, 1]" if scaled else keys[0] if len(keys) == 1 else "value"), show, save)
 
 
 def _basis(adata, entry, basis):

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["diagram", "barcode", "points_2d", "detection_scores", "pca_2d", "phase_histogram", "loop_view",
-           "loop_color", "OTHER_BAR"]
+           "values_along_phase", "binned_along_phase", "loop_color", "OTHER_BAR"]
 
 _COLORS = ["#2ca02c", "#1f77b4", "#17becf", "#7f7f7f"]  # H0, H1, H2, H3
 _LOOP_COLORS = ["#d62728", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2"]
@@ -262,6 +262,55 @@ def detection_scores(ax, scores, n_loops=None, title="Detection scores s_m", min
     return ax
 
 
+def _mark_orientation(ax, orientation) -> None:
+    """Dashed lines at G1/S (θ = 0) and where S and G2/M peak (a loop's ``phase_orientation``)."""
+    for where, name in ((0.0, "G1/S"), (orientation["theta_S"], "S"), (orientation["theta_G2M"], "G2/M")):
+        ax.axvline(where, color="k", lw=1, ls="--")
+        ax.text(where, 1.0, f" {name}", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
+
+
+def _theta_axis(ax, orientation) -> None:
+    ax.set_xlim(0, 2 * np.pi)
+    ax.set_xticks(np.linspace(0, 2 * np.pi, 5))
+    ax.set_xticklabels(["0", "π/2", "π", "3π/2", "2π"])
+    ax.set_xlabel("θ (0 = G1/S; S, then G2/M)" if orientation else "θ")
+
+
+def binned_along_phase(phase, values, bins: int = 24) -> tuple[np.ndarray, np.ndarray]:
+    """(bin centres, mean of ``values`` per bin of θ in [0, 2π)): the trend of a value round the
+    loop (NaN in a bin without points; points without a phase or a value are left out)."""
+    phase, values = np.asarray(phase, dtype=float), np.asarray(values, dtype=float)
+    ok = np.isfinite(phase) & np.isfinite(values)
+    which = np.minimum((np.mod(phase[ok], 2 * np.pi) / (2 * np.pi) * bins).astype(int), bins - 1)
+    count = np.bincount(which, minlength=bins)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(which, weights=values[ok], minlength=bins) / count
+    return (np.arange(bins) + 0.5) * 2 * np.pi / bins, np.where(count > 0, mean, np.nan)
+
+
+def values_along_phase(ax, phase, series: dict, bins: int = 24, orientation=None, title="Along the loop",
+                       ylabel="value"):
+    """Each of ``series`` ({name: value per point}) against θ: its mean per bin of θ as a closed
+    line (the circle's end joined to its start), and the points themselves where there is one
+    series. ``orientation`` as in :func:`phase_histogram`."""
+    phase = np.asarray(phase, dtype=float)
+    for i, (name, values) in enumerate(series.items()):
+        values = np.asarray(values, dtype=float)
+        if len(series) == 1:
+            ax.scatter(phase, values, s=_marker_size(len(phase)), c="0.6", alpha=0.5, linewidths=0, rasterized=True)
+        centres, mean = binned_along_phase(phase, values, bins)
+        color = "k" if len(series) == 1 else loop_color(i)
+        ax.plot(np.r_[centres, centres[:1] + 2 * np.pi], np.r_[mean, mean[:1]], color=color, lw=2, label=name)
+    if len(series) > 1:
+        ax.legend(fontsize=8)
+    if orientation:
+        _mark_orientation(ax, orientation)
+    _theta_axis(ax, orientation)
+    ax.set_ylabel(ylabel)
+    ax.set_title(title)
+    return ax
+
+
 def phase_histogram(ax, phase, on_loop=None, bins=24, title="Circular coordinate θ", loop=0, orientation=None):
     """Histogram of θ in [0, 2π) (all points, and those on loop ``loop`` when given).
     ``orientation`` (a loop's ``phase_orientation``): mark G1/S at 0 and where S and G2/M peak."""
@@ -274,13 +323,8 @@ def phase_histogram(ax, phase, on_loop=None, bins=24, title="Circular coordinate
         ax.hist(phase[on], bins=edges, color=loop_color(loop), alpha=0.8, label="on the loop")
         ax.legend(fontsize=8)
     if orientation:
-        for where, name in ((0.0, "G1/S"), (orientation["theta_S"], "S"), (orientation["theta_G2M"], "G2/M")):
-            ax.axvline(where, color="k", lw=1, ls="--")
-            ax.text(where, 1.0, f" {name}", transform=ax.get_xaxis_transform(), va="top", fontsize=8)
-    ax.set_xlim(0, 2 * np.pi)
-    ax.set_xticks(np.linspace(0, 2 * np.pi, 5))
-    ax.set_xticklabels(["0", "π/2", "π", "3π/2", "2π"])
-    ax.set_xlabel("θ (0 = G1/S; S, then G2/M)" if orientation else "θ")
+        _mark_orientation(ax, orientation)
+    _theta_axis(ax, orientation)
     ax.set_ylabel("points")
     ax.set_title(title)
     return ax
