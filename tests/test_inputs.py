@@ -333,10 +333,13 @@ def test_a_count_table_runs_with_the_recipe_either_way_round(tmp_path, caplog, c
     one, other = _summary(tmp_path / "cells_by_genes"), _summary(tmp_path / "genes_by_cells")
     assert one["verdict"]["level"] == "loop" and one["diagrams"] == other["diagrams"]
     assert "phase_orientation" in one["loops"][0]  # the recipe's S and G2/M scores turned the phase
+    page = (tmp_path / "cells_by_genes" / "report.html").read_text()
+    assert "loop 1: S and G2/M scores along the phase" in page  # and the report draws them along θ
     assert pd.read_csv(tmp_path / "genes_by_cells" / "cells.csv")["id"].tolist() == list(table.index)
     with caplog.at_level("WARNING", logger="topoembed"):  # without the recipe: analysed as it is, with the way to it
         assert cli.main(["run", str(tmp_path / "cells_by_genes.csv"), "--k", "30", "--out", str(tmp_path / "raw"), "-q"]) == 0
     assert "looks like raw counts" in caplog.text and "--recipe cell_cycle" in caplog.text
+    assert "scores along the phase" not in (tmp_path / "raw" / "report.html").read_text()  # no scores, no figure
     pd.DataFrame(table.to_numpy()).to_csv(tmp_path / "nameless.csv", header=False, index=False)
     with pytest.raises(InputError, match="needs the genes' names"):
         io.read_table_anndata(tmp_path / "nameless.csv")

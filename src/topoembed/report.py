@@ -693,6 +693,11 @@ def _loop_views(summary, got, per_point, t, has_view: bool) -> str:
             ax, arrays["phase"], arrays.get("on_loop"), title=f"loop {i + 1}: θ of all {len(ids):,} points",
             loop=i, orientation=lp.get("phase_orientation")), (5.2, 3.4), (0.14, 0.96, 0.18, 0.9)),
             f"loop {i + 1}: phase histogram"))
+        if arrays.get("markers") and np.isfinite(np.asarray(arrays["phase"], dtype=float)).any():
+            figs.append(_img(figure_png(lambda ax: plotting.values_along_phase(
+                ax, arrays["phase"], arrays["markers"], orientation=lp.get("phase_orientation"),
+                title=f"loop {i + 1}: cell-cycle scores along θ", ylabel="score (mean z of the genes)"),
+                (5.2, 3.4), (0.14, 0.96, 0.18, 0.9)), f"loop {i + 1}: S and G2/M scores along the phase"))
         out.append(_membership_text(summary, lp, arrays, t) + "<div class='figs'>" + "".join(figs) + "</div>")
     return "".join(out)
 
@@ -750,7 +755,8 @@ def render_html(summary: dict, points=None, index=None, per_point: list[dict] = 
     ``points``: the (n_points × p) points the run used; ``index``: their row ids in the input
     (the ids of the summary's cycles and birth edges; default 0..n-1). ``per_point``: for each
     loop, a dict of arrays over the input points (``phase``, ``on_loop``, ``loop_distance``,
-    from the pipeline's localisation). ``view``: ``(name, coords)`` with coords an
+    from the pipeline's localisation; ``markers``, {name: score per point}, e.g. the recipe's S
+    and G2/M scores, drawn along θ). ``view``: ``(name, coords)`` with coords an
     (n_input × 2) array, e.g. ``("UMAP", adata.obsm["X_umap"])``, for the loop plots;
     default a PCA of ``points``. ``extra_sections``: (title, html) pairs appended by later
     stages (e.g. the embedding's loop check). ``summary["warnings"]`` is shown when present.

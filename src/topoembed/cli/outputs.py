@@ -86,10 +86,23 @@ def _write_run_outputs(outputs, args, result, X, emb=None, adata=None, ids=None,
     path("summary.json").write_text(io.dumps_json(summ))
     stage_files.write_diagrams(path("diagrams.npz"), {**result.ph, "n_points": len(result.index)})
     per_point = [{f: lp[f] for f in pipeline.PER_POINT if f in lp} for lp in result.loops]
+    markers = _marker_scores(adata)
+    for arrays in per_point if markers else ():
+        arrays["markers"] = markers
     path("report.html").write_text(report.render_html(summ, points=X[result.index], index=result.index,
                                                               per_point=per_point, extra_sections=extra, view=view))
     _write_cells_csv(path("cells.csv"), result, ids)
     return summ
+
+
+def _marker_scores(adata) -> dict:
+    """The recipe's S and G2/M scores of each cell (``te.pp.recipe_cell_cycle``), which the report
+    draws along each loop's phase; {} without them."""
+    from ..pp import SCORE_COLUMNS
+
+    if adata is None or not all(c in adata.obs for c in SCORE_COLUMNS):
+        return {}
+    return {name: adata.obs[c].to_numpy(dtype=float) for name, c in zip(("S score", "G2/M score"), SCORE_COLUMNS)}
 
 
 def _write_cells_csv(path, result, ids=None):
