@@ -638,7 +638,21 @@ def _membership_text(summary, lp, arrays, t) -> str:
         parts.append(f"Median {t('phase_confidence')}: {lp['median_phase_confidence']:.2f}.")
     if "cycle" in lp:
         parts.append(f"The {t('cycle')} (drawn) runs through {len(lp['cycle'])} points.")
+    if lp.get("phase_orientation") and _number(lp.get("median_phase_confidence")) is not None:
+        parts.append(_orientation_text(lp["phase_orientation"]))
     return "<p>" + " ".join(parts) + "</p>"
+
+
+def _orientation_text(o: dict) -> str:
+    """How the cells' S and G2/M scores oriented the phase (:func:`topoembed.localize.orient_by_markers`)."""
+    deg = {k: float(np.degrees(o[k])) for k in ("theta_S", "theta_G2M")}
+    r = o.get("resultant", {})
+    return (f"The phase is oriented by the cells' {o.get('by', 'S and G2/M scores')}: θ = 0 at the G1/S boundary, "
+            f"S peaks at {deg['theta_S']:.0f}° and G2/M at {deg['theta_G2M']:.0f}°, "
+            f"{(deg['theta_G2M'] - deg['theta_S']) % 360:.0f}° later"
+            + (f"; each score's concentration at its peak (the resultant of θ weighted by it: 0 spread evenly "
+               f"round the loop, 1 all at one phase) is {r['S']:.2f} for S and {r['G2M']:.2f} for G2/M"
+               if "S" in r and "G2M" in r else "") + ".")
 
 
 def _membership_measured_on(lp: dict) -> str:
