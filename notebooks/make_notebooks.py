@@ -251,8 +251,11 @@ else:
     md("""
 How to read θ: it is a *position* on the loop, not a time and not a phase label. Cells are not
 spread evenly over θ; they pile up where the cycle is slow. Which arc is G1, S or G2/M
-has to be read from marker genes along θ (the scVI space has no genes). Cells with low phase
-confidence, inside the loop or far from it, should not be given a precise position.
+has to be read from marker genes along θ (the scVI space has no genes): with genes,
+`te.pp.recipe_cell_cycle` scores each cell's S and G2/M genes, `te.tl.run` turns θ so that S comes
+before G2/M with θ = 0 at G1/S, and `te.pl.phase(adata)` draws the scores (or any genes, e.g.
+`te.pl.phase(adata, ["MKI67", "TOP2A"])`) along θ. Cells with low phase confidence, inside the
+loop or far from it, should not be given a precise position.
 
 Next: `te.tl.run(adata, use_rep="X_scVI")` on all cells, or from raw counts
 `te.pp.recipe_cell_cycle(adata)` then `te.tl.run(adata, use_rep="X_pca_cell_cycle")`. The
