@@ -156,11 +156,11 @@ def phase(adata, keys=None, key: str = DEFAULT_KEY, *, which: int = 0, layer: st
     found = as_list(entry.get("loops", {}))
     col = f"{key}_phase" + (f"_{which + 1}" if which else "")
     if which >= len(found) or col not in adata.obs:
-        raise InputError(f"which={which} (loop {which + 1}) has no phase in adata.obs[{col!r}] ({len(found)} loop(s) under "
-                         f"key {key!r}): run te.tl.run(adata) first")
+        raise InputError(f"which={which} (loop {which + 1}) has no phase in adata.obs[{col!r}] ({len(found)} "
+                         f"loop(s) under key {key!r}): run te.tl.run(adata) first")
     theta = adata.obs[col].to_numpy(dtype=float)
     if not np.isfinite(theta).any():
-        raise InputError(f"loop {which}'s phase is withheld ({found[which].get('phase_withheld', 'no phase')}); "
+        raise InputError(f"loop {which + 1}'s phase is withheld ({found[which].get('phase_withheld', 'no phase')}); "
                          "te.tl.run(adata, phase_low_confidence=True) gives it")
     if keys is None:
         keys = [c for c in SCORE_COLUMNS if c in adata.obs]

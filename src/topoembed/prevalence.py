@@ -353,7 +353,9 @@ def _consensus(lp: dict, agreeing: list) -> None:
     theta, spread = consensus_phase([own, *(e["phase"] for e in agreeing)])
     off = ~np.isfinite(own)  # no phase where the run gave none (another component of its graph)
     theta[off], spread[off] = np.nan, np.nan
-    conf = np.asarray(lp["phase_confidence"], dtype=np.float64) * (1 - spread)
-    lp.update(phase=theta, phase_spread=spread, phase_confidence=conf,
-              median_phase_confidence=float(np.nanmedian(conf)) if np.isfinite(conf).any() else float("nan"))
+    lp.update(phase=theta, phase_spread=spread)
+    if "phase_confidence" in lp:
+        conf = np.asarray(lp["phase_confidence"], dtype=np.float64) * (1 - spread)
+        lp.update(phase_confidence=conf,
+                  median_phase_confidence=float(np.nanmedian(conf)) if np.isfinite(conf).any() else float("nan"))
 

@@ -44,8 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default="topoembed_results", help="output folder (default: topoembed_results)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar or progress lines")
     p.add_argument("--recipe", choices=["cell_cycle"], default=None,
-                   help=f"for raw counts (a .csv/.tsv/.txt table, gzipped too, with the genes' names; {io.ANNDATA_INPUTS}): "
-                        "run te.pp.recipe_cell_cycle first and use its PCA")
+                   help="for raw counts (a .csv/.tsv/.txt table, gzipped too, with the genes' names; "
+                        f"{io.ANNDATA_INPUTS}): run te.pp.recipe_cell_cycle first and use its PCA")
     p.add_argument("--layer", default=None, help="with --recipe: the layer holding the raw counts (default: X)")
     p.add_argument("--gene-symbols", default=None, metavar="COLUMN",
                    help="with --recipe: the adata.var column holding gene symbols when var_names are Ensembl ids "

@@ -85,9 +85,10 @@ def _auto_or_count(value: str):
 
 #: The headings under which ``--help`` lists the settings, by the first stage that reads them
 #: (:data:`topoembed.params.STAGE_PARAMS`); the others concern whole datasets and the machine.
-_GROUPS = {"graph": "stage 1, kNN graph", "distances": "stage 2, spectral distances", "homology": "stage 3, homology",
-           "detect": "stage 4, loops: their number and evidence", "localize": "stage 4b, each loop's cycle, members and "
-           "phase", None: "whole datasets (more points than one run takes) and the machine"}
+_GROUPS = {"graph": "stage 1, kNN graph", "distances": "stage 2, spectral distances",
+           "homology": "stage 3, homology", "detect": "stage 4, loops: their number and evidence",
+           "localize": "stage 4b, each loop's cycle, members and phase",
+           None: "whole datasets (more points than one run takes) and the machine"}
 
 
 def _group_of(name: str) -> str | None:
