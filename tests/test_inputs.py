@@ -337,6 +337,7 @@ def test_a_count_table_runs_with_the_recipe_either_way_round(tmp_path, caplog, c
     assert "loop 1: S and G2/M scores along the phase" in page  # and the report draws them along θ
     o = one["loops"][0]["phase_orientation"]  # and says where they peak
     assert f"S peaks at {np.degrees(o['theta_S']):.0f}° and G2/M at {np.degrees(o['theta_G2M']):.0f}°" in page
+    assert f"correlate at |ρ| = {o['score_angle_corr']:.2f}" in page and o["score_angle_corr"] > 0.5
     assert pd.read_csv(tmp_path / "genes_by_cells" / "cells.csv")["id"].tolist() == list(table.index)
     with caplog.at_level("WARNING", logger="topoembed"):  # without the recipe: analysed as it is, with the way to it
         assert cli.main(["run", str(tmp_path / "cells_by_genes.csv"), "--k", "30", "--out", str(tmp_path / "raw"), "-q"]) == 0

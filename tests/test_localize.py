@@ -510,6 +510,13 @@ def test_a_phase_is_oriented_by_its_s_and_g2m_scores(sign, shift):
     assert np.abs(d).max() < 0.1 and np.isnan(out[:5]).all()
     assert info["reflected"] == (sign == -1)
     assert abs(info["theta_S"] - 1.0) < 0.1 and abs(info["theta_G2M"] - 3.0) < 0.1
+    # the scores' own angle atan2(G2/M, S) is a monotone function of the truth here: |ρ| high;
+    # with the scores shuffled over the cells, unrelated to θ
+    ang = np.arctan2(g2m_score[5:] - g2m_score[5:].mean(), s_score[5:] - s_score[5:].mean())
+    assert info["score_angle_corr"] == pytest.approx(abs(L.circular_correlation(out[5:], ang)))
+    assert info["score_angle_corr"] > 0.8
+    shuffled = orient_by_markers(phase, rng.permutation(s_score), rng.permutation(g2m_score))[1]
+    assert shuffled["score_angle_corr"] < 0.1
 
 
 def test_cycle_coverage_tells_a_cycle_round_the_loop_from_a_small_one():

@@ -653,7 +653,10 @@ def _orientation_text(o: dict) -> str:
             f"{(deg['theta_G2M'] - deg['theta_S']) % 360:.0f}° later"
             + (f"; each score's concentration at its peak (the resultant of θ weighted by it: 0 spread evenly "
                f"round the loop, 1 all at one phase) is {r['S']:.2f} for S and {r['G2M']:.2f} for G2/M"
-               if "S" in r and "G2M" in r else "") + ".")
+               if "S" in r and "G2M" in r else "") + "."
+            + (f" θ and the angle of the two scores, a phase read from the genes alone, correlate at "
+               f"|ρ| = {o['score_angle_corr']:.2f} (Fisher–Lee; 1: the same order round the circle, 0: unrelated)."
+               if o.get("score_angle_corr") is not None else ""))
 
 
 def _membership_measured_on(lp: dict) -> str:

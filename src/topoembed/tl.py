@@ -276,8 +276,9 @@ def orient_phases(adata, found: list) -> None:
         lp["phase"], lp["phase_orientation"] = localization.orient_by_markers(phase, s_score, g2m_score)
         o = lp["phase_orientation"]
         log.info("loop %d: phase turned by the S and G2/M scores (%s, θ = 0 at G1/S; S peaks at θ = %.2f, "
-                 "G2/M at %.2f)", i + 1, "reflected" if o["reflected"] else "not reflected", o["theta_S"],
-                 o["theta_G2M"])
+                 "G2/M at %.2f; |ρ| with the scores' own angle %.2f)", i + 1,
+                 "reflected" if o["reflected"] else "not reflected", o["theta_S"], o["theta_G2M"],
+                 o["score_angle_corr"])
 
 
 def store_result(adata, result: pipeline.Result, *, use_rep: str | None = None, key_added: str = DEFAULT_KEY,
