@@ -210,6 +210,28 @@ def test_the_phase_plot_draws_the_cell_cycle_scores_where_the_run_put_s_and_g2m(
     plt.close("all")
 
 
+def test_scanpys_own_cell_cycle_scores_orient_the_phase_too():
+    """A user who ran sc.tl.score_genes_cell_cycle (obs S_score, G2M_score) and their own PCA:
+    the phase is oriented by those, as by the recipe's, and te.pl.phase draws them by default."""
+    import matplotlib.pyplot as plt
+
+    a = datasets.demo_adata(n_cells=400)
+    sc.pp.normalize_total(a)
+    sc.pp.log1p(a)
+    genes = set(a.var_names)
+    sc.tl.score_genes_cell_cycle(a, s_genes=[g for g in te.pp.cell_cycle_genes(phase="S") if g in genes],
+                                 g2m_genes=[g for g in te.pp.cell_cycle_genes(phase="G2M") if g in genes])
+    sc.pp.pca(a, n_comps=20, random_state=0)
+    te.tl.run(a, use_rep="X_pca", progress=False)
+    o = te.tl.get_loops(a)[0]["phase_orientation"]
+    assert "scanpy's obs['S_score']" in o["by"] and o["score_angle_corr"] > 0.5
+    truth = a.obs["true_phase"].to_numpy(dtype=float)
+    assert abs(te.localize.circular_correlation(a.obs["topoembed_phase"].to_numpy(dtype=float), truth)) > 0.8
+    ax = te.pl.phase(a)
+    assert {ln.get_label() for ln in ax.lines if not ln.get_label().startswith("_")} == {"S_score", "G2M_score"}
+    plt.close("all")
+
+
 def _cyclic_counts(n_cells=300, n_genes=200, seed=0):
     """Counts with a cyclic programme: genes 0-59 ('MCM5'-like names) peak at staggered phases."""
     rng = np.random.default_rng(seed)

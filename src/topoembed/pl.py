@@ -146,7 +146,7 @@ def phase(adata, keys=None, key: str = DEFAULT_KEY, *, which: int = 0, layer: st
     an axis. ``group``: that group's cells, after ``te.tl.run(adata, groupby=...)``."""
     import pandas as pd
 
-    from .pp import SCORE_COLUMNS
+    from .pp import SCORE_COLUMNS, score_columns
 
     entry = _entry(adata, key, "detection", group)
     if group is not None:
@@ -163,10 +163,11 @@ def phase(adata, keys=None, key: str = DEFAULT_KEY, *, which: int = 0, layer: st
         raise InputError(f"loop {which + 1}'s phase is withheld ({found[which].get('phase_withheld', 'no phase')}); "
                          "te.tl.run(adata, phase_low_confidence=True) gives it")
     if keys is None:
-        keys = [c for c in SCORE_COLUMNS if c in adata.obs]
+        keys = list(score_columns(adata) or ())
         if not keys:
             raise InputError("keys not given, and adata.obs has no cell-cycle scores (te.pp.recipe_cell_cycle writes "
-                             f"{list(SCORE_COLUMNS)}): pass obs columns or genes, e.g. keys=['MKI67', 'TOP2A']")
+                             f"{list(SCORE_COLUMNS)}, sc.tl.score_genes_cell_cycle ['S_score', 'G2M_score']): pass "
+                             "obs columns or genes, e.g. keys=['MKI67', 'TOP2A']")
     keys = [keys] if isinstance(keys, str) else list(keys)
     series = {}
     for k in keys:

@@ -80,6 +80,18 @@ def gene_names_for_matching(adata, gene_symbols: str | None = None, genes=None) 
 #: ``obs`` columns of each cell's S-phase and G2/M score (written by :func:`recipe_cell_cycle`);
 #: ``te.tl.run`` turns the loop's phase by them (:func:`topoembed.localize.orient_by_markers`).
 SCORE_COLUMNS = ("topoembed_S_score", "topoembed_G2M_score")
+#: scanpy's own columns (``sc.tl.score_genes_cell_cycle``), read where the recipe's are absent.
+SCANPY_SCORE_COLUMNS = ("S_score", "G2M_score")
+
+
+def score_columns(adata) -> tuple[str, str] | None:
+    """The ``obs`` columns of each cell's S and G2/M score that orient a loop's phase: the
+    recipe's (:data:`SCORE_COLUMNS`), else scanpy's (:data:`SCANPY_SCORE_COLUMNS`, for a user who
+    ran ``sc.tl.score_genes_cell_cycle``), where both of the pair are numeric; None otherwise."""
+    for cols in (SCORE_COLUMNS, SCANPY_SCORE_COLUMNS):
+        if all(c in adata.obs and pd.api.types.is_numeric_dtype(adata.obs[c]) for c in cols):
+            return cols
+    return None
 
 
 def _cell_cycle_scores(adata, work, names, pos, organism) -> None:

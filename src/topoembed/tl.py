@@ -261,20 +261,24 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
 
 def orient_phases(adata, found: list) -> None:
     """Where the cells carry S and G2/M scores (``obs["topoembed_S_score"]``,
-    ``obs["topoembed_G2M_score"]``, from :func:`topoembed.pp.recipe_cell_cycle`), turn the phase
+    ``obs["topoembed_G2M_score"]`` from :func:`topoembed.pp.recipe_cell_cycle`, else scanpy's
+    ``obs["S_score"]``, ``obs["G2M_score"]``: :func:`topoembed.pp.score_columns`), turn the phase
     of each loop in ``found`` so that S comes before G2/M and θ = 0 is the G1/S boundary
     (:func:`topoembed.localize.orient_by_markers`); ``phase_orientation`` says how."""
-    from .pp import SCORE_COLUMNS
+    from .pp import SCORE_COLUMNS, score_columns
 
-    if not all(c in adata.obs for c in SCORE_COLUMNS):
+    cols = score_columns(adata)
+    if cols is None:
         return
-    s_score, g2m_score = (adata.obs[c].to_numpy(dtype=float) for c in SCORE_COLUMNS)
+    s_score, g2m_score = (adata.obs[c].to_numpy(dtype=float) for c in cols)
     for i, lp in enumerate(found):
         phase = np.asarray(lp.get("phase", []), dtype=float)
         if len(phase) != adata.n_obs or not np.isfinite(phase).any():
             continue  # no phase (withheld, or not localised)
         lp["phase"], lp["phase_orientation"] = localization.orient_by_markers(phase, s_score, g2m_score)
         o = lp["phase_orientation"]
+        if cols != SCORE_COLUMNS:
+            o["by"] = f"S and G2/M scores (scanpy's obs[{cols[0]!r}], obs[{cols[1]!r}])"
         log.info("loop %d: phase turned by the S and G2/M scores (%s, θ = 0 at G1/S; S peaks at θ = %.2f, "
                  "G2/M at %.2f; |ρ| with the scores' own angle %.2f)", i + 1,
                  "reflected" if o["reflected"] else "not reflected", o["theta_S"], o["theta_G2M"],

@@ -96,13 +96,14 @@ def _write_run_outputs(outputs, args, result, X, emb=None, adata=None, ids=None,
 
 
 def _marker_scores(adata) -> dict:
-    """The recipe's S and G2/M scores of each cell (``te.pp.recipe_cell_cycle``), which the report
-    draws along each loop's phase; {} without them."""
-    from ..pp import SCORE_COLUMNS
+    """Each cell's S and G2/M score (the recipe's, else scanpy's: :func:`topoembed.pp.score_columns`),
+    which the report draws along each loop's phase; {} without them."""
+    from ..pp import score_columns
 
-    if adata is None or not all(c in adata.obs for c in SCORE_COLUMNS):
+    cols = score_columns(adata) if adata is not None else None
+    if cols is None:
         return {}
-    return {name: adata.obs[c].to_numpy(dtype=float) for name, c in zip(("S score", "G2/M score"), SCORE_COLUMNS)}
+    return {name: adata.obs[c].to_numpy(dtype=float) for name, c in zip(("S score", "G2/M score"), cols)}
 
 
 def _write_cells_csv(path, result, ids=None):
