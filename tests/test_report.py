@@ -110,6 +110,25 @@ def test_circle_report_verdict_plots_and_glossary(circle):
     assert not re.search(r'(src|href)="(https?:)?//', page)  # self-contained
 
 
+def test_a_checked_small_loop_says_its_phase_spread_and_links_the_term():
+    # a small input's phase is the consensus of its prevalence check's runs, as a whole dataset's:
+    # the report gives the median spread across them and the glossary entry it links to
+    from topoembed import analysis
+
+    X = datasets.make("circle", n=72, d=10, sigma=0.1, seed=0).X
+    res = analysis.run(X, jobs=1)
+    assert res.loops and res.loops[0].get("n_subsamples") == 10  # the check ran (no p-value at this size)
+    summ, kw = _report_inputs(res, "circle of 72 points")
+    kw["points"] = X
+    page = report.render_html(summ, **kw)
+    spread = np.nanmedian(res.loops[0]["phase_spread"])
+    assert f"across the runs that found it: {spread:.3f}." in page and 'id="g-phase_spread"' in page
+
+def test_a_single_run_without_a_check_has_no_phase_spread(circle):
+    summ, kw = circle
+    assert "phase spread" not in report.render_html(summ, **kw)
+
+
 def test_no_loop_report_has_no_loop_view(blob):
     summ, kw = blob
     page = report.render_html(summ, **kw)

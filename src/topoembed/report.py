@@ -637,6 +637,9 @@ def _membership_text(summary, lp, arrays, t) -> str:
                             if lp.get("n_reached") is not None else f"Every point gets a {t('phase')}."))
     if _number(lp.get("median_phase_confidence")) is not None:  # None/NaN: the phase is withheld
         parts.append(f"Median {t('phase_confidence')}: {lp['median_phase_confidence']:.2f}.")
+        spread = np.asarray(arrays.get("phase_spread", []), dtype=float)
+        if np.isfinite(spread).any():
+            parts.append(f"Median {t('phase_spread')} across the runs that found it: {np.nanmedian(spread):.3f}.")
     if "cycle" in lp:
         parts.append(f"The {t('cycle')} (drawn) runs through {len(lp['cycle'])} points.")
     if lp.get("phase_orientation") and _number(lp.get("median_phase_confidence")) is not None:
