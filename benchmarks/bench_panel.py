@@ -289,6 +289,10 @@ def part_tricycle(fh):
                    [M[lines == ln][:, mcols] for ln in np.unique(lines)], F[:, fcols]), truth),
                "cell_cycle_genes": on_cell_cycle_genes(F[:, [i for i, g in enumerate(f.var_names) if g in cc]],
                                                        lambda th: alignment(th, truth))})
+    from topoembed import analysis
+    from topoembed.localize import circular_correlation
+
+    panel = dict((ln, Z) for ln, Z, _ in mcdavid_lines())
     for line in np.unique(lines):
         sel = lines == line
         stage = m.obs["truth_stage"].astype(str).to_numpy()[sel]
@@ -296,12 +300,29 @@ def part_tricycle(fh):
         sub.X = M[sel]
         theta, n_s, n_g2m = score_angle(sub)
         others = [M[lines == ln] for ln in np.unique(lines) if ln != line]
+        own = np.asarray(analysis.run(panel[line], jobs=1, **forced).loops[0]["phase"], float)  # the panel's input
+        ok = np.isfinite(own)
         _emit(fh, {"part": "tricycle", "case": f"McDavid {line}", "n": int(sel.sum()), "score": "eta2",
                    "score_angle": eta2(theta, stage), "score_genes": [n_s, n_g2m],
                    "reference_other_lines": eta2(reference_angle(others, M[sel]), stage),
                    "reference_fucci_shared": eta2(reference_angle([F[:, fcols]], M[sel][:, mcols]), stage),
                    "cell_cycle_genes": on_cell_cycle_genes(M[sel][:, [i for i, g in enumerate(m.var_names) if g in cc]],
-                                                           lambda th, s=stage: eta2(th, s))})
+                                                           lambda th, s=stage: eta2(th, s)),
+                   # what phase_orientation["score_angle_corr"] reports: |ρ| of the phase with the score angle
+                   "forced_phase_vs_score_angle": round(abs(circular_correlation(own[ok], theta[ok])), 3)})
+    for name, a in (("simulated cycling counts (demo_adata, 500 cells)", te.datasets.demo_adata(n_cells=500)),
+                    ("FUCCI counts, forced to one loop", anndata.read_h5ad(DATA / "fucci_ipsc_peco.h5ad"))):
+        if "hgnc" in a.var:
+            a.var_names = a.var["hgnc"].astype(str).to_numpy()
+        te.pp.recipe_cell_cycle(a, min_genes=5)
+        te.tl.run(a, progress=False, **({"n_loops": 1, "phase_low_confidence": True} if "FUCCI" in name else {}))
+        lp = te.tl.get_loops(a)[0]
+        truth = a.obs["true_phase" if "true_phase" in a.obs else "fucci_theta"].to_numpy(float)
+        th = a.obs["topoembed_phase"].to_numpy(float)
+        _emit(fh, {"part": "tricycle", "case": f"score-angle agreement: {name}", "n": a.n_obs,
+                   "verdict": a.uns["topoembed"]["verdict"]["headline"],
+                   "score_angle_corr": round(lp["phase_orientation"]["score_angle_corr"], 3),
+                   "phase_vs_truth_alignment": alignment(th, truth)})
 
 
 def part_check_consensus(fh, seeds=3):
