@@ -330,6 +330,7 @@ def test_a_count_table_runs_with_the_recipe_either_way_round(tmp_path, caplog, c
     for name, extra in (("cells_by_genes.csv", []), ("genes_by_cells.csv.gz", ["--transpose"])):
         out = tmp_path / name.split(".")[0]
         assert cli.main(["run", str(tmp_path / name), "--recipe", "cell_cycle", *extra, "--out", str(out), "-q"]) == 0
+        assert "  phase         loop 1: oriented by the S and G2/M scores, θ = 0 at G1/S" in capsys.readouterr().out
     one, other = _summary(tmp_path / "cells_by_genes"), _summary(tmp_path / "genes_by_cells")
     assert one["verdict"]["level"] == "loop" and one["diagrams"] == other["diagrams"]
     assert "phase_orientation" in one["loops"][0]  # the recipe's S and G2/M scores turned the phase

@@ -647,6 +647,16 @@ def _membership_text(summary, lp, arrays, t) -> str:
     return "<p>" + " ".join(parts) + "</p>"
 
 
+def orientation_summary(o: dict) -> str:
+    """One line on how the cells' S and G2/M scores oriented a loop's phase (the command line's
+    table): where each peaks and how far θ agrees with the scores' own angle."""
+    deg = {k: float(np.degrees(o[k])) for k in ("theta_S", "theta_G2M")}
+    agree = (f"; |ρ| with the scores' own angle {o['score_angle_corr']:.2f} (1: the same order round the circle)"
+             if o.get("score_angle_corr") is not None else "")
+    return (f"oriented by the S and G2/M scores, θ = 0 at G1/S, S peaks at {deg['theta_S']:.0f}°, "
+            f"G2/M at {deg['theta_G2M']:.0f}°{agree}")
+
+
 def _orientation_text(o: dict) -> str:
     """How the cells' S and G2/M scores oriented the phase (:func:`topoembed.localize.orient_by_markers`)."""
     deg = {k: float(np.degrees(o[k])) for k in ("theta_S", "theta_G2M")}

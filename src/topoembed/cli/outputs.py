@@ -153,6 +153,8 @@ def _print_table(summ, out, extra=None, rep=None):
         f"  verdict       {report.summary_verdict(summ).headline()}",
         *(f"                {note}" for note in report.verdict_notes(summ)),
         f"  score         {det['score']:.3f}   (s_m: " + ", ".join(f"{m}:{s:.2f}" for m, s in det["scores"].items()) + ")",
+        *(f"  phase         loop {i + 1}: {report.orientation_summary(lp['phase_orientation'])}"
+          for i, lp in enumerate(summ["loops"]) if lp.get("phase_orientation")),
         "  time (s)      " + "  ".join(f"{k} {v:.2f}" for k, v in summ["timings_s"].items()),
         f"  written to    {out}/ (summary.json, diagrams.npz, report.html"
         f", cells.csv{', embedding.npy' if 'embedding' in summ else ''}"
