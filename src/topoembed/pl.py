@@ -26,6 +26,16 @@ def _entry(adata, key, need, group=None):
     return stored_entry(adata, key, need, step=f"te.tl.run(adata) or {step}(adata)", group=group)
 
 
+def _group_cells(adata, key, group):
+    """The cells of ``group`` (a run of ``te.tl.run(adata, groupby=...)``), in the order its run
+    saw them; all of ``adata`` where ``group`` is None."""
+    if group is None:
+        return adata
+    from .groups import positions
+
+    return adata[positions(adata, adata.uns[key]["groupby"])[str(group)]]
+
+
 def _dgms(entry):
     d = entry["diagrams"]
     return [np.asarray(d[f"H{i}"]).reshape(-1, 2) for i in range(len(d))]
@@ -104,10 +114,7 @@ def loop(adata, basis: str | None = None, key: str = DEFAULT_KEY, *, color: str 
     report's view of loop ``which`` (0-based) instead: its phase θ, or on/off the loop, with
     its representative cycle; ``group``: that group's cells and loops."""
     entry = _entry(adata, key, "detection", group)
-    if group is not None:  # the group's cells, in the order its run saw them
-        from .groups import positions
-
-        adata = adata[positions(adata, adata.uns[key]["groupby"])[str(group)]]
+    adata = _group_cells(adata, key, group)
     name, Y = _basis(adata, entry, basis)
     found = as_list(entry.get("loops", {}))
     edges = [tuple(int(v) for v in lp["birth_edge"]) for lp in found]
@@ -149,10 +156,7 @@ def phase(adata, keys=None, key: str = DEFAULT_KEY, *, which: int = 0, layer: st
     from .pp import SCORE_COLUMNS, score_columns
 
     entry = _entry(adata, key, "detection", group)
-    if group is not None:
-        from .groups import positions
-
-        adata = adata[positions(adata, adata.uns[key]["groupby"])[str(group)]]
+    adata = _group_cells(adata, key, group)
     found = as_list(entry.get("loops", {}))
     col = f"{key}_phase" + (f"_{which + 1}" if which else "")
     if which >= len(found) or col not in adata.obs:

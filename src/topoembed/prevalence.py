@@ -276,7 +276,7 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
     need = int(np.ceil(loops.RECURRENCE_MIN * B - 1e-9))  # matched runs for support: 9 of 10
     stop = bool(params.early_stop) and n > CHECK_NO_P_MAX_N  # all 10 on small inputs: the count is the evidence
     hits = np.zeros(len(found), dtype=int)
-    agreeing: list[list[dict]] = [[] for _ in found]  # each loop's matches, extended to all points
+    agreeing: list[list[np.ndarray]] = [[] for _ in found]  # the phases of each loop's matches, over all points
     runs: dict = {}
     done = B
     with Pool(jobs, killed_hint=f"run again with fewer jobs or {option('prevalence_check', False)}",
@@ -291,7 +291,7 @@ def check_prevalence(X, found: list, params: pipeline.Params | None = None, *, j
             for b in batch:  # in subsample order, whatever the number of jobs: the same stop, the same result
                 for j, e in _matched(found, [extend_loop(lp, ext_graph, idxs[b]) for lp in runs[b].loops]).items():
                     hits[j] += 1
-                    agreeing[j].append(e)
+                    agreeing[j].append(e["phase"])
                 if stop and all(h >= need or (b + 1 - h) > B - need for h in hits):
                     done = b + 1  # every loop's support is decided
                     break
@@ -342,7 +342,7 @@ def _matched(found: list, ext_b: list) -> dict:
 
 def _consensus(lp: dict, agreeing: list) -> None:
     """The run's phase made the consensus of the run and the check's runs that found its loop
-    (``agreeing``, extended to all points), as an ensemble's phase is its runs'
+    (``agreeing``: their phases, extended to all points), as an ensemble's phase is its runs'
     (:func:`topoembed.subsamples.consensus_phase`, aligned onto the run's phase): ``phase`` on
     the points the run gave one, ``phase_spread`` (circular variance across them) and
     ``phase_confidence`` times 1 − spread (BENCHMARKS.md, "A small input's phase: the consensus
@@ -350,7 +350,7 @@ def _consensus(lp: dict, agreeing: list) -> None:
     if not agreeing or "phase" not in lp:
         return
     own = np.asarray(lp["phase"], dtype=np.float64)
-    theta, spread = consensus_phase([own, *(e["phase"] for e in agreeing)])
+    theta, spread = consensus_phase([own, *agreeing])
     off = ~np.isfinite(own)  # no phase where the run gave none (another component of its graph)
     theta[off], spread[off] = np.nan, np.nan
     lp.update(phase=theta, phase_spread=spread)

@@ -647,23 +647,27 @@ def _membership_text(summary, lp, arrays, t) -> str:
     return "<p>" + " ".join(parts) + "</p>"
 
 
+def _peaks_in_degrees(o: dict) -> tuple[float, float]:
+    """Where S and G2/M peak on the oriented phase (``phase_orientation``), in degrees."""
+    return float(np.degrees(o["theta_S"])), float(np.degrees(o["theta_G2M"]))
+
+
 def orientation_summary(o: dict) -> str:
     """One line on how the cells' S and G2/M scores oriented a loop's phase (the command line's
     table): where each peaks and how far θ agrees with the scores' own angle."""
-    deg = {k: float(np.degrees(o[k])) for k in ("theta_S", "theta_G2M")}
+    s, g = _peaks_in_degrees(o)
     agree = (f"; |ρ| with the scores' own angle {o['score_angle_corr']:.2f} (1: the same order round the circle)"
              if o.get("score_angle_corr") is not None else "")
-    return (f"oriented by the S and G2/M scores, θ = 0 at G1/S, S peaks at {deg['theta_S']:.0f}°, "
-            f"G2/M at {deg['theta_G2M']:.0f}°{agree}")
+    return (f"oriented by the {o.get('by', 'S and G2/M scores')}, θ = 0 at G1/S, S peaks at {s:.0f}°, "
+            f"G2/M at {g:.0f}°{agree}")
 
 
 def _orientation_text(o: dict) -> str:
     """How the cells' S and G2/M scores oriented the phase (:func:`topoembed.localize.orient_by_markers`)."""
-    deg = {k: float(np.degrees(o[k])) for k in ("theta_S", "theta_G2M")}
+    s, g = _peaks_in_degrees(o)
     r = o.get("resultant", {})
     return (f"The phase is oriented by the cells' {o.get('by', 'S and G2/M scores')}: θ = 0 at the G1/S boundary, "
-            f"S peaks at {deg['theta_S']:.0f}° and G2/M at {deg['theta_G2M']:.0f}°, "
-            f"{(deg['theta_G2M'] - deg['theta_S']) % 360:.0f}° later"
+            f"S peaks at {s:.0f}° and G2/M at {g:.0f}°, {(g - s) % 360:.0f}° later"
             + (f"; each score's concentration at its peak (the resultant of θ weighted by it: 0 spread evenly "
                f"round the loop, 1 all at one phase) is {r['S']:.2f} for S and {r['G2M']:.2f} for G2/M"
                if "S" in r and "G2M" in r else "") + "."
