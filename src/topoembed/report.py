@@ -5,7 +5,7 @@ detected loop's birth edge marked, the detection-score table and the run's param
 and timings. Everything it prints comes from the ``summary.json`` dict, so the two
 never disagree.
 
-Size (about 860 lines): one self-contained page. Its sections, the sentences that word the
+Size (about 880 lines): one self-contained page. Its sections, the sentences that word the
 verdict (:func:`verdict_notes`, shared with the command line) and the glossary that each
 number links to are written against the same summary dict; the figures themselves are drawn
 by :mod:`topoembed.plotting`, the verdict is decided by :mod:`topoembed.verdict`.
