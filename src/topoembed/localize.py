@@ -384,14 +384,22 @@ def cycle_phase(A: sp.spmatrix, cycle, winding: float = 1.0) -> np.ndarray:
 
     The cycle's vertices c_0 … c_{L−1} get θ(c_j) = 2π j / L, increasing in the direction
     in which the cocycle sums to +1 (``winding`` is Σ α along ``cycle`` as given; −1 reverses
-    it). Every other point gets the harmonic extension of e^{iθ} over A
-    (:func:`extend_phase`): its e^{iθ} is the neighbour-weighted mean of its neighbours'.
-    Spacing the vertices evenly by index measures progress in D: the cycle is a shortest
-    walk under Σ (D_uv/r)², which spreads its length evenly over its steps.
+    it), counted from the cycle's vertex of lowest index. Every other point gets the harmonic
+    extension of e^{iθ} over A (:func:`extend_phase`): its e^{iθ} is the neighbour-weighted mean
+    of its neighbours'. Spacing the vertices evenly by index measures progress in D: the cycle
+    is a shortest walk under Σ (D_uv/r)², which spreads its length evenly over its steps.
+
+    θ = 0 at the lowest index, not at the walk's start: the walk from the birth edge's vertex
+    may go either way round (the two ways tie up to rounding, which BLAS kernels break
+    differently), and reversed by its winding the cycle then starts one vertex off. OpenBLAS's
+    Haswell and SkylakeX kernels turned the IPC cells' phase by a constant 0.153 rad so, one
+    step of a 41-vertex cycle (``tests/test_localize.py``).
     """
     c = np.asarray(cycle, dtype=np.int64)
     if winding < 0:
         c = c[::-1]
+    if len(c):
+        c = np.roll(c, -int(np.argmin(c)))
     return extend_phase(A, c, 2 * np.pi * np.arange(len(c)) / len(c))
 
 
