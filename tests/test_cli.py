@@ -1,6 +1,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -484,6 +485,64 @@ def test_same_seed_gives_the_same_summary_with_1_and_2_blas_threads(tmp_path):
         s.pop("timings_s")
         outs.append((json.dumps(s, sort_keys=True), (out / "cells.csv").read_bytes()))
     assert outs[0] == outs[1]
+
+
+def _openblas_kernels_forceable() -> str | None:
+    """Why OPENBLAS_CORETYPE cannot pick the Haswell and SkylakeX kernels here (None if it can)."""
+    import platform
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return f"OpenBLAS's x86 kernels need an x86-64 CPU ({platform.machine()})"
+    if "openblas" not in json.dumps(np.show_config(mode="dicts")).lower():
+        return "numpy's BLAS is not OpenBLAS"
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    if not ("avx2" in flags and "avx512f" in flags):
+        return "the SkylakeX kernel needs a CPU with AVX-512"
+    return None
+
+
+@pytest.mark.slow
+def test_same_seed_gives_the_same_phase_under_two_openblas_kernels(tmp_path, ipc_path):
+    """Two machines round sums differently (OpenBLAS picks its kernel by the CPU). 1,000 IPC
+    cells under the Haswell and SkylakeX kernels: the same summary and phases. The phase had
+    turned by 0.19 rad (θ = 0 at the cycle walk's start, whose direction the rounding decided)."""
+    import os
+
+    import anndata
+
+    why = _openblas_kernels_forceable()
+    if why:
+        pytest.skip(why)
+    a = anndata.read_h5ad(ipc_path)
+    idx = np.sort(np.random.default_rng(0).choice(a.n_obs, 1000, replace=False))
+    np.save(tmp_path / "x.npy", np.asarray(a.obsm["X_scVI"], float)[idx])
+    summaries, cells = [], []
+    for kernel in ("Haswell", "SkylakeX"):
+        out = tmp_path / kernel
+        subprocess.run([sys.executable, "-m", "topoembed", "run", str(tmp_path / "x.npy"), "--out", str(out), "-q"],
+                       env={**os.environ, "OPENBLAS_CORETYPE": kernel}, check=True, capture_output=True)
+        s = json.loads((out / "summary.json").read_text())
+        s.pop("timings_s")
+        summaries.append(s)
+        cells.append(pd.read_csv(out / "cells.csv"))
+    _assert_same_up_to_rounding(summaries[0], summaries[1])
+    pd.testing.assert_frame_equal(cells[0], cells[1], check_exact=False, rtol=1e-9, atol=1e-9)
+
+
+def _assert_same_up_to_rounding(a, b, path="summary"):
+    """Equal JSON trees, floats to 1e-9 (the kernels round the last bits of sums differently)."""
+    if isinstance(a, dict):
+        assert isinstance(b, dict) and sorted(a) == sorted(b), path
+        for key in a:
+            _assert_same_up_to_rounding(a[key], b[key], f"{path}/{key}")
+    elif isinstance(a, list):
+        assert isinstance(b, list) and len(a) == len(b), path
+        for i, (x, y) in enumerate(zip(a, b)):
+            _assert_same_up_to_rounding(x, y, f"{path}[{i}]")
+    elif isinstance(a, float) and isinstance(b, (int, float)):
+        assert b == pytest.approx(a, rel=1e-9, abs=1e-12), path
+    else:
+        assert a == b, path
 
 
 @pytest.mark.parametrize("sig", ["TERM", "KILL"])

@@ -172,8 +172,11 @@ def test_circle_phase_cycle_and_membership():
     c = np.asarray(cyc)
     assert np.all(D[c, np.roll(c, -1)].astype(np.float32) <= np.float32(r["cycle_filtration"]))
     assert r["cycle_filtration"] < r["death"]
-    assert abs(r["winding"]) == 1
+    assert r["winding"] == 1 and cyc[0] == min(cyc)  # listed one way only (canonical_cycle)
     assert abs(_true_winding(s.angle, cyc)) == pytest.approx(1.0)  # winds once around the true circle
+    # the phase increases along the cycle as listed: the mean wrapped step is positive
+    steps = np.angle(np.exp(1j * np.diff(r["phase"][np.r_[c, c[0]]])))
+    assert np.sum(steps) == pytest.approx(2 * np.pi, abs=1e-6)
     assert _bins_hit(s.angle, cyc) >= 17
     assert r["n_on_loop"] == r["on_loop"].sum() and r["on_loop"].dtype == bool
     np.testing.assert_allclose(r["loop_distance"][c], 0.0)
@@ -366,6 +369,13 @@ def test_cycle_phase_is_the_same_wherever_and_whichever_way_the_walk_starts():
         walk = cyc[start:] + cyc[:start]
         np.testing.assert_allclose(L.cycle_phase(A, walk, winding=1.0), want, atol=1e-12)
         np.testing.assert_allclose(L.cycle_phase(A, walk[::-1], winding=-1.0), want, atol=1e-12)
+
+
+def test_canonical_cycle_lists_a_cycle_one_way_from_its_lowest_vertex():
+    assert L.canonical_cycle([5, 2, 9, 7], 1.0) == ([2, 9, 7, 5], 1.0)
+    assert L.canonical_cycle([5, 7, 9, 2], -1.0) == ([2, 9, 7, 5], 1.0)  # the reverse walk
+    assert L.canonical_cycle([9, 2, 5, 7], -2.0) == ([2, 9, 7, 5], 2.0)
+    assert L.canonical_cycle([], 0.0) == ([], 0.0)
 
 
 def test_screened_phase_matches_the_dense_normal_equations():

@@ -119,7 +119,7 @@ __all__ = [
     "localize_loops", "representative_cycle", "circular_coordinate", "loop_membership",
     "extend_phase", "extend_loop_distance", "harmonic_extension", "lift_cocycle",
     "circular_correlation", "circular_alignment", "orient_by_markers", "phase_method_for", "cycle_winding", "smooth_phase", "cycle_phase",
-    "cycle_coverage", "is_small_loop",
+    "canonical_cycle", "cycle_coverage", "is_small_loop",
     "screened_phase", "phase_confidence", "cocycle_filtration", "with_loop_cocycles", "DEFAULT_COEFF", "THETA_FILTRATION", "ON_LOOP_RULES", "MAX_STEP",
     "PHASE_METHODS", "PHASE_SCREENING",
 ]
@@ -244,7 +244,10 @@ def representative_cycle(D: np.ndarray, co_edges: np.ndarray, co_vals: np.ndarra
     so the cycle samples the loop at least every ``max_step`` radians of phase.
 
     Returns (cycle, winding): vertex ids (first != last; consecutive ids, and last → first,
-    joined by edges of length ≤ r) and Σ α along it. ([], 0.0) if no such walk exists.
+    joined by edges of length ≤ r) and Σ α along it. ([], 0.0) if no such walk exists. The
+    cycle is listed the way its cocycle sum is positive, from its lowest vertex
+    (:func:`canonical_cycle`): the walk and its reverse cost the same up to rounding, so which
+    of the two Dijkstra returns differs between machines.
     """
     n = D.shape[0]
     D32 = np.asarray(D, dtype=np.float32)
@@ -255,7 +258,9 @@ def representative_cycle(D: np.ndarray, co_edges: np.ndarray, co_vals: np.ndarra
         u, v = u[ok], v[ok]
     alpha = np.rint(_cochain_on(u, v, n, co_edges, co_vals)).astype(np.int64)
     scale = float(r) if r > 0 else 1.0
-    w = (np.asarray(D[u, v], dtype=np.float64) / scale) ** power + 1e-12  # zero-length edges must stay edges
+    # from the float32 distances, as the edges are: rounding that differs between BLAS kernels then
+    # rarely changes a weight, and a tie between two walks is broken the same way on every machine
+    w = (np.asarray(D32[u, v], dtype=np.float64) / scale) ** power + 1e-12  # zero-length edges must stay edges
     L = _MAX_WINDING
     rows, cols, data = [], [], []
     for k in range(-L, L + 1):  # integer cover: layer k holds the walks with winding k so far
@@ -279,7 +284,19 @@ def representative_cycle(D: np.ndarray, co_edges: np.ndarray, co_vals: np.ndarra
     verts = [p % n for p in path]
     steps = np.diff([p // n for p in path]).astype(float)
     cycle, winding = _split_walk(verts[:-1], steps)
-    return [int(x) for x in cycle], winding
+    return canonical_cycle(cycle, winding)
+
+
+def canonical_cycle(cycle, winding: float) -> tuple[list[int], float]:
+    """(cycle, winding) listed the way its winding is positive (reversed, and the winding
+    negated, where it is negative), starting at its lowest vertex: one listing of one cycle,
+    however a walk found it."""
+    c = [int(x) for x in cycle]
+    if winding < 0:
+        c, winding = c[::-1], -winding
+    if c:
+        c = np.roll(c, -int(np.argmin(c))).tolist()
+    return c, float(winding)
 
 
 # ---------------------------------------------------------------------------- membership
@@ -389,17 +406,13 @@ def cycle_phase(A: sp.spmatrix, cycle, winding: float = 1.0) -> np.ndarray:
     of its neighbours'. Spacing the vertices evenly by index measures progress in D: the cycle
     is a shortest walk under Σ (D_uv/r)², which spreads its length evenly over its steps.
 
-    θ = 0 at the lowest index, not at the walk's start: the walk from the birth edge's vertex
-    may go either way round (the two ways tie up to rounding, which BLAS kernels break
-    differently), and reversed by its winding the cycle then starts one vertex off. OpenBLAS's
-    Haswell and SkylakeX kernels turned the IPC cells' phase by a constant 0.153 rad so, one
-    step of a 41-vertex cycle (``tests/test_localize.py``).
+    θ = 0 at the lowest index (:func:`canonical_cycle`), not at the walk's start: the walk from
+    the birth edge's vertex may go either way round (the two ways tie up to rounding, which BLAS
+    kernels break differently), and reversed by its winding the cycle then started one vertex
+    off. OpenBLAS's Haswell and SkylakeX kernels turned the IPC cells' phase by a constant
+    0.153 rad so, one step of a 41-vertex cycle (``tests/test_localize.py``).
     """
-    c = np.asarray(cycle, dtype=np.int64)
-    if winding < 0:
-        c = c[::-1]
-    if len(c):
-        c = np.roll(c, -int(np.argmin(c)))
+    c = np.asarray(canonical_cycle(cycle, winding)[0], dtype=np.int64)
     return extend_phase(A, c, 2 * np.pi * np.arange(len(c)) / len(c))
 
 
@@ -725,7 +738,7 @@ def localize_loops(D: np.ndarray, A: sp.spmatrix, ph: dict, detection: dict, *,
     ``loop_distance`` (n,), ``on_loop`` (n,) bool, ``n_on_loop`` and
     provenance: ``feature`` (row in dgms[1]), ``birth``, ``death``, ``theta_filtration``
     (r_θ), ``cycle_filtration`` (r of the cycle), ``cycle_max_step``, ``on_loop_threshold``,
-    ``winding`` (Σ α along the cycle, ±1), ``cycle_length`` (Σ D along it), ``n_edges``
+    ``winding`` (Σ α along the cycle as listed: +1, :func:`canonical_cycle`), ``cycle_length`` (Σ D along it), ``n_edges``
     (of G_{r_θ}), ``harmonic_residual``, ``phase_method``, ``smooth``, ``coeff``.
     """
     p = DEFAULT_COEFF if coeff is None else int(coeff)
