@@ -97,7 +97,7 @@ known set K and unknown set U, solve L_UU x_U = A_UK x_K (a sparse SPD system) b
 Circular correlation: :func:`circular_correlation` (Fisher and Lee 1983, default;
 Jammalamadaka and SenGupta 1988 on request).
 
-Size (about 680 lines): the localization stage is one computation from one cocycle: its
+Size (about 830 lines): the localization stage is one computation from one cocycle: its
 lift, the representative cycle, the membership, the two phase methods and their extension to
 other points share the Rips edges and the lifted cochain; the circular statistics that
 compare phases stay beside them.
@@ -738,8 +738,8 @@ def localize_loops(D: np.ndarray, A: sp.spmatrix, ph: dict, detection: dict, *,
     ``loop_distance`` (n,), ``on_loop`` (n,) bool, ``n_on_loop`` and
     provenance: ``feature`` (row in dgms[1]), ``birth``, ``death``, ``theta_filtration``
     (r_θ), ``cycle_filtration`` (r of the cycle), ``cycle_max_step``, ``on_loop_threshold``,
-    ``winding`` (Σ α along the cycle as listed: +1, :func:`canonical_cycle`), ``cycle_length`` (Σ D along it), ``n_edges``
-    (of G_{r_θ}), ``harmonic_residual``, ``phase_method``, ``smooth``, ``coeff``.
+    ``winding`` (Σ α along the cycle as listed: +1, :func:`canonical_cycle`), ``cycle_length``
+    (Σ D along it), ``n_edges`` (of G_{r_θ}), ``harmonic_residual``, ``phase_method``, ``smooth``, ``coeff``.
     """
     p = DEFAULT_COEFF if coeff is None else int(coeff)
     if not 0 <= theta_filtration < 1:
