@@ -1,6 +1,6 @@
 """Same seed, same result on another machine: the panel's cases under several OpenBLAS kernels.
 
-    python benchmarks/bench_kernels.py            # about 4 minutes on 2 cores
+    python benchmarks/bench_kernels.py            # about 7 minutes on 2 cores
     python benchmarks/bench_kernels.py --kernels Haswell SkylakeX
 
 OpenBLAS picks its kernel by the CPU (``DYNAMIC_ARCH``), so two machines round sums differently.
@@ -12,11 +12,14 @@ process (``--worker``), and each case's results are compared with the first kern
   circular mean of the differences) - a turn means the origin depends on the kernel;
 * whether the phase is reflected (θ against −θ) between kernels.
 
-Cases (``../shared/data``): IPC cells at 300, 1,000 and 5,000 (seed 0) and all 26,625, McDavid's three lines,
-COIL-20 objects 3, 11 and 20 (20 PCs), the 5 % IPC mixture's draw 0 (a part's loop), and a noisy
-circle of 500 points in R^10 (σ = 0.25). One line per case and kernel, then ``all equal`` or the
-cases that differ (the same verdict, p-values and prevalences, and phases within :data:`NEAR`
-of each other, count as the same). Results: ``benchmarks/results/kernels/rows.jsonl``.
+Cases (``../shared/data``): IPC cells at 300, 1,000 and 5,000 (seed 0) and all 26,625,
+McDavid's three lines, COIL-20 objects 3, 11 and 20 (20 PCs), the 5 % IPC mixture's draw 0 (a
+part's loop), a noisy circle of 500 points in R^10 (σ = 0.25), a circle of 2 % among 6 clusters
+at 20,000 and 60,000 points in R^50 (the part search over all points' graph and over the
+landmarks'), and simulated counts through the cell-cycle recipe (the phase oriented by the S and
+G2/M scores). One line per case and kernel, then ``no case differs`` or the cases that differ
+(the same verdict, p-values and prevalences, and phases within :data:`NEAR` of each other, count
+as the same). Results: ``benchmarks/results/kernels/rows.jsonl``.
 """
 from __future__ import annotations
 
@@ -55,19 +58,46 @@ def cases():
     for k, draw, X, _, _ in bp.ipc_mixtures((200,), 1):
         yield f"IPC mixture, {k} cycling, draw {draw}", X
     yield "noisy circle 500 in R^10", bp.noisy_circle(500, 10, 0.25, 0)[0]
+    from topoembed import datasets
+
+    for n in (20_000, 60_000):  # the part search over all points' graph, and over the landmarks'
+        yield f"2 % circle among 6 clusters, {n:,} in R^50", datasets.make(
+            "circle_in_clusters", n=n, d=50, sigma=0.2, seed=0, fraction=0.02).X
+    yield RECIPE, None
+
+
+#: The case run through ``te.pp.recipe_cell_cycle`` and ``te.tl.run``: counts of cycling cells
+#: (``datasets.demo_adata``), whose phase the S and G2/M scores orient.
+RECIPE = "demo counts, cell-cycle recipe (oriented phase)"
+
+
+def _run(name, X):
+    """(verdict headline, loops) of one case with the defaults."""
+    if name != RECIPE:
+        from topoembed import analysis
+
+        res = analysis.run(X, jobs=2)
+        return res.verdict.headline(), res.loops
+    import topoembed as te
+    from topoembed import datasets
+
+    adata = datasets.demo_adata()
+    te.pp.recipe_cell_cycle(adata)
+    te.tl.run(adata, progress=False, jobs=2)
+    found = te.tl.get_loops(adata)
+    for j, lp in enumerate(found):  # each loop's phase lies in obs (topoembed_phase, _2, ...)
+        lp["phase"] = adata.obs["topoembed_phase" + (f"_{j + 1}" if j else "")].to_numpy(float)
+    return te.tl.get_verdict(adata)["headline"], found
 
 
 def worker(out: str) -> None:
     """Run every case with the defaults; save each verdict, p-values, prevalences and phases."""
-    from topoembed import analysis
-
     saved, meta = {}, {}
     for c, (name, X) in enumerate(cases()):
-        res = analysis.run(X, jobs=2)
-        meta[name] = {"verdict": res.verdict.headline(),
-                      "p_values": [lp.get("p_value") for lp in res.loops],
-                      "prevalence": [lp.get("prevalence") for lp in res.loops]}
-        for j, lp in enumerate(res.loops):
+        headline, found = _run(name, X)
+        meta[name] = {"verdict": headline, "p_values": [lp.get("p_value") for lp in found],
+                      "prevalence": [lp.get("prevalence") for lp in found]}
+        for j, lp in enumerate(found):
             if "phase" in lp:
                 saved[f"{c}_{j}"] = np.asarray(lp["phase"], dtype=np.float64)
     np.savez(out, meta=json.dumps(meta), **saved)
