@@ -174,7 +174,7 @@ def test_circle_phase_cycle_and_membership():
     assert r["cycle_filtration"] < r["death"]
     assert r["winding"] == 1 and cyc[0] == min(cyc)  # listed one way only (canonical_cycle)
     assert abs(_true_winding(s.angle, cyc)) == pytest.approx(1.0)  # winds once around the true circle
-    # the phase increases along the cycle as listed: the mean wrapped step is positive
+    # the phase increases along the cycle as listed: its wrapped steps sum to +2π
     steps = np.angle(np.exp(1j * np.diff(r["phase"][np.r_[c, c[0]]])))
     assert np.sum(steps) == pytest.approx(2 * np.pi, abs=1e-6)
     assert _bins_hit(s.angle, cyc) >= 17
