@@ -413,8 +413,9 @@ GLOSSARY = {
               "spaced evenly round the circle and every other point takes the average of its neighbours "
               "in the kNN graph. For a whole dataset, and for a loop that a prevalence check found again in "
               "at least half its subsamples, it is the circular mean of the phases of the runs that found it "
-              "(their circular variance at each point is its phase_spread in cells.csv). Where θ = 0 lies and "
-              "which way it runs are arbitrary."),
+              "(their circular variance at each point is its phase_spread in cells.csv). Where the cells' S and "
+              "G2/M scores oriented it, θ = 0 is the G1/S boundary and S comes before G2/M; otherwise where "
+              "θ = 0 lies and which way it runs are arbitrary (the same on every machine for the same seed)."),
     "phase_confidence": ("phase confidence", "Per point, in [0, 1]: how well its kNN neighbours agree on the "
                          "phase (1 − their circular variance), lowered for points farther from the cycle than "
                          "the on-loop threshold. Low in the middle of the hole and where loops cross. The "
