@@ -533,7 +533,7 @@ def test_embedding_topology_verdicts():
     assert embedding_topology(circle, {"n_loops": 1, "score": 0.9})["verdict"] == "shows"
     assert embedding_topology(blob, {"n_loops": 1})["verdict"] == "hides"
     res = embedding_topology(circle, {"n_loops": 0})
-    assert res["verdict"] == "spurious" and res["message"] == "it shows a loop the data does not support"
+    assert res["verdict"] == "spurious" and res["message"] == "the embedding shows a loop the data does not support"
     assert embedding_topology(blob, {"n_loops": 0})["verdict"] == "none"
     big = embedding_topology(_circle(1500), {"n_loops": 1}, max_points=300)
     assert big["subsampled"] and big["n_points"] == 300 and big["verdict"] == "shows"

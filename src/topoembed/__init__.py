@@ -6,6 +6,7 @@
 """
 from ._version import __version__  # noqa: F401
 
+from . import _progress  # noqa: E402,F401 - the log's last resort (warnings heard without logging set up)
 from . import datasets, graph, homology, loops, pipeline, spectral  # noqa: E402,F401
 
 

@@ -5,6 +5,7 @@ import logging
 
 import numpy as np
 
+from ._progress import follow_scanpy_verbosity
 from ._validate import INTERFACE, InputError, check_points, looks_like_counts
 
 log = logging.getLogger(__name__)
@@ -25,6 +26,7 @@ def check_adata(adata, key_added: str | None = None) -> None:
                          "for arrays use the functions in topoembed.graph/spectral/pipeline")
     if adata.n_obs == 0:
         raise InputError("the AnnData has 0 cells; filter less strictly or check the input file")
+    follow_scanpy_verbosity()  # the API's log speaks as scanpy's does
 
 
 def points(adata, use_rep: str | None = None, *, expect_representation: bool = True,
@@ -115,7 +117,10 @@ def stored_graph(adata, key: str):
     """``obsp[f"{key}_graph"]``, the kNN graph ``te.pp.neighbors`` stored, or an InputError that says to build it."""
     name = f"{key}_graph"
     if name not in adata.obsp:
-        raise InputError(f"adata.obsp[{name!r}] not found: run te.pp.neighbors(adata, key_added={key!r}) first")
+        ensemble = isinstance(adata.uns.get(key), dict) and "subsample_index" in adata.uns[key]
+        why = (f" (te.tl.run analysed subsamples of the {adata.n_obs} cells, so it kept no graph of all of them)"
+               if ensemble else "")
+        raise InputError(f"adata.obsp[{name!r}] not found{why}: run te.pp.neighbors(adata, key_added={key!r}) first")
     return adata.obsp[name]
 
 

@@ -6,6 +6,7 @@ logger (the command line shows it at its default verbosity; ``-q`` silences both
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import sys
 
@@ -73,6 +74,71 @@ def scanpy_wants_progress() -> bool:
     ``sc.settings.verbosity = 0`` (errors only) silences it, as it silences scanpy."""
     level = scanpy_verbosity()
     return level is None or level >= 1
+
+
+class _Unheard(logging.Handler):
+    """The ``topoembed`` logger's last resort: a record that no handler of the user's would take
+    (logging not configured, as in most notebooks) goes to scanpy's log where scanpy is loaded,
+    shown at its verbosity as scanpy's own lines, else to stderr as Python's own last resort
+    does. Without it a handler that collects warnings (``pipeline.collect_warnings``) would
+    silence them: Python's last resort speaks only where no handler exists at all."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        logger = logging.getLogger(record.name)
+        while logger is not None:
+            if any(h is not self and not getattr(h, "collects_only", False) for h in logger.handlers):
+                return  # the user's (or the command line's) handlers have it
+            logger = logger.parent if logger.propagate else None
+        scanpy_logging = sys.modules.get("scanpy.logging")
+        if scanpy_logging is not None:
+            level = {logging.DEBUG: "debug", logging.INFO: "info"}.get(record.levelno, "warning")
+            if record.levelno >= logging.ERROR:
+                level = "error"
+            getattr(scanpy_logging, level)(record.getMessage())
+        elif logging.lastResort is not None and record.levelno >= logging.lastResort.level:
+            logging.lastResort.handle(record)
+
+
+_UNHEARD = _Unheard()
+logging.getLogger("topoembed").addHandler(_UNHEARD)
+#: scanpy's verbosity (0 errors ... 4 debug) as the level of the ``topoembed`` logger; never above
+#: warnings, which summary.json and ``uns[key]["warnings"]`` collect (scanpy's log hides them at 0)
+_SCANPY_LEVELS = {0: logging.WARNING, 1: logging.WARNING, 2: logging.INFO, 3: logging.INFO, 4: logging.DEBUG}
+
+
+def follow_scanpy_verbosity() -> None:
+    """Where the user has not configured logging (no handler on the root logger) nor set the
+    ``topoembed`` logger's level, that level follows ``sc.settings.verbosity``, as scanpy's own
+    messages do: 2 shows the info lines (and scanpy's log, :class:`_Unheard`, hides the warnings
+    at 0). Called by the AnnData API."""
+    pkg = logging.getLogger("topoembed")
+    if logging.getLogger().handlers or (pkg.level != logging.NOTSET and not getattr(pkg, "_follows_scanpy", False)):
+        return
+    level = scanpy_verbosity()
+    if level is None:
+        return
+    pkg.setLevel(_SCANPY_LEVELS.get(max(0, min(level, 4)), logging.WARNING))
+    pkg._follows_scanpy = True
+
+
+@contextlib.contextmanager
+def about(label: str):
+    """Inside the block, topoembed's warnings begin with ``label`` (a group's runs: "Subset = 5wk:
+    the kNN graph has ..."), so a log of many runs says which one each warning is about."""
+    make = logging.getLogRecordFactory()
+    prefix = f"{label}: ".replace("%", "%%")
+
+    def labelled(*args, **kwargs):
+        record = make(*args, **kwargs)
+        if record.levelno >= logging.WARNING and record.name.startswith("topoembed"):
+            record.msg = prefix + str(record.msg)
+        return record
+
+    logging.setLogRecordFactory(labelled)
+    try:
+        yield
+    finally:
+        logging.setLogRecordFactory(make)
 
 
 def scanpy_log(msg: str, level: str = "info", **kw):

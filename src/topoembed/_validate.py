@@ -38,7 +38,7 @@ def check_points(X, *, name: str = "X", min_points: int = 2, row_names=None) -> 
         raise InputError(f"{name} has {X.ndim} dimensions; pass a 2-D matrix (points x features)")
     n = X.shape[0]
     if n == 0:
-        raise InputError(f"{name} has 0 points; pass a non-empty matrix")
+        raise InputError(f"{name} has 0 points (an empty file, or every row filtered out); pass a non-empty matrix")
     if X.shape[1] == 0:
         raise InputError(f"{name} has 0 features; pass a matrix with at least one column")
     if n < min_points:

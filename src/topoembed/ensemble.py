@@ -375,7 +375,9 @@ def combine(X, runs: list, params: pipeline.Params | None = None, *, jobs=1, pro
         by_b[info["run"]] = r
     missing = [b for b in range(len(idxs)) if b not in by_b]
     if missing:
-        raise InputError(f"subsample runs {missing} are missing (this ensemble has {len(idxs)})")
+        raise InputError(f"subsample runs {missing} are missing (this ensemble has {len(idxs)}): make each with "
+                         f"`topoembed subsample INPUT --index I` (the same options), or give every command the same "
+                         f"--n-subsamples {len(by_b)}")
     # every subsample is made here: the same as a local run with early_stop=False, also for the
     # ensembles of the part search's analyses (a part of more than 700 points)
     params = dataclasses.replace(params, early_stop=False)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ._anndata import as_list, check_adata, is_grouped
+from ._progress import about
 from ._validate import InputError
 from .pipeline import Params
 from .summary import NO_LOOP_REASON, PER_POINT
@@ -178,7 +179,8 @@ def run_by_group(adata, groupby: str, where: dict[str, np.ndarray], run_one, key
         sub = read[idx].copy()
         for c in stale:  # (DataFrame.drop's inplace is deprecated in pandas 3)
             del sub.obs[c]
-        results[g] = run_one(sub, g)
+        with about(f"{groupby} = {g}"):  # its warnings name it, among the other groups' in one log
+            results[g] = run_one(sub, g)
         entries[g] = sub.uns[key]
         for name in [c for c in sub.obs.columns if _is_run_column(c, key)]:
             columns.setdefault(name, {})[g] = sub.obs[name]

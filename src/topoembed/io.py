@@ -6,6 +6,9 @@ Cell Ranger's ``.h5`` or matrix folder; their ``X`` or an ``obsm`` key named by 
 ``synthetic:NAME?...`` spec.
 Outputs are written to a temporary file in the target folder and renamed into place
 (``os.replace`` is atomic on POSIX), so a failed run never leaves a half-written file.
+
+Size (about 530 lines): every input format a user holds (with what to do about the ones not
+read) and every atomic writer, which share the suffix tables and the file checks.
 """
 from __future__ import annotations
 
@@ -57,6 +60,26 @@ def is_anndata_input(source) -> bool:
     return s.lower().endswith(ANNDATA_SUFFIXES) or is_10x_folder(s)
 
 
+def _read_10x_gunzipped(path: Path):
+    """A 10x v3 folder whose files were un-gzipped (matrix.mtx, features.tsv, barcodes.tsv), read
+    from gzipped copies in a temporary folder: ``sc.read_10x_mtx`` wants .gz beside features.tsv."""
+    import gzip
+    import shutil
+    import tempfile
+
+    import scanpy as sc
+
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in ("matrix.mtx", "features.tsv", "barcodes.tsv"):
+            src = path / name if (path / name).exists() else path / f"{name}.gz"
+            if src.suffix == ".gz":
+                shutil.copyfile(src, Path(tmp) / src.name)
+            else:
+                with open(src, "rb") as fin, gzip.open(Path(tmp) / f"{name}.gz", "wb", compresslevel=1) as fout:
+                    shutil.copyfileobj(fin, fout)
+        return sc.read_10x_mtx(tmp, var_names="gene_symbols", make_unique=True)
+
+
 def read_anndata(path):
     """An AnnData from an .h5ad file, a .zarr store, a .loom file, or Cell Ranger's .h5 matrix or
     matrix folder (scanpy's readers; for 10x input gene symbols become var_names, made unique,
@@ -68,7 +91,10 @@ def read_anndata(path):
         import scanpy as sc
 
         try:
-            adata = sc.read_10x_mtx(path, var_names="gene_symbols", make_unique=True)
+            try:
+                adata = sc.read_10x_mtx(path, var_names="gene_symbols", make_unique=True)
+            except FileNotFoundError:  # scanpy reads features.tsv (v3) only gzipped: read a gzipped copy
+                adata = _read_10x_gunzipped(path)
         except Exception as exc:
             raise InputError(f"{path} looks like a 10x matrix folder but could not be read ({type(exc).__name__}: "
                              f"{exc}); it needs matrix.mtx[.gz], barcodes.tsv[.gz] and features.tsv[.gz] "
@@ -125,8 +151,9 @@ def read_table_anndata(path, index_col: bool | None = None, transpose: bool | No
     path = Path(path)
     _check_file(path)
     if file_type(path) not in INPUT_SUFFIXES or file_type(path) == ".npy":
+        why = "a .npy array has no gene names" if file_type(path) == ".npy" else "not a file of cells and genes"
         raise InputError(f"{path}: --recipe reads a count table (.csv, .tsv, .txt, or .gz) or AnnData input "
-                         f"({ANNDATA_INPUTS}); a .npy array has no gene names")
+                         f"({ANNDATA_INPUTS}); {why}{_CONVERT.get(file_type(path), '')}")
     X, cells, genes = read_table(path, index_col, transpose)
     if genes is None:
         where = "first column" if transpose else "header row"
@@ -260,6 +287,10 @@ def default_rep(adata, use_rep: str | None) -> str | None:
         log.info("use_rep not given: analysing obsm['X_pca'] as scanpy would for %d genes (use_rep='X' for "
                  "adata.X)", adata.n_vars)
         return "X_pca"
+    if adata.n_vars > SCANPY_N_PCS:  # scanpy would compute a PCA here; raw counts are refused later
+        log.warning("use_rep not given and no obsm['X_pca']: analysing adata.X's %d columns as they are; for "
+                    "genes, run sc.pp.pca(adata) (or te.pp.recipe_cell_cycle on counts) first, or pass use_rep='X' "
+                    "to analyse X on purpose", adata.n_vars)
     return None
 
 

@@ -42,6 +42,10 @@ SMALL_INPUT_K = 10
 #: :func:`topoembed.prevalence.check_fraction`: k = 100 4 of 10 and n // 4 9 of 10 at 200 cells.)
 SMALL_INPUT_SHARE = 4
 
+#: scanpy's names for topoembed's settings, and where a scanpy argument goes instead
+SCANPY_NAMES = {"n_neighbors": "k (neighbours besides the cell itself: scanpy's n_neighbors - 1)",
+                "random_state": "seed", "n_pcs": "use_rep (a representation with the PCs to use)",
+                "layer": "te.pp.recipe_cell_cycle(adata, layer=...), whose PCA te.tl.run then analyses"}
 #: Largest n for which H2 (maxdim=2) is allowed: ripser took 34 s at n = 500 on the sphere (2 cores).
 H2_MAX_N = 600
 #: Above this many points (and with no ``subsample``) ``n_subsamples="auto"`` analyses the data
@@ -168,8 +172,8 @@ class Params:
         if self.k == default_k and n <= SMALL_INPUT_K:  # the default k's check would blame a k nobody chose
             raise InputError(f"{n} points are too few to look for a loop with the default settings, whose graph for "
                              f"small inputs joins each point to {SMALL_INPUT_K} others; pass more points (the defaults "
-                             f"were checked from 30 points up), or choose a k below {n} "
-                             f"(e.g. {option('k', max(1, n // 3))})")
+                             f"were checked from 30 points up; below that a loop cannot be told from noise), or, to "
+                             f"try anyway, choose a k below {n} (e.g. {option('k', max(1, n // 3))})")
         if self.k != default_k or n >= SMALL_INPUT_SHARE * default_k:
             return self, None, None
         if not takes_quarter_k(n):  # at most the default k points
@@ -185,6 +189,23 @@ class Params:
                 f"{default_k / n:.0%} of the others); pass another k to choose otherwise (--k 100 keeps 100 on the "
                 "command line; in Python, where k=100 is the default, k=99 or k=101)")
         return dataclasses.replace(self, k=k), None, note
+
+    @classmethod
+    def from_options(cls, options: dict, where: str) -> "Params":
+        """``Params(**options)``, or an InputError for a name that is not a setting, with the
+        setting a scanpy user meant (``n_neighbors`` is ``k``) or the nearest name."""
+        import difflib
+
+        unknown = [name for name in options if name not in cls.__dataclass_fields__]
+        if unknown:
+            hints = []
+            for name in unknown:
+                meant = SCANPY_NAMES.get(name) or next(iter(difflib.get_close_matches(
+                    name, list(cls.__dataclass_fields__), n=1)), None)
+                hints.append(f"{name!r}" + (f" (did you mean {meant}?)" if meant else ""))
+            raise InputError(f"{where} got unknown option(s) {', '.join(hints)}; its options are the settings of "
+                             f"topoembed.params.Params: {', '.join(cls.__dataclass_fields__)}")
+        return cls(**options)
 
     def validate(self, n: int) -> "Params":
         """Check every setting against the number of input points n; raise InputError."""
@@ -210,8 +231,12 @@ class Params:
         for name in ("localize", "confirm", "early_stop", "phase_low_confidence", "surface", "prevalence_check", "parts"):
             if getattr(self, name) not in (True, False):  # also accepts 0 and 1 (the CLI's form)
                 raise InputError(f"{name}={getattr(self, name)!r} must be True/False (on the command line 1 or 0)")
-        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool):
-            raise InputError(f"seed={self.seed!r} must be an integer")
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
+            raise InputError(f"seed={self.seed!r} must be an integer >= 0")
+        if self.metric != "euclidean":  # the kNN search's names (scikit-learn's), else it fails after loading
+            from sklearn.neighbors import VALID_METRICS  # only here: the default needs no scikit-learn
+
+            check_choice(self.metric, set(VALID_METRICS["brute"]) - {"precomputed"}, "metric")
         if self.n_subsamples != "auto":
             check_positive(self.n_subsamples, "n_subsamples", integer=True)
         check_positive(self.subsample_size, "subsample_size", integer=True)

@@ -121,6 +121,7 @@ def collect_warnings():
                 caught.append(msg)
 
     handler = _Keep(level=logging.WARNING)
+    handler.collects_only = True  # not a place the user reads: unheard records still reach stderr
     pkg = logging.getLogger("topoembed")
     pkg.addHandler(handler)
     try:

@@ -11,7 +11,7 @@ import numpy as np
 
 from . import plotting, verdict
 from ._anndata import as_list, stored_entry
-from ._validate import InputError
+from ._validate import InputError, check_choice
 from .pp import DEFAULT_KEY
 
 __all__ = ["diagram", "barcode", "detection", "loop", "phase"]
@@ -75,6 +75,7 @@ def diagram(adata, key: str = DEFAULT_KEY, *, scale: str = "H1", group=None, ax=
     ``group``: that group's, after ``te.tl.run(adata, groupby=...)`` (so in every function here)."""
     from .loops import MIN_RATIO
 
+    check_choice(scale, ("H1", "all"), "scale")
     entry = _entry(adata, key, "diagrams", group)
     dgms = _dgms(entry)
     hl = _highlight(entry, dgms[1]) if len(dgms) > 1 else None
@@ -86,6 +87,10 @@ def barcode(adata, key: str = DEFAULT_KEY, *, dims=(1,), max_bars: int = 40, gro
     """Barcode of the longest bars in the given dimensions, sorted, detected loops highlighted."""
     entry = _entry(adata, key, "diagrams", group)
     dgms = _dgms(entry)
+    missing = [d for d in np.atleast_1d(dims).tolist() if not isinstance(d, int) or not 0 <= d < len(dgms)]
+    if missing:
+        raise InputError(f"dims={dims!r}: the run under key {key!r} has diagrams H0..H{len(dgms) - 1} only "
+                         "(maxdim=2 in te.tl.run gives H2)")
     hl = _highlight(entry, dgms[1]) if len(dgms) > 1 else None
     return _finish(plotting.barcode(_ax(ax), dgms, dims=dims, max_bars=max_bars, highlight=hl), show, save)
 
@@ -126,7 +131,7 @@ def loop(adata, basis: str | None = None, key: str = DEFAULT_KEY, *, color: str 
     if color is not None:
         if color not in adata.obs:
             raise InputError(f"color {color!r} is not a column of adata.obs")
-        col, label = adata.obs[color].to_numpy(), color
+        col, label = adata.obs[color], color  # a category keeps its order (legend), numbers get a colour map
     elif f"{key}_phase" in adata.obs and np.isfinite(adata.obs[f"{key}_phase"].to_numpy(dtype=float)).any():
         col, label = adata.obs[f"{key}_phase"].to_numpy(), "loop phase θ"
     a = _ax(ax, (5, 5))
@@ -164,8 +169,9 @@ def phase(adata, keys=None, key: str = DEFAULT_KEY, *, which: int = 0, layer: st
                          f"loop(s) under key {key!r}): run te.tl.run(adata) first")
     theta = adata.obs[col].to_numpy(dtype=float)
     if not np.isfinite(theta).any():
-        raise InputError(f"loop {which + 1}'s phase is withheld ({found[which].get('phase_withheld', 'no phase')}); "
-                         "te.tl.run(adata, phase_low_confidence=True) gives it")
+        why = str(found[which].get("phase_withheld", "no phase"))
+        raise InputError(f"loop {which + 1}'s phase is withheld ({why})" + (
+            "" if "phase_low_confidence" in why else "; te.tl.run(adata, phase_low_confidence=True) gives it"))
     if keys is None:
         keys = list(score_columns(adata) or ())
         if not keys:
@@ -214,7 +220,8 @@ def _loop_view(adata, key, Y, cycles, by, which, basis, ax):
         raise InputError(f"by={by!r} must be 'phase' or 'membership'")
     col = f"{key}_{'phase' if by == 'phase' else 'on_loop'}" + (f"_{which + 1}" if which else "")
     if col not in adata.obs or which >= len(cycles):
-        raise InputError(f"loop {which} has no adata.obs[{col!r}] or cycle: run te.tl.run(adata) (localize on)")
+        raise InputError(f"which={which} (loop {which + 1}) has no adata.obs[{col!r}] or cycle ({len(cycles)} "
+                         f"loop(s) with a cycle under key {key!r}): run te.tl.run(adata) (localize on)")
     values = adata.obs[col].to_numpy()
     kw = {"phase": values.astype(float)} if by == "phase" else {"on_loop": values.astype(bool)}
     return plotting.loop_view(_ax(ax, (5.6, 4.8)), Y, cycle=cycles[which], loop=which, basis=basis, **kw)

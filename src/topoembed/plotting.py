@@ -181,11 +181,20 @@ def points_2d(ax, Y, color=None, edges=(), cycles=(), cmap="viridis", title="2-D
     s = _marker_size(len(Y)) if s is None else s
     if cmap in ("twilight", "twilight_shifted", "hsv") and vmin is None and vmax is None:
         vmin, vmax = 0.0, 2 * np.pi
+    categories = None if color is None else _categories(color)
     if color is None:
         sc = ax.scatter(Y[:, 0], Y[:, 1], c="0.5", s=s, lw=0)
+    elif categories is not None:  # a category (cell line, sample): one colour each, named in the legend
+        from matplotlib import colormaps
+
+        palette = colormaps["tab20" if len(categories) > 10 else "tab10"]
+        values = np.asarray(color, dtype=object)
+        for i, cat in enumerate(categories):
+            at = values == cat
+            ax.scatter(Y[at, 0], Y[at, 1], color=palette(i % palette.N), s=s, lw=0, label=str(cat))
     else:
         sc = ax.scatter(Y[:, 0], Y[:, 1], c=color, s=s, cmap=cmap, lw=0, vmin=vmin, vmax=vmax)
-    if color is not None and colorbar_label is not None:
+    if color is not None and categories is None and colorbar_label is not None:
         ax.figure.colorbar(sc, ax=ax, label=colorbar_label, shrink=0.8)
     for i, cyc in enumerate(cycles):
         _draw_cycle(ax, Y, cyc, loop_color(i), f"cycle {i + 1}")
@@ -193,10 +202,22 @@ def points_2d(ax, Y, color=None, edges=(), cycles=(), cmap="viridis", title="2-D
         ax.plot(Y[[a, b], 0], Y[[a, b], 1], color="k", lw=3, solid_capstyle="round")
         ax.scatter(Y[[a, b], 0], Y[[a, b], 1], color=loop_color(i), s=50, zorder=3,
                    edgecolors="k", label=f"birth edge, loop {i + 1}")
-    if len(edges) or len(cycles):
-        ax.legend(loc="best", fontsize=8)
+    if len(edges) or len(cycles) or categories is not None:
+        ax.legend(loc="best", fontsize=8, title=colorbar_label if categories is not None else None)
     _frame(ax, title)
     return ax
+
+
+def _categories(color):
+    """The categories of a non-numeric colour column (strings, categoricals, booleans) in their
+    order (a categorical's own, else sorted), or None for numbers, which get a colour map."""
+    cats = getattr(getattr(color, "cat", None), "categories", None)
+    values = np.asarray(color)
+    if cats is None and values.dtype.kind in "fiu":
+        return None
+    present = set(values.tolist())
+    order = list(cats) if cats is not None else sorted(present, key=str)
+    return [c for c in order if c in present]
 
 
 def _draw_cycle(ax, Y, cycle, color, label):

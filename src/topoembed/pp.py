@@ -139,30 +139,46 @@ def recipe_cell_cycle(adata, *, genes="cell_cycle", organism: str = "auto", n_co
     layer : take counts from ``adata.layers[layer]`` instead of ``adata.X``. Integer counts,
         or non-negative non-integer counts (ambient-RNA correction, pseudo-aligners: accepted
         with a warning); log-transformed or negative values are refused (:func:`count_kind`).
+    organism : "auto" (symbols matched case-insensitively, so human and mouse both match),
+        "human" or "mouse" (the bundled list in that organism's case).
     n_comps : PCA components (fewer if there are fewer genes or cells).
+    n_top_genes : highly variable genes kept with ``genes="hvg"``.
+    target_sum : counts per cell after normalisation (``sc.pp.normalize_total``).
+    min_genes : fewest of the listed genes that must be found in the data.
+    key_added : the ``obsm`` key of the PCA.
+    random_state : seed of the PCA's solver.
     gene_symbols : ``adata.var`` column holding the gene symbols (scanpy's name), for
         ``var_names`` that are Ensembl ids; if None, the text column matching most genes.
+    copy : work on a copy and return it; otherwise write into ``adata`` and return None.
 
     Writes ``adata.obsm[key_added]`` and ``adata.uns["topoembed_recipe"]`` (what was
     done); with the bundled cell-cycle genes also each cell's S and G2/M score
     (``obs["topoembed_S_score"]``, ``obs["topoembed_G2M_score"]``: the mean z-scored log
     expression of each phase's genes), by which ``te.tl.run`` orients the phase (S, then G2/M,
-    θ = 0 at G1/S). ``adata.X`` is left as it was. Uses scanpy's own functions throughout.
+    θ = 0 at G1/S). ``adata.X`` is left as it was. Normalisation, log, highly variable genes
+    and PCA are scanpy's own functions; the scores are computed here (z-scored means, not
+    ``sc.tl.score_genes_cell_cycle``'s control-gene sets).
     """
     import anndata
     import scanpy as sc
 
     adata = adata.copy() if copy else adata
     check_adata(adata)
-    counts = adata.layers[layer] if layer is not None else adata.X
     if layer is not None and layer not in adata.layers:
         raise InputError(f"layer {layer!r} not found; available: {list(adata.layers.keys()) or 'none'}")
+    if isinstance(genes, str) and genes not in ("cell_cycle", "hvg"):
+        raise InputError(f"genes={genes!r} must be 'cell_cycle', 'hvg' or a list of gene names")
+    if organism not in ("auto", "human", "mouse"):
+        raise InputError(f"organism={organism!r} must be 'auto', 'human' or 'mouse'")
+    counts = adata.layers[layer] if layer is not None else adata.X
     where = f"adata.layers[{layer!r}]" if layer else "adata.X"
     kind = count_kind(counts)
     if kind in ("negative", "empty"):
         raise InputError(f"the recipe expects raw counts but {where} holds negative or non-finite values (scaled "
-                         "data or a representation?). Pass the raw counts (e.g. layer='counts'), or skip the "
-                         "recipe and use use_rep='X_pca' / 'X_scVI'.")
+                         "data or a representation?). Pass the raw counts (e.g. "
+                         f"{option('layer', 'counts')}), or skip the "
+                         "recipe and analyse it as a representation ("
+                         f"{option('use_rep', 'X_pca')}, or a table of PCs without the recipe).")
     if kind == "log":
         raise InputError(f"{where} looks log-transformed (non-integer values on a log scale: none above {LOG_MAX:g}, "
                          "or log2 values); the recipe normalises and log-transforms itself. Pass the raw counts "
@@ -274,10 +290,13 @@ def neighbors(adata, k: int = _PARAMS.k, *, use_rep: str | None = None,
             A.setdiag(0)
             A.eliminate_zeros()
         scanpy_params = dict(info.get("params", {}))
-        k_used = int(scanpy_params.get("n_neighbors", 0)) - 1
-        meta = {"source": f"scanpy:{neighbors_key}", "binarize": bool(binarize), "symmetrize": symmetrize,
+        # older scanpy stored n_neighbors as a 1-element array (pbmc68k_reduced)
+        k_used = int(np.ravel(scanpy_params.get("n_neighbors", 0))[0]) - 1
+        meta = {"source": f"scanpy:{neighbors_key}", "binarize": bool(binarize),
+                "symmetrize": symmetrize if binarize else "scanpy", "weights": "binary" if binarize else "connectivities",
                 "k": k_used,  # scanpy records use_rep only where it was given; else its own rule picked it
-                "use_rep": str(scanpy_params.get("use_rep", "X_pca" if adata.n_vars > SCANPY_N_PCS else "X"))}
+                "use_rep": str(np.ravel(scanpy_params.get("use_rep", "X_pca" if adata.n_vars > SCANPY_N_PCS
+                                                          else "X"))[0])}
     else:
         use_rep, X = resolved_points(adata, use_rep)
         small, warning, note = Params(k=k, symmetrize=symmetrize).for_small_input(X.shape[0])  # as te.tl.run

@@ -164,10 +164,10 @@ def component_spectra(A: sp.spmatrix, device: str = "cpu") -> list[tuple[np.ndar
     sizes = np.sort(np.bincount(labels))[::-1]
     log.warning("the kNN graph has %d connected components (sizes %s); spectral distances are computed per "
                 "component and are inf between components (each component is an H0 bar that never dies), so the "
-                "%d points outside the largest one cannot lie on its loops. Most often a mutual kNN graph (the "
+                "%d point%s outside the largest one cannot lie on its loops. Most often a mutual kNN graph (the "
                 "pipeline's default) leaves a few points without a mutual neighbour; a larger k or the union graph "
                 "joins them (%s).", n_comp, sizes[:10].tolist(),
-                A.shape[0] - sizes[0], option("symmetrize", "or"))
+                A.shape[0] - sizes[0], "" if A.shape[0] - sizes[0] == 1 else "s", option("symmetrize", "or"))
     out = []
     for c in range(n_comp):
         idx = np.flatnonzero(labels == c)
@@ -267,10 +267,12 @@ def check_dense_feasible(n: int, max_n: int = DENSE_MAX_N, memory_fraction: floa
     gib = cost["bytes"] / 1024**3
     advice = ("Analyse them as an ensemble of subsamples, the default of `topoembed run` and te.tl.run "
               f"above 1,000 points ({option('n_subsamples', 'auto')}), or run on one seeded subset "
-              f"({option('subsample', 1000)}).")
+              f"({option('subsample', min(1000, max_n))}).")
     if n > max_n:
-        raise InputError(f"{n} points exceed the dense limit of {max_n} (estimated {gib:.1f} GiB and "
-                         f"{cost['seconds'] / 60:.0f} min for the eigendecomposition alone). {advice}")
+        size = (f"estimated {gib:.1f} GiB and {cost['seconds'] / 60:.0f} min for the eigendecomposition alone; "
+                if gib >= 0.1 else "")
+        raise InputError(f"{n} points exceed the dense limit of {max_n} ({size}{option('max_points', n)} raises it). "
+                         f"{advice}")
     if cost["bytes"] > memory_fraction * avail:
         raise InputError(f"{n} points need an estimated {gib:.1f} GiB but only "
                          f"{avail / 1024**3:.1f} GiB is available. {advice}")

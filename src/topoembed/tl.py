@@ -32,6 +32,7 @@ from . import localize as localization
 from ._anndata import (as_list, check_adata, graph_points, h5ad_safe, resolved_points, stored_distances,
                        stored_distances_of, stored_entry, stored_graph, uns_entry)
 from .io import default_rep
+from ._parallel import resolve_jobs
 from ._progress import scanpy_log, scanpy_verbosity, scanpy_wants_progress
 from ._validate import InputError, check_choice
 from .pp import DEFAULT_KEY, neighbors, params_for_graph
@@ -118,7 +119,8 @@ def _ph_from_entry(entry) -> dict:
 
 def persistent_homology(adata, *, maxdim: int = pipeline.Params.maxdim, key_added: str = DEFAULT_KEY,
                         copy: bool = False):
-    """Vietoris–Rips persistence diagrams (ripser) of the stored distances → ``uns[key]["diagrams"]``."""
+    """Vietoris–Rips persistence diagrams of the stored distances → ``uns[key]["diagrams"]``
+    (giotto-ph, or ripser.py where it is missing: :mod:`topoembed.homology`)."""
     adata = adata.copy() if copy else adata
     check_adata(adata, key_added)
     if maxdim not in (0, 1, 2):
@@ -201,7 +203,8 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
 
 def _staged_params(entry: dict, **given) -> pipeline.Params:
     """:func:`detect_loops`' settings (one run): the graph's and distances' from ``uns[key]``, and those given."""
-    made = {k: v for k, v in entry.get("graph", {}).items() if k in ("k", "metric", "symmetrize", "weights") and v != -1}
+    made = {k: v for k, v in entry.get("graph", {}).items() if k in ("k", "metric", "symmetrize", "weights") and v != -1
+            and v not in ("scanpy", "connectivities")}  # scanpy's weighted graph: the defaults for its subsamples
     info = entry.get("distances", {})
     made.update({"distance": info["kind"], "t": float(info["t"]), "n_components": int(info["n_components"])}
                 if "kind" in info else {})
@@ -237,17 +240,24 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
     cluster job each) to combine instead of computing them; ``small_input``: as
     :func:`topoembed.analysis.run` (False: the command line's explicit --k)."""
     check_adata(adata, key_added)
-    p = pipeline.Params(**params)
+    p = pipeline.Params.from_options(params, "te.tl.run")
+    resolve_jobs(jobs, 1)  # a bad jobs is refused before any work, not where a pool first starts
     A = None
     with pipeline.collect_warnings() as about_input:  # X analysed as it is; scanpy's graph sparser than k
-        use_rep, X = resolved_points(adata, use_rep)
         if neighbors_key is not None:
             if p.subsample is not None:
                 raise InputError("neighbors_key (reuse of scanpy's graph) cannot be combined with subsample")
             neighbors(adata, neighbors_key=neighbors_key, binarize=binarize, symmetrize=p.symmetrize,
                       key_added=key_added)
             A = adata.obsp[f"{key_added}_graph"]
-            p = params_for_graph(p, adata.uns[key_added]["graph"])
+            made = adata.uns[key_added]["graph"]
+            if "k" in params and int(params["k"]) != made["k"]:
+                log.warning("k=%s is not used: scanpy's graph (neighbors_key=%r) has %d neighbours per cell; build it "
+                            "with sc.pp.neighbors(adata, n_neighbors=%d) for k=%s, or leave neighbors_key out",
+                            params["k"], neighbors_key, made["k"], int(params["k"]) + 1, params["k"])
+            p = params_for_graph(p, made)
+            use_rep = rep_of_graph(adata, use_rep, made["use_rep"])
+        use_rep, X = resolved_points(adata, use_rep)
     # the front door: all cells in one run (with the prevalence check), or an ensemble of subsamples
     if progress is None:  # as scanpy: shown unless sc.settings.verbosity is 0
         progress = scanpy_wants_progress()
@@ -257,6 +267,19 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
     store_result(adata, result, use_rep=use_rep, key_added=key_added, neighbors_key=neighbors_key,
                  binarize=binarize)
     return result
+
+
+def rep_of_graph(adata, use_rep: str | None, graph_rep: str) -> str | None:
+    """The points to place cells on the loop with scanpy's graph: those the graph was built on
+    where ``use_rep`` is not given (and they are in ``adata``); a warning where ``use_rep`` names
+    others, since the loop's cycle and phase then come from points the graph did not see."""
+    if use_rep is None:
+        return graph_rep if graph_rep == "X" or graph_rep in adata.obsm else None
+    if use_rep != graph_rep:
+        log.warning("use_rep=%r, but scanpy's graph was built on %r: the loop is found on that graph and its cells "
+                    "placed in %r; pass use_rep=%r (or leave it out) to use the graph's own points",
+                    use_rep, graph_rep, use_rep, graph_rep)
+    return use_rep
 
 
 def orient_phases(adata, found: list) -> None:
@@ -295,6 +318,9 @@ def store_result(adata, result: pipeline.Result, *, use_rep: str | None = None, 
     entry = uns_entry(adata, key_added)
     full = len(result.index) == adata.n_obs
     store = full and adata.n_obs <= OBSP_DENSE_MAX_N
+    # an earlier run under this key must not leave what this one does not write (te.tl.embed reads obsp)
+    for stale in ([] if full else [f"{key_added}_graph"]) + ([] if store else [f"{key_added}_distances"]):
+        adata.obsp.pop(stale, None)
     if full:
         adata.obsp[f"{key_added}_graph"] = result.A
         if neighbors_key is None:
@@ -302,7 +328,11 @@ def store_result(adata, result: pipeline.Result, *, use_rep: str | None = None, 
                               "weights": p.weights, "use_rep": use_rep or "X", "n_components": result.n_components}
         if store:
             adata.obsp[f"{key_added}_distances"] = result.D
+        entry.pop("subsample_index", None)
+        if f"{key_added}_subsample" in adata.obs:
+            del adata.obs[f"{key_added}_subsample"]
     else:  # a subsample, or the reference run of an ensemble
+        entry["graph"] = {}  # summary.json's graph entry, below; none of an earlier run's
         in_sub = np.zeros(adata.n_obs, dtype=bool)
         in_sub[result.index] = True
         adata.obs[f"{key_added}_subsample"] = in_sub
@@ -322,8 +352,11 @@ def store_result(adata, result: pipeline.Result, *, use_rep: str | None = None, 
             entry[name] = summ[name]
     entry["warnings"] = np.asarray(summ["warnings"], dtype=str)
     entry["notes"] = np.asarray(summ["notes"], dtype=str)
-    entry["params"] = h5ad_safe({**dataclasses.asdict(p), "use_rep": use_rep or "X",
-                                 "neighbors_key": neighbors_key, "binarize": binarize})
+    used = dataclasses.asdict(p)
+    if neighbors_key is not None:  # scanpy's graph: its own pattern or weights, not the defaults'
+        used.update({name: entry["graph"][name] for name in ("symmetrize", "weights") if name in entry["graph"]})
+    entry["params"] = h5ad_safe({**used, "use_rep": use_rep or "X", "neighbors_key": neighbors_key,
+                                 "binarize": binarize})
     entry["timings_s"] = {k: float(v) for k, v in result.timings.items()}
     entry["environment"] = summ["environment"]
 
@@ -333,7 +366,11 @@ def run(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, 
         groupby: str | None = None, align_phases: bool = True, **params):
     """All stages in one call: graph (or scanpy's, via ``neighbors_key``), distances,
     persistent homology and loop detection, with the options of
-    :class:`topoembed.pipeline.Params` (``k``, ``distance``, ``t``, ``subsample``, ...).
+    :class:`topoembed.pipeline.Params`: among them ``k`` (100, a mutual kNN graph; scanpy's
+    ``n_neighbors`` − 1), ``distance`` ("auto", or "effective_resistance", "diffusion", ...),
+    ``n_loops`` ("auto" or a number), ``seed``, ``subsample``, ``n_subsamples``,
+    ``prevalence_check`` and ``phase_low_confidence`` (a phase for possible loops too); an unknown
+    name is refused with the nearest one.
 
     ``use_rep``: the ``obsm`` key to analyse, or "X". None (default): the points topoembed
     prepared (``topoembed prepare``, ``te.pp.recipe_cell_cycle``), else ``obsm["X_pca"]`` where

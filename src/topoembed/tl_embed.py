@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._anndata import check_adata, h5ad_safe, resolved_points, stored_distances, uns_entry
+from ._anndata import check_adata, h5ad_safe, resolved_points, stored_distances, stored_entry
 from ._validate import InputError
 from .pp import DEFAULT_KEY
 
@@ -74,18 +74,16 @@ def embedding_topology(adata, basis: str = "X_topoembed_infonce", *, key: str = 
     """Does the embedding ``obsm[basis]`` keep the loops found in high dimension (``uns[key]``)?
 
     Writes ``uns[key]["embedding_topology"][basis]`` with the verdict ("the embedding shows
-    the loop", "it hides it", "it shows a loop the data does not support") and the loop
+    the loop", "... hides the loop", "... shows a loop the data does not support") and the loop
     counts and scores on both sides; returns the dict (or the copy).
     """
-    from . import embed as embedding
-
     adata = adata.copy() if copy else adata
-    entry = uns_entry(adata, key)
-    if "detection" not in entry:
-        raise InputError(f"no loop detection under key {key!r}: run te.tl.run(adata) first")
+    entry = stored_entry(adata, key, "detection")  # checked before anything is created or imported
     obsm_key = basis if basis in adata.obsm else f"X_{basis}"
     if obsm_key not in adata.obsm:
         raise InputError(f"basis {basis!r} not in adata.obsm ({list(adata.obsm.keys())}); run te.tl.embed first")
+    from . import embed as embedding
+
     res = embedding.embedding_topology(np.asarray(adata.obsm[obsm_key]), dict(entry["detection"]), seed=seed)
     keep = {"verdict": res["verdict"], "message": res["message"], "high": res["high"],
             "low": {k: v for k, v in res["low"].items() if k in ("n_loops", "score", "scores")},

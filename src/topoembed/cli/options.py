@@ -47,10 +47,10 @@ _HELP = {
                  "with universal-null p < 0.001), confirmed_gap (the score's largest gap, confirmed by the other "
                  "spectral distance; every loop gets its p-value), significant (confirmed_gap without the loops "
                  "with p >= 0.05) or gap (the score alone)",
-    "surface": "1: where a second loop may have been left out, look for a closed surface (a void on 200 "
-               "landmarks, H2) with the loops alive at its birth, and report them (a torus); 0: no such check",
-    "phase_low_confidence": "1: also give a phase for loops without support (p >= 0.05 and, for a whole dataset, "
-                            "prevalence < 0.9); 0: their phase is withheld (NaN) and the report says why",
+    "surface": "1: where a second loop may have been left out, look for a closed surface (a void on 300 "
+               "landmarks, then 500 where 300 show none: H2) with the loops alive at its birth, and report them (a torus); 0: no such check",
+    "phase_low_confidence": "1: also give a phase for loops without support (p >= 0.01 and prevalence < 0.9: "
+                            "possible loops); 0: their phase is withheld (NaN) and the report says why",
     "confirm": "1: a loop count must be confirmed by the other spectral distance on the same graph "
                "(effective resistance <-> diffusion), else 0 loops are reported; 0: off (single runs: the "
                "subsamples of a whole dataset or of a prevalence check rely on their prevalence instead)",
@@ -58,7 +58,7 @@ _HELP = {
                         "subsamples of 70 %% of the points (90 %% of 101-399; its prevalence >= 0.9 supports it) and, where no "
                         "loop is found, for the longest H1 feature (reported if it recurs in >= 90 %%); 0: off",
     "parts": "1: a whole dataset (over 1,000 points) is also split into parts of its graph (Leiden), and each "
-             "part of 150 points to a quarter of the data is searched alone for a loop that few points carry "
+             "part of 100 points to a quarter of the data is searched alone for a loop that few points carry "
              "(p-values corrected for the number of parts); 0: off",
 }
 

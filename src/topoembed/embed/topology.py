@@ -14,8 +14,8 @@ MAX_POINTS = 1000
 
 VERDICTS = {
     "shows": "the embedding shows the loop",
-    "hides": "it hides it",
-    "spurious": "it shows a loop the data does not support",
+    "hides": "the embedding hides the loop",
+    "spurious": "the embedding shows a loop the data does not support",
     "none": "neither the data nor the embedding shows a loop",
 }
 
@@ -60,7 +60,8 @@ def embedding_topology(Y: np.ndarray, high_result: dict, max_points: int = MAX_P
         verdict = "spurious"
     message = VERDICTS[verdict]
     if verdict in ("shows", "hides") and m_high > 1:
-        message = message.replace("the loop", f"the {m_high} loops").replace("hides it", f"hides {m_high - m_low} of them")
+        message = (message.replace("hides the loop", f"hides {m_high - m_low} of the {m_high} loops")
+                   .replace("shows the loop", f"shows the {m_high} loops"))
     log.info("embedding topology: %d loop(s) in the data, %d in the embedding: %s", m_high, m_low, message)
     return {
         "verdict": verdict,

@@ -1,0 +1,172 @@
+"""What a scanpy user meets: scanpy's own graph, reruns under one key, logging, plots and
+options by scanpy's names (each case failed or misled before 2026-12-07's audit)."""
+import os
+import subprocess
+import sys
+import textwrap
+
+import anndata
+import numpy as np
+import pytest
+import scanpy as sc
+import scipy.io
+import scipy.sparse as sp
+
+import topoembed as te
+from topoembed import datasets
+from topoembed._validate import InputError
+from topoembed.params import Params
+
+
+@pytest.fixture
+def circle_adata():
+    ds = datasets.make("circle", n=250, d=10, sigma=0.05, seed=0)
+    a = anndata.AnnData(X=ds.X.astype(np.float32))
+    a.obsm["X_rep"] = ds.X
+    a.obsm["X_other"] = np.random.default_rng(0).normal(size=(250, 5))
+    return a
+
+
+def test_scanpy_params_stored_as_a_one_element_array_are_read(circle_adata):
+    # pbmc68k_reduced (an older scanpy) stores n_neighbors as array([10]): int() of it raised TypeError
+    a = circle_adata
+    sc.pp.neighbors(a, n_neighbors=31, use_rep="X_rep")
+    a.uns["neighbors"]["params"]["n_neighbors"] = np.array([31])
+    a.uns["neighbors"]["params"]["use_rep"] = np.array(["X_rep"])
+    te.tl.run(a, neighbors_key="neighbors", prevalence_check=False)
+    assert a.uns["topoembed"]["params"]["k"] == 30 == a.uns["topoembed"]["graph"]["k"]
+    assert a.uns["topoembed"]["graph"]["use_rep"] == "X_rep"
+
+
+def test_scanpy_graph_places_cells_in_its_own_representation(circle_adata, caplog):
+    a = circle_adata
+    sc.pp.neighbors(a, n_neighbors=31, use_rep="X_rep")
+    te.tl.run(a, neighbors_key="neighbors", prevalence_check=False)
+    assert a.uns["topoembed"]["params"]["use_rep"] == "X_rep"  # it analysed X (250 x 10) before
+    assert te.tl.get_verdict(a)["n_loops"] == 1
+    with caplog.at_level("WARNING"):
+        te.tl.run(a, neighbors_key="neighbors", use_rep="X_other", k=15, prevalence_check=False, key_added="o")
+    assert "scanpy's graph was built on 'X_rep'" in caplog.text
+    assert "k=15 is not used" in caplog.text and a.uns["o"]["params"]["k"] == 30
+
+
+def test_scanpy_weighted_graph_is_recorded_as_such_and_the_steps_run_on_it(circle_adata):
+    a = circle_adata
+    sc.pp.neighbors(a, n_neighbors=31, use_rep="X_rep")
+    te.tl.run(a, neighbors_key="neighbors", binarize=False, prevalence_check=False)
+    assert a.uns["topoembed"]["params"]["weights"] == "connectivities"
+    te.pp.neighbors(a, neighbors_key="neighbors", binarize=False, key_added="w")
+    te.tl.spectral_distances(a, key_added="w")
+    te.tl.persistent_homology(a, key_added="w")
+    te.tl.detect_loops(a, key_added="w", prevalence_check=False)  # "connectivities" is no Params weight
+    assert "verdict" in a.uns["w"]
+
+
+def test_a_rerun_under_the_same_key_leaves_nothing_of_the_run_before(circle_adata):
+    a = circle_adata
+    te.tl.run(a, use_rep="X_rep", distance="diffusion", prevalence_check=False)
+    assert {"topoembed_graph", "topoembed_distances"} <= set(a.obsp)
+    te.tl.run(a, use_rep="X_rep", n_subsamples=3, subsample_size=150, jobs=1)  # an ensemble keeps no all-cell graph
+    assert not {"topoembed_graph", "topoembed_distances"} & set(a.obsp)  # te.tl.embed read the diffusion ones
+    assert "topoembed_subsample" in a.obs and "subsample_index" in a.uns["topoembed"]
+    with pytest.raises(InputError, match="analysed subsamples"):
+        te.tl.embed(a, "sketchmap_sym", distance_key="topoembed")
+    te.tl.run(a, use_rep="X_rep", prevalence_check=False)
+    assert "topoembed_subsample" not in a.obs and "subsample_index" not in a.uns["topoembed"]
+    assert a.uns["topoembed"]["distances"]["kind"] == "effective_resistance"
+
+
+_SCRIPT = textwrap.dedent("""
+    import sys
+    import numpy as np, anndata, scanpy as sc, topoembed as te
+    sc.settings.verbosity = int(sys.argv[1])
+    rng = np.random.default_rng(0)
+    X = np.vstack([rng.normal(size=(60, 5)), rng.normal(size=(60, 5)) + 50])  # two components
+    a = anndata.AnnData(X=X.astype(np.float32))
+    te.tl.run(a, k=10, prevalence_check=False, jobs=1)
+    print("stored", len(a.uns["topoembed"]["warnings"]))
+""")
+
+
+@pytest.mark.parametrize("verbosity, heard", [(1, True), (0, False)])
+def test_warnings_reach_a_user_who_set_up_no_logging_at_scanpy_verbosity(tmp_path, verbosity, heard):
+    # a handler that collects warnings for uns[key]["warnings"] silenced Python's last resort
+    script = tmp_path / "s.py"
+    script.write_text(_SCRIPT)
+    out = subprocess.run([sys.executable, str(script), str(verbosity)], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert ("connected components" in out.stderr) is heard
+    assert int(out.stdout.split("stored")[1]) >= 1  # stored at any verbosity
+
+
+def test_options_by_scanpy_names_are_refused_with_the_setting_meant(circle_adata):
+    a = circle_adata
+    for given, meant in (({"n_neighbors": 30}, "did you mean k"), ({"random_state": 0}, "did you mean seed"),
+                         ({"distanse": "diffusion"}, "did you mean distance")):
+        with pytest.raises(InputError, match=meant):
+            te.tl.run(a, use_rep="X_rep", **given)
+    with pytest.raises(InputError, match="jobs='two'"):
+        te.tl.run(a, use_rep="X_rep", jobs="two")
+    assert "topoembed" not in a.uns
+
+
+@pytest.mark.parametrize("given, message", [({"seed": -1}, "seed=-1 must be an integer >= 0"),
+                                            ({"metric": "foo"}, "metric='foo' is not one of")])
+def test_a_seed_or_metric_that_would_fail_later_is_refused_first(given, message):
+    with pytest.raises(InputError, match=message):
+        Params(**given).validate(2000)
+
+
+def test_a_missing_layer_is_named_before_it_is_read(circle_adata):
+    with pytest.raises(InputError, match="layer 'nope' not found"):
+        te.pp.recipe_cell_cycle(circle_adata, layer="nope")
+    with pytest.raises(InputError, match="organism='rat'"):
+        te.pp.recipe_cell_cycle(circle_adata, organism="rat")
+
+
+def test_many_columns_without_a_pca_are_analysed_with_a_warning(caplog):
+    a = anndata.AnnData(X=np.random.default_rng(0).normal(size=(120, 60)).astype(np.float32))
+    with caplog.at_level("WARNING"):
+        te.tl.run(a, prevalence_check=False)
+    assert "no obsm['X_pca']: analysing adata.X's 60 columns" in caplog.text
+
+
+def test_plots_take_a_category_and_refuse_what_they_cannot_draw(circle_adata, tmp_path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    a = circle_adata
+    te.tl.run(a, use_rep="X_rep", prevalence_check=False)
+    a.obs["half"] = np.where(np.arange(a.n_obs) < 100, "first", "second")
+    a.obs["half"] = a.obs["half"].astype("category")
+    ax = te.pl.loop(a, color="half", show=False)  # matplotlib's ValueError before
+    labels = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert labels[:2] == ["first", "second"] and ax.get_legend().get_title().get_text() == "half"
+    with pytest.raises(InputError, match="H0..H1 only"):
+        te.pl.barcode(a, dims=(2,), show=False)
+    with pytest.raises(InputError, match="scale='bogus'"):
+        te.pl.diagram(a, scale="bogus", show=False)
+    with pytest.raises(InputError, match=r"which=3 \(loop 4\)"):
+        te.pl.loop(a, by="phase", which=3, show=False)
+
+
+def test_embedding_topology_without_a_run_creates_nothing(circle_adata):
+    a = circle_adata
+    with pytest.raises(InputError, match="run te.tl.run"):
+        te.tl.embedding_topology(a, "X_rep")
+    assert "topoembed" not in a.uns
+
+
+def test_a_10x_folder_unzipped_by_the_user_is_read(tmp_path):
+    rng = np.random.default_rng(0)
+    counts = sp.random(30, 8, density=0.5, random_state=0, format="csr", dtype=np.float32)
+    counts.data = rng.integers(1, 9, counts.nnz).astype(np.float32)
+    folder = tmp_path / "filtered_feature_bc_matrix"
+    folder.mkdir()
+    scipy.io.mmwrite(folder / "matrix.mtx", counts.T.tocoo())  # genes x cells, as Cell Ranger writes it
+    (folder / "features.tsv").write_text("".join(f"ENSG{i:011d}\tGENE{i}\tGene Expression\n" for i in range(8)))
+    (folder / "barcodes.tsv").write_text("".join(f"CELL{i}-1\n" for i in range(30)))
+    adata = te.io.read_anndata(folder)  # scanpy wants features.tsv.gz: "could not be read" before
+    assert adata.shape == (30, 8) and adata.var_names[0] == "GENE0"
+    np.testing.assert_array_equal(adata.X.toarray(), counts.toarray())
