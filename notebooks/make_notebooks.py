@@ -484,7 +484,7 @@ show(["X_infonce_clusters", "X_triplet", "X_triplet_clusters"], color="topoembed
 ## 4. The loop check on every embedding
 
 `te.tl.embedding_topology` runs loop detection on each 2-D embedding and compares it with the
-result in R^50: *shows the loop*, *hides it*, or *shows a loop the data does not support*.
+result in R^50: *the embedding shows the loop*, *hides the loop*, or *shows a loop the data does not support*.
 """),
     code("""
 rows = []
