@@ -725,3 +725,13 @@ def test_the_staged_chain_turns_the_phase_by_the_recipes_scores_as_run_does(tmp_
     assert code != 0 and not (tmp_path / "raw.npz").exists()
     assert "raw counts" in err and "topoembed prepare demo.h5ad --recipe cell_cycle" in err
 
+
+
+def test_options_that_do_nothing_for_this_input_are_said_to_be_ignored(tmp_path, caplog):
+    path = tmp_path / "pcs.npy"
+    np.save(path, datasets.make("circle", n=120, d=5, sigma=0.1, seed=0).X)
+    with caplog.at_level("WARNING"):
+        assert run_cli("run", path, "--gene-symbols", "sym", "--key-added", "cc", "--n-epochs", 3,
+                       "--localize", 0, "--out", tmp_path / "r", "-q") == 0
+    for flag in ("--gene-symbols acts with --recipe", "--key-added names the results", "--n-epochs trains"):
+        assert f"{flag}" in caplog.text and "ignored here" in caplog.text

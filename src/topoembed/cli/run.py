@@ -4,6 +4,7 @@ cluster job) and ``embed``.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import sys
 import time
 
@@ -17,8 +18,24 @@ from .options import _anndata_input, _anndata_points, _k_given, _load, _params_f
 from ..stage_files import load_distance_matrix
 from .outputs import GROUP_OUTPUTS, RUN_OUTPUTS, _check_embed_args, _embed_for_run, _print_table, _write_run_outputs
 
+log = logging.getLogger("topoembed.cli")
+
+
+def _warn_unused(args) -> None:
+    """Options given where they do nothing: said, so that a mistyped or misplaced flag is not
+    taken for one that acted (those that could mislead, such as --layer on a table, are refused)."""
+    unused = [(args.gene_symbols is not None and not args.recipe, "--gene-symbols acts with --recipe"),
+              (args.key_added != "topoembed" and not io.is_anndata_input(args.input),
+               f"--key-added names the results in result.h5ad, written for AnnData input ({io.ANNDATA_INPUTS})"),
+              (getattr(args, "n_epochs", None) is not None and not getattr(args, "embed", None),
+               "--n-epochs trains the embedding of --embed")]
+    for given, why in unused:
+        if given:
+            log.warning("%s: ignored here", why)
+
 
 def cmd_run(args) -> int:
+    _warn_unused(args)
     if io.is_anndata_input(args.input) or args.recipe or args.layer:
         return _run_h5ad(args)
     if args.groupby is not None:
