@@ -170,3 +170,19 @@ def test_a_10x_folder_unzipped_by_the_user_is_read(tmp_path):
     adata = te.io.read_anndata(folder)  # scanpy wants features.tsv.gz: "could not be read" before
     assert adata.shape == (30, 8) and adata.var_names[0] == "GENE0"
     np.testing.assert_array_equal(adata.X.toarray(), counts.toarray())
+
+
+def test_a_subsample_runs_warnings_stay_in_its_record(tmp_path):
+    # ten subsamples would repeat one warning ten times in a notebook; the run's own is heard
+    script = tmp_path / "s.py"
+    script.write_text(textwrap.dedent("""
+        import logging
+        import topoembed
+        from topoembed._progress import inner_run
+        log = logging.getLogger("topoembed.ensemble")
+        log.warning("said by the run")
+        with inner_run():
+            log.warning("said by a subsample")
+    """))
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
+    assert "said by the run" in out.stderr and "said by a subsample" not in out.stderr

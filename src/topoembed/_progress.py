@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import sys
 
 log = logging.getLogger("topoembed.progress")
@@ -84,6 +85,8 @@ class _Unheard(logging.Handler):
     silence them: Python's last resort speaks only where no handler exists at all."""
 
     def emit(self, record: logging.LogRecord) -> None:
+        if _INNER_RUNS or multiprocessing.parent_process() is not None:
+            return  # a subsample's run (or a worker's): its warnings are in its record, not the user's log
         logger = logging.getLogger(record.name)
         while logger is not None:
             if any(h is not self and not getattr(h, "collects_only", False) for h in logger.handlers):
@@ -97,6 +100,22 @@ class _Unheard(logging.Handler):
             getattr(scanpy_logging, level)(record.getMessage())
         elif logging.lastResort is not None and record.levelno >= logging.lastResort.level:
             logging.lastResort.handle(record)
+
+
+#: runs inside an ensemble, a prevalence check or a part's screen now under way (:func:`inner_run`)
+_INNER_RUNS = 0
+
+
+@contextlib.contextmanager
+def inner_run():
+    """A subsample's run (``pipeline.run(final=False)``): its warnings are kept in its record and
+    not said to a user who set up no logging; ten subsamples would repeat the same warning."""
+    global _INNER_RUNS
+    _INNER_RUNS += 1
+    try:
+        yield
+    finally:
+        _INNER_RUNS -= 1
 
 
 _UNHEARD = _Unheard()

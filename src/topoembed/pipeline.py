@@ -21,7 +21,7 @@ import numpy as np
 from . import extension, graph, homology, loops, spectral, verdict
 from . import localize as localization
 from ._lazy import module as _lazy_module
-from ._progress import Progress
+from ._progress import Progress, inner_run
 from ._validate import InputError, check_points, option
 # the settings contract and the summary have modules of their own; the names that every caller
 # of the chain uses stay reachable here (pipeline.Params, pipeline.summary, ...)
@@ -91,7 +91,7 @@ def run(X, params: Params | None = None, *, progress: bool = False, A: sp.spmatr
     (:func:`withhold_unsupported_phase`); False leaves that to the caller
     (:func:`topoembed.ensemble.run` measures a prevalence first).
     """
-    with run_context() as caught:
+    with run_context() as caught, (contextlib.nullcontext() if final else inner_run()):
         result = _run(X, params, progress=progress, A=A, final=final,
                       withhold=final if withhold is None else withhold, **overrides)
     result.warnings = caught
