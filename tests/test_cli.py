@@ -735,3 +735,12 @@ def test_options_that_do_nothing_for_this_input_are_said_to_be_ignored(tmp_path,
                        "--localize", 0, "--out", tmp_path / "r", "-q") == 0
     for flag in ("--gene-symbols acts with --recipe", "--key-added names the results", "--n-epochs trains"):
         assert f"{flag}" in caplog.text and "ignored here" in caplog.text
+
+
+def test_the_tables_score_says_what_it_measures():
+    # it read "score 1.000" both for a clear loop and for no loop (1 - max s_m)
+    from topoembed.cli.outputs import _score_meaning
+
+    assert _score_meaning({"n_loops": 1}) == "s_1, how clearly 1 loop stands out"
+    assert _score_meaning({"n_loops": 2}) == "s_2, how clearly 2 loops stand out"
+    assert _score_meaning({"n_loops": 0}).startswith("1 - max s_m")

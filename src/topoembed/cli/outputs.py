@@ -95,6 +95,14 @@ def _write_run_outputs(outputs, args, result, X, emb=None, adata=None, ids=None,
     return summ
 
 
+def _score_meaning(det: dict) -> str:
+    """What the table's score is: s_m of the m loops counted, or with none 1 − max s_m (high where
+    no count stands out, as on noise; docs/GUIDE.md, "Detection score")."""
+    m = int(det.get("n_loops", 0))
+    return f"s_{m}, how clearly {m} loop{'s' if m > 1 else ''} stand{'' if m > 1 else 's'} out" if m else \
+        "1 - max s_m, how clearly no count stands out"
+
+
 def _marker_scores(adata) -> dict:
     """Each cell's S and G2/M score (the recipe's, else scanpy's: :func:`topoembed.pp.score_columns`),
     which the report draws along each loop's phase; {} without them."""
@@ -152,7 +160,8 @@ def _print_table(summ, out, extra=None, rep=None):
         *(f"  note          {note}" for note in summ.get("notes") or []),
         f"  verdict       {report.summary_verdict(summ).headline()}",
         *(f"                {note}" for note in report.verdict_notes(summ)),
-        f"  score         {det['score']:.3f}   (s_m: " + ", ".join(f"{m}:{s:.2f}" for m, s in det["scores"].items()) + ")",
+        f"  score         {det['score']:.3f}   ({_score_meaning(det)}; s_m: "
+        + ", ".join(f"{m}:{s:.2f}" for m, s in det["scores"].items()) + ")",
         *(f"  phase         loop {i + 1}: {report.orientation_summary(lp['phase_orientation'])}"
           for i, lp in enumerate(summ["loops"]) if lp.get("phase_orientation")),
         "  time (s)      " + "  ".join(f"{k} {v:.2f}" for k, v in summ["timings_s"].items()),
