@@ -139,6 +139,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_params(p, set(S["localize"]), inherit=True)
     p.set_defaults(func=cmd_localize)
 
+    p = sub.add_parser("embed", help="stage 5: 2-D embedding with a torch loss -> .npy (its loop check: `run "
+                                     "--embed LOSS`, or `report --embedding FILE`)")
+    _input_args(p)
+    p.add_argument("--out", required=True, help="output .npy (n × n_components)")
+    _embed_args(p, with_loss=True)
+    p.add_argument("--n-components", dest="n_components", type=int, default=2, help="embedding dimension (default: 2)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    p.add_argument("--distances", default=None, help="for sketch-map: the distance matrix of `topoembed distances` (.npz, or a .npy)")
+    p.set_defaults(func=cmd_embed)
+
     p = sub.add_parser("report", help="stage 6: summary.json, report.html, cells.csv (and result.h5ad) from "
                                       "the stage files; the same as `run` on the same points")
     _input_args(p)
@@ -152,16 +162,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", required=True, help="output folder")
     _add_params(p, inherit=True)
     p.set_defaults(func=cmd_report)
-
-    p = sub.add_parser("embed", help="stage 5: 2-D embedding with a torch loss -> .npy (its loop check: `run "
-                                     "--embed LOSS`, or `report --embedding FILE`)")
-    _input_args(p)
-    p.add_argument("--out", required=True, help="output .npy (n × n_components)")
-    _embed_args(p, with_loss=True)
-    p.add_argument("--n-components", dest="n_components", type=int, default=2, help="embedding dimension (default: 2)")
-    p.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
-    p.add_argument("--distances", default=None, help="for sketch-map: a .npy distance matrix from `topoembed distances`")
-    p.set_defaults(func=cmd_embed)
 
     p = sub.add_parser("prepare", help="one sample's points for the stages -> .h5ad (recipe, layer, use_rep "
                                        f"applied; points in obsm['{PREPARED_REP}'])")
