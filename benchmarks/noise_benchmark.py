@@ -735,7 +735,7 @@ def _cmd(args) -> int:
         io.write_json(args.out, result)
         sys.stdout.write(f"task {ds} σ={sigma} seed={seed}: {result['wall_s']:.1f} s -> {args.out}\n")
         return 0
-    out = Path(args.out)
+    out = Path(args.out) if args.out is not None else None  # --list alone writes nothing
     for ds in args.datasets or ():
         if ds not in TRUTH:
             raise InputError(f"unknown dataset {ds!r}; choose one of {list(TRUTH)}")
@@ -773,7 +773,8 @@ def _cmd(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     """The harness's options (``topoembed benchmark`` forwards its arguments here)."""
     p = argparse.ArgumentParser(prog="topoembed benchmark", description=__doc__.split("\n\n")[0])
-    p.add_argument("--out", required=True, help="output folder (grid, --aggregate) or task .json (--task)")
+    p.add_argument("--out", default=None, help="output folder (grid, --aggregate) or task .json (--task); "
+                                              "required but with --list")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--quick", action="store_true",
                       help="coarse grid: every 4th σ, seed 0, circle/linked_circles/eyeglasses/blob")
@@ -800,7 +801,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     """Run the harness with command-line arguments ``argv`` (default: ``sys.argv[1:]``)."""
-    return _cmd(build_parser().parse_args(argv))
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.out is None and not args.list:  # listing the grid's tasks writes nothing
+        parser.error("the following arguments are required: --out")
+    return _cmd(args)
 
 
 if __name__ == "__main__":

@@ -327,3 +327,11 @@ def test_task_resources_grow_with_h2_and_n():
     one, two = B.task_resources("sphere", 1000), B.task_resources("sphere", 2000)
     assert one["mem_mb"] > B.H2_TASK_GIB * 1024 and one["runtime"] > B.H2_TASK_MINUTES
     assert two["mem_mb"] - 2000 == 4 * (one["mem_mb"] - 2000) and two["runtime"] - 30 == 8 * (one["runtime"] - 30)
+
+
+def test_the_grid_is_listed_without_an_output_folder(capsys):
+    # --list writes nothing, yet --out was required
+    from topoembed import cli
+
+    assert cli.main(["benchmark", "--list", "--quick"]) == 0
+    assert "blob 0.0000 0" in capsys.readouterr().out
