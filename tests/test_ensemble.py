@@ -228,7 +228,12 @@ def test_a_script_without_main_guard_runs_on_one_process_instead_of_breaking(tmp
         "X = datasets", "if __name__ == '__main__':\n    X = datasets"))
     bare = subprocess.run([sys.executable, "bare.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert bare.returncode == 0 and "loops 1" in bare.stdout, bare.stderr[-2000:]
-    assert "running on 1 process instead of 2" in bare.stderr
+    assert bare.stderr.count("running on 1 process instead of 2") == 1
+    twice = body.format(indent="") + ("r = ensemble.run(X, k=30, symmetrize='or', n_subsamples=2, "
+                                      "subsample_size=200, jobs=2)\n")
+    (tmp_path / "twice.py").write_text(twice)  # a second pool (the part search's, a second run): said once
+    again = subprocess.run([sys.executable, "twice.py"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert again.returncode == 0 and again.stderr.count("running on 1 process instead of 2") == 1, again.stderr[-2000:]
     guarded = subprocess.run([sys.executable, "guarded.py"], cwd=tmp_path, capture_output=True, text=True,
                              timeout=300)
     assert guarded.returncode == 0 and "loops 1" in guarded.stdout and "instead of" not in guarded.stderr
