@@ -88,15 +88,18 @@ _SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.parametrize("verbosity, heard", [(1, True), (0, False)])
-def test_warnings_reach_a_user_who_set_up_no_logging_at_scanpy_verbosity(tmp_path, verbosity, heard):
-    # a handler that collects warnings for uns[key]["warnings"] silenced Python's last resort
+@pytest.mark.parametrize("verbosity, heard, details", [(1, True, False), (0, False, False), (2, True, False),
+                                                       (3, True, True)])
+def test_warnings_reach_a_user_who_set_up_no_logging_at_scanpy_verbosity(tmp_path, verbosity, heard, details):
+    # a handler that collects warnings for uns[key]["warnings"] silenced Python's last resort;
+    # topoembed's info lines (here its stages, logged off a terminal) are scanpy's hints
     script = tmp_path / "s.py"
     script.write_text(_SCRIPT)
     out = subprocess.run([sys.executable, str(script), str(verbosity)], capture_output=True, text=True,
                          env={**os.environ, "PYTHONWARNINGS": "ignore"}, timeout=300)
     assert out.returncode == 0, out.stderr
     assert ("connected components" in out.stderr) is heard
+    assert ("topoembed 1/5: graph" in out.stderr) is details
     assert int(out.stdout.split("stored")[1]) >= 1  # stored at any verbosity
 
 

@@ -121,15 +121,17 @@ def inner_run():
 _UNHEARD = _Unheard()
 logging.getLogger("topoembed").addHandler(_UNHEARD)
 #: scanpy's verbosity (0 errors ... 4 debug) as the level of the ``topoembed`` logger; never above
-#: warnings, which summary.json and ``uns[key]["warnings"]`` collect (scanpy's log hides them at 0)
-_SCANPY_LEVELS = {0: logging.WARNING, 1: logging.WARNING, 2: logging.INFO, 3: logging.INFO, 4: logging.DEBUG}
+#: warnings, which summary.json and ``uns[key]["warnings"]`` collect (scanpy's log hides them at 0).
+#: topoembed's info lines (the settings chosen, each check's reading) are details: they show at
+#: scanpy's hint level, 3, while 2 (info) gives te.tl.run's closing lines only, as scanpy's steps do.
+_SCANPY_LEVELS = {0: logging.WARNING, 1: logging.WARNING, 2: logging.WARNING, 3: logging.INFO, 4: logging.DEBUG}
 
 
 def follow_scanpy_verbosity() -> None:
     """Where the user has not configured logging (no handler on the root logger) nor set the
     ``topoembed`` logger's level, that level follows ``sc.settings.verbosity``, as scanpy's own
-    messages do: 2 shows the info lines (and scanpy's log, :class:`_Unheard`, hides the warnings
-    at 0). Called by the AnnData API."""
+    messages do: 3 (hint) shows the info lines (and scanpy's log, :class:`_Unheard`, hides the
+    warnings at 0). Called by the AnnData API."""
     pkg = logging.getLogger("topoembed")
     if logging.getLogger().handlers or (pkg.level != logging.NOTSET and not getattr(pkg, "_follows_scanpy", False)):
         return
