@@ -744,3 +744,14 @@ def test_the_tables_score_says_what_it_measures():
     assert _score_meaning({"n_loops": 1}) == "s_1, how clearly 1 loop stands out"
     assert _score_meaning({"n_loops": 2}) == "s_2, how clearly 2 loops stand out"
     assert _score_meaning({"n_loops": 0}).startswith("1 - max s_m")
+
+
+def test_many_columns_without_a_pca_are_said_once_in_the_command_lines_words(tmp_path, caplog):
+    import anndata
+
+    path = tmp_path / "x.h5ad"
+    anndata.AnnData(X=np.random.default_rng(0).normal(size=(120, 60)).astype(np.float32)).write_h5ad(path)
+    with caplog.at_level("WARNING"):
+        assert run_cli("run", path, "--prevalence-check", 0, "--out", tmp_path / "r", "-q") == 0
+    said = [r.getMessage() for r in caplog.records if "no obsm['X_pca']" in r.getMessage()]
+    assert len(said) == 1 and "--use-rep X to analyse X on purpose" in said[0]

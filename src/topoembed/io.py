@@ -20,11 +20,12 @@ import os
 import re
 import tempfile
 import warnings
+import weakref
 from pathlib import Path
 
 import numpy as np
 
-from ._validate import InputError
+from ._validate import INTERFACE, InputError, option
 from .tables import file_type, read_table, warn_repeated_names
 
 __all__ = ["load_points", "read_h5ad", "read_table_anndata", "ANNDATA_INPUTS", "atomic_path", "write_json", "write_npz",
@@ -266,6 +267,10 @@ SCANPY_N_PCS = 50
 PREPARED_REP = "X_topoembed_input"
 
 
+#: AnnData objects whose X was said to be analysed as it is (:func:`default_rep`)
+_SAID_X: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+
+
 def default_rep(adata, use_rep: str | None) -> str | None:
     """``use_rep``, or, where none is given (None; "X" asks for ``adata.X``), the points that
     were prepared in ``adata``, not its ``X`` (often the raw counts or thousands of genes):
@@ -287,10 +292,12 @@ def default_rep(adata, use_rep: str | None) -> str | None:
         log.info("use_rep not given: analysing obsm['X_pca'] as scanpy would for %d genes (use_rep='X' for "
                  "adata.X)", adata.n_vars)
         return "X_pca"
-    if adata.n_vars > SCANPY_N_PCS:  # scanpy would compute a PCA here; raw counts are refused later
+    if adata.n_vars > SCANPY_N_PCS and _SAID_X.get(id(adata)) is not adata:  # scanpy would compute a PCA here
+        _SAID_X[id(adata)] = adata  # once per AnnData: the command line resolves its points twice
+        first = ("--use-rep KEY for a representation in obsm, or --recipe cell_cycle on counts"
+                 if INTERFACE["name"] == "cli" else "sc.pp.pca(adata) (or te.pp.recipe_cell_cycle on counts) first")
         log.warning("use_rep not given and no obsm['X_pca']: analysing adata.X's %d columns as they are; for "
-                    "genes, run sc.pp.pca(adata) (or te.pp.recipe_cell_cycle on counts) first, or pass use_rep='X' "
-                    "to analyse X on purpose", adata.n_vars)
+                    "genes, %s, or %s to analyse X on purpose", adata.n_vars, first, option("use_rep", "X"))
     return None
 
 
