@@ -48,6 +48,13 @@ def categories(adata, groupby: str) -> list[str]:
     if col.isna().any():
         raise InputError(f"{int(col.isna().sum())} cells have no {groupby!r} (NaN): give them a group, or "
                          f"leave them out (adata[adata.obs[{groupby!r}].notna()].copy())")
+    return category_order(col)
+
+
+def category_order(col: pd.Series) -> list[str]:
+    """The values of an ``obs`` column in their order (a categorical's, else sorted), as strings:
+    only those some cell holds, NaN left out (a group, a colour's legend)."""
+    col = col.dropna()
     if isinstance(col.dtype, pd.CategoricalDtype):
         present = set(col.astype(str))
         return [str(c) for c in col.cat.categories if str(c) in present]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import plotting, verdict
+from . import groups, plotting, verdict
 from ._anndata import as_list, stored_entry
 from ._validate import InputError, check_choice
 from .pp import DEFAULT_KEY
@@ -126,19 +126,22 @@ def loop(adata, basis: str | None = None, key: str = DEFAULT_KEY, *, color: str 
     cycles = [np.asarray(lp["cycle"], dtype=int) for lp in found if "cycle" in lp]
     if by is not None:
         return _finish(_loop_view(adata, key, Y, cycles, by, which, name, ax), show, save)
-    col = None
-    label = None
+    col = label = categories = None
     if color is not None:
         if color not in adata.obs:
             raise InputError(f"color {color!r} is not a column of adata.obs")
-        col, label = adata.obs[color], color  # a category keeps its order (legend), numbers get a colour map
+        series, label = adata.obs[color], color
+        col = series.to_numpy()
+        if hasattr(series, "cat") or col.dtype.kind not in "fiu":  # a categorical, strings, booleans: a colour each
+            categories = groups.category_order(series)
+            col = series.astype(str).to_numpy()
     elif f"{key}_phase" in adata.obs and np.isfinite(adata.obs[f"{key}_phase"].to_numpy(dtype=float)).any():
         col, label = adata.obs[f"{key}_phase"].to_numpy(), "loop phase θ"
     a = _ax(ax, (5, 5))
     cmap = "twilight" if label == "loop phase θ" else "viridis"
     headline = verdict.decide(found, dict(entry["detection"])).headline()
     plotting.points_2d(a, Y, color=col, edges=edges, cycles=cycles, cmap=cmap, title=f"{name}: {headline}",
-                       colorbar_label=label)
+                       colorbar_label=label, categories=categories)
     if not found:
         a.text(0.5, 0.02, "no loop found: nothing to mark", transform=a.transAxes, ha="center", va="bottom",
                fontsize=9, color="0.3")

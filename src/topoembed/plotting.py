@@ -173,22 +173,23 @@ def _marker_size(n):
 
 
 def points_2d(ax, Y, color=None, edges=(), cycles=(), cmap="viridis", title="2-D view", s=None, colorbar_label=None,
-              vmin=None, vmax=None):
+              vmin=None, vmax=None, categories=None):
     """Scatter of 2-D points; ``edges`` (pairs) drawn as thick segments, ``cycles`` as closed paths.
 
     A cyclic ``cmap`` ("twilight", "hsv") gets the full circle [0, 2π] unless vmin/vmax say otherwise.
+    With ``categories`` (in their order), ``color`` holds each point's category: one colour each,
+    named in the legend (titled ``colorbar_label``), and points of none of them are not drawn.
     """
     s = _marker_size(len(Y)) if s is None else s
     if cmap in ("twilight", "twilight_shifted", "hsv") and vmin is None and vmax is None:
         vmin, vmax = 0.0, 2 * np.pi
-    categories = None if color is None else _categories(color)
     if color is None:
         sc = ax.scatter(Y[:, 0], Y[:, 1], c="0.5", s=s, lw=0)
-    elif categories is not None:  # a category (cell line, sample): one colour each, named in the legend
+    elif categories is not None:  # a category (cell line, sample)
         from matplotlib import colormaps
 
         palette = colormaps["tab20" if len(categories) > 10 else "tab10"]
-        values = np.asarray(color, dtype=object)
+        values = np.asarray(color)
         for i, cat in enumerate(categories):
             at = values == cat
             ax.scatter(Y[at, 0], Y[at, 1], color=palette(i % palette.N), s=s, lw=0, label=str(cat))
@@ -206,18 +207,6 @@ def points_2d(ax, Y, color=None, edges=(), cycles=(), cmap="viridis", title="2-D
         ax.legend(loc="best", fontsize=8, title=colorbar_label if categories is not None else None)
     _frame(ax, title)
     return ax
-
-
-def _categories(color):
-    """The categories of a non-numeric colour column (strings, categoricals, booleans) in their
-    order (a categorical's own, else sorted), or None for numbers, which get a colour map."""
-    cats = getattr(getattr(color, "cat", None), "categories", None)
-    values = np.asarray(color)
-    if cats is None and values.dtype.kind in "fiu":
-        return None
-    present = set(values.tolist())
-    order = list(cats) if cats is not None else sorted(present, key=str)
-    return [c for c in order if c in present]
 
 
 def _draw_cycle(ax, Y, cycle, color, label):
