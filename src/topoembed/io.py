@@ -20,7 +20,6 @@ import os
 import re
 import tempfile
 import warnings
-import weakref
 from pathlib import Path
 
 import numpy as np
@@ -267,17 +266,15 @@ SCANPY_N_PCS = 50
 PREPARED_REP = "X_topoembed_input"
 
 
-#: AnnData objects whose X was said to be analysed as it is (:func:`default_rep`)
-_SAID_X: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
-
-
-def default_rep(adata, use_rep: str | None) -> str | None:
+def default_rep(adata, use_rep: str | None, quiet: bool = False) -> str | None:
     """``use_rep``, or, where none is given (None; "X" asks for ``adata.X``), the points that
     were prepared in ``adata``, not its ``X`` (often the raw counts or thousands of genes):
     :data:`PREPARED_REP` where ``topoembed prepare`` wrote the file, else the PCA that
     ``te.pp.recipe_cell_cycle`` stored (``uns["topoembed_recipe"]["key_added"]``), else, as
     scanpy's ``use_rep=None`` chooses, ``obsm["X_pca"]`` where X has more than
-    :data:`SCANPY_N_PCS` columns; with a log line."""
+    :data:`SCANPY_N_PCS` columns; with a log line. ``quiet``: X's many columns not warned about,
+    for a caller whose points are resolved again later, which warns (as in
+    :func:`topoembed._anndata.points`)."""
     if use_rep is not None:
         return use_rep
     if PREPARED_REP in adata.obsm and "topoembed_input" in adata.uns:
@@ -292,12 +289,12 @@ def default_rep(adata, use_rep: str | None) -> str | None:
         log.info("use_rep not given: analysing obsm['X_pca'] as scanpy would for %d genes (use_rep='X' for "
                  "adata.X)", adata.n_vars)
         return "X_pca"
-    if adata.n_vars > SCANPY_N_PCS and _SAID_X.get(id(adata)) is not adata:  # scanpy would compute a PCA here
-        _SAID_X[id(adata)] = adata  # once per AnnData: the command line resolves its points twice
+    if adata.n_vars > SCANPY_N_PCS:  # scanpy would compute a PCA here; raw counts are refused later
         first = ("--use-rep KEY for a representation in obsm, or --recipe cell_cycle on counts"
                  if INTERFACE["name"] == "cli" else "sc.pp.pca(adata) (or te.pp.recipe_cell_cycle on counts) first")
-        log.warning("use_rep not given and no obsm['X_pca']: analysing adata.X's %d columns as they are; for "
-                    "genes, %s, or %s to analyse X on purpose", adata.n_vars, first, option("use_rep", "X"))
+        (log.debug if quiet else log.warning)(
+            "use_rep not given and no obsm['X_pca']: analysing adata.X's %d columns as they are; for genes, %s, "
+            "or %s to analyse X on purpose", adata.n_vars, first, option("use_rep", "X"))
     return None
 
 

@@ -172,9 +172,10 @@ def _load(args):
 
 
 # ---------------------------------------------------------------- run
-def _anndata_input(args):
+def _anndata_input(args, quiet: bool = False):
     """(adata, use_rep) of an AnnData input (:data:`topoembed.io.ANNDATA_INPUTS`) for run and prepare: with
-    --recipe cell_cycle the recipe's PCA of the raw counts (in X, or in --layer)."""
+    --recipe cell_cycle the recipe's PCA of the raw counts (in X, or in --layer). ``quiet``: for `run`, whose
+    analysis resolves the points again and warns (:func:`topoembed.io.default_rep`)."""
     from .. import pp
 
     if not io.is_anndata_input(args.input):
@@ -195,7 +196,7 @@ def _anndata_input(args):
         return adata, "X_pca_cell_cycle"
     if args.layer is not None:
         raise InputError("--layer picks the raw counts for --recipe cell_cycle; without a recipe use --use-rep")
-    return adata, io.default_rep(adata, args.use_rep)
+    return adata, io.default_rep(adata, args.use_rep, quiet=quiet)
 
 
 def _anndata_points(adata, use_rep, quiet: bool = False):

@@ -113,7 +113,7 @@ def _run_h5ad(args) -> int:
     """AnnData in: results go into a copy of the AnnData (``result.h5ad``) under --key-added."""
     from .. import tl
 
-    adata, use_rep = _anndata_input(args)
+    adata, use_rep = _anndata_input(args, quiet=True)
     params = _params_from(args)
     X = _anndata_points(adata, use_rep, quiet=True)  # validated before any output; tl.run_result warns
     if args.groupby is not None:
