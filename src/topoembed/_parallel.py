@@ -14,8 +14,8 @@ from ._validate import InputError
 __all__ = ["imap", "Pool", "resolve_jobs", "usable_cpus", "thread_budget"]
 
 log = logging.getLogger(__name__)
-#: what this process has said once already (an unguarded script: a fact of the script, not of each pool)
-_SAID: set = set()
+#: whether this process has said that its script is unguarded (a fact of the script, not of each pool)
+_SAID_UNGUARDED = False
 
 
 #: Longest wait for a worker's result before the parent looks at its signals again (Ctrl-C).
@@ -143,11 +143,11 @@ class Pool:
 
     def __enter__(self):
         if self.jobs > 1 and unguarded_script_call():
-            # said once per script: the ensemble's and the part search's pools would each say it
-            (log.info if "unguarded" in _SAID else log.warning)("running on 1 process instead of %d: this script calls topoembed outside "
-                        "`if __name__ == \"__main__\":`, and worker processes (Python's spawn) would run the "
-                        "script again; put the call under that line to use %d processes", self.jobs, self.jobs)
-            _SAID.add("unguarded")
+            global _SAID_UNGUARDED  # said once per script: the ensemble's and the part search's pools would each say it
+            say, _SAID_UNGUARDED = (log.info if _SAID_UNGUARDED else log.warning), True
+            say("running on 1 process instead of %d: this script calls topoembed outside "
+                "`if __name__ == \"__main__\":`, and worker processes (Python's spawn) would run the "
+                "script again; put the call under that line to use %d processes", self.jobs, self.jobs)
             self.jobs = 1
         if self.jobs > 1 and main_from_stdin():
             log.warning("running on 1 process instead of %d: this script is read from standard input, which "
