@@ -255,6 +255,11 @@ def _binarized(M, symmetrize):
     return sp.csr_matrix(S, dtype=np.float64)
 
 
+#: what ``uns[key]["graph"]`` records for scanpy's weighted graph (``binarize=False``): no
+#: pattern or weights of topoembed's own, so not settings a run can rebuild subsample graphs with
+SCANPY_WEIGHTED = {"symmetrize": "scanpy", "weights": "connectivities"}
+
+
 def neighbors(adata, k: int = _PARAMS.k, *, use_rep: str | None = None,
               neighbors_key: str | None = None, binarize: bool = True,
               symmetrize: str = _PARAMS.symmetrize, weights: str = _PARAMS.weights,
@@ -293,7 +298,7 @@ def neighbors(adata, k: int = _PARAMS.k, *, use_rep: str | None = None,
         # older scanpy stored n_neighbors as a 1-element array (pbmc68k_reduced)
         k_used = int(np.ravel(scanpy_params.get("n_neighbors", 0))[0]) - 1
         meta = {"source": f"scanpy:{neighbors_key}", "binarize": bool(binarize),
-                "symmetrize": symmetrize if binarize else "scanpy", "weights": "binary" if binarize else "connectivities",
+                **({"symmetrize": symmetrize, "weights": "binary"} if binarize else SCANPY_WEIGHTED),
                 "k": k_used,  # scanpy records use_rep only where it was given; else its own rule picked it
                 "use_rep": str(np.ravel(scanpy_params.get("use_rep", "X_pca" if adata.n_vars > SCANPY_N_PCS
                                                           else "X"))[0])}

@@ -35,7 +35,7 @@ from .io import default_rep
 from ._parallel import resolve_jobs
 from ._progress import scanpy_log, scanpy_verbosity, scanpy_wants_progress
 from ._validate import InputError, check_choice
-from .pp import DEFAULT_KEY, neighbors, params_for_graph
+from .pp import DEFAULT_KEY, SCANPY_WEIGHTED, neighbors, params_for_graph
 from .tl_embed import cluster, embed, embedding_topology  # noqa: F401 (te.tl's names: stage 5)
 from .summary import (LOW_CONFIDENCE_REASON, MISSING_REASONS, NO_LOOP_REASON, NO_LOOP_VALUES,  # noqa: F401 (te.tl's names)
                       OUTSIDE_PART_REASON, PHASE_MISSING_REASON, per_cell_columns)
@@ -204,7 +204,7 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
 def _staged_params(entry: dict, **given) -> pipeline.Params:
     """:func:`detect_loops`' settings (one run): the graph's and distances' from ``uns[key]``, and those given."""
     made = {k: v for k, v in entry.get("graph", {}).items() if k in ("k", "metric", "symmetrize", "weights") and v != -1
-            and v not in ("scanpy", "connectivities")}  # scanpy's weighted graph: the defaults for its subsamples
+            and v != SCANPY_WEIGHTED.get(k)}  # scanpy's weighted graph: the defaults for its subsamples
     info = entry.get("distances", {})
     made.update({"distance": info["kind"], "t": float(info["t"]), "n_components": int(info["n_components"])}
                 if "kind" in info else {})
