@@ -79,8 +79,8 @@ def test_cosine_landmarks_and_other_metrics():
 
 
 def test_ensemble_over_landmarks_finds_and_places_a_minority_loop(monkeypatch):
-    s = datasets.make("circle_in_clusters", n=8000, d=10, sigma=0.1, seed=4, fraction=0.1)
-    monkeypatch.setattr(extension, "LANDMARKS", 3000)
+    s = datasets.make("circle_in_clusters", n=5000, d=10, sigma=0.1, seed=4, fraction=0.1)
+    monkeypatch.setattr(extension, "LANDMARKS", 2000)
     res = ensemble.run(s.X, jobs=2)
     assert res.detection["n_loops"] == 1
     lp = res.loops[0]

@@ -53,6 +53,7 @@ def test_weights(X):
     assert Ag.nnz == Ad.nnz
 
 
+@pytest.mark.slow  # pynndescent compiles its numba kernels for 30-80 s in each new process
 def test_approx_agrees_with_exact(X):
     Xl = np.random.default_rng(1).normal(size=(600, 5))
     exact = graph.knn_graph(Xl, 10, method="exact")
