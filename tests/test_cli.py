@@ -731,10 +731,36 @@ def test_options_that_do_nothing_for_this_input_are_said_to_be_ignored(tmp_path,
     path = tmp_path / "pcs.npy"
     np.save(path, datasets.make("circle", n=120, d=5, sigma=0.1, seed=0).X)
     with caplog.at_level("WARNING"):
-        assert run_cli("run", path, "--gene-symbols", "sym", "--key-added", "cc", "--n-epochs", 3,
-                       "--localize", 0, "--out", tmp_path / "r", "-q") == 0
-    for flag in ("--gene-symbols acts with --recipe", "--key-added names the results", "--n-epochs trains"):
+        assert run_cli("run", path, "--gene-symbols", "sym", "--key-added", "cc", "--n-epochs", 3, "--align-phases", 1,
+                       "--subsample-size", 500, "--localize", 0, "--out", tmp_path / "r", "-q") == 0
+    for flag in ("--gene-symbols acts with --recipe", "--key-added names the results", "--n-epochs trains",
+                 "--align-phases turns the phases of the groups of --groupby"):
         assert f"{flag}" in caplog.text and "ignored here" in caplog.text
+    idle = "--subsample-size 500 sets the size of an ensemble's subsamples, and these 120 points make none"
+    assert idle in caplog.text  # and kept with the run's other warnings
+    assert any(w.startswith(idle) for w in json.loads((tmp_path / "r" / "summary.json").read_text())["warnings"])
+    caplog.clear()
+    with caplog.at_level("WARNING"):  # the default is said only where it matters: with --groupby
+        assert run_cli("run", path, "--localize", 0, "--out", tmp_path / "r2", "-q") == 0
+    assert "ignored here" not in caplog.text and "subsample" not in caplog.text
+
+
+def test_a_stage_without_input_and_a_turned_table_say_what_they_read(tmp_path, caplog):
+    # a stage step with its input forgotten analysed the demo circle without a word; a table of
+    # 10 PCs read with --transpose was refused as "10 points are too few", naming no option
+    with caplog.at_level("WARNING"):
+        assert run_cli("graph", "--out", tmp_path / "g.npz") == 0
+    assert "no input given: `topoembed graph` analyses the demo synthetic:circle" in caplog.text
+    caplog.clear()
+    path = tmp_path / "pcs.csv"
+    pd.DataFrame(np.random.default_rng(0).normal(size=(300, 10)), columns=[f"PC{i}" for i in range(1, 11)]).to_csv(
+        path, index=False)
+    with caplog.at_level("WARNING"):
+        assert run_cli("run", path, "--transpose", "--out", tmp_path / "r", "-q") != 0
+        assert "--transpose read the 10 columns of pcs.csv as the points" in caplog.text
+        caplog.clear()
+        assert run_cli("graph", path, "--out", tmp_path / "g2.npz") == 0
+    assert "--transpose" not in caplog.text and "no input given" not in caplog.text
 
 
 def test_the_tables_score_says_what_it_measures():

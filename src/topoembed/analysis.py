@@ -51,9 +51,9 @@ def run(X, params: pipeline.Params | None = None, *, A=None, from_runs: list | N
     repeats = check_identical_points(X)
     if repeats is not None:
         log.warning(repeats)
-    if params.subsample is not None and int(params.subsample) >= X.shape[0]:
-        log.warning("%s is at least the %d points: all of them are analysed", option("subsample", int(params.subsample)),
-                    X.shape[0])
+    ignored = _ignored_sizes(params, X.shape[0], A, from_runs)
+    for said in ignored:
+        log.warning(said)
     warning = note = None
     if small_input and A is None and from_runs is None:  # a precomputed graph has its own k; runs made elsewhere theirs
         params, warning, note = params.for_small_input(X.shape[0])
@@ -62,12 +62,32 @@ def run(X, params: pipeline.Params | None = None, *, A=None, from_runs: list | N
     if note is not None:
         log.info(note)
     result = _analyse(X, params, A, from_runs, jobs, progress)
-    for said in (repeats, warning):  # first the small input's warning, then the repeats', as the stages log them
+    for said in (*ignored, repeats, warning):  # put in front: the small input's warning first, then the repeats'…
         if said is not None and said not in result.warnings:
             result.warnings.insert(0, said)
     if note is not None:
         result.notes.insert(0, note)
     return result
+
+
+def _ignored_sizes(params, n: int, A, from_runs) -> list[str]:
+    """Warnings for a ``subsample`` or ``subsample_size`` that these n points make idle: a
+    subsample of at least n points is all of them, and the subsamples' size sets an ensemble's
+    runs, which one run on all points (at most :data:`topoembed.pipeline.ENSEMBLE_MIN_N`, or a
+    precomputed graph) does not make."""
+    said = []
+    if params.subsample is not None and int(params.subsample) >= n:
+        said.append(f"{option('subsample', int(params.subsample))} is at least the {n} points: all of them are analysed")
+    one_run = A is not None or (from_runs is None and params.n_runs(n) == 1)
+    if int(params.subsample_size) != pipeline.SUBSAMPLE_SIZE and one_run:
+        why = ("the precomputed graph makes one run on all of them" if A is not None else
+               f"{option('subsample', int(params.subsample))} makes one run on a subset of them"
+               if params.subsample is not None else
+               f"at most {pipeline.ENSEMBLE_MIN_N:,} points are one run on all of them, unless "
+               f"{option('n_subsamples', 10)} asks for an ensemble")
+        said.append(f"{option('subsample_size', int(params.subsample_size))} sets the size of an ensemble's "
+                    f"subsamples, and these {n:,} points make none: {why}")
+    return said
 
 
 def _analyse(X, params, A, from_runs, jobs, progress) -> pipeline.Result:

@@ -55,7 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="for AnnData input: one analysis per group of this adata.obs column (cell line, sample, "
                         "donor), each as on its cells alone: OUT/GROUP/ holds its summary.json, report.html, "
                         "diagrams.npz and cells.csv; groups.tsv and index.html a verdict per group; result.h5ad all cells")
-    p.add_argument("--align-phases", type=int, choices=[0, 1], default=1,
+    p.add_argument("--align-phases", type=int, choices=[0, 1], default=None,  # None: 1, and not given
                    help="with --groupby and without the recipe's S and G2/M scores: turn each group's phase to agree "
                         "with the largest group's on the shared representation, so phases compare across groups "
                         "(default: 1; 0 keeps each group's own origin and direction)")

@@ -154,12 +154,18 @@ def _input_args(parser):
 
 
 def _load(args):
+    if args.input is DEMO_INPUT and args.command != "run":  # the default object itself: no input was given
+        log.warning("no input given: `topoembed %s` analyses the demo %s; pass your points as its first argument",
+                    args.command, DEMO_INPUT)
     X, meta = io.load_points(args.input, use_rep=args.use_rep, index_col=getattr(args, "index_col", None),
                              transpose=getattr(args, "transpose", None))
     if meta.get("kind") not in ("anndata", "synthetic", "npy") and X.shape[1] > 100 and looks_like_counts(X):
         log.warning("%s looks like raw counts (%d columns of non-negative integers) and is analysed as it is; for "
                     "cells, --recipe cell_cycle normalises, logs and takes the PCA of the cell-cycle genes named in "
                     "its header", Path(str(args.input)).name, X.shape[1])
+    if getattr(args, "transpose", None) and X.shape[0] < X.shape[1]:  # the refusal of too few points names no option
+        log.warning("--transpose read the %d columns of %s as the points, each with %d features (its rows); if its rows "
+                    "are the cells, leave --transpose out", X.shape[0], Path(str(args.input)).name, X.shape[1])
     if meta.get("kind") == "anndata":  # as `run`: raw counts are refused, with the way to the points
         from .._anndata import points
 

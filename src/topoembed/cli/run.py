@@ -28,7 +28,9 @@ def _warn_unused(args) -> None:
               (args.key_added != "topoembed" and not io.is_anndata_input(args.input),
                f"--key-added names the results in result.h5ad, written for AnnData input ({io.ANNDATA_INPUTS})"),
               (getattr(args, "n_epochs", None) is not None and not getattr(args, "embed", None),
-               "--n-epochs trains the embedding of --embed")]
+               "--n-epochs trains the embedding of --embed"),
+              (args.align_phases is not None and args.groupby is None,
+               "--align-phases turns the phases of the groups of --groupby")]
     for given, why in unused:
         if given:
             log.warning("%s: ignored here", why)
@@ -161,7 +163,7 @@ def _run_by_group(args, adata, use_rep, params, X) -> int:
 
     groups.run_by_group(adata, args.groupby, where, one, args.key_added, {"use_rep": use_rep or "X"})
     bar.close()
-    if args.align_phases:  # before any output: each group's files show the phase result.h5ad holds
+    if args.align_phases != 0:  # before any output: each group's files show the phase result.h5ad holds
         groups.align_results(adata, args.key_added, where, X, results)
     with io.OutputSet(args.out, owned=RUN_OUTPUTS + GROUP_OUTPUTS) as outputs:
         for group, result in results.items():
