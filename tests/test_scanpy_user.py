@@ -189,3 +189,26 @@ def test_a_subsample_runs_warnings_stay_in_its_record(tmp_path):
     """))
     out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=120)
     assert "said by the run" in out.stderr and "said by a subsample" not in out.stderr
+
+
+def test_a_subsample_size_that_makes_no_subsamples_is_said(circle_adata):
+    # subsample_size=500 on 250 cells (one run on all of them) did nothing without a word
+    te.tl.run(circle_adata, subsample_size=500, prevalence_check=False)
+    said = circle_adata.uns["topoembed"]["warnings"]
+    assert any(w.startswith("subsample_size=500 sets the size of an ensemble's subsamples, and these 250 points make "
+                            "none") for w in said)
+    te.tl.run(circle_adata, subsample_size=500, n_subsamples=2, prevalence_check=False)  # an ensemble: it acts
+    assert not any("subsample_size" in w for w in circle_adata.uns["topoembed"]["warnings"])
+    te.tl.run(circle_adata, prevalence_check=False)
+    assert not any("subsample" in w for w in circle_adata.uns["topoembed"]["warnings"])
+
+
+def test_copy_of_a_backed_anndata_is_refused_with_the_ways_on(circle_adata, tmp_path):
+    # anndata's own ValueError spoke of copy(filename=...), which te.tl.run does not take
+    circle_adata.write_h5ad(tmp_path / "c.h5ad")
+    backed = anndata.read_h5ad(tmp_path / "c.h5ad", backed="r")
+    for step in (lambda a: te.tl.run(a, copy=True), lambda a: te.pp.neighbors(a, copy=True)):
+        with pytest.raises(InputError, match=r"adata.to_memory\(\), or leave copy out"):
+            step(backed)
+    out = te.tl.run(backed.to_memory(), copy=True, prevalence_check=False)
+    assert out.uns["topoembed"]["verdict"]["n_loops"] == 1

@@ -29,6 +29,17 @@ def check_adata(adata, key_added: str | None = None) -> None:
     follow_scanpy_verbosity()  # the API's log speaks as scanpy's does
 
 
+def working_copy(adata, copy: bool):
+    """``adata`` itself, or its copy with ``copy=True``; a backed AnnData (``read_h5ad(backed="r")``),
+    which anndata copies only to a file, is refused with the two ways on."""
+    if not copy:
+        return adata
+    if getattr(adata, "isbacked", False):
+        raise InputError("copy=True cannot copy a backed AnnData (read_h5ad(..., backed='r')) in memory; pass "
+                         "adata.to_memory(), or leave copy out to write the results into the backed object")
+    return adata.copy()
+
+
 def points(adata, use_rep: str | None = None, *, expect_representation: bool = True,
            counts_fix: str | None = None, quiet: bool = False) -> np.ndarray:
     """The matrix to analyse: ``obsm[use_rep]`` or ``X``, validated.

@@ -16,7 +16,7 @@ import scipy.sparse as sp
 
 from . import graph
 from .datasets import cell_cycle_genes  # noqa: F401 (te.pp.cell_cycle_genes: the bundled list lives with the data)
-from ._anndata import check_adata, resolved_points, transposed, uns_entry
+from ._anndata import check_adata, resolved_points, transposed, uns_entry, working_copy
 from ._progress import scanpy_wants_progress
 from .io import SCANPY_N_PCS
 from ._validate import (INTERFACE, LOG_MAX, InputError, check_identical_points, check_k,  # noqa: F401 (public)
@@ -162,7 +162,7 @@ def recipe_cell_cycle(adata, *, genes="cell_cycle", organism: str = "auto", n_co
     import anndata
     import scanpy as sc
 
-    adata = adata.copy() if copy else adata
+    adata = working_copy(adata, copy)
     check_adata(adata)
     if layer is not None and layer not in adata.layers:
         raise InputError(f"layer {layer!r} not found; available: {list(adata.layers.keys()) or 'none'}")
@@ -278,7 +278,7 @@ def neighbors(adata, k: int = _PARAMS.k, *, use_rep: str | None = None,
     (:meth:`topoembed.params.Params.for_small_input`). Parameters go to
     ``adata.uns[key_added]["graph"]``.
     """
-    adata = adata.copy() if copy else adata
+    adata = working_copy(adata, copy)
     check_adata(adata, key_added)
     if neighbors_key is not None:
         if neighbors_key not in adata.uns:

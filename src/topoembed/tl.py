@@ -30,7 +30,7 @@ import numpy as np
 from . import analysis, evidence, groups, homology, pipeline, prevalence, spectral, verdict
 from . import localize as localization
 from ._anndata import (as_list, check_adata, graph_points, h5ad_safe, resolved_points, stored_distances,
-                       stored_distances_of, stored_entry, stored_graph, uns_entry)
+                       stored_distances_of, stored_entry, stored_graph, uns_entry, working_copy)
 from .io import default_rep
 from ._parallel import resolve_jobs
 from ._progress import scanpy_log, scanpy_verbosity, scanpy_wants_progress
@@ -64,7 +64,7 @@ def spectral_distances(adata, kind: str = spectral.DEFAULT_DISTANCE, *, t: float
     ``kind``: one of :data:`topoembed.spectral.DISTANCES`. ``store_distances``: None keeps
     the n×n matrix in ``obsp[f"{key_added}_distances"]`` only for n ≤ OBSP_DENSE_MAX_N.
     """
-    adata = adata.copy() if copy else adata
+    adata = working_copy(adata, copy)
     check_adata(adata, key_added)
     check_choice(kind, spectral.DISTANCES, "kind")
     use_rep = default_rep(adata, use_rep)
@@ -121,7 +121,7 @@ def persistent_homology(adata, *, maxdim: int = pipeline.Params.maxdim, key_adde
                         copy: bool = False):
     """Vietoris–Rips persistence diagrams of the stored distances → ``uns[key]["diagrams"]``
     (giotto-ph, or ripser.py where it is missing: :mod:`topoembed.homology`)."""
-    adata = adata.copy() if copy else adata
+    adata = working_copy(adata, copy)
     check_adata(adata, key_added)
     if maxdim not in (0, 1, 2):
         raise InputError(f"maxdim={maxdim!r} must be 0, 1 or 2")
@@ -173,7 +173,7 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
     the groups on each loop's cycle and the prevalence check (``prevalence_check``, ``jobs``); a
     phase no evidence supports withheld. ``options``: :data:`DETECT_OPTIONS`, as in :func:`run`.
     One run of all cells, where :func:`run` makes an ensemble above 1,000 (``ENSEMBLE_MIN_N``)."""
-    adata = adata.copy() if copy else adata
+    adata = working_copy(adata, copy)
     check_adata(adata, key_added)
     entry = uns_entry(adata, key_added)
     if "diagrams" not in entry or "H1" not in entry["diagrams"]:
@@ -405,7 +405,7 @@ def run(adata, *, use_rep: str | None = None, neighbors_key: str | None = None, 
     (:func:`topoembed.groups.align_phases`)
     """
     check_adata(adata, key_added)
-    adata = adata.copy() if copy else adata
+    adata = working_copy(adata, copy)
     kw = dict(use_rep=use_rep, neighbors_key=neighbors_key, binarize=binarize, key_added=key_added, progress=progress,
               jobs=jobs, **params)
     if groupby is not None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._anndata import check_adata, h5ad_safe, resolved_points, stored_distances, stored_entry
+from ._anndata import check_adata, h5ad_safe, resolved_points, stored_distances, stored_entry, working_copy
 from ._validate import InputError
 from .pp import DEFAULT_KEY
 
@@ -27,7 +27,7 @@ def embed(adata, loss: str = "infonce", *, use_rep: str | None = None, distance_
     from . import embed as embedding
 
     check_adata(adata, key_added)
-    adata = adata.copy() if copy else adata
+    adata = working_copy(adata, copy)
     use_rep, X = resolved_points(adata, use_rep)
     D = None
     if distance_key is not None:
@@ -59,7 +59,7 @@ def cluster(adata, n_classes: int = 10, *, use_rep: str | None = None, key_added
     from . import embed as embedding
 
     check_adata(adata, key_added)
-    adata = adata.copy() if copy else adata
+    adata = working_copy(adata, copy)
     use_rep, X = resolved_points(adata, use_rep)
     labels, probs, info = embedding.cluster(X, n_classes=n_classes, **params)
     adata.obs[key_added] = pd.Categorical(np.asarray(labels).astype(str))
@@ -77,7 +77,7 @@ def embedding_topology(adata, basis: str = "X_topoembed_infonce", *, key: str = 
     the loop", "... hides the loop", "... shows a loop the data does not support") and the loop
     counts and scores on both sides; returns the dict (or the copy).
     """
-    adata = adata.copy() if copy else adata
+    adata = working_copy(adata, copy)
     entry = stored_entry(adata, key, "detection")  # checked before anything is created or imported
     obsm_key = basis if basis in adata.obsm else f"X_{basis}"
     if obsm_key not in adata.obsm:
