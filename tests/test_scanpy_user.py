@@ -212,3 +212,29 @@ def test_copy_of_a_backed_anndata_is_refused_with_the_ways_on(circle_adata, tmp_
             step(backed)
     out = te.tl.run(backed.to_memory(), copy=True, prevalence_check=False)
     assert out.uns["topoembed"]["verdict"]["n_loops"] == 1
+
+
+def test_a_graph_that_falls_apart_is_said_once_by_the_staged_steps_and_by_a_run_on_scanpys_graph(caplog):
+    # te.pp.neighbors, te.tl.spectral_distances and te.tl.detect_loops each warned, in two
+    # wordings; te.tl.run(neighbors_key=...) said it as the graph was read and again in its run
+    two = np.vstack([datasets.make("circle", n=300, d=10, sigma=0.05, seed=0).X,
+                     datasets.make("circle", n=60, d=10, sigma=0.05, seed=1).X + 50])
+    a = anndata.AnnData(two.astype(np.float32))
+    said = "the kNN graph has 2 connected components (sizes [300, 60])"
+    with caplog.at_level("WARNING", logger="topoembed"):
+        te.pp.neighbors(a)
+        te.tl.spectral_distances(a)
+        te.tl.persistent_homology(a)
+        te.tl.detect_loops(a, prevalence_check=False)
+    assert caplog.text.count(said) == 1 and "the 60 points outside the largest one" in caplog.text
+    assert te.tl.get_verdict(a)["n_loops"] == 1
+    caplog.clear()
+    sc.pp.neighbors(a, n_neighbors=31, use_rep="X")
+    with caplog.at_level("WARNING", logger="topoembed"):
+        te.tl.run(a, neighbors_key="neighbors", prevalence_check=False)
+    assert caplog.text.count(said) == 1
+    assert sum(w.startswith(said) for w in a.uns["topoembed"]["warnings"]) == 1
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="topoembed"):  # its own graph: said by the run, still once
+        te.tl.run(a, k=30, prevalence_check=False)
+    assert caplog.text.count(said) == 1 and sum(w.startswith(said) for w in a.uns["topoembed"]["warnings"]) == 1

@@ -1,6 +1,7 @@
 """Small AnnData helpers shared by ``pp``, ``tl`` and ``pl`` (no mathematics here)."""
 from __future__ import annotations
 
+import contextlib
 import logging
 
 import numpy as np
@@ -135,6 +136,32 @@ def stored_graph(adata, key: str):
     return adata.obsp[name]
 
 
+@contextlib.contextmanager
+def said_at_the_graph(adata, key: str):
+    """Within it, the spectral stages do not repeat the warning about a disconnected graph that
+    ``te.pp.neighbors`` gave for ``obsp[f"{key}_graph"]`` (its record's ``n_components`` > 1):
+    the staged chain said it three times, once per step."""
+    from . import graph
+
+    record = adata.uns.get(key, {}).get("graph", {}) if isinstance(adata.uns.get(key), dict) else {}
+    name = f"{key}_graph"
+    said = (graph.disconnected_warning(graph.components(adata.obsp[name])[1])
+            if int(record.get("n_components", 1)) > 1 and name in adata.obsp else None)
+    if said is None:
+        yield
+        return
+    spectral_log = logging.getLogger("topoembed.spectral")
+
+    def unsaid(record):
+        return record.getMessage() != said
+
+    spectral_log.addFilter(unsaid)
+    try:
+        yield
+    finally:
+        spectral_log.removeFilter(unsaid)
+
+
 def stored_distances_of(adata, key: str, kind: str, t: float, n_components: int, use_rep: str | None) -> np.ndarray:
     """The dense distances of ``kind`` (:func:`topoembed.spectral.distance_matrix`) on the stored
     graph, or on the points for "euclidean"."""
@@ -143,7 +170,8 @@ def stored_distances_of(adata, key: str, kind: str, t: float, n_components: int,
     spectral.check_dense_feasible(adata.n_obs)
     if kind == "euclidean":
         return spectral.distance_matrix(kind, X=points(adata, use_rep))
-    return spectral.distance_matrix(kind, A=stored_graph(adata, key), t=t, n_components=n_components)
+    with said_at_the_graph(adata, key):
+        return spectral.distance_matrix(kind, A=stored_graph(adata, key), t=t, n_components=n_components)
 
 
 def stored_distances(adata, key: str) -> np.ndarray:

@@ -253,6 +253,23 @@ def components(A: sp.spmatrix) -> tuple[int, np.ndarray]:
     return csgraph.connected_components(A, directed=False)
 
 
+def disconnected_warning(labels: np.ndarray) -> str | None:
+    """What a graph whose vertices have these component ``labels`` means for the spectral
+    distances and loops, or None where it is connected: one wording for the graph's step and
+    the distances' (:func:`topoembed.spectral.component_spectra`)."""
+    from ._validate import option
+
+    sizes = np.sort(np.bincount(labels))[::-1]
+    if len(sizes) == 1:
+        return None
+    rest = int(sizes[1:].sum())
+    return (f"the kNN graph has {len(sizes)} connected components (sizes {sizes[:10].tolist()}); spectral distances are "
+            "computed per component and are inf between components (each component is an H0 bar that never dies), "
+            f"so the {rest} point{'' if rest == 1 else 's'} outside the largest one cannot lie on its loops. Most "
+            "often a mutual kNN graph (the pipeline's default) leaves a few points without a mutual neighbour; a "
+            f"larger k or the union graph joins them ({option('symmetrize', 'or')}).")
+
+
 def leiden(A, resolution: float = 1.0, seed: int = 0) -> np.ndarray:
     """Community labels (0, 1, ... by decreasing size) of the graph A by Leiden modularity
     optimisation (Traag, Waltman and van Eck, Sci. Rep. 9, 2019; igraph's ``community_leiden``,

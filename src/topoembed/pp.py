@@ -314,10 +314,10 @@ def neighbors(adata, k: int = _PARAMS.k, *, use_rep: str | None = None,
                             progress=scanpy_wants_progress())  # a bar on a long search, as te.tl.run shows
         meta = {"source": "topoembed", "k": int(k), "metric": metric, "symmetrize": symmetrize,
                 "weights": weights, "use_rep": use_rep or "X"}
-    n_comp, _ = graph.components(A)
+    n_comp, labels = graph.components(A)
     meta["n_components"] = int(n_comp)
-    if n_comp > 1:
-        log.warning("the graph has %d connected components; increase k to connect them", n_comp)
+    if n_comp > 1:  # said here, where k is chosen; te.tl's later steps on this graph do not repeat it
+        log.warning(graph.disconnected_warning(labels))
     adata.obsp[f"{key_added}_graph"] = A
     uns_entry(adata, key_added)["graph"] = meta
     return adata if copy else None

@@ -50,7 +50,7 @@ from ._validate import InputError, available_memory_bytes, option
 from ._lazy import module as _lazy_module
 
 sp = _lazy_module("scipy.sparse")
-from .graph import components
+from .graph import components, disconnected_warning
 
 log = logging.getLogger(__name__)
 
@@ -161,13 +161,7 @@ def component_spectra(A: sp.spmatrix, device: str = "cpu") -> list[tuple[np.ndar
     n_comp, labels = components(A)
     if n_comp == 1:
         return [(np.arange(A.shape[0]), laplacian_spectrum(A, device=device))]
-    sizes = np.sort(np.bincount(labels))[::-1]
-    log.warning("the kNN graph has %d connected components (sizes %s); spectral distances are computed per "
-                "component and are inf between components (each component is an H0 bar that never dies), so the "
-                "%d point%s outside the largest one cannot lie on its loops. Most often a mutual kNN graph (the "
-                "pipeline's default) leaves a few points without a mutual neighbour; a larger k or the union graph "
-                "joins them (%s).", n_comp, sizes[:10].tolist(),
-                A.shape[0] - sizes[0], "" if A.shape[0] - sizes[0] == 1 else "s", option("symmetrize", "or"))
+    log.warning(disconnected_warning(labels))
     out = []
     for c in range(n_comp):
         idx = np.flatnonzero(labels == c)

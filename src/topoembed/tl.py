@@ -22,6 +22,7 @@ is part of this namespace.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 
@@ -29,8 +30,8 @@ import numpy as np
 
 from . import analysis, evidence, groups, homology, pipeline, prevalence, spectral, verdict
 from . import localize as localization
-from ._anndata import (as_list, check_adata, graph_points, h5ad_safe, resolved_points, stored_distances,
-                       stored_distances_of, stored_entry, stored_graph, uns_entry, working_copy)
+from ._anndata import (as_list, check_adata, graph_points, h5ad_safe, resolved_points, said_at_the_graph,
+                       stored_distances, stored_distances_of, stored_entry, stored_graph, uns_entry, working_copy)
 from .io import default_rep
 from ._parallel import resolve_jobs
 from ._progress import scanpy_log, scanpy_verbosity, scanpy_wants_progress
@@ -190,13 +191,14 @@ def detect_loops(adata, n_loops="auto", *, localize: bool = pipeline.Params.loca
         log.warning("te.tl's steps analyse all %d cells in one run, while te.tl.run analyses more than %d cells as an "
                     "ensemble of subsamples, so the verdicts can differ", adata.n_obs, pipeline.ENSEMBLE_MIN_N)
     distances = stored_distances(adata, key_added) if localize else (lambda: stored_distances(adata, key_added))
-    det = evidence.decide_loops(ph, A, params, D=distances)  # the pipeline's detection stage
-    if localize:
-        det, found, ph, _, _ = prevalence.staged_localization(X, A, distances, ph, det, params, jobs=jobs,
-                                                              progress=scanpy_wants_progress())
-        orient_phases(adata, found)
-    else:
-        found = pipeline.describe_loops(ph, det, np.arange(adata.n_obs))
+    with said_at_the_graph(adata, key_added):
+        det = evidence.decide_loops(ph, A, params, D=distances)  # the pipeline's detection stage
+        if localize:
+            det, found, ph, _, _ = prevalence.staged_localization(X, A, distances, ph, det, params, jobs=jobs,
+                                                                  progress=scanpy_wants_progress())
+            orient_phases(adata, found)
+        else:
+            found = pipeline.describe_loops(ph, det, np.arange(adata.n_obs))
     _write_loops(adata, key_added, det, found)
     return adata if copy else None
 
@@ -261,7 +263,9 @@ def run_result(adata, *, use_rep: str | None = None, neighbors_key: str | None =
     # the front door: all cells in one run (with the prevalence check), or an ensemble of subsamples
     if progress is None:  # as scanpy: shown unless sc.settings.verbosity is 0
         progress = scanpy_wants_progress()
-    result = analysis.run(X, p, A=A, from_runs=from_runs, jobs=jobs, progress=progress, small_input=small_input)
+    # scanpy's graph falling apart was said as it was read (in about_input): the run does not repeat it
+    with said_at_the_graph(adata, key_added) if A is not None else contextlib.nullcontext():
+        result = analysis.run(X, p, A=A, from_runs=from_runs, jobs=jobs, progress=progress, small_input=small_input)
     result.warnings[:0] = [w for w in about_input if w not in result.warnings]  # summary.json and the report say them too
     orient_phases(adata, result.loops)
     store_result(adata, result, use_rep=use_rep, key_added=key_added, neighbors_key=neighbors_key,
