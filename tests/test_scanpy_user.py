@@ -152,6 +152,20 @@ def test_plots_take_a_category_and_refuse_what_they_cannot_draw(circle_adata, tm
         te.pl.diagram(a, scale="bogus", show=False)
     with pytest.raises(InputError, match=r"which=3 \(loop 4\)"):
         te.pl.loop(a, by="phase", which=3, show=False)
+    # save=True as scanpy: savefig(True) raised before; now sc.settings.figdir, named after the plot
+    old_dir, old_format = sc.settings.figdir, sc.settings.file_format_figs
+    try:
+        sc.settings.figdir, sc.settings.file_format_figs = tmp_path / "figs", "pdf"
+        te.pl.diagram(a, save=True, show=False)
+        te.pl.phase(a, keys=["0", "1"], save=True, show=False)
+        te.pl.loop(a, save=True, show=False)
+    finally:
+        sc.settings.figdir, sc.settings.file_format_figs = old_dir, old_format
+    assert sorted(p.name for p in (tmp_path / "figs").iterdir()) == [
+        "topoembed_diagram.pdf", "topoembed_loop.pdf", "topoembed_phase.pdf"]
+    assert (tmp_path / "figs" / "topoembed_loop.pdf").read_bytes()[:4] == b"%PDF"
+    te.pl.detection(a, save=str(tmp_path / "scores.png"), show=False)  # a name is a path, as before
+    assert (tmp_path / "scores.png").stat().st_size > 1000
 
 
 def test_embedding_topology_without_a_run_creates_nothing(circle_adata):

@@ -3,9 +3,13 @@
 They read what ``te.tl`` stored under ``key`` (also after ``write_h5ad``/``read_h5ad``) and
 draw with :mod:`topoembed.plotting`, the same drawings the HTML report uses.
 ``show=True`` calls ``plt.show()`` and returns None; otherwise the axes are returned.
-``save`` is a file name (any format matplotlib knows, e.g. ``"diagram.pdf"``).
+``save`` is a file name (any format matplotlib knows, e.g. ``"diagram.pdf"``), or True for
+scanpy's place: ``sc.settings.figdir``/topoembed_<plot>.<``sc.settings.file_format_figs``>.
 """
 from __future__ import annotations
+
+import logging
+from pathlib import Path
 
 import numpy as np
 
@@ -13,6 +17,8 @@ from . import groups, plotting, verdict
 from ._anndata import as_list, stored_entry
 from ._validate import InputError, check_choice
 from .pp import DEFAULT_KEY
+
+log = logging.getLogger(__name__)
 
 __all__ = ["diagram", "barcode", "detection", "loop", "phase"]
 
@@ -41,15 +47,31 @@ def _dgms(entry):
     return [np.asarray(d[f"H{i}"]).reshape(-1, 2) for i in range(len(d))]
 
 
-def _finish(ax, show, save):
+def _finish(ax, show, save, name):
     import matplotlib.pyplot as plt
 
+    if save is True:  # scanpy's way: its figure folder and format
+        save = _scanpy_figure_path(name)
     if save:
         ax.figure.savefig(save, bbox_inches="tight")
+        log.info("saved the figure to %s", save)
     if show:
         plt.show()
         return None
     return ax
+
+
+def _scanpy_figure_path(name: str) -> Path:
+    """Where ``save=True`` writes, as scanpy's ``save=True`` does: ``sc.settings.figdir``
+    (./figures without scanpy), named after the plot, in ``sc.settings.file_format_figs`` (png)."""
+    try:
+        import scanpy as sc
+
+        folder, fmt = Path(sc.settings.figdir), str(sc.settings.file_format_figs)
+    except ImportError:
+        folder, fmt = Path("figures"), "png"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"topoembed_{name}.{fmt}"
 
 
 def _ax(ax, figsize=(4.5, 4)):
@@ -69,7 +91,7 @@ def _highlight(entry, dgm1):
 
 
 def diagram(adata, key: str = DEFAULT_KEY, *, scale: str = "H1", group=None, ax=None, show: bool | None = None,
-            save: str | None = None):
+            save: str | bool | None = None):
     """Persistence diagram, detected loops ringed; ``scale="H1"`` (default) fits the axes to
     the H1 features with H0 in an inset, ``"all"`` puts every dimension on one scale.
     ``group``: that group's, after ``te.tl.run(adata, groupby=...)`` (so in every function here)."""
@@ -79,11 +101,11 @@ def diagram(adata, key: str = DEFAULT_KEY, *, scale: str = "H1", group=None, ax=
     entry = _entry(adata, key, "diagrams", group)
     dgms = _dgms(entry)
     hl = _highlight(entry, dgms[1]) if len(dgms) > 1 else None
-    return _finish(plotting.diagram(_ax(ax), dgms, hl, scale=scale, min_ratio=MIN_RATIO), show, save)
+    return _finish(plotting.diagram(_ax(ax), dgms, hl, scale=scale, min_ratio=MIN_RATIO), show, save, "diagram")
 
 
 def barcode(adata, key: str = DEFAULT_KEY, *, dims=(1,), max_bars: int = 40, group=None, ax=None,
-            show: bool | None = None, save: str | None = None):
+            show: bool | None = None, save: str | bool | None = None):
     """Barcode of the longest bars in the given dimensions, sorted, detected loops highlighted."""
     entry = _entry(adata, key, "diagrams", group)
     dgms = _dgms(entry)
@@ -92,22 +114,23 @@ def barcode(adata, key: str = DEFAULT_KEY, *, dims=(1,), max_bars: int = 40, gro
         raise InputError(f"dims={dims!r}: the run under key {key!r} has diagrams H0..H{len(dgms) - 1} only "
                          "(maxdim=2 in te.tl.run gives H2)")
     hl = _highlight(entry, dgms[1]) if len(dgms) > 1 else None
-    return _finish(plotting.barcode(_ax(ax), dgms, dims=dims, max_bars=max_bars, highlight=hl), show, save)
+    return _finish(plotting.barcode(_ax(ax), dgms, dims=dims, max_bars=max_bars, highlight=hl), show, save, "barcode")
 
 
 def detection(adata, key: str = DEFAULT_KEY, *, group=None, ax=None, show: bool | None = None,
-              save: str | None = None):
+              save: str | bool | None = None):
     """Detection scores s_1..s_5, the chosen number of loops highlighted."""
     from .loops import MIN_SCORE
 
     det = _entry(adata, key, "detection", group)["detection"]
     scores = {int(m): float(s) for m, s in det["scores"].items()}
-    return _finish(plotting.detection_scores(_ax(ax), scores, int(det["n_loops"]), min_score=MIN_SCORE), show, save)
+    ax = plotting.detection_scores(_ax(ax), scores, int(det["n_loops"]), min_score=MIN_SCORE)
+    return _finish(ax, show, save, "detection")
 
 
 def loop(adata, basis: str | None = None, key: str = DEFAULT_KEY, *, color: str | None = None,
          by: str | None = None, which: int = 0, group=None, ax=None, show: bool | None = None,
-         save: str | None = None):
+         save: str | bool | None = None):
     """Cells on a 2-D view with each found loop's birth edge (and cycle, once loops are
     localised); coloured by ``obs[color]`` or, if present, the loop phase.
 
@@ -125,7 +148,7 @@ def loop(adata, basis: str | None = None, key: str = DEFAULT_KEY, *, color: str 
     edges = [tuple(int(v) for v in lp["birth_edge"]) for lp in found]
     cycles = [np.asarray(lp["cycle"], dtype=int) for lp in found if "cycle" in lp]
     if by is not None:
-        return _finish(_loop_view(adata, key, Y, cycles, by, which, name, ax), show, save)
+        return _finish(_loop_view(adata, key, Y, cycles, by, which, name, ax), show, save, "loop")
     col = label = categories = None
     if color is not None:
         if color not in adata.obs:
@@ -145,12 +168,12 @@ def loop(adata, basis: str | None = None, key: str = DEFAULT_KEY, *, color: str 
     if not found:
         a.text(0.5, 0.02, "no loop found: nothing to mark", transform=a.transAxes, ha="center", va="bottom",
                fontsize=9, color="0.3")
-    return _finish(a, show, save)
+    return _finish(a, show, save, "loop")
 
 
 def phase(adata, keys=None, key: str = DEFAULT_KEY, *, which: int = 0, layer: str | None = None,
           standard_scale: bool | None = None, bins: int = 24, group=None, ax=None, show: bool | None = None,
-          save: str | None = None):
+          save: str | bool | None = None):
     """Values along loop ``which``'s phase θ: each of ``keys`` (``obs`` columns or genes,
     read as scanpy's ``adata.obs_vector``, from ``layer`` for genes) against θ, with its mean per
     bin of θ (``bins``) as a closed line. It shows whether θ reads as the cycle: after
@@ -197,7 +220,7 @@ def phase(adata, keys=None, key: str = DEFAULT_KEY, *, which: int = 0, layer: st
     return _finish(plotting.values_along_phase(
         _ax(ax, (5.6, 3.6)), theta, series, bins=bins, orientation=found[which].get("phase_orientation"),
         title=f"Along loop {which + 1}'s phase" + ("" if call.supported else f" ({call.level})"),
-        ylabel="scaled to [0, 1]" if scaled else keys[0] if len(keys) == 1 else "value"), show, save)
+        ylabel="scaled to [0, 1]" if scaled else keys[0] if len(keys) == 1 else "value"), show, save, "phase")
 
 
 def _basis(adata, entry, basis):
