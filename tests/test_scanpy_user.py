@@ -165,6 +165,13 @@ def test_plots_take_a_category_and_refuse_what_they_cannot_draw(circle_adata, tm
         "topoembed_diagram.pdf", "topoembed_loop.pdf", "topoembed_phase.pdf"]
     assert (tmp_path / "figs" / "topoembed_loop.pdf").read_bytes()[:4] == b"%PDF"
     te.pl.detection(a, save=str(tmp_path / "scores.png"), show=False)  # a name is a path, as before
+    # show=None as scanpy's: shown and None where sc.settings.autoshow is on, the axes where it is off
+    assert te.pl.barcode(a) is None
+    sc.settings.autoshow = False
+    try:
+        assert te.pl.barcode(a) is not None
+    finally:
+        sc.settings.autoshow = True
     assert (tmp_path / "scores.png").stat().st_size > 1000
 
 

@@ -131,10 +131,10 @@ def test_h5ad_round_trip_and_plots(circle_adata, tmp_path):
     np.testing.assert_array_equal(b.obs["topoembed_phase"], a.obs["topoembed_phase"])
     np.testing.assert_allclose(b.uns["topoembed"]["diagrams"]["H1"], a.uns["topoembed"]["diagrams"]["H1"])
     for fn in (te.pl.diagram, te.pl.barcode, te.pl.detection):
-        ax = fn(b)
+        ax = fn(b, show=False)
         assert ax is not None and len(ax.get_children()) > 0
     out = tmp_path / "loop.png"
-    ax = te.pl.loop(b, basis="umap", save=out)
+    assert te.pl.loop(b, basis="umap", save=out) is None  # shown, as scanpy's sc.settings.autoshow says
     assert out.stat().st_size > 1000
     fig, ax0 = plt.subplots()
     assert te.pl.diagram(b, ax=ax0) is ax0
@@ -149,14 +149,14 @@ def test_the_loop_plot_works_right_after_run_and_says_the_verdict(circle_adata):
     a = circle_adata.copy()
     del a.obsm["X_umap"]
     te.tl.run(a, use_rep="X_rep")
-    ax = te.pl.loop(a)
+    ax = te.pl.loop(a, show=False)
     assert ax.get_title() == "PCA of X_rep: 1 loop"
     with pytest.raises(InputError, match="sc.tl.umap"):
         te.pl.loop(a, basis="umap")
     blob = datasets.make("blob", n=300, d=10, sigma=0.2, seed=0).X
     b = anndata.AnnData(blob.astype(np.float32))
     te.tl.run(b, k=30)
-    ax = te.pl.loop(b)
+    ax = te.pl.loop(b, show=False)
     assert ax.get_title() == "PCA of X: No loop"
     assert any(t.get_text() == "no loop found: nothing to mark" for t in ax.texts)
     plt.close("all")
@@ -187,7 +187,7 @@ def test_the_phase_plot_draws_the_cell_cycle_scores_where_the_run_put_s_and_g2m(
     te.pp.recipe_cell_cycle(a)
     te.tl.run(a, progress=False)
     orientation = te.tl.get_loops(a)[0]["phase_orientation"]
-    ax = te.pl.phase(a)
+    ax = te.pl.phase(a, show=False)
     lines = {ln.get_label(): ln for ln in ax.lines if not ln.get_label().startswith("_")}
     assert set(lines) == {"topoembed_S_score", "topoembed_G2M_score"}
     for name, where in (("topoembed_S_score", orientation["theta_S"]), ("topoembed_G2M_score", orientation["theta_G2M"])):
@@ -195,7 +195,7 @@ def test_the_phase_plot_draws_the_cell_cycle_scores_where_the_run_put_s_and_g2m(
         peak = x[np.nanargmax(y)]
         assert abs(np.angle(np.exp(1j * (peak - where)))) < np.pi / 6, (name, peak, where)
         assert np.nanmin(y) >= 0 and np.nanmax(y) <= 1  # two keys: each scaled to [0, 1]
-    ax = te.pl.phase(a, "MKI67")  # a gene of var_names, unscaled
+    ax = te.pl.phase(a, "MKI67", show=False)  # a gene of var_names, unscaled
     assert ax.get_ylabel() == "MKI67" and ax.get_title() == "Along loop 1's phase"
     for keys, said in (("nope", "neither a column of adata.obs nor a gene"),
                        (["topoembed_phase_missing"], "is not numeric")):
@@ -227,7 +227,7 @@ def test_scanpys_own_cell_cycle_scores_orient_the_phase_too():
     assert "scanpy's obs['S_score']" in o["by"] and o["score_angle_corr"] > 0.5
     truth = a.obs["true_phase"].to_numpy(dtype=float)
     assert abs(te.localize.circular_correlation(a.obs["topoembed_phase"].to_numpy(dtype=float), truth)) > 0.8
-    ax = te.pl.phase(a)
+    ax = te.pl.phase(a, show=False)
     assert {ln.get_label() for ln in ax.lines if not ln.get_label().startswith("_")} == {"S_score", "G2M_score"}
     plt.close("all")
 

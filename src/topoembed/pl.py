@@ -2,7 +2,9 @@
 
 They read what ``te.tl`` stored under ``key`` (also after ``write_h5ad``/``read_h5ad``) and
 draw with :mod:`topoembed.plotting`, the same drawings the HTML report uses.
-``show=True`` calls ``plt.show()`` and returns None; otherwise the axes are returned.
+``show=True`` calls ``plt.show()`` and returns None; ``show=False`` returns the axes. ``show=None``
+(the default) is scanpy's: shown where ``sc.settings.autoshow`` is on (the default), except that a
+plot drawn into a given ``ax`` returns it, so a figure of several panels is composed first.
 ``save`` is a file name (any format matplotlib knows, e.g. ``"diagram.pdf"``), or True for
 scanpy's place: ``sc.settings.figdir``/topoembed_<plot>.<``sc.settings.file_format_figs``>.
 """
@@ -47,18 +49,23 @@ def _dgms(entry):
     return [np.asarray(d[f"H{i}"]).reshape(-1, 2) for i in range(len(d))]
 
 
-def _finish(ax, show, save, name):
+def _finish(drawn, show, save, name, given_ax):
+    """Save and show the plot ``drawn`` (see the module docstring); ``given_ax``: the caller's ``ax``."""
     import matplotlib.pyplot as plt
 
     if save is True:  # scanpy's way: its figure folder and format
         save = _scanpy_figure_path(name)
     if save:
-        ax.figure.savefig(save, bbox_inches="tight")
+        drawn.figure.savefig(save, bbox_inches="tight")
         log.info("saved the figure to %s", save)
+    if show is None:  # as scanpy's sc.settings.autoshow; a panel of a figure the caller composes is not shown
+        import scanpy as sc
+
+        show = given_ax is None and bool(sc.settings.autoshow)
     if show:
         plt.show()
         return None
-    return ax
+    return drawn
 
 
 def _scanpy_figure_path(name: str) -> Path:
@@ -101,7 +108,8 @@ def diagram(adata, key: str = DEFAULT_KEY, *, scale: str = "H1", group=None, ax=
     entry = _entry(adata, key, "diagrams", group)
     dgms = _dgms(entry)
     hl = _highlight(entry, dgms[1]) if len(dgms) > 1 else None
-    return _finish(plotting.diagram(_ax(ax), dgms, hl, scale=scale, min_ratio=MIN_RATIO), show, save, "diagram")
+    drawn = plotting.diagram(_ax(ax), dgms, hl, scale=scale, min_ratio=MIN_RATIO)
+    return _finish(drawn, show, save, "diagram", ax)
 
 
 def barcode(adata, key: str = DEFAULT_KEY, *, dims=(1,), max_bars: int = 40, group=None, ax=None,
@@ -114,7 +122,8 @@ def barcode(adata, key: str = DEFAULT_KEY, *, dims=(1,), max_bars: int = 40, gro
         raise InputError(f"dims={dims!r}: the run under key {key!r} has diagrams H0..H{len(dgms) - 1} only "
                          "(maxdim=2 in te.tl.run gives H2)")
     hl = _highlight(entry, dgms[1]) if len(dgms) > 1 else None
-    return _finish(plotting.barcode(_ax(ax), dgms, dims=dims, max_bars=max_bars, highlight=hl), show, save, "barcode")
+    drawn = plotting.barcode(_ax(ax), dgms, dims=dims, max_bars=max_bars, highlight=hl)
+    return _finish(drawn, show, save, "barcode", ax)
 
 
 def detection(adata, key: str = DEFAULT_KEY, *, group=None, ax=None, show: bool | None = None,
@@ -124,8 +133,8 @@ def detection(adata, key: str = DEFAULT_KEY, *, group=None, ax=None, show: bool 
 
     det = _entry(adata, key, "detection", group)["detection"]
     scores = {int(m): float(s) for m, s in det["scores"].items()}
-    ax = plotting.detection_scores(_ax(ax), scores, int(det["n_loops"]), min_score=MIN_SCORE)
-    return _finish(ax, show, save, "detection")
+    drawn = plotting.detection_scores(_ax(ax), scores, int(det["n_loops"]), min_score=MIN_SCORE)
+    return _finish(drawn, show, save, "detection", ax)
 
 
 def loop(adata, basis: str | None = None, key: str = DEFAULT_KEY, *, color: str | None = None,
@@ -148,7 +157,7 @@ def loop(adata, basis: str | None = None, key: str = DEFAULT_KEY, *, color: str 
     edges = [tuple(int(v) for v in lp["birth_edge"]) for lp in found]
     cycles = [np.asarray(lp["cycle"], dtype=int) for lp in found if "cycle" in lp]
     if by is not None:
-        return _finish(_loop_view(adata, key, Y, cycles, by, which, name, ax), show, save, "loop")
+        return _finish(_loop_view(adata, key, Y, cycles, by, which, name, ax), show, save, "loop", ax)
     col = label = categories = None
     if color is not None:
         if color not in adata.obs:
@@ -168,7 +177,7 @@ def loop(adata, basis: str | None = None, key: str = DEFAULT_KEY, *, color: str 
     if not found:
         a.text(0.5, 0.02, "no loop found: nothing to mark", transform=a.transAxes, ha="center", va="bottom",
                fontsize=9, color="0.3")
-    return _finish(a, show, save, "loop")
+    return _finish(a, show, save, "loop", ax)
 
 
 def phase(adata, keys=None, key: str = DEFAULT_KEY, *, which: int = 0, layer: str | None = None,
@@ -220,7 +229,7 @@ def phase(adata, keys=None, key: str = DEFAULT_KEY, *, which: int = 0, layer: st
     return _finish(plotting.values_along_phase(
         _ax(ax, (5.6, 3.6)), theta, series, bins=bins, orientation=found[which].get("phase_orientation"),
         title=f"Along loop {which + 1}'s phase" + ("" if call.supported else f" ({call.level})"),
-        ylabel="scaled to [0, 1]" if scaled else keys[0] if len(keys) == 1 else "value"), show, save, "phase")
+        ylabel="scaled to [0, 1]" if scaled else keys[0] if len(keys) == 1 else "value"), show, save, "phase", ax)
 
 
 def _basis(adata, entry, basis):
