@@ -403,3 +403,25 @@ def test_an_anndata_of_genes_by_cells_gets_the_way_round(tmp_path, caplog):
     with caplog.at_level("WARNING", logger="topoembed"):
         te.tl.run(logged, use_rep="X", n_loops=0, localize=False)
     assert "its obs_names are genes" in caplog.text
+
+
+@pytest.mark.parametrize("writer", ["anndata", "velocyto"])
+def test_a_loom_keeps_its_cell_and_gene_names_whoever_wrote_it(tmp_path, writer):
+    # anndata's write_loom names them var_names/obs_names, loompy's and velocyto's Gene/CellID;
+    # read_loom's defaults read only the second, so anndata's own loom lost both (genes 0, 1, 2, ...)
+    pytest.importorskip("loompy", reason="loompy reads .loom files (pip install loompy)")
+    import anndata
+
+    a = anndata.AnnData(np.random.default_rng(0).poisson(1.0, size=(30, 5)).astype(np.float32))
+    a.obs_names = [f"cell{i}" for i in range(30)]
+    a.var_names = ["MKI67", "TOP2A", "PCNA", "CDK1", "CCNB1"]
+    path = tmp_path / "cells.loom"
+    if writer == "anndata":
+        a.write_loom(path)
+    else:
+        import loompy
+
+        loompy.create(str(path), a.X.T, {"Gene": np.asarray(a.var_names)}, {"CellID": np.asarray(a.obs_names)})
+    b = io.read_anndata(path)
+    assert list(b.var_names) == list(a.var_names) and list(b.obs_names) == list(a.obs_names)
+    np.testing.assert_array_equal(np.asarray(b.X.todense() if sp.issparse(b.X) else b.X), a.X)

@@ -60,6 +60,18 @@ def is_anndata_input(source) -> bool:
     return s.lower().endswith(ANNDATA_SUFFIXES) or is_10x_folder(s)
 
 
+def _loom_names(path) -> dict:
+    """``read_loom``'s name attributes: loompy's and velocyto's ``Gene``/``CellID`` (anndata's
+    default), else those ``adata.write_loom`` writes (``var_names``/``obs_names``), which
+    ``read_loom`` alone turned into 0, 1, 2, ... (the recipe then found none of its genes)."""
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        rows, cols = set(f.get("row_attrs", {}).keys()), set(f.get("col_attrs", {}).keys())
+    return {"var_names": "Gene" if "Gene" in rows or "var_names" not in rows else "var_names",
+            "obs_names": "CellID" if "CellID" in cols or "obs_names" not in cols else "obs_names"}
+
+
 def _read_10x_gunzipped(path: Path):
     """A 10x v3 folder whose files were un-gzipped (matrix.mtx, features.tsv, barcodes.tsv), read
     from gzipped copies in a temporary folder: ``sc.read_10x_mtx`` wants .gz beside features.tsv."""
@@ -107,7 +119,8 @@ def read_anndata(path):
     what, writer = _WRITTEN_BY.get(suffix, _WRITTEN_BY[".h5ad"])
     try:
         if suffix == ".loom":
-            return anndata.read_loom(path)
+            read_loom = getattr(getattr(anndata, "io", None), "read_loom", None) or anndata.read_loom  # anndata < 0.11
+            return read_loom(path, **_loom_names(path))
         if suffix == ".zarr":
             return anndata.read_zarr(path)
         if suffix == ".h5" and not _is_h5ad(path):  # Cell Ranger's (an .h5ad saved as .h5 is read below)
