@@ -70,13 +70,10 @@ def _finish(drawn, show, save, name, given_ax):
 
 def _scanpy_figure_path(name: str) -> Path:
     """Where ``save=True`` writes, as scanpy's ``save=True`` does: ``sc.settings.figdir``
-    (./figures without scanpy), named after the plot, in ``sc.settings.file_format_figs`` (png)."""
-    try:
-        import scanpy as sc
+    (./figures), named after the plot, in ``sc.settings.file_format_figs`` (pdf by default)."""
+    import scanpy as sc
 
-        folder, fmt = Path(sc.settings.figdir), str(sc.settings.file_format_figs)
-    except ImportError:
-        folder, fmt = Path("figures"), "png"
+    folder, fmt = Path(sc.settings.figdir), str(sc.settings.file_format_figs)
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"topoembed_{name}.{fmt}"
 
@@ -199,9 +196,14 @@ def phase(adata, keys=None, key: str = DEFAULT_KEY, *, which: int = 0, layer: st
     adata = _group_cells(adata, key, group)
     found = as_list(entry.get("loops", {}))
     col = f"{key}_phase" + (f"_{which + 1}" if which else "")
+    if not found:  # "run te.tl.run first" was the advice here, right after a run that found no loop
+        headline = verdict.decide(found, dict(entry["detection"])).headline()
+        raise InputError(f"the run under key {key!r} found no loop ({headline}), so no cell has a phase to draw "
+                         "along; te.pl.loop(adata) and te.pl.diagram(adata) show what it found")
     if which >= len(found) or col not in adata.obs:
         raise InputError(f"which={which} (loop {which + 1}) has no phase in adata.obs[{col!r}] ({len(found)} "
-                         f"loop(s) under key {key!r}): run te.tl.run(adata) first")
+                         f"loop(s) under key {key!r}): which counts the loops from 0, and te.tl.run(adata) writes "
+                         "their phases")
     theta = adata.obs[col].to_numpy(dtype=float)
     if not np.isfinite(theta).any():
         why = str(found[which].get("phase_withheld", "no phase"))
