@@ -259,3 +259,32 @@ def test_a_graph_that_falls_apart_is_said_once_by_the_staged_steps_and_by_a_run_
     with caplog.at_level("WARNING", logger="topoembed"):  # its own graph: said by the run, still once
         te.tl.run(a, k=30, prevalence_check=False)
     assert caplog.text.count(said) == 1 and sum(w.startswith(said) for w in a.uns["topoembed"]["warnings"]) == 1
+
+
+def test_a_subsample_above_the_ensembles_threshold_is_said_to_be_one_unchecked_run():
+    # the GUIDE's --subsample 2000 called no loop on the IPC cells for 2 of 4 seeds, silently
+    from topoembed import analysis
+    from topoembed._validate import INTERFACE, option
+
+    said = analysis._ignored_sizes(Params(subsample=1200), 1300, None, None)
+    assert len(said) == 1 and said[0].startswith("subsample=1200 makes one run of more than 1,000 points, which gets "
+                                                 "no prevalence check") and "Leave subsample out" in said[0]
+    assert analysis._ignored_sizes(Params(subsample=1000), 1300, None, None) == []
+    assert option("jobs") == "jobs" and option("jobs", 2) == "jobs=2"
+    INTERFACE["name"] = "cli"
+    try:
+        cli_said = analysis._ignored_sizes(Params(subsample=1200), 1300, None, None)[0]
+        assert option("jobs") == "--jobs"
+    finally:
+        INTERFACE["name"] = "python"
+    assert "--subsample 1200 makes one run" in cli_said and "Leave --subsample out" in cli_said
+
+
+def test_the_phase_plot_after_a_run_without_a_loop_says_so():
+    # it said "run te.tl.run(adata) first" right after te.tl.run (FUCCI through the GUIDE's snippet)
+    a = anndata.AnnData(datasets.make("blob", n=300, d=10, sigma=0.2, seed=0).X.astype(np.float32))
+    te.tl.run(a, k=30)
+    assert te.tl.get_verdict(a)["n_loops"] == 0
+    with pytest.raises(InputError, match=r"found no loop \(No loop\), so no cell has a phase") as err:
+        te.pl.phase(a, keys=["0"], show=False)
+    assert "first" not in str(err.value)

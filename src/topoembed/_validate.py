@@ -176,10 +176,11 @@ def _issparse(X) -> bool:
 INTERFACE = {"name": "python"}
 
 
-def option(name: str, value) -> str:
+def option(name: str, value=None) -> str:
     """A setting as the user would write it: ``--prevalence-check 0`` on the command line,
-    ``prevalence_check=False`` in Python (booleans are 1/0 on the command line)."""
+    ``prevalence_check=False`` in Python (booleans are 1/0 on the command line); without a
+    ``value``, its name alone (``--prevalence-check``, ``prevalence_check``)."""
     if INTERFACE["name"] == "cli":
         shown = int(value) if isinstance(value, bool) else value
-        return f"--{name.replace('_', '-')} {shown}"
-    return f"{name}={value!r}"
+        return f"--{name.replace('_', '-')}" + ("" if value is None else f" {shown}")
+    return name if value is None else f"{name}={value!r}"

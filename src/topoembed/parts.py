@@ -431,7 +431,7 @@ def _nearest_of(X, rows, among, m: int, metric: str) -> np.ndarray:
 def _screen_here(X, picks: list, params: pipeline.Params, jobs):
     """(part, its screen's run or why not) for every part, on the ``jobs`` local processes."""
     with Pool(resolve_jobs(jobs, len(picks)), preload=WORKER_PRELOAD,
-              killed_hint=f"run again with fewer {option('jobs', 1)[:-2]} or {option('parts', False)}") as pool:
+              killed_hint=f"run again with fewer {option('jobs')} or {option('parts', False)}") as pool:
         yield from pool.imap(_screen, [(i, X[Ps], screen_params(params, len(Ps))) for i, Ps in enumerate(picks)])
 
 
