@@ -3,6 +3,7 @@ import importlib.util
 import json
 import shutil
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -201,6 +202,27 @@ def test_a_failed_sample_is_listed_and_the_others_collected(tmp_path):
 def test_samples_workflow_refuses_unknown_options(tmp_path):
     res = _samples(tmp_path, TWO_SAMPLES.replace("params: {k: 20}", "params: {kk: 20}"), "-n")
     assert res.returncode != 0 and "unknown option(s) ['kk']" in res.stdout + res.stderr
+    # a sample's own keys: a typo ran on X without a word; a name with a space broke the shell command
+    res = _samples(tmp_path, TWO_SAMPLES.replace('noise: {path: "noise.npy"}', 'noise: {path: "noise.npy", userep: X}'),
+                   "-n")
+    said = res.stdout + res.stderr
+    assert res.returncode != 0 and "sample 'noise': unknown key(s) userep (did you mean use_rep?)" in said
+    res = _samples(tmp_path, TWO_SAMPLES.replace('noise: {path: "noise.npy"}', '"no ise": {path: "noise.npy"}'), "-n")
+    assert res.returncode != 0 and "sample name 'no ise': use letters, digits" in res.stdout + res.stderr
+
+
+def test_a_sample_stopped_with_the_workflow_is_said_so():
+    # without --keep-going a healthy sample, stopped when another failed, read "no summary.json and no log"
+    from topoembed import collect
+
+    with tempfile.TemporaryDirectory() as d:
+        assert collect.last_error(Path(d) / "absent").startswith("not run (no summary.json, no log): the workflow may")
+        (Path(d) / "prepare.log").write_text("")
+        (Path(d) / "graph.log").write_text("\n")
+        said = collect.last_error(d)
+        assert said.startswith("unfinished, its logs empty (") and "snakemake --keep-going" in said
+        (Path(d) / "graph.log").write_text("topoembed graph: error: k = 5 must be < n\n")
+        assert collect.last_error(d) == "graph.log: topoembed graph: error: k = 5 must be < n"
 
 
 

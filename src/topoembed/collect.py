@@ -46,14 +46,23 @@ def failed_row(sample: str, error: str) -> dict:
     return {**dict.fromkeys(COLUMNS), "sample": sample, "verdict": FAILED, "error": error}
 
 
+#: Why a sample without summary.json and without a word in its logs has none.
+STOPPED = ("the workflow may have stopped on another sample's failure; snakemake --keep-going finishes the "
+           "other samples")
+
+
 def last_error(log_dir) -> str:
-    """The last non-empty line of the newest log under ``log_dir`` (a failed sample's logs)."""
+    """The last non-empty line of the newest log under ``log_dir`` (a failed sample's logs); where
+    the logs are empty or absent (a step stopped with the workflow, or never started), that and
+    :data:`STOPPED`."""
     logs = sorted(Path(log_dir).glob("*.log"), key=lambda f: f.stat().st_mtime) if Path(log_dir).is_dir() else []
     for log in reversed(logs):
         lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
         if lines:
             return f"{log.name}: {lines[-1]}"
-    return "no summary.json and no log"
+    if logs:
+        return f"unfinished, its logs empty ({', '.join(log.name for log in logs)}): {STOPPED}"
+    return f"not run (no summary.json, no log): {STOPPED}"
 
 
 def table(summaries: dict, logs=None) -> list[dict]:
