@@ -402,3 +402,31 @@ def test_a_torus_ensemble_is_analysed_on_all_points_once_a_subsample_looks_for_i
     monkeypatch.setattr(ensemble, "SURFACE_ALL_POINTS_MAX_N", 1000)
     res = analysis.run(ds.X, jobs=1)
     assert res.ensemble is not None and "surface_on_all_points" not in res.detection
+
+
+def test_a_dropped_run_on_all_points_says_nothing_and_its_time_is_counted(monkeypatch, caplog):
+    # 1,988 IPC cells (13wk): a subsample looked for a surface, the run on all points found none
+    # and was dropped, but its "reporting 0 loops" reached the log next to the verdict "1 loop",
+    # and its 9 s were missing from the timings
+    import logging
+    import types
+
+    from topoembed import _progress
+
+    def dropped(X, params, jobs, progress):
+        logging.getLogger("topoembed.evidence").warning("finds 2 loop(s) but diffusion finds 0: reporting 0 loops")
+        logging.getLogger("topoembed._progress").info("topoembed 1/5: graph: 0.1 s")
+        return types.SimpleNamespace(detection={}, warnings=["finds 2 loop(s) ...: reporting 0 loops"])
+
+    monkeypatch.setattr(prevalence, "single_with_check", dropped)
+    runs = [types.SimpleNamespace(detection={"surface": {"void_p": 0.5}, "surface_loops": []})]
+    timings = {}
+    with caplog.at_level("INFO", logger="topoembed"):
+        got = ensemble._surface_on_all_points(np.zeros((1988, 3)), pipeline.Params(), runs, 1, True, timings, 0.0)
+    assert got is None and timings["surface_check"] >= 0
+    assert "reporting 0 loops" not in caplog.text  # the dropped run's warning
+    assert "topoembed 1/5: graph" in caplog.text and "1 of 1 subsamples looked for a closed surface" in caplog.text
+    # a collector made inside the run keeps the warning (the run's own record), one made before does not
+    with pipeline.collect_warnings() as outer, _progress.tentative_run(), pipeline.collect_warnings() as inner:
+        logging.getLogger("topoembed.evidence").warning("held")
+    assert inner == ["held"] and outer == []

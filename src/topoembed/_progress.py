@@ -118,6 +118,27 @@ def inner_run():
         _INNER_RUNS -= 1
 
 
+def _not_a_warning(record) -> bool:
+    return record.levelno < logging.WARNING
+
+
+@contextlib.contextmanager
+def tentative_run():
+    """A run whose result may be dropped (:func:`topoembed.ensemble._surface_on_all_points`): its
+    warnings stay in its record (the collector its run adds) and reach none of the handlers there
+    before it (the command line's, the user's, an outer run's collector), so a dropped run's
+    "reporting 0 loops" does not contradict the verdict given; its progress lines still show."""
+    handlers = logging.getLogger("topoembed").handlers + logging.getLogger().handlers
+    for handler in handlers:
+        handler.addFilter(_not_a_warning)
+    try:
+        with inner_run():
+            yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(_not_a_warning)
+
+
 _UNHEARD = _Unheard()
 logging.getLogger("topoembed").addHandler(_UNHEARD)
 #: scanpy's verbosity (0 errors ... 4 debug) as the level of the ``topoembed`` logger; never above

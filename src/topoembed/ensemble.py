@@ -54,7 +54,7 @@ from ._parallel import Pool, resolve_jobs
 from .params import MIN_PREVALENCE  # noqa: F401 (ensemble.MIN_PREVALENCE for callers)
 from .subsamples import (MATCH_MIN_CORR, MATCH_MIN_POINTS, WORKER_PRELOAD, assign, consensus_phase,  # noqa: F401
                          extend_loop, phase_corr, run_one, subsample_indices, subsample_params)
-from ._progress import Progress
+from ._progress import Progress, tentative_run
 from ._validate import InputError, check_points, option
 
 log = logging.getLogger(__name__)
@@ -199,13 +199,19 @@ def _surface_on_all_points(X, params, runs: list, jobs, progress: bool, timings:
     seen = sum(bool(r.detection.get("surface_loops")) for r in runs)
     if not looked or n > SURFACE_ALL_POINTS_MAX_N or not params.surface:
         return None
-    log.info("ensemble: %d of %d subsamples looked for a closed surface (%d found one); one run on all %d "
-             "points, whose resolution keeps a torus's tube", looked, len(runs), seen, n)
-    res = prevalence.single_with_check(X, dataclasses.replace(params, n_subsamples=1), jobs, progress)
+    Progress(1, "topoembed ensemble", "run", enabled=progress).note(
+        f"{looked} of {len(runs)} subsamples looked for a closed surface ({seen} found one): one run on all {n:,} "
+        "points, whose resolution keeps a torus's tube, looks for it there")
+    t0 = time.perf_counter()
+    with tentative_run():  # its warnings are said only if its result is the answer
+        res = prevalence.single_with_check(X, dataclasses.replace(params, n_subsamples=1), jobs, progress)
     surface = res.detection.get("surface_loops")
     if not surface:
         log.info("ensemble: the run on all points finds no closed surface; the subsamples' result stands")
+        timings["surface_check"] = time.perf_counter() - t0  # the answer took its time too
         return None
+    for said in res.warnings:
+        log.warning(said)
     res.detection["surface_on_all_points"] = {"subsamples_looked": looked, "subsamples_with_surface": seen,
                                               "n_subsamples": len(runs)}
     # the subsamples were analysed first: the answer took their time too
