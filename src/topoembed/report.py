@@ -119,6 +119,9 @@ def verdict_notes(summary: dict) -> list[str]:
             continue
         if p is None:
             continue
+        # one reading of p with both thresholds, as the run's warning gives the support threshold
+        noise_p = (f"universal-null p = {p:.2g}{where}, not below {alpha:g}, while a p-value alone supports a loop "
+                   f"below {verdict.P_CONCLUSIVE:g}")
         if p >= verdict.P_CONCLUSIVE and "surface_void_p" in lp:
             alone = (f"within what noise produces (universal-null p = {p:.2g} ≥ {alpha:g}{where})" if p >= alpha else
                      f"not conclusive (universal-null p = {p:.2g}{where}, not below {verdict.P_CONCLUSIVE:g})")
@@ -148,15 +151,15 @@ def verdict_notes(summary: dict) -> list[str]:
                              "localize, on at most 1,000 points). Noise gives such p-values after a choice among "
                              "settings or without the second distance.")
             elif calls[i].supported:
-                notes.append(f"Loop {i + 1}'s death/birth ratio is within what noise produces (universal-null "
-                             f"p = {p:.2g} ≥ {alpha:g}{where}), but {found_in} (prevalence {lp['prevalence']:.0%} "
+                notes.append(f"Loop {i + 1}'s death/birth ratio is within what noise produces ({noise_p}), "
+                             f"but {found_in} (prevalence {lp['prevalence']:.0%} "
                              f"≥ {verdict.SUPPORT_PREVALENCE:.0%}): the loop is not an accident of a few points, "
                              "so it is supported and its phase is given. Thick loops with unevenly spread cells, "
                              "such as the cell cycle, have small ratios (BENCHMARKS.md, 'Evidence for each loop').")
                 continue
             else:
                 notes.append(f"Low confidence in loop {i + 1}: its death/birth ratio is within what noise produces "
-                             f"(universal-null p = {p:.2g} ≥ {alpha:g}{where})"
+                             f"({noise_p})"
                              + (f", and only {found_in}" if "prevalence" in lp else "")
                              + ". It is reported, but check it against known biology (for the cell cycle: the "
                                "phase against cell-cycle scores) before trusting it. Thick loops with unevenly "
