@@ -715,6 +715,11 @@ def test_the_staged_chain_turns_the_phase_by_the_recipes_scores_as_run_does(tmp_
     staged = json.loads((tmp_path / "staged" / "summary.json").read_text())
     full = json.loads((tmp_path / "r" / "summary.json").read_text())
     assert full["loops"][0]["phase_orientation"]["by"] == "S and G2/M scores"
+    # what was analysed, in summary.json and the report's subtitle (only the table said it)
+    rep = full["representation"]
+    assert rep["use_rep"] == "X_pca_cell_cycle" and rep["prepared"] == "obsm['X_topoembed_input']"
+    assert rep["recipe"]["steps"] == ["normalize_total", "log1p", "gene subset", "pca"] and rep["recipe"]["n_genes"] > 10
+    assert f"the cell-cycle recipe: {rep['recipe']['n_genes']} genes" in (tmp_path / "r" / "report.html").read_text()
     staged.pop("timings_s"), full.pop("timings_s")
     assert staged == full
     assert (tmp_path / "staged" / "cells.csv").read_text() == (tmp_path / "r" / "cells.csv").read_text()

@@ -279,6 +279,10 @@ SCANPY_N_PCS = 50
 PREPARED_REP = "X_topoembed_input"
 
 
+#: ``uns`` entry where te.pp.recipe_cell_cycle records what it made (:mod:`topoembed.pp`).
+RECIPE_KEY = "topoembed_recipe"
+
+
 def default_rep(adata, use_rep: str | None, quiet: bool = False) -> str | None:
     """``use_rep``, or, where none is given (None; "X" asks for ``adata.X``), the points that
     were prepared in ``adata``, not its ``X`` (often the raw counts or thousands of genes):
@@ -292,7 +296,7 @@ def default_rep(adata, use_rep: str | None, quiet: bool = False) -> str | None:
         return use_rep
     if PREPARED_REP in adata.obsm and "topoembed_input" in adata.uns:
         return PREPARED_REP
-    recipe = adata.uns.get("topoembed_recipe")
+    recipe = adata.uns.get(RECIPE_KEY)
     key = recipe.get("key_added") if isinstance(recipe, dict) else None
     if isinstance(key, str) and key in adata.obsm:
         log.info("use_rep not given: analysing obsm[%r], which te.pp.recipe_cell_cycle wrote (use_rep='X' for "

@@ -18,7 +18,7 @@ from . import graph
 from .datasets import cell_cycle_genes  # noqa: F401 (te.pp.cell_cycle_genes: the bundled list lives with the data)
 from ._anndata import check_adata, resolved_points, transposed, uns_entry, working_copy
 from ._progress import scanpy_wants_progress
-from .io import SCANPY_N_PCS
+from .io import RECIPE_KEY, SCANPY_N_PCS
 from ._validate import (INTERFACE, LOG_MAX, InputError, check_identical_points, check_k,  # noqa: F401 (public)
                         count_kind, looks_like_counts, option)
 from .pipeline import Params
@@ -232,7 +232,7 @@ def recipe_cell_cycle(adata, *, genes="cell_cycle", organism: str = "auto", n_co
         raise InputError(f"{sub.n_obs} cells × {sub.n_vars} genes are too few for PCA; pass more cells or genes")
     sc.pp.pca(sub, n_comps=n_comps_used, random_state=random_state)
     adata.obsm[key_added] = sub.obsm["X_pca"]
-    adata.uns["topoembed_recipe"] = {
+    adata.uns[RECIPE_KEY] = {
         "steps": ["normalize_total", "log1p", "gene subset", "pca"],
         "target_sum": float(target_sum), "genes": source, "n_genes": len(chosen),
         "gene_names": np.array(chosen, dtype=object).astype(str), "n_comps": n_comps_used,

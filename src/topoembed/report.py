@@ -834,8 +834,20 @@ def render_html(summary: dict, points=None, index=None, per_point: list[dict] = 
 <html lang="en"><head><meta charset="utf-8"><title>topoembed report: {html.escape(str(summary['input']))}</title>
 <style>{_CSS}</style></head>
 <body><h1>topoembed report</h1><p class="sub">Input: <code>{html.escape(str(summary['input']))}</code> ·
-topoembed {html.escape(str(summary['version']))}</p>{body}</body></html>
+{_analysed(summary.get("representation"))}topoembed {html.escape(str(summary['version']))}</p>{body}</body></html>
 """
+
+
+def _analysed(rep: dict | None) -> str:
+    """The subtitle's account of the AnnData representation analysed (summary.json's
+    ``representation``), and of the recipe that made it; empty for other inputs."""
+    if not rep:
+        return ""
+    name = "adata.X" if rep["use_rep"] == "X" else f"obsm[{rep['use_rep']!r}]"
+    recipe = rep.get("recipe")
+    how = (f"; the cell-cycle recipe: {recipe['n_genes']} genes of {recipe['layer']}, normalised, log1p, "
+           f"{recipe['n_comps']} PCs" if recipe else "")
+    return f"analysed: <code>{html.escape(name)}</code> ({rep['n_columns']} columns{html.escape(how)}) · "
 
 
 def groups_index_html(source: str, groupby: str, groups: list[tuple[str, str, dict]]) -> str:

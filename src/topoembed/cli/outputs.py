@@ -58,14 +58,17 @@ RUN_OUTPUTS = ("summary.json", "diagrams.npz", "report.html", "cells.csv", "embe
 GROUP_OUTPUTS = ("groups.tsv", "index.html")
 
 
-def _write_run_outputs(outputs, args, result, X, emb=None, adata=None, ids=None, group=None) -> dict:
+def _write_run_outputs(outputs, args, result, X, emb=None, adata=None, ids=None, group=None, use_rep=None) -> dict:
     """summary.json, diagrams.npz, report.html and cells.csv of a run; an AnnData input
-    (``adata``) gives the report its UMAP, cells.csv its cell names and the summary its source.
+    (``adata``) gives the report its UMAP, cells.csv its cell names and the summary its source
+    and what was analysed (``use_rep``, and the recipe's record where it made them).
     ``group``: (its name, its folder) for a run of ``--groupby``: written to that folder."""
     if adata is not None:
         ids = list(adata.obs_names)
     summ = pipeline.summary(result, input_desc=input_name(args.input, adata)
                             + (f" ({args.groupby} = {group[0]})" if group else ""))
+    if adata is not None:
+        summ = _with_representation(summ, adata, use_rep, X.shape[1])
     path = (lambda name: outputs.path(f"{group[1]}/{name}")) if group else outputs.path
     view = _view_of(adata, X.shape[0])
     extra = []
@@ -93,6 +96,25 @@ def _write_run_outputs(outputs, args, result, X, emb=None, adata=None, ids=None,
                                                               per_point=per_point, extra_sections=extra, view=view))
     _write_cells_csv(path("cells.csv"), result, ids)
     return summ
+
+
+def _with_representation(summ: dict, adata, use_rep, n_columns: int) -> dict:
+    """``summ`` with ``representation`` after ``n_input``: the AnnData representation analysed
+    and, where ``topoembed prepare`` or te.pp.recipe_cell_cycle made it (``uns[io.RECIPE_KEY]``), how."""
+    rep = {"use_rep": use_rep or "X", "n_columns": int(n_columns)}
+    prepared = adata.uns.get("topoembed_input") if use_rep == io.PREPARED_REP else None
+    if isinstance(prepared, dict):  # `topoembed prepare` copied the user's representation to PREPARED_REP
+        rep = {**rep, "use_rep": str(prepared.get("use_rep", "X")), "prepared": f"obsm[{io.PREPARED_REP!r}]"}
+    made = adata.uns.get(io.RECIPE_KEY)
+    if isinstance(made, dict) and made.get("key_added") == rep["use_rep"]:
+        rep["recipe"] = {k: (v.tolist() if hasattr(v, "tolist") else v) for k, v in made.items()
+                         if k in ("genes", "n_genes", "n_comps", "layer", "steps", "target_sum")}
+    out = {}
+    for key, value in summ.items():
+        out[key] = value
+        if key == "n_input":
+            out["representation"] = rep
+    return out
 
 
 def _score_meaning(det: dict) -> str:

@@ -132,7 +132,7 @@ def _run_h5ad(args) -> int:
 
             adata.obsm[obsm_key(args.embed)] = emb[0]
             tl.embedding_topology(adata, obsm_key(args.embed), key=args.key_added, seed=args.seed)
-        summ = _write_run_outputs(outputs, args, result, X, emb, adata=adata)
+        summ = _write_run_outputs(outputs, args, result, X, emb, adata=adata, use_rep=use_rep)
         adata.write_h5ad(outputs.path("result.h5ad"))
         outputs.commit()
     _print_table(summ, args.out, extra="result.h5ad", rep=(use_rep, X.shape[1]))
@@ -168,7 +168,7 @@ def _run_by_group(args, adata, use_rep, params, X) -> int:
     with io.OutputSet(args.out, owned=RUN_OUTPUTS + GROUP_OUTPUTS) as outputs:
         for group, result in results.items():
             cells = adata[where[group]]
-            summ = _write_run_outputs(outputs, args, result, X[where[group]], adata=cells,
+            summ = _write_run_outputs(outputs, args, result, X[where[group]], adata=cells, use_rep=use_rep,
                                       group=(group, folders[group]))
             done.append((group, folders[group], summ))
             lines.append(f"  {group:<14s}{cells.n_obs:>7d} cells   {report.summary_verdict(summ).headline()}   "

@@ -315,7 +315,7 @@ def cmd_report(args) -> int:
 
         tl.orient_phases(adata, result.loops)
     with io.OutputSet(args.out, owned=RUN_OUTPUTS) as outputs:
-        summ = _write_run_outputs(outputs, args, result, X, emb, adata=adata,
+        summ = _write_run_outputs(outputs, args, result, X, emb, adata=adata, use_rep=meta.get("use_rep"),
                                   ids=None if adata is not None else meta.get("row_names"))
         if adata is not None:
             tl.store_result(adata, result, use_rep=args.use_rep, key_added=args.key_added,
