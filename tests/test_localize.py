@@ -568,3 +568,19 @@ def test_the_phase_runs_round_the_loop_where_the_cycle_at_r_theta_is_a_small_loo
     lp = analysis.run(X, jobs=1, n_loops=1, phase_low_confidence=True, prevalence_check=False).loops[0]
     assert lp["phase_cycle"] == "lowest_filtration"
     assert L.circular_alignment(np.asarray(lp["phase"]), angle)[0] >= 0.85
+
+
+def test_a_phase_bunched_at_one_place_is_said_to_make_its_score_peaks_meaningless():
+    # FUCCI forced to one loop: 830 of 880 phases in one 30° bin, and the report read the scores'
+    # concentrations 1.00 and 0.99 as if they located S and G2/M
+    from topoembed import report
+
+    rng = np.random.default_rng(0)
+    s_score, g_score = rng.normal(size=880), rng.normal(size=880)
+    bunched = np.where(np.arange(880) < 830, rng.uniform(3.0, 3.5, 880), rng.uniform(0, 2 * np.pi, 880))
+    _, info = L.orient_by_markers(bunched, s_score, g_score)
+    assert info["theta_resultant"] > 0.9 and min(info["resultant"].values()) > 0.9
+    assert "θ itself bunches at one phase" in report.orientation_summary(info)
+    assert "their peaks say little" in report._orientation_text(info)
+    _, spread = L.orient_by_markers(rng.uniform(0, 2 * np.pi, 880), s_score, g_score)
+    assert spread["theta_resultant"] < 0.1 and "bunches" not in report.orientation_summary(spread)

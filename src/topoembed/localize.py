@@ -619,7 +619,9 @@ def orient_by_markers(phase, s_score, g2m_score) -> tuple[np.ndarray, dict]:
     then it is rotated so that the G1/S boundary, θ_S − δ/2 with δ the arc from θ_S to θ_G2M
     (the S phase is centred on θ_S), lands at 0. Returns (θ', info): info holds
     ``reflected``, ``shift`` (θ' = ±θ − shift, mod 2π), the peaks ``theta_S``/``theta_G2M`` in θ'
-    ``resultant`` (how concentrated each score is on the loop, |weighted mean of e^{iθ}|) and
+    ``resultant`` (how concentrated each score is on the loop, |weighted mean of e^{iθ}|, next to
+    ``theta_resultant``, that of θ alone: where most cells share one phase, as on a forced loop
+    through noise, the scores' resultants are near 1 whatever they say) and
     ``score_angle_corr``: |ρ| (Fisher–Lee, :func:`circular_correlation`) of θ with the *score
     angle* atan2(G2/M − its mean, S − its mean), a phase read from the genes alone (what a
     scanpy user would compute): on simulated cycling counts 0.86 (θ against the truth 0.97); on
@@ -651,6 +653,7 @@ def orient_by_markers(phase, s_score, g2m_score) -> tuple[np.ndarray, dict]:
     return out, {"by": "S and G2/M scores", "reflected": bool(reflected), "shift": float(shift),
                  "theta_S": float((t_s - shift) % (2 * np.pi)), "theta_G2M": float((t_g - shift) % (2 * np.pi)),
                  "resultant": {"S": r_s, "G2M": r_g},
+                 "theta_resultant": float(np.abs(np.mean(np.exp(1j * out[ok])))),
                  "score_angle_corr": float(abs(circular_correlation(out[ok], angle)))}
 
 

@@ -663,7 +663,23 @@ def orientation_summary(o: dict) -> str:
     agree = (f"; |ρ| with the scores' own angle {o['score_angle_corr']:.2f} (1: the same order round the circle)"
              if o.get("score_angle_corr") is not None else "")
     return (f"oriented by the {o.get('by', 'S and G2/M scores')}, θ = 0 at G1/S, S peaks at {s:.0f}°, "
-            f"G2/M at {g:.0f}°{agree}")
+            f"G2/M at {g:.0f}°{agree}{_bunched(o)}")
+
+
+#: θ's own resultant from which most cells share one phase, and the scores' peaks say little.
+BUNCHED_THETA = 0.5
+
+
+def _bunched(o: dict, long: bool = False) -> str:
+    """A caution where θ itself is concentrated (``theta_resultant`` ≥ :data:`BUNCHED_THETA`):
+    then every weighted resultant is near 1, and the peaks' places follow the bunch."""
+    r = o.get("theta_resultant")
+    if r is None or r < BUNCHED_THETA:
+        return ""
+    if not long:
+        return f"; but θ itself bunches at one phase (resultant {r:.2f}), so these peaks say little"
+    return (f" But θ itself bunches at one phase (its cells' resultant is {r:.2f}), so the scores' "
+            "concentrations repeat that bunch and their peaks say little about the order of the phases.")
 
 
 def _orientation_text(o: dict) -> str:
@@ -677,7 +693,7 @@ def _orientation_text(o: dict) -> str:
                if "S" in r and "G2M" in r else "") + "."
             + (f" θ and the angle of the two scores, a phase read from the genes alone, correlate at "
                f"|ρ| = {o['score_angle_corr']:.2f} (Fisher–Lee; 1: the same order round the circle, 0: unrelated)."
-               if o.get("score_angle_corr") is not None else ""))
+               if o.get("score_angle_corr") is not None else "") + _bunched(o, long=True))
 
 
 def _membership_measured_on(lp: dict) -> str:
