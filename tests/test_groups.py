@@ -157,6 +157,8 @@ def test_group_folder_names_are_safe_and_unique():
 
     got = folder_names(["H9", "a/b", "a b", "..", "groups.tsv"], reserved=("groups.tsv",))
     assert got == {"H9": "H9", "a/b": "a_b", "a b": "a_b_2", "..": "group", "groups.tsv": "group_groups.tsv"}
+    # a name that is a folder name already keeps it, whatever comes before it
+    assert folder_names(["d 1/x", "d_1_x"]) == {"d 1/x": "d_1_x_2", "d_1_x": "d_1_x"}
 
 
 def test_with_cell_cycle_scores_every_groups_phase_starts_at_its_g1_s_boundary():

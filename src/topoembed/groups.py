@@ -122,18 +122,22 @@ def sizes_in_file(source, groupby: str) -> dict[str, int]:
 def folder_names(names, reserved=()) -> dict[str, str]:
     """{group: a folder name for its outputs}: the name with every character other than a letter,
     digit, ".", "-" or "_" replaced by "_", made unique (suffix ``_2``, ...) and never one of
-    ``reserved`` (the files beside the folders)."""
-    folders, taken = {}, set(reserved)
+    ``reserved`` (the files beside the folders). A name that is a folder name already keeps it:
+    ``d_1_x`` is not moved to ``d_1_x_2`` by an earlier ``d 1/x``."""
+    names = list(dict.fromkeys(names))
+    bases = {}
     for name in names:
         base = re.sub(r"[^A-Za-z0-9._-]", "_", str(name)).strip(".") or "group"
-        base = f"group_{base}" if base in reserved else base
-        folder, i = base, 1
+        bases[name] = f"group_{base}" if base in reserved else base
+    folders, taken = {}, set(reserved)
+    for name in sorted(names, key=lambda g: bases[g] != str(g)):  # the names kept as they are first
+        folder, i = bases[name], 1
         while folder in taken:
             i += 1
-            folder = f"{base}_{i}"
+            folder = f"{bases[name]}_{i}"
         folders[name] = folder
         taken.add(folder)
-    return folders
+    return {name: folders[name] for name in names}
 
 
 def _is_run_column(name: str, key: str) -> bool:
