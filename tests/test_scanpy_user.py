@@ -288,3 +288,15 @@ def test_the_phase_plot_after_a_run_without_a_loop_says_so():
     with pytest.raises(InputError, match=r"found no loop \(No loop\), so no cell has a phase") as err:
         te.pl.phase(a, keys=["0"], show=False)
     assert "first" not in str(err.value)
+
+
+def test_counts_refused_are_not_first_said_to_be_analysed(caplog):
+    # a gene x cell table read by sc.read_csv: two warnings said the 101 genes were analysed as
+    # cells over their 888 columns, then the run refused the counts
+    rng = np.random.default_rng(0)
+    genes = list(te.pp.cell_cycle_genes("human"))
+    a = anndata.AnnData(rng.poisson(2.0, size=(len(genes), 300)).astype(np.float32))
+    a.obs_names = genes
+    with caplog.at_level("WARNING", logger="topoembed"), pytest.raises(InputError, match="pass adata.T") as err:
+        te.tl.run(a)
+    assert "looks like raw counts" in str(err.value) and caplog.text == ""

@@ -57,15 +57,17 @@ def points(adata, use_rep: str | None = None, *, expect_representation: bool = T
 
     check_adata(adata)
     hint = transposed(adata)
-    if hint:
-        (log.debug if quiet else log.warning)("%s; each of its %d obs is analysed as a cell", hint, adata.n_obs)
+    say = log.debug if quiet else log.warning
     X = points_from_adata(adata, use_rep)
     where = f"adata.obsm[{use_rep!r}]" if use_rep not in (None, "X") else "adata.X"
-    if expect_representation and X.shape[1] > 100 and looks_like_counts(X):
+    counts = expect_representation and X.shape[1] > 100 and looks_like_counts(X)
+    if hint and not (counts and use_rep != "X"):  # where counts are refused, the refusal says it
+        say("%s; each of its %d obs is analysed as a cell", hint, adata.n_obs)
+    if counts:
         as_is = "--use-rep X" if INTERFACE["name"] == "cli" else "use_rep='X'"
         if use_rep == "X":  # asked for by name: analysed as it is (pixel values, binary features are no counts)
-            (log.debug if quiet else log.warning)("adata.X looks like raw counts (%d columns of non-negative integers); analysed as it is, "
-                        "as %s asks", X.shape[1], as_is)
+            say("adata.X looks like raw counts (%d columns of non-negative integers); analysed as it is, as %s asks",
+                X.shape[1], as_is)
             return check_points(X, name=where, min_points=3)
         if counts_fix is not None:
             fix = counts_fix
