@@ -565,3 +565,18 @@ def test_an_ensemble_does_not_call_a_cycle_of_separate_clusters_a_loop():
     assert res.ensemble is not None and res.loops
     assert res.loops[0]["prevalence"] >= verdict.SUPPORT_PREVALENCE  # the evidence alone would support it
     assert res.loops[0]["groups_on_cycle"] > 1 and res.verdict.n_loops == 0
+
+
+def test_collect_gives_a_score_only_to_a_counted_loop_and_explains_its_columns():
+    # samples.md showed 1.0 for one "No loop" (1 - max s_m) and 0 for another, as if scores of a call
+    from topoembed import collect
+
+    none = {"detection": {"n_loops": 0, "score": 1.0}, "loops": [], "n_input": 300, "n_points": 300,
+            "distance": "effective_resistance", "timings_s": {"total": 1.0}}
+    one = {**none, "detection": {"n_loops": 1, "score": 0.93, "alpha": 0.05}, "loops": [{"p_value": 1e-4}]}
+    rows = [collect.row("a", none), collect.row("b", one)]
+    assert rows[0]["score"] is None and rows[1]["score"] == 0.93
+    md = collect.to_markdown(rows)
+    assert "| a | No loop |" in md and md.rstrip().endswith(collect.LEGEND)
+    ax = collect.plot(rows)
+    assert [p.get_height() for p in ax.patches] == [0.0, 0.93]

@@ -2,8 +2,8 @@
 
 :func:`table` reads each sample's ``summary.json`` (from ``topoembed run`` or ``topoembed
 report``) into one row: the call, how sure it is, and what it cost. ``topoembed collect``
-writes the rows as CSV and Markdown, and :func:`plot` draws each sample's detection score
-s_m of its call, coloured by the number of loops.
+writes the rows as CSV and Markdown (with :data:`LEGEND`), and :func:`plot` draws each
+sample's s_m of the loops counted, coloured by their number (no bar where none is counted).
 """
 from __future__ import annotations
 
@@ -35,7 +35,9 @@ def row(sample: str, summ: dict) -> dict:
         confirmed = False
     v = verdict.decide(summ["loops"], det)  # its counts, not detection's: a possible loop is no loop found
     return {"sample": sample, "verdict": v.headline(), "n_input": summ["n_input"], "n_points": summ["n_points"],
-            "distance": summ["distance"], "n_loops": v.n_loops, "n_possible": v.n_possible, "score": det["score"], "p_value_1": first.get("p_value"),
+            "distance": summ["distance"], "n_loops": v.n_loops, "n_possible": v.n_possible,
+            # s_m of the m loops counted; without a count detection's score is 1 − max s_m, another measure
+            "score": det["score"] if int(det["n_loops"]) > 0 else None, "p_value_1": first.get("p_value"),
             "prevalence_1": first.get("prevalence"), "confirmed": confirmed,
             "median_phase_confidence_1": first.get("median_phase_confidence"), "n_on_loop_1": first.get("n_on_loop"),
             "warnings": len(summ.get("warnings", [])), "time_s": summ["timings_s"].get("total"), "error": None}
@@ -103,10 +105,19 @@ def to_csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
+#: What the Markdown table's less obvious columns hold, said under it.
+LEGEND = ("`n_loops`: supported loops, `n_possible`: loops found but not supported (the verdict's counts); "
+          "`score`: s_m, how clearly the m loops the detection counted stand out (0-1; empty where it counted none); "
+          "`p_value_1`, `prevalence_1`, `median_phase_confidence_1`, `n_on_loop_1`: the first loop's; `confirmed`: "
+          "whether the other spectral distance found the same count (False: it did not, and the count was dropped "
+          "to 0; empty where no check ran); `n_points`: the points of the run whose graph and diagrams these are (an ensemble's "
+          "reference subsample).")
+
+
 def to_markdown(rows: list[dict]) -> str:
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     lines += ["| " + " | ".join(_cell(r[c]).replace("|", "\\|") for c in COLUMNS) + " |" for r in rows]
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines) + "\n\n" + LEGEND + "\n"
 
 
 def plot(rows: list[dict], ax=None):
@@ -119,14 +130,14 @@ def plot(rows: list[dict], ax=None):
     colours = plt.get_cmap("tab10")
     ok = [r["verdict"] != FAILED for r in rows]
     m = [int(r["n_loops"]) if good else 0 for r, good in zip(rows, ok)]
-    score = [r["score"] if good else 0.0 for r, good in zip(rows, ok)]
+    score = [r["score"] if good and r["score"] is not None else 0.0 for r, good in zip(rows, ok)]
     ax.bar(np.arange(len(rows)), score, color=[colours(k) for k in m])
     for i, (r, good) in enumerate(zip(rows, ok)):
         ax.text(i, score[i], r["verdict"] if good else "failed", ha="center", va="bottom", fontsize=8,
                 color="black" if good else "firebrick")
     ax.set_xticks(np.arange(len(rows)), [r["sample"] for r in rows], rotation=30, ha="right")
     ax.set_ylim(0, 1.12)
-    ax.set_ylabel("detection score of the call")
+    ax.set_ylabel("s_m of the loops counted")  # none counted: no bar, the verdict at 0
     ax.set_title("loops per sample")
     ax.figure.tight_layout()
     return ax
