@@ -141,6 +141,13 @@ def test_small_inputs_are_a_single_run_and_the_summary_carries_the_ensemble():
     s = pipeline.summary(res, "circle")
     assert s["ensemble"]["n_subsamples"] == 3 and s["ensemble"]["n_planned"] == 4 and s["loops"][0]["prevalence"] == 1.0
     assert s["n_input"] == 1200 and "phase" not in s["loops"][0]
+    # the report names the subsample whose graph and diagram it shows (it read as all 1,200 points')
+    from topoembed import report
+
+    page = report.render_html(s)
+    b, size = s["ensemble"]["reference_run"] + 1, s["n_points"]
+    assert f"connected component in subsample {b}, whose diagram is shown" in page
+    assert f"Subsample {b}'s diagram ({size:,} of the 1,200 points" in page
 
 
 def test_default_switches_to_the_ensemble_above_the_threshold():

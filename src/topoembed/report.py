@@ -509,7 +509,9 @@ def _headline(summary, t) -> str:
             f"<p>in {pts}, with the {t('distance', dist)} {t('distance', 'distance')} on a "
             f"{'mutual ' if p.get('symmetrize') == 'and' else ''}{t('knn', 'kNN graph')} (k = {p.get('k')}"
             + (f", {graph['n_edges']:,} edges, {graph['n_components']} connected component"
-               f"{'s' if graph['n_components'] != 1 else ''}" if graph else "")
+               f"{'s' if graph['n_components'] != 1 else ''}"
+               + (f" in subsample {summary['ensemble']['reference_run'] + 1}, whose diagram is shown"
+                  if "ensemble" in summary and "reference_run" in summary["ensemble"] else "") if graph else "")
             + (f"; the setting {summary['auto']['key']} that {option('distance', 'auto')} chose, its loop count proposed by "
                f"{summary['auto']['support']} settings" if summary.get("auto") else "")
             + f"). {t('score')}: {det['score']:.2f}"
@@ -828,8 +830,11 @@ def render_html(summary: dict, points=None, index=None, per_point: list[dict] = 
                + (f"<details><summary><b>What was checked</b> ({checks.count('<li>')} points)</summary>"
                   f"<ul>{checks}</ul></details>" if checks else "") + _warnings(summary))
     n_h1 = len(h1)
-    persistence = (f"<p>{len(dgms[0]):,} {t('h1', 'H0')} and {n_h1:,} H1 features. The diagram is scaled to the "
-                   f"H1 features (the inset shows all of them at full scale); each point is one feature at "
+    ens = summary.get("ensemble") or {}
+    of_run = (f"Subsample {ens['reference_run'] + 1}'s diagram ({summary['n_points']:,} of the {summary['n_input']:,} "
+              "points, the best-scoring subsample that found the loops reported): " if "reference_run" in ens else "")
+    persistence = (f"<p>{of_run}{len(dgms[0]):,} {t('h1', 'H0')} and {n_h1:,} H1 features. The diagram is scaled "
+                   f"to the H1 features (the inset shows all of them at full scale); each point is one feature at "
                    f"({t('birth')}, {t('death')}); the barcode sorts the H1 features by "
                    f"{t('persistence')}" + ("; the detected loops are marked in colour.</p>" if rows else ".</p>")
                    + "<div class='figs'>" + "".join(_persistence_figs(summary, dgms, rows)) + "</div>"
