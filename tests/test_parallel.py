@@ -60,3 +60,15 @@ def test_a_script_read_from_standard_input_runs_on_one_process_with_a_warning():
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "[1, 2, 3] 1"
     assert "read from standard input" in out.stderr
+
+
+def test_workers_name_settings_in_the_parents_words(monkeypatch):
+    # a command-line ensemble's subsample warnings said "symmetrize='or'" (Python's words)
+    from topoembed._validate import INTERFACE, option
+
+    monkeypatch.setitem(INTERFACE, "name", "cli")
+    with Pool(2) as pool:
+        assert list(pool.imap(option, ["symmetrize"])) == ["--symmetrize"]
+    monkeypatch.setitem(INTERFACE, "name", "python")
+    with Pool(2) as pool:
+        assert list(pool.imap(option, ["symmetrize"])) == ["symmetrize"]

@@ -9,7 +9,7 @@ import sys
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
-from ._validate import InputError
+from ._validate import INTERFACE, InputError
 
 __all__ = ["imap", "Pool", "resolve_jobs", "usable_cpus", "thread_budget"]
 
@@ -50,12 +50,14 @@ def resolve_jobs(jobs, tasks: int) -> int:
     return max(1, min(int(jobs), int(tasks)))
 
 
-def _limit_threads(threads: int) -> None:
+def _limit_threads(threads: int, interface: str = "python") -> None:
     """Worker initialiser: share the CPUs between the workers instead of letting every
     worker's BLAS use all of them (oversubscription slowed 2 workers on 2 cores by ~1.4x),
-    and leave Ctrl-C to the parent."""
+    leave Ctrl-C to the parent, and name settings in the parent's words (``interface``: a
+    subsample's warning said ``symmetrize='or'`` in a command-line run)."""
     global _WORKER_THREADS
     _WORKER_THREADS = max(1, int(threads))
+    INTERFACE["name"] = interface
     import signal
 
     # Ctrl-C reaches the whole process group: the parent handles it and ends the workers
@@ -158,7 +160,7 @@ class Pool:
             # spawn, not fork: forking a process whose BLAS/OpenMP threads hold locks can deadlock
             self._pool = ProcessPoolExecutor(max_workers=self.jobs, mp_context=multiprocessing.get_context("spawn"),
                                              initializer=_limit_threads,
-                                             initargs=(max(1, usable_cpus() // self.jobs),))
+                                             initargs=(max(1, usable_cpus() // self.jobs), INTERFACE["name"]))
             if self.preload:  # one per worker: starts them all now, each importing in the background
                 for _ in range(self.jobs):
                     self._pool.submit(_preload, self.preload)
