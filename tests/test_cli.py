@@ -228,7 +228,8 @@ def test_a_rerun_into_the_same_folder_leaves_none_of_the_earlier_run_s_files(tmp
     with caplog.at_level("WARNING"):
         assert run_cli("run", "synthetic:blob?n=150&d=4", "--k", 20, "--out", out, "-q") == 0
     assert not (out / "embedding.npy").exists() and (out / "notes.txt").read_text() == "the user's own"
-    assert "embedding.npy (removed: this run does not write it)" in caplog.text
+    assert "removed the earlier embedding.npy, which this run does not write" in caplog.text
+    assert "replaced the earlier embedding.npy" not in caplog.text  # the files replaced and removed apart
     assert (out / "summary.json").exists() and (out / "cells.csv").exists()
 
 

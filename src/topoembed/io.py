@@ -505,9 +505,10 @@ class OutputSet:
             if old is not None:
                 signal.pthread_sigmask(signal.SIG_SETMASK, old)
         if replaced or stale:  # say so: an earlier run's results are gone
-            log.warning("replaced the earlier %s in %s/ (another --out keeps both)",
-                        ", ".join(replaced + [f"{p.name} (removed: this run does not write it)" for p in stale]),
-                        self.out_dir)
+            said = [f"replaced the earlier {', '.join(replaced)}"] if replaced else []
+            if stale:
+                said.append(f"removed the earlier {', '.join(p.name for p in stale)}, which this run does not write")
+            log.warning("%s in %s/ (another --out keeps both)", "; ".join(said), self.out_dir)
 
     def __exit__(self, exc_type, exc, tb):
         for tmp, _ in self._staged:

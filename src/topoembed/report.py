@@ -827,7 +827,8 @@ def render_html(summary: dict, points=None, index=None, per_point: list[dict] = 
     got = _view(summary, points, index, view) if summary["loops"] else None  # one view (a PCA) for both
     verdict = (_headline(summary, t) + (f"<ul>{evidence}</ul>" if evidence else "")
                + _first_loop_figure(summary, got, per_point)
-               + (f"<details><summary><b>What was checked</b> ({checks.count('<li>')} points)</summary>"
+               + (f"<details><summary><b>What was checked</b> ({checks.count('<li>')} "
+                  f"{'checks' if checks.count('<li>') != 1 else 'check'})</summary>"
                   f"<ul>{checks}</ul></details>" if checks else "") + _warnings(summary))
     n_h1 = len(h1)
     ens = summary.get("ensemble") or {}
