@@ -209,6 +209,10 @@ def test_samples_workflow_refuses_unknown_options(tmp_path):
     assert res.returncode != 0 and "sample 'noise': unknown key(s) userep (did you mean use_rep?)" in said
     res = _samples(tmp_path, TWO_SAMPLES.replace('noise: {path: "noise.npy"}', '"no ise": {path: "noise.npy"}'), "-n")
     assert res.returncode != 0 and "sample name 'no ise': use letters, digits" in res.stdout + res.stderr
+    # a setting no sample can run with is refused when the config is read, not in each job
+    res = _samples(tmp_path, TWO_SAMPLES.replace("params: {k: 20}", "params: {k: -5}"), "-n")
+    said = res.stdout + res.stderr
+    assert res.returncode != 0 and "sample 'ring' (200 points), params: k" in said and "Nothing to be done" not in said
 
 
 def test_a_sample_stopped_with_the_workflow_is_said_so():

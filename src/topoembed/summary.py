@@ -116,6 +116,6 @@ def summary(result, input_desc: str = "") -> dict:
         **({"ensemble": result.ensemble} if result.ensemble is not None else {}),
         "warnings": list(result.warnings),
         "notes": list(result.notes),
-        "timings_s": {k: float(v) for k, v in result.timings.items()},
+        "timings_s": {k: float(v) for k, v in sorted(result.timings.items(), key=lambda kv: kv[0] == "total")},
         "environment": environment(),
     }
