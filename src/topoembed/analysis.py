@@ -78,7 +78,8 @@ def _ignored_sizes(params, n: int, A, from_runs) -> list[str]:
     ``ENSEMBLE_MIN_N``, or a precomputed graph) does not make."""
     said = []
     if params.subsample is not None and int(params.subsample) >= n:
-        said.append(f"{option('subsample', int(params.subsample))} is at least the {n} points: all of them are analysed")
+        said.append(f"{option('subsample', int(params.subsample))} is at least the {n} points: all of them are "
+                    "analysed")
     elif params.subsample is not None and int(params.subsample) > pipeline.ENSEMBLE_MIN_N:
         said.append(f"{option('subsample', int(params.subsample))} makes one run of more than "
                     f"{pipeline.ENSEMBLE_MIN_N:,} points, which gets no prevalence check; one run of 2,000 IPC cells "

@@ -110,8 +110,8 @@ LEGEND = ("`n_loops`: supported loops, `n_possible`: loops found but not support
           "`score`: s_m, how clearly the m loops the detection counted stand out (0-1; empty where it counted none); "
           "`p_value_1`, `prevalence_1`, `median_phase_confidence_1`, `n_on_loop_1`: the first loop's; `confirmed`: "
           "whether the other spectral distance found the same count (False: it did not, and the count was dropped "
-          "to 0; empty where no check ran); `n_points`: the points of the run whose graph and diagrams these are (an ensemble's "
-          "reference subsample).")
+          "to 0; empty where no check ran); `n_points`: the points of the run whose graph and diagrams these are "
+          "(an ensemble's reference subsample).")
 
 
 def to_markdown(rows: list[dict]) -> str:

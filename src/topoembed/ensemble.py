@@ -199,12 +199,13 @@ def _surface_on_all_points(X, params, runs: list, jobs, progress: bool, timings:
     seen = sum(bool(r.detection.get("surface_loops")) for r in runs)
     if not looked or n > SURFACE_ALL_POINTS_MAX_N or not params.surface:
         return None
-    Progress(1, "topoembed ensemble", "run", enabled=progress).note(
-        f"{looked} of {len(runs)} subsamples looked for a closed surface ({seen} found one): one run on all {n:,} "
-        "points, whose resolution keeps a torus's tube, looks for it there")
+    bar = Progress(1, "topoembed ensemble", "run", enabled=progress)
+    bar.note(f"{looked} of {len(runs)} subsamples looked for a closed surface ({seen} found one): one run on all "
+             f"{n:,} points, whose resolution keeps a torus's tube, looks for it there")
     t0 = time.perf_counter()
     with tentative_run():  # its warnings are said only if its result is the answer
         res = prevalence.single_with_check(X, dataclasses.replace(params, n_subsamples=1), jobs, progress)
+    bar.close()
     surface = res.detection.get("surface_loops")
     if not surface:
         log.info("ensemble: the run on all points finds no closed surface; the subsamples' result stands")

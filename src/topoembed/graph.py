@@ -263,8 +263,8 @@ def disconnected_warning(labels: np.ndarray) -> str | None:
     if len(sizes) == 1:
         return None
     rest = int(sizes[1:].sum())
-    return (f"the kNN graph has {len(sizes)} connected components (sizes {sizes[:10].tolist()}); spectral distances are "
-            "computed per component and are inf between components (each component is an H0 bar that never dies), "
+    return (f"the kNN graph has {len(sizes)} connected components (sizes {sizes[:10].tolist()}); spectral distances "
+            "are computed per component and are inf between components (each component is an H0 bar that never dies), "
             f"so the {rest} point{'' if rest == 1 else 's'} outside the largest one cannot lie on its loops. Most "
             "often a mutual kNN graph (the pipeline's default) leaves a few points without a mutual neighbour; a "
             f"larger k or the union graph joins them ({option('symmetrize', 'or')}).")

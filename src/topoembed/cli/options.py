@@ -164,8 +164,8 @@ def _load(args):
                     "cells, --recipe cell_cycle normalises, logs and takes the PCA of the cell-cycle genes named in "
                     "its header", Path(str(args.input)).name, X.shape[1])
     if getattr(args, "transpose", None) and X.shape[0] < X.shape[1]:  # the refusal of too few points names no option
-        log.warning("--transpose read the %d columns of %s as the points, each with %d features (its rows); if its rows "
-                    "are the cells, leave --transpose out", X.shape[0], Path(str(args.input)).name, X.shape[1])
+        log.warning("--transpose read the %d columns of %s as the points, each with %d features (its rows); if its "
+                    "rows are the cells, leave --transpose out", X.shape[0], Path(str(args.input)).name, X.shape[1])
     if meta.get("kind") == "anndata":  # as `run`: raw counts are refused, with the way to the points
         from .._anndata import points
 
