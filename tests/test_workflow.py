@@ -161,7 +161,9 @@ def test_samples_workflow_runs_every_stage_and_tabulates(tmp_path):
     assert ring["detection"]["n_loops"] == 1 and ring["params"]["k"] == 20
     assert ring["input"] == "synthetic:circle?n=200&d=10&sigma=0.05&seed=0"  # the sample, not its prepared.h5ad
     table = (out / "samples.csv").read_text().splitlines()
-    assert table[0].startswith("sample,verdict,n_input") and [r.split(",")[0] for r in table[1:]] == ["ring", "noise"]
+    assert table[0].startswith("sample,verdict,n_input") and [r.split(",")[0] for r in table[1:]] == [
+        "ring", "noise", "absent"]
+    assert table[3].split(",")[1] == "skipped" and "optional, and nowhere.h5ad is absent" in table[3]  # it was left out
     assert (out / "samples.md").exists() and (out / "samples.png").stat().st_size > 1000
     # the same as topoembed run on the same points and settings
     from topoembed import cli

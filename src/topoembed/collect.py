@@ -16,12 +16,14 @@ from . import verdict
 from ._validate import InputError
 
 #: Columns of the table, in order (README: Snakemake workflow). ``verdict``: the run's
-#: :class:`topoembed.verdict.Verdict` headline, or "failed" for a sample whose run failed
-#: (``error``: the last line of its log).
+#: :class:`topoembed.verdict.Verdict` headline, "failed" for a sample whose run failed
+#: (``error``: the last line of its log), or "skipped" for one left out on purpose (``error``: why).
 COLUMNS = ("sample", "verdict", "n_input", "n_points", "distance", "n_loops", "n_possible", "score", "p_value_1",
            "prevalence_1",
            "confirmed", "median_phase_confidence_1", "n_on_loop_1", "warnings", "time_s", "error")
 FAILED = "failed"
+#: The verdict column of a sample left out on purpose (``topoembed collect --skipped``).
+SKIPPED = "skipped"
 
 
 def row(sample: str, summ: dict) -> dict:
@@ -46,6 +48,11 @@ def row(sample: str, summ: dict) -> dict:
 def failed_row(sample: str, error: str) -> dict:
     """The row of a sample whose run failed: its verdict is :data:`FAILED`, ``error`` says why."""
     return {**dict.fromkeys(COLUMNS), "sample": sample, "verdict": FAILED, "error": error}
+
+
+def skipped_row(sample: str, why: str) -> dict:
+    """The row of a sample not analysed on purpose (an optional sample whose file is absent)."""
+    return {**dict.fromkeys(COLUMNS), "sample": sample, "verdict": SKIPPED, "error": why}
 
 
 #: Why a sample without summary.json and without a word in its logs has none.
@@ -111,7 +118,7 @@ LEGEND = ("`n_loops`: supported loops, `n_possible`: loops found but not support
           "`p_value_1`, `prevalence_1`, `median_phase_confidence_1`, `n_on_loop_1`: the first loop's; `confirmed`: "
           "whether the other spectral distance found the same count (False: it did not, and the count was dropped "
           "to 0; empty where no check ran); `n_points`: the points of the run whose graph and diagrams these are "
-          "(an ensemble's reference subsample).")
+          "(an ensemble's reference subsample); `error`: why a sample failed or was skipped.")
 
 
 def to_markdown(rows: list[dict]) -> str:
@@ -128,13 +135,13 @@ def plot(rows: list[dict], ax=None):
     if ax is None:
         _, ax = plt.subplots(figsize=(max(4.0, 0.8 * len(rows) + 2), 3.2))
     colours = plt.get_cmap("tab10")
-    ok = [r["verdict"] != FAILED for r in rows]
+    ok = [r["verdict"] not in (FAILED, SKIPPED) for r in rows]
     m = [int(r["n_loops"]) if good else 0 for r, good in zip(rows, ok)]
     score = [r["score"] if good and r["score"] is not None else 0.0 for r, good in zip(rows, ok)]
     ax.bar(np.arange(len(rows)), score, color=[colours(k) for k in m])
     for i, (r, good) in enumerate(zip(rows, ok)):
-        ax.text(i, score[i], r["verdict"] if good else "failed", ha="center", va="bottom", fontsize=8,
-                color="black" if good else "firebrick")
+        ax.text(i, score[i], r["verdict"], ha="center", va="bottom", fontsize=8,
+                color="black" if good else "0.5" if r["verdict"] == SKIPPED else "firebrick")
     ax.set_xticks(np.arange(len(rows)), [r["sample"] for r in rows], rotation=30, ha="right")
     ax.set_ylim(0, 1.12)
     ax.set_ylabel("s_m of the loops counted")  # none counted: no bar, the verdict at 0

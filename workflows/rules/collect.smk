@@ -7,7 +7,8 @@ rule collect:
         f"{OUT}/samples.md",
         f"{OUT}/samples.png",
     params:
-        pairs=" ".join(f"{shlex.quote(n)}={OUT}/{n}/report/summary.json" for n in SAMPLES),
+        pairs=" ".join(f"{shlex.quote(n)}={OUT}/{n}/report/summary.json" for n in SAMPLES)
+              + ("" if not SKIPPED else " --skipped " + " ".join(shlex.quote(f"{n}={why}") for n, why in SKIPPED.items())),
     log:
         OUT + "/logs/collect.log",
     threads: 1
@@ -24,7 +25,8 @@ onerror:
     import subprocess
 
     summaries = [f"{n}={OUT}/{n}/report/summary.json" for n in SAMPLES]
-    done = subprocess.run(["topoembed", "collect", *summaries, "--out", OUT, "--logs", f"{OUT}/logs"],
+    skipped = ["--skipped", *(f"{n}={why}" for n, why in SKIPPED.items())] if SKIPPED else []
+    done = subprocess.run(["topoembed", "collect", *summaries, "--out", OUT, "--logs", f"{OUT}/logs", *skipped],
                           capture_output=True, text=True)
     print(f"topoembed workflow: a sample failed; {OUT}/samples.md lists every sample and why it failed"
           if done.returncode == 0 else f"topoembed workflow: the table could not be written: {done.stderr}",

@@ -185,6 +185,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--logs", default=None, metavar="DIR",
                    help="a folder with one log folder per sample (the samples workflow's logs/): a sample without "
                         "summary.json is then listed as failed, with its log's last line, instead of stopping")
+    p.add_argument("--skipped", nargs="+", default=[], metavar="NAME=WHY",
+                   help="samples not analysed on purpose (the workflow's optional samples whose file is absent), "
+                        "listed as skipped with why")
     p.set_defaults(func=cmd_collect)
 
     p = sub.add_parser("benchmark", add_help=False,

@@ -61,6 +61,9 @@ def cmd_collect(args) -> int:
             name, path = Path(item).parent.name, item
         pairs[name] = path
     rows = collect.table(pairs, logs=args.logs)
+    for item in args.skipped:
+        name, _, why = item.partition("=")
+        rows.append(collect.skipped_row(name, why or "skipped"))
     for r in rows:
         if r["verdict"] == collect.FAILED:
             sys.stderr.write(f"topoembed collect: sample {r['sample']!r} failed: {r['error']}\n")
