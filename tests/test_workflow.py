@@ -229,6 +229,10 @@ def test_a_sample_stopped_with_the_workflow_is_said_so():
         assert said.startswith("unfinished, its logs empty (") and "snakemake --keep-going" in said
         (Path(d) / "graph.log").write_text("topoembed graph: error: k = 5 must be < n\n")
         assert collect.last_error(d) == "graph.log: topoembed graph: error: k = 5 must be < n"
+        # a job's options named as the config's keys, which the workflow's user edits
+        (Path(d) / "graph.log").write_text("error: pass --use-rep KEY or --recipe cell_cycle; --k 5 is too large\n")
+        assert collect.last_error(d).endswith("(in the workflow's config: the sample's use_rep:, the sample's recipe:, "
+                                              "params: k)")
 
 
 

@@ -8,6 +8,7 @@ sample's s_m of the loops counted, coloured by their number (no bar where none i
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -60,15 +61,35 @@ STOPPED = ("the workflow may have stopped on another sample's failure; snakemake
            "other samples")
 
 
+#: The samples workflow's per-sample config keys for the command-line options its jobs pass.
+SAMPLE_OPTIONS = ("use_rep", "recipe", "layer", "gene_symbols", "transpose", "groupby")
+
+
+def in_config_words(line: str) -> str:
+    """A job's error line with the config keys meant by the command-line options it names
+    (``--use-rep`` is a sample's ``use_rep:``, ``--k`` is ``params: {k: ...}``), where it names any:
+    the user of the samples workflow edits its config, not a command."""
+    from .params import Params
+
+    fields = set(Params.__dataclass_fields__)
+    said = []
+    for flag in dict.fromkeys(re.findall(r"--([a-z][a-z0-9-]*)", line)):
+        key = flag.replace("-", "_")
+        where = (f"the sample's {key}:" if key in SAMPLE_OPTIONS else f"params: {key}" if key in fields else None)
+        if where and where not in said:
+            said.append(where)
+    return line + (f" (in the workflow's config: {', '.join(said)})" if said else "")
+
+
 def last_error(log_dir) -> str:
-    """The last non-empty line of the newest log under ``log_dir`` (a failed sample's logs); where
-    the logs are empty or absent (a step stopped with the workflow, or never started), that and
-    :data:`STOPPED`."""
+    """The last non-empty line of the newest log under ``log_dir`` (a failed sample's logs), with
+    the config keys its options mean (:func:`in_config_words`); where the logs are empty or absent
+    (a step stopped with the workflow, or never started), that and :data:`STOPPED`."""
     logs = sorted(Path(log_dir).glob("*.log"), key=lambda f: f.stat().st_mtime) if Path(log_dir).is_dir() else []
     for log in reversed(logs):
         lines = [ln.strip() for ln in log.read_text(errors="replace").splitlines() if ln.strip()]
         if lines:
-            return f"{log.name}: {lines[-1]}"
+            return f"{log.name}: {in_config_words(lines[-1])}"
     if logs:
         return f"unfinished, its logs empty ({', '.join(log.name for log in logs)}): {STOPPED}"
     return f"not run (no summary.json, no log): {STOPPED}"
