@@ -7,7 +7,7 @@ import logging
 import numpy as np
 
 from ._progress import follow_scanpy_verbosity
-from ._validate import INTERFACE, InputError, check_points, looks_like_counts
+from ._validate import INTERFACE, InputError, check_points, looks_like_gene_counts
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ def points(adata, use_rep: str | None = None, *, expect_representation: bool = T
     say = log.debug if quiet else log.warning
     X = points_from_adata(adata, use_rep)
     where = f"adata.obsm[{use_rep!r}]" if use_rep not in (None, "X") else "adata.X"
-    counts = expect_representation and X.shape[1] > 100 and looks_like_counts(X)
+    counts = expect_representation and looks_like_gene_counts(X)
     if hint and not (counts and use_rep != "X"):  # where counts are refused, the refusal says it
         say("%s; each of its %d obs is analysed as a cell", hint, adata.n_obs)
     if counts:

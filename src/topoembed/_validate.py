@@ -103,6 +103,16 @@ def check_choice(value, choices, name: str):
     return value
 
 
+def meant_name(name: str, known, aliases: dict | None = None) -> str | None:
+    """The name a user probably meant by an unknown ``name``: its entry in ``aliases`` (another
+    tool's name for a setting, e.g. scanpy's), else the closest of ``known`` (difflib), else None."""
+    import difflib
+
+    if aliases and name in aliases:
+        return aliases[name]
+    return next(iter(difflib.get_close_matches(name, list(known), n=1)), None)
+
+
 def check_positive(value, name: str, *, integer: bool = False, allow_zero: bool = False):
     ok_type = isinstance(value, (int, np.integer)) if integer else isinstance(value, (int, float, np.integer, np.floating))
     if isinstance(value, bool) or not ok_type or not np.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
@@ -130,6 +140,17 @@ def available_memory_bytes() -> int:
 def looks_like_counts(X, sample: int = 20000, seed: int = 0) -> bool:
     """True if X is non-negative and integer-valued (checked on a random sample of entries)."""
     return count_kind(X, sample, seed) == "integer"
+
+
+#: More columns than this, all non-negative integers: raw counts over genes, which need the
+#: recipe (fewer: a few counted features, or pixel-like values, analysed as they are).
+COUNTS_MIN_COLUMNS = 100
+
+
+def looks_like_gene_counts(X) -> bool:
+    """X (points × features) looks like raw counts over genes: more than
+    :data:`COUNTS_MIN_COLUMNS` columns of non-negative integers (:func:`looks_like_counts`)."""
+    return X.shape[1] > COUNTS_MIN_COLUMNS and looks_like_counts(X)
 
 
 def count_kind(X, sample: int = 20000, seed: int = 0) -> str:

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ._validate import INTERFACE, InputError, looks_like_counts, option
+from ._validate import INTERFACE, InputError, looks_like_gene_counts, option
 from .tables import file_type, read_table, warn_repeated_names
 
 __all__ = ["load_points", "read_h5ad", "read_table_anndata", "ANNDATA_INPUTS", "atomic_path", "write_json", "write_npz",
@@ -306,8 +306,8 @@ def default_rep(adata, use_rep: str | None, quiet: bool = False) -> str | None:
         log.info("use_rep not given: analysing obsm['X_pca'] as scanpy would for %d genes (use_rep='X' for "
                  "adata.X)", adata.n_vars)
         return "X_pca"
-    refused_later = adata.n_vars > 100 and looks_like_counts(adata.X)  # as _anndata.points refuses raw counts
-    if adata.n_vars > SCANPY_N_PCS and not refused_later:  # scanpy would compute a PCA here
+    # scanpy would compute a PCA here; raw counts are refused where the points are read (_anndata.points)
+    if adata.n_vars > SCANPY_N_PCS and not looks_like_gene_counts(adata.X):
         first = ("--use-rep KEY for a representation in obsm, or --recipe cell_cycle on counts"
                  if INTERFACE["name"] == "cli" else "sc.pp.pca(adata) (or te.pp.recipe_cell_cycle on counts) first")
         (log.debug if quiet else log.warning)(

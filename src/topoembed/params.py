@@ -17,7 +17,7 @@ import numpy as np
 
 from . import _device, graph, homology, loops, spectral
 from . import localize as localization
-from ._validate import InputError, check_choice, check_k, check_positive, option
+from ._validate import InputError, check_choice, check_k, check_positive, meant_name, option
 
 __all__ = ["Params", "STAGE_PARAMS", "stage_resources", "H2_MAX_N", "ENSEMBLE_MIN_N", "ENSEMBLE_RUNS", "MIN_PREVALENCE",
            "SUBSAMPLE_SIZE", "SMALL_INPUT_K", "SMALL_INPUT_SHARE", "takes_quarter_k"]
@@ -194,14 +194,11 @@ class Params:
     def from_options(cls, options: dict, where: str) -> "Params":
         """``Params(**options)``, or an InputError for a name that is not a setting, with the
         setting a scanpy user meant (``n_neighbors`` is ``k``) or the nearest name."""
-        import difflib
-
         unknown = [name for name in options if name not in cls.__dataclass_fields__]
         if unknown:
             hints = []
             for name in unknown:
-                meant = SCANPY_NAMES.get(name) or next(iter(difflib.get_close_matches(
-                    name, list(cls.__dataclass_fields__), n=1)), None)
+                meant = meant_name(name, cls.__dataclass_fields__, SCANPY_NAMES)
                 hints.append(f"{name!r}" + (f" (did you mean {meant}?)" if meant else ""))
             raise InputError(f"{where} got unknown option(s) {', '.join(hints)}; its options are the settings of "
                              f"topoembed.params.Params: {', '.join(cls.__dataclass_fields__)}")

@@ -9,7 +9,7 @@ import logging
 from pathlib import Path
 
 from .. import graph, io, pipeline, spectral
-from .._validate import InputError, check_points, looks_like_counts
+from .._validate import InputError, check_points, looks_like_gene_counts
 
 log = logging.getLogger("topoembed")
 
@@ -159,7 +159,7 @@ def _load(args):
                     args.command, DEMO_INPUT)
     X, meta = io.load_points(args.input, use_rep=args.use_rep, index_col=getattr(args, "index_col", None),
                              transpose=getattr(args, "transpose", None))
-    if meta.get("kind") not in ("anndata", "synthetic", "npy") and X.shape[1] > 100 and looks_like_counts(X):
+    if meta.get("kind") not in ("anndata", "synthetic", "npy") and looks_like_gene_counts(X):
         log.warning("%s looks like raw counts (%d columns of non-negative integers) and is analysed as it is; for "
                     "cells, --recipe cell_cycle normalises, logs and takes the PCA of the cell-cycle genes named in "
                     "its header", Path(str(args.input)).name, X.shape[1])
