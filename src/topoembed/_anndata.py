@@ -6,7 +6,7 @@ import logging
 
 import numpy as np
 
-from ._progress import follow_scanpy_verbosity
+from ._progress import filtered, follow_scanpy_verbosity
 from ._validate import INTERFACE, InputError, check_points, looks_like_gene_counts
 
 log = logging.getLogger(__name__)
@@ -149,19 +149,8 @@ def said_at_the_graph(adata, key: str):
     name = f"{key}_graph"
     said = (graph.disconnected_warning(graph.components(adata.obsp[name])[1])
             if int(record.get("n_components", 1)) > 1 and name in adata.obsp else None)
-    if said is None:
+    with filtered([logging.getLogger("topoembed.spectral")] if said else [], lambda r: r.getMessage() != said):
         yield
-        return
-    spectral_log = logging.getLogger("topoembed.spectral")
-
-    def unsaid(record):
-        return record.getMessage() != said
-
-    spectral_log.addFilter(unsaid)
-    try:
-        yield
-    finally:
-        spectral_log.removeFilter(unsaid)
 
 
 def stored_distances_of(adata, key: str, kind: str, t: float, n_components: int, use_rep: str | None) -> np.ndarray:

@@ -118,6 +118,20 @@ def inner_run():
         _INNER_RUNS -= 1
 
 
+@contextlib.contextmanager
+def filtered(targets, keep):
+    """Inside the block, the loggers or handlers ``targets`` pass only the records that ``keep``
+    (a record -> bool) accepts."""
+    targets = list(targets)
+    for target in targets:
+        target.addFilter(keep)
+    try:
+        yield
+    finally:
+        for target in targets:
+            target.removeFilter(keep)
+
+
 def _not_a_warning(record) -> bool:
     return record.levelno < logging.WARNING
 
@@ -129,14 +143,8 @@ def tentative_run():
     before it (the command line's, the user's, an outer run's collector), so a dropped run's
     "reporting 0 loops" does not contradict the verdict given; its progress lines still show."""
     handlers = logging.getLogger("topoembed").handlers + logging.getLogger().handlers
-    for handler in handlers:
-        handler.addFilter(_not_a_warning)
-    try:
-        with inner_run():
-            yield
-    finally:
-        for handler in handlers:
-            handler.removeFilter(_not_a_warning)
+    with filtered(handlers, _not_a_warning), inner_run():
+        yield
 
 
 _UNHEARD = _Unheard()
